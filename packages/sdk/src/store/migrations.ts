@@ -1,0 +1,123 @@
+/**
+ * The run store's schema, one migration per entry. Applied in order under an advisory lock, each in its
+ * own transaction, and recorded in `runbook_migrations`. Never edit a released migration: add a new one.
+ */
+export interface Migration {
+  version: number;
+  name: string;
+  sql: string;
+}
+
+/** The all-zero hash the audit chain starts from. */
+export const GENESIS_HASH = '0'.repeat(64);
+
+export const MIGRATIONS: readonly Migration[] = [
+  {
+    version: 1,
+    name: 'runs, steps, approvals, locks, budgets, expiring actions, audit',
+    sql: `
+CREATE TABLE runs (
+  id               text PRIMARY KEY,
+  runbook_id       text NOT NULL,
+  mode             text NOT NULL CHECK (mode IN ('diagnose', 'plan', 'execute')),
+  input            jsonb NOT NULL,
+  status           text NOT NULL CHECK (status IN ('queued', 'running', 'waiting_approval', 'succeeded', 'failed', 'escalated', 'cancelled')),
+  requested_by     text NOT NULL,
+  created_at       timestamptz NOT NULL,
+  updated_at       timestamptz NOT NULL,
+  started_at       timestamptz,
+  ended_at         timestamptz,
+  outcome          jsonb,
+  error            jsonb,
+  lease_owner      text,
+  lease_expires_at timestamptz,
+  cancel_requested text,
+  attempts         integer NOT NULL DEFAULT 0
+);
+CREATE INDEX runs_claimable ON runs (created_at, id) WHERE status IN ('queued', 'running');
+CREATE INDEX runs_recent ON runs (created_at DESC);
+
+CREATE TABLE steps (
+  id         bigserial PRIMARY KEY,
+  run_id     text NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
+  name       text NOT NULL,
+  kind       text NOT NULL CHECK (kind IN ('check', 'act', 'approve', 'notify', 'sleep')),
+  status     text NOT NULL CHECK (status IN ('succeeded', 'failed', 'skipped', 'applying', 'waiting_approval', 'sleeping')),
+  result     jsonb,
+  error      jsonb,
+  attempts   integer NOT NULL DEFAULT 1,
+  started_at timestamptz NOT NULL,
+  ended_at   timestamptz,
+  UNIQUE (run_id, name)
+);
+
+CREATE TABLE approvals (
+  id           text PRIMARY KEY,
+  run_id       text NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
+  step         text NOT NULL,
+  plan_hash    text NOT NULL,
+  plan         jsonb NOT NULL,
+  status       text NOT NULL CHECK (status IN ('pending', 'approved', 'rejected', 'void')),
+  requested_by text NOT NULL,
+  requested_at timestamptz NOT NULL,
+  expires_at   timestamptz NOT NULL,
+  decided_by   text,
+  decided_at   timestamptz,
+  reason       text,
+  break_glass  boolean NOT NULL DEFAULT false
+);
+CREATE INDEX approvals_by_run ON approvals (run_id, step);
+
+-- Lease locks: one row per locked resource. A row whose lease expired is free to take.
+CREATE TABLE locks (
+  resource   text PRIMARY KEY,
+  run_id     text NOT NULL,
+  step       text NOT NULL,
+  owner      text NOT NULL,
+  expires_at timestamptz NOT NULL
+);
+
+-- One row per apply, for remediation budgets ("at most 3 restarts of X per hour").
+CREATE TABLE budget_spend (
+  resource text NOT NULL,
+  action   text NOT NULL,
+  run_id   text NOT NULL,
+  step     text NOT NULL,
+  spent_at timestamptz NOT NULL
+);
+CREATE INDEX budget_spend_window ON budget_spend (resource, action, spent_at);
+
+-- Applied actions the engine must revert when they expire (an IP block for one hour).
+CREATE TABLE expiring_actions (
+  run_id           text NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
+  step             text NOT NULL,
+  resource         text NOT NULL,
+  action           text NOT NULL,
+  revert_at        timestamptz NOT NULL,
+  status           text NOT NULL CHECK (status IN ('pending', 'reverted', 'failed')),
+  claimed_by       text,
+  claim_expires_at timestamptz,
+  error            jsonb,
+  PRIMARY KEY (run_id, step)
+);
+CREATE INDEX expiring_due ON expiring_actions (revert_at) WHERE status = 'pending';
+
+-- Append-only, hash-chained audit log. entry is the canonical JSON text that was hashed, kept verbatim.
+-- hash = sha256(prev_hash || '|' || seq || '|' || entry); audit_head holds the latest link, so that
+-- removing the newest rows is detected too.
+CREATE TABLE audit (
+  seq       integer PRIMARY KEY,
+  entry     text NOT NULL,
+  prev_hash text NOT NULL,
+  hash      text NOT NULL
+);
+CREATE TABLE audit_head (
+  id        integer PRIMARY KEY CHECK (id = 1),
+  seq       integer NOT NULL,
+  prev_hash text,
+  hash      text NOT NULL
+);
+INSERT INTO audit_head (id, seq, prev_hash, hash) VALUES (1, 0, NULL, '${GENESIS_HASH}');
+`,
+  },
+];

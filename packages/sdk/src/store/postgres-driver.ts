@@ -1,0 +1,71 @@
+import type { Pool, PoolClient, PoolConfig } from 'pg';
+import { assertSchemaName, type Queryable, type SqlDriver } from './driver';
+
+/** Options of the PostgreSQL driver. */
+export interface PostgresDriverOptions {
+  /** `postgres://user:password@host:5432/db`. */
+  connectionString: string;
+  /** Schema holding the store's tables; created if missing. @default "runbook" */
+  schema?: string;
+  /** Pool size. @default 10 */
+  max?: number;
+  /** Give up connecting after this long (pg waits forever by default). @default 10000 */
+  connectionTimeoutMillis?: number;
+  /** Server-side bound on any store statement. @default 30000 */
+  statementTimeoutMillis?: number;
+}
+
+/** Opens a pooled PostgreSQL driver. `pg` is a peer dependency, loaded only here. */
+export async function openPostgresDriver(options: PostgresDriverOptions): Promise<SqlDriver> {
+  const schema = assertSchemaName(options.schema ?? 'runbook');
+  const { default: pg } = await import('pg');
+  const config: PoolConfig = {
+    connectionString: options.connectionString,
+    max: options.max ?? 10,
+    connectionTimeoutMillis: options.connectionTimeoutMillis ?? 10_000,
+    statement_timeout: options.statementTimeoutMillis ?? 30_000,
+    options: `-c search_path=${schema}`,
+    application_name: 'aiwebtest-runbooks',
+  };
+  const pool: Pool = new pg.Pool(config);
+  // An idle client's error (server restart) must not crash the process; the next query reconnects.
+  pool.on('error', () => {});
+  const bootstrap = await pool.connect();
+  try {
+    await bootstrap.query(`CREATE SCHEMA IF NOT EXISTS ${schema}`);
+  } catch (e) {
+    // Two processes creating the schema at once race on the catalog; the loser sees a unique violation.
+    if ((e as { code?: string }).code !== '23505') throw e;
+  } finally {
+    bootstrap.release();
+  }
+
+  const on = (client: Pool | PoolClient): Queryable => ({
+    async query<R>(sql: string, params: readonly unknown[] = []) {
+      const result = await client.query(sql, params as unknown[]);
+      return result.rows as R[];
+    },
+  });
+
+  return {
+    dialect: 'postgres',
+    ...on(pool),
+    async transaction(fn) {
+      const client = await pool.connect();
+      try {
+        await client.query('BEGIN');
+        const value = await fn(on(client));
+        await client.query('COMMIT');
+        return value;
+      } catch (e) {
+        await client.query('ROLLBACK').catch(() => {});
+        throw e;
+      } finally {
+        client.release();
+      }
+    },
+    async close() {
+      await pool.end();
+    },
+  };
+}

@@ -1,0 +1,133 @@
+import type { ErrorInfo } from '../core/errors';
+import type { Json } from '../core/json';
+import type { RunMode } from '../core/step';
+
+/** Where a run is in its life. `waiting_approval` runs resume when approved; the last four are final. */
+export type RunStatus =
+  | 'queued'
+  | 'running'
+  | 'waiting_approval'
+  | 'succeeded'
+  | 'failed'
+  | 'escalated'
+  | 'cancelled';
+
+/** Statuses after which a run never changes again. */
+export const FINAL_RUN_STATUSES: readonly RunStatus[] = ['succeeded', 'failed', 'escalated', 'cancelled'];
+
+/** A run as stored. */
+export interface RunRecord {
+  id: string;
+  runbookId: string;
+  mode: RunMode;
+  /** The validated input, redacted. */
+  input: Json;
+  status: RunStatus;
+  requestedBy: string;
+  createdAt: Date;
+  updatedAt: Date;
+  startedAt: Date | null;
+  endedAt: Date | null;
+  outcome: Json | null;
+  error: ErrorInfo | null;
+  /** The engine process executing it, while `running`. */
+  leaseOwner: string | null;
+  leaseExpiresAt: Date | null;
+  /** Set when someone asked to cancel a running run: `"actor: reason"`. */
+  cancelRequested: string | null;
+  /** How many times an engine process claimed it. */
+  attempts: number;
+}
+
+/** What kind of step a record is. */
+export type StepKind = 'check' | 'act' | 'approve' | 'notify' | 'sleep';
+
+/** Step statuses. `applying`, `waiting_approval` and `sleeping` are in-flight markers a resumed run acts on. */
+export type StepStatus = 'succeeded' | 'failed' | 'skipped' | 'applying' | 'waiting_approval' | 'sleeping';
+
+/** A step as stored: its result is what a resumed run replays. */
+export interface StepRecord {
+  runId: string;
+  name: string;
+  kind: StepKind;
+  status: StepStatus;
+  result: Json | null;
+  error: ErrorInfo | null;
+  attempts: number;
+  startedAt: Date;
+  endedAt: Date | null;
+}
+
+/** A step write (the store fills in nothing the engine did not decide). */
+export type StepWrite = Omit<StepRecord, 'runId'>;
+
+/** An approval request and its decision. */
+export interface ApprovalRecord {
+  id: string;
+  runId: string;
+  step: string;
+  planHash: string;
+  plan: Json;
+  status: 'pending' | 'approved' | 'rejected' | 'void';
+  requestedBy: string;
+  requestedAt: Date;
+  expiresAt: Date;
+  decidedBy: string | null;
+  decidedAt: Date | null;
+  reason: string | null;
+  breakGlass: boolean;
+}
+
+/** A lease lock on a resource. */
+export interface LockRecord {
+  resource: string;
+  runId: string;
+  step: string;
+  owner: string;
+  expiresAt: Date;
+}
+
+/** An applied action due to be reverted by the engine. */
+export interface ExpiringActionRecord {
+  runId: string;
+  step: string;
+  resource: string;
+  action: string;
+  revertAt: Date;
+  status: 'pending' | 'reverted' | 'failed';
+}
+
+/** What an audit entry says; `ts` is an ISO timestamp. */
+export interface AuditEntry {
+  ts: string;
+  actor: string;
+  /** `run.created`, `step.check`, `plan.recorded`, `approval.granted`, `action.applied`, `action.reverted`, … */
+  kind: string;
+  runId?: string;
+  step?: string;
+  data?: Json;
+}
+
+/** An audit row as stored: `entry` is the exact text that was hashed. */
+export interface AuditRow {
+  seq: number;
+  entry: string;
+  prevHash: string;
+  hash: string;
+}
+
+/** Proof that the caller still holds the run's lease; every write during execution is fenced by it. */
+export interface Fence {
+  runId: string;
+  owner: string;
+  now: Date;
+  /** The lease is extended to this time by the write. */
+  leaseUntil: Date;
+}
+
+/** Result of taking a resource's lock and budget before an apply. */
+export type BeginActionResult =
+  | { ok: true }
+  | { ok: false; reason: 'lease-lost' }
+  | { ok: false; reason: 'locked'; holder: LockRecord }
+  | { ok: false; reason: 'budget'; used: number };
