@@ -1,0 +1,76 @@
+import { toMillis } from '../core/duration';
+import { isNonRetriableError, isRetryAfterError, TimeoutError } from '../core/errors';
+import { RetryOptions, type RetryOptionsInput } from '../core/options';
+
+/** Parses user retry options, filling defaults (one attempt). */
+export function retryPolicy(input: RetryOptionsInput | undefined): RetryOptions {
+  return RetryOptions.parse(input ?? {});
+}
+
+/**
+ * Delay before attempt `failedAttempt + 1`: exponential from `minDelay` by `factor`, capped at `maxDelay`,
+ * with "equal jitter" (uniform in [d/2, d]) so that many runs retrying the same outage spread out.
+ */
+export function backoffDelay(failedAttempt: number, policy: RetryOptions, random: () => number = Math.random): number {
+  const ceiling = toMillis(policy.maxDelay);
+  const exponential = Math.min(ceiling, toMillis(policy.minDelay) * policy.factor ** (failedAttempt - 1));
+  return policy.jitter ? Math.round(exponential / 2 + (random() * exponential) / 2) : Math.round(exponential);
+}
+
+/** Whether another attempt may follow `error` after `attempt` attempts, and after how long. */
+export function nextRetry(
+  error: unknown,
+  attempt: number,
+  policy: RetryOptions,
+  random?: () => number,
+): { retry: false } | { retry: true; delayMs: number } {
+  if (attempt >= policy.maxAttempts || isNonRetriableError(error)) return { retry: false };
+  if (isRetryAfterError(error)) return { retry: true, delayMs: error.retryAfterMs };
+  return { retry: true, delayMs: backoffDelay(attempt, policy, random) };
+}
+
+/** Resolves after `ms`, or rejects with the signal's reason when it aborts first. */
+export function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal.aborted) return reject(signal.reason);
+    const onAbort = () => {
+      clearTimeout(timer);
+      reject(signal.reason);
+    };
+    const timer = setTimeout(() => {
+      signal.removeEventListener('abort', onAbort);
+      resolve();
+    }, ms);
+    signal.addEventListener('abort', onAbort, { once: true });
+  });
+}
+
+/**
+ * Runs `work` with a signal that aborts when `parent` aborts or `timeoutMs` passes. Rejects with the
+ * parent's reason or a {@link TimeoutError} as soon as that happens, even if `work` ignores its signal.
+ */
+export async function withDeadline<T>(
+  what: string,
+  timeoutMs: number | undefined,
+  parent: AbortSignal,
+  work: (signal: AbortSignal) => Promise<T>,
+): Promise<T> {
+  const controller = new AbortController();
+  const abort = () => controller.abort(parent.reason);
+  if (parent.aborted) throw parent.reason;
+  parent.addEventListener('abort', abort, { once: true });
+  const timer =
+    timeoutMs === undefined ? undefined : setTimeout(() => controller.abort(new TimeoutError(what, timeoutMs)), timeoutMs);
+  try {
+    return await Promise.race([
+      work(controller.signal),
+      new Promise<never>((_, reject) => {
+        controller.signal.addEventListener('abort', () => reject(controller.signal.reason), { once: true });
+      }),
+    ]);
+  } finally {
+    clearTimeout(timer);
+    parent.removeEventListener('abort', abort);
+    if (!controller.signal.aborted) controller.abort(new Error('step finished'));
+  }
+}

@@ -1,0 +1,958 @@
+import { formatMillis, toMillis } from '../core/duration';
+import {
+  BudgetExhaustedError,
+  CancelledError,
+  DuplicateStepError,
+  type ErrorInfo,
+  fromErrorInfo,
+  isCancelledError,
+  LeaseLostError,
+  ResourceLockedError,
+  RunbookError,
+  toErrorInfo,
+  VerificationFailedError,
+} from '../core/errors';
+import type { TypedEvent } from '../core/events';
+import type { Finding } from '../core/finding';
+import { canonicalJson, type Json, sha256 } from '../core/json';
+import type { StepOptions } from '../core/options';
+import { type Plan, sealPlan, shortHash } from '../core/plan';
+import type { Redactor } from '../core/redact';
+import type {
+  ActOptions,
+  ActResult,
+  ApprovalRequest,
+  ApproveResult,
+  Escalation,
+  Notification,
+  Outcome,
+  Runbook,
+  Severity,
+  StepTools,
+} from '../core/runbook';
+import type { Action, Applied, Check, StepContext } from '../core/step';
+import type { AuditEntry, Fence, RunRecord, RunStatus, StepKind, StepRecord, StepWrite } from '../store/records';
+import type { RunStore } from '../store/run-store';
+import { type ApprovalPolicy, needsApproval } from './approval-policy';
+import type {
+  ApprovalRequestedEvent,
+  LogEvent,
+  Notifier,
+  RetryEvent,
+  RunEndEvent,
+  StepEndEvent,
+  StepStartEvent,
+} from './events';
+import { newId } from './ids';
+import { nextRetry, retryPolicy, sleep, withDeadline } from './retry';
+import { EscalateSignal, isControlSignal, StopReplay, SuspendSignal } from './signals';
+
+/** Asks the operator to confirm a plan that policy lets them apply alone (the CLI's "Apply? [y/N]"). */
+export type ConfirmPlan = (plan: Plan<Json>, step: { runId: string; step: string }) => Promise<boolean>;
+
+/** The engine's typed events. */
+export interface EngineEvents {
+  stepStart: TypedEvent<StepStartEvent>;
+  stepEnd: TypedEvent<StepEndEvent>;
+  retry: TypedEvent<RetryEvent>;
+  approvalRequested: TypedEvent<ApprovalRequestedEvent>;
+  runEnd: TypedEvent<RunEndEvent>;
+  log: TypedEvent<LogEvent>;
+}
+
+/** What a run execution needs from its engine. */
+export interface ExecutionEnv {
+  store: RunStore;
+  owner: string;
+  leaseTtlMs: number;
+  approvals: ApprovalPolicy;
+  budgetFor(action: Action<unknown, unknown>): { max: number; perMs: number } | null;
+  notifier: Notifier;
+  redactor: Redactor;
+  events: EngineEvents;
+  confirm: ConfirmPlan | undefined;
+  random: () => number;
+}
+
+/** How an execution of a run ended. */
+export interface RunResult {
+  runId: string;
+  runbookId: string;
+  status: RunStatus;
+  outcome: Outcome | null;
+  error: ErrorInfo | null;
+  /** Set when the run waits for approval. */
+  pendingApproval?: { step: string; approvalId: string; plan: Plan<Json> };
+}
+
+/** In revert mode the execution only replays, until the target act step hands over its action. */
+export interface RevertTarget {
+  step: string;
+  onAction(action: Action<unknown, unknown>, record: StepRecord): void;
+}
+
+const FINAL_STEP = new Set(['succeeded', 'failed', 'skipped']);
+
+/**
+ * One execution of a run's function: the step tools, durable replay, retries, approvals, locks, budgets,
+ * verify and revert. A fresh instance is used for every (re)execution of a run.
+ */
+export class RunExecution {
+  readonly #env: ExecutionEnv;
+  readonly #run: RunRecord;
+  readonly #runbook: Runbook;
+  readonly #recorded: Map<string, StepRecord>;
+  readonly #seen = new Set<string>();
+  readonly #controller = new AbortController();
+  readonly #revert: RevertTarget | undefined;
+  /** The control signal raised, kept in case the runbook catches it. */
+  #raised: SuspendSignal | EscalateSignal | undefined;
+  #pendingApproval: RunResult['pendingApproval'];
+  #confirmed = new Set<string>();
+
+  constructor(
+    env: ExecutionEnv,
+    run: RunRecord,
+    runbook: Runbook,
+    steps: StepRecord[],
+    options: { revert?: RevertTarget } = {},
+  ) {
+    this.#env = env;
+    this.#run = run;
+    this.#runbook = runbook;
+    this.#recorded = new Map(steps.map((s) => [s.name, s]));
+    this.#revert = options.revert;
+  }
+
+  /** The run's signal; aborts on cancellation, timeout or lost lease. */
+  get signal(): AbortSignal {
+    return this.#controller.signal;
+  }
+
+  /** Stops the execution with `reason` (a `CancelledError`, `TimeoutError` or `LeaseLostError`). */
+  abort(reason: RunbookError): void {
+    if (!this.#controller.signal.aborted) this.#controller.abort(reason);
+  }
+
+  /** Replays the run's function up to the revert target (no writes). */
+  async replayForRevert(): Promise<void> {
+    try {
+      await this.#runbook.run(this.#context());
+    } catch (e) {
+      if (!(e instanceof StopReplay)) throw e;
+    }
+  }
+
+  /** Runs the function to its end (or suspension) and records how the run ended. */
+  async execute(externalSignal?: AbortSignal): Promise<RunResult> {
+    const run = this.#run;
+    const runTimeoutMs = toMillis(this.#runbook.timeout ?? '30m');
+    const onExternal = () => this.abort(new CancelledError('the caller aborted'));
+    externalSignal?.addEventListener('abort', onExternal, { once: true });
+    if (externalSignal?.aborted) onExternal();
+    const heartbeat = setInterval(() => void this.#beat(), Math.max(50, Math.floor(this.#env.leaseTtlMs / 3)));
+    heartbeat.unref?.();
+    const runStarted = run.startedAt ?? run.createdAt;
+    const remaining = Math.max(0, runStarted.getTime() + runTimeoutMs - Date.now());
+    const deadline = setTimeout(
+      () => this.abort(new RunbookError('TIMEOUT', `Run ${run.id} exceeded its ${formatMillis(runTimeoutMs)} timeout. Raise the runbook's \`timeout\` if it legitimately needs longer.`, { retriable: false })),
+      remaining,
+    );
+    deadline.unref?.();
+
+    try {
+      let outcome: Outcome | null = null;
+      let failure: unknown;
+      try {
+        const returned = await withDeadline(`Run ${run.id}`, undefined, this.signal, () =>
+          this.#runbook.run(this.#context()),
+        );
+        outcome = returned ?? { kind: 'done', summary: 'completed' };
+      } catch (e) {
+        failure = e;
+      }
+      // A suspension or escalation the runbook caught and swallowed still takes effect.
+      if (this.#raised && !(failure instanceof LeaseLostError)) failure = this.#raised;
+      return await this.#finish(outcome, failure);
+    } finally {
+      clearInterval(heartbeat);
+      clearTimeout(deadline);
+      externalSignal?.removeEventListener('abort', onExternal);
+    }
+  }
+
+  async #finish(outcome: Outcome | null, failure: unknown): Promise<RunResult> {
+    const run = this.#run;
+    const base = { runId: run.id, runbookId: run.runbookId };
+    if (failure instanceof LeaseLostError || this.signal.reason instanceof LeaseLostError) {
+      // Another process owns the run now; it will record the ending.
+      return { ...base, status: 'running', outcome: null, error: toErrorInfo(new LeaseLostError(run.id)) };
+    }
+    if (failure instanceof SuspendSignal) {
+      const ok = await this.#env.store.suspendRun(
+        this.#fence(),
+        this.#audit('run.suspended', failure.step, { approvalId: failure.approvalId }),
+      );
+      if (!ok) return { ...base, status: 'running', outcome: null, error: toErrorInfo(new LeaseLostError(run.id)) };
+      this.#emitRunEnd('waiting_approval', null, null);
+      return {
+        ...base,
+        status: 'waiting_approval',
+        outcome: null,
+        error: null,
+        ...(this.#pendingApproval ? { pendingApproval: this.#pendingApproval } : {}),
+      };
+    }
+
+    let status: Extract<RunStatus, 'succeeded' | 'failed' | 'escalated' | 'cancelled'>;
+    let error: ErrorInfo | null = null;
+    if (failure instanceof EscalateSignal) {
+      outcome = failure.escalation;
+      status = 'escalated';
+      if (failure.cause !== undefined) error = this.#env.redactor.redact(toErrorInfo(failure.cause));
+    } else if (failure !== undefined) {
+      const reason = this.signal.aborted ? this.signal.reason : failure;
+      status = isCancelledError(reason) ? 'cancelled' : 'failed';
+      error = this.#env.redactor.redact(toErrorInfo(reason));
+      outcome = null;
+    } else {
+      status = outcome?.kind === 'escalate' ? 'escalated' : 'succeeded';
+    }
+
+    if (status === 'escalated' && outcome?.kind === 'escalate' && run.mode === 'execute') {
+      await this.#env.notifier
+        .notify({
+          kind: 'escalate',
+          runId: run.id,
+          runbookId: run.runbookId,
+          channel: outcome.to ?? 'pager',
+          message: this.#env.redactor.redactText(outcome.reason),
+          severity: outcome.severity ?? this.#runbook.severity,
+        })
+        .catch(() => {
+          // The escalation is recorded in the run and the audit log even when delivery fails.
+        });
+    }
+    const storedOutcome = outcome ? (this.#env.redactor.redact(outcome) as unknown as Json) : null;
+    const ok = await this.#env.store.finishRun(
+      this.#fence(),
+      status,
+      storedOutcome,
+      error,
+      this.#audit(`run.${status}`, undefined, { outcome: storedOutcome, error: error as Json | null }),
+    );
+    if (!ok) return { ...base, status: 'running', outcome: null, error: toErrorInfo(new LeaseLostError(run.id)) };
+    this.#emitRunEnd(status, storedOutcome, error);
+    return { ...base, status, outcome, error };
+  }
+
+  async #beat(): Promise<void> {
+    try {
+      const beat = await this.#env.store.heartbeat(this.#fence());
+      if (!beat.held) this.abort(new LeaseLostError(this.#run.id));
+      else if (beat.cancelRequested) this.abort(new CancelledError(beat.cancelRequested));
+    } catch {
+      // A failed heartbeat (database blip) is retried at the next tick; the lease outlives a few misses.
+    }
+  }
+
+  #emitRunEnd(status: RunStatus, outcome: Json | null, error: ErrorInfo | null): void {
+    const run = this.#run;
+    this.#env.events.runEnd.emit({
+      runId: run.id,
+      runbookId: run.runbookId,
+      mode: run.mode,
+      status,
+      outcome,
+      error,
+    });
+  }
+
+  // ---- context and step tools ----
+
+  #context() {
+    const run = this.#run;
+    const step: StepTools = {
+      check: (name, check, options) => this.#check(name, check, options),
+      act: (name, action, options) => this.#act(name, action as Action<unknown, unknown>, options) as never,
+      approve: (name, request) => this.#approve(name, request),
+      notify: (name, notification) => this.#notify(name, notification),
+      sleep: (name, duration) => this.#sleep(name, toMillis(duration)),
+      escalate: (reason, options = {}) => ({ kind: 'escalate', reason, ...options }),
+      done: (summary) => ({ kind: 'done', summary }),
+    };
+    return {
+      input: run.input as never,
+      step,
+      mode: run.mode,
+      runId: run.id,
+      actor: run.requestedBy,
+      signal: this.signal,
+      log: (message: string, data?: Record<string, unknown>) => this.#log(null, message, data),
+    };
+  }
+
+  #log(step: string | null, message: string, data?: Record<string, unknown>): void {
+    const redactor = this.#env.redactor;
+    this.#env.events.log.emit({
+      runId: this.#run.id,
+      step,
+      message: redactor.redactText(message),
+      ...(data ? { data: redactor.redact(data) } : {}),
+    });
+  }
+
+  #stepContext(step: string, attempt: number, signal: AbortSignal): StepContext {
+    return {
+      runId: this.#run.id,
+      runbookId: this.#run.runbookId,
+      step,
+      mode: this.#run.mode,
+      attempt,
+      actor: this.#run.requestedBy,
+      signal,
+      log: (message, data) => this.#log(step, message, data),
+    };
+  }
+
+  #fence(): Fence {
+    const now = new Date();
+    return { runId: this.#run.id, owner: this.#env.owner, now, leaseUntil: new Date(now.getTime() + this.#env.leaseTtlMs) };
+  }
+
+  #audit(kind: string, step?: string, data?: Json): AuditEntry {
+    return {
+      ts: new Date().toISOString(),
+      actor: this.#run.requestedBy,
+      kind,
+      runId: this.#run.id,
+      ...(step === undefined ? {} : { step }),
+      ...(data === undefined ? {} : { data: this.#env.redactor.redact(data) }),
+    };
+  }
+
+  /** Claims a step name for this execution and returns its stored record, if any. */
+  #enter(name: string): StepRecord | undefined {
+    if (this.#seen.has(name)) throw new DuplicateStepError(this.#runbook.id, name);
+    this.#seen.add(name);
+    const recorded = this.#recorded.get(name);
+    if (this.#revert && (!recorded || !FINAL_STEP.has(recorded.status))) throw new StopReplay();
+    return recorded;
+  }
+
+  /** Returns a final step's stored result (or throws its stored error), as on the first execution. */
+  #replay<R>(record: StepRecord): R {
+    this.#env.events.stepEnd.emit({
+      runId: this.#run.id,
+      runbookId: this.#run.runbookId,
+      step: record.name,
+      kind: record.kind,
+      status: record.status,
+      replayed: true,
+      durationMs: 0,
+      summary: summarize(record.result, record.error),
+      result: record.result,
+      error: record.error,
+    });
+    if (record.status === 'failed' && record.error) throw fromErrorInfo(record.error);
+    return record.result as R;
+  }
+
+  /** Writes a step; a lost lease stops the execution. */
+  async #record(kind: StepKind, name: string, write: Omit<StepWrite, 'name' | 'kind'>, audit: AuditEntry) {
+    const step: StepWrite = {
+      ...write,
+      name,
+      kind,
+      result: this.#env.redactor.redact(write.result),
+      error: write.error ? this.#env.redactor.redact(write.error) : null,
+    };
+    if (!(await this.#env.store.recordStep(this.#fence(), step, audit))) throw new LeaseLostError(this.#run.id);
+    this.#recorded.set(name, { ...step, runId: this.#run.id });
+    return step;
+  }
+
+  #emitEnd(kind: StepKind, name: string, started: number, step: Pick<StepWrite, 'status' | 'result' | 'error'>) {
+    this.#env.events.stepEnd.emit({
+      runId: this.#run.id,
+      runbookId: this.#run.runbookId,
+      step: name,
+      kind,
+      status: step.status,
+      replayed: false,
+      durationMs: Date.now() - started,
+      summary: summarize(step.result, step.error),
+      result: step.result,
+      error: step.error,
+    });
+  }
+
+  /**
+   * Runs `work` with the step's retry policy and timeout. Each attempt gets a signal that aborts on the
+   * step timeout or the run's end. Control signals and run aborts pass straight through.
+   */
+  async #attempts<T>(
+    name: string,
+    kind: StepKind,
+    options: StepOptions | undefined,
+    work: (ctx: StepContext) => Promise<T>,
+  ): Promise<T> {
+    const policy = retryPolicy(options?.retry);
+    const timeoutMs = options?.timeout === undefined ? undefined : toMillis(options.timeout);
+    for (let attempt = 1; ; attempt++) {
+      this.#env.events.stepStart.emit({
+        runId: this.#run.id,
+        runbookId: this.#run.runbookId,
+        step: name,
+        kind,
+        attempt,
+      });
+      try {
+        return await withDeadline(`Step "${name}"`, timeoutMs, this.signal, (signal) =>
+          work(this.#stepContext(name, attempt, signal)),
+        );
+      } catch (e) {
+        if (isControlSignal(e) || this.signal.aborted) throw this.signal.aborted ? this.signal.reason : e;
+        const next = nextRetry(e, attempt, policy, this.#env.random);
+        if (!next.retry) throw e;
+        this.#env.events.retry.emit({
+          runId: this.#run.id,
+          step: name,
+          attempt,
+          delayMs: next.delayMs,
+          error: this.#env.redactor.redact(toErrorInfo(e)),
+        });
+        await sleep(next.delayMs, this.signal);
+      }
+    }
+  }
+
+  // ---- check ----
+
+  async #check<T>(name: string, check: Check<T>, options?: StepOptions): Promise<Finding<T>> {
+    const recorded = this.#enter(name);
+    if (recorded && FINAL_STEP.has(recorded.status)) return this.#replay(recorded);
+    const started = Date.now();
+    try {
+      const result = assertFinding(name, await this.#attempts(name, 'check', options, (ctx) => check.run(ctx)));
+      const step = await this.#record(
+        'check',
+        name,
+        { status: 'succeeded', result: result as unknown as Json, error: null, attempts: 1, startedAt: new Date(started), endedAt: new Date() },
+        this.#audit('step.check', name, { check: check.kind, status: result.status, summary: result.summary }),
+      );
+      this.#emitEnd('check', name, started, step);
+      return result;
+    } catch (e) {
+      throw await this.#recordFailure('check', name, started, e);
+    }
+  }
+
+  /** Records a step's failure (unless the run itself is stopping) and returns the error to throw. */
+  async #recordFailure(kind: StepKind, name: string, started: number, e: unknown): Promise<unknown> {
+    if (isControlSignal(e) || e instanceof LeaseLostError || this.signal.aborted) return e;
+    const error = toErrorInfo(e);
+    const step = await this.#record(
+      kind,
+      name,
+      { status: 'failed', result: null, error, attempts: 1, startedAt: new Date(started), endedAt: new Date() },
+      this.#audit(`step.${kind}.failed`, name, { error: error as unknown as Json }),
+    );
+    this.#emitEnd(kind, name, started, step);
+    return e;
+  }
+
+  // ---- act ----
+
+  async #act(name: string, action: Action<unknown, unknown>, options: ActOptions = {}): Promise<ActResult<unknown, unknown>> {
+    const recorded = this.#enter(name);
+    if (this.#revert?.step === name && recorded) {
+      this.#revert.onAction(action, recorded);
+      throw new StopReplay();
+    }
+    if (recorded && FINAL_STEP.has(recorded.status)) return this.#replay(recorded);
+    const started = Date.now();
+    const mode = this.#run.mode;
+
+    if (mode === 'diagnose') {
+      const result = { status: 'skipped' } as const;
+      const step = await this.#record(
+        'act',
+        name,
+        { status: 'skipped', result: { ...result, action: action.kind, target: action.target }, error: null, attempts: 0, startedAt: new Date(started), endedAt: new Date() },
+        this.#audit('step.act.skipped', name, { action: action.kind, target: action.target }),
+      );
+      this.#emitEnd('act', name, started, step);
+      return result;
+    }
+
+    if (mode === 'plan') {
+      try {
+        const plan = await this.#attempts(name, 'act', options, async (ctx) => sealPlan(action, await action.plan(ctx)));
+        const result = { status: 'planned', plan } as const;
+        const step = await this.#record(
+          'act',
+          name,
+          { status: 'succeeded', result: result as unknown as Json, error: null, attempts: 1, startedAt: new Date(started), endedAt: new Date() },
+          this.#audit('plan.recorded', name, planAudit(plan)),
+        );
+        this.#emitEnd('act', name, started, step);
+        return result;
+      } catch (e) {
+        throw await this.#recordFailure('act', name, started, e);
+      }
+    }
+
+    return this.#execute(name, action, options, recorded, started);
+  }
+
+  /**
+   * Execute mode. Each attempt re-plans from the world as it is, so a retried or resumed apply never acts on
+   * a stale plan. If an earlier attempt was interrupted mid-apply (`applying` in the store), the new plan
+   * tells what happened: no changes left means the apply took effect (it is recorded as recovered and
+   * verified, not applied again); the same plan means it did not (apply it); a different plan is a new plan
+   * and goes through approval again.
+   */
+  async #execute(
+    name: string,
+    action: Action<unknown, unknown>,
+    options: ActOptions,
+    recorded: StepRecord | undefined,
+    started: number,
+  ): Promise<ActResult<unknown, unknown>> {
+    const policy = retryPolicy(options.retry);
+    const timeoutMs = options.timeout === undefined ? undefined : toMillis(options.timeout);
+    let interrupted = recorded?.status === 'applying' ? (recorded.result as { plan?: Plan<unknown> } | null)?.plan : undefined;
+    let lastPlan: Plan<unknown> | undefined;
+    let holdsLock = false;
+
+    for (let attempt = 1; ; attempt++) {
+      this.#env.events.stepStart.emit({ runId: this.#run.id, runbookId: this.#run.runbookId, step: name, kind: 'act', attempt });
+      const deadline = <T>(what: string, work: (ctx: StepContext) => Promise<T>) =>
+        withDeadline(`Step "${name}" (${what})`, timeoutMs, this.signal, (signal) =>
+          work(this.#stepContext(name, attempt, signal)),
+        );
+      try {
+        const plan = await deadline('plan', async (ctx) => sealPlan(action, await action.plan(ctx)));
+        lastPlan = plan;
+
+        if (plan.changes.length === 0 && !interrupted) {
+          const result = { status: 'noop', plan } as const;
+          const step = await this.#record(
+            'act',
+            name,
+            { status: 'succeeded', result: result as unknown as Json, error: null, attempts: attempt, startedAt: new Date(started), endedAt: new Date() },
+            this.#audit('action.noop', name, planAudit(plan)),
+          );
+          this.#emitEnd('act', name, started, step);
+          return result;
+        }
+
+        let applied: Applied<unknown, unknown>;
+        if (plan.changes.length === 0 && interrupted) {
+          // The interrupted apply took effect: re-take the lock (no budget spent twice) and verify it.
+          await this.#begin(name, action, interrupted, attempt, started, false);
+          holdsLock = true;
+          applied = { plan: interrupted, data: null, appliedAt: new Date().toISOString(), recovered: true };
+          this.#log(name, `apply of plan ${shortHash(interrupted.hash)} had taken effect before the interruption; not applying it again`);
+        } else {
+          if (needsApproval(this.#env.approvals, plan)) await this.#ensureApproved(name, plan as Plan<Json>, started);
+          else await this.#confirm(name, plan as Plan<Json>);
+          await this.#begin(name, action, plan, attempt, started, true);
+          holdsLock = true;
+          interrupted = plan;
+          const data = await deadline('apply', (ctx) => action.apply(ctx, plan));
+          applied = { plan, data: data ?? null, appliedAt: new Date().toISOString(), recovered: false };
+        }
+        return await this.#verifyAndFinish(name, action, options, applied, attempt, started, deadline);
+      } catch (e) {
+        if (isControlSignal(e) || e instanceof LeaseLostError || this.signal.aborted) {
+          throw this.signal.aborted ? this.signal.reason : e;
+        }
+        const next = e instanceof VerificationFailedError ? { retry: false as const } : nextRetry(e, attempt, policy, this.#env.random);
+        if (next.retry) {
+          this.#env.events.retry.emit({
+            runId: this.#run.id,
+            step: name,
+            attempt,
+            delayMs: next.delayMs,
+            error: this.#env.redactor.redact(toErrorInfo(e)),
+          });
+          await sleep(next.delayMs, this.signal);
+          continue;
+        }
+        if (!(e instanceof VerificationFailedError)) {
+          await this.#failAction(name, action, lastPlan, attempt, started, e, holdsLock);
+        }
+        throw giveUp(e, options.onGiveUp);
+      }
+    }
+  }
+
+  /** Lock, budget and the `applying` marker, in one write. */
+  async #begin(
+    name: string,
+    action: Action<unknown, unknown>,
+    plan: Plan<unknown>,
+    attempt: number,
+    started: number,
+    spendBudget: boolean,
+  ): Promise<void> {
+    const fence = this.#fence();
+    const budget = spendBudget ? this.#env.budgetFor(action) : null;
+    const begin = await this.#env.store.beginAction(
+      fence,
+      {
+        name,
+        kind: 'act',
+        status: 'applying',
+        result: this.#env.redactor.redact({ plan } as unknown as unknown as Json),
+        error: null,
+        attempts: attempt,
+        startedAt: new Date(started),
+        endedAt: null,
+      },
+      { resource: action.target, until: fence.leaseUntil },
+      budget ? { action: action.kind, max: budget.max, windowStart: new Date(fence.now.getTime() - budget.perMs) } : null,
+      this.#audit('action.applying', name, planAudit(plan)),
+    );
+    if (begin.ok) return;
+    if (begin.reason === 'lease-lost') throw new LeaseLostError(this.#run.id);
+    if (begin.reason === 'locked') {
+      throw new ResourceLockedError(action.target, begin.holder.runId, begin.holder.step, begin.holder.expiresAt);
+    }
+    const budgetRule = budget as { max: number; perMs: number };
+    throw new BudgetExhaustedError(action.target, action.kind, budgetRule.max, formatMillis(budgetRule.perMs));
+  }
+
+  async #verifyAndFinish(
+    name: string,
+    action: Action<unknown, unknown>,
+    options: ActOptions,
+    applied: Applied<unknown, unknown>,
+    attempt: number,
+    started: number,
+    deadline: <T>(what: string, work: (ctx: StepContext) => Promise<T>) => Promise<T>,
+  ): Promise<ActResult<unknown, unknown>> {
+    const verify = action.verify;
+    let verification: Finding<Json> | undefined;
+    if (verify) {
+      verification = await deadline('verify', (ctx) => verify.call(action, ctx, applied)).catch(
+        (e): Finding<Json> => ({
+          status: 'unknown',
+          summary: `verification could not run: ${e instanceof Error ? e.message : String(e)}`,
+          evidence: [],
+          data: null,
+        }),
+      );
+    }
+    const base = { startedAt: new Date(started), endedAt: new Date(), attempts: attempt };
+    const redact = this.#env.redactor.redact;
+
+    if (verification?.status === 'fail') {
+      let reverted = false;
+      let revertError: unknown;
+      if (action.revert) {
+        const revert = action.revert;
+        try {
+          await deadline('revert', (ctx) => revert.call(action, ctx, applied));
+          reverted = true;
+        } catch (e) {
+          revertError = e;
+        }
+      }
+      const failure = new VerificationFailedError(name, verification.summary, reverted);
+      const step: StepWrite = {
+        ...base,
+        name,
+        kind: 'act',
+        status: 'failed',
+        result: redact({ status: reverted ? 'reverted' : 'verification-failed', plan: applied.plan, verification } as unknown as Json),
+        error: redact(toErrorInfo(revertError ?? failure)),
+      };
+      await this.#finishAction(step, action.target, null, reverted ? 'action.reverted' : 'action.verify-failed', {
+        ...planAudit(applied.plan),
+        verification: verification.summary,
+        ...(revertError ? { revertError: toErrorInfo(revertError).message } : {}),
+      });
+      this.#emitEnd('act', name, started, step);
+      throw giveUp(failure, options.onGiveUp);
+    }
+
+    const result = { status: 'applied', plan: applied.plan, applied, ...(verification ? { verification } : {}) } as const;
+    const expiresMs = action.expiresAfter === undefined ? undefined : toMillis(action.expiresAfter);
+    const step: StepWrite = { ...base, name, kind: 'act', status: 'succeeded', result: redact(result as unknown as unknown as Json), error: null };
+    await this.#finishAction(
+      step,
+      action.target,
+      expiresMs === undefined ? null : { action: action.kind, revertAt: new Date(Date.now() + expiresMs) },
+      applied.recovered ? 'action.recovered' : 'action.applied',
+      { ...planAudit(applied.plan), ...(verification ? { verification: verification.status } : {}) },
+    );
+    this.#emitEnd('act', name, started, step);
+    return result as ActResult<unknown, unknown>;
+  }
+
+  async #finishAction(
+    step: StepWrite,
+    resource: string,
+    expiring: { action: string; revertAt: Date } | null,
+    auditKind: string,
+    auditData: Json,
+  ): Promise<void> {
+    const ok = await this.#env.store.finishAction(this.#fence(), step, resource, expiring, this.#audit(auditKind, step.name, auditData));
+    if (!ok) throw new LeaseLostError(this.#run.id);
+    this.#recorded.set(step.name, { ...step, runId: this.#run.id });
+  }
+
+  /** Records an act step that gave up, releasing the lock it may hold. */
+  async #failAction(
+    name: string,
+    action: Action<unknown, unknown>,
+    plan: Plan<unknown> | undefined,
+    attempt: number,
+    started: number,
+    e: unknown,
+    holdsLock: boolean,
+  ): Promise<void> {
+    const step: StepWrite = {
+      name,
+      kind: 'act',
+      status: 'failed',
+      result: plan ? this.#env.redactor.redact({ status: 'failed', plan } as unknown as Json) : null,
+      error: this.#env.redactor.redact(toErrorInfo(e)),
+      attempts: attempt,
+      startedAt: new Date(started),
+      endedAt: new Date(),
+    };
+    const data = { ...(plan ? planAudit(plan) : { action: action.kind, target: action.target }), error: toErrorInfo(e).message };
+    if (holdsLock) await this.#finishAction(step, action.target, null, 'action.failed', data);
+    else if (!(await this.#env.store.recordStep(this.#fence(), step, this.#audit('action.failed', name, data)))) {
+      throw new LeaseLostError(this.#run.id);
+    }
+    this.#emitEnd('act', name, started, step);
+  }
+
+  /** The CLI's interactive confirmation of a plan policy lets the requester apply alone. */
+  async #confirm(name: string, plan: Plan<Json>): Promise<void> {
+    const confirm = this.#env.confirm;
+    if (!confirm || this.#confirmed.has(plan.hash)) return;
+    if (!(await confirm(plan, { runId: this.#run.id, step: name }))) {
+      throw new CancelledError(`the operator declined plan ${shortHash(plan.hash)} of step "${name}"`);
+    }
+    this.#confirmed.add(plan.hash);
+    await this.#env.store.appendAudit(this.#audit('plan.confirmed', name, planAudit(plan)));
+  }
+
+  /**
+   * Proceeds only with a valid approval of exactly this plan hash. Otherwise asks for one (voiding an
+   * approval of a different plan: the world changed) and suspends the run.
+   */
+  async #ensureApproved(name: string, plan: Plan<Json>, started: number): Promise<{ by: string; breakGlass: boolean }> {
+    const now = Date.now();
+    const ttlMs = toMillis(this.#env.approvals.ttl);
+    const latest = await this.#env.store.latestApproval(this.#run.id, name);
+    if (latest?.planHash === plan.hash) {
+      if (latest.status === 'approved' && latest.decidedAt && latest.decidedAt.getTime() + ttlMs > now) {
+        return { by: latest.decidedBy ?? 'unknown', breakGlass: latest.breakGlass };
+      }
+      if (latest.status === 'pending' && latest.expiresAt.getTime() > now) {
+        this.#pendingApproval = { step: name, approvalId: latest.id, plan };
+        throw this.#raise(new SuspendSignal(name, latest.id));
+      }
+    }
+    const previousPlanHash = latest && latest.planHash !== plan.hash ? latest.planHash : null;
+    const approval = await this.#env.store.requestApproval(
+      this.#fence(),
+      {
+        id: newId('apr'),
+        runId: this.#run.id,
+        step: name,
+        planHash: plan.hash,
+        plan: this.#env.redactor.redact(plan as unknown as unknown as Json),
+        requestedBy: this.#run.requestedBy,
+        requestedAt: new Date(now),
+        expiresAt: new Date(now + ttlMs),
+      },
+      {
+        name,
+        kind: plan.action === 'manual-approval' ? 'approve' : 'act',
+        status: 'waiting_approval',
+        result: this.#env.redactor.redact({ plan } as unknown as unknown as Json),
+        error: null,
+        attempts: 1,
+        startedAt: new Date(started),
+        endedAt: null,
+      },
+      this.#audit(previousPlanHash ? 'approval.re-requested' : 'approval.requested', name, {
+        ...planAudit(plan),
+        ...(previousPlanHash ? { previousPlanHash } : {}),
+      }),
+    );
+    this.#env.events.approvalRequested.emit({
+      runId: this.#run.id,
+      runbookId: this.#run.runbookId,
+      step: name,
+      approvalId: approval.id,
+      plan,
+      requestedBy: approval.requestedBy,
+      expiresAt: approval.expiresAt,
+      previousPlanHash,
+    });
+    this.#pendingApproval = { step: name, approvalId: approval.id, plan };
+    throw this.#raise(new SuspendSignal(name, approval.id));
+  }
+
+  #raise<S extends SuspendSignal | EscalateSignal>(signal: S): S {
+    this.#raised = signal;
+    return signal;
+  }
+
+  // ---- approve, notify, sleep ----
+
+  async #approve(name: string, request: ApprovalRequest): Promise<ApproveResult> {
+    const recorded = this.#enter(name);
+    if (recorded && FINAL_STEP.has(recorded.status)) return this.#replay(recorded);
+    const started = Date.now();
+    if (this.#run.mode !== 'execute') {
+      const step = await this.#record(
+        'approve',
+        name,
+        { status: 'skipped', result: { status: 'skipped', summary: request.summary }, error: null, attempts: 0, startedAt: new Date(started), endedAt: new Date() },
+        this.#audit('step.approve.skipped', name, { summary: request.summary }),
+      );
+      this.#emitEnd('approve', name, started, step);
+      return { status: 'skipped' };
+    }
+    // A manual gate is approved like a plan: the request's text is what the approver sees and signs.
+    const gate: Plan<Json> = {
+      action: 'manual-approval',
+      target: `runbook:${this.#run.runbookId}/${name}`,
+      risk: 'high',
+      destructive: false,
+      summary: request.summary,
+      changes: [],
+      params: request.details ?? null,
+      hash: sha256(canonicalJson({ gate: name, summary: request.summary, details: request.details ?? null })),
+    };
+    const approval = await this.#ensureApproved(name, gate, started);
+    const result = { status: 'approved', by: approval.by, breakGlass: approval.breakGlass } as const;
+    const step = await this.#record(
+      'approve',
+      name,
+      { status: 'succeeded', result, error: null, attempts: 1, startedAt: new Date(started), endedAt: new Date() },
+      this.#audit('step.approve', name, result),
+    );
+    this.#emitEnd('approve', name, started, step);
+    return result;
+  }
+
+  async #notify(name: string, notification: Notification): Promise<void> {
+    const recorded = this.#enter(name);
+    if (recorded && FINAL_STEP.has(recorded.status)) return this.#replay(recorded);
+    const started = Date.now();
+    const message = this.#env.redactor.redactText(notification.message);
+    const sent = { channel: notification.channel ?? 'default', message, ...(notification.severity ? { severity: notification.severity } : {}) };
+    if (this.#run.mode === 'execute') {
+      try {
+        await this.#attempts(name, 'notify', { retry: { maxAttempts: 3 } }, () =>
+          this.#env.notifier.notify({ ...sent, kind: 'notify', runId: this.#run.id, runbookId: this.#run.runbookId }),
+        );
+      } catch (e) {
+        throw await this.#recordFailure('notify', name, started, e);
+      }
+    }
+    const status = this.#run.mode === 'execute' ? 'succeeded' : 'skipped';
+    const step = await this.#record(
+      'notify',
+      name,
+      { status, result: sent, error: null, attempts: 1, startedAt: new Date(started), endedAt: new Date() },
+      this.#audit(`step.notify${status === 'skipped' ? '.skipped' : ''}`, name, sent),
+    );
+    this.#emitEnd('notify', name, started, step);
+  }
+
+  async #sleep(name: string, ms: number): Promise<void> {
+    const recorded = this.#enter(name);
+    if (recorded && FINAL_STEP.has(recorded.status)) return this.#replay(recorded);
+    const started = Date.now();
+    if (this.#run.mode !== 'execute') {
+      const step = await this.#record(
+        'sleep',
+        name,
+        { status: 'skipped', result: { ms }, error: null, attempts: 0, startedAt: new Date(started), endedAt: new Date() },
+        this.#audit('step.sleep.skipped', name, { ms }),
+      );
+      this.#emitEnd('sleep', name, started, step);
+      return;
+    }
+    // A resumed run sleeps only for what is left of the recorded wake time.
+    const recordedWake = recorded?.status === 'sleeping' ? (recorded.result as { wakeAt?: string } | null)?.wakeAt : undefined;
+    const wakeAt = recordedWake ?? new Date(started + ms).toISOString();
+    if (!recordedWake) {
+      await this.#record(
+        'sleep',
+        name,
+        { status: 'sleeping', result: { ms, wakeAt }, error: null, attempts: 1, startedAt: new Date(started), endedAt: null },
+        this.#audit('step.sleep.started', name, { ms, wakeAt }),
+      );
+    }
+    this.#env.events.stepStart.emit({ runId: this.#run.id, runbookId: this.#run.runbookId, step: name, kind: 'sleep', attempt: 1 });
+    await sleep(Math.max(0, Date.parse(wakeAt) - Date.now()), this.signal);
+    const step = await this.#record(
+      'sleep',
+      name,
+      { status: 'succeeded', result: { ms, wakeAt }, error: null, attempts: 1, startedAt: new Date(started), endedAt: new Date() },
+      this.#audit('step.sleep', name, { ms, wakeAt }),
+    );
+    this.#emitEnd('sleep', name, started, step);
+  }
+}
+
+/** Wraps a final failure of an act step: an escalation when the step asked for one or the budget is spent. */
+function giveUp(e: unknown, onGiveUp: Escalation | undefined): unknown {
+  if (onGiveUp) return new EscalateSignal(onGiveUp, e);
+  if (e instanceof BudgetExhaustedError) return new EscalateSignal({ kind: 'escalate', reason: e.message }, e);
+  return e;
+}
+
+function planAudit(plan: Plan<unknown>): Record<string, Json> {
+  return {
+    action: plan.action,
+    target: plan.target,
+    planHash: plan.hash,
+    summary: plan.summary,
+    changes: plan.changes.length,
+    risk: plan.risk,
+    destructive: plan.destructive,
+  };
+}
+
+const FINDING_STATUSES = new Set(['ok', 'warn', 'fail', 'unknown']);
+
+/** Catches checks that return something other than a Finding, with a message that names the step. */
+function assertFinding<T>(step: string, value: Finding<T>): Finding<T> {
+  if (!value || typeof value !== 'object' || !FINDING_STATUSES.has(value.status) || typeof value.summary !== 'string' || !Array.isArray(value.evidence)) {
+    throw new RunbookError(
+      'INVALID_FINDING',
+      `Check of step "${step}" returned something that is not a Finding: it must return { status: 'ok' | 'warn' | 'fail' | 'unknown', summary, evidence: [], data }.`,
+      { retriable: false },
+    );
+  }
+  return value;
+}
+
+/** One line describing a step's result or error. */
+function summarize(result: Json | null, error: ErrorInfo | null): string {
+  if (error) return error.message;
+  if (result && typeof result === 'object' && !Array.isArray(result)) {
+    const r = result as Record<string, Json | undefined>;
+    if (typeof r.summary === 'string') return r.summary;
+    const plan = r.plan as Record<string, Json> | undefined;
+    if (plan && typeof plan.summary === 'string') return `${String(r.status ?? '')}: ${plan.summary}`.replace(/^: /, '');
+    if (typeof r.status === 'string') return r.status;
+  }
+  return '';
+}
+
+export type { Severity };

@@ -1,0 +1,38 @@
+import type { Escalation } from '../core/runbook';
+
+// Control-flow signals thrown through a runbook's `run` function. They are not errors of the runbook;
+// the execution also remembers each one it raised, so a runbook that catches and swallows one cannot
+// make the engine skip a suspension or an escalation.
+
+/** The run must wait for an approval. */
+export class SuspendSignal extends Error {
+  constructor(
+    readonly step: string,
+    readonly approvalId: string,
+  ) {
+    super(`Run suspended at step "${step}" waiting for approval ${approvalId}.`);
+  }
+}
+
+/** The run ends escalated to a human. */
+export class EscalateSignal extends Error {
+  constructor(
+    readonly escalation: Escalation,
+    override readonly cause?: unknown,
+  ) {
+    super(`Escalated: ${escalation.reason}`);
+  }
+}
+
+/** A replay for revert reached its target or diverged; stop running the function. */
+export class StopReplay extends Error {
+  constructor() {
+    super('replay stopped');
+  }
+}
+
+export type ControlSignal = SuspendSignal | EscalateSignal | StopReplay;
+
+export function isControlSignal(e: unknown): e is ControlSignal {
+  return e instanceof SuspendSignal || e instanceof EscalateSignal || e instanceof StopReplay;
+}

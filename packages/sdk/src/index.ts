@@ -1,0 +1,110 @@
+/**
+ * @aiwebtest/runbooks — typed diagnose/recover primitives and a durable runbook engine.
+ *
+ * Core model: {@link defineRunbook}, {@link Check}, {@link Action}, {@link Finding}, {@link Plan}.
+ * Engine: {@link Engine} (approvals, lease locks, budgets, verify/revert, audit log).
+ * Store: {@link openStore} (PostgreSQL or embedded PGlite).
+ */
+
+export { Duration, formatMillis, toMillis } from './core/duration';
+export {
+  ApprovalError,
+  BudgetExhaustedError,
+  CancelledError,
+  DuplicateStepError,
+  type ErrorInfo,
+  InputValidationError,
+  InvalidStateError,
+  isApprovalError,
+  isBudgetExhaustedError,
+  isCancelledError,
+  isInputValidationError,
+  isNonRetriableError,
+  isNotFoundError,
+  isResourceLockedError,
+  isRetryAfterError,
+  isRunbookError,
+  isTimeoutError,
+  isVerificationFailedError,
+  LeaseLostError,
+  NonRetriableError,
+  NotFoundError,
+  ResourceLockedError,
+  RetryAfterError,
+  RunbookError,
+  TimeoutError,
+  toErrorInfo,
+  VerificationFailedError,
+} from './core/errors';
+export { type Disposable, TypedEvent } from './core/events';
+export { type Cell, type Evidence, type Finding, type FindingStatus, finding, worstStatus } from './core/finding';
+export { canonicalJson, type Json } from './core/json';
+export { RetryOptions, type RetryOptionsInput, StepOptions } from './core/options';
+export { type Change, type Plan, type PlanDraft, type RiskLevel, sealPlan, shortHash } from './core/plan';
+export { createRedactor, REDACTED, type Redactor } from './core/redact';
+export { type ResourceRef, ResourceRefSchema, resourceRef } from './core/resource';
+export {
+  type ActOptions,
+  type ActResult,
+  type ApprovalRequest,
+  type ApproveResult,
+  defineRunbook,
+  type Escalation,
+  isRunbook,
+  type Notification,
+  onAlert,
+  type Outcome,
+  type RunContext,
+  type Runbook,
+  type RunbookDefinition,
+  type Severity,
+  type StepTools,
+  type Trigger,
+} from './core/runbook';
+export {
+  type Action,
+  type Applied,
+  type Budget,
+  type Check,
+  defineAction,
+  defineCheck,
+  type RunMode,
+  type StepContext,
+} from './core/step';
+export { ApprovalPolicy, needsApproval } from './engine/approval-policy';
+export { type AuditProblem, type AuditVerification, auditLinkHash, verifyAuditChain } from './engine/audit-chain';
+export {
+  BudgetRule,
+  type DecisionOptions,
+  Engine,
+  type EngineOptions,
+  EngineSettings,
+  type RunDetail,
+  type StartOptions,
+} from './engine/engine';
+export type {
+  ApprovalRequestedEvent,
+  LogEvent,
+  Notifier,
+  RetryEvent,
+  RunEndEvent,
+  StepEndEvent,
+  StepStartEvent,
+} from './engine/events';
+export { backoffDelay } from './engine/retry';
+export type { ConfirmPlan, RunResult } from './engine/run-execution';
+export type { Queryable, SqlDriver } from './store/driver';
+export { openStore, StoreOptions } from './store/open-store';
+export type {
+  ApprovalRecord,
+  AuditEntry,
+  AuditRow,
+  ExpiringActionRecord,
+  LockRecord,
+  RunRecord,
+  RunStatus,
+  StepKind,
+  StepRecord,
+  StepStatus,
+} from './store/records';
+export { RunStore, type RunFilter } from './store/run-store';
