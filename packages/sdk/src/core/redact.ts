@@ -62,14 +62,19 @@ export function createRedactor(secrets: Iterable<string> = []): Redactor {
     if (typeof value === 'string') return redactText(value);
     if (value === null || typeof value !== 'object') return value;
     if (value instanceof Date) return value;
+    // `seen` holds the ancestors only: a value shared by two branches is copied twice, a cycle is cut.
     if (seen.has(value)) return '[Circular]';
     seen.add(value);
-    if (Array.isArray(value)) return value.map((v) => walk(v, seen));
-    const out: Record<string, unknown> = {};
-    for (const [key, member] of Object.entries(value)) {
-      out[key] = isSecretKey(key) && member !== null && member !== undefined && member !== '' ? REDACTED : walk(member, seen);
+    try {
+      if (Array.isArray(value)) return value.map((v) => walk(v, seen));
+      const out: Record<string, unknown> = {};
+      for (const [key, member] of Object.entries(value)) {
+        out[key] = isSecretKey(key) && member !== null && member !== undefined && member !== '' ? REDACTED : walk(member, seen);
+      }
+      return out;
+    } finally {
+      seen.delete(value);
     }
-    return out;
   };
 
   return { redact: <T>(value: T) => walk(value, new WeakSet()) as T, redactText };
