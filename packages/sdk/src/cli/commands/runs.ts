@@ -1,0 +1,47 @@
+import { type Command, Option } from 'commander';
+import type { RunStatus } from '../../store/records';
+import { ExitCode } from '../exit-codes';
+import { writeJson, writeLines } from '../io';
+import { addJsonOption, addStoreOptions, type CommandContext, type CommonFlags, positiveInt } from '../options';
+import { renderRunDetail, renderRunList } from '../render';
+import { createEngine, withStore } from '../session';
+
+const STATUSES: RunStatus[] = ['queued', 'running', 'waiting_approval', 'succeeded', 'failed', 'escalated', 'cancelled'];
+
+interface RunsFlags extends CommonFlags {
+  status?: RunStatus;
+  runbook?: string;
+  limit: number;
+}
+
+export function registerRunCommands(program: Command, ctx: CommandContext): void {
+  const runs = program
+    .command('runs')
+    .description('list recent runs, newest first')
+    .addOption(new Option('--status <status>', 'only runs in this status').choices(STATUSES))
+    .option('--runbook <id>', 'only runs of this runbook')
+    .option('--limit <n>', 'at most this many runs', positiveInt, 20);
+  addStoreOptions(addJsonOption(runs)).action(async (flags: RunsFlags) => {
+    const list = await withStore(flags, ctx.io, (store) =>
+      store.listRuns({
+        limit: flags.limit,
+        ...(flags.status ? { status: flags.status } : {}),
+        ...(flags.runbook ? { runbookId: flags.runbook } : {}),
+      }),
+    );
+    if (flags.json) writeJson(ctx.io.stdout, { runs: list });
+    else writeLines(ctx.io.stdout, renderRunList(list));
+    ctx.exit(ExitCode.Ok);
+  });
+
+  const show = program
+    .command('show')
+    .description('show a run: its steps with status and summary, the evidence of findings, plans and approvals')
+    .argument('<runId>', 'run id (see `runbook runs`)');
+  addStoreOptions(addJsonOption(show)).action(async (runId: string, flags: CommonFlags) => {
+    const detail = await withStore(flags, ctx.io, (store) => createEngine(store, [], { flags, io: ctx.io }).getRun(runId));
+    if (flags.json) writeJson(ctx.io.stdout, detail);
+    else writeLines(ctx.io.stdout, renderRunDetail(detail));
+    ctx.exit(ExitCode.Ok);
+  });
+}
