@@ -6,8 +6,10 @@ import { DRIVERS, type StoreUnderTest } from './support/stores';
 const T0 = new Date('2026-01-01T00:00:00Z');
 const at = (ms: number) => new Date(T0.getTime() + ms);
 const audit = (kind: string, runId?: string): AuditEntry => ({ ts: T0.toISOString(), actor: 'test', kind, ...(runId ? { runId } : {}) });
+let seq = 0;
 const step = (name: string, status: StepWrite['status'] = 'succeeded'): StepWrite => ({
   name,
+  seq: ++seq,
   kind: status === 'applying' ? 'act' : 'check',
   status,
   result: { name },

@@ -109,6 +109,8 @@ export class RunExecution {
   #raised: SuspendSignal | EscalateSignal | undefined;
   #pendingApproval: RunResult['pendingApproval'];
   #confirmed = new Set<string>();
+  readonly #seqs: Map<string, number>;
+  #lastSeq: number;
 
   constructor(
     env: ExecutionEnv,
@@ -121,6 +123,8 @@ export class RunExecution {
     this.#run = run;
     this.#runbook = runbook;
     this.#recorded = new Map(steps.map((s) => [s.name, s]));
+    this.#seqs = new Map(steps.map((s) => [s.name, s.seq]));
+    this.#lastSeq = Math.max(0, ...steps.map((s) => s.seq));
     this.#revert = options.revert;
   }
 
@@ -331,6 +335,16 @@ export class RunExecution {
     };
   }
 
+  /** A step's position in the run: kept from its first record, else next after every step seen so far. */
+  #seqOf(name: string): number {
+    let seq = this.#seqs.get(name);
+    if (seq === undefined) {
+      seq = ++this.#lastSeq;
+      this.#seqs.set(name, seq);
+    }
+    return seq;
+  }
+
   /** Claims a step name for this execution and returns its stored record, if any. */
   #enter(name: string): StepRecord | undefined {
     if (this.#seen.has(name)) throw new DuplicateStepError(this.#runbook.id, name);
@@ -359,10 +373,11 @@ export class RunExecution {
   }
 
   /** Writes a step; a lost lease stops the execution. */
-  async #record(kind: StepKind, name: string, write: Omit<StepWrite, 'name' | 'kind'>, audit: AuditEntry) {
+  async #record(kind: StepKind, name: string, write: Omit<StepWrite, 'name' | 'kind' | 'seq'>, audit: AuditEntry) {
     const step: StepWrite = {
       ...write,
       name,
+      seq: this.#seqOf(name),
       kind,
       result: this.#env.redactor.redact(write.result),
       error: write.error ? this.#env.redactor.redact(write.error) : null,
@@ -604,9 +619,10 @@ export class RunExecution {
       fence,
       {
         name,
+        seq: this.#seqOf(name),
         kind: 'act',
         status: 'applying',
-        result: this.#env.redactor.redact({ plan } as unknown as unknown as Json),
+        result: this.#env.redactor.redact({ plan } as unknown as Json),
         error: null,
         attempts: attempt,
         startedAt: new Date(started),
@@ -665,6 +681,7 @@ export class RunExecution {
       const step: StepWrite = {
         ...base,
         name,
+        seq: this.#seqOf(name),
         kind: 'act',
         status: 'failed',
         result: redact({ status: reverted ? 'reverted' : 'verification-failed', plan: applied.plan, verification } as unknown as Json),
@@ -681,7 +698,7 @@ export class RunExecution {
 
     const result = { status: 'applied', plan: applied.plan, applied, ...(verification ? { verification } : {}) } as const;
     const expiresMs = action.expiresAfter === undefined ? undefined : toMillis(action.expiresAfter);
-    const step: StepWrite = { ...base, name, kind: 'act', status: 'succeeded', result: redact(result as unknown as unknown as Json), error: null };
+    const step: StepWrite = { ...base, name, seq: this.#seqOf(name), kind: 'act', status: 'succeeded', result: redact(result as unknown as Json), error: null };
     await this.#finishAction(
       step,
       action.target,
@@ -717,6 +734,7 @@ export class RunExecution {
   ): Promise<void> {
     const step: StepWrite = {
       name,
+      seq: this.#seqOf(name),
       kind: 'act',
       status: 'failed',
       result: plan ? this.#env.redactor.redact({ status: 'failed', plan } as unknown as Json) : null,
@@ -769,16 +787,17 @@ export class RunExecution {
         runId: this.#run.id,
         step: name,
         planHash: plan.hash,
-        plan: this.#env.redactor.redact(plan as unknown as unknown as Json),
+        plan: this.#env.redactor.redact(plan as unknown as Json),
         requestedBy: this.#run.requestedBy,
         requestedAt: new Date(now),
         expiresAt: new Date(now + ttlMs),
       },
       {
         name,
+        seq: this.#seqOf(name),
         kind: plan.action === 'manual-approval' ? 'approve' : 'act',
         status: 'waiting_approval',
-        result: this.#env.redactor.redact({ plan } as unknown as unknown as Json),
+        result: this.#env.redactor.redact({ plan } as unknown as Json),
         error: null,
         attempts: 1,
         startedAt: new Date(started),

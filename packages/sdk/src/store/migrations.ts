@@ -37,10 +37,12 @@ CREATE TABLE runs (
 CREATE INDEX runs_claimable ON runs (created_at, id) WHERE status IN ('queued', 'running');
 CREATE INDEX runs_recent ON runs (created_at DESC);
 
+-- No foreign keys to runs: every step write is fenced by the run's lease in the same statement, which
+-- already proves the run exists, and a foreign-key check would add a row lock to every step.
 CREATE TABLE steps (
-  id         bigserial PRIMARY KEY,
-  run_id     text NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
+  run_id     text NOT NULL,
   name       text NOT NULL,
+  seq        integer NOT NULL,
   kind       text NOT NULL CHECK (kind IN ('check', 'act', 'approve', 'notify', 'sleep')),
   status     text NOT NULL CHECK (status IN ('succeeded', 'failed', 'skipped', 'applying', 'waiting_approval', 'sleeping')),
   result     jsonb,
@@ -48,12 +50,12 @@ CREATE TABLE steps (
   attempts   integer NOT NULL DEFAULT 1,
   started_at timestamptz NOT NULL,
   ended_at   timestamptz,
-  UNIQUE (run_id, name)
+  PRIMARY KEY (run_id, name)
 );
 
 CREATE TABLE approvals (
   id           text PRIMARY KEY,
-  run_id       text NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
+  run_id       text NOT NULL,
   step         text NOT NULL,
   plan_hash    text NOT NULL,
   plan         jsonb NOT NULL,
@@ -89,7 +91,7 @@ CREATE INDEX budget_spend_window ON budget_spend (resource, action, spent_at);
 
 -- Applied actions the engine must revert when they expire (an IP block for one hour).
 CREATE TABLE expiring_actions (
-  run_id           text NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
+  run_id           text NOT NULL,
   step             text NOT NULL,
   resource         text NOT NULL,
   action           text NOT NULL,

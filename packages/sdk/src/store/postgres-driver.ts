@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import type { Pool, PoolClient, PoolConfig } from 'pg';
 import { assertSchemaName, type Queryable, type SqlDriver } from './driver';
 
@@ -40,9 +41,20 @@ export async function openPostgresDriver(options: PostgresDriverOptions): Promis
     bootstrap.release();
   }
 
+  // Every statement is a named prepared statement (named by a hash of its text), so PostgreSQL parses and
+  // plans the store's multi-CTE statements once per connection instead of on every step.
+  const names = new Map<string, string>();
+  const nameOf = (sql: string) => {
+    let name = names.get(sql);
+    if (!name) {
+      name = `rb_${createHash('sha1').update(sql).digest('hex').slice(0, 20)}`;
+      names.set(sql, name);
+    }
+    return name;
+  };
   const on = (client: Pool | PoolClient): Queryable => ({
     async query<R>(sql: string, params: readonly unknown[] = []) {
-      const result = await client.query(sql, params as unknown[]);
+      const result = await client.query({ name: nameOf(sql), text: sql, values: params as unknown[] });
       return result.rows as R[];
     },
   });

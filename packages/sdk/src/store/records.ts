@@ -49,6 +49,8 @@ export type StepStatus = 'succeeded' | 'failed' | 'skipped' | 'applying' | 'wait
 export interface StepRecord {
   runId: string;
   name: string;
+  /** Order of first appearance in the run (1-based). */
+  seq: number;
   kind: StepKind;
   status: StepStatus;
   result: Json | null;

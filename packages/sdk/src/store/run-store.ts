@@ -41,18 +41,21 @@ function auditCtes(entryParam: number, gate?: string): string {
     SELECT seq, $${entryParam}::text, prev_hash, hash FROM audit_link RETURNING seq)`;
 }
 
-// $1 run id, $2 owner, $3 now, $4 lease until
+// $1 run id, $2 owner, $3 now, $4 lease until.
+// The fence locks the run row (FOR SHARE) instead of updating it: a process taking the run over updates
+// the row, so a write racing with it waits and then re-checks the owner. The lease itself is extended by
+// the heartbeat, not by every step.
 const FENCE_CTE = `fence AS (
-    UPDATE runs SET updated_at = $3, lease_expires_at = $4
-     WHERE id = $1 AND lease_owner = $2 AND status = 'running'
-     RETURNING id)`;
+    SELECT id FROM runs
+     WHERE id = $1 AND lease_owner = $2 AND status = 'running' AND $3::timestamptz <= $4::timestamptz
+     FOR SHARE)`;
 const fenceParams = (f: Fence) => [f.runId, f.owner, iso(f.now), iso(f.leaseUntil)];
 
 // Step upsert from a gate CTE; parameters start at `p`.
 function stepUpsertCte(p: number, from: string): string {
   return `step_row AS (
-    INSERT INTO steps (run_id, name, kind, status, result, error, attempts, started_at, ended_at)
-    SELECT $1, $${p}, $${p + 1}, $${p + 2}, $${p + 3}::jsonb, $${p + 4}::jsonb, $${p + 5}, $${p + 6}, $${p + 7} FROM ${from}
+    INSERT INTO steps (run_id, name, kind, status, result, error, attempts, started_at, ended_at, seq)
+    SELECT $1, $${p}, $${p + 1}, $${p + 2}, $${p + 3}::jsonb, $${p + 4}::jsonb, $${p + 5}, $${p + 6}, $${p + 7}, $${p + 8} FROM ${from}
     ON CONFLICT (run_id, name) DO UPDATE
        SET status = EXCLUDED.status, result = EXCLUDED.result, error = EXCLUDED.error,
            attempts = EXCLUDED.attempts, ended_at = EXCLUDED.ended_at
@@ -67,6 +70,7 @@ const stepParams = (s: StepWrite) => [
   s.attempts,
   iso(s.startedAt),
   iso(s.endedAt),
+  s.seq,
 ];
 
 function toRun(r: Row): RunRecord {
@@ -94,6 +98,7 @@ function toStep(r: Row): StepRecord {
   return {
     runId: r.run_id as string,
     name: r.name as string,
+    seq: Number(r.seq),
     kind: r.kind as StepRecord['kind'],
     status: r.status as StepRecord['status'],
     result: (r.result ?? null) as Json | null,
@@ -369,7 +374,7 @@ export class RunStore {
   // ---- steps ----
 
   async getSteps(runId: string): Promise<StepRecord[]> {
-    const rows = await this.driver.query('SELECT * FROM steps WHERE run_id = $1 ORDER BY id', [runId]);
+    const rows = await this.driver.query('SELECT * FROM steps WHERE run_id = $1 ORDER BY seq', [runId]);
     return rows.map(toStep);
   }
 
@@ -378,7 +383,7 @@ export class RunStore {
     const rows = await this.driver.query<{ n: number }>(
       `WITH ${FENCE_CTE},
        ${stepUpsertCte(5, 'fence')},
-       ${auditCtes(13, 'step_row')}
+       ${auditCtes(14, 'step_row')}
        SELECT count(*)::int AS n FROM step_row`,
       [...fenceParams(fence), ...stepParams(step), auditText(audit)],
     );
@@ -401,18 +406,18 @@ export class RunStore {
       `WITH ${FENCE_CTE},
        lock_row AS (
          INSERT INTO locks (resource, run_id, step, owner, expires_at)
-         SELECT $14, id, $5, $2, $15 FROM fence
-          WHERE $16::int IS NULL
-             OR (SELECT count(*) FROM budget_spend WHERE resource = $14 AND action = $17 AND spent_at > $18) < $16::int
+         SELECT $15, id, $5, $2, $16 FROM fence
+          WHERE $17::int IS NULL
+             OR (SELECT count(*) FROM budget_spend WHERE resource = $15 AND action = $18 AND spent_at > $19) < $17::int
          ON CONFLICT (resource) DO UPDATE
             SET run_id = EXCLUDED.run_id, step = EXCLUDED.step, owner = EXCLUDED.owner, expires_at = EXCLUDED.expires_at
           WHERE locks.expires_at < $3 OR (locks.run_id = EXCLUDED.run_id AND locks.step = EXCLUDED.step)
          RETURNING resource),
        spend AS (
          INSERT INTO budget_spend (resource, action, run_id, step, spent_at)
-         SELECT $14, $17, $1, $5, $3 FROM lock_row WHERE $16::int IS NOT NULL),
+         SELECT $15, $18, $1, $5, $3 FROM lock_row WHERE $17::int IS NOT NULL),
        ${stepUpsertCte(5, 'lock_row')},
-       ${auditCtes(13, 'step_row')}
+       ${auditCtes(14, 'step_row')}
        SELECT (SELECT count(*) FROM fence)::int AS fenced, (SELECT count(*) FROM lock_row)::int AS locked`,
       [
         ...fenceParams(fence),
@@ -448,12 +453,12 @@ export class RunStore {
     const rows = await this.driver.query<{ n: number }>(
       `WITH ${FENCE_CTE},
        ${stepUpsertCte(5, 'fence')},
-       unlock AS (DELETE FROM locks WHERE resource = $14 AND run_id = $1 AND EXISTS (SELECT 1 FROM step_row)),
+       unlock AS (DELETE FROM locks WHERE resource = $15 AND run_id = $1 AND EXISTS (SELECT 1 FROM step_row)),
        expiring AS (
          INSERT INTO expiring_actions (run_id, step, resource, action, revert_at, status)
-         SELECT $1, $5, $14, $15, $16, 'pending' FROM step_row WHERE $16::timestamptz IS NOT NULL
+         SELECT $1, $5, $15, $16, $17, 'pending' FROM step_row WHERE $17::timestamptz IS NOT NULL
          ON CONFLICT (run_id, step) DO NOTHING),
-       ${auditCtes(13, 'step_row')}
+       ${auditCtes(14, 'step_row')}
        SELECT count(*)::int AS n FROM step_row`,
       [
         ...fenceParams(fence),
@@ -541,8 +546,8 @@ export class RunStore {
         ],
       );
       await tx.query(
-        `INSERT INTO steps (run_id, name, kind, status, result, error, attempts, started_at, ended_at)
-         VALUES ($1, $2, $3, $4, $5::jsonb, $6::jsonb, $7, $8, $9)
+        `INSERT INTO steps (run_id, name, kind, status, result, error, attempts, started_at, ended_at, seq)
+         VALUES ($1, $2, $3, $4, $5::jsonb, $6::jsonb, $7, $8, $9, $10)
          ON CONFLICT (run_id, name) DO UPDATE SET status = EXCLUDED.status, result = EXCLUDED.result`,
         [request.runId, ...stepParams(step)],
       );

@@ -1,0 +1,130 @@
+/**
+ * Engine overhead per step on the PostgreSQL store, as a multiple of a bare single-row INSERT + COMMIT
+ * measured in the same run against the same server.
+ *
+ *   pnpm bench                      (RUNBOOK_BENCH_DATABASE_URL overrides postgres://postgres@127.0.0.1:5432/test)
+ *
+ * Targets (issue #2): check step ≤ 1.5×, action step ≤ 2.5×.
+ */
+import pg from 'pg';
+import { z } from 'zod';
+import { finding } from '../src/core/finding';
+import { resourceRef } from '../src/core/resource';
+import { defineRunbook } from '../src/core/runbook';
+import { defineAction, defineCheck } from '../src/core/step';
+import { Engine } from '../src/engine/engine';
+import { openStore } from '../src/store/open-store';
+
+const URL = process.env.RUNBOOK_BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
+const STEPS = Number(process.env.BENCH_STEPS ?? 1000);
+const REPEATS = 5;
+const schema = `bench_${process.pid}`;
+
+const noopCheck = defineCheck({ kind: 'bench.noop', run: async () => finding('ok', 'fine', null) });
+let applied = 0;
+const noopAction = (i: number) => {
+  const target = resourceRef('bench', 'thing', String(i));
+  return defineAction({
+    kind: 'bench.set',
+    target,
+    risk: 'low',
+    destructive: false,
+    plan: async () => ({ summary: `set ${i}`, changes: [{ target, field: 'value', before: 0, after: 1 }], params: { i } }),
+    apply: async () => {
+      applied++;
+      return null;
+    },
+  });
+};
+
+const runbook = defineRunbook({
+  id: 'bench',
+  title: 'bench',
+  severity: 'P3',
+  input: z.object({ kind: z.enum(['check', 'act', 'mixed']), steps: z.number().int().min(0) }),
+  timeout: '1h',
+  async run({ input, step, runId }) {
+    for (let i = 0; i < input.steps; i++) {
+      if (input.kind === 'check' || (input.kind === 'mixed' && i % 2 === 0)) await step.check(`c${i}`, noopCheck);
+      else await step.act(`a${i}`, noopAction(Number.parseInt(runId.slice(-6), 36) * 100_000 + i));
+    }
+  },
+});
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number;
+
+async function baseline(pool: pg.Pool): Promise<number> {
+  await pool.query('CREATE TABLE IF NOT EXISTS baseline (id bigserial PRIMARY KEY, run_id text, payload jsonb)');
+  const client = await pool.connect();
+  try {
+    for (let i = 0; i < 200; i++) await client.query('INSERT INTO baseline (run_id, payload) VALUES ($1, $2)', ['warm', '{}']);
+    const started = performance.now();
+    for (let i = 0; i < STEPS; i++) {
+      // One row, committed: autocommit makes INSERT + COMMIT one round trip, the cheapest durable write.
+      await client.query('INSERT INTO baseline (run_id, payload) VALUES ($1, $2)', ['run', '{"status":"ok"}']);
+    }
+    return ((performance.now() - started) * 1000) / STEPS;
+  } finally {
+    client.release();
+  }
+}
+
+async function perStep(engine: Engine, kind: 'check' | 'act'): Promise<number> {
+  const timed = async (steps: number) => {
+    const started = performance.now();
+    const result = await engine.start('bench', { kind, steps }, { actor: 'bench', mode: 'execute' });
+    if (result.status !== 'succeeded') throw new Error(`bench run ${result.status}: ${result.error?.message}`);
+    return performance.now() - started;
+  };
+  // Subtract an empty run so that run creation and completion are not counted as step overhead.
+  const empty = await timed(0);
+  return ((await timed(STEPS)) - empty) * 1000 / STEPS;
+}
+
+async function main() {
+  const pool = new pg.Pool({ connectionString: URL, max: 4, options: `-c search_path=${schema}` });
+  await pool.query(`CREATE SCHEMA IF NOT EXISTS ${schema}`);
+  const store = await openStore({ url: URL, schema, poolSize: 8 });
+  const engine = new Engine({ store, runbooks: [runbook] });
+  try {
+    process.stderr.write(`warming up (${STEPS} steps per measurement, median of ${REPEATS})…\n`);
+    await perStep(engine, 'check');
+    await perStep(engine, 'act');
+    const base: number[] = [];
+    const check: number[] = [];
+    const act: number[] = [];
+    for (let r = 0; r < REPEATS; r++) {
+      // Interleaved so that drift in the machine's load hits all three alike.
+      base.push(await baseline(pool));
+      check.push(await perStep(engine, 'check'));
+      act.push(await perStep(engine, 'act'));
+      process.stderr.write(`  round ${r + 1}/${REPEATS}\n`);
+    }
+    const b = median(base);
+    const c = median(check);
+    const a = median(act);
+
+    const concurrentSteps = 400;
+    const started = performance.now();
+    const results = await Promise.all(
+      Array.from({ length: 4 }, () => engine.start('bench', { kind: 'mixed', steps: concurrentSteps }, { actor: 'bench', mode: 'execute' })),
+    );
+    const seconds = (performance.now() - started) / 1000;
+    if (results.some((r) => r.status !== 'succeeded')) throw new Error('a concurrent bench run failed');
+
+    const line = (name: string, us: number, target?: number) =>
+      `${name.padEnd(34)} ${us.toFixed(0).padStart(6)} µs  ${(us / b).toFixed(2).padStart(5)}×${target ? `  (target ≤ ${target}×: ${us / b <= target ? 'met' : 'MISSED'})` : ''}`;
+    console.log(`engine overhead per step, PostgreSQL store, ${STEPS} steps, median of ${REPEATS}`);
+    console.log(line('baseline: INSERT + COMMIT (1 row)', b));
+    console.log(line('check step', c, 1.5));
+    console.log(line('action step (plan, lock, apply)', a, 2.5));
+    console.log(`4 concurrent runs (mixed steps)     ${((4 * concurrentSteps) / seconds).toFixed(0)} steps/s`);
+    console.log(`(${applied} applies)`);
+  } finally {
+    await store.driver.query(`DROP SCHEMA ${schema} CASCADE`);
+    await store.close();
+    await pool.end();
+  }
+}
+
+await main();
