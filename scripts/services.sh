@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Makes sure the local services the tests talk to are up: PostgreSQL on 127.0.0.1:5432 and Redis on
+# 127.0.0.1:6379. Starts them when they are down; installs them from Debian when they are missing.
+set -euo pipefail
+
+need_apt_update=1
+apt_install() {
+  if [ "$need_apt_update" = 1 ]; then
+    apt-get update -qq
+    need_apt_update=0
+  fi
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+}
+
+if ! command -v pg_ctlcluster >/dev/null 2>&1; then
+  echo "services: installing PostgreSQL from Debian" >&2
+  apt_install postgresql
+fi
+if ! pg_isready -q -h 127.0.0.1 -p 5432; then
+  echo "services: starting PostgreSQL" >&2
+  version=$(ls /etc/postgresql | sort -V | tail -n 1)
+  pg_ctlcluster --skip-systemctl-redirect "$version" main start
+  for _ in $(seq 1 30); do pg_isready -q -h 127.0.0.1 -p 5432 && break; sleep 1; done
+fi
+pg_isready -h 127.0.0.1 -p 5432 >&2
+# The tests use the database "test" with trust auth for user postgres.
+if ! psql -h 127.0.0.1 -U postgres -d test -Atc 'select 1' >/dev/null 2>&1; then
+  psql -h 127.0.0.1 -U postgres -d postgres -c 'CREATE DATABASE test' >&2
+fi
+
+if ! command -v redis-server >/dev/null 2>&1; then
+  echo "services: installing Redis from Debian" >&2
+  apt_install redis-server
+fi
+if ! redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then
+  echo "services: starting Redis" >&2
+  mkdir -p /var/lib/redis /var/log/redis
+  redis-server --daemonize yes --bind 127.0.0.1 -::1 --port 6379 --save "" --appendonly no \
+    --dir /var/lib/redis --logfile /var/log/redis/ci.log
+  for _ in $(seq 1 30); do redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1 && break; sleep 1; done
+fi
+echo "services: PostgreSQL and Redis are up" >&2
