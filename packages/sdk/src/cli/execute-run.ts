@@ -40,7 +40,11 @@ export async function executeRun(
   const prompt = options.confirmation === 'prompt' && live ? new ConfirmPrompt(io, live) : undefined;
   const confirm: ConfirmPlan | undefined =
     prompt?.confirm ?? (options.confirmation === 'yes' ? async () => true : undefined);
-  const engine = createEngine(store, options.runbooks, { flags: options.flags, io, ...(confirm ? { confirm } : {}) });
+  const engine = createEngine(store, options.runbooks, {
+    flags: options.flags,
+    io,
+    ...(confirm ? { confirm } : {}),
+  });
   const stopProgress = live ? showProgress(engine, live) : () => {};
   let result: RunResult;
   try {

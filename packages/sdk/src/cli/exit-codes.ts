@@ -1,9 +1,4 @@
-import {
-  isApprovalError,
-  isInputValidationError,
-  isNotFoundError,
-  isRunbookError,
-} from '../core/errors';
+import { isApprovalError, isInputValidationError, isNotFoundError, isRunbookError } from '../core/errors';
 import type { RunStatus } from '../store/records';
 
 /**

@@ -30,11 +30,14 @@ export async function readRunInput(options: {
   const input = options.file ? await readInputFile(resolve(options.cwd, options.file), options.file) : {};
   for (const pair of options.pairs) {
     const eq = pair.indexOf('=');
-    if (eq <= 0) throw new UsageError(`--input "${pair}" is not key=value (e.g. --input namespace=aiwebtest).`);
+    if (eq <= 0)
+      throw new UsageError(`--input "${pair}" is not key=value (e.g. --input namespace=aiwebtest).`);
     const path = pair.slice(0, eq).split('.');
     for (const segment of path) {
       if (segment === '' || FORBIDDEN_KEYS.has(segment)) {
-        throw new UsageError(`--input "${pair}": "${pair.slice(0, eq)}" is not a valid key path (use a.b.c).`);
+        throw new UsageError(
+          `--input "${pair}": "${pair.slice(0, eq)}" is not a valid key path (use a.b.c).`,
+        );
       }
     }
     setPath(input, path, parseValue(pair.slice(eq + 1), schemaAt(options.schema, path)), pair);
@@ -53,7 +56,9 @@ async function readInputFile(path: string, given: string): Promise<Record<string
   try {
     text = await readFile(path, 'utf8');
   } catch (e) {
-    throw new UsageError(`--input-file ${given}: cannot read it (${(e as NodeJS.ErrnoException).code ?? String(e)}).`);
+    throw new UsageError(
+      `--input-file ${given}: cannot read it (${(e as NodeJS.ErrnoException).code ?? String(e)}).`,
+    );
   }
   let parsed: unknown;
   try {
@@ -67,7 +72,12 @@ async function readInputFile(path: string, given: string): Promise<Record<string
   return parsed as Record<string, unknown>;
 }
 
-function setPath(target: Record<string, unknown>, path: readonly string[], value: unknown, pair: string): void {
+function setPath(
+  target: Record<string, unknown>,
+  path: readonly string[],
+  value: unknown,
+  pair: string,
+): void {
   let node = target;
   for (const [i, key] of path.entries()) {
     if (i === path.length - 1) {
@@ -82,7 +92,9 @@ function setPath(target: Record<string, unknown>, path: readonly string[], value
     } else if (typeof next === 'object' && next !== null && !Array.isArray(next)) {
       node = next as Record<string, unknown>;
     } else {
-      throw new UsageError(`--input "${pair}": "${path.slice(0, i + 1).join('.')}" already has a value that is not an object.`);
+      throw new UsageError(
+        `--input "${pair}": "${path.slice(0, i + 1).join('.')}" already has a value that is not an object.`,
+      );
     }
   }
 }
@@ -121,6 +133,7 @@ function expectsString(schema: JsonSchema): boolean {
     return nonNull.length > 0 && nonNull.every(expectsString);
   }
   if (schema.type === 'string') return true;
-  if (Array.isArray(schema.enum)) return schema.enum.length > 0 && schema.enum.every((v) => typeof v === 'string');
+  if (Array.isArray(schema.enum))
+    return schema.enum.length > 0 && schema.enum.every((v) => typeof v === 'string');
   return typeof schema.const === 'string';
 }

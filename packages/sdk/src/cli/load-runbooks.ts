@@ -5,7 +5,10 @@ import { isRunbook, type Runbook } from '../core/runbook';
 import { UsageError } from './exit-codes';
 
 /** The module specs to load: `--runbooks` options, else `RUNBOOK_MODULES` (comma-separated). */
-export function runbookSpecs(options: readonly string[] | undefined, env: Record<string, string | undefined>): string[] {
+export function runbookSpecs(
+  options: readonly string[] | undefined,
+  env: Record<string, string | undefined>,
+): string[] {
   if (options && options.length > 0) return [...options];
   return (env.RUNBOOK_MODULES ?? '')
     .split(',')
@@ -32,7 +35,9 @@ export async function loadRunbooks(specs: readonly string[], cwd: string): Promi
       const seen = byId.get(runbook.id);
       if (seen && seen.runbook !== runbook) {
         const where = seen.spec === spec ? `twice in ${spec}` : `in ${seen.spec} and in ${spec}`;
-        throw new UsageError(`Two different runbooks have the id "${runbook.id}" (${where}); ids must be unique.`);
+        throw new UsageError(
+          `Two different runbooks have the id "${runbook.id}" (${where}); ids must be unique.`,
+        );
       }
       byId.set(runbook.id, { runbook, spec });
     }
@@ -63,7 +68,9 @@ async function importSpec(spec: string, cwd: string): Promise<Record<string, unk
     const hint = isPath
       ? `is the path right (relative to ${cwd})?`
       : `is the package installed where ${cwd} can resolve it?`;
-    throw new UsageError(`Cannot load runbook module "${spec}": ${(e as Error)?.message ?? String(e)} (${hint})`);
+    throw new UsageError(
+      `Cannot load runbook module "${spec}": ${(e as Error)?.message ?? String(e)} (${hint})`,
+    );
   }
 }
 
@@ -74,7 +81,9 @@ function runbooksOf(module: Record<string, unknown>, spec: string): Runbook[] {
     else if (Array.isArray(value)) {
       for (const [i, item] of value.entries()) {
         if (!isRunbook(item)) {
-          throw new UsageError(`${spec}: export "${name}"[${i}] is not a runbook; build each with defineRunbook().`);
+          throw new UsageError(
+            `${spec}: export "${name}"[${i}] is not a runbook; build each with defineRunbook().`,
+          );
         }
         found.push(item);
       }
@@ -84,7 +93,8 @@ function runbooksOf(module: Record<string, unknown>, spec: string): Runbook[] {
   };
   for (const [name, value] of Object.entries(module)) {
     if (name === 'runbooks') take(value, name);
-    else if (name === 'default' && isPlainObject(value)) found.push(...runbooksOf(value, spec)); // CommonJS
+    else if (name === 'default' && isPlainObject(value))
+      found.push(...runbooksOf(value, spec)); // CommonJS
     else if (name === 'default' || isRunbook(value)) take(value, name);
   }
   return found;

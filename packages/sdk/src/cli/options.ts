@@ -34,8 +34,14 @@ export function addRunbooksOption(command: Command): Command {
 export function addStoreOptions(command: Command): Command {
   return command
     .option('--store-url <url>', 'PostgreSQL store, postgres://… (env RUNBOOK_DATABASE_URL)')
-    .option('--data-dir <dir>', 'embedded store directory when no URL is given (env RUNBOOK_DATA_DIR; default .runbook/store)')
-    .option('--store-schema <name>', 'schema holding the store tables (env RUNBOOK_STORE_SCHEMA; default runbook)');
+    .option(
+      '--data-dir <dir>',
+      'embedded store directory when no URL is given (env RUNBOOK_DATA_DIR; default .runbook/store)',
+    )
+    .option(
+      '--store-schema <name>',
+      'schema holding the store tables (env RUNBOOK_STORE_SCHEMA; default runbook)',
+    );
 }
 
 export function addActorOption(command: Command): Command {

@@ -18,7 +18,9 @@ const ENVIRONMENT_HELP = `Environment:
 /** Builds the `runbook` command. Output goes through `ctx.io`; commander's own exits become exceptions. */
 export function buildProgram(ctx: CommandContext): Command {
   const program = new Command('runbook')
-    .description('Diagnose and recover with runbooks as code: durable runs, approvals by a second person, an audit log.')
+    .description(
+      'Diagnose and recover with runbooks as code: durable runs, approvals by a second person, an audit log.',
+    )
     .version(packageJson.version, '-V, --version')
     .exitOverride()
     .configureOutput({

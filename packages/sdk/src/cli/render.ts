@@ -24,15 +24,24 @@ export function formatValue(value: unknown): string {
 /** Rows as left-aligned columns separated by two spaces. */
 export function columns(rows: readonly (readonly string[])[], indent = ''): string[] {
   const widths: number[] = [];
-  for (const row of rows) row.forEach((cell, i) => (widths[i] = Math.max(widths[i] ?? 0, cell.length)));
-  return rows.map((row) => `${indent}${row.map((cell, i) => (i === row.length - 1 ? cell : cell.padEnd(widths[i] ?? 0))).join('  ')}`.trimEnd());
+  for (const row of rows) {
+    for (const [i, cell] of row.entries()) widths[i] = Math.max(widths[i] ?? 0, cell.length);
+  }
+  return rows.map((row) =>
+    `${indent}${row.map((cell, i) => (i === row.length - 1 ? cell : cell.padEnd(widths[i] ?? 0))).join('  ')}`.trimEnd(),
+  );
 }
 
 // ---- catalog ----
 
 function triggerText(runbook: Runbook): string {
   return (runbook.triggers ?? [])
-    .map((t) => `alert ${Object.entries(t.match).map(([k, v]) => `${k}=${v}`).join(',')}`)
+    .map(
+      (t) =>
+        `alert ${Object.entries(t.match)
+          .map(([k, v]) => `${k}=${v}`)
+          .join(',')}`,
+    )
     .join('; ');
 }
 
@@ -49,27 +58,36 @@ export function renderRunbook(runbook: Runbook, schema: JsonSchema | undefined):
   lines.push('', `Triggers: ${triggerText(runbook) || 'none (started by hand)'}`);
   lines.push(`Tags: ${runbook.tags?.length ? runbook.tags.join(', ') : 'none'}`);
   lines.push('', 'Input:');
-  const properties = schema?.properties as Record<string, JsonSchema> | undefined;
-  if (!properties || Object.keys(properties).length === 0) {
+  const fields = schema ? inputFields(schema) : [];
+  if (fields.length === 0) {
     lines.push(schema ? `  ${formatValue(schema)}` : '  (the schema cannot be shown as JSON Schema)');
   } else {
-    const required = new Set((schema?.required as string[] | undefined) ?? []);
-    lines.push(
-      ...columns(
-        Object.entries(properties).map(([name, p]) => [
-          name,
-          schemaType(p),
-          required.has(name) ? 'required' : 'optional',
-          [p.description, p.default !== undefined ? `default ${formatValue(p.default)}` : '']
-            .filter(Boolean)
-            .join('; '),
-        ]),
-        '  ',
-      ),
-    );
+    lines.push(...columns(fields, '  '));
   }
-  lines.push('', `Start it: runbook diagnose ${runbook.id} --input key=value …   (see --json for the full JSON Schema)`);
+  lines.push(
+    '',
+    `Start it: runbook diagnose ${runbook.id} --input key=value …   (see --json for the full JSON Schema)`,
+  );
   return lines;
+}
+
+/** One row per input field (nested objects as dotted names, as `--input a.b=1` takes them). */
+function inputFields(schema: JsonSchema, prefix = ''): string[][] {
+  const properties = schema.properties as Record<string, JsonSchema> | undefined;
+  if (!properties) return [];
+  const required = new Set((schema.required as string[] | undefined) ?? []);
+  return Object.entries(properties).flatMap(([name, p]) => {
+    const isRequired = required.has(name); // within its parent object
+    const row = [
+      `${prefix}${name}`,
+      schemaType(p),
+      isRequired ? 'required' : 'optional',
+      [p.description, p.default !== undefined ? `default ${formatValue(p.default)}` : '']
+        .filter(Boolean)
+        .join('; '),
+    ];
+    return [row, ...inputFields(p, `${prefix}${name}.`)];
+  });
 }
 
 function schemaType(s: JsonSchema): string {
@@ -91,7 +109,10 @@ function schemaType(s: JsonSchema): string {
 
 export function renderPlan(plan: Plan<Json>, indent = '  '): string[] {
   const flags = [`risk ${plan.risk}`, ...(plan.destructive ? ['DESTRUCTIVE'] : [])].join(', ');
-  const lines = [`${indent}${plan.summary}`, `${indent}  ${plan.action} on ${plan.target}  (${flags}; plan ${shortHash(plan.hash)})`];
+  const lines = [
+    `${indent}${plan.summary}`,
+    `${indent}  ${plan.action} on ${plan.target}  (${flags}; plan ${shortHash(plan.hash)})`,
+  ];
   if (plan.changes.length === 0) lines.push(`${indent}  no changes: nothing to do`);
   for (const c of plan.changes) {
     lines.push(`${indent}  ${c.target} ${c.field}: ${formatValue(c.before)} → ${formatValue(c.after)}`);
@@ -105,13 +126,20 @@ export function renderEvidence(evidence: readonly Evidence[], indent = '    '): 
     switch (e.kind) {
       case 'table':
         lines.push(`${indent}${e.title}:`);
-        lines.push(...columns([e.columns, ...e.rows.map((row) => row.map((cell) => (cell === null ? '-' : String(cell))))], `${indent}  `));
+        lines.push(
+          ...columns(
+            [e.columns, ...e.rows.map((row) => row.map((cell) => (cell === null ? '-' : String(cell))))],
+            `${indent}  `,
+          ),
+        );
         break;
       case 'log':
         lines.push(`${indent}${e.title}:`, ...e.lines.map((l) => `${indent}  ${l}`));
         break;
       case 'text':
-        lines.push(`${indent}${e.title}:`, ...e.text.split('\n').map((l) => `${indent}  ${l}`));
+        if (e.text.includes('\n'))
+          lines.push(`${indent}${e.title}:`, ...e.text.split('\n').map((l) => `${indent}  ${l}`));
+        else lines.push(`${indent}${e.title}: ${e.text}`);
         break;
       case 'link':
         lines.push(`${indent}${e.title}: ${e.url}`);
@@ -148,9 +176,12 @@ function asObject(value: Json | null | undefined): JsonObject | undefined {
 }
 
 /** A check's finding, when the step holds one. */
-export function findingOf(step: Pick<StepRecord, 'kind' | 'status' | 'result'>): { status: FindingStatus; summary: string; evidence: Evidence[] } | undefined {
+export function findingOf(
+  step: Pick<StepRecord, 'kind' | 'status' | 'result'>,
+): { status: FindingStatus; summary: string; evidence: Evidence[] } | undefined {
   const r = asObject(step.result);
-  if (step.kind !== 'check' || step.status !== 'succeeded' || !r || typeof r.summary !== 'string') return undefined;
+  if (step.kind !== 'check' || step.status !== 'succeeded' || !r || typeof r.summary !== 'string')
+    return undefined;
   return r as unknown as { status: FindingStatus; summary: string; evidence: Evidence[] };
 }
 
@@ -174,9 +205,11 @@ export function stepSummary(step: Pick<StepRecord, 'kind' | 'status' | 'result' 
   const r = asObject(step.result);
   const plan = planOf(step);
   if (step.kind === 'act') {
-    const status = step.status === 'waiting_approval' ? 'waiting for approval' : String(r?.status ?? step.status);
+    const status =
+      step.status === 'waiting_approval' ? 'waiting for approval' : String(r?.status ?? step.status);
     if (plan) return `${status}: ${plan.summary}`;
-    if (r?.status === 'skipped') return `skipped in diagnose mode: ${String(r.action ?? '')} on ${String(r.target ?? '')}`;
+    if (r?.status === 'skipped')
+      return `skipped in diagnose mode: ${String(r.action ?? '')} on ${String(r.target ?? '')}`;
     return status;
   }
   if (step.kind === 'approve') {
@@ -184,8 +217,10 @@ export function stepSummary(step: Pick<StepRecord, 'kind' | 'status' | 'result' 
     if (step.status === 'waiting_approval') return `waiting for approval: ${plan?.summary ?? ''}`;
     return `${step.status}${typeof r?.summary === 'string' ? `: ${r.summary}` : ''}`;
   }
-  if (step.kind === 'notify') return `${step.status}: ${String(r?.channel ?? '')}: ${String(r?.message ?? '')}`;
-  if (step.kind === 'sleep') return `${step.status}${typeof r?.ms === 'number' ? ` (${formatMillis(r.ms)})` : ''}`;
+  if (step.kind === 'notify')
+    return `${step.status}: ${String(r?.channel ?? '')}: ${String(r?.message ?? '')}`;
+  if (step.kind === 'sleep')
+    return `${step.status}${typeof r?.ms === 'number' ? ` (${formatMillis(r.ms)})` : ''}`;
   return step.status;
 }
 
@@ -194,7 +229,12 @@ function duration(from: Date | null, to: Date | null): string {
 }
 
 function time(d: Date | null): string {
-  return d ? d.toISOString().replace('T', ' ').replace(/\.\d+Z$/, 'Z') : '-';
+  return d
+    ? d
+        .toISOString()
+        .replace('T', ' ')
+        .replace(/\.\d+Z$/, 'Z')
+    : '-';
 }
 
 export function renderError(error: ErrorInfo): string {
@@ -215,14 +255,17 @@ export function renderSteps(steps: readonly StepRecord[], options: { evidence: b
   const width = Math.max(...steps.map((s) => s.name.length));
   for (const s of steps) {
     const took = duration(s.startedAt, s.endedAt);
-    lines.push(`  ${stepMark(s)} ${s.name.padEnd(width)}  ${s.kind.padEnd(7)}  ${stepSummary(s)}${took ? `  (${took})` : ''}`);
+    lines.push(
+      `  ${stepMark(s)} ${s.name.padEnd(width)}  ${s.kind.padEnd(7)}  ${stepSummary(s)}${took ? `  (${took})` : ''}`,
+    );
     if (!options.evidence) continue;
     const f = findingOf(s);
     if (f && f.evidence.length > 0) lines.push(...renderEvidence(f.evidence, '      '));
     const plan = planOf(s);
     if (plan && s.kind === 'act') lines.push(...renderPlan(plan, '      ').slice(1));
     const verification = asObject(asObject(s.result)?.verification);
-    if (verification) lines.push(`      verified: ${String(verification.status)}: ${String(verification.summary)}`);
+    if (verification)
+      lines.push(`      verified: ${String(verification.status)}: ${String(verification.summary)}`);
   }
   return lines;
 }
@@ -233,7 +276,9 @@ export function renderApprovals(approvals: readonly ApprovalRecord[]): string[] 
       a.status === 'pending'
         ? `pending since ${time(a.requestedAt)}, expires ${time(a.expiresAt)}`
         : `${a.status}${a.decidedBy ? ` by ${a.decidedBy}` : ''} at ${time(a.decidedAt)}`;
-    const extra = [a.breakGlass ? 'BREAK-GLASS' : '', a.reason ? `reason: ${a.reason}` : ''].filter(Boolean).join(', ');
+    const extra = [a.breakGlass ? 'BREAK-GLASS' : '', a.reason ? `reason: ${a.reason}` : '']
+      .filter(Boolean)
+      .join(', ');
     return `  ${a.step}: ${who} (requested by ${a.requestedBy}, plan ${shortHash(a.planHash)})${extra ? `  ${extra}` : ''}`;
   });
 }
@@ -247,7 +292,8 @@ function runHeader(run: RunRecord): string[] {
   const outcome = renderOutcome(run.outcome);
   if (outcome) lines.push(`  outcome: ${outcome}`);
   if (run.error) lines.push(`  error: ${renderError(run.error)}`);
-  if (run.cancelRequested && run.status === 'running') lines.push(`  cancel requested: ${run.cancelRequested}`);
+  if (run.cancelRequested && run.status === 'running')
+    lines.push(`  cancel requested: ${run.cancelRequested}`);
   return lines;
 }
 
@@ -255,6 +301,14 @@ function runHeader(run: RunRecord): string[] {
 export function renderRunDetail(detail: RunDetail): string[] {
   const lines = [...runHeader(detail.run), '', 'Steps:', ...renderSteps(detail.steps, { evidence: true })];
   if (detail.approvals.length > 0) lines.push('', 'Approvals:', ...renderApprovals(detail.approvals));
+  if (detail.run.status === 'waiting_approval') {
+    lines.push(
+      '',
+      `Waiting for another person: runbook approve ${detail.run.id}   (or: runbook reject ${detail.run.id})`,
+    );
+  } else if (detail.run.status === 'queued') {
+    lines.push('', `Queued: continue it with runbook resume ${detail.run.id}`);
+  }
   return lines;
 }
 
@@ -269,7 +323,8 @@ export function renderRunSummary(detail: RunDetail): string[] {
   if (run.mode === 'diagnose' && checks.length > 0) {
     lines.push('', 'Findings:', ...renderSteps(checks, { evidence: true }));
     const skipped = steps.filter((s) => s.kind === 'act');
-    if (skipped.length > 0) lines.push('', 'Not applied (diagnose mode):', ...renderSteps(skipped, { evidence: false }));
+    if (skipped.length > 0)
+      lines.push('', 'Not applied (diagnose mode):', ...renderSteps(skipped, { evidence: false }));
   } else {
     lines.push('', 'Steps:', ...renderSteps(steps, { evidence: run.mode === 'plan' }));
   }
@@ -294,14 +349,26 @@ export function renderRunList(runs: readonly RunRecord[]): string[] {
   if (runs.length === 0) return ['No runs.'];
   return columns([
     ['RUN', 'RUNBOOK', 'MODE', 'STATUS', 'BY', 'CREATED', 'TOOK'],
-    ...runs.map((r) => [r.id, r.runbookId, r.mode, r.status, r.requestedBy, time(r.createdAt), duration(r.startedAt ?? r.createdAt, r.endedAt) || '-']),
+    ...runs.map((r) => [
+      r.id,
+      r.runbookId,
+      r.mode,
+      r.status,
+      r.requestedBy,
+      time(r.createdAt),
+      duration(r.startedAt ?? r.createdAt, r.endedAt) || '-',
+    ]),
   ]);
 }
 
 export function renderAudit(v: AuditVerification): string[] {
   const lines = [`Audit log: ${v.entries} entries, head ${v.headHash}`];
   if (v.ok) lines.push('OK: the hash chain is intact.');
-  else lines.push(`PROBLEMS (${v.problems.length}):`, ...v.problems.map((p) => `  #${p.seq} ${p.problem}: ${p.message}`));
+  else
+    lines.push(
+      `PROBLEMS (${v.problems.length}):`,
+      ...v.problems.map((p) => `  #${p.seq} ${p.problem}: ${p.message}`),
+    );
   return lines;
 }
 

@@ -1,6 +1,6 @@
-import { mkdir } from 'node:fs/promises';
 import { userInfo } from 'node:os';
 import { resolve } from 'node:path';
+import { isRunbookError } from '../core/errors';
 import type { Runbook } from '../core/runbook';
 import { Engine } from '../engine/engine';
 import type { ConfirmPlan } from '../engine/run-execution';
@@ -32,7 +32,10 @@ function osUser(): string {
 }
 
 /** Where runs are kept: PostgreSQL when a URL is given, else the embedded store under the data dir. */
-export function storeLocation(flags: StoreFlags, io: Pick<CliIo, 'env' | 'cwd'>): { url?: string; dataDir: string; schema?: string } {
+export function storeLocation(
+  flags: StoreFlags,
+  io: Pick<CliIo, 'env' | 'cwd'>,
+): { url?: string; dataDir: string; schema?: string } {
   const url = flags.storeUrl ?? io.env.RUNBOOK_DATABASE_URL;
   const schema = flags.storeSchema ?? io.env.RUNBOOK_STORE_SCHEMA;
   const dataDir = resolve(io.cwd, flags.dataDir ?? io.env.RUNBOOK_DATA_DIR ?? '.runbook/store');
@@ -40,14 +43,34 @@ export function storeLocation(flags: StoreFlags, io: Pick<CliIo, 'env' | 'cwd'>)
 }
 
 /** Opens the run store, runs `work`, and always closes the store. */
-export async function withStore<T>(flags: StoreFlags, io: CliIo, work: (store: RunStore) => Promise<T>): Promise<T> {
+export async function withStore<T>(
+  flags: StoreFlags,
+  io: CliIo,
+  work: (store: RunStore) => Promise<T>,
+): Promise<T> {
   const location = storeLocation(flags, io);
-  if (!location.url) await mkdir(location.dataDir, { recursive: true });
-  const store = await openStore(location);
+  let store: RunStore;
+  try {
+    store = await openStore(location);
+  } catch (e) {
+    if (isRunbookError(e)) throw e; // invalid options or a store in use, already phrased for people
+    throw new Error(`Cannot open the run store (${describeLocation(location)}): ${(e as Error)?.message ?? String(e)}`);
+  }
   try {
     return await work(store);
   } finally {
     await store.close();
+  }
+}
+
+/** Where the store is, for messages: never the URL's credentials. */
+function describeLocation(location: { url?: string; dataDir: string }): string {
+  if (!location.url) return `embedded store in ${location.dataDir}`;
+  try {
+    const u = new URL(location.url);
+    return `PostgreSQL at ${u.hostname}${u.port ? `:${u.port}` : ''}${u.pathname}`;
+  } catch {
+    return 'PostgreSQL';
   }
 }
 

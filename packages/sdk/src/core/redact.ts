@@ -31,6 +31,10 @@ const SECRET_PATTERNS: [RegExp, string][] = [
   [/\bAKIA[0-9A-Z]{16}\b/g, REDACTED],
 ];
 
+// Cheap pre-check: text that matches none of these cannot match any pattern above, so most strings
+// (summaries, names, log lines) skip the replacements entirely.
+const MIGHT_HOLD_SECRET = /:\/\/[^\s]*@|Bearer|Basic|passw|secret|token|api[_-]?key|sk-|gh[pousr]_|AKIA/i;
+
 function isSecretKey(key: string): boolean {
   const normalized = key.toLowerCase().replace(/[_-]/g, '');
   return SECRET_KEY_SUFFIXES.some((suffix) => normalized.endsWith(suffix));
@@ -53,7 +57,8 @@ export function createRedactor(secrets: Iterable<string> = []): Redactor {
 
   const redactText = (text: string): string => {
     let out = text;
-    for (const secret of known) out = out.split(secret).join(REDACTED);
+    for (const secret of known) if (out.includes(secret)) out = out.split(secret).join(REDACTED);
+    if (!MIGHT_HOLD_SECRET.test(out)) return out;
     for (const [pattern, replacement] of SECRET_PATTERNS) out = out.replace(pattern, replacement);
     return out;
   };

@@ -2,9 +2,11 @@ import { toMillis } from '../core/duration';
 import { isNonRetriableError, isRetryAfterError, TimeoutError } from '../core/errors';
 import { RetryOptions, type RetryOptionsInput } from '../core/options';
 
-/** Parses user retry options, filling defaults (one attempt). */
+const SINGLE_ATTEMPT: RetryOptions = Object.freeze(RetryOptions.parse({}));
+
+/** Parses user retry options, filling defaults (one attempt). Steps without options skip the parse. */
 export function retryPolicy(input: RetryOptionsInput | undefined): RetryOptions {
-  return RetryOptions.parse(input ?? {});
+  return input === undefined ? SINGLE_ATTEMPT : RetryOptions.parse(input);
 }
 
 /**
@@ -55,22 +57,28 @@ export async function withDeadline<T>(
   parent: AbortSignal,
   work: (signal: AbortSignal) => Promise<T>,
 ): Promise<T> {
-  const controller = new AbortController();
-  const abort = () => controller.abort(parent.reason);
   if (parent.aborted) throw parent.reason;
-  parent.addEventListener('abort', abort, { once: true });
-  const timer =
-    timeoutMs === undefined ? undefined : setTimeout(() => controller.abort(new TimeoutError(what, timeoutMs)), timeoutMs);
+  // Without a timeout of its own, the work gets the parent's signal: no controller or timer per step.
+  const controller = timeoutMs === undefined ? undefined : new AbortController();
+  const signal = controller?.signal ?? parent;
+  const abort = () => controller?.abort(parent.reason);
+  if (controller) parent.addEventListener('abort', abort, { once: true });
+  const timer = controller && setTimeout(() => controller.abort(new TimeoutError(what, timeoutMs as number)), timeoutMs);
+  let onAbort = () => {};
   try {
     return await Promise.race([
-      work(controller.signal),
+      work(signal),
       new Promise<never>((_, reject) => {
-        controller.signal.addEventListener('abort', () => reject(controller.signal.reason), { once: true });
+        onAbort = () => reject(signal.reason);
+        signal.addEventListener('abort', onAbort, { once: true });
       }),
     ]);
   } finally {
-    clearTimeout(timer);
-    parent.removeEventListener('abort', abort);
-    if (!controller.signal.aborted) controller.abort(new Error('step finished'));
+    signal.removeEventListener('abort', onAbort);
+    if (controller) {
+      clearTimeout(timer);
+      parent.removeEventListener('abort', abort);
+      if (!controller.signal.aborted) controller.abort(new Error('step finished'));
+    }
   }
 }

@@ -6,6 +6,12 @@ export interface Queryable {
 /** A database connection (or pool) the run store speaks through. Two exist: PostgreSQL (`pg`) and PGlite. */
 export interface SqlDriver extends Queryable {
   readonly dialect: 'postgres' | 'pglite';
+  /**
+   * Runs a statement whose commit need not wait for the WAL flush (`synchronous_commit = off`): for writes
+   * the engine can lose in a database crash and safely redo (see RunStore). Same as `query` where the driver
+   * has no such mode.
+   */
+  queryRelaxed<R = Record<string, unknown>>(sql: string, params?: readonly unknown[]): Promise<R[]>;
   /** Runs `fn` in one transaction: committed when it resolves, rolled back when it throws. */
   transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T>;
   close(): Promise<void>;

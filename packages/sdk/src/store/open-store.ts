@@ -20,6 +20,13 @@ export const StoreOptions = z.object({
     .default('runbook'),
   /** PostgreSQL pool size. @default 10 */
   poolSize: z.number().int().min(1).max(100).default(10),
+  /**
+   * Commit the writes the engine can redo (check results, finished actions, notifications) without waiting
+   * for PostgreSQL's WAL flush. Losing one in a database crash costs a re-run of a check or a re-plan that
+   * finds the change already made; the writes that guard against doing anything twice (the apply marker with
+   * its lock and budget, approvals, run creation and ending) always wait. @default true
+   */
+  relaxedCommits: z.boolean().default(true),
 });
 /** Options of {@link openStore}. */
 export type StoreOptions = z.input<typeof StoreOptions>;
@@ -35,7 +42,7 @@ export async function openStore(options: StoreOptions = {}): Promise<RunStore> {
   }
   const o = parsed.data;
   const driver = o.url
-    ? await openPostgresDriver({ connectionString: o.url, schema: o.schema, max: o.poolSize })
+    ? await openPostgresDriver({ connectionString: o.url, schema: o.schema, max: o.poolSize, relaxedCommits: o.relaxedCommits })
     : await openPgliteDriver({ ...(o.dataDir === ':memory:' ? {} : { dataDir: o.dataDir }), schema: o.schema });
   const store = new RunStore(driver);
   try {

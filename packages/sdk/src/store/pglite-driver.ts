@@ -1,3 +1,5 @@
+import { mkdir } from 'node:fs/promises';
+import { lockDataDir } from './data-dir-lock';
 import { assertSchemaName, type Queryable, type SqlDriver } from './driver';
 
 /** Options of the embedded PGlite driver. */
@@ -15,9 +17,20 @@ export interface PgliteDriverOptions {
 export async function openPgliteDriver(options: PgliteDriverOptions = {}): Promise<SqlDriver> {
   const schema = assertSchemaName(options.schema ?? 'runbook');
   const { PGlite } = await import('@electric-sql/pglite');
-  const db = options.dataDir ? new PGlite(options.dataDir) : new PGlite();
-  await db.waitReady;
-  await db.exec(`CREATE SCHEMA IF NOT EXISTS ${schema}; SET search_path TO ${schema};`);
+  let unlock = () => {};
+  if (options.dataDir) {
+    await mkdir(options.dataDir, { recursive: true });
+    unlock = lockDataDir(options.dataDir);
+  }
+  let db: InstanceType<typeof PGlite>;
+  try {
+    db = options.dataDir ? new PGlite(options.dataDir) : new PGlite();
+    await db.waitReady;
+    await db.exec(`CREATE SCHEMA IF NOT EXISTS ${schema}; SET search_path TO ${schema};`);
+  } catch (e) {
+    unlock();
+    throw e;
+  }
 
   // PGlite runs one statement at a time; a transaction holds the connection, so queries from outside it
   // wait their turn instead of slipping into the open transaction.
@@ -40,9 +53,14 @@ export async function openPgliteDriver(options: PgliteDriverOptions = {}): Promi
           return fn(scoped);
         }),
       ),
+    queryRelaxed: (sql, params = []) => serialize(() => run(db, sql, params)),
     async close() {
       await queue;
-      await db.close();
+      try {
+        await db.close();
+      } finally {
+        unlock();
+      }
     },
   };
 }

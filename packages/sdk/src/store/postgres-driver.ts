@@ -14,6 +14,8 @@ export interface PostgresDriverOptions {
   connectionTimeoutMillis?: number;
   /** Server-side bound on any store statement. @default 30000 */
   statementTimeoutMillis?: number;
+  /** Commit redoable writes without waiting for the WAL flush (see `SqlDriver.queryRelaxed`). @default true */
+  relaxedCommits?: boolean;
 }
 
 /** Opens a pooled PostgreSQL driver. `pg` is a peer dependency, loaded only here. */
@@ -25,12 +27,21 @@ export async function openPostgresDriver(options: PostgresDriverOptions): Promis
     max: options.max ?? 10,
     connectionTimeoutMillis: options.connectionTimeoutMillis ?? 10_000,
     statement_timeout: options.statementTimeoutMillis ?? 30_000,
-    options: `-c search_path=${schema}`,
+    // Generic plans: the store's statements are key lookups whose best plan never depends on the values,
+    // and re-planning the multi-CTE statements on every call would cost more than running them.
+    options: `-c search_path=${schema} -c plan_cache_mode=force_generic_plan`,
     application_name: 'aiwebtest-runbooks',
   };
   const pool: Pool = new pg.Pool(config);
+  // A second, smaller pool whose sessions commit without waiting for the WAL flush. WAL is written in order,
+  // so the next synchronous commit from either pool makes every earlier relaxed commit durable too.
+  const relaxedPool: Pool | undefined =
+    options.relaxedCommits === false
+      ? undefined
+      : new pg.Pool({ ...config, max: Math.max(2, Math.ceil((config.max ?? 10) / 2)), options: `${config.options} -c synchronous_commit=off` });
   // An idle client's error (server restart) must not crash the process; the next query reconnects.
   pool.on('error', () => {});
+  relaxedPool?.on('error', () => {});
   const bootstrap = await pool.connect();
   try {
     await bootstrap.query(`CREATE SCHEMA IF NOT EXISTS ${schema}`);
@@ -62,6 +73,7 @@ export async function openPostgresDriver(options: PostgresDriverOptions): Promis
   return {
     dialect: 'postgres',
     ...on(pool),
+    queryRelaxed: on(relaxedPool ?? pool).query,
     async transaction(fn) {
       const client = await pool.connect();
       try {
@@ -77,7 +89,7 @@ export async function openPostgresDriver(options: PostgresDriverOptions): Promis
       }
     },
     async close() {
-      await pool.end();
+      await Promise.all([pool.end(), relaxedPool?.end()]);
     },
   };
 }

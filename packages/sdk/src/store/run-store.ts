@@ -19,9 +19,11 @@ import type {
 
 type Row = Record<string, unknown>;
 
-const json = (value: unknown): string | null => (value === undefined || value === null ? null : JSON.stringify(value));
+const json = (value: unknown): string | null =>
+  value === undefined || value === null ? null : JSON.stringify(value);
 const iso = (d: Date | null | undefined): string | null => (d ? d.toISOString() : null);
-const date = (v: unknown): Date | null => (v === null || v === undefined ? null : v instanceof Date ? v : new Date(String(v)));
+const date = (v: unknown): Date | null =>
+  v === null || v === undefined ? null : v instanceof Date ? v : new Date(String(v));
 const auditText = (entry: AuditEntry): string => canonicalJson(entry);
 
 /**
@@ -72,6 +74,72 @@ const stepParams = (s: StepWrite) => [
   iso(s.endedAt),
   s.seq,
 ];
+
+// The statements, built once: the driver prepares each by its text.
+const CREATE_RUN_SQL = `WITH ins AS (
+         INSERT INTO runs (id, runbook_id, mode, input, status, requested_by, created_at, updated_at, started_at, lease_owner, lease_expires_at, attempts)
+         VALUES ($1, $2, $3, $4::jsonb, $5, $6, $7, $7, $8, $9, $10, $11)
+         RETURNING *),
+       ${auditCtes(12, 'ins')}
+       SELECT * FROM ins`;
+
+const FINISH_RUN_SQL = `WITH fin AS (
+         UPDATE runs SET status = $5, outcome = $6::jsonb, error = $7::jsonb, ended_at = $3, updated_at = $3,
+                         lease_owner = NULL, lease_expires_at = NULL
+          WHERE id = $1 AND lease_owner = $2 AND status = 'running' AND $4::timestamptz IS NOT NULL
+          RETURNING id),
+       unlock AS (DELETE FROM locks WHERE run_id = $1 AND EXISTS (SELECT 1 FROM fin)),
+       ${auditCtes(8, 'fin')}
+       SELECT count(*)::int AS n FROM fin`;
+
+const SUSPEND_RUN_SQL = `WITH s AS (
+         UPDATE runs SET status = 'waiting_approval', lease_owner = NULL, lease_expires_at = NULL, updated_at = $3
+          WHERE id = $1 AND lease_owner = $2 AND status = 'running' AND $4::timestamptz IS NOT NULL
+          RETURNING id),
+       unlock AS (DELETE FROM locks WHERE run_id = $1 AND EXISTS (SELECT 1 FROM s)),
+       ${auditCtes(5, 's')}
+       SELECT count(*)::int AS n FROM s`;
+
+const RECORD_STEP_SQL = `WITH ${FENCE_CTE},
+       ${stepUpsertCte(5, 'fence')},
+       ${auditCtes(14, 'step_row')}
+       SELECT count(*)::int AS n FROM step_row`;
+
+const BEGIN_ACTION_SQL = `WITH ${FENCE_CTE},
+       lock_row AS (
+         INSERT INTO locks (resource, run_id, step, owner, expires_at)
+         SELECT $15, id, $5, $2, $16 FROM fence
+          WHERE $17::int IS NULL
+             OR (SELECT count(*) FROM budget_spend WHERE resource = $15 AND action = $18 AND spent_at > $19) < $17::int
+         ON CONFLICT (resource) DO UPDATE
+            SET run_id = EXCLUDED.run_id, step = EXCLUDED.step, owner = EXCLUDED.owner, expires_at = EXCLUDED.expires_at
+          WHERE locks.expires_at < $3 OR (locks.run_id = EXCLUDED.run_id AND locks.step = EXCLUDED.step)
+         RETURNING resource),
+       spend AS (
+         INSERT INTO budget_spend (resource, action, run_id, step, spent_at)
+         SELECT $15, $18, $1, $5, $3 FROM lock_row WHERE $17::int IS NOT NULL),
+       ${stepUpsertCte(5, 'lock_row')},
+       ${auditCtes(14, 'step_row')}
+       SELECT (SELECT count(*) FROM fence)::int AS fenced, (SELECT count(*) FROM lock_row)::int AS locked`;
+
+const FINISH_ACTION_SQL = `WITH ${FENCE_CTE},
+       ${stepUpsertCte(5, 'fence')},
+       unlock AS (DELETE FROM locks WHERE resource = $15 AND run_id = $1 AND EXISTS (SELECT 1 FROM step_row)),
+       expiring AS (
+         INSERT INTO expiring_actions (run_id, step, resource, action, revert_at, status)
+         SELECT $1, $5, $15, $16, $17, 'pending' FROM step_row WHERE $17::timestamptz IS NOT NULL
+         ON CONFLICT (run_id, step) DO NOTHING),
+       ${auditCtes(14, 'step_row')}
+       SELECT count(*)::int AS n FROM step_row`;
+
+const COMPLETE_EXPIRING_SQL = `WITH done AS (
+         UPDATE expiring_actions SET status = $4, error = $5::jsonb, claimed_by = NULL, claim_expires_at = NULL
+          WHERE run_id = $1 AND step = $2 AND claimed_by = $3 AND status = 'pending'
+          RETURNING run_id),
+       ${auditCtes(6, 'done')}
+       SELECT count(*)::int AS n FROM done`;
+
+const APPEND_AUDIT_SQL = `WITH ${auditCtes(1)} SELECT 1`;
 
 function toRun(r: Row): RunRecord {
   return {
@@ -184,7 +252,9 @@ export class RunStore {
         'CREATE TABLE IF NOT EXISTS runbook_migrations (version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())',
       );
       const done = new Set(
-        (await tx.query<{ version: number }>('SELECT version FROM runbook_migrations')).map((r) => Number(r.version)),
+        (await tx.query<{ version: number }>('SELECT version FROM runbook_migrations')).map((r) =>
+          Number(r.version),
+        ),
       );
       for (const m of MIGRATIONS) {
         if (done.has(m.version)) continue;
@@ -202,28 +272,20 @@ export class RunStore {
 
   /** Creates a run and its `run.created` audit entry in one statement. */
   async createRun(run: NewRun, audit: AuditEntry): Promise<RunRecord> {
-    const rows = await this.driver.query(
-      `WITH ins AS (
-         INSERT INTO runs (id, runbook_id, mode, input, status, requested_by, created_at, updated_at, started_at, lease_owner, lease_expires_at, attempts)
-         VALUES ($1, $2, $3, $4::jsonb, $5, $6, $7, $7, $8, $9, $10, $11)
-         RETURNING *),
-       ${auditCtes(12, 'ins')}
-       SELECT * FROM ins`,
-      [
-        run.id,
-        run.runbookId,
-        run.mode,
-        json(run.input),
-        run.claim ? 'running' : 'queued',
-        run.requestedBy,
-        iso(run.now),
-        run.claim ? iso(run.now) : null,
-        run.claim?.owner ?? null,
-        iso(run.claim?.leaseUntil),
-        run.claim ? 1 : 0,
-        auditText(audit),
-      ],
-    );
+    const rows = await this.driver.query(CREATE_RUN_SQL, [
+      run.id,
+      run.runbookId,
+      run.mode,
+      json(run.input),
+      run.claim ? 'running' : 'queued',
+      run.requestedBy,
+      iso(run.now),
+      run.claim ? iso(run.now) : null,
+      run.claim?.owner ?? null,
+      iso(run.claim?.leaseUntil),
+      run.claim ? 1 : 0,
+      auditText(audit),
+    ]);
     return toRun(rows[0] as Row);
   }
 
@@ -293,7 +355,9 @@ export class RunStore {
        SELECT cancel_requested FROM r`,
       fenceParams(fence),
     );
-    return rows[0] ? { held: true, cancelRequested: rows[0].cancel_requested ?? null } : { held: false, cancelRequested: null };
+    return rows[0]
+      ? { held: true, cancelRequested: rows[0].cancel_requested ?? null }
+      : { held: false, cancelRequested: null };
   }
 
   /** Ends a run: final status, outcome or error, lease and locks released, audited. False if the lease was lost. */
@@ -304,32 +368,22 @@ export class RunStore {
     error: ErrorInfo | null,
     audit: AuditEntry,
   ): Promise<boolean> {
-    const rows = await this.driver.query<{ n: number }>(
-      `WITH fin AS (
-         UPDATE runs SET status = $5, outcome = $6::jsonb, error = $7::jsonb, ended_at = $3, updated_at = $3,
-                         lease_owner = NULL, lease_expires_at = NULL
-          WHERE id = $1 AND lease_owner = $2 AND status = 'running' AND $4::timestamptz IS NOT NULL
-          RETURNING id),
-       unlock AS (DELETE FROM locks WHERE run_id = $1 AND EXISTS (SELECT 1 FROM fin)),
-       ${auditCtes(8, 'fin')}
-       SELECT count(*)::int AS n FROM fin`,
-      [...fenceParams(fence), status, json(outcome), json(error), auditText(audit)],
-    );
+    const rows = await this.driver.query<{ n: number }>(FINISH_RUN_SQL, [
+      ...fenceParams(fence),
+      status,
+      json(outcome),
+      json(error),
+      auditText(audit),
+    ]);
     return Number(rows[0]?.n) === 1;
   }
 
   /** Parks a run until an approval arrives; releases the lease so any process can resume it. */
   async suspendRun(fence: Fence, audit: AuditEntry): Promise<boolean> {
-    const rows = await this.driver.query<{ n: number }>(
-      `WITH s AS (
-         UPDATE runs SET status = 'waiting_approval', lease_owner = NULL, lease_expires_at = NULL, updated_at = $3
-          WHERE id = $1 AND lease_owner = $2 AND status = 'running' AND $4::timestamptz IS NOT NULL
-          RETURNING id),
-       unlock AS (DELETE FROM locks WHERE run_id = $1 AND EXISTS (SELECT 1 FROM s)),
-       ${auditCtes(5, 's')}
-       SELECT count(*)::int AS n FROM s`,
-      [...fenceParams(fence), auditText(audit)],
-    );
+    const rows = await this.driver.query<{ n: number }>(SUSPEND_RUN_SQL, [
+      ...fenceParams(fence),
+      auditText(audit),
+    ]);
     return Number(rows[0]?.n) === 1;
   }
 
@@ -346,7 +400,9 @@ export class RunStore {
     audit: AuditEntry,
   ): Promise<'cancelled' | 'requested' | 'final' | 'missing'> {
     return this.driver.transaction(async (tx) => {
-      const rows = await tx.query<{ status: RunStatus }>('SELECT status FROM runs WHERE id = $1 FOR UPDATE', [runId]);
+      const rows = await tx.query<{ status: RunStatus }>('SELECT status FROM runs WHERE id = $1 FOR UPDATE', [
+        runId,
+      ]);
       const status = rows[0]?.status;
       if (!status) return 'missing';
       if (status === 'queued' || status === 'waiting_approval') {
@@ -354,7 +410,9 @@ export class RunStore {
           `UPDATE runs SET status = 'cancelled', ended_at = $2, updated_at = $2, error = $3::jsonb WHERE id = $1`,
           [runId, iso(now), json(error)],
         );
-        await tx.query(`UPDATE approvals SET status = 'void' WHERE run_id = $1 AND status = 'pending'`, [runId]);
+        await tx.query(`UPDATE approvals SET status = 'void' WHERE run_id = $1 AND status = 'pending'`, [
+          runId,
+        ]);
         await this.appendAuditWith(tx, audit);
         return 'cancelled';
       }
@@ -378,15 +436,17 @@ export class RunStore {
     return rows.map(toStep);
   }
 
-  /** Records a step's state and its audit entry in one statement, fenced by the lease. False if the lease was lost. */
+  /**
+   * Records a step's state and its audit entry in one statement, fenced by the lease. False if the lease was
+   * lost. A relaxed commit: a step record lost in a database crash is redone by the resumed run (a check runs
+   * again; an act step re-plans and finds its change made).
+   */
   async recordStep(fence: Fence, step: StepWrite, audit: AuditEntry): Promise<boolean> {
-    const rows = await this.driver.query<{ n: number }>(
-      `WITH ${FENCE_CTE},
-       ${stepUpsertCte(5, 'fence')},
-       ${auditCtes(14, 'step_row')}
-       SELECT count(*)::int AS n FROM step_row`,
-      [...fenceParams(fence), ...stepParams(step), auditText(audit)],
-    );
+    const rows = await this.driver.queryRelaxed<{ n: number }>(RECORD_STEP_SQL, [
+      ...fenceParams(fence),
+      ...stepParams(step),
+      auditText(audit),
+    ]);
     return Number(rows[0]?.n) === 1;
   }
 
@@ -402,34 +462,16 @@ export class RunStore {
     budget: { action: string; max: number; windowStart: Date } | null,
     audit: AuditEntry,
   ): Promise<BeginActionResult> {
-    const rows = await this.driver.query<{ fenced: number; locked: number }>(
-      `WITH ${FENCE_CTE},
-       lock_row AS (
-         INSERT INTO locks (resource, run_id, step, owner, expires_at)
-         SELECT $15, id, $5, $2, $16 FROM fence
-          WHERE $17::int IS NULL
-             OR (SELECT count(*) FROM budget_spend WHERE resource = $15 AND action = $18 AND spent_at > $19) < $17::int
-         ON CONFLICT (resource) DO UPDATE
-            SET run_id = EXCLUDED.run_id, step = EXCLUDED.step, owner = EXCLUDED.owner, expires_at = EXCLUDED.expires_at
-          WHERE locks.expires_at < $3 OR (locks.run_id = EXCLUDED.run_id AND locks.step = EXCLUDED.step)
-         RETURNING resource),
-       spend AS (
-         INSERT INTO budget_spend (resource, action, run_id, step, spent_at)
-         SELECT $15, $18, $1, $5, $3 FROM lock_row WHERE $17::int IS NOT NULL),
-       ${stepUpsertCte(5, 'lock_row')},
-       ${auditCtes(14, 'step_row')}
-       SELECT (SELECT count(*) FROM fence)::int AS fenced, (SELECT count(*) FROM lock_row)::int AS locked`,
-      [
-        ...fenceParams(fence),
-        ...stepParams(step),
-        auditText(audit),
-        lock.resource,
-        iso(lock.until),
-        budget?.max ?? null,
-        budget?.action ?? '',
-        iso(budget?.windowStart ?? fence.now),
-      ],
-    );
+    const rows = await this.driver.query<{ fenced: number; locked: number }>(BEGIN_ACTION_SQL, [
+      ...fenceParams(fence),
+      ...stepParams(step),
+      auditText(audit),
+      lock.resource,
+      iso(lock.until),
+      budget?.max ?? null,
+      budget?.action ?? '',
+      iso(budget?.windowStart ?? fence.now),
+    ]);
     const { fenced, locked } = rows[0] ?? { fenced: 0, locked: 0 };
     if (Number(locked) === 1) return { ok: true };
     if (Number(fenced) === 0) return { ok: false, reason: 'lease-lost' };
@@ -441,7 +483,9 @@ export class RunStore {
 
   /**
    * After an apply (and its verification or revert), in one statement: records the step, releases the
-   * resource's lock, schedules the revert of an expiring action, and audits it.
+   * resource's lock, schedules the revert of an expiring action, and audits it. A relaxed commit: if a
+   * database crash loses it, the step is still `applying` (that marker was committed durably), so the
+   * resumed run re-plans, finds the change made, verifies it and records it again.
    */
   async finishAction(
     fence: Fence,
@@ -450,25 +494,14 @@ export class RunStore {
     expiring: { action: string; revertAt: Date } | null,
     audit: AuditEntry,
   ): Promise<boolean> {
-    const rows = await this.driver.query<{ n: number }>(
-      `WITH ${FENCE_CTE},
-       ${stepUpsertCte(5, 'fence')},
-       unlock AS (DELETE FROM locks WHERE resource = $15 AND run_id = $1 AND EXISTS (SELECT 1 FROM step_row)),
-       expiring AS (
-         INSERT INTO expiring_actions (run_id, step, resource, action, revert_at, status)
-         SELECT $1, $5, $15, $16, $17, 'pending' FROM step_row WHERE $17::timestamptz IS NOT NULL
-         ON CONFLICT (run_id, step) DO NOTHING),
-       ${auditCtes(14, 'step_row')}
-       SELECT count(*)::int AS n FROM step_row`,
-      [
-        ...fenceParams(fence),
-        ...stepParams(step),
-        auditText(audit),
-        resource,
-        expiring?.action ?? null,
-        iso(expiring?.revertAt),
-      ],
-    );
+    const rows = await this.driver.queryRelaxed<{ n: number }>(FINISH_ACTION_SQL, [
+      ...fenceParams(fence),
+      ...stepParams(step),
+      auditText(audit),
+      resource,
+      expiring?.action ?? null,
+      iso(expiring?.revertAt),
+    ]);
     return Number(rows[0]?.n) === 1;
   }
 
@@ -527,10 +560,10 @@ export class RunStore {
         fenceParams(fence),
       );
       if (fenced.length === 0) throw new LeaseLostSignal();
-      await tx.query(`UPDATE approvals SET status = 'void' WHERE run_id = $1 AND step = $2 AND status = 'pending'`, [
-        request.runId,
-        request.step,
-      ]);
+      await tx.query(
+        `UPDATE approvals SET status = 'void' WHERE run_id = $1 AND step = $2 AND status = 'pending'`,
+        [request.runId, request.step],
+      );
       const rows = await tx.query(
         `INSERT INTO approvals (id, run_id, step, plan_hash, plan, status, requested_by, requested_at, expires_at)
          VALUES ($1, $2, $3, $4, $5::jsonb, 'pending', $6, $7, $8) RETURNING *`,
@@ -557,7 +590,10 @@ export class RunStore {
   }
 
   async listApprovals(runId: string): Promise<ApprovalRecord[]> {
-    const rows = await this.driver.query('SELECT * FROM approvals WHERE run_id = $1 ORDER BY requested_at, id', [runId]);
+    const rows = await this.driver.query(
+      'SELECT * FROM approvals WHERE run_id = $1 ORDER BY requested_at, id',
+      [runId],
+    );
     return rows.map(toApproval);
   }
 
@@ -576,7 +612,13 @@ export class RunStore {
    */
   async decideApproval(
     approvalId: string,
-    decision: { status: 'approved' | 'rejected'; by: string; reason: string | null; breakGlass: boolean; now: Date },
+    decision: {
+      status: 'approved' | 'rejected';
+      by: string;
+      reason: string | null;
+      breakGlass: boolean;
+      now: Date;
+    },
     rejectionError: ErrorInfo | null,
     audit: AuditEntry,
   ): Promise<ApprovalRecord | undefined> {
@@ -589,10 +631,10 @@ export class RunStore {
       const approval = rows[0] ? toApproval(rows[0]) : undefined;
       if (!approval) return undefined;
       if (decision.status === 'approved') {
-        await tx.query(`UPDATE runs SET status = 'queued', updated_at = $2 WHERE id = $1 AND status = 'waiting_approval'`, [
-          approval.runId,
-          iso(decision.now),
-        ]);
+        await tx.query(
+          `UPDATE runs SET status = 'queued', updated_at = $2 WHERE id = $1 AND status = 'waiting_approval'`,
+          [approval.runId, iso(decision.now)],
+        );
       } else {
         await tx.query(
           `UPDATE runs SET status = 'cancelled', ended_at = $2, updated_at = $2, error = $3::jsonb
@@ -608,7 +650,12 @@ export class RunStore {
   // ---- expiring actions ----
 
   /** Claims applied actions whose expiry has passed, with `FOR UPDATE SKIP LOCKED`. */
-  async claimDueExpiring(owner: string, now: Date, claimUntil: Date, limit: number): Promise<ExpiringActionRecord[]> {
+  async claimDueExpiring(
+    owner: string,
+    now: Date,
+    claimUntil: Date,
+    limit: number,
+  ): Promise<ExpiringActionRecord[]> {
     const rows = await this.driver.query(
       `UPDATE expiring_actions SET claimed_by = $1, claim_expires_at = $3
         WHERE (run_id, step) IN (
@@ -635,15 +682,14 @@ export class RunStore {
     error: ErrorInfo | null,
     audit: AuditEntry,
   ): Promise<boolean> {
-    const rows = await this.driver.query<{ n: number }>(
-      `WITH done AS (
-         UPDATE expiring_actions SET status = $4, error = $5::jsonb, claimed_by = NULL, claim_expires_at = NULL
-          WHERE run_id = $1 AND step = $2 AND claimed_by = $3 AND status = 'pending'
-          RETURNING run_id),
-       ${auditCtes(6, 'done')}
-       SELECT count(*)::int AS n FROM done`,
-      [runId, step, owner, status, json(error), auditText(audit)],
-    );
+    const rows = await this.driver.query<{ n: number }>(COMPLETE_EXPIRING_SQL, [
+      runId,
+      step,
+      owner,
+      status,
+      json(error),
+      auditText(audit),
+    ]);
     return Number(rows[0]?.n) === 1;
   }
 
@@ -655,7 +701,7 @@ export class RunStore {
   }
 
   private async appendAuditWith(q: Queryable, entry: AuditEntry): Promise<void> {
-    await q.query(`WITH ${auditCtes(1)} SELECT 1`, [auditText(entry)]);
+    await q.query(APPEND_AUDIT_SQL, [auditText(entry)]);
   }
 
   /** Audit rows in order, from `afterSeq` (exclusive), at most `limit`. */
@@ -669,9 +715,12 @@ export class RunStore {
 
   /** The latest link of the chain, kept apart from the rows so that removing the newest rows is detected. */
   async auditHead(): Promise<{ seq: number; hash: string }> {
-    const rows = await this.driver.query<{ seq: number; hash: string }>('SELECT seq, hash FROM audit_head WHERE id = 1');
+    const rows = await this.driver.query<{ seq: number; hash: string }>(
+      'SELECT seq, hash FROM audit_head WHERE id = 1',
+    );
     const head = rows[0];
-    if (!head) throw new Error('audit_head row is missing: the store schema is damaged (was it edited by hand?).');
+    if (!head)
+      throw new Error('audit_head row is missing: the store schema is damaged (was it edited by hand?).');
     return { seq: Number(head.seq), hash: head.hash };
   }
 }

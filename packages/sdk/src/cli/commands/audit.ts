@@ -9,9 +9,13 @@ export function registerAuditCommands(program: Command, ctx: CommandContext): vo
   const audit = program.command('audit').description('the append-only, hash-chained audit log');
   const verify = audit
     .command('verify')
-    .description('recompute the audit hash chain: entries, head hash, and any edited, missing or reordered entry (exit 1 when there are problems)');
+    .description(
+      'recompute the audit hash chain: entries, head hash, and any edited, missing or reordered entry (exit 1 when there are problems)',
+    );
   addStoreOptions(addJsonOption(verify)).action(async (flags: CommonFlags) => {
-    const result = await withStore(flags, ctx.io, (store) => createEngine(store, [], { flags, io: ctx.io }).verifyAudit());
+    const result = await withStore(flags, ctx.io, (store) =>
+      createEngine(store, [], { flags, io: ctx.io }).verifyAudit(),
+    );
     if (flags.json) writeJson(ctx.io.stdout, result);
     else writeLines(ctx.io.stdout, renderAudit(result));
     ctx.exit(result.ok ? ExitCode.Ok : ExitCode.Failed);

@@ -18,7 +18,10 @@ export async function loadCatalog(flags: CommonFlags, ctx: CommandContext): Prom
 export function findRunbook(runbooks: readonly Runbook[], id: string): Runbook {
   const runbook = runbooks.find((r) => r.id === id);
   if (!runbook) {
-    throw new NotFoundError(`Runbook "${id}"`, `Loaded runbooks: ${runbooks.map((r) => r.id).join(', ')}. See \`runbook list\`.`);
+    throw new NotFoundError(
+      `Runbook "${id}"`,
+      `Loaded runbooks: ${runbooks.map((r) => r.id).join(', ')}. See \`runbook list\`.`,
+    );
   }
   return runbook;
 }

@@ -13,7 +13,7 @@ import {
   type CommandContext,
   type CommonFlags,
 } from '../options';
-import { createEngine, actorOf, withStore } from '../session';
+import { actorOf, createEngine, withStore } from '../session';
 import { loadCatalog } from './catalog';
 
 interface DecisionFlags extends CommonFlags {
@@ -45,14 +45,19 @@ export function registerDecisionCommands(program: Command, ctx: CommandContext):
     )
     .argument('<runId>', 'the waiting run')
     .option('--reason <text>', 'why (recorded; required with --break-glass)')
-    .option('--break-glass', 'emergency override of the four-eyes rule; needs --reason and is recorded as such')
+    .option(
+      '--break-glass',
+      'emergency override of the four-eyes rule; needs --reason and is recorded as such',
+    )
     .option('--step <name>', 'the step to approve when several wait')
     .option('-y, --yes', 'confirm any further plan of the resumed run without asking')
     .option('--no-resume', 'only record the approval; the run stays queued for `runbook resume` or a worker');
   addStoreOptions(addActorOption(addRunbooksOption(addJsonOption(approve)))).action(
     async (runId: string, flags: DecisionFlags) => {
       if (flags.breakGlass && !flags.reason?.trim()) {
-        throw new UsageError('--break-glass needs --reason "<why>": the override and its reason are recorded in the audit log.');
+        throw new UsageError(
+          '--break-glass needs --reason "<why>": the override and its reason are recorded in the audit log.',
+        );
       }
       const actor = actorOf(flags.as, io.env);
       const runbooks: Runbook[] = flags.resume === false ? [] : await loadCatalog(flags, ctx);
@@ -67,14 +72,26 @@ export function registerDecisionCommands(program: Command, ctx: CommandContext):
           ...(flags.step ? { step: flags.step } : {}),
         });
         if (flags.resume === false) {
-          if (flags.json) writeJson(io.stdout, { approval, run: (await engine.getRun(runId)).run, exitCode: ExitCode.Ok });
-          else writeLines(io.stdout, [describeDecision(approval), `The run is queued: continue it with \`runbook resume ${runId}\`.`]);
+          if (flags.json)
+            writeJson(io.stdout, { approval, run: (await engine.getRun(runId)).run, exitCode: ExitCode.Ok });
+          else
+            writeLines(io.stdout, [
+              describeDecision(approval),
+              `The run is queued: continue it with \`runbook resume ${runId}\`.`,
+            ]);
           return ExitCode.Ok;
         }
         if (!flags.json) writeLines(io.stdout, [describeDecision(approval), `Resuming run ${runId}…`]);
         return executeRun(
           store,
-          { io, json: flags.json === true, flags, runbooks, confirmation: confirmationFor(flags, io), extra: { approval } },
+          {
+            io,
+            json: flags.json === true,
+            flags,
+            runbooks,
+            confirmation: confirmationFor(flags, io),
+            extra: { approval },
+          },
           (e, signal) => e.resume(runId, signal ? { signal } : {}),
         );
       });
@@ -88,19 +105,21 @@ export function registerDecisionCommands(program: Command, ctx: CommandContext):
     .argument('<runId>', 'the waiting run')
     .option('--reason <text>', 'why (recorded)')
     .option('--step <name>', 'the step to reject when several wait');
-  addStoreOptions(addActorOption(addJsonOption(reject))).action(async (runId: string, flags: DecisionFlags) => {
-    const actor = actorOf(flags.as, io.env);
-    const approval = await withStore(flags, io, (store) =>
-      createEngine(store, [], { flags, io }).reject(runId, {
-        actor,
-        ...(flags.reason ? { reason: flags.reason } : {}),
-        ...(flags.step ? { step: flags.step } : {}),
-      }),
-    );
-    if (flags.json) writeJson(io.stdout, { approval, exitCode: ExitCode.Ok });
-    else writeLines(io.stdout, [describeDecision(approval), `Run ${runId} is cancelled.`]);
-    ctx.exit(ExitCode.Ok);
-  });
+  addStoreOptions(addActorOption(addJsonOption(reject))).action(
+    async (runId: string, flags: DecisionFlags) => {
+      const actor = actorOf(flags.as, io.env);
+      const approval = await withStore(flags, io, (store) =>
+        createEngine(store, [], { flags, io }).reject(runId, {
+          actor,
+          ...(flags.reason ? { reason: flags.reason } : {}),
+          ...(flags.step ? { step: flags.step } : {}),
+        }),
+      );
+      if (flags.json) writeJson(io.stdout, { approval, exitCode: ExitCode.Ok });
+      else writeLines(io.stdout, [describeDecision(approval), `Run ${runId} is cancelled.`]);
+      ctx.exit(ExitCode.Ok);
+    },
+  );
 
   const resume = program
     .command('resume')
@@ -109,36 +128,43 @@ export function registerDecisionCommands(program: Command, ctx: CommandContext):
     )
     .argument('<runId>', 'the run')
     .option('-y, --yes', 'confirm every plan policy lets you apply alone without asking');
-  addStoreOptions(addRunbooksOption(addJsonOption(resume))).action(async (runId: string, flags: DecisionFlags) => {
-    const runbooks = await loadCatalog(flags, ctx);
-    const code = await withStore(flags, io, (store) =>
-      executeRun(
-        store,
-        { io, json: flags.json === true, flags, runbooks, confirmation: confirmationFor(flags, io) },
-        (engine, signal) => engine.resume(runId, signal ? { signal } : {}),
-      ),
-    );
-    ctx.exit(code);
-  });
+  addStoreOptions(addRunbooksOption(addJsonOption(resume))).action(
+    async (runId: string, flags: DecisionFlags) => {
+      const runbooks = await loadCatalog(flags, ctx);
+      const code = await withStore(flags, io, (store) =>
+        executeRun(
+          store,
+          { io, json: flags.json === true, flags, runbooks, confirmation: confirmationFor(flags, io) },
+          (engine, signal) => engine.resume(runId, signal ? { signal } : {}),
+        ),
+      );
+      ctx.exit(code);
+    },
+  );
 
   const cancel = program
     .command('cancel')
     .description('cancel a run: a queued or waiting one at once, a running one at its next heartbeat')
     .argument('<runId>', 'the run')
     .option('--reason <text>', 'why (recorded)');
-  addStoreOptions(addActorOption(addJsonOption(cancel))).action(async (runId: string, flags: DecisionFlags) => {
-    const actor = actorOf(flags.as, io.env);
-    const result = await withStore(flags, io, (store) =>
-      createEngine(store, [], { flags, io }).cancel(runId, { actor, ...(flags.reason ? { reason: flags.reason } : {}) }),
-    );
-    if (flags.json) writeJson(io.stdout, { runId, result, exitCode: ExitCode.Ok });
-    else
-      writeLines(
-        io.stdout,
-        result === 'cancelled'
-          ? `Run ${runId} is cancelled.`
-          : `Cancellation of run ${runId} requested: the process executing it stops at its next heartbeat.`,
+  addStoreOptions(addActorOption(addJsonOption(cancel))).action(
+    async (runId: string, flags: DecisionFlags) => {
+      const actor = actorOf(flags.as, io.env);
+      const result = await withStore(flags, io, (store) =>
+        createEngine(store, [], { flags, io }).cancel(runId, {
+          actor,
+          ...(flags.reason ? { reason: flags.reason } : {}),
+        }),
       );
-    ctx.exit(ExitCode.Ok);
-  });
+      if (flags.json) writeJson(io.stdout, { runId, result, exitCode: ExitCode.Ok });
+      else
+        writeLines(
+          io.stdout,
+          result === 'cancelled'
+            ? `Run ${runId} is cancelled.`
+            : `Cancellation of run ${runId} requested: the process executing it stops at its next heartbeat.`,
+        );
+      ctx.exit(ExitCode.Ok);
+    },
+  );
 }

@@ -2,11 +2,25 @@ import { type Command, Option } from 'commander';
 import type { RunStatus } from '../../store/records';
 import { ExitCode } from '../exit-codes';
 import { writeJson, writeLines } from '../io';
-import { addJsonOption, addStoreOptions, type CommandContext, type CommonFlags, positiveInt } from '../options';
+import {
+  addJsonOption,
+  addStoreOptions,
+  type CommandContext,
+  type CommonFlags,
+  positiveInt,
+} from '../options';
 import { renderRunDetail, renderRunList } from '../render';
 import { createEngine, withStore } from '../session';
 
-const STATUSES: RunStatus[] = ['queued', 'running', 'waiting_approval', 'succeeded', 'failed', 'escalated', 'cancelled'];
+const STATUSES: RunStatus[] = [
+  'queued',
+  'running',
+  'waiting_approval',
+  'succeeded',
+  'failed',
+  'escalated',
+  'cancelled',
+];
 
 interface RunsFlags extends CommonFlags {
   status?: RunStatus;
@@ -36,10 +50,14 @@ export function registerRunCommands(program: Command, ctx: CommandContext): void
 
   const show = program
     .command('show')
-    .description('show a run: its steps with status and summary, the evidence of findings, plans and approvals')
+    .description(
+      'show a run: its steps with status and summary, the evidence of findings, plans and approvals',
+    )
     .argument('<runId>', 'run id (see `runbook runs`)');
   addStoreOptions(addJsonOption(show)).action(async (runId: string, flags: CommonFlags) => {
-    const detail = await withStore(flags, ctx.io, (store) => createEngine(store, [], { flags, io: ctx.io }).getRun(runId));
+    const detail = await withStore(flags, ctx.io, (store) =>
+      createEngine(store, [], { flags, io: ctx.io }).getRun(runId),
+    );
     if (flags.json) writeJson(ctx.io.stdout, detail);
     else writeLines(ctx.io.stdout, renderRunDetail(detail));
     ctx.exit(ExitCode.Ok);

@@ -22,8 +22,16 @@ interface StartFlags extends CommonFlags {
 }
 
 const COMMANDS: { name: string; mode: RunMode; description: string }[] = [
-  { name: 'diagnose', mode: 'diagnose', description: 'run a runbook\'s checks and show the findings; nothing is planned or applied' },
-  { name: 'plan', mode: 'plan', description: 'run the checks and plan every action (the dry run); nothing is applied' },
+  {
+    name: 'diagnose',
+    mode: 'diagnose',
+    description: "run a runbook's checks and show the findings; nothing is planned or applied",
+  },
+  {
+    name: 'plan',
+    mode: 'plan',
+    description: 'run the checks and plan every action (the dry run); nothing is applied',
+  },
   {
     name: 'run',
     mode: 'execute',
@@ -37,7 +45,10 @@ export function registerStartCommands(program: Command, ctx: CommandContext): vo
     const command = program.command(spec.name).description(spec.description).argument('<id>', 'runbook id');
     addStoreOptions(addActorOption(addRunbooksOption(addJsonOption(addInputOptions(command)))));
     if (spec.mode === 'execute') {
-      command.option('-y, --yes', 'confirm every plan that policy lets you apply alone (needed without a terminal)');
+      command.option(
+        '-y, --yes',
+        'confirm every plan that policy lets you apply alone (needed without a terminal)',
+      );
     }
     command.action(async (id: string, flags: StartFlags) => ctx.exit(await start(spec.mode, id, flags, ctx)));
   }
