@@ -28,7 +28,11 @@ const noopAction = (i: number) => {
     target,
     risk: 'low',
     destructive: false,
-    plan: async () => ({ summary: `set ${i}`, changes: [{ target, field: 'value', before: 0, after: 1 }], params: { i } }),
+    plan: async () => ({
+      summary: `set ${i}`,
+      changes: [{ target, field: 'value', before: 0, after: 1 }],
+      params: { i },
+    }),
     apply: async () => null,
   });
 };
@@ -41,7 +45,8 @@ const runbook = defineRunbook({
   timeout: '1h',
   async run({ input, step, runId }) {
     for (let i = 0; i < input.steps; i++) {
-      if (input.kind === 'check' || (input.kind === 'mixed' && i % 2 === 0)) await step.check(`c${i}`, noopCheck);
+      if (input.kind === 'check' || (input.kind === 'mixed' && i % 2 === 0))
+        await step.check(`c${i}`, noopCheck);
       else await step.act(`a${i}`, noopAction(Number.parseInt(runId.slice(-6), 36) * 100_000 + i));
     }
   },
@@ -50,14 +55,20 @@ const runbook = defineRunbook({
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number;
 
 async function baseline(pool: pg.Pool): Promise<number> {
-  await pool.query('CREATE TABLE IF NOT EXISTS baseline (id bigserial PRIMARY KEY, run_id text, payload jsonb)');
+  await pool.query(
+    'CREATE TABLE IF NOT EXISTS baseline (id bigserial PRIMARY KEY, run_id text, payload jsonb)',
+  );
   const client = await pool.connect();
   try {
-    for (let i = 0; i < 200; i++) await client.query('INSERT INTO baseline (run_id, payload) VALUES ($1, $2)', ['warm', '{}']);
+    for (let i = 0; i < 200; i++)
+      await client.query('INSERT INTO baseline (run_id, payload) VALUES ($1, $2)', ['warm', '{}']);
     const started = performance.now();
     for (let i = 0; i < STEPS; i++) {
       // One row, committed: autocommit makes INSERT + COMMIT one round trip, the cheapest durable write.
-      await client.query('INSERT INTO baseline (run_id, payload) VALUES ($1, $2)', ['run', '{"status":"ok"}']);
+      await client.query('INSERT INTO baseline (run_id, payload) VALUES ($1, $2)', [
+        'run',
+        '{"status":"ok"}',
+      ]);
     }
     return ((performance.now() - started) * 1000) / STEPS;
   } finally {
@@ -69,12 +80,13 @@ async function perStep(engine: Engine, kind: 'check' | 'act'): Promise<number> {
   const timed = async (steps: number) => {
     const started = performance.now();
     const result = await engine.start('bench', { kind, steps }, { actor: 'bench', mode: 'execute' });
-    if (result.status !== 'succeeded') throw new Error(`bench run ${result.status}: ${result.error?.message}`);
+    if (result.status !== 'succeeded')
+      throw new Error(`bench run ${result.status}: ${result.error?.message}`);
     return performance.now() - started;
   };
   // Subtract an empty run so that run creation and completion are not counted as step overhead.
   const empty = await timed(0);
-  return ((await timed(STEPS)) - empty) * 1000 / STEPS;
+  return (((await timed(STEPS)) - empty) * 1000) / STEPS;
 }
 
 async function main() {
@@ -82,7 +94,12 @@ async function main() {
   await pool.query(`CREATE SCHEMA IF NOT EXISTS ${schema}`);
   // As shipped: redoable writes commit without waiting for the WAL flush. And fully synchronous, for comparison.
   const relaxedStore = await openStore({ url: URL, schema, poolSize: 8 });
-  const syncStore = await openStore({ url: URL, schema: `${schema}_sync`, poolSize: 8, relaxedCommits: false });
+  const syncStore = await openStore({
+    url: URL,
+    schema: `${schema}_sync`,
+    poolSize: 8,
+    relaxedCommits: false,
+  });
   const relaxed = new Engine({ store: relaxedStore, runbooks: [runbook] });
   const sync = new Engine({ store: syncStore, runbooks: [runbook] });
   try {
@@ -91,7 +108,13 @@ async function main() {
       await perStep(engine, 'check');
       await perStep(engine, 'act');
     }
-    const samples = { base: [] as number[], check: [] as number[], act: [] as number[], checkSync: [] as number[], actSync: [] as number[] };
+    const samples = {
+      base: [] as number[],
+      check: [] as number[],
+      act: [] as number[],
+      checkSync: [] as number[],
+      actSync: [] as number[],
+    };
     for (let r = 0; r < REPEATS; r++) {
       // Interleaved so that drift in the machine's load hits every figure alike.
       samples.base.push(await baseline(pool));
@@ -106,7 +129,13 @@ async function main() {
     const concurrentSteps = 400;
     const started = performance.now();
     const results = await Promise.all(
-      Array.from({ length: 4 }, () => relaxed.start('bench', { kind: 'mixed', steps: concurrentSteps }, { actor: 'bench', mode: 'execute' })),
+      Array.from({ length: 4 }, () =>
+        relaxed.start(
+          'bench',
+          { kind: 'mixed', steps: concurrentSteps },
+          { actor: 'bench', mode: 'execute' },
+        ),
+      ),
     );
     const seconds = (performance.now() - started) / 1000;
     if (results.some((r) => r.status !== 'succeeded')) throw new Error('a concurrent bench run failed');
@@ -119,7 +148,9 @@ async function main() {
     console.log(line('action step (plan, lock, apply, record)', median(samples.act), 2.5));
     console.log(line('check step, relaxedCommits: false', median(samples.checkSync)));
     console.log(line('action step, relaxedCommits: false', median(samples.actSync)));
-    console.log(`${'4 concurrent runs (half checks, half actions)'.padEnd(44)} ${((4 * concurrentSteps) / seconds).toFixed(0).padStart(6)} steps/s`);
+    console.log(
+      `${'4 concurrent runs (half checks, half actions)'.padEnd(44)} ${((4 * concurrentSteps) / seconds).toFixed(0).padStart(6)} steps/s`,
+    );
   } finally {
     for (const store of [relaxedStore, syncStore]) {
       await store.driver.query(`DROP SCHEMA ${store === syncStore ? `${schema}_sync` : schema} CASCADE`);

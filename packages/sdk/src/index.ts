@@ -19,6 +19,7 @@ export {
   isBudgetExhaustedError,
   isCancelledError,
   isInputValidationError,
+  isInvalidStateError,
   isNonRetriableError,
   isNotFoundError,
   isResourceLockedError,
@@ -37,7 +38,14 @@ export {
   VerificationFailedError,
 } from './core/errors';
 export { type Disposable, TypedEvent } from './core/events';
-export { type Cell, type Evidence, type Finding, type FindingStatus, finding, worstStatus } from './core/finding';
+export {
+  type Cell,
+  type Evidence,
+  type Finding,
+  type FindingStatus,
+  finding,
+  worstStatus,
+} from './core/finding';
 export { canonicalJson, type Json } from './core/json';
 export { RetryOptions, type RetryOptionsInput, StepOptions } from './core/options';
 export { type Change, type Plan, type PlanDraft, type RiskLevel, sealPlan, shortHash } from './core/plan';
@@ -52,11 +60,11 @@ export {
   type Escalation,
   isRunbook,
   type Notification,
-  onAlert,
   type Outcome,
-  type RunContext,
+  onAlert,
   type Runbook,
   type RunbookDefinition,
+  type RunContext,
   type Severity,
   type StepTools,
   type Trigger,
@@ -72,7 +80,12 @@ export {
   type StepContext,
 } from './core/step';
 export { ApprovalPolicy, needsApproval } from './engine/approval-policy';
-export { type AuditProblem, type AuditVerification, auditLinkHash, verifyAuditChain } from './engine/audit-chain';
+export {
+  type AuditProblem,
+  type AuditVerification,
+  auditLinkHash,
+  verifyAuditChain,
+} from './engine/audit-chain';
 export {
   BudgetRule,
   type DecisionOptions,
@@ -107,4 +120,4 @@ export type {
   StepRecord,
   StepStatus,
 } from './store/records';
-export { RunStore, type RunFilter } from './store/run-store';
+export { type RunFilter, RunStore } from './store/run-store';

@@ -13,7 +13,12 @@ describe.each(Object.entries(DRIVERS))('audit tampering on %s', (_name, open) =>
   beforeAll(async () => {
     sut = await open();
     for (let i = 0; i < ENTRIES; i++) {
-      await sut.store.appendAudit({ ts: new Date(i * 1000).toISOString(), actor: 'alice', kind: 'test', data: { i } });
+      await sut.store.appendAudit({
+        ts: new Date(i * 1000).toISOString(),
+        actor: 'alice',
+        kind: 'test',
+        data: { i },
+      });
     }
     original = await sut.store.readAudit();
     head = await sut.store.auditHead();
@@ -27,7 +32,12 @@ describe.each(Object.entries(DRIVERS))('audit tampering on %s', (_name, open) =>
   const restore = async () => {
     await q('DELETE FROM audit');
     for (const r of original) {
-      await q('INSERT INTO audit (seq, entry, prev_hash, hash) VALUES ($1, $2, $3, $4)', [r.seq, r.entry, r.prevHash, r.hash]);
+      await q('INSERT INTO audit (seq, entry, prev_hash, hash) VALUES ($1, $2, $3, $4)', [
+        r.seq,
+        r.entry,
+        r.prevHash,
+        r.hash,
+      ]);
     }
     await q('UPDATE audit_head SET seq = $1, hash = $2 WHERE id = 1', [head.seq, head.hash]);
   };
@@ -39,7 +49,10 @@ describe.each(Object.entries(DRIVERS))('audit tampering on %s', (_name, open) =>
 
   for (const position of [1, Math.ceil(ENTRIES / 2), ENTRIES]) {
     it(`detects an edit of entry ${position}`, async () => {
-      await q(`UPDATE audit SET entry = replace(entry, '"actor":"alice"', '"actor":"mallory"') WHERE seq = $1`, [position]);
+      await q(
+        `UPDATE audit SET entry = replace(entry, '"actor":"alice"', '"actor":"mallory"') WHERE seq = $1`,
+        [position],
+      );
       expect(await problems()).toContain('edited');
       await restore();
     });

@@ -1,7 +1,7 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Engine } from '../src/engine/engine';
-import { verifyAuditChain } from '../src/engine/audit-chain';
 import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { verifyAuditChain } from '../src/engine/audit-chain';
+import { Engine } from '../src/engine/engine';
 import { ACTION_STEPS, ALL_STEPS, effectsRunbook } from './support/effects-runbook';
 import { startWorker } from './support/processes';
 import { POSTGRES_URL, postgresStore, type StoreUnderTest, uniqueSchema } from './support/stores';
@@ -22,7 +22,9 @@ describe('crash recovery (SIGKILL at random points, real processes, PostgreSQL)'
 
   beforeAll(async () => {
     sut = await postgresStore(schema);
-    await sut.store.driver.query('CREATE TABLE effects (run_id text NOT NULL, step text NOT NULL, pid integer NOT NULL)');
+    await sut.store.driver.query(
+      'CREATE TABLE effects (run_id text NOT NULL, step text NOT NULL, pid integer NOT NULL)',
+    );
     pool = new pg.Pool({ connectionString: POSTGRES_URL, max: 1, options: `-c search_path=${schema}` });
     // This engine only enqueues; the worker processes execute.
     engine = new Engine({ store: sut.store, runbooks: [effectsRunbook(pool)] });
@@ -35,7 +37,12 @@ describe('crash recovery (SIGKILL at random points, real processes, PostgreSQL)'
   it(`survives ${TRIALS} kills`, async () => {
     const killedMidRun: number[] = [];
     for (let trial = 0; trial < TRIALS; trial++) {
-      for (let i = 0; i < RUNS_PER_TRIAL; i++) await engine.enqueue('effects', { label: `t${trial}-${i}` }, { actor: 'crash-test', mode: 'execute' });
+      for (let i = 0; i < RUNS_PER_TRIAL; i++)
+        await engine.enqueue(
+          'effects',
+          { label: `t${trial}-${i}` },
+          { actor: 'crash-test', mode: 'execute' },
+        );
 
       const victim = startWorker(schema, 'serve');
       await victim.ready;
@@ -53,7 +60,9 @@ describe('crash recovery (SIGKILL at random points, real processes, PostgreSQL)'
       expect(rescued.code).toBe(0);
 
       const runs = await sut.store.listRuns({ limit: 10_000 });
-      expect(runs.filter((r) => r.status !== 'succeeded').map((r) => [r.id, r.status, r.error?.message])).toEqual([]);
+      expect(
+        runs.filter((r) => r.status !== 'succeeded').map((r) => [r.id, r.status, r.error?.message]),
+      ).toEqual([]);
       const effects = await sut.store.driver.query<{ run_id: string; step: string; n: number }>(
         'SELECT run_id, step, count(*)::int AS n FROM effects GROUP BY run_id, step',
       );

@@ -6,8 +6,8 @@ import { defineRunbook, type Runbook } from '../src/core/runbook';
 import { defineCheck } from '../src/core/step';
 import { Engine, type EngineOptions } from '../src/engine/engine';
 import type { Notifier } from '../src/engine/events';
-import { DRIVERS, type StoreUnderTest } from './support/stores';
 import { fixRunbook, setValue, valueIs, World } from './support/runbooks';
+import { DRIVERS, type StoreUnderTest } from './support/stores';
 
 const input = (key: string, value = 'on') => ({ key, value });
 
@@ -41,13 +41,16 @@ describe.each(Object.entries(DRIVERS))('engine on %s', (_name, open) => {
 
     const planned = await e.start('fix', input(k), { mode: 'plan', actor: 'alice' });
     const pSteps = (await e.getRun(planned.runId)).steps;
-    const plan = (pSteps[1]?.result as { plan: { changes: unknown[]; hash: string } }).plan;
-    expect(plan.changes).toEqual([{ target: `test:${k}`, field: 'value', before: null, after: 'on' }]);
-    expect(plan.hash).toMatch(/^[0-9a-f]{64}$/);
+    const plan = (pSteps[1]?.result as { plan: { changes: unknown[]; hash: string } } | undefined)?.plan;
+    expect(plan?.changes).toEqual([{ target: `test:${k}`, field: 'value', before: null, after: 'on' }]);
+    expect(plan?.hash).toMatch(/^[0-9a-f]{64}$/);
     expect(world.applies).toEqual([]);
 
     const executed = await e.start('fix', input(k), { mode: 'execute', actor: 'alice' });
-    expect(executed).toMatchObject({ status: 'succeeded', outcome: { kind: 'done', summary: 'fix applied' } });
+    expect(executed).toMatchObject({
+      status: 'succeeded',
+      outcome: { kind: 'done', summary: 'fix applied' },
+    });
     expect(world.get(k)).toBe('on');
     expect(world.applies).toEqual([k]);
 
@@ -122,10 +125,17 @@ describe.each(Object.entries(DRIVERS))('engine on %s', (_name, open) => {
       expect(world.get(k)).toBe('a');
       expect(world.applies).toEqual([k]);
 
-      const audit = (await sut.store.readAudit()).map((r) => JSON.parse(r.entry) as { kind: string; runId?: string });
+      const audit = (await sut.store.readAudit()).map(
+        (r) => JSON.parse(r.entry) as { kind: string; runId?: string },
+      );
       const kinds = audit.filter((a) => a.runId === first.runId).map((a) => a.kind);
       expect(kinds).toEqual(
-        expect.arrayContaining(['approval.requested', 'approval.approved', 'approval.re-requested', 'action.applied']),
+        expect.arrayContaining([
+          'approval.requested',
+          'approval.approved',
+          'approval.re-requested',
+          'action.applied',
+        ]),
       );
     });
 
@@ -138,7 +148,11 @@ describe.each(Object.entries(DRIVERS))('engine on %s', (_name, open) => {
       await expect(e.approve(run.runId, { actor: 'alice', breakGlass: true })).rejects.toMatchObject({
         code: 'BREAK_GLASS_REASON_REQUIRED',
       });
-      const approval = await e.approve(run.runId, { actor: 'alice', breakGlass: true, reason: 'sev0, nobody awake' });
+      const approval = await e.approve(run.runId, {
+        actor: 'alice',
+        breakGlass: true,
+        reason: 'sev0, nobody awake',
+      });
       expect(approval).toMatchObject({ breakGlass: true, decidedBy: 'alice', reason: 'sev0, nobody awake' });
       expect((await e.resume(run.runId)).status).toBe('succeeded');
       const entries = (await sut.store.readAudit()).map((r) => JSON.parse(r.entry));
@@ -160,7 +174,9 @@ describe.each(Object.entries(DRIVERS))('engine on %s', (_name, open) => {
       vi.useFakeTimers({ toFake: ['Date'] });
       try {
         vi.setSystemTime(Date.now() + 11 * 60_000);
-        await expect(e.approve(waiting.runId, { actor: 'bob' })).rejects.toMatchObject({ code: 'APPROVAL_EXPIRED' });
+        await expect(e.approve(waiting.runId, { actor: 'bob' })).rejects.toMatchObject({
+          code: 'APPROVAL_EXPIRED',
+        });
       } finally {
         vi.useRealTimers();
       }
@@ -222,10 +238,19 @@ describe.each(Object.entries(DRIVERS))('engine on %s', (_name, open) => {
     it("takes over a dead holder's expired lease", async () => {
       const world = new World();
       await sut.store.tryLock(
-        { resource: 'test:orphan', runId: 'run_dead', step: 'x', owner: 'dead-host', expiresAt: new Date(Date.now() - 1000) },
+        {
+          resource: 'test:orphan',
+          runId: 'run_dead',
+          step: 'x',
+          owner: 'dead-host',
+          expiresAt: new Date(Date.now() - 1000),
+        },
         new Date(Date.now() - 2000),
       );
-      const result = await engine([fixRunbook(world, 'fix')]).start('fix', input('orphan'), { mode: 'execute', actor: 'a' });
+      const result = await engine([fixRunbook(world, 'fix')]).start('fix', input('orphan'), {
+        mode: 'execute',
+        actor: 'a',
+      });
       expect(result.status).toBe('succeeded');
       expect(world.get('orphan')).toBe('on');
     });
@@ -468,7 +493,11 @@ describe.each(Object.entries(DRIVERS))('engine on %s', (_name, open) => {
     expect(resumed.status).toBe('succeeded');
     expect(world.applies).toEqual([k]);
     const step = (await sut.store.getSteps(first.runId)).find((s) => s.name === 'set');
-    expect(step?.result).toMatchObject({ status: 'applied', applied: { recovered: true }, verification: { status: 'ok' } });
+    expect(step?.result).toMatchObject({
+      status: 'applied',
+      applied: { recovered: true },
+      verification: { status: 'ok' },
+    });
   });
 
   it('keeps secrets out of the store and the audit log', async () => {

@@ -5,7 +5,12 @@ import { DRIVERS, type StoreUnderTest } from './support/stores';
 
 const T0 = new Date('2026-01-01T00:00:00Z');
 const at = (ms: number) => new Date(T0.getTime() + ms);
-const audit = (kind: string, runId?: string): AuditEntry => ({ ts: T0.toISOString(), actor: 'test', kind, ...(runId ? { runId } : {}) });
+const audit = (kind: string, runId?: string): AuditEntry => ({
+  ts: T0.toISOString(),
+  actor: 'test',
+  kind,
+  ...(runId ? { runId } : {}),
+});
 let seq = 0;
 const step = (name: string, status: StepWrite['status'] = 'succeeded'): StepWrite => ({
   name,
@@ -32,22 +37,44 @@ describe.each(Object.entries(DRIVERS))('run store contract on %s', (_name, open)
   const id = (p: string) => `${p}_${++n}`;
   const create = (runId: string, claim?: { owner: string; leaseUntil: Date }, createdAt = T0) =>
     sut.store.createRun(
-      { id: runId, runbookId: 'rb', mode: 'execute', input: { x: 1 }, requestedBy: 'alice', now: createdAt, ...(claim ? { claim } : {}) },
+      {
+        id: runId,
+        runbookId: 'rb',
+        mode: 'execute',
+        input: { x: 1 },
+        requestedBy: 'alice',
+        now: createdAt,
+        ...(claim ? { claim } : {}),
+      },
       audit('run.created', runId),
     );
-  const fence = (runId: string, owner = 'w1', now = T0): Fence => ({ runId, owner, now, leaseUntil: at(30_000) });
+  const fence = (runId: string, owner = 'w1', now = T0): Fence => ({
+    runId,
+    owner,
+    now,
+    leaseUntil: at(30_000),
+  });
 
   it('migrates idempotently', async () => {
     await sut.store.migrate();
     await sut.store.migrate();
-    const versions = await sut.store.driver.query<{ version: number }>('SELECT version FROM runbook_migrations');
+    const versions = await sut.store.driver.query<{ version: number }>(
+      'SELECT version FROM runbook_migrations',
+    );
     expect(versions.map((v) => Number(v.version))).toEqual([1]);
   });
 
   it('creates, reads and lists runs', async () => {
     const runId = id('run');
     const created = await create(runId);
-    expect(created).toMatchObject({ id: runId, status: 'queued', mode: 'execute', input: { x: 1 }, requestedBy: 'alice', attempts: 0 });
+    expect(created).toMatchObject({
+      id: runId,
+      status: 'queued',
+      mode: 'execute',
+      input: { x: 1 },
+      requestedBy: 'alice',
+      attempts: 0,
+    });
     expect(created.createdAt.toISOString()).toBe(T0.toISOString());
     expect((await sut.store.getRun(runId))?.id).toBe(runId);
     expect(await sut.store.getRun('run_missing')).toBeUndefined();
@@ -117,13 +144,31 @@ describe.each(Object.entries(DRIVERS))('run store contract on %s', (_name, open)
     const resource = `test:${id('res')}`;
     const budget = { action: 'restart', max: 1, windowStart: at(-3_600_000) };
     const lock = { resource, until: at(10_000) };
-    expect(await sut.store.beginAction(fence(r1), step('act', 'applying'), lock, budget, audit('begin'))).toEqual({ ok: true });
-    const refused = await sut.store.beginAction(fence(r2, 'w2'), step('act', 'applying'), lock, null, audit('begin'));
+    expect(
+      await sut.store.beginAction(fence(r1), step('act', 'applying'), lock, budget, audit('begin')),
+    ).toEqual({ ok: true });
+    const refused = await sut.store.beginAction(
+      fence(r2, 'w2'),
+      step('act', 'applying'),
+      lock,
+      null,
+      audit('begin'),
+    );
     expect(refused).toMatchObject({ ok: false, reason: 'locked', holder: { runId: r1, step: 'act' } });
-    expect(await sut.store.finishAction(fence(r1), step('act'), resource, { action: 'restart', revertAt: at(60_000) }, audit('fin'))).toBe(true);
+    expect(
+      await sut.store.finishAction(
+        fence(r1),
+        step('act'),
+        resource,
+        { action: 'restart', revertAt: at(60_000) },
+        audit('fin'),
+      ),
+    ).toBe(true);
     expect(await sut.store.getLock(resource)).toBeUndefined();
     // Free now, but the budget of one restart per hour is spent.
-    expect(await sut.store.beginAction(fence(r2, 'w2'), step('act', 'applying'), lock, budget, audit('begin'))).toEqual({
+    expect(
+      await sut.store.beginAction(fence(r2, 'w2'), step('act', 'applying'), lock, budget, audit('begin')),
+    ).toEqual({
       ok: false,
       reason: 'budget',
       used: 1,
@@ -131,9 +176,23 @@ describe.each(Object.entries(DRIVERS))('run store contract on %s', (_name, open)
     expect(await sut.store.budgetUsed(resource, 'restart', at(-1))).toBe(1);
     // Outside the window it is available again.
     expect(
-      await sut.store.beginAction(fence(r2, 'w2'), step('act', 'applying'), lock, { ...budget, windowStart: at(1) }, audit('begin')),
+      await sut.store.beginAction(
+        fence(r2, 'w2'),
+        step('act', 'applying'),
+        lock,
+        { ...budget, windowStart: at(1) },
+        audit('begin'),
+      ),
     ).toEqual({ ok: true });
-    expect(await sut.store.beginAction(fence(r2, 'lost'), step('x', 'applying'), { resource: 'test:other', until: at(1) }, null, audit('b'))).toEqual({
+    expect(
+      await sut.store.beginAction(
+        fence(r2, 'lost'),
+        step('x', 'applying'),
+        { resource: 'test:other', until: at(1) },
+        null,
+        audit('b'),
+      ),
+    ).toEqual({
       ok: false,
       reason: 'lease-lost',
     });
@@ -141,9 +200,24 @@ describe.each(Object.entries(DRIVERS))('run store contract on %s', (_name, open)
 
   it('lets an expired lock be taken over', async () => {
     const resource = `test:${id('stale')}`;
-    expect(await sut.store.tryLock({ resource, runId: 'r-dead', step: 's', owner: 'dead', expiresAt: at(100) }, at(0))).toBe(true);
-    expect(await sut.store.tryLock({ resource, runId: 'r2', step: 's', owner: 'alive', expiresAt: at(5_000) }, at(50))).toBe(false);
-    expect(await sut.store.tryLock({ resource, runId: 'r2', step: 's', owner: 'alive', expiresAt: at(5_000) }, at(101))).toBe(true);
+    expect(
+      await sut.store.tryLock(
+        { resource, runId: 'r-dead', step: 's', owner: 'dead', expiresAt: at(100) },
+        at(0),
+      ),
+    ).toBe(true);
+    expect(
+      await sut.store.tryLock(
+        { resource, runId: 'r2', step: 's', owner: 'alive', expiresAt: at(5_000) },
+        at(50),
+      ),
+    ).toBe(false);
+    expect(
+      await sut.store.tryLock(
+        { resource, runId: 'r2', step: 's', owner: 'alive', expiresAt: at(5_000) },
+        at(101),
+      ),
+    ).toBe(true);
   });
 
   it('requests, voids and decides approvals, requeueing or cancelling the run', async () => {
@@ -152,7 +226,16 @@ describe.each(Object.entries(DRIVERS))('run store contract on %s', (_name, open)
     const request = (apr: string, hash: string) =>
       sut.store.requestApproval(
         fence(r),
-        { id: apr, runId: r, step: 'restart', planHash: hash, plan: { hash }, requestedBy: 'alice', requestedAt: T0, expiresAt: at(3_600_000) },
+        {
+          id: apr,
+          runId: r,
+          step: 'restart',
+          planHash: hash,
+          plan: { hash },
+          requestedBy: 'alice',
+          requestedAt: T0,
+          expiresAt: at(3_600_000),
+        },
         step('restart', 'waiting_approval'),
         audit('approval.requested', r),
       );
@@ -164,10 +247,22 @@ describe.each(Object.entries(DRIVERS))('run store contract on %s', (_name, open)
     ]);
     expect(await sut.store.suspendRun(fence(r), audit('run.suspended', r))).toBe(true);
     expect((await sut.store.getRun(r))?.status).toBe('waiting_approval');
-    const decided = await sut.store.decideApproval(`${r}-2`, { status: 'approved', by: 'bob', reason: 'ok', breakGlass: false, now: T0 }, null, audit('approval.approved', r));
+    const decided = await sut.store.decideApproval(
+      `${r}-2`,
+      { status: 'approved', by: 'bob', reason: 'ok', breakGlass: false, now: T0 },
+      null,
+      audit('approval.approved', r),
+    );
     expect(decided).toMatchObject({ status: 'approved', decidedBy: 'bob' });
     expect((await sut.store.getRun(r))?.status).toBe('queued');
-    expect(await sut.store.decideApproval(`${r}-2`, { status: 'approved', by: 'carol', reason: null, breakGlass: false, now: T0 }, null, audit('x'))).toBeUndefined();
+    expect(
+      await sut.store.decideApproval(
+        `${r}-2`,
+        { status: 'approved', by: 'carol', reason: null, breakGlass: false, now: T0 },
+        null,
+        audit('x'),
+      ),
+    ).toBeUndefined();
     expect((await sut.store.latestApproval(r, 'restart'))?.id).toBe(`${r}-2`);
   });
 
@@ -191,8 +286,12 @@ describe.each(Object.entries(DRIVERS))('run store contract on %s', (_name, open)
     expect(due.length).toBeGreaterThan(0);
     expect(await sut.store.claimDueExpiring('w2', at(120_000), at(130_000), 100)).toEqual([]);
     const first = due[0] as NonNullable<(typeof due)[0]>;
-    expect(await sut.store.completeExpiring(first.runId, first.step, 'w2', 'reverted', null, audit('x'))).toBe(false);
-    expect(await sut.store.completeExpiring(first.runId, first.step, 'w1', 'reverted', null, audit('x'))).toBe(true);
+    expect(
+      await sut.store.completeExpiring(first.runId, first.step, 'w2', 'reverted', null, audit('x')),
+    ).toBe(false);
+    expect(
+      await sut.store.completeExpiring(first.runId, first.step, 'w1', 'reverted', null, audit('x')),
+    ).toBe(true);
   });
 
   it('chains an audit entry to every write', async () => {

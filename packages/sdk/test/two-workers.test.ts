@@ -14,7 +14,9 @@ describe('two engine processes sharing one PostgreSQL', () => {
 
   beforeAll(async () => {
     sut = await postgresStore(schema);
-    await sut.store.driver.query('CREATE TABLE effects (run_id text NOT NULL, step text NOT NULL, pid integer NOT NULL)');
+    await sut.store.driver.query(
+      'CREATE TABLE effects (run_id text NOT NULL, step text NOT NULL, pid integer NOT NULL)',
+    );
     pool = new pg.Pool({ connectionString: POSTGRES_URL, max: 1, options: `-c search_path=${schema}` });
   });
   afterAll(async () => {
@@ -24,7 +26,8 @@ describe('two engine processes sharing one PostgreSQL', () => {
 
   it('split the queue between them and never execute a step twice', async () => {
     const engine = new Engine({ store: sut.store, runbooks: [effectsRunbook(pool)] });
-    for (let i = 0; i < RUNS; i++) await engine.enqueue('effects', { label: `r${i}` }, { actor: 'test', mode: 'execute' });
+    for (let i = 0; i < RUNS; i++)
+      await engine.enqueue('effects', { label: `r${i}` }, { actor: 'test', mode: 'execute' });
 
     const workers = [startWorker(schema, 'drain'), startWorker(schema, 'drain')];
     const results = await Promise.all(workers.map((w) => w.exited));

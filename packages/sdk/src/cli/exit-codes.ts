@@ -1,4 +1,9 @@
-import { isApprovalError, isInputValidationError, isNotFoundError, isRunbookError } from '../core/errors';
+import {
+  isApprovalError,
+  isInputValidationError,
+  isInvalidStateError,
+  isNotFoundError,
+} from '../core/errors';
 import type { RunStatus } from '../store/records';
 
 /**
@@ -65,6 +70,6 @@ export class UsageError extends Error {
 export function exitCodeForError(e: unknown): ExitCode {
   if (e instanceof UsageError || isInputValidationError(e)) return ExitCode.Usage;
   if (isNotFoundError(e) || isApprovalError(e)) return ExitCode.Refused;
-  if (isRunbookError(e) && e.code === 'INVALID_STATE') return ExitCode.Refused;
+  if (isInvalidStateError(e)) return ExitCode.Refused;
   return ExitCode.Failed;
 }

@@ -54,7 +54,9 @@ export async function withStore<T>(
     store = await openStore(location);
   } catch (e) {
     if (isRunbookError(e)) throw e; // invalid options or a store in use, already phrased for people
-    throw new Error(`Cannot open the run store (${describeLocation(location)}): ${(e as Error)?.message ?? String(e)}`);
+    throw new Error(
+      `Cannot open the run store (${describeLocation(location)}): ${(e as Error)?.message ?? String(e)}`,
+    );
   }
   try {
     return await work(store);

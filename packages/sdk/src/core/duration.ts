@@ -24,7 +24,9 @@ export function toMillis(duration: Duration): number {
   }
   const match = DURATION_PATTERN.exec(duration.trim());
   if (!match) {
-    throw new RangeError(`Invalid duration "${duration}": expected a number of ms or a string like "30s", "5m", "1h".`);
+    throw new RangeError(
+      `Invalid duration "${duration}": expected a number of ms or a string like "30s", "5m", "1h".`,
+    );
   }
   return Math.round(Number(match[1]) * UNIT_MS[match[2] as keyof typeof UNIT_MS]);
 }

@@ -16,8 +16,13 @@ export interface ErrorInfo {
   details?: Record<string, unknown>;
 }
 
+// A registry-wide symbol, so that errors thrown by one copy of this package (a runbook pack's) are
+// recognised by another (the CLI's or the service's): `instanceof` would fail across copies.
+const BRAND = Symbol.for('@aiwebtest/runbooks.RunbookError');
+
 /** Base class of every error the SDK throws. */
 export class RunbookError extends Error {
+  readonly [BRAND] = true;
   /** Stable machine-readable code. */
   readonly code: string;
   /** Structured details for callers and for the stored record. */
@@ -50,18 +55,26 @@ export class RunbookError extends Error {
 
 /** True when `e` is a {@link RunbookError}. */
 export function isRunbookError(e: unknown): e is RunbookError {
-  return e instanceof RunbookError;
+  return typeof e === 'object' && e !== null && (e as { [BRAND]?: unknown })[BRAND] === true;
+}
+
+/** True when `e` is a {@link RunbookError} with the given code (works across copies of the package). */
+function hasCode(e: unknown, code: string): boolean {
+  return isRunbookError(e) && e.code === code;
 }
 
 /** Thrown by a step to say that retrying cannot help (bad credentials, a missing resource). */
 export class NonRetriableError extends RunbookError {
-  constructor(message: string, options: { cause?: unknown; details?: Record<string, unknown>; code?: string } = {}) {
+  constructor(
+    message: string,
+    options: { cause?: unknown; details?: Record<string, unknown>; code?: string } = {},
+  ) {
     super(options.code ?? 'NON_RETRIABLE', message, { ...options, retriable: false });
   }
 }
 /** True when `e` is a {@link NonRetriableError} or another error marked not retriable. */
 export function isNonRetriableError(e: unknown): e is RunbookError {
-  return e instanceof RunbookError && !e.retriable;
+  return isRunbookError(e) && !e.retriable;
 }
 
 /** Thrown by a step to ask for a retry after a given delay (a 429 with `Retry-After`, say). */
@@ -75,7 +88,7 @@ export class RetryAfterError extends RunbookError {
 }
 /** True when `e` is a {@link RetryAfterError}. */
 export function isRetryAfterError(e: unknown): e is RetryAfterError {
-  return e instanceof RetryAfterError;
+  return hasCode(e, 'RETRY_AFTER');
 }
 
 /** Input did not match a runbook's schema (or other external input was invalid). Nothing was run. */
@@ -84,16 +97,20 @@ export class InputValidationError extends RunbookError {
   readonly issues: { path: string; message: string }[];
   constructor(subject: string, issues: { path: string; message: string }[]) {
     const list = issues.map((i) => `${i.path || '(root)'}: ${i.message}`).join('; ');
-    super('INVALID_INPUT', `Invalid ${subject}: ${list}. Fix the named fields and try again; nothing was run.`, {
-      details: { issues },
-      retriable: false,
-    });
+    super(
+      'INVALID_INPUT',
+      `Invalid ${subject}: ${list}. Fix the named fields and try again; nothing was run.`,
+      {
+        details: { issues },
+        retriable: false,
+      },
+    );
     this.issues = issues;
   }
 }
 /** True when `e` is an {@link InputValidationError}. */
 export function isInputValidationError(e: unknown): e is InputValidationError {
-  return e instanceof InputValidationError;
+  return hasCode(e, 'INVALID_INPUT');
 }
 
 /** Two steps in one run used the same name; step names are the durable keys and must be unique. */
@@ -115,7 +132,10 @@ export class ResourceLockedError extends RunbookError {
     super(
       'RESOURCE_LOCKED',
       `Resource ${resource} is locked by run ${holderRunId} (step "${holderStep}") until ${expiresAt.toISOString()}. Wait for that run to finish, or inspect it with \`runbook show ${holderRunId}\`.`,
-      { retriable: false, details: { resource, holderRunId, holderStep, expiresAt: expiresAt.toISOString() } },
+      {
+        retriable: false,
+        details: { resource, holderRunId, holderStep, expiresAt: expiresAt.toISOString() },
+      },
     );
     this.resource = resource;
     this.holderRunId = holderRunId;
@@ -123,7 +143,7 @@ export class ResourceLockedError extends RunbookError {
 }
 /** True when `e` is a {@link ResourceLockedError}. */
 export function isResourceLockedError(e: unknown): e is ResourceLockedError {
-  return e instanceof ResourceLockedError;
+  return hasCode(e, 'RESOURCE_LOCKED');
 }
 
 /** The remediation budget for a resource and action kind is spent; the action was not applied. */
@@ -138,18 +158,21 @@ export class BudgetExhaustedError extends RunbookError {
 }
 /** True when `e` is a {@link BudgetExhaustedError}. */
 export function isBudgetExhaustedError(e: unknown): e is BudgetExhaustedError {
-  return e instanceof BudgetExhaustedError;
+  return hasCode(e, 'BUDGET_EXHAUSTED');
 }
 
 /** A step or a run ran past its timeout. */
 export class TimeoutError extends RunbookError {
   constructor(what: string, ms: number) {
-    super('TIMEOUT', `${what} timed out after ${ms}ms. Raise its \`timeout\` option if it legitimately needs longer.`);
+    super(
+      'TIMEOUT',
+      `${what} timed out after ${ms}ms. Raise its \`timeout\` option if it legitimately needs longer.`,
+    );
   }
 }
 /** True when `e` is a {@link TimeoutError}. */
 export function isTimeoutError(e: unknown): e is TimeoutError {
-  return e instanceof TimeoutError;
+  return hasCode(e, 'TIMEOUT');
 }
 
 /** The run was cancelled (by a user, a signal, or because its lease was lost). */
@@ -160,7 +183,7 @@ export class CancelledError extends RunbookError {
 }
 /** True when `e` is a {@link CancelledError}. */
 export function isCancelledError(e: unknown): e is CancelledError {
-  return e instanceof CancelledError;
+  return hasCode(e, 'CANCELLED');
 }
 
 /** Verification after an apply reported failure. */
@@ -175,7 +198,7 @@ export class VerificationFailedError extends RunbookError {
 }
 /** True when `e` is a {@link VerificationFailedError}. */
 export function isVerificationFailedError(e: unknown): e is VerificationFailedError {
-  return e instanceof VerificationFailedError;
+  return hasCode(e, 'VERIFICATION_FAILED');
 }
 
 /** An approval could not be recorded (wrong person, expired, nothing pending, no reason for break-glass). */
@@ -186,7 +209,7 @@ export class ApprovalError extends RunbookError {
 }
 /** True when `e` is an {@link ApprovalError}. */
 export function isApprovalError(e: unknown): e is ApprovalError {
-  return e instanceof ApprovalError;
+  return isRunbookError(e) && e.name === 'ApprovalError';
 }
 
 /** A run or runbook that was asked for does not exist, or is in a state that does not allow the request. */
@@ -197,7 +220,7 @@ export class NotFoundError extends RunbookError {
 }
 /** True when `e` is a {@link NotFoundError}. */
 export function isNotFoundError(e: unknown): e is NotFoundError {
-  return e instanceof NotFoundError;
+  return hasCode(e, 'NOT_FOUND');
 }
 
 /** The run's state does not allow the request (resuming a finished run, approving a run that waits for nothing). */
@@ -205,6 +228,10 @@ export class InvalidStateError extends RunbookError {
   constructor(message: string) {
     super('INVALID_STATE', message, { retriable: false });
   }
+}
+/** True when `e` is an {@link InvalidStateError}. */
+export function isInvalidStateError(e: unknown): e is InvalidStateError {
+  return hasCode(e, 'INVALID_STATE');
 }
 
 /** This process lost the lease on the run it was executing (another process took it over). */
@@ -220,7 +247,7 @@ export class LeaseLostError extends RunbookError {
 
 /** Converts any thrown value into the stored {@link ErrorInfo}. */
 export function toErrorInfo(e: unknown): ErrorInfo {
-  if (e instanceof RunbookError) return e.toInfo();
+  if (isRunbookError(e)) return e.toInfo();
   if (e instanceof Error) return { code: 'ERROR', name: e.name, message: e.message };
   return { code: 'ERROR', name: 'Error', message: String(e) };
 }

@@ -23,7 +23,12 @@ export interface Finding<T = Json> {
 }
 
 /** Builds a {@link Finding}; evidence defaults to none. */
-export function finding<T>(status: FindingStatus, summary: string, data: T, evidence: Evidence[] = []): Finding<T> {
+export function finding<T>(
+  status: FindingStatus,
+  summary: string,
+  data: T,
+  evidence: Evidence[] = [],
+): Finding<T> {
   return { status, summary, evidence, data };
 }
 

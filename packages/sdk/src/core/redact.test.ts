@@ -12,7 +12,13 @@ describe('redaction', () => {
     });
     expect(out).toEqual({
       password: REDACTED,
-      nested: { githubToken: REDACTED, DB_PASSWORD: REDACTED, 'x-api-key': REDACTED, maxTokens: 4096, tokenCount: 3 },
+      nested: {
+        githubToken: REDACTED,
+        DB_PASSWORD: REDACTED,
+        'x-api-key': REDACTED,
+        maxTokens: 4096,
+        tokenCount: 3,
+      },
       list: [{ secret: REDACTED }],
     });
   });

@@ -24,7 +24,10 @@ const SECRET_PATTERNS: [RegExp, string][] = [
   // HTTP authorization values
   [/\b(Bearer|Basic)\s+[A-Za-z0-9._~+/=-]{8,}/g, `$1 ${REDACTED}`],
   // key=value and key: value pairs with a secret-looking key
-  [/\b([A-Za-z0-9_-]*(?:password|passwd|secret|token|api[_-]?key))(\s*[=:]\s*)("?)[^\s"&,;]+\3/gi, `$1$2$3${REDACTED}$3`],
+  [
+    /\b([A-Za-z0-9_-]*(?:password|passwd|secret|token|api[_-]?key))(\s*[=:]\s*)("?)[^\s"&,;]+\3/gi,
+    `$1$2$3${REDACTED}$3`,
+  ],
   // well-known API key shapes (OpenRouter/OpenAI sk-…, GitHub ghp_…, AWS AKIA…)
   [/\bsk-[A-Za-z0-9_-]{16,}/g, REDACTED],
   [/\bgh[pousr]_[A-Za-z0-9]{20,}/g, REDACTED],
@@ -74,7 +77,10 @@ export function createRedactor(secrets: Iterable<string> = []): Redactor {
       if (Array.isArray(value)) return value.map((v) => walk(v, seen));
       const out: Record<string, unknown> = {};
       for (const [key, member] of Object.entries(value)) {
-        out[key] = isSecretKey(key) && member !== null && member !== undefined && member !== '' ? REDACTED : walk(member, seen);
+        out[key] =
+          isSecretKey(key) && member !== null && member !== undefined && member !== ''
+            ? REDACTED
+            : walk(member, seen);
       }
       return out;
     } finally {

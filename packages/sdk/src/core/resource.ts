@@ -18,12 +18,16 @@ export const ResourceRefSchema = z
 export function resourceRef(system: string, ...path: string[]): ResourceRef {
   for (const segment of path) {
     if (segment === '' || /[\s/]/.test(segment)) {
-      throw new TypeError(`Invalid resource path segment "${segment}": segments must be non-empty without "/" or spaces.`);
+      throw new TypeError(
+        `Invalid resource path segment "${segment}": segments must be non-empty without "/" or spaces.`,
+      );
     }
   }
   const ref = `${system}:${path.join('/')}`;
   if (!RESOURCE_PATTERN.test(ref)) {
-    throw new TypeError(`Invalid resource reference "${ref}": expected "system:path" with a lowercase system name.`);
+    throw new TypeError(
+      `Invalid resource reference "${ref}": expected "system:path" with a lowercase system name.`,
+    );
   }
   return ref as ResourceRef;
 }

@@ -102,6 +102,7 @@ export interface RunbookDefinition<S extends z.ZodType> {
   tags?: string[];
   /** The whole run's time limit. @default "30m" */
   timeout?: Duration;
+  // biome-ignore lint/suspicious/noConfusingVoidType: lets a runbook end without `return`, the common case
   run(ctx: RunContext<z.output<S>>): Promise<Outcome | undefined | void>;
 }
 
@@ -115,7 +116,9 @@ const ID_PATTERN = /^[a-z0-9]+(?:-[a-z0-9]+)*$/;
 /** Declares a runbook. Validates the id and severity at definition time so mistakes fail at load, not at 3 a.m. */
 export function defineRunbook<S extends z.ZodType>(definition: RunbookDefinition<S>): Runbook<S> {
   if (!ID_PATTERN.test(definition.id)) {
-    throw new TypeError(`Invalid runbook id "${definition.id}": use lowercase words joined by dashes, e.g. "agent-failure".`);
+    throw new TypeError(
+      `Invalid runbook id "${definition.id}": use lowercase words joined by dashes, e.g. "agent-failure".`,
+    );
   }
   if (!['P0', 'P1', 'P2', 'P3'].includes(definition.severity)) {
     throw new TypeError(`Runbook ${definition.id}: severity must be one of P0, P1, P2, P3.`);

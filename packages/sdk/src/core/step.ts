@@ -88,7 +88,9 @@ export function defineCheck<T>(check: CheckDefinition<T>): Check<T> {
 /** Declares an action; validates that an expiring action can be reverted. */
 export function defineAction<P, A>(action: Action<P, A>): Action<P, A> {
   if (action.expiresAfter !== undefined && !action.revert) {
-    throw new TypeError(`Action ${action.kind} on ${action.target} has expiresAfter but no revert(): give it a revert.`);
+    throw new TypeError(
+      `Action ${action.kind} on ${action.target} has expiresAfter but no revert(): give it a revert.`,
+    );
   }
   return action;
 }

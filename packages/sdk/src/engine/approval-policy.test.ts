@@ -10,7 +10,9 @@ describe('approval policy', () => {
     expect(needsApproval(policy, { risk: 'low', destructive: true })).toBe(true);
   });
   it('can be tightened or loosened', () => {
-    expect(needsApproval(ApprovalPolicy.parse({ minRisk: 'low' }), { risk: 'low', destructive: false })).toBe(true);
+    expect(needsApproval(ApprovalPolicy.parse({ minRisk: 'low' }), { risk: 'low', destructive: false })).toBe(
+      true,
+    );
     const loose = ApprovalPolicy.parse({ minRisk: 'never', destructive: false });
     expect(needsApproval(loose, { risk: 'high', destructive: true })).toBe(false);
   });

@@ -53,7 +53,11 @@ export async function verifyAuditChain(store: RunStore, pageSize = 5_000): Promi
         });
       }
       if (auditLinkHash(row.prevHash, row.seq, row.entry) !== row.hash) {
-        problems.push({ seq: row.seq, problem: 'edited', message: `entry ${row.seq} was changed after it was written` });
+        problems.push({
+          seq: row.seq,
+          problem: 'edited',
+          message: `entry ${row.seq} was changed after it was written`,
+        });
       }
       prevHash = row.hash;
       expectedSeq = row.seq + 1;

@@ -14,7 +14,13 @@ import type { Json } from '../core/json';
 import { createRedactor, type Redactor } from '../core/redact';
 import type { Runbook } from '../core/runbook';
 import type { Action, Applied, RunMode } from '../core/step';
-import { FINAL_RUN_STATUSES, type ApprovalRecord, type AuditEntry, type RunRecord, type StepRecord } from '../store/records';
+import {
+  type ApprovalRecord,
+  type AuditEntry,
+  FINAL_RUN_STATUSES,
+  type RunRecord,
+  type StepRecord,
+} from '../store/records';
 import type { RunStore } from '../store/run-store';
 import { ApprovalPolicy } from './approval-policy';
 import { type AuditVerification, verifyAuditChain } from './audit-chain';
@@ -29,7 +35,13 @@ import type {
 } from './events';
 import { newId } from './ids';
 import { sleep } from './retry';
-import { type ConfirmPlan, type EngineEvents, type ExecutionEnv, RunExecution, type RunResult } from './run-execution';
+import {
+  type ConfirmPlan,
+  type EngineEvents,
+  type ExecutionEnv,
+  RunExecution,
+  type RunResult,
+} from './run-execution';
 
 /** A remediation budget rule: at most `max` applies of `action` per resource in any window of `per`. */
 export const BudgetRule = z.object({
@@ -228,7 +240,12 @@ export class Engine {
     return (await this.#create(runbookId, input, options, false)).id;
   }
 
-  async #create(runbookId: string, input: unknown, options: Omit<StartOptions, 'signal'>, claim: boolean): Promise<RunRecord> {
+  async #create(
+    runbookId: string,
+    input: unknown,
+    options: Omit<StartOptions, 'signal'>,
+    claim: boolean,
+  ): Promise<RunRecord> {
     const validInput = this.validateInput(runbookId, input);
     const mode = options.mode ?? 'diagnose';
     const id = newId('run');
@@ -242,7 +259,9 @@ export class Engine {
         input: storedInput,
         requestedBy: options.actor,
         now,
-        ...(claim ? { claim: { owner: this.owner, leaseUntil: new Date(now.getTime() + this.#env.leaseTtlMs) } } : {}),
+        ...(claim
+          ? { claim: { owner: this.owner, leaseUntil: new Date(now.getTime() + this.#env.leaseTtlMs) } }
+          : {}),
       },
       this.#audit(options.actor, 'run.created', id, { runbookId, mode, input: storedInput }),
     );
@@ -254,12 +273,19 @@ export class Engine {
    */
   async resume(runId: string, options: { signal?: AbortSignal } = {}): Promise<RunResult> {
     const now = new Date();
-    const run = await this.store.claimRun(runId, this.owner, now, new Date(now.getTime() + this.#env.leaseTtlMs));
+    const run = await this.store.claimRun(
+      runId,
+      this.owner,
+      now,
+      new Date(now.getTime() + this.#env.leaseTtlMs),
+    );
     if (!run) {
       const existing = await this.store.getRun(runId);
       if (!existing) throw new NotFoundError(`Run ${runId}`, 'List runs with `runbook runs`.');
       if (FINAL_RUN_STATUSES.includes(existing.status)) {
-        throw new InvalidStateError(`Run ${runId} already ended (${existing.status}); start a new run instead.`);
+        throw new InvalidStateError(
+          `Run ${runId} already ended (${existing.status}); start a new run instead.`,
+        );
       }
       throw new InvalidStateError(
         `Run ${runId} is being executed by ${existing.leaseOwner} (lease until ${existing.leaseExpiresAt?.toISOString()}). Wait for it, or cancel it with \`runbook cancel ${runId}\`.`,
@@ -271,7 +297,11 @@ export class Engine {
   /** Claims and executes the oldest runnable run (queued, or abandoned by a dead process). `undefined` when none. */
   async runNext(options: { signal?: AbortSignal } = {}): Promise<RunResult | undefined> {
     const now = new Date();
-    const run = await this.store.claimNextRun(this.owner, now, new Date(now.getTime() + this.#env.leaseTtlMs));
+    const run = await this.store.claimNextRun(
+      this.owner,
+      now,
+      new Date(now.getTime() + this.#env.leaseTtlMs),
+    );
     return run ? this.#executeClaimed(run, options.signal) : undefined;
   }
 
@@ -279,7 +309,11 @@ export class Engine {
    * A worker loop: executes runnable runs and reverts expired actions until `signal` aborts.
    * Several workers, in one process or many, may share a PostgreSQL store.
    */
-  async work(options: { signal: AbortSignal; pollInterval?: Duration; onError?: (e: unknown) => void }): Promise<void> {
+  async work(options: {
+    signal: AbortSignal;
+    pollInterval?: Duration;
+    onError?: (e: unknown) => void;
+  }): Promise<void> {
     const pollMs = toMillis(options.pollInterval ?? '1s');
     const report = options.onError ?? (() => {});
     while (!options.signal.aborted) {
@@ -316,7 +350,10 @@ export class Engine {
   async getRun(runId: string): Promise<RunDetail> {
     const run = await this.store.getRun(runId);
     if (!run) throw new NotFoundError(`Run ${runId}`, 'List runs with `runbook runs`.');
-    const [steps, approvals] = await Promise.all([this.store.getSteps(runId), this.store.listApprovals(runId)]);
+    const [steps, approvals] = await Promise.all([
+      this.store.getSteps(runId),
+      this.store.listApprovals(runId),
+    ]);
     return { run, steps, approvals };
   }
 
@@ -324,7 +361,10 @@ export class Engine {
    * Cancels a run: a queued or waiting run at once; a running one at its next heartbeat (in this process,
    * immediately). Cancelling a run that already ended is an error.
    */
-  async cancel(runId: string, options: { actor: string; reason?: string }): Promise<'cancelled' | 'requested'> {
+  async cancel(
+    runId: string,
+    options: { actor: string; reason?: string },
+  ): Promise<'cancelled' | 'requested'> {
     const reason = options.reason?.trim() || 'no reason given';
     const result = await this.store.cancelRun(
       runId,
@@ -335,7 +375,8 @@ export class Engine {
       this.#audit(options.actor, 'run.cancel', runId, { reason }),
     );
     if (result === 'missing') throw new NotFoundError(`Run ${runId}`, 'List runs with `runbook runs`.');
-    if (result === 'final') throw new InvalidStateError(`Run ${runId} already ended; there is nothing to cancel.`);
+    if (result === 'final')
+      throw new InvalidStateError(`Run ${runId} already ended; there is nothing to cancel.`);
     this.#active.get(runId)?.abort(new CancelledError(`${options.actor}: ${reason}`));
     return result;
   }
@@ -355,9 +396,15 @@ export class Engine {
     return this.#decide(runId, 'rejected', options);
   }
 
-  async #decide(runId: string, decision: 'approved' | 'rejected', options: DecisionOptions): Promise<ApprovalRecord> {
+  async #decide(
+    runId: string,
+    decision: 'approved' | 'rejected',
+    options: DecisionOptions,
+  ): Promise<ApprovalRecord> {
     const { run, approvals } = await this.getRun(runId);
-    const pending = approvals.filter((a) => a.status === 'pending' && (!options.step || a.step === options.step));
+    const pending = approvals.filter(
+      (a) => a.status === 'pending' && (!options.step || a.step === options.step),
+    );
     const request = pending.at(-1);
     if (!request || run.status !== 'waiting_approval') {
       throw new ApprovalError(
@@ -375,7 +422,10 @@ export class Engine {
     const reason = options.reason?.trim() || null;
     const breakGlass = options.breakGlass === true;
     if (breakGlass && !reason) {
-      throw new ApprovalError('BREAK_GLASS_REASON_REQUIRED', 'Break-glass needs a reason (--reason "…"); it is recorded in the audit log.');
+      throw new ApprovalError(
+        'BREAK_GLASS_REASON_REQUIRED',
+        'Break-glass needs a reason (--reason "…"); it is recorded in the audit log.',
+      );
     }
     if (decision === 'approved' && options.actor === request.requestedBy && !breakGlass) {
       throw new ApprovalError(
@@ -387,7 +437,9 @@ export class Engine {
     const decided = await this.store.decideApproval(
       request.id,
       { status: decision, by: options.actor, reason, breakGlass, now },
-      decision === 'rejected' ? toErrorInfo(new CancelledError(`${options.actor} rejected the plan${reason ? `: ${reason}` : ''}`)) : null,
+      decision === 'rejected'
+        ? toErrorInfo(new CancelledError(`${options.actor} rejected the plan${reason ? `: ${reason}` : ''}`))
+        : null,
       this.#audit(options.actor, breakGlass ? 'approval.break-glass' : `approval.${decision}`, runId, {
         step: request.step,
         planHash: request.planHash,
@@ -396,7 +448,10 @@ export class Engine {
       }),
     );
     if (!decided) {
-      throw new ApprovalError('NO_PENDING_APPROVAL', `The request for step "${request.step}" was decided by someone else meanwhile.`);
+      throw new ApprovalError(
+        'NO_PENDING_APPROVAL',
+        `The request for step "${request.step}" was decided by someone else meanwhile.`,
+      );
     }
     return decided;
   }
@@ -409,25 +464,62 @@ export class Engine {
    */
   async revertExpired(limit = 10): Promise<number> {
     const now = new Date();
-    const due = await this.store.claimDueExpiring(this.owner, now, new Date(now.getTime() + this.#env.leaseTtlMs), limit);
+    const due = await this.store.claimDueExpiring(
+      this.owner,
+      now,
+      new Date(now.getTime() + this.#env.leaseTtlMs),
+      limit,
+    );
     let reverted = 0;
     for (const item of due) {
       const locked = await this.store.tryLock(
-        { resource: item.resource, runId: item.runId, step: item.step, owner: this.owner, expiresAt: new Date(Date.now() + this.#env.leaseTtlMs) },
+        {
+          resource: item.resource,
+          runId: item.runId,
+          step: item.step,
+          owner: this.owner,
+          expiresAt: new Date(Date.now() + this.#env.leaseTtlMs),
+        },
         new Date(),
       );
       if (!locked) continue; // someone is acting on the resource; the claim lapses and a later pass retries
       try {
         await this.#revertOne(item.runId, item.step);
         reverted++;
-        await this.store.completeExpiring(item.runId, item.step, this.owner, 'reverted', null,
-          this.#audit('engine', 'action.expired-reverted', item.runId, { step: item.step, resource: item.resource, action: item.action }));
+        await this.store.completeExpiring(
+          item.runId,
+          item.step,
+          this.owner,
+          'reverted',
+          null,
+          this.#audit('engine', 'action.expired-reverted', item.runId, {
+            step: item.step,
+            resource: item.resource,
+            action: item.action,
+          }),
+        );
       } catch (e) {
         const error = this.#redactor.redact(toErrorInfo(e));
-        await this.store.completeExpiring(item.runId, item.step, this.owner, 'failed', error,
-          this.#audit('engine', 'action.expired-revert-failed', item.runId, { step: item.step, resource: item.resource, error: error.message }));
+        await this.store.completeExpiring(
+          item.runId,
+          item.step,
+          this.owner,
+          'failed',
+          error,
+          this.#audit('engine', 'action.expired-revert-failed', item.runId, {
+            step: item.step,
+            resource: item.resource,
+            error: error.message,
+          }),
+        );
         await this.#env.notifier
-          .notify({ kind: 'escalate', runId: item.runId, runbookId: '', channel: 'pager', message: `Could not revert expired ${item.action} on ${item.resource}: ${error.message}` })
+          .notify({
+            kind: 'escalate',
+            runId: item.runId,
+            runbookId: '',
+            channel: 'pager',
+            message: `Could not revert expired ${item.action} on ${item.resource}: ${error.message}`,
+          })
           .catch(() => {});
       } finally {
         await this.store.unlock(item.resource, this.owner);
@@ -446,11 +538,15 @@ export class Engine {
       revert: { step, onAction: (action, record) => (found = { action, record }) },
     });
     await execution.replayForRevert();
-    if (!found) throw new InvalidStateError(`Replaying run ${runId} did not reach step "${step}": the runbook code changed.`);
+    if (!found)
+      throw new InvalidStateError(
+        `Replaying run ${runId} did not reach step "${step}": the runbook code changed.`,
+      );
     const { action, record } = found;
     if (!action.revert) throw new InvalidStateError(`The action of step "${step}" has no revert.`);
     const applied = (record.result as { applied?: Applied<unknown, unknown> } | null)?.applied;
-    if (!applied) throw new InvalidStateError(`Step "${step}" of run ${runId} has no applied record to revert.`);
+    if (!applied)
+      throw new InvalidStateError(`Step "${step}" of run ${runId} has no applied record to revert.`);
     const controller = new AbortController();
     await action.revert(
       {
@@ -461,7 +557,13 @@ export class Engine {
         attempt: 1,
         actor: 'engine',
         signal: controller.signal,
-        log: (message, data) => this.#events.log.emit({ runId, step, message: this.#redactor.redactText(message), ...(data ? { data: this.#redactor.redact(data) } : {}) }),
+        log: (message, data) =>
+          this.#events.log.emit({
+            runId,
+            step,
+            message: this.#redactor.redactText(message),
+            ...(data ? { data: this.#redactor.redact(data) } : {}),
+          }),
       },
       applied,
     );
@@ -494,4 +596,4 @@ function formatPath(path: readonly PropertyKey[]): string {
     .join('');
 }
 
-export type { RunResult, ConfirmPlan };
+export type { ConfirmPlan, RunResult };

@@ -73,5 +73,7 @@ export interface LogEvent {
 
 /** Delivers notifications and escalations (chat, status page, pager). */
 export interface Notifier {
-  notify(notification: Notification & { runId: string; runbookId: string; kind: 'notify' | 'escalate' }): Promise<void>;
+  notify(
+    notification: Notification & { runId: string; runbookId: string; kind: 'notify' | 'escalate' },
+  ): Promise<void>;
 }

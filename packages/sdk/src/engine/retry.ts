@@ -13,7 +13,11 @@ export function retryPolicy(input: RetryOptionsInput | undefined): RetryOptions 
  * Delay before attempt `failedAttempt + 1`: exponential from `minDelay` by `factor`, capped at `maxDelay`,
  * with "equal jitter" (uniform in [d/2, d]) so that many runs retrying the same outage spread out.
  */
-export function backoffDelay(failedAttempt: number, policy: RetryOptions, random: () => number = Math.random): number {
+export function backoffDelay(
+  failedAttempt: number,
+  policy: RetryOptions,
+  random: () => number = Math.random,
+): number {
   const ceiling = toMillis(policy.maxDelay);
   const exponential = Math.min(ceiling, toMillis(policy.minDelay) * policy.factor ** (failedAttempt - 1));
   return policy.jitter ? Math.round(exponential / 2 + (random() * exponential) / 2) : Math.round(exponential);
@@ -63,7 +67,8 @@ export async function withDeadline<T>(
   const signal = controller?.signal ?? parent;
   const abort = () => controller?.abort(parent.reason);
   if (controller) parent.addEventListener('abort', abort, { once: true });
-  const timer = controller && setTimeout(() => controller.abort(new TimeoutError(what, timeoutMs as number)), timeoutMs);
+  const timer =
+    controller && setTimeout(() => controller.abort(new TimeoutError(what, timeoutMs as number)), timeoutMs);
   let onAbort = () => {};
   try {
     return await Promise.race([

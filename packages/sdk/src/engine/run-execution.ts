@@ -5,7 +5,9 @@ import {
   DuplicateStepError,
   type ErrorInfo,
   fromErrorInfo,
+  isBudgetExhaustedError,
   isCancelledError,
+  isVerificationFailedError,
   LeaseLostError,
   ResourceLockedError,
   RunbookError,
@@ -15,7 +17,7 @@ import {
 import type { TypedEvent } from '../core/events';
 import type { Finding } from '../core/finding';
 import { canonicalJson, type Json, sha256 } from '../core/json';
-import type { StepOptions } from '../core/options';
+import type { RetryOptions, StepOptions } from '../core/options';
 import { type Plan, sealPlan, shortHash } from '../core/plan';
 import type { Redactor } from '../core/redact';
 import type {
@@ -31,7 +33,15 @@ import type {
   StepTools,
 } from '../core/runbook';
 import type { Action, Applied, Check, StepContext } from '../core/step';
-import type { AuditEntry, Fence, RunRecord, RunStatus, StepKind, StepRecord, StepWrite } from '../store/records';
+import type {
+  AuditEntry,
+  Fence,
+  RunRecord,
+  RunStatus,
+  StepKind,
+  StepRecord,
+  StepWrite,
+} from '../store/records';
 import type { RunStore } from '../store/run-store';
 import { type ApprovalPolicy, needsApproval } from './approval-policy';
 import type {
@@ -154,12 +164,22 @@ export class RunExecution {
     const onExternal = () => this.abort(new CancelledError('the caller aborted'));
     externalSignal?.addEventListener('abort', onExternal, { once: true });
     if (externalSignal?.aborted) onExternal();
-    const heartbeat = setInterval(() => void this.#beat(), Math.max(50, Math.floor(this.#env.leaseTtlMs / 3)));
+    const heartbeat = setInterval(
+      () => void this.#beat(),
+      Math.max(50, Math.floor(this.#env.leaseTtlMs / 3)),
+    );
     heartbeat.unref?.();
     const runStarted = run.startedAt ?? run.createdAt;
     const remaining = Math.max(0, runStarted.getTime() + runTimeoutMs - Date.now());
     const deadline = setTimeout(
-      () => this.abort(new RunbookError('TIMEOUT', `Run ${run.id} exceeded its ${formatMillis(runTimeoutMs)} timeout. Raise the runbook's \`timeout\` if it legitimately needs longer.`, { retriable: false })),
+      () =>
+        this.abort(
+          new RunbookError(
+            'TIMEOUT',
+            `Run ${run.id} exceeded its ${formatMillis(runTimeoutMs)} timeout. Raise the runbook's \`timeout\` if it legitimately needs longer.`,
+            { retriable: false },
+          ),
+        ),
       remaining,
     );
     deadline.unref?.();
@@ -197,7 +217,8 @@ export class RunExecution {
         this.#fence(),
         this.#audit('run.suspended', failure.step, { approvalId: failure.approvalId }),
       );
-      if (!ok) return { ...base, status: 'running', outcome: null, error: toErrorInfo(new LeaseLostError(run.id)) };
+      if (!ok)
+        return { ...base, status: 'running', outcome: null, error: toErrorInfo(new LeaseLostError(run.id)) };
       this.#emitRunEnd('waiting_approval', null, null);
       return {
         ...base,
@@ -245,7 +266,8 @@ export class RunExecution {
       error,
       this.#audit(`run.${status}`, undefined, { outcome: storedOutcome, error: error as Json | null }),
     );
-    if (!ok) return { ...base, status: 'running', outcome: null, error: toErrorInfo(new LeaseLostError(run.id)) };
+    if (!ok)
+      return { ...base, status: 'running', outcome: null, error: toErrorInfo(new LeaseLostError(run.id)) };
     this.#emitRunEnd(status, storedOutcome, error);
     return { ...base, status, outcome, error };
   }
@@ -321,7 +343,12 @@ export class RunExecution {
 
   #fence(): Fence {
     const now = new Date();
-    return { runId: this.#run.id, owner: this.#env.owner, now, leaseUntil: new Date(now.getTime() + this.#env.leaseTtlMs) };
+    return {
+      runId: this.#run.id,
+      owner: this.#env.owner,
+      now,
+      leaseUntil: new Date(now.getTime() + this.#env.leaseTtlMs),
+    };
   }
 
   #audit(kind: string, step?: string, data?: Json): AuditEntry {
@@ -373,7 +400,12 @@ export class RunExecution {
   }
 
   /** Writes a step; a lost lease stops the execution. */
-  async #record(kind: StepKind, name: string, write: Omit<StepWrite, 'name' | 'kind' | 'seq'>, audit: AuditEntry) {
+  async #record(
+    kind: StepKind,
+    name: string,
+    write: Omit<StepWrite, 'name' | 'kind' | 'seq'>,
+    audit: AuditEntry,
+  ) {
     const step: StepWrite = {
       ...write,
       name,
@@ -382,12 +414,18 @@ export class RunExecution {
       result: this.#env.redactor.redact(write.result),
       error: write.error ? this.#env.redactor.redact(write.error) : null,
     };
-    if (!(await this.#env.store.recordStep(this.#fence(), step, audit))) throw new LeaseLostError(this.#run.id);
+    if (!(await this.#env.store.recordStep(this.#fence(), step, audit)))
+      throw new LeaseLostError(this.#run.id);
     this.#recorded.set(name, { ...step, runId: this.#run.id });
     return step;
   }
 
-  #emitEnd(kind: StepKind, name: string, started: number, step: Pick<StepWrite, 'status' | 'result' | 'error'>) {
+  #emitEnd(
+    kind: StepKind,
+    name: string,
+    started: number,
+    step: Pick<StepWrite, 'status' | 'result' | 'error'>,
+  ) {
     this.#env.events.stepEnd.emit({
       runId: this.#run.id,
       runbookId: this.#run.runbookId,
@@ -428,18 +466,24 @@ export class RunExecution {
         );
       } catch (e) {
         if (isControlSignal(e) || this.signal.aborted) throw this.signal.aborted ? this.signal.reason : e;
-        const next = nextRetry(e, attempt, policy, this.#env.random);
-        if (!next.retry) throw e;
-        this.#env.events.retry.emit({
-          runId: this.#run.id,
-          step: name,
-          attempt,
-          delayMs: next.delayMs,
-          error: this.#env.redactor.redact(toErrorInfo(e)),
-        });
-        await sleep(next.delayMs, this.signal);
+        if (!(await this.#retryAfter(name, attempt, policy, e))) throw e;
       }
     }
+  }
+
+  /** After failed attempt `attempt`: when the policy allows another, reports it, waits the backoff, and says so. */
+  async #retryAfter(name: string, attempt: number, policy: RetryOptions, e: unknown): Promise<boolean> {
+    const next = nextRetry(e, attempt, policy, this.#env.random);
+    if (!next.retry) return false;
+    this.#env.events.retry.emit({
+      runId: this.#run.id,
+      step: name,
+      attempt,
+      delayMs: next.delayMs,
+      error: this.#env.redactor.redact(toErrorInfo(e)),
+    });
+    await sleep(next.delayMs, this.signal);
+    return true;
   }
 
   // ---- check ----
@@ -449,12 +493,26 @@ export class RunExecution {
     if (recorded && FINAL_STEP.has(recorded.status)) return this.#replay(recorded);
     const started = Date.now();
     try {
-      const result = assertFinding(name, await this.#attempts(name, 'check', options, (ctx) => check.run(ctx)));
+      const result = assertFinding(
+        name,
+        await this.#attempts(name, 'check', options, (ctx) => check.run(ctx)),
+      );
       const step = await this.#record(
         'check',
         name,
-        { status: 'succeeded', result: result as unknown as Json, error: null, attempts: 1, startedAt: new Date(started), endedAt: new Date() },
-        this.#audit('step.check', name, { check: check.kind, status: result.status, summary: result.summary }),
+        {
+          status: 'succeeded',
+          result: result as unknown as Json,
+          error: null,
+          attempts: 1,
+          startedAt: new Date(started),
+          endedAt: new Date(),
+        },
+        this.#audit('step.check', name, {
+          check: check.kind,
+          status: result.status,
+          summary: result.summary,
+        }),
       );
       this.#emitEnd('check', name, started, step);
       return result;
@@ -470,7 +528,14 @@ export class RunExecution {
     const step = await this.#record(
       kind,
       name,
-      { status: 'failed', result: null, error, attempts: 1, startedAt: new Date(started), endedAt: new Date() },
+      {
+        status: 'failed',
+        result: null,
+        error,
+        attempts: 1,
+        startedAt: new Date(started),
+        endedAt: new Date(),
+      },
       this.#audit(`step.${kind}.failed`, name, { error: error as unknown as Json }),
     );
     this.#emitEnd(kind, name, started, step);
@@ -479,7 +544,11 @@ export class RunExecution {
 
   // ---- act ----
 
-  async #act(name: string, action: Action<unknown, unknown>, options: ActOptions = {}): Promise<ActResult<unknown, unknown>> {
+  async #act(
+    name: string,
+    action: Action<unknown, unknown>,
+    options: ActOptions = {},
+  ): Promise<ActResult<unknown, unknown>> {
     const recorded = this.#enter(name);
     if (this.#revert?.step === name && recorded) {
       this.#revert.onAction(action, recorded);
@@ -494,7 +563,14 @@ export class RunExecution {
       const step = await this.#record(
         'act',
         name,
-        { status: 'skipped', result: { ...result, action: action.kind, target: action.target }, error: null, attempts: 0, startedAt: new Date(started), endedAt: new Date() },
+        {
+          status: 'skipped',
+          result: { ...result, action: action.kind, target: action.target },
+          error: null,
+          attempts: 0,
+          startedAt: new Date(started),
+          endedAt: new Date(),
+        },
         this.#audit('step.act.skipped', name, { action: action.kind, target: action.target }),
       );
       this.#emitEnd('act', name, started, step);
@@ -503,12 +579,21 @@ export class RunExecution {
 
     if (mode === 'plan') {
       try {
-        const plan = await this.#attempts(name, 'act', options, async (ctx) => sealPlan(action, await action.plan(ctx)));
+        const plan = await this.#attempts(name, 'act', options, async (ctx) =>
+          sealPlan(action, await action.plan(ctx)),
+        );
         const result = { status: 'planned', plan } as const;
         const step = await this.#record(
           'act',
           name,
-          { status: 'succeeded', result: result as unknown as Json, error: null, attempts: 1, startedAt: new Date(started), endedAt: new Date() },
+          {
+            status: 'succeeded',
+            result: result as unknown as Json,
+            error: null,
+            attempts: 1,
+            startedAt: new Date(started),
+            endedAt: new Date(),
+          },
           this.#audit('plan.recorded', name, planAudit(plan)),
         );
         this.#emitEnd('act', name, started, step);
@@ -537,12 +622,21 @@ export class RunExecution {
   ): Promise<ActResult<unknown, unknown>> {
     const policy = retryPolicy(options.retry);
     const timeoutMs = options.timeout === undefined ? undefined : toMillis(options.timeout);
-    let interrupted = recorded?.status === 'applying' ? (recorded.result as { plan?: Plan<unknown> } | null)?.plan : undefined;
+    let interrupted =
+      recorded?.status === 'applying'
+        ? (recorded.result as { plan?: Plan<unknown> } | null)?.plan
+        : undefined;
     let lastPlan: Plan<unknown> | undefined;
     let holdsLock = false;
 
     for (let attempt = 1; ; attempt++) {
-      this.#env.events.stepStart.emit({ runId: this.#run.id, runbookId: this.#run.runbookId, step: name, kind: 'act', attempt });
+      this.#env.events.stepStart.emit({
+        runId: this.#run.id,
+        runbookId: this.#run.runbookId,
+        step: name,
+        kind: 'act',
+        attempt,
+      });
       const deadline = <T>(what: string, work: (ctx: StepContext) => Promise<T>) =>
         withDeadline(`Step "${name}" (${what})`, timeoutMs, this.signal, (signal) =>
           work(this.#stepContext(name, attempt, signal)),
@@ -556,7 +650,14 @@ export class RunExecution {
           const step = await this.#record(
             'act',
             name,
-            { status: 'succeeded', result: result as unknown as Json, error: null, attempts: attempt, startedAt: new Date(started), endedAt: new Date() },
+            {
+              status: 'succeeded',
+              result: result as unknown as Json,
+              error: null,
+              attempts: attempt,
+              startedAt: new Date(started),
+              endedAt: new Date(),
+            },
             this.#audit('action.noop', name, planAudit(plan)),
           );
           this.#emitEnd('act', name, started, step);
@@ -569,9 +670,13 @@ export class RunExecution {
           await this.#begin(name, action, interrupted, attempt, started, false);
           holdsLock = true;
           applied = { plan: interrupted, data: null, appliedAt: new Date().toISOString(), recovered: true };
-          this.#log(name, `apply of plan ${shortHash(interrupted.hash)} had taken effect before the interruption; not applying it again`);
+          this.#log(
+            name,
+            `apply of plan ${shortHash(interrupted.hash)} had taken effect before the interruption; not applying it again`,
+          );
         } else {
-          if (needsApproval(this.#env.approvals, plan)) await this.#ensureApproved(name, plan as Plan<Json>, started);
+          if (needsApproval(this.#env.approvals, plan))
+            await this.#ensureApproved(name, plan as Plan<Json>, started);
           else await this.#confirm(name, plan as Plan<Json>);
           await this.#begin(name, action, plan, attempt, started, true);
           holdsLock = true;
@@ -584,19 +689,8 @@ export class RunExecution {
         if (isControlSignal(e) || e instanceof LeaseLostError || this.signal.aborted) {
           throw this.signal.aborted ? this.signal.reason : e;
         }
-        const next = e instanceof VerificationFailedError ? { retry: false as const } : nextRetry(e, attempt, policy, this.#env.random);
-        if (next.retry) {
-          this.#env.events.retry.emit({
-            runId: this.#run.id,
-            step: name,
-            attempt,
-            delayMs: next.delayMs,
-            error: this.#env.redactor.redact(toErrorInfo(e)),
-          });
-          await sleep(next.delayMs, this.signal);
-          continue;
-        }
-        if (!(e instanceof VerificationFailedError)) {
+        if (!isVerificationFailedError(e) && (await this.#retryAfter(name, attempt, policy, e))) continue;
+        if (!isVerificationFailedError(e)) {
           await this.#failAction(name, action, lastPlan, attempt, started, e, holdsLock);
         }
         throw giveUp(e, options.onGiveUp);
@@ -629,16 +723,28 @@ export class RunExecution {
         endedAt: null,
       },
       { resource: action.target, until: fence.leaseUntil },
-      budget ? { action: action.kind, max: budget.max, windowStart: new Date(fence.now.getTime() - budget.perMs) } : null,
+      budget
+        ? { action: action.kind, max: budget.max, windowStart: new Date(fence.now.getTime() - budget.perMs) }
+        : null,
       this.#audit('action.applying', name, planAudit(plan)),
     );
     if (begin.ok) return;
     if (begin.reason === 'lease-lost') throw new LeaseLostError(this.#run.id);
     if (begin.reason === 'locked') {
-      throw new ResourceLockedError(action.target, begin.holder.runId, begin.holder.step, begin.holder.expiresAt);
+      throw new ResourceLockedError(
+        action.target,
+        begin.holder.runId,
+        begin.holder.step,
+        begin.holder.expiresAt,
+      );
     }
     const budgetRule = budget as { max: number; perMs: number };
-    throw new BudgetExhaustedError(action.target, action.kind, budgetRule.max, formatMillis(budgetRule.perMs));
+    throw new BudgetExhaustedError(
+      action.target,
+      action.kind,
+      budgetRule.max,
+      formatMillis(budgetRule.perMs),
+    );
   }
 
   async #verifyAndFinish(
@@ -684,21 +790,44 @@ export class RunExecution {
         seq: this.#seqOf(name),
         kind: 'act',
         status: 'failed',
-        result: redact({ status: reverted ? 'reverted' : 'verification-failed', plan: applied.plan, verification } as unknown as Json),
+        result: redact({
+          status: reverted ? 'reverted' : 'verification-failed',
+          plan: applied.plan,
+          verification,
+        } as unknown as Json),
         error: redact(toErrorInfo(revertError ?? failure)),
       };
-      await this.#finishAction(step, action.target, null, reverted ? 'action.reverted' : 'action.verify-failed', {
-        ...planAudit(applied.plan),
-        verification: verification.summary,
-        ...(revertError ? { revertError: toErrorInfo(revertError).message } : {}),
-      });
+      await this.#finishAction(
+        step,
+        action.target,
+        null,
+        reverted ? 'action.reverted' : 'action.verify-failed',
+        {
+          ...planAudit(applied.plan),
+          verification: verification.summary,
+          ...(revertError ? { revertError: toErrorInfo(revertError).message } : {}),
+        },
+      );
       this.#emitEnd('act', name, started, step);
       throw giveUp(failure, options.onGiveUp);
     }
 
-    const result = { status: 'applied', plan: applied.plan, applied, ...(verification ? { verification } : {}) } as const;
+    const result = {
+      status: 'applied',
+      plan: applied.plan,
+      applied,
+      ...(verification ? { verification } : {}),
+    } as const;
     const expiresMs = action.expiresAfter === undefined ? undefined : toMillis(action.expiresAfter);
-    const step: StepWrite = { ...base, name, seq: this.#seqOf(name), kind: 'act', status: 'succeeded', result: redact(result as unknown as Json), error: null };
+    const step: StepWrite = {
+      ...base,
+      name,
+      seq: this.#seqOf(name),
+      kind: 'act',
+      status: 'succeeded',
+      result: redact(result as unknown as Json),
+      error: null,
+    };
     await this.#finishAction(
       step,
       action.target,
@@ -717,7 +846,13 @@ export class RunExecution {
     auditKind: string,
     auditData: Json,
   ): Promise<void> {
-    const ok = await this.#env.store.finishAction(this.#fence(), step, resource, expiring, this.#audit(auditKind, step.name, auditData));
+    const ok = await this.#env.store.finishAction(
+      this.#fence(),
+      step,
+      resource,
+      expiring,
+      this.#audit(auditKind, step.name, auditData),
+    );
     if (!ok) throw new LeaseLostError(this.#run.id);
     this.#recorded.set(step.name, { ...step, runId: this.#run.id });
   }
@@ -743,9 +878,14 @@ export class RunExecution {
       startedAt: new Date(started),
       endedAt: new Date(),
     };
-    const data = { ...(plan ? planAudit(plan) : { action: action.kind, target: action.target }), error: toErrorInfo(e).message };
+    const data = {
+      ...(plan ? planAudit(plan) : { action: action.kind, target: action.target }),
+      error: toErrorInfo(e).message,
+    };
     if (holdsLock) await this.#finishAction(step, action.target, null, 'action.failed', data);
-    else if (!(await this.#env.store.recordStep(this.#fence(), step, this.#audit('action.failed', name, data)))) {
+    else if (
+      !(await this.#env.store.recordStep(this.#fence(), step, this.#audit('action.failed', name, data)))
+    ) {
       throw new LeaseLostError(this.#run.id);
     }
     this.#emitEnd('act', name, started, step);
@@ -766,7 +906,11 @@ export class RunExecution {
    * Proceeds only with a valid approval of exactly this plan hash. Otherwise asks for one (voiding an
    * approval of a different plan: the world changed) and suspends the run.
    */
-  async #ensureApproved(name: string, plan: Plan<Json>, started: number): Promise<{ by: string; breakGlass: boolean }> {
+  async #ensureApproved(
+    name: string,
+    plan: Plan<Json>,
+    started: number,
+  ): Promise<{ by: string; breakGlass: boolean }> {
     const now = Date.now();
     const ttlMs = toMillis(this.#env.approvals.ttl);
     const latest = await this.#env.store.latestApproval(this.#run.id, name);
@@ -837,7 +981,14 @@ export class RunExecution {
       const step = await this.#record(
         'approve',
         name,
-        { status: 'skipped', result: { status: 'skipped', summary: request.summary }, error: null, attempts: 0, startedAt: new Date(started), endedAt: new Date() },
+        {
+          status: 'skipped',
+          result: { status: 'skipped', summary: request.summary },
+          error: null,
+          attempts: 0,
+          startedAt: new Date(started),
+          endedAt: new Date(),
+        },
         this.#audit('step.approve.skipped', name, { summary: request.summary }),
       );
       this.#emitEnd('approve', name, started, step);
@@ -859,7 +1010,14 @@ export class RunExecution {
     const step = await this.#record(
       'approve',
       name,
-      { status: 'succeeded', result, error: null, attempts: 1, startedAt: new Date(started), endedAt: new Date() },
+      {
+        status: 'succeeded',
+        result,
+        error: null,
+        attempts: 1,
+        startedAt: new Date(started),
+        endedAt: new Date(),
+      },
       this.#audit('step.approve', name, result),
     );
     this.#emitEnd('approve', name, started, step);
@@ -871,11 +1029,20 @@ export class RunExecution {
     if (recorded && FINAL_STEP.has(recorded.status)) return this.#replay(recorded);
     const started = Date.now();
     const message = this.#env.redactor.redactText(notification.message);
-    const sent = { channel: notification.channel ?? 'default', message, ...(notification.severity ? { severity: notification.severity } : {}) };
+    const sent = {
+      channel: notification.channel ?? 'default',
+      message,
+      ...(notification.severity ? { severity: notification.severity } : {}),
+    };
     if (this.#run.mode === 'execute') {
       try {
         await this.#attempts(name, 'notify', { retry: { maxAttempts: 3 } }, () =>
-          this.#env.notifier.notify({ ...sent, kind: 'notify', runId: this.#run.id, runbookId: this.#run.runbookId }),
+          this.#env.notifier.notify({
+            ...sent,
+            kind: 'notify',
+            runId: this.#run.id,
+            runbookId: this.#run.runbookId,
+          }),
         );
       } catch (e) {
         throw await this.#recordFailure('notify', name, started, e);
@@ -899,29 +1066,57 @@ export class RunExecution {
       const step = await this.#record(
         'sleep',
         name,
-        { status: 'skipped', result: { ms }, error: null, attempts: 0, startedAt: new Date(started), endedAt: new Date() },
+        {
+          status: 'skipped',
+          result: { ms },
+          error: null,
+          attempts: 0,
+          startedAt: new Date(started),
+          endedAt: new Date(),
+        },
         this.#audit('step.sleep.skipped', name, { ms }),
       );
       this.#emitEnd('sleep', name, started, step);
       return;
     }
     // A resumed run sleeps only for what is left of the recorded wake time.
-    const recordedWake = recorded?.status === 'sleeping' ? (recorded.result as { wakeAt?: string } | null)?.wakeAt : undefined;
+    const recordedWake =
+      recorded?.status === 'sleeping' ? (recorded.result as { wakeAt?: string } | null)?.wakeAt : undefined;
     const wakeAt = recordedWake ?? new Date(started + ms).toISOString();
     if (!recordedWake) {
       await this.#record(
         'sleep',
         name,
-        { status: 'sleeping', result: { ms, wakeAt }, error: null, attempts: 1, startedAt: new Date(started), endedAt: null },
+        {
+          status: 'sleeping',
+          result: { ms, wakeAt },
+          error: null,
+          attempts: 1,
+          startedAt: new Date(started),
+          endedAt: null,
+        },
         this.#audit('step.sleep.started', name, { ms, wakeAt }),
       );
     }
-    this.#env.events.stepStart.emit({ runId: this.#run.id, runbookId: this.#run.runbookId, step: name, kind: 'sleep', attempt: 1 });
+    this.#env.events.stepStart.emit({
+      runId: this.#run.id,
+      runbookId: this.#run.runbookId,
+      step: name,
+      kind: 'sleep',
+      attempt: 1,
+    });
     await sleep(Math.max(0, Date.parse(wakeAt) - Date.now()), this.signal);
     const step = await this.#record(
       'sleep',
       name,
-      { status: 'succeeded', result: { ms, wakeAt }, error: null, attempts: 1, startedAt: new Date(started), endedAt: new Date() },
+      {
+        status: 'succeeded',
+        result: { ms, wakeAt },
+        error: null,
+        attempts: 1,
+        startedAt: new Date(started),
+        endedAt: new Date(),
+      },
       this.#audit('step.sleep', name, { ms, wakeAt }),
     );
     this.#emitEnd('sleep', name, started, step);
@@ -931,7 +1126,7 @@ export class RunExecution {
 /** Wraps a final failure of an act step: an escalation when the step asked for one or the budget is spent. */
 function giveUp(e: unknown, onGiveUp: Escalation | undefined): unknown {
   if (onGiveUp) return new EscalateSignal(onGiveUp, e);
-  if (e instanceof BudgetExhaustedError) return new EscalateSignal({ kind: 'escalate', reason: e.message }, e);
+  if (isBudgetExhaustedError(e)) return new EscalateSignal({ kind: 'escalate', reason: e.message }, e);
   return e;
 }
 
@@ -951,7 +1146,13 @@ const FINDING_STATUSES = new Set(['ok', 'warn', 'fail', 'unknown']);
 
 /** Catches checks that return something other than a Finding, with a message that names the step. */
 function assertFinding<T>(step: string, value: Finding<T>): Finding<T> {
-  if (!value || typeof value !== 'object' || !FINDING_STATUSES.has(value.status) || typeof value.summary !== 'string' || !Array.isArray(value.evidence)) {
+  if (
+    !value ||
+    typeof value !== 'object' ||
+    !FINDING_STATUSES.has(value.status) ||
+    typeof value.summary !== 'string' ||
+    !Array.isArray(value.evidence)
+  ) {
     throw new RunbookError(
       'INVALID_FINDING',
       `Check of step "${step}" returned something that is not a Finding: it must return { status: 'ok' | 'warn' | 'fail' | 'unknown', summary, evidence: [], data }.`,
@@ -968,7 +1169,8 @@ function summarize(result: Json | null, error: ErrorInfo | null): string {
     const r = result as Record<string, Json | undefined>;
     if (typeof r.summary === 'string') return r.summary;
     const plan = r.plan as Record<string, Json> | undefined;
-    if (plan && typeof plan.summary === 'string') return `${String(r.status ?? '')}: ${plan.summary}`.replace(/^: /, '');
+    if (plan && typeof plan.summary === 'string')
+      return `${String(r.status ?? '')}: ${plan.summary}`.replace(/^: /, '');
     if (typeof r.status === 'string') return r.status;
   }
   return '';

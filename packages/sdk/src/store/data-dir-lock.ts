@@ -1,5 +1,5 @@
-import { RunbookError } from '../core/errors';
 import { closeSync, openSync, readFileSync, rmSync, writeSync } from 'node:fs';
+import { RunbookError } from '../core/errors';
 
 /**
  * PGlite keeps no inter-process lock: two processes on one data directory would each cache and write it,

@@ -42,8 +42,16 @@ export async function openStore(options: StoreOptions = {}): Promise<RunStore> {
   }
   const o = parsed.data;
   const driver = o.url
-    ? await openPostgresDriver({ connectionString: o.url, schema: o.schema, max: o.poolSize, relaxedCommits: o.relaxedCommits })
-    : await openPgliteDriver({ ...(o.dataDir === ':memory:' ? {} : { dataDir: o.dataDir }), schema: o.schema });
+    ? await openPostgresDriver({
+        connectionString: o.url,
+        schema: o.schema,
+        max: o.poolSize,
+        relaxedCommits: o.relaxedCommits,
+      })
+    : await openPgliteDriver({
+        ...(o.dataDir === ':memory:' ? {} : { dataDir: o.dataDir }),
+        schema: o.schema,
+      });
   const store = new RunStore(driver);
   try {
     await store.migrate();

@@ -38,7 +38,11 @@ export async function openPostgresDriver(options: PostgresDriverOptions): Promis
   const relaxedPool: Pool | undefined =
     options.relaxedCommits === false
       ? undefined
-      : new pg.Pool({ ...config, max: Math.max(2, Math.ceil((config.max ?? 10) / 2)), options: `${config.options} -c synchronous_commit=off` });
+      : new pg.Pool({
+          ...config,
+          max: Math.max(2, Math.ceil((config.max ?? 10) / 2)),
+          options: `${config.options} -c synchronous_commit=off`,
+        });
   // An idle client's error (server restart) must not crash the process; the next query reconnects.
   pool.on('error', () => {});
   relaxedPool?.on('error', () => {});

@@ -60,7 +60,7 @@ function stepUpsertCte(p: number, from: string): string {
     SELECT $1, $${p}, $${p + 1}, $${p + 2}, $${p + 3}::jsonb, $${p + 4}::jsonb, $${p + 5}, $${p + 6}, $${p + 7}, $${p + 8} FROM ${from}
     ON CONFLICT (run_id, name) DO UPDATE
        SET status = EXCLUDED.status, result = EXCLUDED.result, error = EXCLUDED.error,
-           attempts = EXCLUDED.attempts, ended_at = EXCLUDED.ended_at
+           attempts = EXCLUDED.attempts, started_at = EXCLUDED.started_at, ended_at = EXCLUDED.ended_at
     RETURNING run_id)`;
 }
 const stepParams = (s: StepWrite) => [

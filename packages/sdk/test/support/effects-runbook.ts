@@ -27,18 +27,32 @@ export function effectsRunbook(effects: pg.Pool) {
       risk: 'low',
       destructive: false,
       async plan() {
-        const { rows } = await effects.query('SELECT count(*)::int AS n FROM effects WHERE run_id = $1 AND step = $2', [runId, step]);
+        const { rows } = await effects.query(
+          'SELECT count(*)::int AS n FROM effects WHERE run_id = $1 AND step = $2',
+          [runId, step],
+        );
         const done = rows[0].n > 0;
-        return { summary: `record ${step}`, changes: done ? [] : [{ target, field: 'row', before: null, after: step }], params: { step } };
+        return {
+          summary: `record ${step}`,
+          changes: done ? [] : [{ target, field: 'row', before: null, after: step }],
+          params: { step },
+        };
       },
       async apply() {
         await jitter();
-        await effects.query('INSERT INTO effects (run_id, step, pid) VALUES ($1, $2, $3)', [runId, step, process.pid]);
+        await effects.query('INSERT INTO effects (run_id, step, pid) VALUES ($1, $2, $3)', [
+          runId,
+          step,
+          process.pid,
+        ]);
         await jitter(); // widen the window between the effect and its record
         return { pid: process.pid };
       },
       async verify() {
-        const { rows } = await effects.query('SELECT count(*)::int AS n FROM effects WHERE run_id = $1 AND step = $2', [runId, step]);
+        const { rows } = await effects.query(
+          'SELECT count(*)::int AS n FROM effects WHERE run_id = $1 AND step = $2',
+          [runId, step],
+        );
         return finding(rows[0].n > 0 ? 'ok' : 'fail', `${rows[0].n} effect row(s)`, rows[0].n);
       },
     });

@@ -10,7 +10,11 @@ export interface Worker {
   /** Resolves when the worker has opened the store. */
   ready: Promise<void>;
   /** Resolves with the exit code (or signal) and the JSON summary line, if it printed one. */
-  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null; summary?: { pid: number; executed: number } }>;
+  exited: Promise<{
+    code: number | null;
+    signal: NodeJS.Signals | null;
+    summary?: { pid: number; executed: number };
+  }>;
 }
 
 /** Starts `test/support/worker.ts` in a real Node process. */

@@ -2,7 +2,8 @@ import { openStore } from '../../src/store/open-store';
 import type { RunStore } from '../../src/store/run-store';
 
 /** The real PostgreSQL the tests use (CI starts it on 127.0.0.1:5432). */
-export const POSTGRES_URL = process.env.RUNBOOK_TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
+export const POSTGRES_URL =
+  process.env.RUNBOOK_TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 
 /** A store under test plus how to dispose of it. */
 export interface StoreUnderTest {

@@ -34,7 +34,9 @@ for (;;) {
   }
   if (mode === 'drain') {
     // Done when nothing is queued or running; runs held by a dead process become claimable once their lease expires.
-    const { rows } = await effects.query(`SELECT count(*)::int AS n FROM runs WHERE status IN ('queued', 'running')`);
+    const { rows } = await effects.query(
+      `SELECT count(*)::int AS n FROM runs WHERE status IN ('queued', 'running')`,
+    );
     if (rows[0].n === 0) break;
   }
   await pause(50);
