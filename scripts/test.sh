@@ -9,4 +9,15 @@ cd "$repo_root"
 pnpm install --frozen-lockfile
 pnpm lint
 pnpm typecheck
-pnpm test
+
+# Every package's vitest run, then one closing line with the totals.
+log="$(mktemp)"
+trap 'rm -f "$log"' EXIT
+set +e
+pnpm test 2>&1 | tee "$log"
+status=${PIPESTATUS[0]}
+set -e
+sed 's/\x1b\[[0-9;]*m//g' "$log" | awk '
+  / Tests +[0-9]/ { for (i = 1; i < NF; i++) { if ($(i + 1) == "passed") p += $i; if ($(i + 1) == "failed") f += $i } }
+  END { printf "%d passed, %d failed\n", p, f }'
+exit "$status"
