@@ -5,7 +5,6 @@ import {
   DuplicateStepError,
   type ErrorInfo,
   fromErrorInfo,
-  isBudgetExhaustedError,
   isCancelledError,
   isVerificationFailedError,
   LeaseLostError,
@@ -25,11 +24,9 @@ import type {
   ActResult,
   ApprovalRequest,
   ApproveResult,
-  Escalation,
   Notification,
   Outcome,
   Runbook,
-  Severity,
   StepTools,
 } from '../core/runbook';
 import type { Action, Applied, Check, StepContext } from '../core/step';
@@ -55,7 +52,8 @@ import type {
 } from './events';
 import { newId } from './ids';
 import { nextRetry, retryPolicy, sleep, withDeadline } from './retry';
-import { EscalateSignal, isControlSignal, StopReplay, SuspendSignal } from './signals';
+import { EscalateSignal, giveUp, isControlSignal, StopReplay, SuspendSignal } from './signals';
+import { assertFinding, planAudit, summarize } from './step-results';
 
 /** Asks the operator to confirm a plan that policy lets them apply alone (the CLI's "Apply? [y/N]"). */
 export type ConfirmPlan = (plan: Plan<Json>, step: { runId: string; step: string }) => Promise<boolean>;
@@ -420,6 +418,24 @@ export class RunExecution {
     return step;
   }
 
+  /** Records a step that has ended (from `started` until now) and reports its end. */
+  async #complete(
+    kind: StepKind,
+    name: string,
+    started: number,
+    outcome: Pick<StepWrite, 'status' | 'result' | 'error' | 'attempts'>,
+    audit: AuditEntry,
+  ): Promise<StepWrite> {
+    const step = await this.#record(
+      kind,
+      name,
+      { ...outcome, startedAt: new Date(started), endedAt: new Date() },
+      audit,
+    );
+    this.#emitEnd(kind, name, started, step);
+    return step;
+  }
+
   #emitEnd(
     kind: StepKind,
     name: string,
@@ -497,24 +513,17 @@ export class RunExecution {
         name,
         await this.#attempts(name, 'check', options, (ctx) => check.run(ctx)),
       );
-      const step = await this.#record(
+      const _step = await this.#complete(
         'check',
         name,
-        {
-          status: 'succeeded',
-          result: result as unknown as Json,
-          error: null,
-          attempts: 1,
-          startedAt: new Date(started),
-          endedAt: new Date(),
-        },
+        started,
+        { status: 'succeeded', result: result as unknown as Json, error: null, attempts: 1 },
         this.#audit('step.check', name, {
           check: check.kind,
           status: result.status,
           summary: result.summary,
         }),
       );
-      this.#emitEnd('check', name, started, step);
       return result;
     } catch (e) {
       throw await this.#recordFailure('check', name, started, e);
@@ -525,20 +534,18 @@ export class RunExecution {
   async #recordFailure(kind: StepKind, name: string, started: number, e: unknown): Promise<unknown> {
     if (isControlSignal(e) || e instanceof LeaseLostError || this.signal.aborted) return e;
     const error = toErrorInfo(e);
-    const step = await this.#record(
+    const _step = await this.#complete(
       kind,
       name,
+      started,
       {
         status: 'failed',
         result: null,
         error,
         attempts: 1,
-        startedAt: new Date(started),
-        endedAt: new Date(),
       },
       this.#audit(`step.${kind}.failed`, name, { error: error as unknown as Json }),
     );
-    this.#emitEnd(kind, name, started, step);
     return e;
   }
 
@@ -560,20 +567,18 @@ export class RunExecution {
 
     if (mode === 'diagnose') {
       const result = { status: 'skipped' } as const;
-      const step = await this.#record(
+      const _step = await this.#complete(
         'act',
         name,
+        started,
         {
           status: 'skipped',
           result: { ...result, action: action.kind, target: action.target },
           error: null,
           attempts: 0,
-          startedAt: new Date(started),
-          endedAt: new Date(),
         },
         this.#audit('step.act.skipped', name, { action: action.kind, target: action.target }),
       );
-      this.#emitEnd('act', name, started, step);
       return result;
     }
 
@@ -583,20 +588,13 @@ export class RunExecution {
           sealPlan(action, await action.plan(ctx)),
         );
         const result = { status: 'planned', plan } as const;
-        const step = await this.#record(
+        const _step = await this.#complete(
           'act',
           name,
-          {
-            status: 'succeeded',
-            result: result as unknown as Json,
-            error: null,
-            attempts: 1,
-            startedAt: new Date(started),
-            endedAt: new Date(),
-          },
+          started,
+          { status: 'succeeded', result: result as unknown as Json, error: null, attempts: 1 },
           this.#audit('plan.recorded', name, planAudit(plan)),
         );
-        this.#emitEnd('act', name, started, step);
         return result;
       } catch (e) {
         throw await this.#recordFailure('act', name, started, e);
@@ -647,20 +645,13 @@ export class RunExecution {
 
         if (plan.changes.length === 0 && !interrupted) {
           const result = { status: 'noop', plan } as const;
-          const step = await this.#record(
+          const _step = await this.#complete(
             'act',
             name,
-            {
-              status: 'succeeded',
-              result: result as unknown as Json,
-              error: null,
-              attempts: attempt,
-              startedAt: new Date(started),
-              endedAt: new Date(),
-            },
+            started,
+            { status: 'succeeded', result: result as unknown as Json, error: null, attempts: attempt },
             this.#audit('action.noop', name, planAudit(plan)),
           );
-          this.#emitEnd('act', name, started, step);
           return result;
         }
 
@@ -978,20 +969,18 @@ export class RunExecution {
     if (recorded && FINAL_STEP.has(recorded.status)) return this.#replay(recorded);
     const started = Date.now();
     if (this.#run.mode !== 'execute') {
-      const step = await this.#record(
+      const _step = await this.#complete(
         'approve',
         name,
+        started,
         {
           status: 'skipped',
           result: { status: 'skipped', summary: request.summary },
           error: null,
           attempts: 0,
-          startedAt: new Date(started),
-          endedAt: new Date(),
         },
         this.#audit('step.approve.skipped', name, { summary: request.summary }),
       );
-      this.#emitEnd('approve', name, started, step);
       return { status: 'skipped' };
     }
     // A manual gate is approved like a plan: the request's text is what the approver sees and signs.
@@ -1007,20 +996,13 @@ export class RunExecution {
     };
     const approval = await this.#ensureApproved(name, gate, started);
     const result = { status: 'approved', by: approval.by, breakGlass: approval.breakGlass } as const;
-    const step = await this.#record(
+    const _step = await this.#complete(
       'approve',
       name,
-      {
-        status: 'succeeded',
-        result,
-        error: null,
-        attempts: 1,
-        startedAt: new Date(started),
-        endedAt: new Date(),
-      },
+      started,
+      { status: 'succeeded', result, error: null, attempts: 1 },
       this.#audit('step.approve', name, result),
     );
-    this.#emitEnd('approve', name, started, step);
     return result;
   }
 
@@ -1049,13 +1031,13 @@ export class RunExecution {
       }
     }
     const status = this.#run.mode === 'execute' ? 'succeeded' : 'skipped';
-    const step = await this.#record(
+    const _step = await this.#complete(
       'notify',
       name,
-      { status, result: sent, error: null, attempts: 1, startedAt: new Date(started), endedAt: new Date() },
+      started,
+      { status, result: sent, error: null, attempts: 1 },
       this.#audit(`step.notify${status === 'skipped' ? '.skipped' : ''}`, name, sent),
     );
-    this.#emitEnd('notify', name, started, step);
   }
 
   async #sleep(name: string, ms: number): Promise<void> {
@@ -1063,20 +1045,13 @@ export class RunExecution {
     if (recorded && FINAL_STEP.has(recorded.status)) return this.#replay(recorded);
     const started = Date.now();
     if (this.#run.mode !== 'execute') {
-      const step = await this.#record(
+      const _step = await this.#complete(
         'sleep',
         name,
-        {
-          status: 'skipped',
-          result: { ms },
-          error: null,
-          attempts: 0,
-          startedAt: new Date(started),
-          endedAt: new Date(),
-        },
+        started,
+        { status: 'skipped', result: { ms }, error: null, attempts: 0 },
         this.#audit('step.sleep.skipped', name, { ms }),
       );
-      this.#emitEnd('sleep', name, started, step);
       return;
     }
     // A resumed run sleeps only for what is left of the recorded wake time.
@@ -1106,74 +1081,17 @@ export class RunExecution {
       attempt: 1,
     });
     await sleep(Math.max(0, Date.parse(wakeAt) - Date.now()), this.signal);
-    const step = await this.#record(
+    const _step = await this.#complete(
       'sleep',
       name,
+      started,
       {
         status: 'succeeded',
         result: { ms, wakeAt },
         error: null,
         attempts: 1,
-        startedAt: new Date(started),
-        endedAt: new Date(),
       },
       this.#audit('step.sleep', name, { ms, wakeAt }),
     );
-    this.#emitEnd('sleep', name, started, step);
   }
 }
-
-/** Wraps a final failure of an act step: an escalation when the step asked for one or the budget is spent. */
-function giveUp(e: unknown, onGiveUp: Escalation | undefined): unknown {
-  if (onGiveUp) return new EscalateSignal(onGiveUp, e);
-  if (isBudgetExhaustedError(e)) return new EscalateSignal({ kind: 'escalate', reason: e.message }, e);
-  return e;
-}
-
-function planAudit(plan: Plan<unknown>): Record<string, Json> {
-  return {
-    action: plan.action,
-    target: plan.target,
-    planHash: plan.hash,
-    summary: plan.summary,
-    changes: plan.changes.length,
-    risk: plan.risk,
-    destructive: plan.destructive,
-  };
-}
-
-const FINDING_STATUSES = new Set(['ok', 'warn', 'fail', 'unknown']);
-
-/** Catches checks that return something other than a Finding, with a message that names the step. */
-function assertFinding<T>(step: string, value: Finding<T>): Finding<T> {
-  if (
-    !value ||
-    typeof value !== 'object' ||
-    !FINDING_STATUSES.has(value.status) ||
-    typeof value.summary !== 'string' ||
-    !Array.isArray(value.evidence)
-  ) {
-    throw new RunbookError(
-      'INVALID_FINDING',
-      `Check of step "${step}" returned something that is not a Finding: it must return { status: 'ok' | 'warn' | 'fail' | 'unknown', summary, evidence: [], data }.`,
-      { retriable: false },
-    );
-  }
-  return value;
-}
-
-/** One line describing a step's result or error. */
-function summarize(result: Json | null, error: ErrorInfo | null): string {
-  if (error) return error.message;
-  if (result && typeof result === 'object' && !Array.isArray(result)) {
-    const r = result as Record<string, Json | undefined>;
-    if (typeof r.summary === 'string') return r.summary;
-    const plan = r.plan as Record<string, Json> | undefined;
-    if (plan && typeof plan.summary === 'string')
-      return `${String(r.status ?? '')}: ${plan.summary}`.replace(/^: /, '');
-    if (typeof r.status === 'string') return r.status;
-  }
-  return '';
-}
-
-export type { Severity };

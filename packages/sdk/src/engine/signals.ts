@@ -1,3 +1,4 @@
+import { isBudgetExhaustedError } from '../core/errors';
 import type { Escalation } from '../core/runbook';
 
 // Control-flow signals thrown through a runbook's `run` function. They are not errors of the runbook;
@@ -35,4 +36,11 @@ export type ControlSignal = SuspendSignal | EscalateSignal | StopReplay;
 
 export function isControlSignal(e: unknown): e is ControlSignal {
   return e instanceof SuspendSignal || e instanceof EscalateSignal || e instanceof StopReplay;
+}
+
+/** Wraps a final failure of an act step: an escalation when the step asked for one or the budget is spent. */
+export function giveUp(e: unknown, onGiveUp: Escalation | undefined): unknown {
+  if (onGiveUp) return new EscalateSignal(onGiveUp, e);
+  if (isBudgetExhaustedError(e)) return new EscalateSignal({ kind: 'escalate', reason: e.message }, e);
+  return e;
 }
