@@ -513,7 +513,7 @@ export class RunExecution {
         name,
         await this.#attempts(name, 'check', options, (ctx) => check.run(ctx)),
       );
-      const _step = await this.#complete(
+      await this.#complete(
         'check',
         name,
         started,
@@ -534,7 +534,7 @@ export class RunExecution {
   async #recordFailure(kind: StepKind, name: string, started: number, e: unknown): Promise<unknown> {
     if (isControlSignal(e) || e instanceof LeaseLostError || this.signal.aborted) return e;
     const error = toErrorInfo(e);
-    const _step = await this.#complete(
+    await this.#complete(
       kind,
       name,
       started,
@@ -567,7 +567,7 @@ export class RunExecution {
 
     if (mode === 'diagnose') {
       const result = { status: 'skipped' } as const;
-      const _step = await this.#complete(
+      await this.#complete(
         'act',
         name,
         started,
@@ -588,7 +588,7 @@ export class RunExecution {
           sealPlan(action, await action.plan(ctx)),
         );
         const result = { status: 'planned', plan } as const;
-        const _step = await this.#complete(
+        await this.#complete(
           'act',
           name,
           started,
@@ -645,7 +645,7 @@ export class RunExecution {
 
         if (plan.changes.length === 0 && !interrupted) {
           const result = { status: 'noop', plan } as const;
-          const _step = await this.#complete(
+          await this.#complete(
             'act',
             name,
             started,
@@ -969,7 +969,7 @@ export class RunExecution {
     if (recorded && FINAL_STEP.has(recorded.status)) return this.#replay(recorded);
     const started = Date.now();
     if (this.#run.mode !== 'execute') {
-      const _step = await this.#complete(
+      await this.#complete(
         'approve',
         name,
         started,
@@ -996,7 +996,7 @@ export class RunExecution {
     };
     const approval = await this.#ensureApproved(name, gate, started);
     const result = { status: 'approved', by: approval.by, breakGlass: approval.breakGlass } as const;
-    const _step = await this.#complete(
+    await this.#complete(
       'approve',
       name,
       started,
@@ -1031,7 +1031,7 @@ export class RunExecution {
       }
     }
     const status = this.#run.mode === 'execute' ? 'succeeded' : 'skipped';
-    const _step = await this.#complete(
+    await this.#complete(
       'notify',
       name,
       started,
@@ -1045,7 +1045,7 @@ export class RunExecution {
     if (recorded && FINAL_STEP.has(recorded.status)) return this.#replay(recorded);
     const started = Date.now();
     if (this.#run.mode !== 'execute') {
-      const _step = await this.#complete(
+      await this.#complete(
         'sleep',
         name,
         started,
@@ -1081,7 +1081,7 @@ export class RunExecution {
       attempt: 1,
     });
     await sleep(Math.max(0, Date.parse(wakeAt) - Date.now()), this.signal);
-    const _step = await this.#complete(
+    await this.#complete(
       'sleep',
       name,
       started,
