@@ -84,18 +84,18 @@ describe.each(Object.entries(DRIVERS))('run store contract on %s', (_name, open)
 
   it('claims queued runs once, and runs whose lease expired again', async () => {
     // Drain whatever earlier tests left queued.
-    while (await sut.store.claimNextRun('drain', at(0), at(1e12))) {}
+    while (await sut.store.claimNextRun('drain', at(0), at(1e12), ['rb'])) {}
     const a = id('claim');
     const b = id('claim');
     await create(a, undefined, at(1));
     await create(b, undefined, at(2));
-    const first = await sut.store.claimNextRun('w1', at(10), at(1_000));
-    const second = await sut.store.claimNextRun('w2', at(10), at(1_000));
+    const first = await sut.store.claimNextRun('w1', at(10), at(1_000), ['rb']);
+    const second = await sut.store.claimNextRun('w2', at(10), at(1_000), ['rb']);
     expect([first?.id, second?.id]).toEqual([a, b]);
     expect(first).toMatchObject({ status: 'running', leaseOwner: 'w1', attempts: 1 });
-    expect(await sut.store.claimNextRun('w3', at(500), at(2_000))).toBeUndefined();
+    expect(await sut.store.claimNextRun('w3', at(500), at(2_000), ['rb'])).toBeUndefined();
     // w1 died: its lease runs out and another worker takes the run over.
-    const taken = await sut.store.claimNextRun('w3', at(1_001), at(5_000));
+    const taken = await sut.store.claimNextRun('w3', at(1_001), at(5_000), ['rb']);
     expect(taken).toMatchObject({ id: a, leaseOwner: 'w3', attempts: 2 });
     // The old owner's writes are refused from now on.
     expect(await sut.store.recordStep(fence(a, 'w1', at(1_002)), step('late'), audit('x'))).toBe(false);
@@ -103,15 +103,28 @@ describe.each(Object.entries(DRIVERS))('run store contract on %s', (_name, open)
   });
 
   it('never hands the same run to concurrent claimers (FOR UPDATE SKIP LOCKED)', async () => {
-    while (await sut.store.claimNextRun('drain', at(0), at(1e12))) {}
+    while (await sut.store.claimNextRun('drain', at(0), at(1e12), ['rb'])) {}
     const ids = Array.from({ length: 12 }, () => id('race'));
     for (const r of ids) await create(r, undefined, at(3));
     const claims = await Promise.all(
-      Array.from({ length: 16 }, (_, i) => sut.store.claimNextRun(`racer-${i}`, at(10), at(100_000))),
+      Array.from({ length: 16 }, (_, i) => sut.store.claimNextRun(`racer-${i}`, at(10), at(100_000), ['rb'])),
     );
     const claimed = claims.flatMap((c) => (c ? [c.id] : []));
     expect(claimed.sort()).toEqual([...ids].sort());
     expect(new Set(claimed).size).toBe(ids.length);
+  });
+
+  it('claims only runs of the runbooks the claimer can execute', async () => {
+    while (await sut.store.claimNextRun('drain', at(0), at(1e12), ['rb'])) {}
+    const foreign = id('foreign');
+    await sut.store.createRun(
+      { id: foreign, runbookId: 'not-loaded-here', mode: 'execute', input: {}, requestedBy: 'a', now: at(4) },
+      audit('run.created', foreign),
+    );
+    expect(await sut.store.claimNextRun('w1', at(10), at(1_000), ['rb'])).toBeUndefined();
+    expect((await sut.store.claimNextRun('w2', at(10), at(1_000), ['rb', 'not-loaded-here']))?.id).toBe(
+      foreign,
+    );
   });
 
   it('claims a specific run only when nobody live holds it', async () => {

@@ -1,3 +1,4 @@
+import { RunbookError } from './errors';
 import type { Json } from './json';
 import { canonicalJson, sha256 } from './json';
 import type { ResourceRef } from './resource';
@@ -38,11 +39,15 @@ export interface Plan<P = Json> extends PlanDraft<P> {
   hash: string;
 }
 
-/** Completes a draft into a {@link Plan} with its hash. Equal drafts of the same action always hash equal. */
+/**
+ * Completes a draft into a {@link Plan} with its hash. Equal drafts of the same action always hash equal.
+ * Throws a {@link RunbookError} `INVALID_PLAN` naming the action when `plan()` returned something else.
+ */
 export function sealPlan<P>(
   action: { kind: string; target: ResourceRef; risk: RiskLevel; destructive: boolean },
   draft: PlanDraft<P>,
 ): Plan<P> {
+  assertDraft(action.kind, draft);
   const identity = {
     action: action.kind,
     target: action.target,
@@ -51,6 +56,32 @@ export function sealPlan<P>(
   };
   const hash = sha256(canonicalJson({ ...identity, changes: draft.changes, params: draft.params }));
   return { ...identity, summary: draft.summary, changes: draft.changes, params: draft.params, hash };
+}
+
+function assertDraft(kind: string, draft: unknown): asserts draft is PlanDraft<unknown> {
+  const d = draft as Partial<PlanDraft<unknown>> | null | undefined;
+  const problem =
+    !d || typeof d !== 'object'
+      ? 'it returned no object'
+      : typeof d.summary !== 'string'
+        ? '`summary` is not a string'
+        : !Array.isArray(d.changes)
+          ? '`changes` is not an array'
+          : d.changes.some(
+                (c) =>
+                  !c || typeof c !== 'object' || typeof c.field !== 'string' || typeof c.target !== 'string',
+              )
+            ? 'every change needs a `target` and a `field`'
+            : d.params === undefined
+              ? '`params` is missing (use null for none)'
+              : undefined;
+  if (problem) {
+    throw new RunbookError(
+      'INVALID_PLAN',
+      `The plan() of action ${kind} returned an invalid plan: ${problem}. It must return { summary, changes: [{ target, field, before, after }], params }.`,
+      { retriable: false },
+    );
+  }
 }
 
 /** A short, stable prefix of a plan hash for people to read and type. */

@@ -38,7 +38,8 @@ const SECRET_PATTERNS: [RegExp, string][] = [
 // (summaries, names, log lines) skip the replacements entirely.
 const MIGHT_HOLD_SECRET = /:\/\/[^\s]*@|Bearer|Basic|passw|secret|token|api[_-]?key|sk-|gh[pousr]_|AKIA/i;
 
-function isSecretKey(key: string): boolean {
+/** True when a key or field name names a secret (`password`, `DB_PASSWORD`, `githubToken`, `x-api-key`, …). */
+export function isSecretName(key: string): boolean {
   const normalized = key.toLowerCase().replace(/[_-]/g, '');
   return SECRET_KEY_SUFFIXES.some((suffix) => normalized.endsWith(suffix));
 }
@@ -78,7 +79,7 @@ export function createRedactor(secrets: Iterable<string> = []): Redactor {
       const out: Record<string, unknown> = {};
       for (const [key, member] of Object.entries(value)) {
         out[key] =
-          isSecretKey(key) && member !== null && member !== undefined && member !== ''
+          isSecretName(key) && member !== null && member !== undefined && member !== ''
             ? REDACTED
             : walk(member, seen);
       }

@@ -1,5 +1,5 @@
 import type { z } from 'zod';
-import type { Duration } from './duration';
+import { type Duration, toMillis } from './duration';
 import type { Finding } from './finding';
 import type { Json } from './json';
 import type { StepOptions } from './options';
@@ -120,6 +120,7 @@ export function defineRunbook<S extends z.ZodType>(definition: RunbookDefinition
       `Invalid runbook id "${definition.id}": use lowercase words joined by dashes, e.g. "agent-failure".`,
     );
   }
+  if (definition.timeout !== undefined) toMillis(definition.timeout); // a bad timeout fails at load, naming itself
   if (!['P0', 'P1', 'P2', 'P3'].includes(definition.severity)) {
     throw new TypeError(`Runbook ${definition.id}: severity must be one of P0, P1, P2, P3.`);
   }

@@ -6,6 +6,7 @@ import {
   CancelledError,
   InputValidationError,
   InvalidStateError,
+  isTimeoutError,
   NotFoundError,
   toErrorInfo,
 } from '../core/errors';
@@ -34,7 +35,11 @@ import type {
   StepStartEvent,
 } from './events';
 import { newId } from './ids';
-import { sleep } from './retry';
+import { sleep, withDeadline } from './retry';
+
+/** A signal that never aborts, for work bounded only by its own deadline. */
+const NEVER = new AbortController().signal;
+
 import {
   type ConfirmPlan,
   type EngineEvents,
@@ -67,6 +72,8 @@ export const EngineSettings = z.object({
   leaseTtl: Duration.default('30s'),
   /** This process's identity in leases. @default "<hostname>:<pid>:<random>" */
   owner: z.string().min(1).optional(),
+  /** How long the engine gives an expired action's revert before it gives up and pages. @default "2m" */
+  revertTimeout: Duration.default('2m'),
   /** Exact secret values to scrub from everything stored or shown. @default [] */
   secrets: z.array(z.string()).default([]),
 });
@@ -136,6 +143,7 @@ export class Engine {
   };
   readonly #redactor: Redactor;
   readonly #active = new Map<string, RunExecution>();
+  readonly #revertTimeoutMs: number;
 
   constructor(options: EngineOptions) {
     const parsed = EngineSettings.safeParse(options);
@@ -156,9 +164,9 @@ export class Engine {
       this.#runbooks.set(runbook.id, runbook);
     }
     this.#redactor = createRedactor(parsed.data.secrets);
+    this.#revertTimeoutMs = toMillis(parsed.data.revertTimeout);
     this.#env = {
       store: this.store,
-      owner: this.owner,
       leaseTtlMs: toMillis(parsed.data.leaseTtl),
       approvals: parsed.data.approvals,
       budgetFor: (action) => this.#budgetFor(action),
@@ -260,7 +268,12 @@ export class Engine {
         requestedBy: options.actor,
         now,
         ...(claim
-          ? { claim: { owner: this.owner, leaseUntil: new Date(now.getTime() + this.#env.leaseTtlMs) } }
+          ? {
+              claim: {
+                owner: this.#leaseToken(),
+                leaseUntil: new Date(now.getTime() + this.#env.leaseTtlMs),
+              },
+            }
           : {}),
       },
       this.#audit(options.actor, 'run.created', id, { runbookId, mode, input: storedInput }),
@@ -272,16 +285,22 @@ export class Engine {
    * completed steps are replayed from the store, the rest run. Throws when another live process holds it.
    */
   async resume(runId: string, options: { signal?: AbortSignal } = {}): Promise<RunResult> {
+    if (this.#active.has(runId)) {
+      throw new InvalidStateError(
+        `Run ${runId} is already being executed by this engine; wait for it to stop.`,
+      );
+    }
+    const existing = await this.store.getRun(runId);
+    if (!existing) throw new NotFoundError(`Run ${runId}`, 'List runs with `runbook runs`.');
+    this.runbook(existing.runbookId); // unknown here: refuse before claiming, so no lease is taken for nothing
     const now = new Date();
     const run = await this.store.claimRun(
       runId,
-      this.owner,
+      this.#leaseToken(),
       now,
       new Date(now.getTime() + this.#env.leaseTtlMs),
     );
     if (!run) {
-      const existing = await this.store.getRun(runId);
-      if (!existing) throw new NotFoundError(`Run ${runId}`, 'List runs with `runbook runs`.');
       if (FINAL_RUN_STATUSES.includes(existing.status)) {
         throw new InvalidStateError(
           `Run ${runId} already ended (${existing.status}); start a new run instead.`,
@@ -298,9 +317,10 @@ export class Engine {
   async runNext(options: { signal?: AbortSignal } = {}): Promise<RunResult | undefined> {
     const now = new Date();
     const run = await this.store.claimNextRun(
-      this.owner,
+      this.#leaseToken(),
       now,
       new Date(now.getTime() + this.#env.leaseTtlMs),
+      [...this.#runbooks.keys()],
     );
     return run ? this.#executeClaimed(run, options.signal) : undefined;
   }
@@ -427,7 +447,7 @@ export class Engine {
         'Break-glass needs a reason (--reason "…"); it is recorded in the audit log.',
       );
     }
-    if (decision === 'approved' && options.actor === request.requestedBy && !breakGlass) {
+    if (decision === 'approved' && samePerson(options.actor, request.requestedBy) && !breakGlass) {
       throw new ApprovalError(
         'FOUR_EYES',
         `${options.actor} requested this run and cannot also approve it: another person must approve. In an emergency, use break-glass with a reason.`,
@@ -463,33 +483,25 @@ export class Engine {
    * a restart. Each is claimed with `SKIP LOCKED`, so only one engine reverts it. Returns how many it reverted.
    */
   async revertExpired(limit = 10): Promise<number> {
+    // One token per pass: the claims and locks of this pass are its own, never a live run's of this engine.
+    const token = `${this.#leaseToken()}/revert`;
+    const holdMs = this.#revertTimeoutMs + this.#env.leaseTtlMs;
     const now = new Date();
-    const due = await this.store.claimDueExpiring(
-      this.owner,
-      now,
-      new Date(now.getTime() + this.#env.leaseTtlMs),
-      limit,
-    );
+    const due = await this.store.claimDueExpiring(token, now, new Date(now.getTime() + holdMs), limit);
     let reverted = 0;
     for (const item of due) {
-      const locked = await this.store.tryLock(
-        {
-          resource: item.resource,
-          runId: item.runId,
-          step: item.step,
-          owner: this.owner,
-          expiresAt: new Date(Date.now() + this.#env.leaseTtlMs),
-        },
-        new Date(),
-      );
-      if (!locked) continue; // someone is acting on the resource; the claim lapses and a later pass retries
+      const lock = { resource: item.resource, runId: item.runId, step: item.step, owner: token };
+      if (!(await this.store.tryLock({ ...lock, expiresAt: new Date(Date.now() + holdMs) }, new Date()))) {
+        continue; // someone is acting on the resource; the claim lapses and a later pass retries
+      }
+      let timedOut = false;
       try {
         await this.#revertOne(item.runId, item.step);
         reverted++;
         await this.store.completeExpiring(
           item.runId,
           item.step,
-          this.owner,
+          token,
           'reverted',
           null,
           this.#audit('engine', 'action.expired-reverted', item.runId, {
@@ -499,11 +511,12 @@ export class Engine {
           }),
         );
       } catch (e) {
+        timedOut = isTimeoutError(e);
         const error = this.#redactor.redact(toErrorInfo(e));
         await this.store.completeExpiring(
           item.runId,
           item.step,
-          this.owner,
+          token,
           'failed',
           error,
           this.#audit('engine', 'action.expired-revert-failed', item.runId, {
@@ -522,7 +535,8 @@ export class Engine {
           })
           .catch(() => {});
       } finally {
-        await this.store.unlock(item.resource, this.owner);
+        // A revert that timed out may still be running: its lock is left to expire rather than released.
+        if (!timedOut) await this.store.unlock(item.resource, token);
       }
     }
     return reverted;
@@ -544,28 +558,31 @@ export class Engine {
       );
     const { action, record } = found;
     if (!action.revert) throw new InvalidStateError(`The action of step "${step}" has no revert.`);
+    const revert = action.revert;
     const applied = (record.result as { applied?: Applied<unknown, unknown> } | null)?.applied;
     if (!applied)
       throw new InvalidStateError(`Step "${step}" of run ${runId} has no applied record to revert.`);
-    const controller = new AbortController();
-    await action.revert(
-      {
-        runId,
-        runbookId: run.runbookId,
-        step,
-        mode: 'execute',
-        attempt: 1,
-        actor: 'engine',
-        signal: controller.signal,
-        log: (message, data) =>
-          this.#events.log.emit({
-            runId,
-            step,
-            message: this.#redactor.redactText(message),
-            ...(data ? { data: this.#redactor.redact(data) } : {}),
-          }),
-      },
-      applied,
+    await withDeadline(`Revert of step "${step}" of run ${runId}`, this.#revertTimeoutMs, NEVER, (signal) =>
+      revert.call(
+        action,
+        {
+          runId,
+          runbookId: run.runbookId,
+          step,
+          mode: 'execute',
+          attempt: 1,
+          actor: 'engine',
+          signal,
+          log: (message, data) =>
+            this.#events.log.emit({
+              runId,
+              step,
+              message: this.#redactor.redactText(message),
+              ...(data ? { data: this.#redactor.redact(data) } : {}),
+            }),
+        },
+        applied,
+      ),
     );
   }
 
@@ -580,6 +597,11 @@ export class Engine {
     return { ts: new Date().toISOString(), actor, kind, runId, data: this.#redactor.redact(data) };
   }
 
+  /** A fresh claim token: this engine's identity plus a random part, unique per execution. */
+  #leaseToken(): string {
+    return `${this.owner}/${newId('wrk').slice(-8)}`;
+  }
+
   #budgetFor(action: Action<unknown, unknown>): { max: number; perMs: number } | null {
     const rule = this.#settings.budgets.find(
       (b) => b.action === action.kind && (!b.resourcePrefix || action.target.startsWith(b.resourcePrefix)),
@@ -587,6 +609,11 @@ export class Engine {
     const budget = rule ?? action.budget;
     return budget ? { max: budget.max, perMs: toMillis(budget.per) } : null;
   }
+}
+
+/** Identities compare without case and surrounding space: `Alice` cannot approve `alice`'s run. */
+function samePerson(a: string, b: string): boolean {
+  return a.trim().toLowerCase() === b.trim().toLowerCase();
 }
 
 /** `["agents", 0, "name"]` → `agents[0].name`. */

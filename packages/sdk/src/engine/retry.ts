@@ -87,3 +87,31 @@ export async function withDeadline<T>(
     }
   }
 }
+
+/**
+ * Runs work that must not be abandoned once started (an apply, a verify, a revert): on `parent` abort or
+ * after `timeoutMs` its signal aborts, but the work is still awaited, so nothing reports the step over,
+ * or releases its lock, while the change may be in flight. Work that ignores its signal keeps its lock
+ * until it returns.
+ */
+export async function untilSettled<T>(
+  what: string,
+  timeoutMs: number | undefined,
+  parent: AbortSignal,
+  work: (signal: AbortSignal) => Promise<T>,
+): Promise<T> {
+  const controller = new AbortController();
+  const abort = () => controller.abort(parent.reason);
+  if (parent.aborted) abort();
+  else parent.addEventListener('abort', abort, { once: true });
+  const timer =
+    timeoutMs === undefined
+      ? undefined
+      : setTimeout(() => controller.abort(new TimeoutError(what, timeoutMs)), timeoutMs);
+  try {
+    return await work(controller.signal);
+  } finally {
+    clearTimeout(timer);
+    parent.removeEventListener('abort', abort);
+  }
+}

@@ -14,11 +14,11 @@ import {
   VerificationFailedError,
 } from '../core/errors';
 import type { TypedEvent } from '../core/events';
-import type { Finding } from '../core/finding';
+import { type Finding, finding } from '../core/finding';
 import { canonicalJson, type Json, sha256 } from '../core/json';
 import type { RetryOptions, StepOptions } from '../core/options';
-import { type Plan, sealPlan, shortHash } from '../core/plan';
-import type { Redactor } from '../core/redact';
+import { type Plan, type PlanDraft, sealPlan, shortHash } from '../core/plan';
+import { isSecretName, REDACTED, type Redactor } from '../core/redact';
 import type {
   ActOptions,
   ActResult,
@@ -51,7 +51,7 @@ import type {
   StepStartEvent,
 } from './events';
 import { newId } from './ids';
-import { nextRetry, retryPolicy, sleep, withDeadline } from './retry';
+import { nextRetry, retryPolicy, sleep, untilSettled, withDeadline } from './retry';
 import { EscalateSignal, giveUp, isControlSignal, StopReplay, SuspendSignal } from './signals';
 import { assertFinding, planAudit, summarize } from './step-results';
 
@@ -71,7 +71,6 @@ export interface EngineEvents {
 /** What a run execution needs from its engine. */
 export interface ExecutionEnv {
   store: RunStore;
-  owner: string;
   leaseTtlMs: number;
   approvals: ApprovalPolicy;
   budgetFor(action: Action<unknown, unknown>): { max: number; perMs: number } | null;
@@ -93,6 +92,22 @@ export interface RunResult {
   pendingApproval?: { step: string; approvalId: string; plan: Plan<Json> };
 }
 
+/** Runs an apply-phase call (apply, verify, revert) with the step's context, to its end. */
+type Settle = <T>(what: string, work: (ctx: StepContext) => Promise<T>) => Promise<T>;
+
+/**
+ * Whether an interrupted apply of `interrupted` had taken effect, judged from a fresh plan: every field it
+ * was to change now holds the value it was to set (the fresh plan either leaves that field alone or starts
+ * from that value). This also recognises actions that never converge to "no changes", like a restart whose
+ * plan always moves `restartedAt` forward.
+ */
+function tookEffect(interrupted: Plan<unknown>, fresh: Plan<unknown>): boolean {
+  return interrupted.changes.every((change) => {
+    const now = fresh.changes.find((c) => c.target === change.target && c.field === change.field);
+    return now === undefined || canonicalJson(now.before) === canonicalJson(change.after);
+  });
+}
+
 /** In revert mode the execution only replays, until the target act step hands over its action. */
 export interface RevertTarget {
   step: string;
@@ -100,6 +115,8 @@ export interface RevertTarget {
 }
 
 const FINAL_STEP = new Set(['succeeded', 'failed', 'skipped']);
+/** How long a stopping run waits for its function to reach a step when no apply is in flight. */
+const DRAIN_GRACE_MS = 5_000;
 
 /**
  * One execution of a run's function: the step tools, durable replay, retries, approvals, locks, budgets,
@@ -117,6 +134,8 @@ export class RunExecution {
   #raised: SuspendSignal | EscalateSignal | undefined;
   #pendingApproval: RunResult['pendingApproval'];
   #confirmed = new Set<string>();
+  /** True from the apply marker until the step's outcome is recorded. */
+  #applying = false;
   readonly #seqs: Map<string, number>;
   #lastSeq: number;
 
@@ -159,6 +178,8 @@ export class RunExecution {
   async execute(externalSignal?: AbortSignal): Promise<RunResult> {
     const run = this.#run;
     const runTimeoutMs = toMillis(this.#runbook.timeout ?? '30m');
+    // Someone asked to cancel while the run was parked or between owners: honour it before anything runs.
+    if (run.cancelRequested) this.abort(new CancelledError(run.cancelRequested));
     const onExternal = () => this.abort(new CancelledError('the caller aborted'));
     externalSignal?.addEventListener('abort', onExternal, { once: true });
     if (externalSignal?.aborted) onExternal();
@@ -167,8 +188,7 @@ export class RunExecution {
       Math.max(50, Math.floor(this.#env.leaseTtlMs / 3)),
     );
     heartbeat.unref?.();
-    const runStarted = run.startedAt ?? run.createdAt;
-    const remaining = Math.max(0, runStarted.getTime() + runTimeoutMs - Date.now());
+    // Measured from this execution's start: time spent waiting for an approval does not count.
     const deadline = setTimeout(
       () =>
         this.abort(
@@ -178,20 +198,20 @@ export class RunExecution {
             { retriable: false },
           ),
         ),
-      remaining,
+      runTimeoutMs,
     );
     deadline.unref?.();
 
     try {
       let outcome: Outcome | null = null;
       let failure: unknown;
+      const running = this.#runbook.run(this.#context());
       try {
-        const returned = await withDeadline(`Run ${run.id}`, undefined, this.signal, () =>
-          this.#runbook.run(this.#context()),
-        );
+        const returned = await withDeadline(`Run ${run.id}`, undefined, this.signal, () => running);
         outcome = returned ?? { kind: 'done', summary: 'completed' };
       } catch (e) {
         failure = e;
+        if (this.signal.aborted) await this.#drain(running);
       }
       // A suspension or escalation the runbook caught and swallowed still takes effect.
       if (this.#raised && !(failure instanceof LeaseLostError)) failure = this.#raised;
@@ -201,6 +221,22 @@ export class RunExecution {
       clearTimeout(deadline);
       externalSignal?.removeEventListener('abort', onExternal);
     }
+  }
+
+  /**
+   * After a cancel or timeout: lets the run function reach its next step, where it stops. While an apply
+   * is in flight that means waiting for the apply to settle and be recorded, so the run never ends (and
+   * frees its locks) with a change half made; otherwise the wait is short.
+   */
+  async #drain(running: Promise<unknown>): Promise<void> {
+    const settled = running.then(
+      () => {},
+      () => {},
+    );
+    if (this.#applying) return settled;
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([settled, new Promise<void>((r) => (timer = setTimeout(r, DRAIN_GRACE_MS)))]);
+    clearTimeout(timer);
   }
 
   async #finish(outcome: Outcome | null, failure: unknown): Promise<RunResult> {
@@ -339,11 +375,12 @@ export class RunExecution {
     };
   }
 
+  /** Every write of this execution carries its claim's token: a run claimed by anyone else refuses them. */
   #fence(): Fence {
     const now = new Date();
     return {
       runId: this.#run.id,
-      owner: this.#env.owner,
+      owner: this.#run.leaseOwner ?? '',
       now,
       leaseUntil: new Date(now.getTime() + this.#env.leaseTtlMs),
     };
@@ -372,6 +409,8 @@ export class RunExecution {
 
   /** Claims a step name for this execution and returns its stored record, if any. */
   #enter(name: string): StepRecord | undefined {
+    // A suspension or escalation the runbook caught does not let it go on acting.
+    if (this.#raised) throw this.#raised;
     if (this.#seen.has(name)) throw new DuplicateStepError(this.#runbook.id, name);
     this.#seen.add(name);
     const recorded = this.#recorded.get(name);
@@ -509,9 +548,9 @@ export class RunExecution {
     if (recorded && FINAL_STEP.has(recorded.status)) return this.#replay(recorded);
     const started = Date.now();
     try {
-      const result = assertFinding(
-        name,
-        await this.#attempts(name, 'check', options, (ctx) => check.run(ctx)),
+      // The runbook gets the finding exactly as stored, so a replay sees the same values.
+      const result = this.#env.redactor.redact(
+        assertFinding(name, await this.#attempts(name, 'check', options, (ctx) => check.run(ctx))),
       );
       await this.#complete(
         'check',
@@ -585,7 +624,7 @@ export class RunExecution {
     if (mode === 'plan') {
       try {
         const plan = await this.#attempts(name, 'act', options, async (ctx) =>
-          sealPlan(action, await action.plan(ctx)),
+          this.#seal(action, await action.plan(ctx)),
         );
         const result = { status: 'planned', plan } as const;
         await this.#complete(
@@ -635,12 +674,18 @@ export class RunExecution {
         kind: 'act',
         attempt,
       });
-      const deadline = <T>(what: string, work: (ctx: StepContext) => Promise<T>) =>
-        withDeadline(`Step "${name}" (${what})`, timeoutMs, this.signal, (signal) =>
-          work(this.#stepContext(name, attempt, signal)),
+      const stepContext = (signal: AbortSignal) => this.#stepContext(name, attempt, signal);
+      const planNow = () =>
+        withDeadline(`Step "${name}" (plan)`, timeoutMs, this.signal, async (signal) =>
+          this.#seal(action, await action.plan(stepContext(signal))),
+        );
+      // Once the apply has begun, apply, verify and revert are seen through to the end (see untilSettled).
+      const settled: Settle = (what, work) =>
+        untilSettled(`Step "${name}" (${what})`, timeoutMs, this.signal, (signal) =>
+          work(stepContext(signal)),
         );
       try {
-        const plan = await deadline('plan', async (ctx) => sealPlan(action, await action.plan(ctx)));
+        let plan = await planNow();
         lastPlan = plan;
 
         if (plan.changes.length === 0 && !interrupted) {
@@ -656,7 +701,7 @@ export class RunExecution {
         }
 
         let applied: Applied<unknown, unknown>;
-        if (plan.changes.length === 0 && interrupted) {
+        if (interrupted && tookEffect(interrupted, plan)) {
           // The interrupted apply took effect: re-take the lock (no budget spent twice) and verify it.
           await this.#begin(name, action, interrupted, attempt, started, false);
           holdsLock = true;
@@ -666,19 +711,39 @@ export class RunExecution {
             `apply of plan ${shortHash(interrupted.hash)} had taken effect before the interruption; not applying it again`,
           );
         } else {
-          if (needsApproval(this.#env.approvals, plan))
+          if (needsApproval(this.#env.approvals, plan)) {
             await this.#ensureApproved(name, plan as Plan<Json>, started);
-          else await this.#confirm(name, plan as Plan<Json>);
+          } else if (await this.#confirm(name, plan as Plan<Json>)) {
+            // The operator took their time: apply only if the world still matches what they confirmed.
+            const fresh = await planNow();
+            if (fresh.hash !== plan.hash) {
+              this.#log(
+                name,
+                `the plan changed while it waited for confirmation (${shortHash(plan.hash)} → ${shortHash(fresh.hash)}); asking again`,
+              );
+              continue;
+            }
+            plan = fresh;
+          }
           await this.#begin(name, action, plan, attempt, started, true);
           holdsLock = true;
           interrupted = plan;
-          const data = await deadline('apply', (ctx) => action.apply(ctx, plan));
-          applied = { plan, data: data ?? null, appliedAt: new Date().toISOString(), recovered: false };
+          const current = plan;
+          const data = await settled('apply', (ctx) => action.apply(ctx, current));
+          applied = {
+            plan,
+            data: this.#env.redactor.redact(data ?? null),
+            appliedAt: new Date().toISOString(),
+            recovered: false,
+          };
         }
-        return await this.#verifyAndFinish(name, action, options, applied, attempt, started, deadline);
+        return await this.#verifyAndFinish(name, action, options, applied, attempt, started, settled);
       } catch (e) {
-        if (isControlSignal(e) || e instanceof LeaseLostError || this.signal.aborted) {
-          throw this.signal.aborted ? this.signal.reason : e;
+        if (isControlSignal(e) || e instanceof LeaseLostError) throw e;
+        if (this.signal.aborted) {
+          // The apply (if any) has settled: record how it ended and free the lock before the run stops.
+          if (holdsLock) await this.#failAction(name, action, lastPlan, attempt, started, e, holdsLock);
+          throw this.signal.reason;
         }
         if (!isVerificationFailedError(e) && (await this.#retryAfter(name, attempt, policy, e))) continue;
         if (!isVerificationFailedError(e)) {
@@ -687,6 +752,23 @@ export class RunExecution {
         throw giveUp(e, options.onGiveUp);
       }
     }
+  }
+
+  /**
+   * Seals a plan from what the store will keep: secrets in it are redacted (by name, by shape, and the
+   * `before`/`after` of a change to a secret-named field), so the hash, the approval, the apply and a
+   * replay all see the same plan. Actions read the secrets they need at apply time, not from the plan.
+   */
+  #seal(action: Action<unknown, unknown>, draft: PlanDraft<unknown>): Plan<unknown> {
+    const redacted = this.#env.redactor.redact(draft);
+    if (Array.isArray(redacted?.changes)) {
+      redacted.changes = redacted.changes.map((c) =>
+        c && typeof c.field === 'string' && isSecretName(c.field)
+          ? { ...c, before: REDACTED, after: REDACTED }
+          : c,
+      );
+    }
+    return sealPlan(action, redacted);
   }
 
   /** Lock, budget and the `applying` marker, in one write. */
@@ -719,7 +801,12 @@ export class RunExecution {
         : null,
       this.#audit('action.applying', name, planAudit(plan)),
     );
-    if (begin.ok) return;
+    if (begin.ok) {
+      this.#applying = true;
+      // Cancelled while the marker was being written: stop before the apply starts.
+      if (this.signal.aborted) throw this.signal.reason;
+      return;
+    }
     if (begin.reason === 'lease-lost') throw new LeaseLostError(this.#run.id);
     if (begin.reason === 'locked') {
       throw new ResourceLockedError(
@@ -745,36 +832,42 @@ export class RunExecution {
     applied: Applied<unknown, unknown>,
     attempt: number,
     started: number,
-    deadline: <T>(what: string, work: (ctx: StepContext) => Promise<T>) => Promise<T>,
+    settled: Settle,
   ): Promise<ActResult<unknown, unknown>> {
     const verify = action.verify;
     let verification: Finding<Json> | undefined;
-    if (verify) {
-      verification = await deadline('verify', (ctx) => verify.call(action, ctx, applied)).catch(
-        (e): Finding<Json> => ({
-          status: 'unknown',
-          summary: `verification could not run: ${e instanceof Error ? e.message : String(e)}`,
-          evidence: [],
-          data: null,
-        }),
+    if (verify && this.signal.aborted) {
+      verification = finding('unknown', 'not verified: the run was stopped right after the apply', null);
+    } else if (verify) {
+      verification = await settled('verify', async (ctx) =>
+        this.#env.redactor.redact(assertFinding(name, await verify.call(action, ctx, applied))),
+      ).catch(
+        (e): Finding<Json> =>
+          finding(
+            'unknown',
+            `verification could not run: ${e instanceof Error ? e.message : String(e)}`,
+            null,
+          ),
       );
     }
     const base = { startedAt: new Date(started), endedAt: new Date(), attempts: attempt };
     const redact = this.#env.redactor.redact;
 
-    if (verification?.status === 'fail') {
+    // A change whose effect cannot be confirmed is handed to a human; only a verified failure is reverted.
+    const undetermined = verification?.status === 'unknown' && !this.signal.aborted;
+    if (verification?.status === 'fail' || undetermined) {
       let reverted = false;
       let revertError: unknown;
-      if (action.revert) {
+      if (action.revert && !undetermined) {
         const revert = action.revert;
         try {
-          await deadline('revert', (ctx) => revert.call(action, ctx, applied));
+          await settled('revert', (ctx) => revert.call(action, ctx, applied));
           reverted = true;
         } catch (e) {
           revertError = e;
         }
       }
-      const failure = new VerificationFailedError(name, verification.summary, reverted);
+      const failure = new VerificationFailedError(name, verification?.summary ?? '', reverted);
       const step: StepWrite = {
         ...base,
         name,
@@ -795,7 +888,7 @@ export class RunExecution {
         reverted ? 'action.reverted' : 'action.verify-failed',
         {
           ...planAudit(applied.plan),
-          verification: verification.summary,
+          verification: verification?.summary ?? null,
           ...(revertError ? { revertError: toErrorInfo(revertError).message } : {}),
         },
       );
@@ -837,15 +930,19 @@ export class RunExecution {
     auditKind: string,
     auditData: Json,
   ): Promise<void> {
-    const ok = await this.#env.store.finishAction(
-      this.#fence(),
-      step,
-      resource,
-      expiring,
-      this.#audit(auditKind, step.name, auditData),
-    );
-    if (!ok) throw new LeaseLostError(this.#run.id);
-    this.#recorded.set(step.name, { ...step, runId: this.#run.id });
+    try {
+      const ok = await this.#env.store.finishAction(
+        this.#fence(),
+        step,
+        resource,
+        expiring,
+        this.#audit(auditKind, step.name, auditData),
+      );
+      if (!ok) throw new LeaseLostError(this.#run.id);
+      this.#recorded.set(step.name, { ...step, runId: this.#run.id });
+    } finally {
+      this.#applying = false;
+    }
   }
 
   /** Records an act step that gave up, releasing the lock it may hold. */
@@ -883,14 +980,16 @@ export class RunExecution {
   }
 
   /** The CLI's interactive confirmation of a plan policy lets the requester apply alone. */
-  async #confirm(name: string, plan: Plan<Json>): Promise<void> {
+  /** Returns whether the operator was asked just now (and so time may have passed since the plan was made). */
+  async #confirm(name: string, plan: Plan<Json>): Promise<boolean> {
     const confirm = this.#env.confirm;
-    if (!confirm || this.#confirmed.has(plan.hash)) return;
+    if (!confirm || this.#confirmed.has(plan.hash)) return false;
     if (!(await confirm(plan, { runId: this.#run.id, step: name }))) {
       throw new CancelledError(`the operator declined plan ${shortHash(plan.hash)} of step "${name}"`);
     }
     this.#confirmed.add(plan.hash);
     await this.#env.store.appendAudit(this.#audit('plan.confirmed', name, planAudit(plan)));
+    return true;
   }
 
   /**

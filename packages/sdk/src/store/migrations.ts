@@ -88,6 +88,7 @@ CREATE TABLE budget_spend (
   spent_at timestamptz NOT NULL
 );
 CREATE INDEX budget_spend_window ON budget_spend (resource, action, spent_at);
+CREATE INDEX budget_spend_by_step ON budget_spend (run_id, step);
 
 -- Applied actions the engine must revert when they expire (an IP block for one hour).
 CREATE TABLE expiring_actions (

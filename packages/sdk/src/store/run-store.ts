@@ -110,6 +110,7 @@ const BEGIN_ACTION_SQL = `WITH ${FENCE_CTE},
          INSERT INTO locks (resource, run_id, step, owner, expires_at)
          SELECT $15, id, $5, $2, $16 FROM fence
           WHERE $17::int IS NULL
+             OR EXISTS (SELECT 1 FROM budget_spend WHERE run_id = $1 AND step = $5)
              OR (SELECT count(*) FROM budget_spend WHERE resource = $15 AND action = $18 AND spent_at > $19) < $17::int
          ON CONFLICT (resource) DO UPDATE
             SET run_id = EXCLUDED.run_id, step = EXCLUDED.step, owner = EXCLUDED.owner, expires_at = EXCLUDED.expires_at
@@ -117,7 +118,8 @@ const BEGIN_ACTION_SQL = `WITH ${FENCE_CTE},
          RETURNING resource),
        spend AS (
          INSERT INTO budget_spend (resource, action, run_id, step, spent_at)
-         SELECT $15, $18, $1, $5, $3 FROM lock_row WHERE $17::int IS NOT NULL),
+         SELECT $15, $18, $1, $5, $3 FROM lock_row
+          WHERE $17::int IS NOT NULL AND NOT EXISTS (SELECT 1 FROM budget_spend WHERE run_id = $1 AND step = $5)),
        ${stepUpsertCte(5, 'lock_row')},
        ${auditCtes(14, 'step_row')}
        SELECT (SELECT count(*) FROM fence)::int AS fenced, (SELECT count(*) FROM lock_row)::int AS locked`;
@@ -305,40 +307,48 @@ export class RunStore {
   }
 
   /**
-   * Claims the oldest run that is queued, or running under an expired lease (its process died), with
-   * `FOR UPDATE SKIP LOCKED`: concurrent claimers never get the same run.
+   * Claims the oldest run of one of `runbookIds` that is queued, or running under an expired lease (its
+   * process died), with `FOR UPDATE SKIP LOCKED`: concurrent claimers never get the same run. `lease` is the
+   * claim's own token: every later write of this execution is fenced by it.
    */
-  async claimNextRun(owner: string, now: Date, leaseUntil: Date): Promise<RunRecord | undefined> {
+  async claimNextRun(
+    lease: string,
+    now: Date,
+    leaseUntil: Date,
+    runbookIds: readonly string[],
+  ): Promise<RunRecord | undefined> {
     const rows = await this.driver.query(
       `UPDATE runs
           SET status = 'running', lease_owner = $1, lease_expires_at = $3, updated_at = $2,
               started_at = COALESCE(started_at, $2), attempts = attempts + 1
         WHERE id = (
           SELECT id FROM runs
-           WHERE status = 'queued' OR (status = 'running' AND lease_expires_at < $2)
+           WHERE (status = 'queued' OR (status = 'running' AND lease_expires_at < $2))
+             AND runbook_id = ANY($4::text[])
            ORDER BY created_at, id
            LIMIT 1
            FOR UPDATE SKIP LOCKED)
        RETURNING *`,
-      [owner, iso(now), iso(leaseUntil)],
+      [lease, iso(now), iso(leaseUntil), [...runbookIds]],
     );
     return rows[0] ? toRun(rows[0]) : undefined;
   }
 
   /**
    * Claims one run by id when it may be executed now: queued, waiting for approval, or running under an
-   * expired lease. Returns `undefined` when another live process holds it or it is final.
+   * expired lease. Returns `undefined` while any other claim holds it (even one of this process) or when
+   * it is final.
    */
-  async claimRun(id: string, owner: string, now: Date, leaseUntil: Date): Promise<RunRecord | undefined> {
+  async claimRun(id: string, lease: string, now: Date, leaseUntil: Date): Promise<RunRecord | undefined> {
     const rows = await this.driver.query(
       `UPDATE runs
           SET status = 'running', lease_owner = $2, lease_expires_at = $4, updated_at = $3,
               started_at = COALESCE(started_at, $3), attempts = attempts + 1
         WHERE id = $1
           AND (status IN ('queued', 'waiting_approval')
-               OR (status = 'running' AND (lease_expires_at < $3 OR lease_owner = $2)))
+               OR (status = 'running' AND lease_expires_at < $3))
        RETURNING *`,
-      [id, owner, iso(now), iso(leaseUntil)],
+      [id, lease, iso(now), iso(leaseUntil)],
     );
     return rows[0] ? toRun(rows[0]) : undefined;
   }
@@ -453,7 +463,8 @@ export class RunStore {
   /**
    * Before an apply, in one statement: takes the resource's lease lock, spends one unit of its budget
    * (refusing when the window is full), marks the step `applying`, and audits it. The budget is counted
-   * under the lock, so two runs cannot both take the last unit.
+   * under the lock, so two runs cannot both take the last unit; a step is charged once, however many
+   * attempts its apply takes.
    */
   async beginAction(
     fence: Fence,
@@ -476,7 +487,9 @@ export class RunStore {
     if (Number(locked) === 1) return { ok: true };
     if (Number(fenced) === 0) return { ok: false, reason: 'lease-lost' };
     const holder = await this.getLock(lock.resource);
-    if (holder && holder.expiresAt >= fence.now) return { ok: false, reason: 'locked', holder };
+    const heldByThisStep = holder?.runId === fence.runId && holder.step === step.name;
+    if (holder && holder.expiresAt >= fence.now && !heldByThisStep)
+      return { ok: false, reason: 'locked', holder };
     const used = budget ? await this.budgetUsed(lock.resource, budget.action, budget.windowStart) : 0;
     return { ok: false, reason: 'budget', used };
   }
