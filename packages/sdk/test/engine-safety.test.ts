@@ -393,6 +393,88 @@ describe.each(Object.entries(DRIVERS))('engine safety on %s', (_name, openStore)
     expect(world.applies).toEqual([k]);
   });
 
+  /** A restart-like action: its plan picks a new timestamp each time, so no two plans hash alike. */
+  function timestamped(
+    state: { at: string | null; applied: string[] },
+    target: ReturnType<typeof resourceRef>,
+    risk: 'low' | 'high',
+  ) {
+    return defineAction({
+      kind: 'test.stamp',
+      target,
+      risk,
+      destructive: false,
+      async plan() {
+        const at = `${Date.now()}-${Math.random()}`;
+        return {
+          summary: 'stamp',
+          changes: [{ target, field: 'restartedAt', before: state.at, after: at }],
+          params: { at },
+        };
+      },
+      async apply(_ctx, plan) {
+        state.at = plan.params.at;
+        state.applied.push(plan.params.at);
+        return null;
+      },
+    });
+  }
+
+  it('applies the approved plan when the world has not changed, though a fresh plan would pick a new timestamp', async () => {
+    const state = { at: null as string | null, applied: [] as string[] };
+    const target = resourceRef('k8s', 'aiwebtest', 'deployment', key('stamp'));
+    const rb = defineRunbook({
+      id: `stamp-${n}`,
+      title: 's',
+      severity: 'P1',
+      input: z.object({}),
+      async run({ step }) {
+        await step.act('restart', timestamped(state, target, 'high'));
+      },
+    });
+    const e = engine([rb]);
+    const requests: string[] = [];
+    e.onApprovalRequested((ev) => requests.push(String((ev.plan.params as { at: string }).at)));
+    const run = await e.start(rb.id, {}, { mode: 'execute', actor: 'alice' });
+    expect(run.status).toBe('waiting_approval');
+    // Resuming before anyone approved keeps waiting on the same request.
+    expect((await e.resume(run.runId)).status).toBe('waiting_approval');
+    await e.approve(run.runId, { actor: 'bob' });
+    expect((await e.resume(run.runId)).status).toBe('succeeded');
+    expect(requests).toHaveLength(1);
+    expect(state.applied).toEqual(requests); // exactly the timestamp bob approved
+  });
+
+  it('confirms a timestamped plan once and applies what the operator confirmed', async () => {
+    const state = { at: null as string | null, applied: [] as string[] };
+    const target = resourceRef('k8s', 'aiwebtest', 'deployment', key('confirm-stamp'));
+    const confirmed: string[] = [];
+    const e = engine(
+      [
+        defineRunbook({
+          id: `confirm-stamp-${n}`,
+          title: 'c',
+          severity: 'P3',
+          input: z.object({}),
+          async run({ step }) {
+            await step.act('restart', timestamped(state, target, 'low'));
+          },
+        }),
+      ],
+      {
+        confirm: async (plan) => {
+          confirmed.push(String((plan.params as { at: string }).at));
+          return true;
+        },
+      },
+    );
+    expect((await e.start(`confirm-stamp-${n}`, {}, { mode: 'execute', actor: 'x' })).status).toBe(
+      'succeeded',
+    );
+    expect(confirmed).toHaveLength(1);
+    expect(state.applied).toEqual(confirmed);
+  });
+
   it('compares identities without case for four eyes', async () => {
     const world = new World();
     const rb = defineRunbook({

@@ -108,6 +108,18 @@ function tookEffect(interrupted: Plan<unknown>, fresh: Plan<unknown>): boolean {
   });
 }
 
+/**
+ * Whether `fresh` was planned from the same world as `earlier`: the same action and target, the same fields
+ * to change, and each field still holding the `before` value `earlier` saw. The `after` values may differ
+ * (a timestamp chosen at plan time); `earlier` is then still the plan to apply.
+ */
+function sameStartingPoint(earlier: Plan<unknown>, fresh: Plan<unknown>): boolean {
+  if (earlier.action !== fresh.action || earlier.target !== fresh.target) return false;
+  if (earlier.changes.length !== fresh.changes.length) return false;
+  const seen = new Map(earlier.changes.map((c) => [`${c.target}\u0000${c.field}`, canonicalJson(c.before)]));
+  return fresh.changes.every((c) => seen.get(`${c.target}\u0000${c.field}`) === canonicalJson(c.before));
+}
+
 /** In revert mode the execution only replays, until the target act step hands over its action. */
 export interface RevertTarget {
   step: string;
@@ -712,18 +724,17 @@ export class RunExecution {
           );
         } else {
           if (needsApproval(this.#env.approvals, plan)) {
-            await this.#ensureApproved(name, plan as Plan<Json>, started);
+            plan = (await this.#ensureApproved(name, plan as Plan<Json>, started)).plan as Plan<unknown>;
           } else if (await this.#confirm(name, plan as Plan<Json>)) {
-            // The operator took their time: apply only if the world still matches what they confirmed.
+            // The operator took their time: apply what they confirmed only if the world still starts there.
             const fresh = await planNow();
-            if (fresh.hash !== plan.hash) {
+            if (!sameStartingPoint(plan, fresh)) {
               this.#log(
                 name,
-                `the plan changed while it waited for confirmation (${shortHash(plan.hash)} → ${shortHash(fresh.hash)}); asking again`,
+                `the world changed while plan ${shortHash(plan.hash)} waited for confirmation; asking again`,
               );
               continue;
             }
-            plan = fresh;
           }
           await this.#begin(name, action, plan, attempt, started, true);
           holdsLock = true;
@@ -1000,20 +1011,24 @@ export class RunExecution {
     name: string,
     plan: Plan<Json>,
     started: number,
-  ): Promise<{ by: string; breakGlass: boolean }> {
+  ): Promise<{ plan: Plan<Json>; by: string; breakGlass: boolean }> {
     const now = Date.now();
     const ttlMs = toMillis(this.#env.approvals.ttl);
     const latest = await this.#env.store.latestApproval(this.#run.id, name);
-    if (latest?.planHash === plan.hash) {
+    // The approved plan is the one applied, as long as the world still starts where it did when it was
+    // made. Its `after` values (a restart's timestamp, say) were fixed at plan time and are what was signed.
+    const requested = latest?.plan as Plan<Json> | undefined;
+    const stillHolds = !!requested && (latest?.planHash === plan.hash || sameStartingPoint(requested, plan));
+    if (latest && requested && stillHolds) {
       if (latest.status === 'approved' && latest.decidedAt && latest.decidedAt.getTime() + ttlMs > now) {
-        return { by: latest.decidedBy ?? 'unknown', breakGlass: latest.breakGlass };
+        return { plan: requested, by: latest.decidedBy ?? 'unknown', breakGlass: latest.breakGlass };
       }
       if (latest.status === 'pending' && latest.expiresAt.getTime() > now) {
-        this.#pendingApproval = { step: name, approvalId: latest.id, plan };
+        this.#pendingApproval = { step: name, approvalId: latest.id, plan: requested };
         throw this.#raise(new SuspendSignal(name, latest.id));
       }
     }
-    const previousPlanHash = latest && latest.planHash !== plan.hash ? latest.planHash : null;
+    const previousPlanHash = latest && !stillHolds ? latest.planHash : null;
     const approval = await this.#env.store.requestApproval(
       this.#fence(),
       {
