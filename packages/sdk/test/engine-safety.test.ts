@@ -475,6 +475,60 @@ describe.each(Object.entries(DRIVERS))('engine safety on %s', (_name, openStore)
     expect(state.applied).toEqual(confirmed);
   });
 
+  it('ends a run cancelled, not escalated, when the operator declines the plan', async () => {
+    const world = new World();
+    const k = key('decline');
+    const rb = defineRunbook({
+      id: `decline-${k}`,
+      title: 'd',
+      severity: 'P2',
+      input: z.object({}),
+      async run({ step }) {
+        await step.act('set', setValue(world, k, 'v'), { onGiveUp: step.escalate('page on-call') });
+      },
+    });
+    const pages: string[] = [];
+    const result = await engine([rb], {
+      confirm: async () => false,
+      notifier: { notify: async (n) => void pages.push(n.message) },
+    }).start(rb.id, {}, { mode: 'execute', actor: 'x' });
+    expect(result).toMatchObject({ status: 'cancelled', error: { code: 'CANCELLED' } });
+    expect(pages).toEqual([]);
+    expect(world.applies).toEqual([]);
+  });
+
+  it('cancels a run whose process died at once, instead of requesting it of nobody', async () => {
+    const rb = defineRunbook({
+      id: `dead-${n}`,
+      title: 'd',
+      severity: 'P3',
+      input: z.object({}),
+      async run() {},
+    });
+    const e = engine([rb]);
+    const runId = await e.enqueue(rb.id, {}, { actor: 'x' });
+    await sut.store.driver.query(
+      `UPDATE runs SET status = 'running', lease_owner = 'gone', lease_expires_at = now() - interval '1 minute' WHERE id = $1`,
+      [runId],
+    );
+    expect(await e.cancel(runId, { actor: 'ops' })).toBe('cancelled');
+    expect((await e.getRun(runId)).run.status).toBe('cancelled');
+  });
+
+  it('refuses an input field the runbook does not take', async () => {
+    const rb = defineRunbook({
+      id: `strict-${n}`,
+      title: 's',
+      severity: 'P3',
+      input: z.object({ namespace: z.string().default('aiwebtest') }),
+      async run() {},
+    });
+    await expect(engine([rb]).start(rb.id, { namspace: 'staging' }, { actor: 'x' })).rejects.toMatchObject({
+      code: 'INVALID_INPUT',
+      issues: [{ path: 'namspace', message: 'unknown field; this runbook takes: namespace' }],
+    });
+  });
+
   it('compares identities without case for four eyes', async () => {
     const world = new World();
     const rb = defineRunbook({

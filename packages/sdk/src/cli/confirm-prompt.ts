@@ -23,13 +23,18 @@ export class ConfirmPrompt {
   /** The engine's `confirm` callback. */
   readonly confirm: ConfirmPlan = async (plan: Plan<Json>, at: { step: string }) => {
     writeLines(this.#out, [`Plan for step "${at.step}":`, ...renderPlan(plan)]);
-    this.#out.write('Apply? [y/N] ');
-    const answer = await this.#nextLine();
-    const yes = /^\s*y(es)?\s*$/i.test(answer ?? '');
-    if (answer === undefined) this.#out.write('\n');
+    const yes = await this.ask('Apply? [y/N] ');
     writeLines(this.#out, yes ? '  confirmed' : '  declined: the plan is not applied');
     return yes;
   };
+
+  /** Writes `question` and reads one answer: "y"/"yes" is yes; anything else, end of input or Ctrl-C is no. */
+  async ask(question: string): Promise<boolean> {
+    this.#out.write(question);
+    const answer = await this.#nextLine();
+    if (answer === undefined) this.#out.write('\n');
+    return /^\s*y(es)?\s*$/i.test(answer ?? '');
+  }
 
   async #nextLine(): Promise<string | undefined> {
     if (this.#io.signal?.aborted) return undefined;
@@ -48,5 +53,15 @@ export class ConfirmPrompt {
   /** Releases stdin. */
   close(): void {
     this.#rl?.close();
+  }
+}
+
+/** Asks one yes/no question on the terminal; anything but "y"/"yes" (or end of input) is no. */
+export async function askYesNo(io: CliIo, out: CliIo['stdout'], question: string): Promise<boolean> {
+  const prompt = new ConfirmPrompt(io, out);
+  try {
+    return await prompt.ask(question);
+  } finally {
+    prompt.close();
   }
 }

@@ -3,10 +3,16 @@ import { runCli } from './run-cli';
 
 // Ctrl-C cancels the run being executed (it is recorded as cancelled and the store is closed cleanly);
 // a second Ctrl-C exits at once.
+// SIGTERM (timeout, systemd, kill) is treated like the first Ctrl-C.
 const interrupt = new AbortController();
 process.on('SIGINT', () => {
   if (interrupt.signal.aborted) process.exit(130);
   process.stderr.write('\ninterrupted: cancelling the run (Ctrl-C again to exit at once)\n');
+  interrupt.abort();
+});
+process.on('SIGTERM', () => {
+  if (interrupt.signal.aborted) return;
+  process.stderr.write('\nterminated: cancelling the run\n');
   interrupt.abort();
 });
 
@@ -16,6 +22,8 @@ process.exitCode = await runCli(process.argv.slice(2), {
   stdin: process.stdin,
   env: process.env,
   cwd: process.cwd(),
-  isTTY: Boolean(process.stdout.isTTY && process.stdin.isTTY),
+  // An operator is present when they can answer (stdin) and see prompts (stderr); stdout may be piped,
+  // e.g. `runbook run … --json > out.json`.
+  isTTY: Boolean(process.stdin.isTTY && process.stderr.isTTY),
   signal: interrupt.signal,
 });

@@ -1,6 +1,7 @@
+import { existsSync } from 'node:fs';
 import { userInfo } from 'node:os';
 import { resolve } from 'node:path';
-import { isRunbookError } from '../core/errors';
+import { isRunbookError, NotFoundError } from '../core/errors';
 import type { Runbook } from '../core/runbook';
 import { Engine } from '../engine/engine';
 import type { ConfirmPlan } from '../engine/run-execution';
@@ -36,19 +37,38 @@ export function storeLocation(
   flags: StoreFlags,
   io: Pick<CliIo, 'env' | 'cwd'>,
 ): { url?: string; dataDir: string; schema?: string } {
-  const url = flags.storeUrl ?? io.env.RUNBOOK_DATABASE_URL;
+  if (flags.storeUrl !== undefined && flags.dataDir !== undefined) {
+    throw new UsageError('Pass either --store-url (PostgreSQL) or --data-dir (embedded store), not both.');
+  }
+  // An explicit flag beats the environment: --data-dir means the embedded store even with RUNBOOK_DATABASE_URL set.
+  const url = flags.storeUrl ?? (flags.dataDir === undefined ? io.env.RUNBOOK_DATABASE_URL : undefined);
   const schema = flags.storeSchema ?? io.env.RUNBOOK_STORE_SCHEMA;
+  if (schema !== undefined && schema.trim() === '') {
+    throw new UsageError(
+      'The store schema is empty: pass --store-schema <name> or unset RUNBOOK_STORE_SCHEMA.',
+    );
+  }
   const dataDir = resolve(io.cwd, flags.dataDir ?? io.env.RUNBOOK_DATA_DIR ?? '.runbook/store');
   return { ...(url ? { url } : {}), dataDir, ...(schema ? { schema } : {}) };
 }
 
-/** Opens the run store, runs `work`, and always closes the store. */
+/**
+ * Opens the run store, runs `work`, and always closes the store. Commands that only look at or decide on
+ * existing runs pass `existing`: they never create an embedded store where none is (a wrong directory).
+ */
 export async function withStore<T>(
   flags: StoreFlags,
   io: CliIo,
   work: (store: RunStore) => Promise<T>,
+  options: { existing?: boolean } = {},
 ): Promise<T> {
   const location = storeLocation(flags, io);
+  if (options.existing && !location.url && !existsSync(location.dataDir)) {
+    throw new NotFoundError(
+      `Embedded store ${location.dataDir}`,
+      'No run has been started with it. Pass the --data-dir the run was started with, or --store-url / RUNBOOK_DATABASE_URL for PostgreSQL.',
+    );
+  }
   let store: RunStore;
   try {
     store = await openStore(location);
@@ -66,7 +86,7 @@ export async function withStore<T>(
 }
 
 /** Where the store is, for messages: never the URL's credentials. */
-function describeLocation(location: { url?: string; dataDir: string }): string {
+export function describeLocation(location: { url?: string; dataDir: string }): string {
   if (!location.url) return `embedded store in ${location.dataDir}`;
   try {
     const u = new URL(location.url);

@@ -225,6 +225,15 @@ export class Engine {
   /** Validates input against a runbook's schema; throws an {@link InputValidationError} naming each bad field. */
   validateInput(runbookId: string, input: unknown): Json {
     const runbook = this.runbook(runbookId);
+    const unknown = unknownFields(runbook.input, input);
+    if (unknown.length > 0) {
+      // An object schema would silently drop them; a misspelt `namespace` must not become the default one.
+      const known = Object.keys((runbook.input as z.ZodObject).shape).join(', ');
+      throw new InputValidationError(
+        `input for runbook "${runbookId}"`,
+        unknown.map((key) => ({ path: key, message: `unknown field; this runbook takes: ${known}` })),
+      );
+    }
     const parsed = runbook.input.safeParse(input);
     if (!parsed.success) {
       throw new InputValidationError(
@@ -609,6 +618,13 @@ export class Engine {
     const budget = rule ?? action.budget;
     return budget ? { max: budget.max, perMs: toMillis(budget.per) } : null;
   }
+}
+
+/** Top-level keys of `input` that an object schema without a catch-all would drop. */
+function unknownFields(schema: z.ZodType, input: unknown): string[] {
+  if (!(schema instanceof z.ZodObject) || schema.def.catchall !== undefined) return [];
+  if (typeof input !== 'object' || input === null || Array.isArray(input)) return [];
+  return Object.keys(input).filter((key) => !(key in schema.shape));
 }
 
 /** Identities compare without case and surrounding space: `Alice` cannot approve `alice`'s run. */

@@ -756,6 +756,11 @@ export class RunExecution {
           if (holdsLock) await this.#failAction(name, action, lastPlan, attempt, started, e, holdsLock);
           throw this.signal.reason;
         }
+        if (isCancelledError(e)) {
+          // The operator declined the plan: the run is cancelled, not escalated.
+          await this.#failAction(name, action, lastPlan, attempt, started, e, holdsLock);
+          throw e;
+        }
         if (!isVerificationFailedError(e) && (await this.#retryAfter(name, attempt, policy, e))) continue;
         if (!isVerificationFailedError(e)) {
           await this.#failAction(name, action, lastPlan, attempt, started, e, holdsLock);

@@ -410,19 +410,24 @@ export class RunStore {
     audit: AuditEntry,
   ): Promise<'cancelled' | 'requested' | 'final' | 'missing'> {
     return this.driver.transaction(async (tx) => {
-      const rows = await tx.query<{ status: RunStatus }>('SELECT status FROM runs WHERE id = $1 FOR UPDATE', [
-        runId,
-      ]);
+      const rows = await tx.query<{ status: RunStatus; lease_expires_at: unknown }>(
+        'SELECT status, lease_expires_at FROM runs WHERE id = $1 FOR UPDATE',
+        [runId],
+      );
       const status = rows[0]?.status;
       if (!status) return 'missing';
-      if (status === 'queued' || status === 'waiting_approval') {
+      const leaseExpired = status === 'running' && (date(rows[0]?.lease_expires_at) ?? now) < now;
+      if (status === 'queued' || status === 'waiting_approval' || leaseExpired) {
+        // A running run whose lease expired has no live process: nobody would see a request, so end it now.
         await tx.query(
-          `UPDATE runs SET status = 'cancelled', ended_at = $2, updated_at = $2, error = $3::jsonb WHERE id = $1`,
+          `UPDATE runs SET status = 'cancelled', ended_at = $2, updated_at = $2, error = $3::jsonb,
+                           lease_owner = NULL, lease_expires_at = NULL WHERE id = $1`,
           [runId, iso(now), json(error)],
         );
         await tx.query(`UPDATE approvals SET status = 'void' WHERE run_id = $1 AND status = 'pending'`, [
           runId,
         ]);
+        await tx.query('DELETE FROM locks WHERE run_id = $1', [runId]);
         await this.appendAuditWith(tx, audit);
         return 'cancelled';
       }

@@ -58,11 +58,11 @@ describe('a destructive plan needs a second person', () => {
     expect(waitingShow.stdout).toContain(`Waiting for another person: runbook approve ${id}`);
 
     // Bob approves: the run resumes in this process and applies the plan.
-    const bob = await cli(['approve', id as string, '--as', 'bob', '--reason', 'cache is poisoned']);
+    const bob = await cli(['approve', id as string, '--as', 'bob', '--reason', 'cache is poisoned', '--yes']);
     expect(bob.code).toBe(ExitCode.Ok);
     expect(bob.stdout).toMatch(
       new RegExp(
-        `^Approved step "purge" of run ${id} as bob \\(plan [0-9a-f]{12}, requested by alice\\)\\.\\nResuming run ${id}…\\n`,
+        `\\nApproved step "purge" of run ${id} as bob \\(plan [0-9a-f]{12}, requested by alice\\)\\.\\nResuming run ${id}…\\n`,
       ),
     );
     expect(bob.stdout).toContain('purge-cache (execute): succeeded');
@@ -105,7 +105,7 @@ describe('a destructive plan needs a second person', () => {
     });
     expect(doc.approveCommand).toBe(`runbook approve ${doc.run.id}`);
 
-    const approved = await cli(['approve', doc.run.id, '--as', 'bob', '--json']);
+    const approved = await cli(['approve', doc.run.id, '--as', 'bob', '--json', '--yes']);
     expect(approved.code).toBe(ExitCode.Ok);
     const out = approved.json();
     expect(out.approval).toMatchObject({ status: 'approved', decidedBy: 'bob' });
@@ -124,6 +124,7 @@ describe('a destructive plan needs a second person', () => {
       '--break-glass',
       '--reason',
       'bob is unreachable, checkout down',
+      '--yes',
     ]);
     expect(r.code).toBe(ExitCode.Ok);
     expect(r.stdout).toContain('BREAK-GLASS, recorded in the audit log');
@@ -153,10 +154,12 @@ describe('a destructive plan needs a second person', () => {
     const id = await requestPurge();
     const approved = await cli(['approve', id, '--as', 'bob', '--no-resume']);
     expect(approved.code).toBe(ExitCode.Ok);
-    expect(approved.stdout).toContain(`The run is queued: continue it with \`runbook resume ${id}\`.`);
+    expect(approved.stdout).toContain(
+      `The run is queued: continue it with \`runbook resume ${id}\`, or let a worker pick it up.`,
+    );
     expect((await cli(['show', id, '--json'])).json().run.status).toBe('queued');
     expect(readState(stateFile).cache).toEqual(['k5']);
-    const resumed = await cli(['resume', id]);
+    const resumed = await cli(['resume', id, '--yes']);
     expect(resumed.code).toBe(ExitCode.Ok);
     expect(readState(stateFile).cache).toEqual([]);
 
@@ -167,6 +170,34 @@ describe('a destructive plan needs a second person', () => {
     expect(cancelled.json()).toMatchObject({ runId: waiting, result: 'cancelled' });
     expect((await cli(['show', waiting, '--json'])).json().run.status).toBe('cancelled');
     expect(readState(stateFile).cache).toEqual(['k6']);
+  });
+
+  it('approve shows the plan, binds to the reviewed hash with --plan, and asks on a terminal', async () => {
+    writeFixtureState(stateFile, { cache: ['k7'] });
+    const id = await requestPurge();
+    const stale = await cli(['approve', id, '--as', 'bob', '--plan', '0000000', '--yes']);
+    expect(stale.code).toBe(ExitCode.Refused);
+    expect(stale.stderr).toContain('not 0000000');
+    expect(stale.stdout).toContain('fixture:cache/checkout keys: ["k7"] → []');
+    const declined = await cli(['approve', id, '--as', 'bob'], { tty: true, stdin: 'n\n' });
+    expect(declined.code).toBe(ExitCode.Cancelled);
+    expect(readState(stateFile).cache).toEqual(['k7']);
+    const hash = /plan ([0-9a-f]{12})\)/.exec(stale.stdout)?.[1] as string;
+    const ok = await cli(['approve', id, '--as', 'bob', '--plan', hash], { tty: true, stdin: 'y\n' });
+    expect(ok.code).toBe(ExitCode.Ok);
+    expect(readState(stateFile).cache).toEqual([]);
+  });
+
+  it('without a terminal or --yes, approve records the decision and leaves the run to resume', async () => {
+    writeFixtureState(stateFile, { cache: ['k8'] });
+    const id = await requestPurge();
+    const approved = await cli(['approve', id, '--as', 'bob']);
+    expect(approved.code).toBe(ExitCode.Ok);
+    expect(approved.stdout).toContain('The run is queued');
+    expect(readState(stateFile).cache).toEqual(['k8']);
+    expect((await cli(['resume', id])).code).toBe(ExitCode.Usage);
+    expect((await cli(['resume', id, '--yes'])).code).toBe(ExitCode.Ok);
+    expect(readState(stateFile).cache).toEqual([]);
   });
 
   it('the audit chain records it all and verifies', async () => {

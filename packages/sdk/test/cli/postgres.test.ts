@@ -30,7 +30,7 @@ describe('with a PostgreSQL store', () => {
     expect(waiting.stderr).toBe('');
     expect(waiting.code).toBe(ExitCode.WaitingApproval);
     const id = waiting.json().run.id;
-    const approved = await cli(['approve', id, '--as', 'bob'], { env });
+    const approved = await cli(['approve', id, '--as', 'bob', '--yes'], { env });
     expect(approved.code).toBe(ExitCode.Ok);
     expect(readState(stateFile).cache).toEqual([]);
 

@@ -110,6 +110,22 @@ describe('run', () => {
     expect(await runCount()).toBe(before);
   });
 
+  it('a misspelt input name is refused, not dropped in favour of a default', async () => {
+    const before = await runCount();
+    const r = await cli([
+      'run',
+      'scale-service',
+      '--yes',
+      '--input',
+      `stateFile=${stateFile}`,
+      '--input',
+      'replica=3',
+    ]);
+    expect(r.code).toBe(ExitCode.Usage);
+    expect(r.stderr).toMatch(/ {2}replica: unknown field; this runbook takes: /);
+    expect(await runCount()).toBe(before);
+  });
+
   it('run --yes applies the plan, verifies it, and exits 0', async () => {
     const r = await cli(['run', ...scaleTo3, '--input', 'labels.team=core', '--yes', '--json']);
     expect(r.code).toBe(ExitCode.Ok);
@@ -219,7 +235,7 @@ describe('runs, show, audit', () => {
     expect(missing.code).toBe(ExitCode.Refused);
     expect(missing.stderr).toBe('error: Run run_nope not found. List runs with `runbook runs`.\n');
     const [ended] = (await cli(['runs', '--json', '--status', 'succeeded', '--limit', '1'])).json().runs;
-    const resume = await cli(['resume', ended.id]);
+    const resume = await cli(['resume', ended.id, '--yes']);
     expect(resume.code).toBe(ExitCode.Refused);
     expect(resume.stderr).toContain(`Run ${ended.id} already ended (succeeded)`);
   });
@@ -261,6 +277,25 @@ describe('interrupting', () => {
 });
 
 describe('the embedded store', () => {
+  it('is never created by commands that only read or decide on runs', async () => {
+    const nowhere = join(dir.path, 'nowhere');
+    const env = { RUNBOOK_DATA_DIR: nowhere };
+    const runs = await cli(['runs'], { env });
+    expect(runs.code).toBe(ExitCode.Ok);
+    expect(runs.stdout).toBe('No runs.\n');
+    const show = await cli(['show', 'run_abc'], { env });
+    expect(show.code).toBe(ExitCode.Refused);
+    expect(show.stderr).toContain(`Embedded store ${nowhere} not found`);
+    expect(existsSync(nowhere)).toBe(false);
+  });
+
+  it('takes an explicit --data-dir over RUNBOOK_DATABASE_URL, and refuses both flags at once', async () => {
+    const env = { RUNBOOK_DATABASE_URL: 'postgres://nobody@127.0.0.1:1/none' };
+    expect((await cli(['runs', '--data-dir', join(dir.path, 'store')], { env })).code).toBe(ExitCode.Ok);
+    const both = await cli(['runs', '--data-dir', 'x', '--store-url', 'postgres://a@b/c']);
+    expect(both.code).toBe(ExitCode.Usage);
+  });
+
   it('is used by one process at a time; a lock left by a dead process is taken over', async () => {
     const lock = `${join(dir.path, 'store')}.lock`;
     writeFileSync(lock, String(process.pid)); // a live process holds it

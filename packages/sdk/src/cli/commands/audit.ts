@@ -13,8 +13,11 @@ export function registerAuditCommands(program: Command, ctx: CommandContext): vo
       'recompute the audit hash chain: entries, head hash, and any edited, missing or reordered entry (exit 1 when there are problems)',
     );
   addStoreOptions(addJsonOption(verify)).action(async (flags: CommonFlags) => {
-    const result = await withStore(flags, ctx.io, (store) =>
-      createEngine(store, [], { flags, io: ctx.io }).verifyAudit(),
+    const result = await withStore(
+      flags,
+      ctx.io,
+      (store) => createEngine(store, [], { flags, io: ctx.io }).verifyAudit(),
+      { existing: true },
     );
     if (flags.json) writeJson(ctx.io.stdout, result);
     else writeLines(ctx.io.stdout, renderAudit(result));

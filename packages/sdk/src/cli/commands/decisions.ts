@@ -1,7 +1,10 @@
 import type { Command } from 'commander';
-import { shortHash } from '../../core/plan';
+import { ApprovalError } from '../../core/errors';
+import type { Json } from '../../core/json';
+import { type Plan, shortHash } from '../../core/plan';
 import type { Runbook } from '../../core/runbook';
 import type { ApprovalRecord } from '../../store/records';
+import { askYesNo } from '../confirm-prompt';
 import { type Confirmation, executeRun } from '../execute-run';
 import { ExitCode, UsageError } from '../exit-codes';
 import { type CliIo, writeJson, writeLines } from '../io';
@@ -13,6 +16,7 @@ import {
   type CommandContext,
   type CommonFlags,
 } from '../options';
+import { renderPlan } from '../render';
 import { actorOf, createEngine, withStore } from '../session';
 import { loadCatalog } from './catalog';
 
@@ -22,12 +26,16 @@ interface DecisionFlags extends CommonFlags {
   step?: string;
   yes?: boolean;
   resume?: boolean;
+  plan?: string;
 }
 
-/** On a terminal plans are confirmed interactively; elsewhere the resumed run applies what policy allows. */
-function confirmationFor(flags: DecisionFlags, io: CliIo): Confirmation {
+/**
+ * How the resumed run's further plans are confirmed: on a terminal by asking, with --yes by confirming them;
+ * without either, `undefined`: this process must not continue the run (as `run` refuses without them).
+ */
+function confirmationFor(flags: DecisionFlags, io: CliIo): Confirmation | undefined {
   if (flags.yes) return 'yes';
-  return io.isTTY ? 'prompt' : 'none';
+  return io.isTTY ? 'prompt' : undefined;
 }
 
 function describeDecision(a: ApprovalRecord): string {
@@ -50,7 +58,11 @@ export function registerDecisionCommands(program: Command, ctx: CommandContext):
       'emergency override of the four-eyes rule; needs --reason and is recorded as such',
     )
     .option('--step <name>', 'the step to approve when several wait')
-    .option('-y, --yes', 'confirm any further plan of the resumed run without asking')
+    .option(
+      '--plan <hash>',
+      'approve only if the waiting plan has this hash (or hash prefix) — the one you reviewed',
+    )
+    .option('-y, --yes', "approve without the [y/N] question, and confirm the resumed run's further plans")
     .option('--no-resume', 'only record the approval; the run stays queued for `runbook resume` or a worker');
   addStoreOptions(addActorOption(addRunbooksOption(addJsonOption(approve)))).action(
     async (runId: string, flags: DecisionFlags) => {
@@ -60,41 +72,66 @@ export function registerDecisionCommands(program: Command, ctx: CommandContext):
         );
       }
       const actor = actorOf(flags.as, io.env);
-      const runbooks: Runbook[] = flags.resume === false ? [] : await loadCatalog(flags, ctx);
-      const code = await withStore(flags, io, async (store) => {
-        const engine = createEngine(store, runbooks, { flags, io });
-        // Refuse before deciding when this process could not continue the run.
-        if (flags.resume !== false) engine.runbook((await engine.getRun(runId)).run.runbookId);
-        const approval = await engine.approve(runId, {
-          actor,
-          ...(flags.reason ? { reason: flags.reason } : {}),
-          ...(flags.breakGlass ? { breakGlass: true } : {}),
-          ...(flags.step ? { step: flags.step } : {}),
-        });
-        if (flags.resume === false) {
-          if (flags.json)
-            writeJson(io.stdout, { approval, run: (await engine.getRun(runId)).run, exitCode: ExitCode.Ok });
-          else
-            writeLines(io.stdout, [
-              describeDecision(approval),
-              `The run is queued: continue it with \`runbook resume ${runId}\`.`,
+      const confirmation = confirmationFor(flags, io);
+      const resume = flags.resume !== false && confirmation !== undefined;
+      const runbooks: Runbook[] = resume ? await loadCatalog(flags, ctx) : [];
+      const code = await withStore(
+        flags,
+        io,
+        async (store) => {
+          const engine = createEngine(store, runbooks, { flags, io });
+          const { run, approvals } = await engine.getRun(runId);
+          // Refuse before deciding when this process could not continue the run.
+          if (resume) engine.runbook(run.runbookId);
+          const pending = approvals
+            .filter((a) => a.status === 'pending' && (!flags.step || a.step === flags.step))
+            .at(-1);
+          if (pending) {
+            const out = flags.json ? io.stderr : io.stdout;
+            writeLines(out, [
+              `Step "${pending.step}" of run ${runId} (requested by ${pending.requestedBy}) waits for approval of:`,
+              ...renderPlan(pending.plan as unknown as Plan<Json>),
             ]);
-          return ExitCode.Ok;
-        }
-        if (!flags.json) writeLines(io.stdout, [describeDecision(approval), `Resuming run ${runId}…`]);
-        return executeRun(
-          store,
-          {
-            io,
-            json: flags.json === true,
-            flags,
-            runbooks,
-            confirmation: confirmationFor(flags, io),
-            extra: { approval },
-          },
-          (e, signal) => e.resume(runId, signal ? { signal } : {}),
-        );
-      });
+            if (flags.plan && !pending.planHash.startsWith(flags.plan.trim().toLowerCase())) {
+              throw new ApprovalError(
+                'PLAN_MISMATCH',
+                `The plan waiting for approval is ${shortHash(pending.planHash)}, not ${flags.plan}: it changed since you reviewed it. Review it again (\`runbook show ${runId}\`).`,
+              );
+            }
+            if (!flags.yes && io.isTTY && !(await askYesNo(io, out, 'Approve this plan? [y/N] '))) {
+              writeLines(out, '  not approved');
+              return ExitCode.Cancelled;
+            }
+          }
+          const approval = await engine.approve(runId, {
+            actor,
+            ...(flags.reason ? { reason: flags.reason } : {}),
+            ...(flags.breakGlass ? { breakGlass: true } : {}),
+            ...(flags.step ? { step: flags.step } : {}),
+          });
+          if (!resume || confirmation === undefined) {
+            if (flags.json)
+              writeJson(io.stdout, {
+                approval,
+                run: (await engine.getRun(runId)).run,
+                exitCode: ExitCode.Ok,
+              });
+            else
+              writeLines(io.stdout, [
+                describeDecision(approval),
+                `The run is queued: continue it with \`runbook resume ${runId}\`${flags.resume === false ? '' : ' (--yes without a terminal)'}, or let a worker pick it up.`,
+              ]);
+            return ExitCode.Ok;
+          }
+          if (!flags.json) writeLines(io.stdout, [describeDecision(approval), `Resuming run ${runId}…`]);
+          return executeRun(
+            store,
+            { io, json: flags.json === true, flags, runbooks, confirmation, extra: { approval } },
+            (e, signal) => e.resume(runId, signal ? { signal } : {}),
+          );
+        },
+        { existing: true },
+      );
       ctx.exit(code);
     },
   );
@@ -108,12 +145,16 @@ export function registerDecisionCommands(program: Command, ctx: CommandContext):
   addStoreOptions(addActorOption(addJsonOption(reject))).action(
     async (runId: string, flags: DecisionFlags) => {
       const actor = actorOf(flags.as, io.env);
-      const approval = await withStore(flags, io, (store) =>
-        createEngine(store, [], { flags, io }).reject(runId, {
-          actor,
-          ...(flags.reason ? { reason: flags.reason } : {}),
-          ...(flags.step ? { step: flags.step } : {}),
-        }),
+      const approval = await withStore(
+        flags,
+        io,
+        (store) =>
+          createEngine(store, [], { flags, io }).reject(runId, {
+            actor,
+            ...(flags.reason ? { reason: flags.reason } : {}),
+            ...(flags.step ? { step: flags.step } : {}),
+          }),
+        { existing: true },
       );
       if (flags.json) writeJson(io.stdout, { approval, exitCode: ExitCode.Ok });
       else writeLines(io.stdout, [describeDecision(approval), `Run ${runId} is cancelled.`]);
@@ -130,13 +171,23 @@ export function registerDecisionCommands(program: Command, ctx: CommandContext):
     .option('-y, --yes', 'confirm every plan policy lets you apply alone without asking');
   addStoreOptions(addRunbooksOption(addJsonOption(resume))).action(
     async (runId: string, flags: DecisionFlags) => {
+      const confirmation = confirmationFor(flags, io);
+      if (!confirmation) {
+        throw new UsageError(
+          'Not resuming: there is no terminal to confirm plans on. Pass --yes to apply the plans policy lets you apply alone, or leave the run to a worker.',
+        );
+      }
       const runbooks = await loadCatalog(flags, ctx);
-      const code = await withStore(flags, io, (store) =>
-        executeRun(
-          store,
-          { io, json: flags.json === true, flags, runbooks, confirmation: confirmationFor(flags, io) },
-          (engine, signal) => engine.resume(runId, signal ? { signal } : {}),
-        ),
+      const code = await withStore(
+        flags,
+        io,
+        (store) =>
+          executeRun(
+            store,
+            { io, json: flags.json === true, flags, runbooks, confirmation },
+            (engine, signal) => engine.resume(runId, signal ? { signal } : {}),
+          ),
+        { existing: true },
       );
       ctx.exit(code);
     },
@@ -150,11 +201,15 @@ export function registerDecisionCommands(program: Command, ctx: CommandContext):
   addStoreOptions(addActorOption(addJsonOption(cancel))).action(
     async (runId: string, flags: DecisionFlags) => {
       const actor = actorOf(flags.as, io.env);
-      const result = await withStore(flags, io, (store) =>
-        createEngine(store, [], { flags, io }).cancel(runId, {
-          actor,
-          ...(flags.reason ? { reason: flags.reason } : {}),
-        }),
+      const result = await withStore(
+        flags,
+        io,
+        (store) =>
+          createEngine(store, [], { flags, io }).cancel(runId, {
+            actor,
+            ...(flags.reason ? { reason: flags.reason } : {}),
+          }),
+        { existing: true },
       );
       if (flags.json) writeJson(io.stdout, { runId, result, exitCode: ExitCode.Ok });
       else

@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import { type Command, Option } from 'commander';
 import type { RunStatus } from '../../store/records';
 import { ExitCode } from '../exit-codes';
@@ -10,7 +11,7 @@ import {
   positiveInt,
 } from '../options';
 import { renderRunDetail, renderRunList } from '../render';
-import { createEngine, withStore } from '../session';
+import { createEngine, storeLocation, withStore } from '../session';
 
 const STATUSES: RunStatus[] = [
   'queued',
@@ -36,13 +37,18 @@ export function registerRunCommands(program: Command, ctx: CommandContext): void
     .option('--runbook <id>', 'only runs of this runbook')
     .option('--limit <n>', 'at most this many runs', positiveInt, 20);
   addStoreOptions(addJsonOption(runs)).action(async (flags: RunsFlags) => {
-    const list = await withStore(flags, ctx.io, (store) =>
-      store.listRuns({
-        limit: flags.limit,
-        ...(flags.status ? { status: flags.status } : {}),
-        ...(flags.runbook ? { runbookId: flags.runbook } : {}),
-      }),
-    );
+    const location = storeLocation(flags, ctx.io);
+    // No embedded store here yet means no runs here, not a new empty store.
+    const list =
+      !location.url && !existsSync(location.dataDir)
+        ? []
+        : await withStore(flags, ctx.io, (store) =>
+            store.listRuns({
+              limit: flags.limit,
+              ...(flags.status ? { status: flags.status } : {}),
+              ...(flags.runbook ? { runbookId: flags.runbook } : {}),
+            }),
+          );
     if (flags.json) writeJson(ctx.io.stdout, { runs: list });
     else writeLines(ctx.io.stdout, renderRunList(list));
     ctx.exit(ExitCode.Ok);
@@ -55,8 +61,11 @@ export function registerRunCommands(program: Command, ctx: CommandContext): void
     )
     .argument('<runId>', 'run id (see `runbook runs`)');
   addStoreOptions(addJsonOption(show)).action(async (runId: string, flags: CommonFlags) => {
-    const detail = await withStore(flags, ctx.io, (store) =>
-      createEngine(store, [], { flags, io: ctx.io }).getRun(runId),
+    const detail = await withStore(
+      flags,
+      ctx.io,
+      (store) => createEngine(store, [], { flags, io: ctx.io }).getRun(runId),
+      { existing: true },
     );
     if (flags.json) writeJson(ctx.io.stdout, detail);
     else writeLines(ctx.io.stdout, renderRunDetail(detail));
