@@ -8,8 +8,11 @@ cd "$repo_root"
 pnpm install --frozen-lockfile
 pnpm build
 
-export RUNBOOK_DATA_DIR="$repo_root/.runbook/store"
-export AIWEBTEST_LAB_DIR="$repo_root/.runbook/lab"
+# A fresh store and lab each time, so the demo can be run again and again (a kept store would, rightly,
+# refuse a fourth restart of the same agent within the hour: that is the remediation budget at work).
+export RUNBOOK_DATA_DIR="$repo_root/.runbook/demo/store"
+export AIWEBTEST_LAB_DIR="$repo_root/.runbook/demo/lab"
+rm -rf "$repo_root/.runbook/demo"
 export RUNBOOK_MODULES="$repo_root/packages/examples/dist/index.js"
 runbook() { node "$repo_root/packages/sdk/dist/cli/main.js" "$@"; }
 lab() { node "$repo_root/packages/examples/dist/lab/cli.js" "$@"; }
@@ -31,3 +34,4 @@ say "runbook runs"
 runbook runs
 say "runbook audit verify"
 runbook audit verify
+printf '\nThe demo store is in .runbook/demo/store; look around with e.g.\n  RUNBOOK_DATA_DIR=.runbook/demo/store pnpm runbook runs\n'

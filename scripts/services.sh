@@ -23,7 +23,14 @@ if ! pg_isready -q -h 127.0.0.1 -p 5432; then
   for _ in $(seq 1 30); do pg_isready -q -h 127.0.0.1 -p 5432 && break; sleep 1; done
 fi
 pg_isready -h 127.0.0.1 -p 5432 >&2
-# The tests use the database "test" with trust auth for user postgres.
+# The tests connect as postgres over 127.0.0.1 without a password, to the database "test". Machines of this
+# kind come that way; a freshly installed cluster asks for a password on TCP, so trust loopback there.
+if ! psql -h 127.0.0.1 -U postgres -d postgres -Atc 'select 1' >/dev/null 2>&1; then
+  echo "services: trusting loopback connections in pg_hba.conf" >&2
+  hba=$(runuser -u postgres -- psql -Atc 'show hba_file')
+  sed -i '1i host all all 127.0.0.1/32 trust\nhost all all ::1/128 trust' "$hba"
+  runuser -u postgres -- psql -qc 'select pg_reload_conf()' >/dev/null
+fi
 if ! psql -h 127.0.0.1 -U postgres -d test -Atc 'select 1' >/dev/null 2>&1; then
   psql -h 127.0.0.1 -U postgres -d postgres -c 'CREATE DATABASE test' >&2
 fi

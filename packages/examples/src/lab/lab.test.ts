@@ -65,6 +65,13 @@ describe('openLab', () => {
     });
   });
 
+  it('loses no change when writers race (a break during a restart, six breaks at once)', async () => {
+    await Promise.all(AGENT_NAMES.map((name) => openLab(dir).breakAgent(name)));
+    const state = await lab.readState();
+    expect(AGENT_NAMES.filter((name) => state.agents[name].fault !== null)).toEqual([...AGENT_NAMES]);
+    expect((await readdir(dir)).sort()).toEqual(['state.json']); // no lock or temp file left behind
+  });
+
   it('keeps a bounded number of log lines', async () => {
     for (let i = 0; i < 60; i++) await lab.breakAgent('evolution-agent');
     expect((await lab.readAgent('evolution-agent')).logs).toHaveLength(200);

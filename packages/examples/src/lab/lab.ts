@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { mkdir, open, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { NonRetriableError } from '@aiwebtest/runbooks';
 import {
@@ -98,8 +98,19 @@ export function openLab(dir: string = defaultLabDir()): Lab {
     return parsed.data;
   }
 
-  /** Read, change one agent, write atomically (temp file + rename) so a reader never sees half a file. */
+  /**
+   * Read, change one agent, write atomically (temp file + rename) so a reader never sees half a file — under
+   * a lock file, so that two writers (a `break` and a runbook's restart) never lose each other's change.
+   */
   async function updateAgent(
+    name: AgentName,
+    change: (agent: AgentState, now: Date) => AgentState,
+  ): Promise<AgentState> {
+    await mkdir(dirname(file), { recursive: true });
+    return withLockFile(`${file}.lock`, () => writeAgent(name, change));
+  }
+
+  async function writeAgent(
     name: AgentName,
     change: (agent: AgentState, now: Date) => AgentState,
   ): Promise<AgentState> {
@@ -109,7 +120,6 @@ export function openLab(dir: string = defaultLabDir()): Lab {
       ...state,
       agents: { ...state.agents, [name]: { ...next, logs: next.logs.slice(-LOG_LIMIT) } },
     };
-    await mkdir(dirname(file), { recursive: true });
     const temp = `${file}.${process.pid}.${randomUUID()}.tmp`;
     try {
       await writeFile(temp, `${JSON.stringify(updated, null, 2)}\n`, 'utf8');
@@ -190,5 +200,40 @@ function faultLogs(name: AgentName, fault: Fault, now: Date): string[] {
         logLine(now, 'ERROR', `${cls} failed to start (exit code 1)`),
         logLine(now, 'WARN', `Back-off restarting failed container ${name}`),
       ];
+  }
+}
+
+/** A writer holds the lab's lock for milliseconds; an older lock was left by one that crashed. */
+const STALE_LOCK_MS = 10_000;
+
+/** Runs `work` holding an exclusive lock file (created with O_EXCL), waiting for other holders. */
+async function withLockFile<T>(lockPath: string, work: () => Promise<T>): Promise<T> {
+  const giveUpAt = Date.now() + STALE_LOCK_MS;
+  for (;;) {
+    try {
+      await (await open(lockPath, 'wx')).close();
+      break;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+      const since = await stat(lockPath).then(
+        (s) => Date.now() - s.mtimeMs,
+        () => 0,
+      );
+      if (since > STALE_LOCK_MS) {
+        await rm(lockPath, { force: true });
+        continue;
+      }
+      if (Date.now() > giveUpAt) {
+        throw new Error(
+          `The lab state is locked by another writer (${lockPath}); try again, or remove the file if nothing is running.`,
+        );
+      }
+      await new Promise((r) => setTimeout(r, 5 + Math.random() * 20));
+    }
+  }
+  try {
+    return await work();
+  } finally {
+    await rm(lockPath, { force: true });
   }
 }

@@ -7,7 +7,7 @@ import { exitCodeForStatus } from './exit-codes';
 import { type CliIo, writeJson, writeLines } from './io';
 import { showProgress } from './progress';
 import { renderRunSummary, renderWaiting } from './render';
-import { createEngine, type StoreFlags } from './session';
+import { createEngine, type StoreFlags, storeLocation } from './session';
 
 /**
  * How plans that need no second person are confirmed: `prompt` asks on the terminal, `yes` confirms each
@@ -66,7 +66,22 @@ export async function executeRun(
     });
   } else {
     writeLines(io.stdout, renderRunSummary(detail));
-    if (result.pendingApproval) writeLines(io.stdout, renderWaiting(result.runId, result.pendingApproval));
+    if (result.pendingApproval) {
+      const where = storeLocation(options.flags, io);
+      writeLines(
+        io.stdout,
+        renderWaiting(
+          result.runId,
+          result.pendingApproval,
+          where.url
+            ? {
+                storeArgs: '',
+                note: `(with the same PostgreSQL store: --store-url or RUNBOOK_DATABASE_URL${where.schema ? `, schema ${where.schema}` : ''})`,
+              }
+            : { storeArgs: ` --data-dir ${where.dataDir}` },
+        ),
+      );
+    }
   }
   return exitCode;
 }

@@ -30,17 +30,17 @@ export async function readRunInput(options: {
   const input = options.file ? await readInputFile(resolve(options.cwd, options.file), options.file) : {};
   for (const pair of options.pairs) {
     const eq = pair.indexOf('=');
-    if (eq <= 0)
-      throw new UsageError(`--input "${pair}" is not key=value (e.g. --input namespace=aiwebtest).`);
+    // Messages show the key only: the value may be a secret typed by mistake.
+    if (eq <= 0) throw new UsageError('An --input is not key=value (e.g. --input namespace=aiwebtest).');
     const path = pair.slice(0, eq).split('.');
     for (const segment of path) {
       if (segment === '' || FORBIDDEN_KEYS.has(segment)) {
         throw new UsageError(
-          `--input "${pair}": "${pair.slice(0, eq)}" is not a valid key path (use a.b.c).`,
+          `--input ${pair.slice(0, eq)}=…: "${pair.slice(0, eq)}" is not a valid key path (use a.b.c).`,
         );
       }
     }
-    setPath(input, path, parseValue(pair.slice(eq + 1), schemaAt(options.schema, path)), pair);
+    setPath(input, path, parseValue(pair.slice(eq + 1), schemaAt(options.schema, path)));
   }
   return input;
 }
@@ -72,12 +72,7 @@ async function readInputFile(path: string, given: string): Promise<Record<string
   return parsed as Record<string, unknown>;
 }
 
-function setPath(
-  target: Record<string, unknown>,
-  path: readonly string[],
-  value: unknown,
-  pair: string,
-): void {
+function setPath(target: Record<string, unknown>, path: readonly string[], value: unknown): void {
   let node = target;
   for (const [i, key] of path.entries()) {
     if (i === path.length - 1) {
@@ -93,7 +88,7 @@ function setPath(
       node = next as Record<string, unknown>;
     } else {
       throw new UsageError(
-        `--input "${pair}": "${path.slice(0, i + 1).join('.')}" already has a value that is not an object.`,
+        `--input ${path.join('.')}=…: "${path.slice(0, i + 1).join('.')}" already has a value that is not an object.`,
       );
     }
   }

@@ -333,15 +333,24 @@ export function renderRunSummary(detail: RunDetail): string[] {
 }
 
 /** What another person must do for a run that waits for approval. */
-export function renderWaiting(runId: string, pending: { step: string; plan: Plan<Json> }): string[] {
+/**
+ * What another person must run to approve a waiting run. `storeArgs` names the store it is in (`--data-dir
+ * …`), or `note` says how to reach it (a PostgreSQL URL is never printed: it may carry a password).
+ */
+export function renderWaiting(
+  runId: string,
+  pending: { step: string; plan: Plan<Json> },
+  where: { storeArgs: string; note?: string } = { storeArgs: '' },
+): string[] {
   return [
     '',
     `Run ${runId} waits for approval of step "${pending.step}":`,
     ...renderPlan(pending.plan),
     '',
     'Another person must approve it:',
-    `  runbook approve ${runId}`,
-    `(or reject it: runbook reject ${runId} --reason "…")`,
+    `  runbook approve ${runId}${where.storeArgs}`,
+    `(or reject it: runbook reject ${runId}${where.storeArgs} --reason "…")`,
+    ...(where.note ? [where.note] : []),
   ];
 }
 

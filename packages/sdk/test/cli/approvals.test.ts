@@ -16,7 +16,7 @@ afterAll(() => dir.dispose());
 async function requestPurge(): Promise<string> {
   const r = await cli(['run', ...purge, '--as', 'alice']);
   expect(r.code).toBe(ExitCode.WaitingApproval);
-  const id = /^ {2}runbook approve (run_\w+)$/m.exec(r.stdout)?.[1];
+  const id = /^ {2}runbook approve (run_\w+) --data-dir /m.exec(r.stdout)?.[1];
   expect(id).toBeDefined();
   return id as string;
 }
@@ -32,7 +32,9 @@ describe('a destructive plan needs a second person', () => {
       /fixture\.purge-cache on fixture:cache\/checkout {2}\(risk high, DESTRUCTIVE; plan [0-9a-f]{12}\)/,
     );
     expect(r.stdout).toContain('fixture:cache/checkout keys: ["k1","k2"] → []');
-    expect(r.stdout).toContain(`Another person must approve it:\n  runbook approve ${id}\n`);
+    expect(r.stdout).toContain(
+      `Another person must approve it:\n  runbook approve ${id} --data-dir ${join(dir.path, 'store')}\n`,
+    );
     expect(readState(stateFile).cache).toEqual(['k1', 'k2']);
 
     // The requester cannot approve their own run (four eyes): exit 6, nothing applied, still waiting.

@@ -57,7 +57,9 @@ describe('--input and --input-file', () => {
   });
 
   it('refuses malformed pairs and conflicting keys', async () => {
-    await expect(read(['novalue'])).rejects.toThrow(/--input "novalue" is not key=value/);
+    await expect(read(['novalue'])).rejects.toThrow(/An --input is not key=value/);
+    // A value is never echoed back: it may be a secret typed in the wrong place.
+    await expect(read(['password.=hunter2'])).rejects.toThrow(/^(?!.*hunter2).*not a valid key path/);
     await expect(read(['=3'])).rejects.toBeInstanceOf(UsageError);
     await expect(read(['a..b=1'])).rejects.toThrow(/not a valid key path/);
     await expect(read(['__proto__.polluted=1'])).rejects.toThrow(/not a valid key path/);
