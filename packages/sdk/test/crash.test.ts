@@ -1,10 +1,7 @@
-import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { verifyAuditChain } from '../src/engine/audit-chain';
-import { Engine } from '../src/engine/engine';
-import { ACTION_STEPS, ALL_STEPS, effectsRunbook } from './support/effects-runbook';
+import { ACTION_STEPS, ALL_STEPS, type EffectsLab, openEffectsLab } from './support/effects-runbook';
 import { startWorker } from './support/processes';
-import { POSTGRES_URL, postgresStore, type StoreUnderTest, uniqueSchema } from './support/stores';
 
 const TRIALS = 24;
 const RUNS_PER_TRIAL = 2;
@@ -15,26 +12,16 @@ const RUNS_PER_TRIAL = 2;
  * applied exactly once, every step result present, and an intact audit chain.
  */
 describe('crash recovery (SIGKILL at random points, real processes, PostgreSQL)', () => {
-  const schema = uniqueSchema('crash');
-  let sut: StoreUnderTest;
-  let engine: Engine;
-  let pool: pg.Pool;
-
+  let lab: EffectsLab;
   beforeAll(async () => {
-    sut = await postgresStore(schema);
-    await sut.store.driver.query(
-      'CREATE TABLE effects (run_id text NOT NULL, step text NOT NULL, pid integer NOT NULL)',
-    );
-    pool = new pg.Pool({ connectionString: POSTGRES_URL, max: 1, options: `-c search_path=${schema}` });
-    // This engine only enqueues; the worker processes execute.
-    engine = new Engine({ store: sut.store, runbooks: [effectsRunbook(pool)] });
+    lab = await openEffectsLab('crash');
   });
   afterAll(async () => {
-    await pool.end();
-    await sut.dispose();
+    await lab.dispose();
   });
 
   it(`survives ${TRIALS} kills`, async () => {
+    const { engine, schema, store } = lab;
     const killedMidRun: number[] = [];
     for (let trial = 0; trial < TRIALS; trial++) {
       for (let i = 0; i < RUNS_PER_TRIAL; i++)
@@ -50,7 +37,7 @@ describe('crash recovery (SIGKILL at random points, real processes, PostgreSQL)'
       victim.child.kill('SIGKILL');
       const death = await victim.exited;
       expect(death.signal).toBe('SIGKILL');
-      const [applying] = await sut.store.driver.query<{ n: number }>(
+      const [applying] = await store.driver.query<{ n: number }>(
         `SELECT count(*)::int AS n FROM steps WHERE status = 'applying'`,
       );
       killedMidRun.push(applying?.n ?? 0);
@@ -59,24 +46,24 @@ describe('crash recovery (SIGKILL at random points, real processes, PostgreSQL)'
       const rescued = await rescuer.exited;
       expect(rescued.code).toBe(0);
 
-      const runs = await sut.store.listRuns({ limit: 10_000 });
+      const runs = await store.listRuns({ limit: 10_000 });
       expect(
         runs.filter((r) => r.status !== 'succeeded').map((r) => [r.id, r.status, r.error?.message]),
       ).toEqual([]);
-      const effects = await sut.store.driver.query<{ run_id: string; step: string; n: number }>(
+      const effects = await store.driver.query<{ run_id: string; step: string; n: number }>(
         'SELECT run_id, step, count(*)::int AS n FROM effects GROUP BY run_id, step',
       );
       expect(effects.filter((e) => e.n !== 1)).toEqual([]);
       expect(effects).toHaveLength(runs.length * ACTION_STEPS.length);
       for (const run of runs) {
-        const steps = await sut.store.getSteps(run.id);
+        const steps = await store.getSteps(run.id);
         expect(steps.map((s) => [s.name, s.status])).toEqual(ALL_STEPS.map((s) => [s, 'succeeded']));
       }
     }
-    const audit = await verifyAuditChain(sut.store);
+    const audit = await verifyAuditChain(store);
     expect(audit.problems).toEqual([]);
     // The kills must have hit real work, not only idle moments.
-    const runs = await sut.store.listRuns({ limit: 10_000 });
+    const runs = await store.listRuns({ limit: 10_000 });
     const resumed = runs.filter((r) => r.attempts > 1).length;
     console.info(
       `crash test: ${TRIALS} kills, ${resumed}/${runs.length} runs resumed by another process, ${killedMidRun.filter((n) => n > 0).length} kills landed between an apply and its record`,

@@ -1,31 +1,20 @@
-import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Engine } from '../src/engine/engine';
-import { ACTION_STEPS, effectsRunbook } from './support/effects-runbook';
+import { ACTION_STEPS, type EffectsLab, openEffectsLab } from './support/effects-runbook';
 import { startWorker } from './support/processes';
-import { POSTGRES_URL, postgresStore, type StoreUnderTest, uniqueSchema } from './support/stores';
 
 const RUNS = 40;
 
 describe('two engine processes sharing one PostgreSQL', () => {
-  const schema = uniqueSchema('pair');
-  let sut: StoreUnderTest;
-  let pool: pg.Pool;
-
+  let lab: EffectsLab;
   beforeAll(async () => {
-    sut = await postgresStore(schema);
-    await sut.store.driver.query(
-      'CREATE TABLE effects (run_id text NOT NULL, step text NOT NULL, pid integer NOT NULL)',
-    );
-    pool = new pg.Pool({ connectionString: POSTGRES_URL, max: 1, options: `-c search_path=${schema}` });
+    lab = await openEffectsLab('pair');
   });
   afterAll(async () => {
-    await pool.end();
-    await sut.dispose();
+    await lab.dispose();
   });
 
   it('split the queue between them and never execute a step twice', async () => {
-    const engine = new Engine({ store: sut.store, runbooks: [effectsRunbook(pool)] });
+    const { engine, schema, store } = lab;
     for (let i = 0; i < RUNS; i++)
       await engine.enqueue('effects', { label: `r${i}` }, { actor: 'test', mode: 'execute' });
 
@@ -35,16 +24,16 @@ describe('two engine processes sharing one PostgreSQL', () => {
 
     expect(executed.reduce((a, b) => a + b, 0)).toBe(RUNS);
     expect(Math.min(...executed)).toBeGreaterThan(0); // both really worked
-    const runs = await sut.store.listRuns({ limit: 1000 });
+    const runs = await store.listRuns({ limit: 1000 });
     expect(runs.filter((r) => r.status !== 'succeeded')).toEqual([]);
     expect(runs.every((r) => r.attempts === 1)).toBe(true); // nobody took over a live run
 
-    const effects = await sut.store.driver.query<{ run_id: string; step: string; n: number }>(
+    const effects = await store.driver.query<{ run_id: string; step: string; n: number }>(
       'SELECT run_id, step, count(*)::int AS n FROM effects GROUP BY run_id, step',
     );
     expect(effects).toHaveLength(RUNS * ACTION_STEPS.length);
     expect(effects.filter((e) => e.n !== 1)).toEqual([]);
-    const byPid = await sut.store.driver.query<{ pid: number }>('SELECT DISTINCT pid FROM effects');
+    const byPid = await store.driver.query<{ pid: number }>('SELECT DISTINCT pid FROM effects');
     expect(byPid).toHaveLength(2);
   }, 120_000);
 });

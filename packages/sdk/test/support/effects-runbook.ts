@@ -1,9 +1,13 @@
-import type pg from 'pg';
+import pg from 'pg';
 import { z } from 'zod';
 import { finding } from '../../src/core/finding';
 import { resourceRef } from '../../src/core/resource';
 import { defineRunbook } from '../../src/core/runbook';
 import { defineAction, defineCheck } from '../../src/core/step';
+import { Engine } from '../../src/engine/engine';
+import { POSTGRES_URL, postgresStore, type StoreUnderTest, uniqueSchema } from './stores';
+
+const { Pool } = pg;
 
 /** The action steps of the `effects` runbook; each must leave exactly one row in `effects`. */
 export const ACTION_STEPS = ['act-1', 'act-2', 'act-3'];
@@ -82,4 +86,32 @@ export function effectsRunbook(effects: pg.Pool) {
       return step.done('all effects recorded');
     },
   });
+}
+
+/** A PostgreSQL store in its own schema with the `effects` table, and an engine that only enqueues. */
+export interface EffectsLab {
+  schema: string;
+  store: StoreUnderTest['store'];
+  /** Enqueues; the worker processes (`startWorker`) execute. */
+  engine: Engine;
+  dispose(): Promise<void>;
+}
+
+/** Sets up an {@link EffectsLab} for a multi-process test. */
+export async function openEffectsLab(prefix: string): Promise<EffectsLab> {
+  const schema = uniqueSchema(prefix);
+  const sut = await postgresStore(schema);
+  await sut.store.driver.query(
+    'CREATE TABLE effects (run_id text NOT NULL, step text NOT NULL, pid integer NOT NULL)',
+  );
+  const pool = new Pool({ connectionString: POSTGRES_URL, max: 1, options: `-c search_path=${schema}` });
+  return {
+    schema,
+    store: sut.store,
+    engine: new Engine({ store: sut.store, runbooks: [effectsRunbook(pool)] }),
+    async dispose() {
+      await pool.end();
+      await sut.dispose();
+    },
+  };
 }
