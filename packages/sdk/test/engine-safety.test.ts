@@ -1,12 +1,12 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { finding } from '../src/core/finding';
 import { resourceRef } from '../src/core/resource';
-import { defineRunbook, type Runbook } from '../src/core/runbook';
+import { defineRunbook } from '../src/core/runbook';
 import { defineAction, defineCheck } from '../src/core/step';
-import { Engine, type EngineOptions } from '../src/engine/engine';
+import { engineFixture } from './support/engine-fixture';
 import { setValue, World } from './support/runbooks';
-import { DRIVERS, type StoreUnderTest } from './support/stores';
+import { DRIVERS } from './support/stores';
 
 /** A promise with its resolve, to hold an apply open while a test acts. */
 function gate() {
@@ -19,17 +19,8 @@ function gate() {
 
 // The engine's safety rules under the failure modes a reviewer would try first.
 describe.each(Object.entries(DRIVERS))('engine safety on %s', (_name, openStore) => {
-  let sut: StoreUnderTest;
-  beforeAll(async () => {
-    sut = await openStore();
-  });
-  afterAll(async () => {
-    await sut.dispose();
-  });
-  const engine = (runbooks: Runbook[], options: Partial<EngineOptions> = {}) =>
-    new Engine({ store: sut.store, runbooks, leaseTtl: '5s', ...options });
-  let n = 0;
-  const key = (prefix: string) => `${prefix}-${++n}`;
+  const fx = engineFixture(openStore);
+  const { engine, key } = fx;
 
   /** A runbook whose single action is held open inside apply until `release` is called. */
   function heldApply(world: World, k: string, options: Parameters<typeof setValue>[3] = {}) {
@@ -66,7 +57,7 @@ describe.each(Object.entries(DRIVERS))('engine safety on %s', (_name, openStore)
     const b = engine([held.runbook], { owner: 'replica' });
     const first = a.start(held.runbook.id, {}, { mode: 'execute', actor: 'alice' });
     await held.entered;
-    const runId = (await sut.store.listRuns({ runbookId: held.runbook.id }))[0]?.id as string;
+    const runId = (await fx.sut.store.listRuns({ runbookId: held.runbook.id }))[0]?.id as string;
     await expect(a.resume(runId)).rejects.toMatchObject({ code: 'INVALID_STATE' });
     await expect(b.resume(runId)).rejects.toMatchObject({ code: 'INVALID_STATE' });
     held.release();
@@ -94,13 +85,13 @@ describe.each(Object.entries(DRIVERS))('engine safety on %s', (_name, openStore)
     const live = e2.start(held.runbook.id, {}, { mode: 'execute', actor: 'sec' });
     await held.entered;
     // The first block's hour is up (moved in the store, so that the live run's lease stays live).
-    await sut.store.driver.query(
+    await fx.sut.store.driver.query(
       `UPDATE expiring_actions SET revert_at = now() - interval '1 minute' WHERE resource = $1`,
       [`test:${k}`],
     );
     expect(await e2.revertExpired()).toBe(0);
     expect(world.reverts).toEqual([]);
-    expect((await sut.store.getLock(`test:${k}`))?.runId).not.toBe(undefined);
+    expect((await fx.sut.store.getLock(`test:${k}`))?.runId).not.toBe(undefined);
     held.release();
     expect((await live).status).toBe('succeeded');
   });
@@ -112,21 +103,21 @@ describe.each(Object.entries(DRIVERS))('engine safety on %s', (_name, openStore)
     const e = engine([held.runbook]);
     const pending = e.start(held.runbook.id, {}, { mode: 'execute', actor: 'alice' });
     await held.entered;
-    const runId = (await sut.store.listRuns({ runbookId: held.runbook.id }))[0]?.id as string;
+    const runId = (await fx.sut.store.listRuns({ runbookId: held.runbook.id }))[0]?.id as string;
     await e.cancel(runId, { actor: 'ops', reason: 'stop' });
     // The lock is still held while the apply is in flight.
-    expect((await sut.store.getLock(`test:${k}`))?.runId).toBe(runId);
+    expect((await fx.sut.store.getLock(`test:${k}`))?.runId).toBe(runId);
     held.release();
     const result = await pending;
     expect(result.status).toBe('cancelled');
     expect(world.get(k)).toBe('on');
-    const step = (await sut.store.getSteps(runId)).find((s) => s.name === 'set');
+    const step = (await fx.sut.store.getSteps(runId)).find((s) => s.name === 'set');
     expect({ status: step?.status, error: step?.error }).toEqual({ status: 'succeeded', error: null });
     expect(step?.result).toMatchObject({ status: 'applied' });
-    expect((await sut.store.listExpiring()).some((x) => x.runId === runId && x.status === 'pending')).toBe(
+    expect((await fx.sut.store.listExpiring()).some((x) => x.runId === runId && x.status === 'pending')).toBe(
       true,
     );
-    expect(await sut.store.getLock(`test:${k}`)).toBeUndefined();
+    expect(await fx.sut.store.getLock(`test:${k}`)).toBeUndefined();
   });
 
   it('recognises an interrupted restart (a plan that never converges) and does not restart twice', async () => {
@@ -150,7 +141,7 @@ describe.each(Object.entries(DRIVERS))('engine safety on %s', (_name, openStore)
         restartedAt = plan.params.at;
         restarts++;
         // The process stalls right after the restart: another process takes the run over.
-        await sut.store.driver.query(
+        await fx.sut.store.driver.query(
           `UPDATE runs SET lease_owner = 'gone', lease_expires_at = now() - interval '1 minute' WHERE id = $1`,
           [ctx.runId],
         );
@@ -158,7 +149,7 @@ describe.each(Object.entries(DRIVERS))('engine safety on %s', (_name, openStore)
       },
     });
     const rb = defineRunbook({
-      id: `restart-${n}`,
+      id: `restart-${fx.count}`,
       title: 'r',
       severity: 'P1',
       input: z.object({}),
@@ -171,7 +162,7 @@ describe.each(Object.entries(DRIVERS))('engine safety on %s', (_name, openStore)
     const resumed = await engine([rb]).resume(first.runId);
     expect(resumed.status).toBe('succeeded');
     expect(restarts).toBe(1);
-    const step = (await sut.store.getSteps(first.runId))[0];
+    const step = (await fx.sut.store.getSteps(first.runId))[0];
     expect(step?.result).toMatchObject({ status: 'applied', applied: { recovered: true } });
   });
 
@@ -236,8 +227,8 @@ describe.each(Object.entries(DRIVERS))('engine safety on %s', (_name, openStore)
     const result = await engine([rb]).start(rb.id, {}, { mode: 'execute', actor: 'alice' });
     const stored = JSON.stringify([
       result,
-      await sut.store.listApprovals(result.runId),
-      await sut.store.getSteps(result.runId),
+      await fx.sut.store.listApprovals(result.runId),
+      await fx.sut.store.getSteps(result.runId),
     ]);
     expect(stored).not.toContain('old-pass-1');
     expect(stored).not.toContain('new-pass-2');
@@ -247,7 +238,7 @@ describe.each(Object.entries(DRIVERS))('engine safety on %s', (_name, openStore)
     const world = new World();
     const k = key('wait');
     const rb = defineRunbook({
-      id: `timeout-${n}`,
+      id: `timeout-${fx.count}`,
       title: 't',
       severity: 'P2',
       input: z.object({}),
@@ -345,7 +336,7 @@ describe.each(Object.entries(DRIVERS))('engine safety on %s', (_name, openStore)
       apply: async () => null,
     });
     const rb = defineRunbook({
-      id: `sloppy-${n}`,
+      id: `sloppy-${fx.count}`,
       title: 's',
       severity: 'P3',
       input: z.object({}),
@@ -358,7 +349,7 @@ describe.each(Object.entries(DRIVERS))('engine safety on %s', (_name, openStore)
       code: 'INVALID_PLAN',
       message: expect.stringContaining('test.sloppy'),
     });
-    expect((await sut.store.getSteps(result.runId))[0]?.status).toBe('failed');
+    expect((await fx.sut.store.getSteps(result.runId))[0]?.status).toBe('failed');
     expect(() => defineRunbook({ ...rb, id: 'bad-timeout', timeout: '30 min' as never })).toThrow(
       /Invalid duration/,
     );
@@ -424,7 +415,7 @@ describe.each(Object.entries(DRIVERS))('engine safety on %s', (_name, openStore)
     const state = { at: null as string | null, applied: [] as string[] };
     const target = resourceRef('k8s', 'aiwebtest', 'deployment', key('stamp'));
     const rb = defineRunbook({
-      id: `stamp-${n}`,
+      id: `stamp-${fx.count}`,
       title: 's',
       severity: 'P1',
       input: z.object({}),
@@ -452,7 +443,7 @@ describe.each(Object.entries(DRIVERS))('engine safety on %s', (_name, openStore)
     const e = engine(
       [
         defineRunbook({
-          id: `confirm-stamp-${n}`,
+          id: `confirm-stamp-${fx.count}`,
           title: 'c',
           severity: 'P3',
           input: z.object({}),
@@ -468,7 +459,7 @@ describe.each(Object.entries(DRIVERS))('engine safety on %s', (_name, openStore)
         },
       },
     );
-    expect((await e.start(`confirm-stamp-${n}`, {}, { mode: 'execute', actor: 'x' })).status).toBe(
+    expect((await e.start(`confirm-stamp-${fx.count}`, {}, { mode: 'execute', actor: 'x' })).status).toBe(
       'succeeded',
     );
     expect(confirmed).toHaveLength(1);
@@ -499,7 +490,7 @@ describe.each(Object.entries(DRIVERS))('engine safety on %s', (_name, openStore)
 
   it('cancels a run whose process died at once, instead of requesting it of nobody', async () => {
     const rb = defineRunbook({
-      id: `dead-${n}`,
+      id: `dead-${fx.count}`,
       title: 'd',
       severity: 'P3',
       input: z.object({}),
@@ -507,7 +498,7 @@ describe.each(Object.entries(DRIVERS))('engine safety on %s', (_name, openStore)
     });
     const e = engine([rb]);
     const runId = await e.enqueue(rb.id, {}, { actor: 'x' });
-    await sut.store.driver.query(
+    await fx.sut.store.driver.query(
       `UPDATE runs SET status = 'running', lease_owner = 'gone', lease_expires_at = now() - interval '1 minute' WHERE id = $1`,
       [runId],
     );
@@ -517,7 +508,7 @@ describe.each(Object.entries(DRIVERS))('engine safety on %s', (_name, openStore)
 
   it('refuses an input field the runbook does not take', async () => {
     const rb = defineRunbook({
-      id: `strict-${n}`,
+      id: `strict-${fx.count}`,
       title: 's',
       severity: 'P3',
       input: z.object({ namespace: z.string().default('aiwebtest') }),
@@ -532,7 +523,7 @@ describe.each(Object.entries(DRIVERS))('engine safety on %s', (_name, openStore)
   it('compares identities without case for four eyes', async () => {
     const world = new World();
     const rb = defineRunbook({
-      id: `eyes-${n}`,
+      id: `eyes-${fx.count}`,
       title: 'e',
       severity: 'P2',
       input: z.object({}),

@@ -1,29 +1,19 @@
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { z } from 'zod';
 import { NonRetriableError, RetryAfterError } from '../src/core/errors';
 import { finding } from '../src/core/finding';
-import { defineRunbook, type Runbook } from '../src/core/runbook';
+import { defineRunbook } from '../src/core/runbook';
 import { defineCheck } from '../src/core/step';
-import { Engine, type EngineOptions } from '../src/engine/engine';
 import type { Notifier } from '../src/engine/events';
+import { engineFixture } from './support/engine-fixture';
 import { fixRunbook, setValue, valueIs, World } from './support/runbooks';
-import { DRIVERS, type StoreUnderTest } from './support/stores';
+import { DRIVERS } from './support/stores';
 
 const input = (key: string, value = 'on') => ({ key, value });
 
 describe.each(Object.entries(DRIVERS))('engine on %s', (_name, open) => {
-  let sut: StoreUnderTest;
-  beforeAll(async () => {
-    sut = await open();
-  });
-  afterAll(async () => {
-    await sut.dispose();
-  });
-
-  const engine = (runbooks: Runbook[], options: Partial<EngineOptions> = {}) =>
-    new Engine({ store: sut.store, runbooks, leaseTtl: '5s', ...options });
-  let n = 0;
-  const key = (prefix: string) => `${prefix}-${++n}`;
+  const fx = engineFixture(open);
+  const { engine, key } = fx;
 
   it('diagnoses and plans without changing anything, and executes exactly once', async () => {
     const world = new World();
@@ -63,7 +53,7 @@ describe.each(Object.entries(DRIVERS))('engine on %s', (_name, open) => {
 
   it('refuses bad input with the field named, and creates no run', async () => {
     const e = engine([fixRunbook(new World(), 'fix')]);
-    const before = (await sut.store.listRuns({ limit: 1000 })).length;
+    const before = (await fx.sut.store.listRuns({ limit: 1000 })).length;
     await expect(e.start('fix', { key: '', value: 3 }, { actor: 'alice' })).rejects.toMatchObject({
       code: 'INVALID_INPUT',
       issues: [
@@ -71,7 +61,7 @@ describe.each(Object.entries(DRIVERS))('engine on %s', (_name, open) => {
         { path: 'value', message: expect.stringContaining('string') },
       ],
     });
-    expect((await sut.store.listRuns({ limit: 1000 })).length).toBe(before);
+    expect((await fx.sut.store.listRuns({ limit: 1000 })).length).toBe(before);
     await expect(e.start('nope', {}, { actor: 'a' })).rejects.toMatchObject({ code: 'NOT_FOUND' });
   });
 
@@ -125,7 +115,7 @@ describe.each(Object.entries(DRIVERS))('engine on %s', (_name, open) => {
       expect(world.get(k)).toBe('a');
       expect(world.applies).toEqual([k]);
 
-      const audit = (await sut.store.readAudit()).map(
+      const audit = (await fx.sut.store.readAudit()).map(
         (r) => JSON.parse(r.entry) as { kind: string; runId?: string },
       );
       const kinds = audit.filter((a) => a.runId === first.runId).map((a) => a.kind);
@@ -155,7 +145,7 @@ describe.each(Object.entries(DRIVERS))('engine on %s', (_name, open) => {
       });
       expect(approval).toMatchObject({ breakGlass: true, decidedBy: 'alice', reason: 'sev0, nobody awake' });
       expect((await e.resume(run.runId)).status).toBe('succeeded');
-      const entries = (await sut.store.readAudit()).map((r) => JSON.parse(r.entry));
+      const entries = (await fx.sut.store.readAudit()).map((r) => JSON.parse(r.entry));
       expect(entries).toContainEqual(
         expect.objectContaining({ kind: 'approval.break-glass', actor: 'alice', runId: run.runId }),
       );
@@ -223,21 +213,21 @@ describe.each(Object.entries(DRIVERS))('engine on %s', (_name, open) => {
       const e = engine([slow, fast]);
       const slowRun = e.start('slow', {}, { mode: 'execute', actor: 'a' });
       await inApply;
-      const lock = await sut.store.getLock('test:shared');
+      const lock = await fx.sut.store.getLock('test:shared');
       const second = await e.start('fast', {}, { mode: 'execute', actor: 'b' });
       expect(second.status).toBe('failed');
       expect(second.error?.code).toBe('RESOURCE_LOCKED');
       expect(second.error?.message).toContain(lock?.runId as string);
       release();
       expect((await slowRun).status).toBe('succeeded');
-      expect(await sut.store.getLock('test:shared')).toBeUndefined();
+      expect(await fx.sut.store.getLock('test:shared')).toBeUndefined();
       expect((await e.start('fast', {}, { mode: 'execute', actor: 'b' })).status).toBe('succeeded');
       expect(world.applies).toEqual(['shared', 'shared']);
     });
 
     it("takes over a dead holder's expired lease", async () => {
       const world = new World();
-      await sut.store.tryLock(
+      await fx.sut.store.tryLock(
         {
           resource: 'test:orphan',
           runId: 'run_dead',
@@ -272,7 +262,7 @@ describe.each(Object.entries(DRIVERS))('engine on %s', (_name, open) => {
     expect(world.get(k)).toBe('2');
     expect(world.applies).toEqual([k, k]);
     expect(notes.some((m) => m.startsWith('escalate:') && m.includes('budget'))).toBe(true);
-    expect(await sut.store.getLock(`test:${k}`)).toBeUndefined();
+    expect(await fx.sut.store.getLock(`test:${k}`)).toBeUndefined();
   });
 
   describe('verify and revert', () => {
@@ -298,7 +288,7 @@ describe.each(Object.entries(DRIVERS))('engine on %s', (_name, open) => {
       expect(result.error?.code).toBe('VERIFICATION_FAILED');
       expect(world.get(k)).toBe('old');
       expect(world.reverts).toEqual([k]);
-      const step = (await sut.store.getSteps(result.runId)).find((s) => s.name === 'set');
+      const step = (await fx.sut.store.getSteps(result.runId)).find((s) => s.name === 'set');
       expect(step).toMatchObject({ status: 'failed', result: { status: 'reverted' } });
     });
 
@@ -332,7 +322,7 @@ describe.each(Object.entries(DRIVERS))('engine on %s', (_name, open) => {
       }
       expect(world.get(k)).toBeNull();
       expect(world.reverts).toEqual([k]);
-      const expiring = (await sut.store.listExpiring()).find((x) => x.runId === run.runId);
+      const expiring = (await fx.sut.store.listExpiring()).find((x) => x.runId === run.runId);
       expect(expiring?.status).toBe('reverted');
     });
   });
@@ -391,7 +381,7 @@ describe.each(Object.entries(DRIVERS))('engine on %s', (_name, open) => {
       const e = engine([stepTimeout, runTimeout]);
       const a = await e.start('hang-step', {}, { actor: 'a' });
       expect(a).toMatchObject({ status: 'failed', error: { code: 'TIMEOUT' } });
-      expect((await sut.store.getSteps(a.runId))[0]).toMatchObject({ name: 'hang', status: 'failed' });
+      expect((await fx.sut.store.getSteps(a.runId))[0]).toMatchObject({ name: 'hang', status: 'failed' });
       const b = await e.start('hang-run', {}, { actor: 'a' });
       expect(b).toMatchObject({ status: 'failed', error: { code: 'TIMEOUT' } });
     });
@@ -421,7 +411,7 @@ describe.each(Object.entries(DRIVERS))('engine on %s', (_name, open) => {
       const e = engine([rb]);
       const pending = e.start('wait', {}, { actor: 'a' });
       await running;
-      const runId = (await sut.store.listRuns({ runbookId: 'wait', status: 'running' }))[0]?.id as string;
+      const runId = (await fx.sut.store.listRuns({ runbookId: 'wait', status: 'running' }))[0]?.id as string;
       expect(await e.cancel(runId, { actor: 'ops', reason: 'wrong target' })).toBe('requested');
       const result = await pending;
       expect(result.status).toBe('cancelled');
@@ -475,7 +465,7 @@ describe.each(Object.entries(DRIVERS))('engine on %s', (_name, open) => {
         action.apply = async (ctx, plan) => {
           const out = await apply(ctx, plan);
           // The process "stalls" right after applying: another process takes the run's lease.
-          await sut.store.driver.query(
+          await fx.sut.store.driver.query(
             `UPDATE runs SET lease_owner = 'someone-else', lease_expires_at = now() - interval '1 minute' WHERE id = $1`,
             [ctx.runId],
           );
@@ -487,12 +477,12 @@ describe.each(Object.entries(DRIVERS))('engine on %s', (_name, open) => {
     const e = engine([rb]);
     const first = await e.start('lost', {}, { mode: 'execute', actor: 'a' });
     expect(first.status).toBe('running'); // this process stopped; the run is not finished
-    expect((await sut.store.getSteps(first.runId)).find((s) => s.name === 'set')?.status).toBe('applying');
+    expect((await fx.sut.store.getSteps(first.runId)).find((s) => s.name === 'set')?.status).toBe('applying');
 
     const resumed = await engine([rb]).resume(first.runId);
     expect(resumed.status).toBe('succeeded');
     expect(world.applies).toEqual([k]);
-    const step = (await sut.store.getSteps(first.runId)).find((s) => s.name === 'set');
+    const step = (await fx.sut.store.getSteps(first.runId)).find((s) => s.name === 'set');
     expect(step?.result).toMatchObject({
       status: 'applied',
       applied: { recovered: true },
@@ -526,7 +516,7 @@ describe.each(Object.entries(DRIVERS))('engine on %s', (_name, open) => {
       { actor: 'a' },
     );
     const { run, steps } = await e.getRun(result.runId);
-    const audit = (await sut.store.readAudit()).map((r) => r.entry).join('\n');
+    const audit = (await fx.sut.store.readAudit()).map((r) => r.entry).join('\n');
     const stored = JSON.stringify({ run, steps }) + audit;
     for (const secret of ['tok_abcdefghijklmnop', 'pa55word', 'hunter22', 's3cr3t-value-42']) {
       expect(stored).not.toContain(secret);
