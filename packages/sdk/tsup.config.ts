@@ -1,11 +1,18 @@
 import { defineConfig } from 'tsup';
 
+// One entry per subpath export, so a service that only wants one integration does not load the others.
+const entries = {
+  index: 'src/index.ts',
+  'kubernetes/index': 'src/kubernetes/index.ts',
+  'testing/index': 'src/testing/index.ts',
+};
+
 export default defineConfig({
-  entry: { index: 'src/index.ts', 'cli/main': 'src/cli/main.ts' },
+  entry: { ...entries, 'cli/main': 'src/cli/main.ts' },
   format: ['esm'],
   target: 'node22',
   platform: 'node',
-  dts: { entry: { index: 'src/index.ts' } },
+  dts: { entry: entries },
   sourcemap: true,
   clean: true,
   splitting: true,
