@@ -84,8 +84,8 @@ export function matchesLabels(
         return !has || !r.values.includes(l[r.key] as string);
       case 'Exists':
         return has;
-      case 'DoesNotExist':
-        return !has;
+      default:
+        return !has; // DoesNotExist
     }
   });
 }
