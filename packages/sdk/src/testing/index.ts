@@ -1,0 +1,50 @@
+/**
+ * @aiwebtest/runbooks/testing — test doubles for what the runbooks talk to.
+ *
+ * {@link startKubernetesSimulator} runs a simulated Kubernetes cluster in-process: an HTTP API server
+ * that the unmodified `@kubernetes/client-node` (and kubectl) can use, backed by an in-memory store and
+ * controllers that roll out deployments, run and crash pods, and report metrics. Faults (crash loops,
+ * OOM kills, API errors and latency) can be injected to rehearse incidents.
+ */
+
+export { ApiFault, ApiFaults, type InjectedApiFault } from './kubernetes/api-faults';
+export { type ApiServer, ApiServerOptions, startApiServer } from './kubernetes/api-server';
+export { ClusterControllers } from './kubernetes/controllers/cluster';
+export { ClusterOptions, type ClusterOptionsInput } from './kubernetes/controllers/controller';
+export type { LogLine } from './kubernetes/controllers/logs';
+export type { Usage } from './kubernetes/controllers/metrics';
+export type { PodFault } from './kubernetes/controllers/pod-faults';
+export {
+  type KubeObject,
+  type KubeObjectInput,
+  ObjectStore,
+  type WatchEvent,
+  type WatchEventType,
+} from './kubernetes/object-store';
+export type { PodLogLine, PodLogSource } from './kubernetes/pod-log';
+export {
+  apiVersionOf,
+  CONFIGMAPS,
+  CONTROLLERREVISIONS,
+  DEPLOYMENTS,
+  EVENTS,
+  NAMESPACES,
+  NODE_METRICS,
+  NODES,
+  POD_METRICS,
+  PODS,
+  REPLICASETS,
+  RESOURCE_TYPES,
+  type ResourceType,
+  SECRETS,
+  SERVICES,
+  STATEFULSETS,
+  typeForKind,
+} from './kubernetes/resources';
+export {
+  type KubernetesSimulator,
+  KubernetesSimulatorOptions,
+  type SimulatorFault,
+  startKubernetesSimulator,
+} from './kubernetes/simulator';
+export { StatusError } from './kubernetes/status-error';
