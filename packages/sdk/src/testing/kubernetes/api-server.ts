@@ -84,6 +84,10 @@ export async function startApiServer(input: ApiServerOptions): Promise<ApiServer
     // Last resort: `serve` answers every failure itself, but a rejection here must never end the process.
     serve(req, res).catch(() => res.destroy());
   });
+  // Keep idle connections open longer than clients do (undici: 4 s), so that the server never closes a
+  // connection a client is just reusing: that race makes clients silently retry a request, and a test
+  // counting requests (or an injected fault with `times`) would see one request twice.
+  server.keepAliveTimeout = 65_000;
 
   async function serve(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const method = (req.method ?? 'GET').toUpperCase();

@@ -1,0 +1,626 @@
+import type {
+  Configuration,
+  ConfigurationOptions,
+  KubernetesObjectApi,
+  V1ObjectMeta,
+} from '@kubernetes/client-node';
+import { z } from 'zod';
+import { Duration, formatMillis, toMillis } from '../../core/duration';
+import { InputValidationError, NonRetriableError } from '../../core/errors';
+import { type Evidence, type Finding, finding, worstStatus } from '../../core/finding';
+import { canonicalJson, type Json, sha256 } from '../../core/json';
+import type { Change } from '../../core/plan';
+import { createRedactor, isSecretName, REDACTED } from '../../core/redact';
+import { type ResourceRef, resourceRef } from '../../core/resource';
+import type { StepContext } from '../../core/step';
+import { type Action, defineAction } from '../../core/step';
+import { type KubernetesCluster, k8sRef, type WorkloadKind } from '../cluster';
+import { isKubernetesApiError } from '../errors';
+import { diffJson } from './diff';
+import { awaitRollout, NamespaceName, ObjectName, parseActionOptions, plainJson } from './workload';
+
+const Manifest = z.looseObject({
+  apiVersion: z.string().min(1),
+  kind: z.string().min(1),
+  metadata: z.looseObject({ name: ObjectName, namespace: NamespaceName.optional() }),
+});
+
+/** Options of {@link applyManifests}. */
+export const ApplyManifestsOptions = z.object({
+  /** Parsed manifests (objects with `apiVersion`, `kind`, `metadata.name`), e.g. from `loadAllYaml`. */
+  manifests: z.array(Manifest).min(1, 'expected at least one manifest'),
+  /** Namespace of namespaced manifests that name none. @default none: every namespaced manifest must name its namespace */
+  namespace: NamespaceName.optional(),
+  /** `fieldManager` of every write. @default "aiwebtest-runbooks" */
+  fieldManager: z.string().min(1).max(128).default('aiwebtest-runbooks'),
+  /**
+   * `kind`: Namespaces first, then quotas and accounts, Secrets and ConfigMaps, claims, Services, then
+   * workloads, then what routes to them; the given order within a kind and for kinds not listed (last).
+   * `given`: exactly the given order. @default "kind"
+   */
+  order: z.enum(['kind', 'given']).default('kind'),
+  /** How long verify waits for all workloads' rollouts. @default "5m" */
+  timeout: Duration.default('5m'),
+});
+export type ApplyManifestsOptions = z.output<typeof ApplyManifestsOptions>;
+export type ApplyManifestsOptionsInput = z.input<typeof ApplyManifestsOptions>;
+
+/** What the plan decided for one object. */
+export type PlannedObject = {
+  apiVersion: string;
+  kind: string;
+  /** `null` for cluster-scoped objects (Namespaces). */
+  namespace: string | null;
+  name: string;
+  action: 'create' | 'update' | 'unchanged';
+  /** The live `resourceVersion` an update replaces: a newer one makes the apply a 409 Conflict. */
+  resourceVersion: string | null;
+  /** Annotations the server's controllers own (`deployment.kubernetes.io/*`), kept on replace. */
+  keep: Record<string, string>;
+  /** SHA-256 of the desired object: the manifest applied must be the one planned. */
+  digest: string;
+  /** The live object before an update (server-managed fields dropped), for revert; `null` when not restorable. */
+  previous: Json;
+  /** False for updates revert cannot undo: Secrets, and objects holding values that look like secrets. */
+  restorable: boolean;
+};
+
+/** What an apply-manifests plan fixes. */
+export type ApplyManifestsParams = {
+  objects: PlannedObject[];
+  fieldManager: string;
+  timeoutMs: number;
+};
+
+/** What `apply()` did, in order. */
+export type ApplyManifestsApplied = {
+  created: string[];
+  updated: string[];
+};
+
+const KIND = 'k8s.apply-manifests';
+
+const CLUSTER_SCOPED = new Set([
+  'Namespace',
+  'Node',
+  'PersistentVolume',
+  'ClusterRole',
+  'ClusterRoleBinding',
+  'StorageClass',
+  'CustomResourceDefinition',
+  'PriorityClass',
+  'IngressClass',
+  'RuntimeClass',
+  'MutatingWebhookConfiguration',
+  'ValidatingWebhookConfiguration',
+  'APIService',
+  'CSIDriver',
+  'CSINode',
+  'VolumeAttachment',
+]);
+
+/** Install order by kind: what others refer to comes first, what routes to workloads last. */
+const KIND_ORDER = [
+  'Namespace',
+  'ResourceQuota',
+  'LimitRange',
+  'NetworkPolicy',
+  'ServiceAccount',
+  'Role',
+  'RoleBinding',
+  'Secret',
+  'ConfigMap',
+  'PersistentVolumeClaim',
+  'Service',
+  'Deployment',
+  'StatefulSet',
+  'DaemonSet',
+  'ReplicaSet',
+  'Job',
+  'CronJob',
+  'HorizontalPodAutoscaler',
+  'PodDisruptionBudget',
+  'Ingress',
+];
+
+/** Metadata the API server manages: never part of a desired state, never a difference. */
+const SERVER_METADATA = [
+  'uid',
+  'resourceVersion',
+  'generation',
+  'creationTimestamp',
+  'managedFields',
+  'selfLink',
+  'deletionTimestamp',
+  'deletionGracePeriodSeconds',
+];
+const SERVER_ANNOTATION = /^deployment\.kubernetes\.io\//;
+const IGNORED_ANNOTATIONS = new Set(['kubectl.kubernetes.io/last-applied-configuration']);
+
+type Desired = { apiVersion: string; kind: string; metadata: V1ObjectMeta & { name: string } } & Record<
+  string,
+  unknown
+>;
+
+/**
+ * A full redeploy, as `kubectl apply -f` of a set of manifests does it for a disaster recovery, but with a
+ * plan: each object is created when absent and replaced when present (PUT: the manifest is the whole truth).
+ *
+ * - **guard**: every object's namespace must be allowed (a Namespace object counts as its own); other
+ *   cluster-scoped kinds are refused. Checked in plan, apply and revert before any request.
+ * - **plan** uses server-side dry run (`dryRun=All`) of the create or replace, so defaults and validation
+ *   are the server's, and shows per object `create` (the object), `update` (each changed field, a deep diff
+ *   of the dry-run result against the live object, ignoring status and server-managed metadata), or nothing
+ *   when unchanged. Secret data is `[REDACTED]`. Nothing is written. Objects in a Namespace this apply
+ *   creates are shown as given: the server cannot dry-run them before their namespace exists.
+ * - **apply** creates or replaces in order, the replace carrying the live `resourceVersion` the plan saw: if
+ *   an object changed since the plan, that is a 409 Conflict and nothing further is applied; what this apply
+ *   already changed is undone (best effort) before the error is thrown. The manifests written are this
+ *   action's own, checked against the plan's digests (they are not stored with the run: Secrets).
+ * - **verify** waits for the rollouts of every Deployment and StatefulSet written, within `timeout` in total.
+ * - **revert** deletes what was created and replaces what was updated with its previous version, in reverse
+ *   order. Secrets (and objects holding secret-looking values) are not stored, so an update of one cannot be
+ *   reverted: revert restores the rest and then fails naming them.
+ *
+ * Risk `high`, **destructive**: a replace drops every field the manifest does not set (including changes
+ * made by hand or by other tools) and a changed Secret cannot be restored, so policy asks for approval.
+ */
+export function applyManifests(
+  cluster: KubernetesCluster,
+  options: ApplyManifestsOptionsInput,
+): Action<ApplyManifestsParams, ApplyManifestsApplied> {
+  const o = parseActionOptions(KIND, ApplyManifestsOptions, options);
+  const desired = desiredObjects(o);
+  const namespaces = [...new Set(desired.map(touchedNamespace))].sort();
+  const target = resourceRef('k8s', namespaces.join(','));
+  const guard = () => {
+    for (const ns of namespaces) cluster.assertMayChange(ns);
+  };
+  const byKey = new Map(desired.map((d) => [keyOf(d), d]));
+
+  return defineAction<ApplyManifestsParams, ApplyManifestsApplied>({
+    kind: KIND,
+    target,
+    risk: 'high',
+    destructive: true,
+    description: `Create or replace ${desired.length} object(s) in ${namespaces.join(', ')}`,
+
+    async plan(ctx) {
+      guard();
+      const planned: PlannedObject[] = [];
+      const changes: Change[] = [];
+      const newNamespaces = new Set<string>();
+      for (const object of desired) {
+        const ref = refOf(object);
+        if (object.metadata.namespace && newNamespaces.has(object.metadata.namespace)) {
+          // Its namespace is created by this apply: the server cannot dry-run it yet, and it cannot exist.
+          changes.push({
+            target: ref,
+            field: '(object)',
+            before: null,
+            after: shown(object.kind, normalize(object)),
+          });
+          planned.push(plannedOf(object, 'create', null, {}, null, true));
+          continue;
+        }
+        const live = await readLive(cluster, object, ctx);
+        if (!live && object.kind === 'Namespace') newNamespaces.add(object.metadata.name);
+        if (!live) {
+          const dry = plainJson(
+            await cluster.call(
+              `dry-run create of ${describe(object)}`,
+              (opts) => objectsWith(cluster, opts).create(object, undefined, 'All', o.fieldManager),
+              { signal: ctx.signal },
+            ),
+          );
+          assertNamespaced(object, dry);
+          changes.push({
+            target: ref,
+            field: '(object)',
+            before: null,
+            after: shown(object.kind, normalize(dry)),
+          });
+          planned.push(plannedOf(object, 'create', null, {}, null, true));
+          continue;
+        }
+        const keep = serverAnnotations(live);
+        const rv = (live as { metadata?: { resourceVersion?: string } }).metadata?.resourceVersion ?? null;
+        const dry = plainJson(
+          await cluster.call(
+            `dry-run replace of ${describe(object)}`,
+            (opts) =>
+              objectsWith(cluster, opts).replace(
+                withMetadata(object, keep, rv),
+                undefined,
+                'All',
+                o.fieldManager,
+              ),
+            { signal: ctx.signal },
+          ),
+        );
+        const diff = diffJson(normalize(live), normalize(dry), '', { secret: secretFields(object.kind) });
+        if (diff.length === 0) {
+          planned.push(plannedOf(object, 'unchanged', rv, keep, null, true));
+          continue;
+        }
+        changes.push(...diff.map((d) => ({ target: ref, ...d })));
+        const previous = normalize(live);
+        const restorable = object.kind !== 'Secret' && !holdsSecrets(previous);
+        planned.push(plannedOf(object, 'update', rv, keep, restorable ? previous : null, restorable));
+      }
+      const count = (a: PlannedObject['action']) => planned.filter((p) => p.action === a).length;
+      const notRestorable = planned
+        .filter((p) => p.action === 'update' && !p.restorable)
+        .map(describePlanned);
+      return {
+        summary:
+          `Apply ${planned.length} object(s) in ${namespaces.join(', ')}: ${count('create')} to create, ${count('update')} to replace, ${count('unchanged')} unchanged` +
+          (notRestorable.length > 0 ? `; revert cannot restore ${notRestorable.join(', ')}` : ''),
+        changes,
+        params: { objects: planned, fieldManager: o.fieldManager, timeoutMs: toMillis(o.timeout) },
+      };
+    },
+
+    async apply(ctx, plan) {
+      guard();
+      const p = plan.params;
+      const done: { planned: PlannedObject; object: Desired }[] = [];
+      const applied: ApplyManifestsApplied = { created: [], updated: [] };
+      try {
+        for (const planned of p.objects) {
+          if (planned.action === 'unchanged') continue;
+          const object = byKey.get(keyOfPlanned(planned));
+          if (!object || sha256(canonicalJson(object)) !== planned.digest) {
+            throw new NonRetriableError(
+              `The plan applies ${describePlanned(planned)}, but this action's manifests ${object ? 'differ from the planned one' : 'do not include it'}. Plan again with the same manifests.`,
+              { code: 'STALE_PLAN' },
+            );
+          }
+          if (planned.action === 'create') {
+            await cluster.call(
+              `create ${describe(object)}`,
+              (opts) => objectsWith(cluster, opts).create(object, undefined, undefined, p.fieldManager),
+              { signal: ctx.signal },
+            );
+            applied.created.push(describe(object));
+          } else {
+            await cluster.call(
+              `replace ${describe(object)}`,
+              (opts) =>
+                objectsWith(cluster, opts).replace(
+                  withMetadata(object, planned.keep, planned.resourceVersion),
+                  undefined,
+                  undefined,
+                  p.fieldManager,
+                ),
+              { signal: ctx.signal },
+            );
+            applied.updated.push(describe(object));
+          }
+          done.push({ planned, object });
+        }
+      } catch (e) {
+        if (done.length > 0) {
+          const undone = await undo(cluster, done.map((d) => d.planned).reverse(), p.fieldManager, ctx).catch(
+            (undoError: unknown) =>
+              `undo failed: ${undoError instanceof Error ? undoError.message : String(undoError)}`,
+          );
+          ctx.log(
+            `apply stopped after ${done.length} object(s); ${typeof undone === 'string' ? undone : 'undone'}`,
+          );
+        }
+        throw e;
+      }
+      return applied;
+    },
+
+    async verify(ctx, applied) {
+      const p = applied.plan.params;
+      const deadline = Date.now() + p.timeoutMs;
+      const workloads = p.objects.filter(
+        (w) => w.action !== 'unchanged' && (w.kind === 'Deployment' || w.kind === 'StatefulSet'),
+      );
+      const findings: Finding<Json>[] = [];
+      for (const w of workloads) {
+        const f = await awaitRollout(
+          cluster,
+          { kind: w.kind as WorkloadKind, namespace: w.namespace ?? '', name: w.name },
+          { timeoutMs: Math.max(0, deadline - Date.now()), signal: ctx.signal },
+        );
+        findings.push(f as Finding<Json>);
+        if (f.status !== 'ok') break;
+      }
+      const status = worstStatus(findings.map((f) => f.status));
+      const rows = findings.map((f) => {
+        const d = f.data as { kind: string; namespace: string; name: string; message: string };
+        return [`${d.kind.toLowerCase()}/${d.name}`, d.namespace, f.status, d.message];
+      });
+      const evidence: Evidence[] = [
+        { kind: 'table', title: 'rollouts', columns: ['workload', 'namespace', 'status', 'message'], rows },
+        ...findings.filter((f) => f.status !== 'ok').flatMap((f) => f.evidence),
+      ];
+      const bad = findings.find((f) => f.status !== 'ok');
+      const summary =
+        workloads.length === 0
+          ? 'no Deployment or StatefulSet was written: nothing to roll out'
+          : bad
+            ? bad.summary
+            : `${findings.length} rollout(s) done within ${formatMillis(p.timeoutMs)}`;
+      return finding(status, summary, { rollouts: findings.map((f) => f.data) }, evidence);
+    },
+
+    async revert(ctx, applied) {
+      guard();
+      const p = applied.plan.params;
+      const reverse = p.objects.filter((x) => x.action !== 'unchanged').reverse();
+      const result = await undo(cluster, reverse, p.fieldManager, ctx);
+      if (result.notRestored.length > 0) {
+        throw new NonRetriableError(
+          `Reverted all but ${result.notRestored.join(', ')}: their previous versions hold secrets and were not stored with the plan. Restore them from their source.`,
+          { code: 'K8S_REVERT_INCOMPLETE', details: { notRestored: result.notRestored } },
+        );
+      }
+    },
+  });
+}
+
+// ---- desired objects -----------------------------------------------------------------------------------
+
+function desiredObjects(o: ApplyManifestsOptions): Desired[] {
+  const issues: { path: string; message: string }[] = [];
+  const objects = o.manifests.map((m, i) => {
+    const object = structuredClone(m) as unknown as Desired;
+    if (object.kind === 'Namespace') {
+      delete object.metadata.namespace;
+    } else if (CLUSTER_SCOPED.has(object.kind)) {
+      issues.push({
+        path: `manifests[${i}].kind`,
+        message: `${object.kind} is cluster-scoped: applyManifests only changes objects in allowed namespaces (and Namespaces)`,
+      });
+    } else {
+      object.metadata.namespace ??= o.namespace;
+      if (!object.metadata.namespace) {
+        issues.push({
+          path: `manifests[${i}].metadata.namespace`,
+          message: 'required: name the namespace, or give the `namespace` option',
+        });
+      }
+    }
+    return object;
+  });
+  const seen = new Set<string>();
+  objects.forEach((object, i) => {
+    const key = keyOf(object);
+    if (seen.has(key)) issues.push({ path: `manifests[${i}]`, message: `${describe(object)} appears twice` });
+    seen.add(key);
+  });
+  if (issues.length > 0) throw new InputValidationError(`options of ${KIND}`, issues);
+  if (o.order === 'given') return objects;
+  const rank = (kind: string) => {
+    const i = KIND_ORDER.indexOf(kind);
+    return i < 0 ? KIND_ORDER.length : i;
+  };
+  return objects
+    .map((object, i) => ({ object, i }))
+    .sort((a, b) => rank(a.object.kind) - rank(b.object.kind) || a.i - b.i)
+    .map((x) => x.object);
+}
+
+function touchedNamespace(object: Desired): string {
+  return object.kind === 'Namespace' ? object.metadata.name : (object.metadata.namespace as string);
+}
+
+function keyOf(object: {
+  apiVersion?: string;
+  kind?: string;
+  metadata: { namespace?: string; name: string };
+}) {
+  return `${object.apiVersion}/${object.kind}/${object.metadata.namespace ?? ''}/${object.metadata.name}`;
+}
+
+function keyOfPlanned(p: PlannedObject): string {
+  return keyOf({
+    apiVersion: p.apiVersion,
+    kind: p.kind,
+    metadata: { namespace: p.namespace ?? undefined, name: p.name },
+  });
+}
+
+function describe(object: Desired): string {
+  const ns = object.metadata.namespace;
+  return `${object.kind} ${ns ? `${ns}/` : ''}${object.metadata.name}`;
+}
+
+function describePlanned(p: PlannedObject): string {
+  return `${p.kind} ${p.namespace ? `${p.namespace}/` : ''}${p.name}`;
+}
+
+function refOf(object: Desired): ResourceRef {
+  return k8sRef(touchedNamespace(object), object.kind, object.metadata.name);
+}
+
+function plannedOf(
+  object: Desired,
+  action: PlannedObject['action'],
+  resourceVersion: string | null,
+  keep: Record<string, string>,
+  previous: Json,
+  restorable: boolean,
+): PlannedObject {
+  return {
+    apiVersion: object.apiVersion,
+    kind: object.kind,
+    namespace: object.metadata.namespace ?? null,
+    name: object.metadata.name,
+    action,
+    resourceVersion,
+    keep,
+    digest: sha256(canonicalJson(object)),
+    previous,
+    restorable,
+  };
+}
+
+/** The object with the annotations to keep and the resourceVersion to replace. */
+function withMetadata(
+  object: Desired,
+  keep: Record<string, string>,
+  resourceVersion: string | null,
+): Desired {
+  const copy = structuredClone(object);
+  if (Object.keys(keep).length > 0) copy.metadata.annotations = { ...keep, ...copy.metadata.annotations };
+  if (resourceVersion) copy.metadata.resourceVersion = resourceVersion;
+  return copy;
+}
+
+function serverAnnotations(live: unknown): Record<string, string> {
+  const annotations =
+    (live as { metadata?: { annotations?: Record<string, string> } }).metadata?.annotations ?? {};
+  return Object.fromEntries(Object.entries(annotations).filter(([k]) => SERVER_ANNOTATION.test(k)));
+}
+
+/** A cluster-scoped kind the list above does not know (a custom resource) is refused once the server says so. */
+function assertNamespaced(object: Desired, dry: Json): void {
+  const namespace = (dry as { metadata?: { namespace?: string } } | null)?.metadata?.namespace;
+  if (object.kind !== 'Namespace' && !namespace) {
+    throw new NonRetriableError(
+      `Refused: ${object.kind} ${object.metadata.name} is cluster-scoped; applyManifests only changes objects in allowed namespaces.`,
+      { code: 'K8S_REFUSED' },
+    );
+  }
+}
+
+// ---- comparing -----------------------------------------------------------------------------------------
+
+/** The object without status and server-managed metadata: what a manifest can say. */
+function normalize(object: unknown): Json {
+  const copy = plainJson(object) as Record<string, Json> | null;
+  if (!copy || typeof copy !== 'object') return null;
+  delete copy.status;
+  const metadata = copy.metadata as Record<string, Json> | undefined;
+  if (metadata) {
+    for (const key of SERVER_METADATA) delete metadata[key];
+    const annotations = metadata.annotations as Record<string, Json> | undefined;
+    if (annotations) {
+      for (const key of Object.keys(annotations)) {
+        if (SERVER_ANNOTATION.test(key) || IGNORED_ANNOTATIONS.has(key)) delete annotations[key];
+      }
+      if (Object.keys(annotations).length === 0) delete metadata.annotations;
+    }
+  }
+  return copy;
+}
+
+/** For a Secret, everything under `data` and `stringData` is secret; elsewhere, secret-looking keys. */
+function secretFields(kind: string): (keys: readonly string[]) => boolean {
+  return (keys) =>
+    (kind === 'Secret' && (keys[0] === 'data' || keys[0] === 'stringData')) || keys.some(isSecretName);
+}
+
+/** A created object as the plan shows it: Secret values redacted. */
+function shown(kind: string, object: Json): Json {
+  if (kind !== 'Secret' || !object || typeof object !== 'object' || Array.isArray(object)) return object;
+  const copy = { ...object };
+  for (const field of ['data', 'stringData']) {
+    const values = copy[field];
+    if (values && typeof values === 'object' && !Array.isArray(values)) {
+      copy[field] = Object.fromEntries(Object.keys(values).map((k) => [k, REDACTED]));
+    }
+  }
+  return copy;
+}
+
+const probe = createRedactor();
+
+/** Whether storing the object with the run would redact part of it (so it could not be restored from there). */
+function holdsSecrets(object: Json): boolean {
+  return canonicalJson(probe.redact(object)) !== canonicalJson(object);
+}
+
+// ---- requests ------------------------------------------------------------------------------------------
+
+/**
+ * `KubernetesObjectApi` ignores per-call middleware (it only reads its own configuration), so the step's
+ * signal and the request timeout reach it through a per-request view with that middleware appended.
+ */
+function objectsWith(cluster: KubernetesCluster, options: ConfigurationOptions): KubernetesObjectApi {
+  const base = (cluster.objects as unknown as { configuration: Configuration }).configuration;
+  const view = Object.create(cluster.objects) as KubernetesObjectApi & { configuration: Configuration };
+  view.configuration = { ...base, middleware: [...base.middleware, ...(options.middleware ?? [])] };
+  return view;
+}
+
+async function readLive(cluster: KubernetesCluster, object: Desired, ctx: StepContext): Promise<unknown> {
+  try {
+    return await cluster.call(
+      `read ${describe(object)}`,
+      (opts) =>
+        objectsWith(cluster, opts).read({
+          apiVersion: object.apiVersion,
+          kind: object.kind,
+          metadata: {
+            name: object.metadata.name,
+            ...(object.metadata.namespace ? { namespace: object.metadata.namespace } : {}),
+          },
+        }),
+      { signal: ctx.signal },
+    );
+  } catch (e) {
+    if (isKubernetesApiError(e) && e.status === 404) return undefined;
+    throw e;
+  }
+}
+
+/** Deletes created objects and restores updated ones, in the order given; reports what it could not restore. */
+async function undo(
+  cluster: KubernetesCluster,
+  objects: PlannedObject[],
+  fieldManager: string,
+  ctx: StepContext,
+): Promise<{ notRestored: string[] }> {
+  const notRestored: string[] = [];
+  for (const p of objects) {
+    const header = {
+      apiVersion: p.apiVersion,
+      kind: p.kind,
+      metadata: { name: p.name, ...(p.namespace ? { namespace: p.namespace } : {}) },
+    };
+    if (p.action === 'create') {
+      try {
+        await cluster.call(
+          `delete ${describePlanned(p)}`,
+          (opts) =>
+            objectsWith(cluster, opts).delete(
+              header,
+              undefined,
+              undefined,
+              undefined,
+              undefined,
+              'Background',
+            ),
+          { signal: ctx.signal },
+        );
+      } catch (e) {
+        if (!(isKubernetesApiError(e) && e.status === 404)) throw e;
+      }
+      continue;
+    }
+    const previous = p.previous as Desired | null;
+    if (!p.restorable || !previous || canonicalJson(previous).includes(REDACTED)) {
+      notRestored.push(describePlanned(p));
+      continue;
+    }
+    const live = (await cluster.call(
+      `read ${describePlanned(p)}`,
+      (opts) => objectsWith(cluster, opts).read(header),
+      { signal: ctx.signal },
+    )) as { metadata?: { resourceVersion?: string } };
+    const restored = withMetadata(previous, serverAnnotations(live), live.metadata?.resourceVersion ?? null);
+    await cluster.call(
+      `restore ${describePlanned(p)}`,
+      (opts) => objectsWith(cluster, opts).replace(restored, undefined, undefined, fieldManager),
+      { signal: ctx.signal },
+    );
+  }
+  return { notRestored };
+}
