@@ -1,5 +1,6 @@
 import {
   AppsV1Api,
+  type Configuration,
   type ConfigurationOptions,
   CoreV1Api,
   CustomObjectsApi,
@@ -59,10 +60,10 @@ export class KubernetesCluster {
   readonly apps: AppsV1Api;
   readonly custom: CustomObjectsApi;
   readonly version: VersionApi;
-  readonly objects: KubernetesObjectApi;
   /** The context the kubeconfig selects. */
   readonly context: string;
   readonly #options: KubernetesOptions;
+  readonly #objects: KubernetesObjectApi;
 
   constructor(options: KubernetesOptions, kubeConfig: KubeConfig) {
     this.#options = options;
@@ -71,7 +72,7 @@ export class KubernetesCluster {
     this.apps = kubeConfig.makeApiClient(AppsV1Api);
     this.custom = kubeConfig.makeApiClient(CustomObjectsApi);
     this.version = kubeConfig.makeApiClient(VersionApi);
-    this.objects = KubernetesObjectApi.makeApiClient(kubeConfig);
+    this.#objects = KubernetesObjectApi.makeApiClient(kubeConfig);
   }
 
   /** Namespaces actions may change. */
@@ -98,6 +99,19 @@ export class KubernetesCluster {
         { namespace, allowed: [...this.#options.namespaces] },
       );
     }
+  }
+
+  /**
+   * The generic objects API (any kind, by manifest) for one request made with `options` (from
+   * {@link call}). `KubernetesObjectApi` ignores per-call middleware and reads only its own
+   * configuration, so the step's signal and the timeout reach it through a per-request view with the
+   * middleware appended; the view inherits the shared discovery cache.
+   */
+  objects(options: ConfigurationOptions): KubernetesObjectApi {
+    const base = (this.#objects as unknown as { configuration: Configuration }).configuration;
+    const view = Object.create(this.#objects) as KubernetesObjectApi & { configuration: Configuration };
+    view.configuration = { ...base, middleware: [...base.middleware, ...(options.middleware ?? [])] };
+    return view;
   }
 
   /** Options for one request: the step's signal combined with the request timeout, and a patch content type. */

@@ -1,9 +1,4 @@
-import type {
-  Configuration,
-  ConfigurationOptions,
-  KubernetesObjectApi,
-  V1ObjectMeta,
-} from '@kubernetes/client-node';
+import type { V1ObjectMeta } from '@kubernetes/client-node';
 import { z } from 'zod';
 import { Duration, formatMillis, toMillis } from '../../core/duration';
 import { InputValidationError, NonRetriableError } from '../../core/errors';
@@ -16,8 +11,9 @@ import type { StepContext } from '../../core/step';
 import { type Action, defineAction } from '../../core/step';
 import { type KubernetesCluster, k8sRef, type WorkloadKind } from '../cluster';
 import { isKubernetesApiError } from '../errors';
+import { NamespaceName, ObjectName, parseOptions } from '../options';
 import { diffJson } from './diff';
-import { awaitRollout, NamespaceName, ObjectName, parseActionOptions, plainJson } from './workload';
+import { awaitRollout, plainJson } from './workload';
 
 const Manifest = z.looseObject({
   apiVersion: z.string().min(1),
@@ -169,7 +165,7 @@ export function applyManifests(
   cluster: KubernetesCluster,
   options: ApplyManifestsOptionsInput,
 ): Action<ApplyManifestsParams, ApplyManifestsApplied> {
-  const o = parseActionOptions(KIND, ApplyManifestsOptions, options);
+  const o = parseOptions(KIND, ApplyManifestsOptions, options);
   const desired = desiredObjects(o);
   const namespaces = [...new Set(desired.map(touchedNamespace))].sort();
   const target = resourceRef('k8s', namespaces.join(','));
@@ -209,7 +205,7 @@ export function applyManifests(
           const dry = plainJson(
             await cluster.call(
               `dry-run create of ${describe(object)}`,
-              (opts) => objectsWith(cluster, opts).create(object, undefined, 'All', o.fieldManager),
+              (opts) => cluster.objects(opts).create(object, undefined, 'All', o.fieldManager),
               { signal: ctx.signal },
             ),
           );
@@ -229,12 +225,7 @@ export function applyManifests(
           await cluster.call(
             `dry-run replace of ${describe(object)}`,
             (opts) =>
-              objectsWith(cluster, opts).replace(
-                withMetadata(object, keep, rv),
-                undefined,
-                'All',
-                o.fieldManager,
-              ),
+              cluster.objects(opts).replace(withMetadata(object, keep, rv), undefined, 'All', o.fieldManager),
             { signal: ctx.signal },
           ),
         );
@@ -279,7 +270,7 @@ export function applyManifests(
           if (planned.action === 'create') {
             await cluster.call(
               `create ${describe(object)}`,
-              (opts) => objectsWith(cluster, opts).create(object, undefined, undefined, p.fieldManager),
+              (opts) => cluster.objects(opts).create(object, undefined, undefined, p.fieldManager),
               { signal: ctx.signal },
             );
             applied.created.push(describe(object));
@@ -287,12 +278,14 @@ export function applyManifests(
             await cluster.call(
               `replace ${describe(object)}`,
               (opts) =>
-                objectsWith(cluster, opts).replace(
-                  withMetadata(object, planned.keep, planned.resourceVersion),
-                  undefined,
-                  undefined,
-                  p.fieldManager,
-                ),
+                cluster
+                  .objects(opts)
+                  .replace(
+                    withMetadata(object, planned.keep, planned.resourceVersion),
+                    undefined,
+                    undefined,
+                    p.fieldManager,
+                  ),
               { signal: ctx.signal },
             );
             applied.updated.push(describe(object));
@@ -539,23 +532,12 @@ function holdsSecrets(object: Json): boolean {
 
 // ---- requests ------------------------------------------------------------------------------------------
 
-/**
- * `KubernetesObjectApi` ignores per-call middleware (it only reads its own configuration), so the step's
- * signal and the request timeout reach it through a per-request view with that middleware appended.
- */
-function objectsWith(cluster: KubernetesCluster, options: ConfigurationOptions): KubernetesObjectApi {
-  const base = (cluster.objects as unknown as { configuration: Configuration }).configuration;
-  const view = Object.create(cluster.objects) as KubernetesObjectApi & { configuration: Configuration };
-  view.configuration = { ...base, middleware: [...base.middleware, ...(options.middleware ?? [])] };
-  return view;
-}
-
 async function readLive(cluster: KubernetesCluster, object: Desired, ctx: StepContext): Promise<unknown> {
   try {
     return await cluster.call(
       `read ${describe(object)}`,
       (opts) =>
-        objectsWith(cluster, opts).read({
+        cluster.objects(opts).read({
           apiVersion: object.apiVersion,
           kind: object.kind,
           metadata: {
@@ -590,14 +572,7 @@ async function undo(
         await cluster.call(
           `delete ${describePlanned(p)}`,
           (opts) =>
-            objectsWith(cluster, opts).delete(
-              header,
-              undefined,
-              undefined,
-              undefined,
-              undefined,
-              'Background',
-            ),
+            cluster.objects(opts).delete(header, undefined, undefined, undefined, undefined, 'Background'),
           { signal: ctx.signal },
         );
       } catch (e) {
@@ -612,13 +587,13 @@ async function undo(
     }
     const live = (await cluster.call(
       `read ${describePlanned(p)}`,
-      (opts) => objectsWith(cluster, opts).read(header),
+      (opts) => cluster.objects(opts).read(header),
       { signal: ctx.signal },
     )) as { metadata?: { resourceVersion?: string } };
     const restored = withMetadata(previous, serverAnnotations(live), live.metadata?.resourceVersion ?? null);
     await cluster.call(
       `restore ${describePlanned(p)}`,
-      (opts) => objectsWith(cluster, opts).replace(restored, undefined, undefined, fieldManager),
+      (opts) => cluster.objects(opts).replace(restored, undefined, undefined, fieldManager),
       { signal: ctx.signal },
     );
   }

@@ -4,19 +4,16 @@ import { Duration, toMillis } from '../../core/duration';
 import { RunbookError } from '../../core/errors';
 import { type Action, defineAction } from '../../core/step';
 import { type KubernetesCluster, k8sRef, type WorkloadKind } from '../cluster';
+import { NamespaceName, ObjectName, parseOptions, WorkloadKindSchema } from '../options';
 import { REVISION_ANNOTATION } from '../revisions';
 import {
   awaitRollout,
   describeWorkload,
-  NamespaceName,
-  ObjectName,
-  parseActionOptions,
   patchWorkload,
   pausedError,
   readWorkload,
   rfc3339Now,
   type Workload,
-  WorkloadKindSchema,
 } from './workload';
 
 /** The template annotation `kubectl rollout restart` sets. */
@@ -81,7 +78,7 @@ export function rolloutRestart(
   cluster: KubernetesCluster,
   options: RolloutRestartOptionsInput,
 ): Action<RolloutRestartParams, RolloutRestartApplied> {
-  const o = parseActionOptions(KIND, RolloutRestartOptions, options);
+  const o = parseOptions(KIND, RolloutRestartOptions, options);
   const target = k8sRef(o.namespace, o.kind, o.name);
   const label = describeWorkload(o.kind, o.namespace, o.name);
   return defineAction<RolloutRestartParams, RolloutRestartApplied>({

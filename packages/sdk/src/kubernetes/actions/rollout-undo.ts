@@ -8,6 +8,7 @@ import type { ResourceRef } from '../../core/resource';
 import type { StepContext } from '../../core/step';
 import { type Action, defineAction } from '../../core/step';
 import { type KubernetesCluster, k8sRef } from '../cluster';
+import { NamespaceName, ObjectName, parseOptions } from '../options';
 import {
   listRevisions,
   REVISION_ANNOTATION,
@@ -17,15 +18,7 @@ import {
   templateWithoutHash,
 } from '../revisions';
 import { diffJson } from './diff';
-import {
-  awaitRollout,
-  NamespaceName,
-  ObjectName,
-  parseActionOptions,
-  patchWorkload,
-  pausedError,
-  readWorkload,
-} from './workload';
+import { awaitRollout, patchWorkload, pausedError, readWorkload } from './workload';
 
 /** Options of {@link rolloutUndo}. */
 export const RolloutUndoOptions = z.object({
@@ -100,7 +93,7 @@ export function rolloutUndo(
   cluster: KubernetesCluster,
   options: RolloutUndoOptionsInput,
 ): Action<RolloutUndoParams, null> {
-  const o = parseActionOptions(KIND, RolloutUndoOptions, options);
+  const o = parseOptions(KIND, RolloutUndoOptions, options);
   const target = k8sRef(o.namespace, 'Deployment', o.name);
   const label = `Deployment ${o.namespace}/${o.name}`;
   return defineAction<RolloutUndoParams, null>({

@@ -4,14 +4,8 @@ import { Duration, toMillis } from '../../core/duration';
 import type { StepContext } from '../../core/step';
 import { type Action, defineAction } from '../../core/step';
 import { type KubernetesCluster, k8sRef, type WorkloadKind } from '../cluster';
-import {
-  awaitRollout,
-  describeWorkload,
-  NamespaceName,
-  ObjectName,
-  parseActionOptions,
-  WorkloadKindSchema,
-} from './workload';
+import { NamespaceName, ObjectName, parseOptions, WorkloadKindSchema } from '../options';
+import { awaitRollout, describeWorkload } from './workload';
 
 /** Options of {@link scale}. */
 export const ScaleOptions = z.object({
@@ -54,7 +48,7 @@ const KIND = 'k8s.scale';
  * Risk `medium` (scaling down removes capacity), not destructive.
  */
 export function scale(cluster: KubernetesCluster, options: ScaleOptionsInput): Action<ScaleParams, null> {
-  const o = parseActionOptions(KIND, ScaleOptions, options);
+  const o = parseOptions(KIND, ScaleOptions, options);
   const target = k8sRef(o.namespace, o.kind, o.name);
   const label = describeWorkload(o.kind, o.namespace, o.name);
   return defineAction<ScaleParams, null>({

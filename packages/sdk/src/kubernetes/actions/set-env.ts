@@ -14,18 +14,15 @@ import { isSecretName, REDACTED } from '../../core/redact';
 import type { StepContext } from '../../core/step';
 import { type Action, defineAction } from '../../core/step';
 import { type KubernetesCluster, k8sRef, type WorkloadKind } from '../cluster';
+import { NamespaceName, ObjectName, parseOptions, WorkloadKindSchema } from '../options';
 import { listRevisions, templatesEqual } from '../revisions';
 import {
   awaitRollout,
   describeWorkload,
-  NamespaceName,
-  ObjectName,
-  parseActionOptions,
   patchWorkload,
   plainJson,
   readWorkload,
   type Workload,
-  WorkloadKindSchema,
 } from './workload';
 
 const ENV_NAME = /^[-._a-zA-Z][-._a-zA-Z0-9]*$/;
@@ -109,7 +106,7 @@ const KIND = 'k8s.set-env';
  * Risk `medium`, not destructive.
  */
 export function setEnv(cluster: KubernetesCluster, options: SetEnvOptionsInput): Action<SetEnvParams, null> {
-  const o = parseActionOptions(KIND, SetEnvOptions, options);
+  const o = parseOptions(KIND, SetEnvOptions, options);
   const target = k8sRef(o.namespace, o.kind, o.name);
   const label = describeWorkload(o.kind, o.namespace, o.name);
   return defineAction<SetEnvParams, null>({

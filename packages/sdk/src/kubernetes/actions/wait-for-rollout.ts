@@ -2,17 +2,9 @@ import { z } from 'zod';
 import { Duration, toMillis } from '../../core/duration';
 import type { Action, Check } from '../../core/step';
 import { type KubernetesCluster, k8sRef, type WorkloadKind } from '../cluster';
+import { NamespaceName, ObjectName, parseOptions, WorkloadKindSchema } from '../options';
 import { rolloutStatus } from '../rollout-status';
-import {
-  awaitRollout,
-  describeWorkload,
-  NamespaceName,
-  ObjectName,
-  parseActionOptions,
-  type RolloutWaitData,
-  readWorkload,
-  WorkloadKindSchema,
-} from './workload';
+import { awaitRollout, describeWorkload, type RolloutWaitData, readWorkload } from './workload';
 
 /** Options of {@link waitForRollout}. */
 export const WaitForRolloutOptions = z.object({
@@ -57,7 +49,7 @@ export function waitForRollout(
   cluster: KubernetesCluster,
   options: WaitForRolloutOptionsInput,
 ): Action<WaitForRolloutParams, null> & Check<RolloutWaitData> {
-  const o = parseActionOptions(KIND, WaitForRolloutOptions, options);
+  const o = parseOptions(KIND, WaitForRolloutOptions, options);
   const target = k8sRef(o.namespace, o.kind, o.name);
   const label = describeWorkload(o.kind, o.namespace, o.name);
   const params: WaitForRolloutParams = {

@@ -1,60 +1,12 @@
 import type { V1Deployment, V1Pod, V1PodTemplateSpec, V1StatefulSet } from '@kubernetes/client-node';
-import { z } from 'zod';
 import { formatMillis } from '../../core/duration';
-import { InputValidationError, RunbookError } from '../../core/errors';
+import { RunbookError } from '../../core/errors';
 import { type Cell, type Evidence, type Finding, finding } from '../../core/finding';
 import type { Json } from '../../core/json';
 import type { KubernetesCluster, RequestOptions, WorkloadKind } from '../cluster';
 import { isKubernetesApiError } from '../errors';
 import { controlledBy, listRevisions, selectorText, templatesEqual } from '../revisions';
 import { type RolloutStatus, rolloutStatus } from '../rollout-status';
-
-// ---- options -------------------------------------------------------------------------------------------
-
-/** A namespace name (an RFC 1123 label). */
-export const NamespaceName = z
-  .string()
-  .min(1)
-  .max(63)
-  .regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, 'expected a namespace name (lowercase letters, digits and "-")');
-
-/** An object name (an RFC 1123 subdomain). */
-export const ObjectName = z
-  .string()
-  .min(1)
-  .max(253)
-  .regex(
-    /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/,
-    'expected an object name (lowercase letters, digits, "-" and ".")',
-  );
-
-/** `Deployment` or `StatefulSet`. */
-export const WorkloadKindSchema = z.enum(['Deployment', 'StatefulSet']);
-
-/**
- * Validates an action's options when the action is built, so that a typo fails at definition time with an
- * {@link InputValidationError} naming each bad field (`env.FOO`, `manifests[2].metadata`), not mid-incident.
- */
-export function parseActionOptions<S extends z.ZodType>(
-  kind: string,
-  schema: S,
-  input: unknown,
-): z.output<S> {
-  const parsed = schema.safeParse(input ?? {});
-  if (!parsed.success) {
-    throw new InputValidationError(
-      `options of ${kind}`,
-      parsed.error.issues.map((issue) => ({ path: issuePath(issue.path), message: issue.message })),
-    );
-  }
-  return parsed.data;
-}
-
-function issuePath(path: readonly PropertyKey[]): string {
-  return path
-    .map((p, i) => (typeof p === 'number' ? `[${p}]` : `${i === 0 ? '' : '.'}${String(p)}`))
-    .join('');
-}
 
 // ---- reading and writing workloads ---------------------------------------------------------------------
 

@@ -4,16 +4,16 @@ import { type Cell, type FindingStatus, finding, worstStatus } from '../../core/
 import { type Check, defineCheck } from '../../core/step';
 import type { KubernetesCluster } from '../cluster';
 import { isKubernetesApiError } from '../errors';
-import { parseCheckParams } from './params';
+import { parseOptions } from '../options';
 import { apiMessage, clip, listSome } from './wording';
 
-/** Params of {@link clusterHealth}. */
-export const ClusterHealthParams = z.object({
+/** Options of {@link clusterHealth}. */
+export const ClusterHealthOptions = z.object({
   /** Warn when `/version` takes longer than this to answer. @default "1s" */
   slowAfter: Duration.default('1s'),
 });
-export type ClusterHealthParams = z.output<typeof ClusterHealthParams>;
-export type ClusterHealthParamsInput = z.input<typeof ClusterHealthParams>;
+export type ClusterHealthOptions = z.output<typeof ClusterHealthOptions>;
+export type ClusterHealthOptionsInput = z.input<typeof ClusterHealthOptions>;
 
 /** What {@link clusterHealth} found. */
 export type ClusterHealthData = {
@@ -48,9 +48,9 @@ const KIND = 'k8s.cluster-health';
  */
 export function clusterHealth(
   cluster: KubernetesCluster,
-  params: ClusterHealthParamsInput = {},
+  params: ClusterHealthOptionsInput = {},
 ): Check<ClusterHealthData> {
-  const p = parseCheckParams(KIND, ClusterHealthParams, params);
+  const p = parseOptions(KIND, ClusterHealthOptions, params);
   const slowMs = toMillis(p.slowAfter);
   return defineCheck({
     kind: KIND,

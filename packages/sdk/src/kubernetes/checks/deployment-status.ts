@@ -3,13 +3,13 @@ import { z } from 'zod';
 import { type Cell, type Evidence, type FindingStatus, finding } from '../../core/finding';
 import { type Check, defineCheck } from '../../core/step';
 import type { KubernetesCluster } from '../cluster';
+import { parseOptions } from '../options';
 import { type RolloutState, rolloutStatus } from '../rollout-status';
 import { formatAge, isoOf } from './age';
-import { parseCheckParams } from './params';
 import { clip, isNotFound } from './wording';
 
-/** Params of {@link deploymentStatus}. */
-export const DeploymentStatusParams = z.object({
+/** Options of {@link deploymentStatus}. */
+export const DeploymentStatusOptions = z.object({
   /** Namespace of the workload. */
   namespace: z.string().min(1),
   /** Name of the Deployment or StatefulSet. */
@@ -17,8 +17,8 @@ export const DeploymentStatusParams = z.object({
   /** Which kind of workload. @default "Deployment" */
   kind: z.enum(['Deployment', 'StatefulSet']).default('Deployment'),
 });
-export type DeploymentStatusParams = z.output<typeof DeploymentStatusParams>;
-export type DeploymentStatusParamsInput = z.input<typeof DeploymentStatusParams>;
+export type DeploymentStatusOptions = z.output<typeof DeploymentStatusOptions>;
+export type DeploymentStatusOptionsInput = z.input<typeof DeploymentStatusOptions>;
 
 /** A condition of the workload (`Available`, `Progressing`, `ReplicaFailure`). */
 export type WorkloadCondition = {
@@ -70,9 +70,9 @@ const KIND = 'k8s.deployment-status';
  */
 export function deploymentStatus(
   cluster: KubernetesCluster,
-  params: DeploymentStatusParamsInput,
+  params: DeploymentStatusOptionsInput,
 ): Check<DeploymentStatusData> {
-  const p = parseCheckParams(KIND, DeploymentStatusParams, params);
+  const p = parseOptions(KIND, DeploymentStatusOptions, params);
   const ref = `${p.kind.toLowerCase()}/${p.name}`;
   return defineCheck({
     kind: KIND,
@@ -164,7 +164,7 @@ export function deploymentStatus(
   });
 }
 
-function emptyData(p: DeploymentStatusParams): DeploymentStatusData {
+function emptyData(p: DeploymentStatusOptions): DeploymentStatusData {
   return {
     namespace: p.namespace,
     name: p.name,

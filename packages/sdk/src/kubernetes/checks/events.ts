@@ -4,15 +4,15 @@ import { Duration, formatMillis, toMillis } from '../../core/duration';
 import { type Evidence, finding } from '../../core/finding';
 import { type Check, defineCheck } from '../../core/step';
 import type { KubernetesCluster } from '../cluster';
+import { parseOptions } from '../options';
 import { formatAge, isoOf, timeOf } from './age';
-import { parseCheckParams } from './params';
 import { clip, listSome, MAX_ROWS, plural } from './wording';
 
 /**
- * Params of {@link events}: the events of one object (`kind` and `name`), of the pods a label `selector`
+ * Options of {@link events}: the events of one object (`kind` and `name`), of the pods a label `selector`
  * matches, or of the whole namespace (neither).
  */
-export const EventsParams = z
+export const EventsOptions = z
   .object({
     /** Namespace of the events (for nodes: `default`). */
     namespace: z.string().min(1),
@@ -42,8 +42,8 @@ export const EventsParams = z
     message: 'give either `kind` and `name`, or `selector`, not both',
     path: ['selector'],
   });
-export type EventsParams = z.output<typeof EventsParams>;
-export type EventsParamsInput = z.input<typeof EventsParams>;
+export type EventsOptions = z.output<typeof EventsOptions>;
+export type EventsOptionsInput = z.input<typeof EventsOptions>;
 
 /** One event, as `kubectl get events` lists it. */
 export type EventView = {
@@ -100,8 +100,8 @@ const KINDS = [
  * - `ok` otherwise (including no events at all).
  * - `unknown` when a `selector` matches no pod: there is nothing to attribute events to.
  */
-export function events(cluster: KubernetesCluster, params: EventsParamsInput): Check<EventsData> {
-  const p = parseCheckParams(KIND, EventsParams, params);
+export function events(cluster: KubernetesCluster, params: EventsOptionsInput): Check<EventsData> {
+  const p = parseOptions(KIND, EventsOptions, params);
   const kind =
     p.kind === undefined
       ? undefined

@@ -1,31 +1,31 @@
 /** Kubernetes checks: read-only diagnoses over a {@link KubernetesCluster}, one per `kubectl` look an operator takes. */
 export {
   type ClusterHealthData,
-  ClusterHealthParams,
-  type ClusterHealthParamsInput,
+  ClusterHealthOptions,
+  type ClusterHealthOptionsInput,
   clusterHealth,
 } from './cluster-health';
 export {
   type DeploymentStatusData,
-  DeploymentStatusParams,
-  type DeploymentStatusParamsInput,
+  DeploymentStatusOptions,
+  type DeploymentStatusOptionsInput,
   deploymentStatus,
   type WorkloadCondition,
 } from './deployment-status';
-export { type EventsData, EventsParams, type EventsParamsInput, type EventView, events } from './events';
+export { type EventsData, EventsOptions, type EventsOptionsInput, type EventView, events } from './events';
 export {
   type NodeStatusData,
-  NodeStatusParams,
-  type NodeStatusParamsInput,
+  NodeStatusOptions,
+  type NodeStatusOptionsInput,
   type NodeView,
   nodeStatus,
 } from './node-status';
-export { type PodLog, type PodLogsData, PodLogsParams, type PodLogsParamsInput, podLogs } from './pod-logs';
+export { type PodLog, type PodLogsData, PodLogsOptions, type PodLogsOptionsInput, podLogs } from './pod-logs';
 export {
   type PodProblem,
   type PodStatusData,
-  PodStatusParams,
-  type PodStatusParamsInput,
+  PodStatusOptions,
+  type PodStatusOptionsInput,
   podStatus,
 } from './pod-status';
 export type { ContainerView, PodView } from './pod-view';
@@ -33,15 +33,15 @@ export { formatCpu, formatMemory, parseQuantity } from './quantity';
 export {
   type ContainerUsage,
   type ResourceUsageData,
-  ResourceUsageParams,
-  type ResourceUsageParamsInput,
+  ResourceUsageOptions,
+  type ResourceUsageOptionsInput,
   resourceUsage,
   type UsageAlarm,
 } from './resource-usage';
 export {
   type RevisionView,
   type RolloutHistoryData,
-  RolloutHistoryParams,
-  type RolloutHistoryParamsInput,
+  RolloutHistoryOptions,
+  type RolloutHistoryOptionsInput,
   rolloutHistory,
 } from './rollout-history';

@@ -3,18 +3,18 @@ import { z } from 'zod';
 import { type Evidence, type FindingStatus, finding } from '../../core/finding';
 import { type Check, defineCheck } from '../../core/step';
 import type { KubernetesCluster } from '../cluster';
+import { parseOptions } from '../options';
 import { formatAge, isoOf } from './age';
-import { parseCheckParams } from './params';
 import { formatCpu, formatMemory, quantityOrUndefined } from './quantity';
 import { clip, listSome, MAX_ROWS, plural } from './wording';
 
-/** Params of {@link nodeStatus}. */
-export const NodeStatusParams = z.object({
+/** Options of {@link nodeStatus}. */
+export const NodeStatusOptions = z.object({
   /** Label selector of the nodes, e.g. `node-role.kubernetes.io/worker`. @default every node */
   selector: z.string().min(1).optional(),
 });
-export type NodeStatusParams = z.output<typeof NodeStatusParams>;
-export type NodeStatusParamsInput = z.input<typeof NodeStatusParams>;
+export type NodeStatusOptions = z.output<typeof NodeStatusOptions>;
+export type NodeStatusOptionsInput = z.input<typeof NodeStatusOptions>;
 
 /** One node, as `kubectl get nodes -o wide` and `kubectl describe node` show it. */
 export type NodeView = {
@@ -58,9 +58,9 @@ const MAX_NODES_IN_DATA = 200;
  */
 export function nodeStatus(
   cluster: KubernetesCluster,
-  params: NodeStatusParamsInput = {},
+  params: NodeStatusOptionsInput = {},
 ): Check<NodeStatusData> {
-  const p = parseCheckParams(KIND, NodeStatusParams, params);
+  const p = parseOptions(KIND, NodeStatusOptions, params);
   const which = p.selector ? `nodes ${p.selector}` : 'nodes';
   return defineCheck({
     kind: KIND,

@@ -5,7 +5,7 @@ import { type Evidence, finding } from '../../core/finding';
 import { type Check, defineCheck } from '../../core/step';
 import type { KubernetesCluster } from '../cluster';
 import { isKubernetesApiError } from '../errors';
-import { parseCheckParams } from './params';
+import { parseOptions } from '../options';
 import { isPodReady } from './pod-view';
 import { apiMessage, clip, isNotFound, listSome, plural } from './wording';
 
@@ -18,8 +18,8 @@ function isRegExp(source: string): boolean {
   }
 }
 
-/** Params of {@link podLogs}: exactly one of `pod` and `selector`. */
-export const PodLogsParams = z
+/** Options of {@link podLogs}: exactly one of `pod` and `selector`. */
+export const PodLogsOptions = z
   .object({
     /** Namespace of the pods. */
     namespace: z.string().min(1),
@@ -51,8 +51,8 @@ export const PodLogsParams = z
     message: 'give exactly one of `pod` and `selector`',
     path: ['pod'],
   });
-export type PodLogsParams = z.output<typeof PodLogsParams>;
-export type PodLogsParamsInput = z.input<typeof PodLogsParams>;
+export type PodLogsOptions = z.output<typeof PodLogsOptions>;
+export type PodLogsOptionsInput = z.input<typeof PodLogsOptions>;
 
 /** The log of one container of one pod, as read. */
 export type PodLog = {
@@ -98,8 +98,8 @@ const KIND = 'k8s.pod-logs';
  *
  * Log lines are evidence as they are; the engine redacts secrets from findings before storing them.
  */
-export function podLogs(cluster: KubernetesCluster, params: PodLogsParamsInput): Check<PodLogsData> {
-  const p = parseCheckParams(KIND, PodLogsParams, params);
+export function podLogs(cluster: KubernetesCluster, params: PodLogsOptionsInput): Check<PodLogsData> {
+  const p = parseOptions(KIND, PodLogsOptions, params);
   const pattern = p.pattern === undefined ? undefined : new RegExp(p.pattern, 'i');
   const patternText = p.pattern === undefined ? null : `/${p.pattern}/i`;
   return defineCheck({

@@ -2,8 +2,8 @@ import { z } from 'zod';
 import { type Evidence, type FindingStatus, finding, worstStatus } from '../../core/finding';
 import { type Check, defineCheck } from '../../core/step';
 import type { KubernetesCluster } from '../cluster';
+import { parseOptions } from '../options';
 import { formatAge } from './age';
-import { parseCheckParams } from './params';
 import {
   CONFIG_REASONS,
   type ContainerView,
@@ -14,8 +14,8 @@ import {
 } from './pod-view';
 import { clip, listSome, MAX_ROWS, plural } from './wording';
 
-/** Params of {@link podStatus}. */
-export const PodStatusParams = z.object({
+/** Options of {@link podStatus}. */
+export const PodStatusOptions = z.object({
   /** Namespace of the pods. */
   namespace: z.string().min(1),
   /** Label selector of the pods, as `kubectl get pods -l` takes it, e.g. `app=requirements-agent`. */
@@ -23,8 +23,8 @@ export const PodStatusParams = z.object({
   /** Restarts a ready pod may have before the check warns. @default 3 */
   maxRestarts: z.number().int().nonnegative().default(3),
 });
-export type PodStatusParams = z.output<typeof PodStatusParams>;
-export type PodStatusParamsInput = z.input<typeof PodStatusParams>;
+export type PodStatusOptions = z.output<typeof PodStatusOptions>;
+export type PodStatusOptionsInput = z.input<typeof PodStatusOptions>;
 
 /** One thing wrong with a pod, in words for the summary. */
 export type PodProblem = {
@@ -66,8 +66,8 @@ const MAX_PODS_IN_DATA = 100;
  * Pods being deleted (a rollout's old pods) and finished pods (`Succeeded`, or `Failed` such as evicted
  * ones, which their controller has replaced) are listed but not counted.
  */
-export function podStatus(cluster: KubernetesCluster, params: PodStatusParamsInput): Check<PodStatusData> {
-  const p = parseCheckParams(KIND, PodStatusParams, params);
+export function podStatus(cluster: KubernetesCluster, params: PodStatusOptionsInput): Check<PodStatusData> {
+  const p = parseOptions(KIND, PodStatusOptions, params);
   return defineCheck({
     kind: KIND,
     description: `Pods ${p.selector} in ${p.namespace}: ready, restarts, crash loops, image pulls, OOM kills`,

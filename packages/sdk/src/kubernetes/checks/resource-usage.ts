@@ -4,15 +4,15 @@ import { type Evidence, finding } from '../../core/finding';
 import { type Check, defineCheck } from '../../core/step';
 import type { KubernetesCluster } from '../cluster';
 import { isKubernetesApiError } from '../errors';
+import { parseOptions } from '../options';
 import { isoOf } from './age';
-import { parseCheckParams } from './params';
 import { formatCpu, formatMemory, quantityOrUndefined } from './quantity';
 import { apiMessage, listSome, MAX_ROWS, plural } from './wording';
 
 const Fraction = z.number().gt(0).max(1);
 
-/** Params of {@link resourceUsage}. */
-export const ResourceUsageParams = z.object({
+/** Options of {@link resourceUsage}. */
+export const ResourceUsageOptions = z.object({
   /** Namespace of the pods. */
   namespace: z.string().min(1),
   /** Label selector of the pods, e.g. `app=generation-agent`. @default every pod of the namespace */
@@ -22,8 +22,8 @@ export const ResourceUsageParams = z.object({
   /** Warn when a container uses more than this fraction of its memory limit (it is close to an OOM kill). @default 0.9 */
   memoryWarn: Fraction.default(0.9),
 });
-export type ResourceUsageParams = z.output<typeof ResourceUsageParams>;
-export type ResourceUsageParamsInput = z.input<typeof ResourceUsageParams>;
+export type ResourceUsageOptions = z.output<typeof ResourceUsageOptions>;
+export type ResourceUsageOptionsInput = z.input<typeof ResourceUsageOptions>;
 
 /** One container's usage next to its requests and limits. CPU in cores, memory in bytes. */
 export type ContainerUsage = {
@@ -88,9 +88,9 @@ const MAX_CONTAINERS_IN_DATA = 200;
  */
 export function resourceUsage(
   cluster: KubernetesCluster,
-  params: ResourceUsageParamsInput,
+  params: ResourceUsageOptionsInput,
 ): Check<ResourceUsageData> {
-  const p = parseCheckParams(KIND, ResourceUsageParams, params);
+  const p = parseOptions(KIND, ResourceUsageOptions, params);
   const where = `in ${p.namespace}${p.selector ? ` (${p.selector})` : ''}`;
   return defineCheck({
     kind: KIND,

@@ -3,20 +3,20 @@ import { z } from 'zod';
 import { type Evidence, finding } from '../../core/finding';
 import { type Check, defineCheck } from '../../core/step';
 import type { KubernetesCluster } from '../cluster';
+import { parseOptions } from '../options';
 import { listRevisions, POD_TEMPLATE_HASH_LABEL, REVISION_ANNOTATION, type Revision } from '../revisions';
 import { formatAge, isoOf } from './age';
-import { parseCheckParams } from './params';
 import { clip, isNotFound, MAX_ROWS, plural } from './wording';
 
-/** Params of {@link rolloutHistory}. */
-export const RolloutHistoryParams = z.object({
+/** Options of {@link rolloutHistory}. */
+export const RolloutHistoryOptions = z.object({
   /** Namespace of the Deployment. */
   namespace: z.string().min(1),
   /** Name of the Deployment. */
   name: z.string().min(1),
 });
-export type RolloutHistoryParams = z.output<typeof RolloutHistoryParams>;
-export type RolloutHistoryParamsInput = z.input<typeof RolloutHistoryParams>;
+export type RolloutHistoryOptions = z.output<typeof RolloutHistoryOptions>;
+export type RolloutHistoryOptionsInput = z.input<typeof RolloutHistoryOptions>;
 
 /** One revision of a Deployment: one of its ReplicaSets. */
 export type RevisionView = {
@@ -62,9 +62,9 @@ const CHANGE_CAUSE_ANNOTATION = 'kubernetes.io/change-cause';
  */
 export function rolloutHistory(
   cluster: KubernetesCluster,
-  params: RolloutHistoryParamsInput,
+  params: RolloutHistoryOptionsInput,
 ): Check<RolloutHistoryData> {
-  const p = parseCheckParams(KIND, RolloutHistoryParams, params);
+  const p = parseOptions(KIND, RolloutHistoryOptions, params);
   const ref = `deployment/${p.name}`;
   return defineCheck({
     kind: KIND,

@@ -1,0 +1,43 @@
+import { z } from 'zod';
+import { InputValidationError } from '../core/errors';
+
+/** A namespace name (an RFC 1123 label). */
+export const NamespaceName = z
+  .string()
+  .min(1)
+  .max(63)
+  .regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, 'expected a namespace name (lowercase letters, digits and "-")');
+
+/** An object name (an RFC 1123 subdomain). */
+export const ObjectName = z
+  .string()
+  .min(1)
+  .max(253)
+  .regex(
+    /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/,
+    'expected an object name (lowercase letters, digits, "-" and ".")',
+  );
+
+/** `Deployment` or `StatefulSet`. */
+export const WorkloadKindSchema = z.enum(['Deployment', 'StatefulSet']);
+
+/**
+ * Validates a check's or an action's options when it is built, so that a typo fails at definition time with an
+ * {@link InputValidationError} naming each bad field (`env.FOO`, `manifests[2].metadata`), not mid-incident.
+ */
+export function parseOptions<S extends z.ZodType>(kind: string, schema: S, input: unknown): z.output<S> {
+  const parsed = schema.safeParse(input ?? {});
+  if (!parsed.success) {
+    throw new InputValidationError(
+      `options of ${kind}`,
+      parsed.error.issues.map((issue) => ({ path: issuePath(issue.path), message: issue.message })),
+    );
+  }
+  return parsed.data;
+}
+
+function issuePath(path: readonly PropertyKey[]): string {
+  return path
+    .map((p, i) => (typeof p === 'number' ? `[${p}]` : `${i === 0 ? '' : '.'}${String(p)}`))
+    .join('');
+}
