@@ -74,10 +74,22 @@ const DNS_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0
 const keyOf = (t: ResourceType) => `${t.group}/${t.resource}`;
 const clone = <T>(v: T): T => structuredClone(v);
 
+/** Freezes an object and everything in it; already frozen parts are skipped (they are shared snapshots). */
+function deepFreeze<T>(value: T): T {
+  if (typeof value === 'object' && value !== null && !Object.isFrozen(value)) {
+    Object.freeze(value);
+    for (const v of Object.values(value)) deepFreeze(v);
+  }
+  return value;
+}
+
 /**
  * The simulator's etcd: typed objects with the API server's bookkeeping (uid, a cluster-wide
  * `resourceVersion`, `generation` bumped on spec changes, optimistic concurrency, garbage collection
- * of owned objects, a watch history). Everything going in or out is copied, so no caller can change
+ * of owned objects, a watch history). What goes in is copied. `get`/`find` hand out a copy to change and
+ * write back; `list`, watch events and write results hand out deep-frozen snapshots shared by every
+ * reader (copying every object on every list made controller passes quadratic). Either way no caller can
+ * change
  * stored state behind the store's back.
  */
 export class ObjectStore {
@@ -96,27 +108,29 @@ export class ObjectStore {
     return String(this.#rv);
   }
 
+  /** A copy of the object, or `undefined`. */
   find(type: ResourceType, namespace: string | undefined, name: string): KubeObject | undefined {
     const obj = this.#table(type).get(this.#id(type, namespace, name));
     return obj && clone(obj);
   }
 
+  /** A copy of the object; `404 NotFound` when there is none. */
   get(type: ResourceType, namespace: string | undefined, name: string): KubeObject {
     const obj = this.find(type, namespace, name);
     if (!obj) throw notFound(type.resource, type.group, name);
     return obj;
   }
 
-  /** Every object of a type, in one namespace or all; sorted by namespace and name like the API server. */
+  /**
+   * Every object of a type, in one namespace or all; sorted by namespace and name like the API server.
+   * The items are frozen snapshots: copy one (`structuredClone`) before changing it.
+   */
   list(type: ResourceType, namespace?: string): { items: KubeObject[]; resourceVersion: string } {
-    const items = [...this.#table(type).values()]
-      .filter((o) => !type.namespaced || namespace === undefined || o.metadata.namespace === namespace)
-      .map(clone)
-      .sort((a, b) =>
-        this.#id(type, a.metadata.namespace, a.metadata.name).localeCompare(
-          this.#id(type, b.metadata.namespace, b.metadata.name),
-        ),
-      );
+    // Table keys are `namespace/name`: sorting by them is the API server's order, without building keys.
+    const items = [...this.#table(type).entries()]
+      .filter(([, o]) => !type.namespaced || namespace === undefined || o.metadata.namespace === namespace)
+      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+      .map(([, o]) => o);
     return { items, resourceVersion: this.resourceVersion };
   }
 
@@ -184,7 +198,7 @@ export class ObjectStore {
     }
     let next: KubeObject;
     if (options.subresource === 'status') {
-      next = { ...clone(stored), status: clone(input.status) };
+      next = { ...stored, metadata: { ...stored.metadata }, status: clone(input.status) };
     } else {
       const incoming = clone(input);
       next = {
@@ -203,7 +217,7 @@ export class ObjectStore {
       };
       if (type.hasStatus) {
         if (stored.status === undefined) delete next.status;
-        else next.status = clone(stored.status);
+        else next.status = stored.status;
       }
       if (specOf(next) !== specOf(stored)) next.metadata.generation = stored.metadata.generation + 1;
     }
@@ -225,7 +239,7 @@ export class ObjectStore {
     const id = this.#id(type, ns, name);
     const stored = this.#table(type).get(id);
     if (!stored) throw notFound(type.resource, type.group, name);
-    if (options.dryRun) return clone(stored);
+    if (options.dryRun) return stored;
     this.#table(type).delete(id);
     const gone = this.#record(type, 'DELETED', {
       ...stored,
@@ -259,7 +273,7 @@ export class ObjectStore {
       }
       for (const e of this.#history) {
         if (e.typeKey === typeKey && e.resourceVersion > since && inScope(e.object)) {
-          listener({ type: e.type, object: clone(e.object) });
+          listener({ type: e.type, object: e.object });
         }
       }
     }
@@ -280,21 +294,22 @@ export class ObjectStore {
 
   #write(type: ResourceType, id: string, obj: KubeObject, kind: WatchEventType): KubeObject {
     obj.metadata.resourceVersion = String(++this.#rv);
-    this.#table(type).set(id, clone(obj));
+    this.#table(type).set(id, deepFreeze(obj));
     return this.#record(type, kind, obj);
   }
 
   #record(type: ResourceType, kind: WatchEventType, obj: KubeObject): KubeObject {
     const typeKey = keyOf(type);
-    this.#history.push({ type: kind, object: clone(obj), resourceVersion: this.#rv, typeKey });
+    deepFreeze(obj);
+    this.#history.push({ type: kind, object: obj, resourceVersion: this.#rv, typeKey });
     if (this.#history.length > HISTORY) this.#history.splice(0, this.#history.length - HISTORY);
     for (const w of [...this.#watchers]) {
       if (w.typeKey === typeKey && (w.namespace === undefined || w.namespace === obj.metadata.namespace)) {
-        w.listener({ type: kind, object: clone(obj) });
+        w.listener({ type: kind, object: obj });
       }
     }
-    for (const l of [...this.#changeListeners]) l(type, { type: kind, object: clone(obj) });
-    return clone(obj);
+    for (const l of [...this.#changeListeners]) l(type, { type: kind, object: obj });
+    return obj;
   }
 
   #collectGarbage(owner: KubeObject, ownerType: ResourceType): void {

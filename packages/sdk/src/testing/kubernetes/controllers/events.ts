@@ -10,25 +10,22 @@ export interface EventRecorder {
 
 /** An {@link EventRecorder} writing to the store; a repeat of the same event bumps `count` and `lastTimestamp`. */
 export function storeEventRecorder(store: ObjectStore): EventRecorder {
+  // Event names by what makes two events "the same", so a repeat is found without listing every event.
+  const named = new Map<string, string>();
   return {
     record(involved, type, reason, message, component) {
       const namespace = involved.metadata.namespace ?? 'default';
       // The namespace is being deleted with everything in it: nothing to report to.
       if (!store.find(NAMESPACES, undefined, namespace)) return;
       const now = new Date().toISOString().replace(/\.\d+Z$/, 'Z');
-      const existing = store
-        .list(EVENTS, namespace)
-        .items.find(
-          (e) =>
-            (e.involvedObject as { uid?: string }).uid === involved.metadata.uid &&
-            e.reason === reason &&
-            e.message === message,
-        );
+      const key = JSON.stringify([involved.metadata.uid, reason, message]);
+      const name = named.get(key);
+      const existing = name === undefined ? undefined : store.find(EVENTS, namespace, name);
       if (existing) {
         store.update(EVENTS, { ...existing, count: Number(existing.count ?? 1) + 1, lastTimestamp: now });
         return;
       }
-      store.create(EVENTS, {
+      const created = store.create(EVENTS, {
         metadata: { generateName: `${involved.metadata.name}.`, namespace },
         involvedObject: {
           apiVersion: involved.apiVersion,
@@ -47,6 +44,7 @@ export function storeEventRecorder(store: ObjectStore): EventRecorder {
         source: { component },
         reportingComponent: component,
       });
+      named.set(key, created.metadata.name);
     },
   };
 }
