@@ -2,8 +2,8 @@ import { isRunbookError, RunbookError } from '../core/errors';
 
 /**
  * A Kubernetes API call failed. `code` is `K8S_` plus the Status `reason` in upper snake case
- * (`K8S_NOT_FOUND`, `K8S_CONFLICT`, `K8S_FORBIDDEN`, …), `K8S_UNREACHABLE` when no answer came, or
- * `K8S_TIMEOUT`. Conflicts, throttling, server errors and network failures are retriable; the rest are not.
+ * (`K8S_NOT_FOUND`, `K8S_CONFLICT`, `K8S_FORBIDDEN`, …), `K8S_UNREACHABLE` when no answer came,
+ * `K8S_TIMEOUT`, or `K8S_CLIENT_ERROR` when the client refused to send the request. Conflicts, throttling, server errors and network failures are retriable; the rest are not.
  */
 export class KubernetesApiError extends RunbookError {
   /** The Status `reason` (`NotFound`, `Conflict`, …), or `Unreachable` / `Timeout` when no Status came back. */
@@ -15,12 +15,12 @@ export class KubernetesApiError extends RunbookError {
     reason: string,
     status: number,
     message: string,
-    options: { cause?: unknown; details?: Record<string, unknown> } = {},
+    options: { cause?: unknown; details?: Record<string, unknown>; retriable?: boolean } = {},
   ) {
     super(`K8S_${reason.replace(/([a-z])([A-Z])/g, '$1_$2').toUpperCase()}`, message, {
       ...options,
       details: { reason, status, ...options.details },
-      retriable: status === 0 || status === 409 || status === 429 || status >= 500,
+      retriable: options.retriable ?? (status === 0 || status === 409 || status === 429 || status >= 500),
     });
     this.reason = reason;
     this.status = status;
@@ -95,11 +95,32 @@ export function toKubernetesError(e: unknown, what: string, context: string): Ru
     );
   }
   const cause = (err?.cause as { code?: string; message?: string } | undefined) ?? undefined;
+  if (isNetworkFailure(err, cause)) {
+    return new KubernetesApiError(
+      'Unreachable',
+      0,
+      `Kubernetes ${what} failed: the API server of context "${context}" did not answer (${cause?.code ?? cause?.message ?? err?.message ?? String(e)}). Check the cluster address and network.`,
+      { cause: e },
+    );
+  }
+  // The client refused before sending (an unknown kind, a missing parameter): retrying cannot help.
   return new KubernetesApiError(
-    'Unreachable',
+    'ClientError',
     0,
-    `Kubernetes ${what} failed: the API server of context "${context}" did not answer (${cause?.code ?? cause?.message ?? err?.message ?? String(e)}). Check the cluster address and network.`,
-    { cause: e },
+    `Kubernetes ${what} failed in the client: ${err?.message ?? String(e)}`,
+    { cause: e, retriable: false },
+  );
+}
+
+/** fetch's "fetch failed" and socket errors (`ECONNREFUSED`, `UND_ERR_SOCKET`, …): the request did not get an answer. */
+function isNetworkFailure(
+  err: { message?: string } | undefined,
+  cause: { code?: string } | undefined,
+): boolean {
+  return (
+    err?.message === 'fetch failed' ||
+    /^(E[A-Z]+|UND_ERR_[A-Z_]+)$/.test(cause?.code ?? '') ||
+    /^(E[A-Z]+|UND_ERR_[A-Z_]+)$/.test((err as { code?: string } | undefined)?.code ?? '')
   );
 }
 

@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { z } from 'zod';
 import { defineRunbook } from '../../src/core/runbook';
 import { rolloutRestart } from '../../src/kubernetes/actions/rollout-restart';
@@ -108,6 +108,18 @@ const capacity = defineRunbook({
   },
 });
 
+/** Waits until every pod of the app is in CrashLoopBackOff. */
+async function untilCrashLooping(app: string): Promise<void> {
+  await vi.waitFor(
+    () => {
+      const pods = sim.store.list(PODS, NS).items.filter((p) => p.metadata.labels?.app === app);
+      expect(pods.length).toBeGreaterThan(0);
+      for (const p of pods) expect(JSON.stringify(p.status)).toContain('CrashLoopBackOff');
+    },
+    { timeout: 5_000, interval: 20 },
+  );
+}
+
 describe('Kubernetes runbooks on the engine (embedded store, simulated cluster)', () => {
   const fx = engineFixture(DRIVERS.pglite);
 
@@ -121,7 +133,7 @@ describe('Kubernetes runbooks on the engine (embedded store, simulated cluster)'
       selector: `app=requirements-agent,pod-template-hash=${hash}`,
     });
     try {
-      await new Promise((r) => setTimeout(r, 400)); // let the old pods crash-loop
+      await untilCrashLooping('requirements-agent'); // so the diagnosis sees the incident
       const engine = fx.engine([agentFailure]);
       const result = await engine.start(
         'agent-failure',
@@ -203,7 +215,7 @@ describe('Kubernetes runbooks on the engine (embedded store, simulated cluster)'
     await seed('execution-agent');
     const fault = sim.faults.inject({ kind: 'crashLoop', namespace: NS, selector: 'app=execution-agent' });
     try {
-      await new Promise((r) => setTimeout(r, 300));
+      await untilCrashLooping('execution-agent');
       const engine = fx.engine([agentFailure]);
       const timeoutMs = 8_000;
       const started = Date.now();

@@ -1,11 +1,14 @@
-import type { V1Scale } from '@kubernetes/client-node';
+import type { V1Pod, V1Scale } from '@kubernetes/client-node';
 import { z } from 'zod';
-import { Duration, toMillis } from '../../core/duration';
+import { Duration, formatMillis, toMillis } from '../../core/duration';
+import { type Finding, finding } from '../../core/finding';
 import type { StepContext } from '../../core/step';
-import { type Action, defineAction } from '../../core/step';
-import { type KubernetesCluster, k8sRef, type WorkloadKind } from '../cluster';
+import { type Action, type Applied, defineAction } from '../../core/step';
+import { type KubernetesCluster, k8sRef, type RequestOptions, type WorkloadKind } from '../cluster';
+import { isKubernetesApiError } from '../errors';
 import { NamespaceName, ObjectName, parseOptions, WorkloadKindSchema } from '../options';
-import { awaitRollout, describeWorkload } from './workload';
+import { selectorText } from '../revisions';
+import { describeWorkload, type FailingContainer, failingContainers, readWorkload, sleep } from './workload';
 
 /** Options of {@link scale}. */
 export const ScaleOptions = z.object({
@@ -40,18 +43,24 @@ const KIND = 'k8s.scale';
  * `kubectl scale --replicas=N`: a merge patch `{"spec":{"replicas":N}}` on the workload's `/scale` subresource.
  *
  * - **plan** reads `/scale`; the change is `spec.replicas: before → N` (empty when it already is N).
- * - **verify** waits (at most `timeout`) until the rollout is done and exactly N replicas are ready; it fails
- *   fast when new pods crash-loop or cannot pull their image, and when something else (an autoscaler)
- *   changed `spec.replicas` meanwhile.
+ * - **verify** waits (at most `timeout`) until the workload has exactly N pods and the scale made nothing
+ *   worse: at least N minus the pods that were already not ready before the apply are ready. So scaling
+ *   out during an incident with one crash-looping pod succeeds when the new pods are ready. It fails fast
+ *   when pods created by the scale crash-loop, cannot pull their image or are OOM-killed. When something
+ *   else (an autoscaler) changed `spec.replicas` meanwhile the finding is `unknown`: the engine then
+ *   leaves it alone instead of reverting over the autoscaler.
  * - **revert** patches `/scale` back to the planned `before`.
  *
  * Risk `medium` (scaling down removes capacity), not destructive.
  */
-export function scale(cluster: KubernetesCluster, options: ScaleOptionsInput): Action<ScaleParams, null> {
+export function scale(
+  cluster: KubernetesCluster,
+  options: ScaleOptionsInput,
+): Action<ScaleParams, ScaleApplied> {
   const o = parseOptions(KIND, ScaleOptions, options);
   const target = k8sRef(o.namespace, o.kind, o.name);
   const label = describeWorkload(o.kind, o.namespace, o.name);
-  return defineAction<ScaleParams, null>({
+  return defineAction<ScaleParams, ScaleApplied>({
     kind: KIND,
     target,
     risk: 'medium',
@@ -85,30 +94,17 @@ export function scale(cluster: KubernetesCluster, options: ScaleOptionsInput): A
     async apply(ctx, plan) {
       const p = plan.params;
       cluster.assertMayChange(p.namespace);
+      // The pods before the change, so that verify can tell the pods the scale created from older ones.
+      const workload = await readWorkload(cluster, p.kind, p.namespace, p.name, { signal: ctx.signal });
+      const before = await listPods(cluster, p, selectorText(workload.spec?.selector), {
+        signal: ctx.signal,
+      });
       await patchScale(cluster, p.kind, p.namespace, p.name, p.replicas, ctx);
-      return null;
+      return { podsBefore: before.map((pod) => pod.metadata?.name ?? '') };
     },
 
     async verify(ctx, applied) {
-      const p = applied.plan.params;
-      return awaitRollout(cluster, p, {
-        timeoutMs: p.timeoutMs,
-        signal: ctx.signal,
-        alsoRequire: (workload, status) => {
-          const desired = workload.spec?.replicas ?? 1;
-          if (desired !== p.replicas) {
-            return {
-              fail: `spec.replicas is ${desired}, not the ${p.replicas} this step set: something else (an autoscaler?) scaled it`,
-            };
-          }
-          if (status.readyReplicas !== p.replicas || status.currentReplicas !== p.replicas) {
-            return {
-              wait: `Waiting for ${label} to have ${p.replicas} ready replicas: ${status.readyReplicas} ready, ${status.currentReplicas} in total`,
-            };
-          }
-          return undefined;
-        },
-      });
+      return awaitScale(cluster, applied, ctx.signal);
     },
 
     async revert(ctx, applied) {
@@ -156,4 +152,127 @@ function patchScale(
         (o) => cluster.apps.patchNamespacedStatefulSetScale({ name, namespace, body }, o),
         request,
       );
+}
+
+/** What the scale's verify saw. */
+export type ScaleWaitData = {
+  replicas: number;
+  pods: number;
+  ready: number;
+  /** Ready pods needed: the replica count minus pods already not ready before the apply. */
+  needReady: number;
+  failing: FailingContainer[];
+  elapsedMs: number;
+};
+
+const POLL = { firstMs: 5, maxMs: 1_000 } as const;
+
+/** What the apply of {@link scale} returns. */
+export type ScaleApplied = {
+  /** Names of the workload's pods just before the change. */
+  podsBefore: string[];
+};
+
+/** Verify of {@link scale}: see its doc. Bounded by the timeout and the step's signal, every request included. */
+async function awaitScale(
+  cluster: KubernetesCluster,
+  applied: Applied<ScaleParams, ScaleApplied>,
+  stepSignal: AbortSignal,
+): Promise<Finding<ScaleWaitData>> {
+  const p = applied.plan.params;
+  const label = describeWorkload(p.kind, p.namespace, p.name);
+  const started = Date.now();
+  const deadline = started + p.timeoutMs;
+  // Requests stop at the deadline too, so a slow API cannot stretch the wait past the timeout.
+  const request = { signal: AbortSignal.any([stepSignal, AbortSignal.timeout(p.timeoutMs)]) };
+  // Which pods existed before the change: from the apply, or, when the apply was recovered after a crash
+  // and its result lost, those created before the apply's second (creationTimestamp has whole seconds).
+  const appliedSecond = Math.floor(Date.parse(applied.appliedAt) / 1000) * 1000;
+  const before = applied.data ? new Set(applied.data.podsBefore) : undefined;
+  const isOld = (pod: V1Pod) =>
+    before
+      ? before.has(pod.metadata?.name ?? '')
+      : (pod.metadata?.creationTimestamp?.getTime() ?? 0) < appliedSecond;
+  let data: ScaleWaitData = {
+    replicas: p.replicas,
+    pods: 0,
+    ready: 0,
+    needReady: p.replicas,
+    failing: [],
+    elapsedMs: 0,
+  };
+  let lastError: string | undefined;
+  let seen = false;
+  const result = (status: 'ok' | 'fail' | 'unknown', summary: string) =>
+    finding(status, `${label}: ${summary}`, { ...data, elapsedMs: Date.now() - started });
+
+  for (let delay: number = POLL.firstMs; ; delay = Math.min(delay * 2, POLL.maxMs)) {
+    stepSignal.throwIfAborted();
+    try {
+      const workload = await readWorkload(cluster, p.kind, p.namespace, p.name, request);
+      seen = true;
+      const desired = workload.spec?.replicas ?? 1;
+      if (desired !== p.replicas) {
+        return result(
+          'unknown',
+          `spec.replicas is now ${desired}, not the ${p.replicas} this step set: something else (an autoscaler?) scaled it; not judged, not reverted`,
+        );
+      }
+      const pods = await listPods(cluster, p, selectorText(workload.spec?.selector), request);
+      const oldUnready = pods.filter((pod) => isOld(pod) && !isReady(pod)).length;
+      const newPods = pods.filter((pod) => !isOld(pod));
+      data = {
+        ...data,
+        pods: pods.length,
+        ready: pods.filter(isReady).length,
+        needReady: Math.max(0, p.replicas - oldUnready),
+        failing: failingContainers(newPods),
+      };
+      lastError = undefined;
+      if (data.failing.length > 0) {
+        const f = data.failing[0] as FailingContainer;
+        return result(
+          'fail',
+          `pods created by the scale are failing: ${f.pod}/${f.container} ${f.reason}${f.message ? ` (${f.message})` : ''}`,
+        );
+      }
+      if (data.pods === p.replicas && data.ready >= data.needReady) {
+        return result('ok', `${data.pods} pods, ${data.ready} ready (scaled to ${p.replicas})`);
+      }
+    } catch (e) {
+      if (stepSignal.aborted) throw stepSignal.reason;
+      if (isKubernetesApiError(e) && e.retriable) lastError = e.message;
+      else throw e;
+    }
+    const left = deadline - Date.now();
+    if (left <= 0) {
+      const waited = formatMillis(p.timeoutMs);
+      return lastError && !seen
+        ? result('unknown', `could not read the workload for ${waited}: ${lastError}`)
+        : result(
+            'fail',
+            `not scaled after ${waited}: ${data.pods} pods (want ${p.replicas}), ${data.ready} ready (want ${data.needReady})`,
+          );
+    }
+    await sleep(Math.min(delay, left), stepSignal);
+  }
+}
+
+/** The workload's pods that are not being deleted. */
+async function listPods(
+  cluster: KubernetesCluster,
+  p: ScaleParams,
+  labelSelector: string,
+  request: RequestOptions,
+): Promise<V1Pod[]> {
+  const list = await cluster.call(
+    `list pods of ${describeWorkload(p.kind, p.namespace, p.name)}`,
+    (o) => cluster.core.listNamespacedPod({ namespace: p.namespace, labelSelector }, o),
+    request,
+  );
+  return list.items.filter((pod) => !pod.metadata?.deletionTimestamp);
+}
+
+function isReady(pod: V1Pod): boolean {
+  return pod.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') ?? false;
 }

@@ -164,7 +164,8 @@ export async function awaitRollout(
   const label = describeWorkload(kind, namespace, name);
   const started = Date.now();
   const deadline = started + options.timeoutMs;
-  const request = { signal: options.signal };
+  // Requests stop at the deadline too, so a slow API cannot stretch the wait past the timeout.
+  const request = { signal: AbortSignal.any([options.signal, AbortSignal.timeout(options.timeoutMs)]) };
   let delay: number = ROLLOUT_POLL.firstMs;
   let last: RolloutStatus | undefined;
   let lastError: string | undefined;
@@ -236,7 +237,8 @@ export async function awaitRollout(
     const left = deadline - Date.now();
     if (left <= 0) {
       const waited = formatMillis(options.timeoutMs);
-      if (!workload && lastError) {
+      // Unknown only when the rollout was never seen; a read cut off at the deadline still fails on what was seen.
+      if (!last && lastError) {
         return result(
           'unknown',
           'unknown',
@@ -300,7 +302,8 @@ export function failingContainers(pods: V1Pod[]): FailingContainer[] {
     for (const c of statuses) {
       const waiting = c.state?.waiting;
       const terminated = c.state?.terminated ?? c.lastState?.terminated;
-      const oom = terminated?.reason === 'OOMKilled';
+      // An OOM kill in the past of a container that is ready again is history, not a failing rollout.
+      const oom = terminated?.reason === 'OOMKilled' && !c.ready;
       if ((waiting?.reason && FAILING_REASONS.has(waiting.reason)) || oom) {
         const reason = waiting?.reason && FAILING_REASONS.has(waiting.reason) ? waiting.reason : 'OOMKilled';
         const parts = [

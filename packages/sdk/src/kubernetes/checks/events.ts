@@ -120,7 +120,7 @@ export function events(cluster: KubernetesCluster, params: EventsOptionsInput): 
       cluster.assertContext();
       const fields: string[] = [];
       if (kind !== undefined && p.name !== undefined) {
-        fields.push(`involvedObject.kind=${kind}`, `involvedObject.name=${p.name}`);
+        fields.push(`involvedObject.kind=${fieldValue(kind)}`, `involvedObject.name=${fieldValue(p.name)}`);
       }
       if (p.types.length === 1) fields.push(`type=${p.types[0]}`);
 
@@ -250,4 +250,9 @@ function evidenceOf(views: EventView[], now: number): Evidence[] {
     ]),
   };
   return [table];
+}
+
+/** Escapes a field selector value as the API server parses it (`\\`, `,` and `=` are special). */
+function fieldValue(value: string): string {
+  return value.replace(/[\\,=]/g, (c) => `\\${c}`);
 }
