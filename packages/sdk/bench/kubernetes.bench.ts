@@ -12,9 +12,10 @@
  */
 import type { V1Deployment } from '@kubernetes/client-node';
 import { sealPlan } from '../src/core/plan';
+import { sleep } from '../src/core/sleep';
 import type { Applied, StepContext } from '../src/core/step';
 import { rolloutRestart } from '../src/kubernetes/actions/rollout-restart';
-import { ROLLOUT_POLL, sleep } from '../src/kubernetes/actions/workload';
+import { ROLLOUT_POLL } from '../src/kubernetes/actions/workload';
 import { connectKubernetes } from '../src/kubernetes/cluster';
 import { rolloutStatus } from '../src/kubernetes/rollout-status';
 import { startKubernetesSimulator } from '../src/testing/kubernetes/simulator';

@@ -14,6 +14,7 @@ import { type Disposable, TypedEvent } from '../core/events';
 import type { Json } from '../core/json';
 import { createRedactor, type Redactor } from '../core/redact';
 import type { Runbook } from '../core/runbook';
+import { sleep } from '../core/sleep';
 import type { Action, Applied, RunMode } from '../core/step';
 import {
   type ApprovalRecord,
@@ -35,7 +36,7 @@ import type {
   StepStartEvent,
 } from './events';
 import { newId } from './ids';
-import { sleep, withDeadline } from './retry';
+import { withDeadline } from './retry';
 
 /** A signal that never aborts, for work bounded only by its own deadline. */
 const NEVER = new AbortController().signal;

@@ -1,6 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { NonRetriableError, RetryAfterError, TimeoutError } from '../core/errors';
-import { backoffDelay, nextRetry, retryPolicy, sleep, withDeadline } from './retry';
+import { sleep } from '../core/sleep';
+import { backoffDelay, nextRetry, retryPolicy, withDeadline } from './retry';
 
 describe('retry policy', () => {
   beforeEach(() => {

@@ -35,22 +35,6 @@ export function nextRetry(
   return { retry: true, delayMs: backoffDelay(attempt, policy, random) };
 }
 
-/** Resolves after `ms`, or rejects with the signal's reason when it aborts first. */
-export function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (signal.aborted) return reject(signal.reason);
-    const onAbort = () => {
-      clearTimeout(timer);
-      reject(signal.reason);
-    };
-    const timer = setTimeout(() => {
-      signal.removeEventListener('abort', onAbort);
-      resolve();
-    }, ms);
-    signal.addEventListener('abort', onAbort, { once: true });
-  });
-}
-
 /**
  * Runs `work` with a signal that aborts when `parent` aborts or `timeoutMs` passes. Rejects with the
  * parent's reason or a {@link TimeoutError} as soon as that happens, even if `work` ignores its signal.

@@ -29,6 +29,7 @@ import type {
   Runbook,
   StepTools,
 } from '../core/runbook';
+import { sleep } from '../core/sleep';
 import type { Action, Applied, Check, StepContext } from '../core/step';
 import type {
   AuditEntry,
@@ -51,7 +52,7 @@ import type {
   StepStartEvent,
 } from './events';
 import { newId } from './ids';
-import { nextRetry, retryPolicy, sleep, untilSettled, withDeadline } from './retry';
+import { nextRetry, retryPolicy, untilSettled, withDeadline } from './retry';
 import { EscalateSignal, giveUp, isControlSignal, StopReplay, SuspendSignal } from './signals';
 import { assertFinding, planAudit, summarize } from './step-results';
 

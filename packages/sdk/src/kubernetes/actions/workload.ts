@@ -3,6 +3,7 @@ import { formatMillis } from '../../core/duration';
 import { RunbookError } from '../../core/errors';
 import { type Cell, type Evidence, type Finding, finding } from '../../core/finding';
 import type { Json } from '../../core/json';
+import { sleep } from '../../core/sleep';
 import type { KubernetesCluster, RequestOptions, WorkloadKind } from '../cluster';
 import { isKubernetesApiError } from '../errors';
 import { controlledBy, listRevisions, selectorText, templatesEqual } from '../revisions';
@@ -64,22 +65,6 @@ export function rfc3339Now(now: number = Date.now()): string {
 /** Plain JSON of an object read through the typed client (dates become RFC 3339 strings, `undefined`s go). */
 export function plainJson<T>(value: T): Json {
   return value === undefined ? null : (JSON.parse(JSON.stringify(value)) as Json);
-}
-
-/** Resolves after `ms`, or rejects with the signal's reason when it aborts first. */
-export function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (signal.aborted) return reject(signal.reason);
-    const onAbort = () => {
-      clearTimeout(timer);
-      reject(signal.reason);
-    };
-    const timer = setTimeout(() => {
-      signal.removeEventListener('abort', onAbort);
-      resolve();
-    }, ms);
-    signal.addEventListener('abort', onAbort, { once: true });
-  });
 }
 
 // ---- waiting for a rollout -----------------------------------------------------------------------------

@@ -1,4 +1,6 @@
 /** Kubernetes checks: read-only diagnoses over a {@link KubernetesCluster}, one per `kubectl` look an operator takes. */
+
+export { formatCpu, formatMemory, parseQuantity } from '../quantity';
 export {
   type ClusterHealthData,
   ClusterHealthOptions,
@@ -29,7 +31,6 @@ export {
   podStatus,
 } from './pod-status';
 export type { ContainerView, PodView } from './pod-view';
-export { formatCpu, formatMemory, parseQuantity } from './quantity';
 export {
   type ContainerUsage,
   type ResourceUsageData,

@@ -4,8 +4,8 @@ import { type Evidence, type FindingStatus, finding } from '../../core/finding';
 import { type Check, defineCheck } from '../../core/step';
 import type { KubernetesCluster } from '../cluster';
 import { parseOptions } from '../options';
+import { formatCpu, formatMemory, quantityOrUndefined } from '../quantity';
 import { formatAge, isoOf } from './age';
-import { formatCpu, formatMemory, quantityOrUndefined } from './quantity';
 import { clip, listSome, MAX_ROWS, plural } from './wording';
 
 /** Options of {@link nodeStatus}. */

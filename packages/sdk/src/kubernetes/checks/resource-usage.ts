@@ -5,8 +5,8 @@ import { type Check, defineCheck } from '../../core/step';
 import type { KubernetesCluster } from '../cluster';
 import { isKubernetesApiError } from '../errors';
 import { parseOptions } from '../options';
+import { formatCpu, formatMemory, quantityOrUndefined } from '../quantity';
 import { isoOf } from './age';
-import { formatCpu, formatMemory, quantityOrUndefined } from './quantity';
 import { apiMessage, listSome, MAX_ROWS, plural } from './wording';
 
 const Fraction = z.number().gt(0).max(1);

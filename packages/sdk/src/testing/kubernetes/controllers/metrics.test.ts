@@ -1,5 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { isInputValidationError } from '../../../core/errors';
+import { quantityOrUndefined } from '../../../kubernetes/quantity';
 import { type KubeObject, ObjectStore } from '../object-store';
 import { NAMESPACES, NODE_METRICS, POD_METRICS, PODS } from '../resources';
 import { ControlLoop } from './control-loop';
@@ -7,7 +8,7 @@ import type { ControllerContext } from './controller';
 import { storeEventRecorder } from './events';
 import { kubeletController } from './kubelet';
 import { PodLogs } from './logs';
-import { metricsController, quantity } from './metrics';
+import { metricsController } from './metrics';
 import { nodeController } from './nodes';
 import { PodFaults } from './pod-faults';
 
@@ -122,24 +123,28 @@ describe('metrics', () => {
     const resources = { requests: { memory: '256Mi', cpu: '100m' }, limits: { memory: '512Mi' } };
     createPod(h.store, 'web-1', resources);
     await h.settle();
-    const memory = quantity(containersOf(h.store.get(POD_METRICS, 'default', 'web-1'))[0]?.usage.memory);
+    const memory = quantityOrUndefined(
+      containersOf(h.store.get(POD_METRICS, 'default', 'web-1'))[0]?.usage.memory,
+    );
     expect(memory).toBeGreaterThanOrEqual(0.95 * 512 * 2 ** 20);
     expect(memory).toBeLessThanOrEqual(512 * 2 ** 20);
     h.faults.clearAll();
     await new Promise((r) => setTimeout(r, 150));
     await h.settle();
-    const after = quantity(containersOf(h.store.get(POD_METRICS, 'default', 'web-1'))[0]?.usage.memory);
+    const after = quantityOrUndefined(
+      containersOf(h.store.get(POD_METRICS, 'default', 'web-1'))[0]?.usage.memory,
+    );
     expect(after).toBeLessThan(0.9 * 512 * 2 ** 20 + 1024);
   });
 
   it('parses Kubernetes quantities', () => {
-    expect(quantity('250m')).toBe(0.25);
-    expect(quantity('1Gi')).toBe(2 ** 30);
-    expect(quantity('1.5')).toBe(1.5);
-    expect(quantity('1e3')).toBe(1000);
-    expect(quantity('12345n')).toBeCloseTo(0.000012345);
-    expect(quantity('2E')).toBe(2e18);
-    expect(quantity('1 Gi')).toBeUndefined();
-    expect(quantity('Gi')).toBeUndefined();
+    expect(quantityOrUndefined('250m')).toBe(0.25);
+    expect(quantityOrUndefined('1Gi')).toBe(2 ** 30);
+    expect(quantityOrUndefined('1.5')).toBe(1.5);
+    expect(quantityOrUndefined('1e3')).toBe(1000);
+    expect(quantityOrUndefined('12345n')).toBeCloseTo(0.000012345);
+    expect(quantityOrUndefined('2E')).toBe(2e18);
+    expect(quantityOrUndefined('1 Gi')).toBeUndefined();
+    expect(quantityOrUndefined('Gi')).toBeUndefined();
   });
 });

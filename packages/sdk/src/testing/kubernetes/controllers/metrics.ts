@@ -1,4 +1,5 @@
 import { InputValidationError } from '../../../core/errors';
+import { quantityOrUndefined } from '../../../kubernetes/quantity';
 import type { KubeObject } from '../object-store';
 import { NODE_METRICS, NODES, POD_METRICS, PODS, type ResourceType } from '../resources';
 import type { Controller, ControllerContext } from './controller';
@@ -47,9 +48,9 @@ export function metricsController(ctx: ControllerContext, faults?: PodFaults): M
     const wobble = 1 + 0.05 * Math.sin(now / 10_000 + (h % 628) / 100);
     const requests = c.resources?.requests ?? {};
     const limits = c.resources?.limits ?? {};
-    const cpuRequest = quantity(requests.cpu);
-    const memRequest = quantity(requests.memory);
-    const memLimit = quantity(limits.memory);
+    const cpuRequest = quantityOrUndefined(requests.cpu);
+    const memRequest = quantityOrUndefined(requests.memory);
+    const memLimit = quantityOrUndefined(limits.memory);
     let cpu = cpuRequest ? cpuRequest * (0.2 + (h % 50) / 100) : (5 + (h % 120)) / 1000;
     let bytes = memRequest ? memRequest * (0.4 + ((h >>> 8) % 40) / 100) : (48 + ((h >>> 8) % 200)) * 2 ** 20;
     cpu *= wobble;
@@ -67,8 +68,8 @@ export function metricsController(ctx: ControllerContext, faults?: PodFaults): M
   return {
     name: 'metrics',
     setUsage(namespace, pod, container, usage) {
-      const cpu = quantity(usage.cpu);
-      const bytes = quantity(usage.memory);
+      const cpu = quantityOrUndefined(usage.cpu);
+      const bytes = quantityOrUndefined(usage.memory);
       const issues = [
         ...(cpu === undefined
           ? [{ path: 'cpu', message: `"${usage.cpu}" is not a quantity such as "250m"` }]
@@ -151,31 +152,4 @@ export function metricsController(ctx: ControllerContext, faults?: PodFaults): M
 /** Usage in metrics-server's units: nanocores and KiB. */
 function wire(m: Measured): { cpu: string; memory: string } {
   return { cpu: `${Math.round(m.cpu * 1e9)}n`, memory: `${Math.round(m.bytes / 1024)}Ki` };
-}
-
-const SUFFIXES: Record<string, number> = {
-  n: 1e-9,
-  u: 1e-6,
-  m: 1e-3,
-  '': 1,
-  k: 1e3,
-  M: 1e6,
-  G: 1e9,
-  T: 1e12,
-  P: 1e15,
-  E: 1e18,
-  Ki: 2 ** 10,
-  Mi: 2 ** 20,
-  Gi: 2 ** 30,
-  Ti: 2 ** 40,
-  Pi: 2 ** 50,
-  Ei: 2 ** 60,
-};
-const QUANTITY = /^(\d+(?:\.\d+)?|\.\d+)(?:[eE]([+-]?\d+))?(n|u|m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$/;
-
-/** The value of a Kubernetes resource quantity (`"250m"` → 0.25, `"1Gi"` → 1073741824), or `undefined`. */
-export function quantity(text: string | undefined): number | undefined {
-  const m = text === undefined ? null : QUANTITY.exec(text.trim());
-  if (!m) return undefined;
-  return Number(m[1]) * 10 ** Number(m[2] ?? 0) * (SUFFIXES[m[3] ?? ''] ?? 1);
 }
