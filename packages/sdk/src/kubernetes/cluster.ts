@@ -14,6 +14,7 @@ import { z } from 'zod';
 import { Duration, toMillis } from '../core/duration';
 import { type ResourceRef, resourceRef } from '../core/resource';
 import { KubernetesGuardError, toKubernetesError } from './errors';
+import { NamespaceName, parseOptions } from './options';
 
 /** How to reach a cluster, and the guard rails every action on it passes first. */
 export const KubernetesOptions = z.object({
@@ -31,7 +32,7 @@ export const KubernetesOptions = z.object({
    */
   expectedContext: z.string().min(1),
   /** Namespaces actions may change. Actions elsewhere are refused before any call is made; checks may read anywhere. */
-  namespaces: z.array(z.string().min(1)).min(1, 'expected at least one namespace that actions may change'),
+  namespaces: z.array(NamespaceName).min(1, 'expected at least one namespace that actions may change'),
   /** Bound on every API request (the step's own signal still applies). @default "10s" */
   requestTimeout: Duration.default('10s'),
 });
@@ -151,11 +152,11 @@ export class KubernetesCluster {
 }
 
 /**
- * Connects to a cluster: validates the options (a zod error names the field) and loads the kubeconfig.
+ * Connects to a cluster: validates the options (an `InputValidationError` names each bad field) and loads the kubeconfig.
  * Nothing is called until a check or action runs.
  */
 export function connectKubernetes(options: KubernetesOptionsInput): KubernetesCluster {
-  const parsed = KubernetesOptions.parse(options);
+  const parsed = parseOptions('kubernetes', KubernetesOptions, options);
   let kubeConfig: KubeConfig;
   if (parsed.kubeConfig instanceof KubeConfig) {
     kubeConfig = parsed.kubeConfig;

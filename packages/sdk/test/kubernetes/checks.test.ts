@@ -611,7 +611,7 @@ describe('nodeStatus', () => {
       const f = await until(nodeStatus(cluster), (x) => x.status === 'fail');
       expect(f.status).toBe('fail');
       expect(f.summary).toMatch(/^2\/3 nodes ready; not ready: node-2 \(/);
-      expect(f.data.nodes[0]).toMatchObject({ name: 'node-2', ready: 'False' });
+      expect(f.data.nodes[0]).toMatchObject({ name: 'node-2', ready: 'Unknown' });
       expect(table(f, 'Nodes').rows[0]?.slice(0, 2)).toEqual(['node-2', 'NotReady']);
     } finally {
       fault.clear();

@@ -108,8 +108,7 @@ export function rolloutUndo(
       const deployment = (await readWorkload(cluster, 'Deployment', o.namespace, o.name, {
         signal: ctx.signal,
       })) as V1Deployment;
-      const revisions = await listRevisions(cluster, o.namespace, deployment, { signal: ctx.signal });
-      const to = pickRevision(revisions, o.toRevision ?? 0, o.name);
+      // Paused first, as kubectl does: "paused" is the answer even when there is nothing to roll back to.
       if (deployment.spec?.paused) {
         throw pausedError(
           `Refused to roll back ${label}: you cannot rollback a paused deployment; resume it first with 'kubectl rollout resume deployment/${o.name}' and try again.`,
@@ -117,6 +116,8 @@ export function rolloutUndo(
           o.name,
         );
       }
+      const revisions = await listRevisions(cluster, o.namespace, deployment, { signal: ctx.signal });
+      const to = pickRevision(revisions, o.toRevision ?? 0, o.name);
       const template = deployment.spec?.template as V1PodTemplateSpec;
       const from =
         revisions.find((r) => templatesEqual(r.template, template)) ??

@@ -147,9 +147,10 @@ function viewNode(node: V1Node): NodeView {
   };
 }
 
-/** The STATUS column of `kubectl get nodes`: `Ready`, `NotReady`, `Unknown`, plus `,SchedulingDisabled`. */
+/** The STATUS column of `kubectl get nodes`: `Ready` or `NotReady`, plus `,SchedulingDisabled`. */
 function statusColumn(n: NodeView): string {
-  const ready = n.ready === 'True' ? 'Ready' : n.ready === 'False' ? 'NotReady' : 'Unknown';
+  // kubectl prints NotReady for a Ready condition that is False or Unknown.
+  const ready = n.ready === 'True' ? 'Ready' : 'NotReady';
   return n.unschedulable ? `${ready},SchedulingDisabled` : ready;
 }
 

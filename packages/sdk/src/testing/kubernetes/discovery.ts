@@ -7,7 +7,8 @@ import { RESOURCE_TYPES, type ResourceType } from './resources';
  */
 
 /** Types `kubectl get all` lists. */
-const ALL_CATEGORY = new Set(['pods', 'services', 'deployments', 'statefulsets', 'replicasets']);
+// `kubectl get all`: the workload types of the core and apps groups (not metrics.k8s.io's `pods`).
+const ALL_CATEGORY = new Set(['/pods', '/services', 'apps/deployments', 'apps/statefulsets', 'apps/replicasets']);
 
 /** Verbs and kinds of the subresources, as the real server lists them. */
 const SUBRESOURCES: Record<string, { verbs: string[]; kind?: string; group?: string; version?: string }> = {
@@ -61,7 +62,7 @@ function resourceEntry(t: ResourceType): Record<string, unknown> {
     kind: t.kind,
     verbs: t.verbs,
     ...(t.shortNames ? { shortNames: t.shortNames } : {}),
-    ...(ALL_CATEGORY.has(t.resource) ? { categories: ['all'] } : {}),
+    ...(ALL_CATEGORY.has(`${t.group}/${t.resource}`) ? { categories: ['all'] } : {}),
   };
 }
 

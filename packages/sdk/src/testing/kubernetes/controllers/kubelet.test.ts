@@ -388,7 +388,7 @@ describe('kubelet: faults', () => {
       (c) => c.type === 'Ready',
     );
     expect(ready).toMatchObject({
-      status: 'False',
+      status: 'Unknown',
       reason: 'NodeStatusUnknown',
       message: 'Kubelet stopped posting node status.',
     });

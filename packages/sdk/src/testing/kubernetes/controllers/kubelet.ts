@@ -33,6 +33,10 @@ interface NodeView {
  * pod status and events a real kubelet writes. The container runtime's state lives here, in memory, like a
  * node's; the store only holds what the kubelet reports. Faults are looked up on every sync, so they act on
  * running pods as well as new ones, and clearing one lets the pod recover at its next back-off.
+ *
+ * Not simulated: init containers (pods report `Initialized` at once and `initContainers` never run, so
+ * `Init:*` statuses cannot be rehearsed), probes as such (readiness is a delay plus faults), eviction from
+ * NotReady nodes.
  */
 export function kubeletController(ctx: ControllerContext, faults: PodFaults, logs: PodLogs): Controller {
   return new Kubelet(ctx, faults, logs);

@@ -68,7 +68,8 @@ function reconcileReady(ctx: ControllerContext, node: KubeObject, ready: boolean
   conditions.push(
     ready
       ? condition('Ready', 'True', 'KubeletReady', 'kubelet is posting ready status', time)
-      : condition('Ready', 'False', 'NodeStatusUnknown', 'Kubelet stopped posting node status.', time),
+      : // What the node lifecycle controller writes when the kubelet stops reporting: Unknown, not False.
+        condition('Ready', 'Unknown', 'NodeStatusUnknown', 'Kubelet stopped posting node status.', time),
   );
   ctx.store.update(NODES, { ...updated, status: { ...status, conditions } }, { subresource: 'status' });
   ctx.events.record(
