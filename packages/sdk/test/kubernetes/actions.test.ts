@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { sealPlan } from '../../src/core/plan';
+import { type Plan, type PlanDraft, sealPlan } from '../../src/core/plan';
+import { createRedactor, isSecretName, REDACTED } from '../../src/core/redact';
 import type { Action, Applied, StepContext } from '../../src/core/step';
 import { applyManifests } from '../../src/kubernetes/actions/apply-manifests';
 import { RESTARTED_AT_ANNOTATION, rolloutRestart } from '../../src/kubernetes/actions/rollout-restart';
@@ -61,10 +62,24 @@ function ctx(signal: AbortSignal = new AbortController().signal): StepContext {
   };
 }
 
-/** plan → seal → apply → verify, as the engine drives them. */
+/**
+ * Seals a draft as the engine's `#seal` (src/engine/run-execution.ts) does: through the engine's real
+ * redactor, then a change to a secret-named field loses its values; the hash is over the redacted plan.
+ * Apply, verify and revert get this plan, never the draft, so they must work from what survives redaction.
+ */
+const redactor = createRedactor();
+function sealAsEngine<P>(action: Action<P, unknown>, draft: PlanDraft<P>): Plan<P> {
+  const redacted = redactor.redact(draft);
+  redacted.changes = redacted.changes.map((c) =>
+    isSecretName(c.field) ? { ...c, before: REDACTED, after: REDACTED } : c,
+  );
+  return sealPlan(action, redacted);
+}
+
+/** plan → seal (redacted, as stored) → apply → verify, as the engine drives them. */
 async function execute<P, A>(action: Action<P, A>) {
   const c = ctx();
-  const plan = sealPlan(action, await action.plan(c));
+  const plan = sealAsEngine(action, await action.plan(c));
   const data = await action.apply(c, plan);
   const applied: Applied<P, A> = { plan, data, appliedAt: new Date().toISOString(), recovered: false };
   const verification = action.verify ? await action.verify(c, applied) : undefined;
@@ -444,7 +459,7 @@ describe('setEnv', () => {
         target: 'k8s:lab/deployment/envy',
         field: field('DB_PASSWORD'),
         before: '[REDACTED]',
-        after: '[REDACTED]',
+        after: '[REDACTED: new value]',
       },
     ]);
     expect(JSON.stringify(plan)).not.toMatch(/old-secret|new-secret/);
@@ -646,11 +661,14 @@ describe('applyManifests', () => {
       before: 'aiwebtest/api:1.0',
       after: 'aiwebtest/api:2.0',
     });
-    expect(
-      plan2.changes
-        .filter((c) => c.target === 'k8s:redeploy/secret/api-secret')
-        .every((c) => c.after === '[REDACTED]'),
-    ).toBe(true);
+    expect(plan2.changes.filter((c) => c.target === 'k8s:redeploy/secret/api-secret')).toEqual([
+      {
+        target: 'k8s:redeploy/secret/api-secret',
+        field: 'stringData.token',
+        before: '[REDACTED]',
+        after: '[REDACTED: new value]',
+      },
+    ]);
     expect(plan2.summary).toContain('revert cannot restore Secret redeploy/api-secret');
     expect((sim.store.get(CONFIGMAPS, 'redeploy', 'api-config').data as { level: string }).level).toBe(
       'info',

@@ -12,7 +12,7 @@ import { type Action, defineAction } from '../../core/step';
 import { type KubernetesCluster, k8sRef, type WorkloadKind } from '../cluster';
 import { isKubernetesApiError } from '../errors';
 import { NamespaceName, ObjectName, parseOptions } from '../options';
-import { diffJson } from './diff';
+import { diffJson, isSecretEnvEntry, maskSecretEnv } from './diff';
 import { awaitRollout, plainJson } from './workload';
 
 const Manifest = z.looseObject({
@@ -55,8 +55,14 @@ export type PlannedObject = {
   keep: Record<string, string>;
   /** SHA-256 of the desired object: the manifest applied must be the one planned. */
   digest: string;
-  /** The live object before an update (server-managed fields dropped), for revert; `null` when not restorable. */
-  previous: Json;
+  /**
+   * The live object before an update (server-managed fields dropped), for revert, as canonical JSON text;
+   * `null` when not restorable. Text, because the engine redacts every non-empty member under a
+   * secret-looking key of a stored plan, whatever its type: a volume's `secret: {secretName}` or
+   * `automountServiceAccountToken: false` would come back to revert as `[REDACTED]`. Only objects that hold
+   * no secret are stored (see `holdsSecrets`), and the text survives the redactor unchanged.
+   */
+  previous: string | null;
   /** False for updates revert cannot undo: Secrets, and objects holding values that look like secrets. */
   restorable: boolean;
 };
@@ -76,24 +82,53 @@ export type ApplyManifestsApplied = {
 
 const KIND = 'k8s.apply-manifests';
 
-const CLUSTER_SCOPED = new Set([
-  'Namespace',
-  'Node',
-  'PersistentVolume',
-  'ClusterRole',
-  'ClusterRoleBinding',
-  'StorageClass',
-  'CustomResourceDefinition',
-  'PriorityClass',
-  'IngressClass',
-  'RuntimeClass',
-  'MutatingWebhookConfiguration',
-  'ValidatingWebhookConfiguration',
-  'APIService',
-  'CSIDriver',
-  'CSINode',
-  'VolumeAttachment',
-]);
+/**
+ * The kinds applyManifests writes, by API group (`""` is the core group): built-in kinds that are always
+ * namespaced. An allowlist, not a list of cluster-scoped kinds to refuse: the client drops the namespace
+ * from the URL of a cluster-scoped kind, so any kind missing from a denylist (ClusterIssuer, FlowSchema, a
+ * custom resource) would be written cluster-wide although its manifest names an allowed namespace. The
+ * group counts too: a custom resource may reuse a built-in kind's name.
+ */
+const NAMESPACED_KINDS: Record<string, readonly string[]> = {
+  '': [
+    'ConfigMap',
+    'Endpoints',
+    'LimitRange',
+    'PersistentVolumeClaim',
+    'Pod',
+    'PodTemplate',
+    'ReplicationController',
+    'ResourceQuota',
+    'Secret',
+    'Service',
+    'ServiceAccount',
+  ],
+  apps: ['DaemonSet', 'Deployment', 'ReplicaSet', 'StatefulSet'],
+  autoscaling: ['HorizontalPodAutoscaler'],
+  batch: ['CronJob', 'Job'],
+  'coordination.k8s.io': ['Lease'],
+  'discovery.k8s.io': ['EndpointSlice'],
+  'networking.k8s.io': ['Ingress', 'NetworkPolicy'],
+  policy: ['PodDisruptionBudget'],
+  'rbac.authorization.k8s.io': ['Role', 'RoleBinding'],
+};
+
+/**
+ * How applyManifests treats a kind: `namespaced` (its namespace must be allowed), `namespace` (a core
+ * Namespace: its name must be allowed), or `refused` (cluster-scoped, or not known to be namespaced).
+ */
+function scopeOf(apiVersion: string, kind: string): 'namespaced' | 'namespace' | 'refused' {
+  const group = apiVersion.includes('/') ? apiVersion.slice(0, apiVersion.lastIndexOf('/')) : '';
+  if (group === '' && kind === 'Namespace') return 'namespace';
+  return NAMESPACED_KINDS[group]?.includes(kind) ? 'namespaced' : 'refused';
+}
+
+/**
+ * How long undoing a partial apply may take. The step's own signal cannot bound it: after a timeout or a
+ * cancellation that signal is already aborted, and the undo would fail on its first request. Each request
+ * is bounded by the cluster's `requestTimeout` besides.
+ */
+const PARTIAL_UNDO_TIMEOUT_MS = 60_000;
 
 /** Install order by kind: what others refer to comes first, what routes to workloads last. */
 const KIND_ORDER = [
@@ -131,6 +166,8 @@ const SERVER_METADATA = [
   'deletionGracePeriodSeconds',
 ];
 const SERVER_ANNOTATION = /^deployment\.kubernetes\.io\//;
+/** Service fields the API server allocates when the manifest leaves them out (afresh on every dry run). */
+const SERVICE_ALLOCATED = ['clusterIP', 'clusterIPs', 'healthCheckNodePort'];
 const IGNORED_ANNOTATIONS = new Set(['kubectl.kubernetes.io/last-applied-configuration']);
 
 type Desired = { apiVersion: string; kind: string; metadata: V1ObjectMeta & { name: string } } & Record<
@@ -142,21 +179,28 @@ type Desired = { apiVersion: string; kind: string; metadata: V1ObjectMeta & { na
  * A full redeploy, as `kubectl apply -f` of a set of manifests does it for a disaster recovery, but with a
  * plan: each object is created when absent and replaced when present (PUT: the manifest is the whole truth).
  *
- * - **guard**: every object's namespace must be allowed (a Namespace object counts as its own); other
- *   cluster-scoped kinds are refused. Checked in plan, apply and revert before any request.
+ * - **guard**: only built-in kinds known to be namespaced (Deployment, Service, ConfigMap, Secret, Role, …)
+ *   and Namespaces are accepted; every object's namespace must be allowed (a Namespace object counts as its
+ *   own). Anything else (ClusterRole, ClusterIssuer, custom resources) is refused when the action is
+ *   defined; apply and revert check the plan's objects again. All before any request.
  * - **plan** uses server-side dry run (`dryRun=All`) of the create or replace, so defaults and validation
  *   are the server's, and shows per object `create` (the object), `update` (each changed field, a deep diff
  *   of the dry-run result against the live object, ignoring status and server-managed metadata), or nothing
- *   when unchanged. Secret data is `[REDACTED]`. Nothing is written. Objects in a Namespace this apply
- *   creates are shown as given: the server cannot dry-run them before their namespace exists.
+ *   when unchanged. Secret data and the values of secret-named env variables are `[REDACTED]`. Fields the
+ *   server allocates (a Service's `clusterIP`, `nodePort`s) are left out of a create unless the manifest
+ *   sets them, so planning an unchanged world twice gives the same plan (and hash). Nothing is written.
+ *   Objects in a Namespace this apply creates are shown as given: the server cannot dry-run them before
+ *   their namespace exists.
  * - **apply** creates or replaces in order, the replace carrying the live `resourceVersion` the plan saw: if
  *   an object changed since the plan, that is a 409 Conflict and nothing further is applied; what this apply
- *   already changed is undone (best effort) before the error is thrown. The manifests written are this
- *   action's own, checked against the plan's digests (they are not stored with the run: Secrets).
+ *   already changed is undone (best effort, within its own time limit: also after a timeout or a
+ *   cancellation) before the error is thrown. The manifests written are this action's own, checked
+ *   against the plan's digests (they are not stored with the run: Secrets).
  * - **verify** waits for the rollouts of every Deployment and StatefulSet written, within `timeout` in total.
  * - **revert** deletes what was created and replaces what was updated with its previous version, in reverse
- *   order. Secrets (and objects holding secret-looking values) are not stored, so an update of one cannot be
- *   reverted: revert restores the rest and then fails naming them.
+ *   order. Secrets (and objects holding secret-looking values: a string under a secret-looking key, a
+ *   secret-named env variable) are not stored, so an update of one cannot be reverted: revert restores the
+ *   rest and then fails naming them.
  *
  * Risk `high`, **destructive**: a replace drops every field the manifest does not set (including changes
  * made by hand or by other tools) and a changed Secret cannot be restored, so policy asks for approval.
@@ -169,8 +213,14 @@ export function applyManifests(
   const desired = desiredObjects(o);
   const namespaces = [...new Set(desired.map(touchedNamespace))].sort();
   const target = resourceRef('k8s', namespaces.join(','));
-  const guard = () => {
+  const guard = (planned: PlannedObject[] = []) => {
     for (const ns of namespaces) cluster.assertMayChange(ns);
+    // A plan comes back from the store: its objects are checked as the manifests were.
+    for (const p of planned) {
+      const scope = scopeOf(p.apiVersion, p.kind);
+      if (scope === 'refused') throw refusedKind(p.apiVersion, p.kind, p.name);
+      cluster.assertMayChange(scope === 'namespace' ? p.name : (p.namespace ?? ''));
+    }
   };
   const byKey = new Map(desired.map((d) => [keyOf(d), d]));
 
@@ -214,7 +264,7 @@ export function applyManifests(
             target: ref,
             field: '(object)',
             before: null,
-            after: shown(object.kind, normalize(dry)),
+            after: shown(object.kind, withoutAllocated(normalize(dry), object)),
           });
           planned.push(plannedOf(object, 'create', null, {}, null, true));
           continue;
@@ -229,6 +279,7 @@ export function applyManifests(
             { signal: ctx.signal },
           ),
         );
+        assertNamespaced(object, dry);
         const diff = diffJson(normalize(live), normalize(dry), '', { secret: secretFields(object.kind) });
         if (diff.length === 0) {
           planned.push(plannedOf(object, 'unchanged', rv, keep, null, true));
@@ -237,7 +288,9 @@ export function applyManifests(
         changes.push(...diff.map((d) => ({ target: ref, ...d })));
         const previous = normalize(live);
         const restorable = object.kind !== 'Secret' && !holdsSecrets(previous);
-        planned.push(plannedOf(object, 'update', rv, keep, restorable ? previous : null, restorable));
+        planned.push(
+          plannedOf(object, 'update', rv, keep, restorable ? canonicalJson(previous) : null, restorable),
+        );
       }
       const count = (a: PlannedObject['action']) => planned.filter((p) => p.action === a).length;
       const notRestorable = planned
@@ -253,8 +306,8 @@ export function applyManifests(
     },
 
     async apply(ctx, plan) {
-      guard();
       const p = plan.params;
+      guard(p.objects);
       const done: { planned: PlannedObject; object: Desired }[] = [];
       const applied: ApplyManifestsApplied = { created: [], updated: [] };
       try {
@@ -294,7 +347,10 @@ export function applyManifests(
         }
       } catch (e) {
         if (done.length > 0) {
-          const undone = await undo(cluster, done.map((d) => d.planned).reverse(), p.fieldManager, ctx).catch(
+          // Not ctx.signal: after a timeout or a cancellation it is aborted, and the undo must still run.
+          const signal = AbortSignal.timeout(PARTIAL_UNDO_TIMEOUT_MS);
+          const toUndo = done.map((d) => d.planned).reverse();
+          const undone = await undo(cluster, toUndo, p.fieldManager, signal).catch(
             (undoError: unknown) =>
               `undo failed: ${undoError instanceof Error ? undoError.message : String(undoError)}`,
           );
@@ -343,10 +399,10 @@ export function applyManifests(
     },
 
     async revert(ctx, applied) {
-      guard();
       const p = applied.plan.params;
+      guard(p.objects);
       const reverse = p.objects.filter((x) => x.action !== 'unchanged').reverse();
-      const result = await undo(cluster, reverse, p.fieldManager, ctx);
+      const result = await undo(cluster, reverse, p.fieldManager, ctx.signal);
       if (result.notRestored.length > 0) {
         throw new NonRetriableError(
           `Reverted all but ${result.notRestored.join(', ')}: their previous versions hold secrets and were not stored with the plan. Restore them from their source.`,
@@ -363,12 +419,13 @@ function desiredObjects(o: ApplyManifestsOptions): Desired[] {
   const issues: { path: string; message: string }[] = [];
   const objects = o.manifests.map((m, i) => {
     const object = structuredClone(m) as unknown as Desired;
-    if (object.kind === 'Namespace') {
+    const scope = scopeOf(object.apiVersion, object.kind);
+    if (scope === 'namespace') {
       delete object.metadata.namespace;
-    } else if (CLUSTER_SCOPED.has(object.kind)) {
+    } else if (scope === 'refused') {
       issues.push({
         path: `manifests[${i}].kind`,
-        message: `${object.kind} is cluster-scoped: applyManifests only changes objects in allowed namespaces (and Namespaces)`,
+        message: refusedKindMessage(object.apiVersion, object.kind),
       });
     } else {
       object.metadata.namespace ??= o.namespace;
@@ -437,7 +494,7 @@ function plannedOf(
   action: PlannedObject['action'],
   resourceVersion: string | null,
   keep: Record<string, string>,
-  previous: Json,
+  previous: string | null,
   restorable: boolean,
 ): PlannedObject {
   return {
@@ -472,7 +529,20 @@ function serverAnnotations(live: unknown): Record<string, string> {
   return Object.fromEntries(Object.entries(annotations).filter(([k]) => SERVER_ANNOTATION.test(k)));
 }
 
-/** A cluster-scoped kind the list above does not know (a custom resource) is refused once the server says so. */
+function refusedKindMessage(apiVersion: string, kind: string): string {
+  const known = Object.entries(NAMESPACED_KINDS).flatMap(([group, kinds]) =>
+    kinds.map((k) => (group ? `${k} (${group})` : k)),
+  );
+  return `${kind} is cluster-scoped or not known to be namespaced (${apiVersion}): applyManifests only changes Namespaces and objects of these kinds in allowed namespaces: ${known.join(', ')}`;
+}
+
+function refusedKind(apiVersion: string, kind: string, name: string): NonRetriableError {
+  return new NonRetriableError(`Refused: ${kind} ${name}: ${refusedKindMessage(apiVersion, kind)}.`, {
+    code: 'K8S_REFUSED',
+  });
+}
+
+/** Defense in depth: the server's answer must agree that the object is namespaced before it is written. */
 function assertNamespaced(object: Desired, dry: Json): void {
   const namespace = (dry as { metadata?: { namespace?: string } } | null)?.metadata?.namespace;
   if (object.kind !== 'Namespace' && !namespace) {
@@ -510,10 +580,11 @@ function secretFields(kind: string): (keys: readonly string[]) => boolean {
     (kind === 'Secret' && (keys[0] === 'data' || keys[0] === 'stringData')) || keys.some(isSecretName);
 }
 
-/** A created object as the plan shows it: Secret values redacted. */
+/** A created object as the plan shows it: Secret values and the values of secret-named env variables redacted. */
 function shown(kind: string, object: Json): Json {
-  if (kind !== 'Secret' || !object || typeof object !== 'object' || Array.isArray(object)) return object;
-  const copy = { ...object };
+  const masked = maskSecretEnv(object);
+  if (kind !== 'Secret' || !isMap(masked)) return masked;
+  const copy = { ...masked };
   for (const field of ['data', 'stringData']) {
     const values = copy[field];
     if (values && typeof values === 'object' && !Array.isArray(values)) {
@@ -523,11 +594,54 @@ function shown(kind: string, object: Json): Json {
   return copy;
 }
 
+/**
+ * A created object without what the server allocates when the manifest leaves it out (a Service's
+ * `clusterIP(s)`, `healthCheckNodePort`, its ports' `nodePort`s): a real API server picks them afresh on
+ * every dry run, so showing them would give each plan of the same manifests a new hash, and a plan could
+ * never be found unchanged. (`normalize` already drops `status` and metadata such as `uid`,
+ * `resourceVersion`, `creationTimestamp`, `managedFields` and `generation`.)
+ */
+function withoutAllocated(dry: Json, object: Desired): Json {
+  if (object.apiVersion !== 'v1' || object.kind !== 'Service') return dry;
+  const spec = isMap(dry) ? dry.spec : undefined;
+  if (!isMap(spec)) return dry;
+  const given = isMap(object.spec) ? object.spec : {};
+  for (const field of SERVICE_ALLOCATED) if (given[field] === undefined) delete spec[field];
+  const givenPorts = Array.isArray(given.ports) ? given.ports : [];
+  if (Array.isArray(spec.ports)) {
+    spec.ports.forEach((port, i) => {
+      const asked = givenPorts[i];
+      if (isMap(port) && !(isMap(asked) && asked.nodePort !== undefined)) delete port.nodePort;
+    });
+  }
+  return dry;
+}
+
 const probe = createRedactor();
 
-/** Whether storing the object with the run would redact part of it (so it could not be restored from there). */
+/**
+ * Whether the object holds something that must not be stored with the run, so that an update of it cannot
+ * be reverted: a non-empty string right under a secret-looking key (`password: …`), the value of a
+ * secret-named env variable, or text the engine's redactor would change (`user:pass@` in a URL…).
+ * Non-string members under such keys are not secrets: a volume's `secret: {secretName}` source,
+ * `automountServiceAccountToken: false`.
+ */
 function holdsSecrets(object: Json): boolean {
-  return canonicalJson(probe.redact(object)) !== canonicalJson(object);
+  const text = canonicalJson(object);
+  return probe.redactText(text) !== text || hasSecretValue(object, '');
+}
+
+function hasSecretValue(value: Json, key: string): boolean {
+  if (typeof value === 'string') return value !== '' && isSecretName(key);
+  if (Array.isArray(value)) {
+    return value.some((item) => (key === 'env' && isSecretEnvEntry(item)) || hasSecretValue(item, key));
+  }
+  if (isMap(value)) return Object.entries(value).some(([k, member]) => hasSecretValue(member, k));
+  return false;
+}
+
+function isMap(v: unknown): v is { [key: string]: Json } {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
 // ---- requests ------------------------------------------------------------------------------------------
@@ -553,12 +667,15 @@ async function readLive(cluster: KubernetesCluster, object: Desired, ctx: StepCo
   }
 }
 
-/** Deletes created objects and restores updated ones, in the order given; reports what it could not restore. */
+/**
+ * Deletes created objects and restores updated ones, in the order given; reports what it could not
+ * restore. `signal` bounds it (not necessarily the step's: see PARTIAL_UNDO_TIMEOUT_MS).
+ */
 async function undo(
   cluster: KubernetesCluster,
   objects: PlannedObject[],
   fieldManager: string,
-  ctx: StepContext,
+  signal: AbortSignal,
 ): Promise<{ notRestored: string[] }> {
   const notRestored: string[] = [];
   for (const p of objects) {
@@ -573,28 +690,29 @@ async function undo(
           `delete ${describePlanned(p)}`,
           (opts) =>
             cluster.objects(opts).delete(header, undefined, undefined, undefined, undefined, 'Background'),
-          { signal: ctx.signal },
+          { signal },
         );
       } catch (e) {
         if (!(isKubernetesApiError(e) && e.status === 404)) throw e;
       }
       continue;
     }
-    const previous = p.previous as Desired | null;
-    if (!p.restorable || !previous || canonicalJson(previous).includes(REDACTED)) {
+    // The engine also scrubs the values of its configured secrets: text it changed is not the object.
+    if (!p.restorable || !p.previous || p.previous.includes(REDACTED)) {
       notRestored.push(describePlanned(p));
       continue;
     }
+    const previous = JSON.parse(p.previous) as Desired;
     const live = (await cluster.call(
       `read ${describePlanned(p)}`,
       (opts) => cluster.objects(opts).read(header),
-      { signal: ctx.signal },
+      { signal },
     )) as { metadata?: { resourceVersion?: string } };
     const restored = withMetadata(previous, serverAnnotations(live), live.metadata?.resourceVersion ?? null);
     await cluster.call(
       `restore ${describePlanned(p)}`,
       (opts) => cluster.objects(opts).replace(restored, undefined, undefined, fieldManager),
-      { signal: ctx.signal },
+      { signal },
     );
   }
   return { notRestored };

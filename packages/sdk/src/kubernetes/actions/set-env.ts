@@ -16,6 +16,7 @@ import { type Action, defineAction } from '../../core/step';
 import { type KubernetesCluster, k8sRef, type WorkloadKind } from '../cluster';
 import { NamespaceName, ObjectName, parseOptions, WorkloadKindSchema } from '../options';
 import { listRevisions, templatesEqual } from '../revisions';
+import { REDACTED_NEW_VALUE } from './diff';
 import {
   awaitRollout,
   describeWorkload,
@@ -57,21 +58,29 @@ export type SetEnvOptionsInput = z.input<typeof SetEnvOptions>;
 
 type ContainerList = 'containers' | 'initContainers';
 
-/** One variable of one container, before and after. */
+/**
+ * One variable of one container, before and after. No member name may look like a secret to the engine's
+ * redactor (`secret`, `token`, …): it would replace the member's value in the stored plan, which is the
+ * plan apply and revert get.
+ */
 export type EnvEdit = {
   list: ContainerList;
   container: string;
   /** The variable's name. */
   name: string;
   /**
-   * The entry before (`{name, value}` or `{name, valueFrom}`), `null` when absent. The value of a
-   * secret-looking name is `[REDACTED]`; revert then reads it back from the rollout history.
+   * The entry before (`{value}` or `{valueFrom}`), `null` when absent. The value of a secret-looking name
+   * is `[REDACTED]`; revert then reads it back from the rollout history.
    */
   before: Json;
-  /** The value after, `null` when removed; `[REDACTED]` for a secret-looking name. */
+  /**
+   * The value after, `null` when removed. For a secret-looking name `[REDACTED: new value]`, which differs
+   * from the `[REDACTED]` before: the engine, re-planning after a crash, takes a fresh `before` equal to
+   * this `after` as "the apply took effect", so equal markers would skip an apply that never happened.
+   */
   after: string | null;
-  /** The name looks like a secret (`*_PASSWORD`, `*_TOKEN`, …): values are not in the plan. */
-  secret: boolean;
+  /** The name looks like a secret (`*_PASSWORD`, `*_TOKEN`, …): its values are not in the plan. */
+  masked: boolean;
 };
 
 /** What a set-env plan fixes. */
@@ -96,9 +105,9 @@ const KIND = 'k8s.set-env';
  *
  * - **plan** lists each variable that changes, per container, as
  *   `spec.template.spec.containers[name=app].env[name=FOO]: before → after` (unchanged ones are left out).
- *   Values of secret-looking names (`DB_PASSWORD`, `API_TOKEN`, …) are `[REDACTED]` in the plan: the value
- *   written comes from this action's options at apply time (checked against the plan), so no secret is
- *   stored with the run. A variable set from `valueFrom` is refused unless `allowValueFrom`.
+ *   Values of secret-looking names (`DB_PASSWORD`, `API_TOKEN`, …) are not in the plan (`[REDACTED]` →
+ *   `[REDACTED: new value]`): the value written comes from this action's options at apply time (checked
+ *   against the plan), so no secret is stored with the run. A variable set from `valueFrom` is refused unless `allowValueFrom`.
  * - **verify** waits for the rollout to be done (fail fast on crash loops, image pulls, OOM kills).
  * - **revert** restores each variable as it was (removing added ones), reading redacted values back from
  *   the ReplicaSet / ControllerRevision that ran the old template.
@@ -180,7 +189,7 @@ export function setEnv(cluster: KubernetesCluster, options: SetEnvOptionsInput):
           continue;
         }
         let value = before.value ?? '';
-        if (e.secret || value.includes(REDACTED)) {
+        if (e.masked || value.includes(REDACTED)) {
           history ??= await readHistory(cluster, p, ctx);
           const old = history ? findEnv(history, e.list, e.container, e.name) : undefined;
           if (old?.value === undefined) {
@@ -227,23 +236,23 @@ function planEdits(template: V1PodTemplateSpec, o: SetEnvOptions, label: string)
           { code: 'K8S_VALUE_FROM' },
         );
       }
-      const secret = isSecretName(name);
+      const masked = isSecretName(name);
       edits.push({
         list,
         container: c.name,
         name,
-        before: existing ? beforeOf(existing, secret) : null,
-        after: value === null ? null : secret ? REDACTED : value,
-        secret,
+        before: existing ? beforeOf(existing, masked) : null,
+        after: value === null ? null : masked ? REDACTED_NEW_VALUE : value,
+        masked,
       });
     }
   }
   return edits;
 }
 
-function beforeOf(entry: V1EnvVar, secret: boolean): Json {
+function beforeOf(entry: V1EnvVar, masked: boolean): Json {
   if (entry.valueFrom !== undefined) return { valueFrom: plainJson(entry.valueFrom) };
-  return { value: secret && entry.value ? REDACTED : (entry.value ?? '') };
+  return { value: masked && entry.value ? REDACTED : (entry.value ?? '') };
 }
 
 /** The plan shows the value (or the reference) the variable had. */
@@ -273,7 +282,7 @@ function valueToWrite(edit: EnvEdit, option: string | null | undefined, label: s
   const planned = edit.after as string;
   const matches =
     typeof option === 'string' &&
-    (edit.secret ? planned === REDACTED : planned === option || planned.includes(REDACTED));
+    (edit.masked ? planned === REDACTED_NEW_VALUE : planned === option || planned.includes(REDACTED));
   if (!matches) {
     throw new NonRetriableError(
       `The plan sets ${edit.name} on ${label}, but this action's options ${option === undefined ? 'do not mention it' : 'give it another value'}. Plan again with the same options.`,

@@ -6,9 +6,14 @@ import { RESOURCE_TYPES, type ResourceType } from './resources';
  * `KubernetesObjectApi`), so names, `namespaced` and verbs must match what the server routes.
  */
 
-/** Types `kubectl get all` lists. */
-// `kubectl get all`: the workload types of the core and apps groups (not metrics.k8s.io's `pods`).
-const ALL_CATEGORY = new Set(['/pods', '/services', 'apps/deployments', 'apps/statefulsets', 'apps/replicasets']);
+/** Types `kubectl get all` lists: the workload types of the core and apps groups (not metrics.k8s.io's `pods`). */
+const ALL_CATEGORY = new Set([
+  '/pods',
+  '/services',
+  'apps/deployments',
+  'apps/statefulsets',
+  'apps/replicasets',
+]);
 
 /** Verbs and kinds of the subresources, as the real server lists them. */
 const SUBRESOURCES: Record<string, { verbs: string[]; kind?: string; group?: string; version?: string }> = {
