@@ -49,7 +49,7 @@ export {
 export { canonicalJson, type Json } from './core/json';
 export { RetryOptions, type RetryOptionsInput, StepOptions } from './core/options';
 export { type Change, type Plan, type PlanDraft, type RiskLevel, sealPlan, shortHash } from './core/plan';
-export { createRedactor, REDACTED, type Redactor } from './core/redact';
+export { createRedactor, REDACTED, REDACTED_NEW_VALUE, type Redactor } from './core/redact';
 export { type ResourceRef, ResourceRefSchema, resourceRef } from './core/resource';
 export {
   type ActOptions,

@@ -232,6 +232,12 @@ describe.each(Object.entries(DRIVERS))('engine safety on %s', (_name, openStore)
     ]);
     expect(stored).not.toContain('old-pass-1');
     expect(stored).not.toContain('new-pass-2');
+    // A changed secret reads differently before and after, so that after a crash a fresh plan's `before`
+    // ("[REDACTED]") never matches the interrupted plan's `after` and the change is applied again.
+    const steps = await fx.sut.store.getSteps(result.runId);
+    expect((steps[0]?.result as { plan?: { changes?: unknown[] } }).plan?.changes).toEqual([
+      { target, field: 'DB_PASSWORD', before: '[REDACTED]', after: '[REDACTED: new value]' },
+    ]);
   });
 
   it('does not count time waiting for approval against the run timeout', async () => {

@@ -1,5 +1,11 @@
 /** The text that replaces a secret. */
 export const REDACTED = '[REDACTED]';
+/**
+ * What a plan shows as the `after` of a secret that the change sets to a different value. It differs from
+ * {@link REDACTED} on purpose: after a crash the engine decides whether an apply took effect by comparing a
+ * fresh plan's `before` with the interrupted plan's `after`, and two equal markers would read as "done".
+ */
+export const REDACTED_NEW_VALUE = '[REDACTED: new value]';
 
 // Keys are compared lowercased without `_`/`-`, by suffix: `githubToken`, `DB_PASSWORD`, `x-api-key` match,
 // `maxTokens` and `tokenCount` do not.

@@ -18,7 +18,7 @@ import { type Finding, finding } from '../core/finding';
 import { canonicalJson, type Json, sha256 } from '../core/json';
 import type { RetryOptions, StepOptions } from '../core/options';
 import { type Plan, type PlanDraft, sealPlan, shortHash } from '../core/plan';
-import { isSecretName, REDACTED, type Redactor } from '../core/redact';
+import { isSecretName, REDACTED, REDACTED_NEW_VALUE, type Redactor } from '../core/redact';
 import type {
   ActOptions,
   ActResult,
@@ -779,11 +779,18 @@ export class RunExecution {
   #seal(action: Action<unknown, unknown>, draft: PlanDraft<unknown>): Plan<unknown> {
     const redacted = this.#env.redactor.redact(draft);
     if (Array.isArray(redacted?.changes)) {
-      redacted.changes = redacted.changes.map((c) =>
-        c && typeof c.field === 'string' && isSecretName(c.field)
-          ? { ...c, before: REDACTED, after: REDACTED }
-          : c,
-      );
+      redacted.changes = redacted.changes.map((c, i) => {
+        if (!(c && typeof c.field === 'string' && isSecretName(c.field))) return c;
+        // Judged on the unredacted values: a secret that changes gets a distinct marker (see REDACTED_NEW_VALUE).
+        const original = draft.changes[i];
+        const changed = canonicalJson(original?.before ?? null) !== canonicalJson(original?.after ?? null);
+        const mask = (v: Json | undefined) => (v === null || v === undefined ? null : REDACTED);
+        return {
+          ...c,
+          before: mask(original?.before),
+          after: changed && original?.after != null ? REDACTED_NEW_VALUE : mask(original?.after),
+        };
+      });
     }
     return sealPlan(action, redacted);
   }

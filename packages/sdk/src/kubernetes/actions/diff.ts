@@ -1,5 +1,7 @@
 import { canonicalJson, type Json } from '../../core/json';
-import { isSecretName, REDACTED } from '../../core/redact';
+import { isSecretName, REDACTED, REDACTED_NEW_VALUE } from '../../core/redact';
+
+export { REDACTED_NEW_VALUE };
 
 /** One field that differs between two objects. */
 export type FieldDiff = { field: string; before: Json; after: Json };
@@ -9,7 +11,6 @@ export type FieldDiff = { field: string; before: Json; after: Json };
  * value before): the engine decides that an interrupted apply took effect when a fresh plan's `before`
  * equals the interrupted plan's `after`, so equal markers would make a crash look like success.
  */
-export const REDACTED_NEW_VALUE = '[REDACTED: new value]';
 
 /** Options of {@link diffJson}. */
 export interface DiffOptions {
