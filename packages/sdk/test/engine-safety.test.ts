@@ -235,7 +235,8 @@ describe.each(Object.entries(DRIVERS))('engine safety on %s', (_name, openStore)
     // A changed secret reads differently before and after, so that after a crash a fresh plan's `before`
     // ("[REDACTED]") never matches the interrupted plan's `after` and the change is applied again.
     const steps = await fx.sut.store.getSteps(result.runId);
-    expect((steps[0]?.result as { plan?: { changes?: unknown[] } }).plan?.changes).toEqual([
+    const rotated = steps[0]?.result as { plan?: { changes?: unknown[] } } | undefined;
+    expect(rotated?.plan?.changes).toEqual([
       { target, field: 'DB_PASSWORD', before: '[REDACTED]', after: '[REDACTED: new value]' },
     ]);
   });

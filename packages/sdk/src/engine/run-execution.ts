@@ -17,8 +17,8 @@ import type { TypedEvent } from '../core/events';
 import { type Finding, finding } from '../core/finding';
 import { canonicalJson, type Json, sha256 } from '../core/json';
 import type { RetryOptions, StepOptions } from '../core/options';
-import { type Plan, type PlanDraft, sealPlan, shortHash } from '../core/plan';
-import { isSecretName, REDACTED, REDACTED_NEW_VALUE, type Redactor } from '../core/redact';
+import { type Plan, type PlanDraft, shortHash } from '../core/plan';
+import type { Redactor } from '../core/redact';
 import type {
   ActOptions,
   ActResult,
@@ -53,6 +53,7 @@ import type {
 } from './events';
 import { newId } from './ids';
 import { nextRetry, retryPolicy, untilSettled, withDeadline } from './retry';
+import { sealRedacted } from './seal';
 import { EscalateSignal, giveUp, isControlSignal, StopReplay, SuspendSignal } from './signals';
 import { assertFinding, planAudit, summarize } from './step-results';
 
@@ -777,22 +778,7 @@ export class RunExecution {
    * replay all see the same plan. Actions read the secrets they need at apply time, not from the plan.
    */
   #seal(action: Action<unknown, unknown>, draft: PlanDraft<unknown>): Plan<unknown> {
-    const redacted = this.#env.redactor.redact(draft);
-    if (Array.isArray(redacted?.changes)) {
-      redacted.changes = redacted.changes.map((c, i) => {
-        if (!(c && typeof c.field === 'string' && isSecretName(c.field))) return c;
-        // Judged on the unredacted values: a secret that changes gets a distinct marker (see REDACTED_NEW_VALUE).
-        const original = draft.changes[i];
-        const changed = canonicalJson(original?.before ?? null) !== canonicalJson(original?.after ?? null);
-        const mask = (v: Json | undefined) => (v === null || v === undefined ? null : REDACTED);
-        return {
-          ...c,
-          before: mask(original?.before),
-          after: changed && original?.after != null ? REDACTED_NEW_VALUE : mask(original?.after),
-        };
-      });
-    }
-    return sealPlan(action, redacted);
+    return sealRedacted(action, draft, this.#env.redactor);
   }
 
   /** Lock, budget and the `applying` marker, in one write. */

@@ -1,8 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import type { Json } from '../../src/core/json';
-import { type Plan, type PlanDraft, sealPlan } from '../../src/core/plan';
-import { createRedactor, isSecretName, REDACTED } from '../../src/core/redact';
+import { sealPlan } from '../../src/core/plan';
+import { createRedactor, REDACTED } from '../../src/core/redact';
 import { defineRunbook } from '../../src/core/runbook';
 import type { Action, Applied, StepContext } from '../../src/core/step';
 import { applyManifests } from '../../src/kubernetes/actions/apply-manifests';
@@ -13,27 +13,22 @@ import { setEnv } from '../../src/kubernetes/actions/set-env';
 import { connectKubernetes, type KubernetesCluster } from '../../src/kubernetes/cluster';
 import type { KubeObject } from '../../src/testing/kubernetes/object-store';
 import { CONFIGMAPS, DEPLOYMENTS } from '../../src/testing/kubernetes/resources';
-import { startKubernetesSimulator } from '../../src/testing/kubernetes/simulator';
+import type { KubernetesSimulator } from '../../src/testing/kubernetes/simulator';
 import { engineFixture } from '../support/engine-fixture';
+import { sealAsEngine, startSimulatedCluster, stepContext } from '../support/kubernetes';
 import { DRIVERS } from '../support/stores';
 
 // How the Kubernetes actions keep secrets out of plans, approvals and the audit log, and still work on the
 // plans the engine hands back (sealed AND redacted), against the project's Kubernetes API simulator through
 // the real @kubernetes/client-node; the engine tests use the real Engine over an embedded PGlite store.
 
-type Simulator = Awaited<ReturnType<typeof startKubernetesSimulator>>;
 const NS = 'vault';
 
-let sim: Simulator;
+let sim: KubernetesSimulator;
 let cluster: KubernetesCluster;
 
 beforeAll(async () => {
-  sim = await startKubernetesSimulator({
-    contextName: 'lab',
-    namespace: NS,
-    cluster: { readinessDelay: 0, crashBackoff: '100ms' },
-  });
-  cluster = connectKubernetes({ kubeConfig: sim.kubeConfig(), expectedContext: 'lab', namespaces: [NS] });
+  ({ sim, cluster } = await startSimulatedCluster({ namespaces: [NS] }));
 });
 
 afterAll(async () => {
@@ -41,26 +36,7 @@ afterAll(async () => {
 });
 
 function ctx(signal: AbortSignal = new AbortController().signal, lines: string[] = []): StepContext {
-  return {
-    runId: 'run-1',
-    runbookId: 'secrets-test',
-    step: 'act',
-    mode: 'execute',
-    attempt: 1,
-    actor: 'tester',
-    signal,
-    log: (message: string) => lines.push(message),
-  };
-}
-
-/** Seals a draft as the engine's `#seal` (src/engine/run-execution.ts) does: redacted, then hashed. */
-const redactor = createRedactor();
-function sealAsEngine<P>(action: Action<P, unknown>, draft: PlanDraft<P>): Plan<P> {
-  const redacted = redactor.redact(draft);
-  redacted.changes = redacted.changes.map((c) =>
-    isSecretName(c.field) ? { ...c, before: REDACTED, after: REDACTED } : c,
-  );
-  return sealPlan(action, redacted);
+  return stepContext({ signal, log: (message: string) => lines.push(message) });
 }
 
 /** plan → seal (redacted) → apply → verify, as the engine drives them; the draft too, to search it. */
@@ -655,7 +631,7 @@ describe('Kubernetes plans without secrets', () => {
     for (const action of actions) {
       const draft = await action.plan(ctx());
       expect(draft.changes.length, action.kind).toBeGreaterThan(0);
-      expect(redactor.redact(draft), action.kind).toEqual(draft);
+      expect(createRedactor().redact(draft), action.kind).toEqual(draft);
     }
   });
 });

@@ -4,44 +4,29 @@ import type { Action, Applied, StepContext } from '../../src/core/step';
 import { rolloutRestart } from '../../src/kubernetes/actions/rollout-restart';
 import { scale } from '../../src/kubernetes/actions/scale';
 import { setEnv } from '../../src/kubernetes/actions/set-env';
-import { connectKubernetes, type KubernetesCluster } from '../../src/kubernetes/cluster';
+import type { KubernetesCluster } from '../../src/kubernetes/cluster';
 import { isKubernetesApiError, toKubernetesError } from '../../src/kubernetes/errors';
 import { DEPLOYMENTS, PODS, STATEFULSETS } from '../../src/testing/kubernetes/resources';
-import { startKubernetesSimulator } from '../../src/testing/kubernetes/simulator';
+import type { KubernetesSimulator } from '../../src/testing/kubernetes/simulator';
+import { startSimulatedCluster, stepContext } from '../support/kubernetes';
 
 // Verify semantics that decide whether the engine reverts, crash recovery by re-planning, and the guard on
 // apply and revert — through the real client against the project's Kubernetes API simulator.
 
-type Simulator = Awaited<ReturnType<typeof startKubernetesSimulator>>;
 const NS = 'verify';
 
-let sim: Simulator;
+let sim: KubernetesSimulator;
 let cluster: KubernetesCluster;
 
 beforeAll(async () => {
-  sim = await startKubernetesSimulator({
-    contextName: 'lab',
-    namespace: NS,
-    cluster: { readinessDelay: 0, crashBackoff: '100ms' },
-  });
-  sim.apply({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: NS } });
-  cluster = connectKubernetes({ kubeConfig: sim.kubeConfig(), expectedContext: 'lab', namespaces: [NS] });
+  ({ sim, cluster } = await startSimulatedCluster({ namespaces: [NS] }));
 });
 
 afterAll(async () => {
   await sim?.close();
 });
 
-const ctx = (): StepContext => ({
-  runId: 'run-v',
-  runbookId: 'verify-test',
-  step: 'act',
-  mode: 'execute',
-  attempt: 1,
-  actor: 'tester',
-  signal: new AbortController().signal,
-  log() {},
-});
+const ctx = (): StepContext => stepContext();
 
 async function planOf<P, A>(action: Action<P, A>) {
   return sealPlan(action, await action.plan(ctx()));

@@ -1,6 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type Plan, type PlanDraft, sealPlan } from '../../src/core/plan';
-import { createRedactor, isSecretName, REDACTED } from '../../src/core/redact';
+import { sealPlan } from '../../src/core/plan';
 import type { Action, Applied, StepContext } from '../../src/core/step';
 import { applyManifests } from '../../src/kubernetes/actions/apply-manifests';
 import { RESTARTED_AT_ANNOTATION, rolloutRestart } from '../../src/kubernetes/actions/rollout-restart';
@@ -19,62 +18,27 @@ import {
   SERVICES,
   STATEFULSETS,
 } from '../../src/testing/kubernetes/resources';
-import { startKubernetesSimulator } from '../../src/testing/kubernetes/simulator';
+import type { KubernetesSimulator } from '../../src/testing/kubernetes/simulator';
+import { sealAsEngine, startSimulatedCluster, stepContext } from '../support/kubernetes';
 
 // Every action runs through the real @kubernetes/client-node against the project's Kubernetes API
 // simulator (no real API server can run here); its controllers and kubelet play the cluster, and the
 // tests prove each effect by reading the simulator's store.
 
-type Simulator = Awaited<ReturnType<typeof startKubernetesSimulator>>;
 const NS = 'lab';
 
-let sim: Simulator;
+let sim: KubernetesSimulator;
 let cluster: KubernetesCluster;
 
 beforeAll(async () => {
-  sim = await startKubernetesSimulator({
-    contextName: 'lab',
-    namespace: NS,
-    cluster: { readinessDelay: 0, crashBackoff: '100ms' },
-  });
-  sim.apply({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'other' } });
-  cluster = connectKubernetes({
-    kubeConfig: sim.kubeConfig(),
-    expectedContext: 'lab',
-    namespaces: [NS, 'redeploy'],
-  });
+  ({ sim, cluster } = await startSimulatedCluster({ namespaces: [NS, 'redeploy'], existing: [NS, 'other'] }));
 });
 
 afterAll(async () => {
   await sim?.close();
 });
 
-function ctx(signal: AbortSignal = new AbortController().signal): StepContext {
-  return {
-    runId: 'run-1',
-    runbookId: 'actions-test',
-    step: 'act',
-    mode: 'execute',
-    attempt: 1,
-    actor: 'tester',
-    signal,
-    log() {},
-  };
-}
-
-/**
- * Seals a draft as the engine's `#seal` (src/engine/run-execution.ts) does: through the engine's real
- * redactor, then a change to a secret-named field loses its values; the hash is over the redacted plan.
- * Apply, verify and revert get this plan, never the draft, so they must work from what survives redaction.
- */
-const redactor = createRedactor();
-function sealAsEngine<P>(action: Action<P, unknown>, draft: PlanDraft<P>): Plan<P> {
-  const redacted = redactor.redact(draft);
-  redacted.changes = redacted.changes.map((c) =>
-    isSecretName(c.field) ? { ...c, before: REDACTED, after: REDACTED } : c,
-  );
-  return sealPlan(action, redacted);
-}
+const ctx = (signal?: AbortSignal): StepContext => stepContext(signal ? { signal } : {});
 
 /** plan → seal (redacted, as stored) → apply → verify, as the engine drives them. */
 async function execute<P, A>(action: Action<P, A>) {

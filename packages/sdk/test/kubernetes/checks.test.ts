@@ -15,41 +15,25 @@ import {
   rolloutHistory,
 } from '../../src/kubernetes/checks';
 import { connectKubernetes, type KubernetesCluster } from '../../src/kubernetes/cluster';
-import { startKubernetesSimulator } from '../../src/testing/kubernetes/simulator';
+import type { KubernetesSimulator } from '../../src/testing/kubernetes/simulator';
+import { startSimulatedCluster, stepContext } from '../support/kubernetes';
 
 // These checks run through the real @kubernetes/client-node against the project's Kubernetes API
 // simulator (no real API server can run here); its controllers and kubelet play the cluster.
 
-type Simulator = Awaited<ReturnType<typeof startKubernetesSimulator>>;
-
-let sim: Simulator;
+let sim: KubernetesSimulator;
 let cluster: KubernetesCluster;
 let serial = 0;
 
 beforeAll(async () => {
-  sim = await startKubernetesSimulator({
-    contextName: 'lab',
-    cluster: { readinessDelay: 0, crashBackoff: '100ms' },
-  });
-  cluster = connectKubernetes({ kubeConfig: sim.kubeConfig(), expectedContext: 'lab', namespaces: ['lab'] });
+  ({ sim, cluster } = await startSimulatedCluster({ namespaces: ['lab'], existing: [] }));
 });
 
 afterAll(async () => {
   await sim?.close();
 });
 
-function ctx(): StepContext {
-  return {
-    runId: 'run-1',
-    runbookId: 'checks-test',
-    step: 'check',
-    mode: 'diagnose',
-    attempt: 1,
-    actor: 'tester',
-    signal: new AbortController().signal,
-    log() {},
-  };
-}
+const ctx = (): StepContext => stepContext({ mode: 'diagnose' });
 
 // `T extends Json` makes the compiler prove that every check's data is JSON, as stored step results must be.
 function run<T extends Json>(check: Check<T>): Promise<Finding<T>> {

@@ -5,28 +5,23 @@ import { rolloutRestart } from '../../src/kubernetes/actions/rollout-restart';
 import { scale } from '../../src/kubernetes/actions/scale';
 import { waitForRollout } from '../../src/kubernetes/actions/wait-for-rollout';
 import { podStatus } from '../../src/kubernetes/checks';
-import { connectKubernetes, type KubernetesCluster } from '../../src/kubernetes/cluster';
+import type { KubernetesCluster } from '../../src/kubernetes/cluster';
 import { DEPLOYMENTS, PODS, REPLICASETS } from '../../src/testing/kubernetes/resources';
-import { startKubernetesSimulator } from '../../src/testing/kubernetes/simulator';
+import type { KubernetesSimulator } from '../../src/testing/kubernetes/simulator';
 import { engineFixture } from '../support/engine-fixture';
+import { startSimulatedCluster } from '../support/kubernetes';
 import { DRIVERS } from '../support/stores';
 
 // Whole runbooks run through the real Engine (embedded PGlite store) against the project's Kubernetes API
 // simulator, driven by the real @kubernetes/client-node: the manual's "agent failure" recovery, end to end.
 
-type Simulator = Awaited<ReturnType<typeof startKubernetesSimulator>>;
 const NS = 'aiwebtest';
 
-let sim: Simulator;
+let sim: KubernetesSimulator;
 let cluster: KubernetesCluster;
 
 beforeAll(async () => {
-  sim = await startKubernetesSimulator({
-    contextName: 'lab',
-    namespace: NS,
-    cluster: { readinessDelay: 0, crashBackoff: '100ms' },
-  });
-  cluster = connectKubernetes({ kubeConfig: sim.kubeConfig(), expectedContext: 'lab', namespaces: [NS] });
+  ({ sim, cluster } = await startSimulatedCluster({ namespaces: [NS] }));
 });
 
 afterAll(async () => {
