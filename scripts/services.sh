@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Makes sure the local services the tests talk to are up: PostgreSQL on 127.0.0.1:5432 and Redis on
-# 127.0.0.1:6379. Starts them when they are down; installs them from Debian when they are missing.
+# 127.0.0.1:6379. Starts them when they are down; installs them (and pgbouncer, whose instances the tests
+# start themselves) from Debian when they are missing.
 set -euo pipefail
 
 need_apt_update=1
@@ -46,4 +47,10 @@ if ! redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then
     --dir /var/lib/redis --logfile /var/log/redis/ci.log
   for _ in $(seq 1 30); do redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1 && break; sleep 1; done
 fi
-echo "services: PostgreSQL and Redis are up" >&2
+# PgBouncer: the tests start their own instances; only the binary is needed (not the Debian service).
+if ! command -v pgbouncer >/dev/null 2>&1; then
+  echo "services: installing PgBouncer from Debian" >&2
+  apt_install pgbouncer
+fi
+
+echo "services: PostgreSQL and Redis are up; pgbouncer installed" >&2

@@ -5,6 +5,7 @@ const entries = {
   index: 'src/index.ts',
   'kubernetes/index': 'src/kubernetes/index.ts',
   'testing/index': 'src/testing/index.ts',
+  'postgres/index': 'src/postgres/index.ts',
 };
 
 export default defineConfig({
