@@ -1,0 +1,167 @@
+import { z } from 'zod';
+import { NonRetriableError } from '../../core/errors';
+import { finding } from '../../core/finding';
+import { type Action, defineAction } from '../../core/step';
+import { parseOptions } from '../../kubernetes/options';
+import type { PostgresDatabase } from '../database';
+import {
+  displayRelation,
+  LockTimeout,
+  lockTimeoutMs,
+  type QualifiedName,
+  quoteRelation,
+  RelationName,
+  relationRef,
+  requireRelation,
+  setLockTimeout,
+} from './relations';
+
+/** Options of {@link refreshMaterializedView}. */
+export const RefreshMaterializedViewOptions = z.object({
+  /** The materialized view. */
+  view: RelationName,
+  /**
+   * Allow a plain (blocking) refresh when a concurrent one is impossible (no unique index covering all rows,
+   * or the view was never populated). With `false` such a plan is refused. @default true
+   */
+  allowBlocking: z.boolean().default(true),
+  /** `lock_timeout` while waiting for the view's lock. @default "30s" */
+  lockTimeout: LockTimeout,
+});
+export type RefreshMaterializedViewOptions = z.output<typeof RefreshMaterializedViewOptions>;
+export type RefreshMaterializedViewOptionsInput = z.input<typeof RefreshMaterializedViewOptions>;
+
+/** What a refresh plan fixes. */
+export type RefreshMaterializedViewParams = {
+  schema: string;
+  name: string;
+  concurrently: boolean;
+  /** The unique index that makes a concurrent refresh possible, `null` for none. */
+  uniqueIndex: string | null;
+  /** The view's storage at plan time: a plain refresh replaces it. */
+  relfilenode: string;
+  lockTimeoutMs: number;
+};
+
+const KIND = 'pg.refresh-materialized-view';
+
+/**
+ * `REFRESH MATERIALIZED VIEW [CONCURRENTLY]`, on a dedicated connection with no statement timeout and
+ * `lock_timeout` set.
+ *
+ * - **plan** checks the view in the catalog. CONCURRENTLY (readers keep reading the old contents) when the
+ *   view is populated and has a unique, valid index without a WHERE clause or expressions (what PostgreSQL
+ *   requires: it covers every row); otherwise a plain refresh, and the plan says it blocks reads of the view
+ *   until it ends (refused when `allowBlocking` is false).
+ * - **verify**: `pg_class.relispopulated`, and for a plain refresh new storage (`relfilenode` changed).
+ * - **revert**: none (the old contents are gone).
+ *
+ * Risk `medium`, not destructive.
+ */
+export function refreshMaterializedView(
+  db: PostgresDatabase,
+  options: RefreshMaterializedViewOptionsInput,
+): Action<RefreshMaterializedViewParams, null> {
+  const o = parseOptions(KIND, RefreshMaterializedViewOptions, options);
+  const view: QualifiedName = o.view;
+  const target = relationRef(db, view);
+  const label = displayRelation(view);
+
+  return defineAction<RefreshMaterializedViewParams, null>({
+    kind: KIND,
+    target,
+    risk: 'medium',
+    destructive: false,
+    description: `Refresh materialized view ${label} (concurrently when it has a unique index)`,
+
+    async plan(ctx) {
+      const found = await requireRelation(db, view, ['m'], ctx.signal);
+      const { rows } = await db.query<{ populated: boolean; unique_index: string | null }>(
+        `SELECT c.relispopulated AS populated,
+                (SELECT ic.relname FROM pg_catalog.pg_index i JOIN pg_catalog.pg_class ic ON ic.oid = i.indexrelid
+                  WHERE i.indrelid = c.oid AND i.indisunique AND i.indisvalid AND i.indisready
+                    AND i.indpred IS NULL AND i.indexprs IS NULL
+                  ORDER BY ic.relname LIMIT 1) AS unique_index
+           FROM pg_catalog.pg_class c WHERE c.oid = $1::oid`,
+        [found.oid],
+        { signal: ctx.signal },
+      );
+      const populated = rows[0]?.populated ?? false;
+      const uniqueIndex = rows[0]?.unique_index ?? null;
+      const concurrently = populated && uniqueIndex !== null;
+      const why = !uniqueIndex
+        ? 'it has no unique index without WHERE clause or expressions'
+        : 'it was never populated';
+      if (!concurrently && !o.allowBlocking) {
+        throw new NonRetriableError(
+          `Materialized view ${label} cannot be refreshed concurrently (${why}), and allowBlocking is false. Add a unique index on its key columns, or allow a blocking refresh.`,
+          { code: 'PG_REFRESH_WOULD_BLOCK' },
+        );
+      }
+      return {
+        summary: concurrently
+          ? `Refresh materialized view ${label} CONCURRENTLY (readers keep the old contents; unique index ${uniqueIndex})`
+          : `Refresh materialized view ${label} WITHOUT CONCURRENTLY, because ${why}: it blocks every read of the view until the refresh ends`,
+        changes: [
+          {
+            target,
+            field: 'contents',
+            before: { populated },
+            after: concurrently ? 'refreshed concurrently' : 'refreshed (blocking reads)',
+          },
+        ],
+        params: {
+          schema: view.schema,
+          name: view.name,
+          concurrently,
+          uniqueIndex,
+          relfilenode: found.relfilenode,
+          lockTimeoutMs: lockTimeoutMs(o.lockTimeout),
+        },
+      };
+    },
+
+    async apply(ctx, plan) {
+      await db.dedicated(
+        async (session) => {
+          await setLockTimeout(session, plan.params.lockTimeoutMs, ctx.signal);
+          await requireRelation(session, view, ['m'], ctx.signal);
+          await session.query(
+            `REFRESH MATERIALIZED VIEW ${plan.params.concurrently ? 'CONCURRENTLY ' : ''}${quoteRelation(view)}`,
+            [],
+            { signal: ctx.signal, statementTimeoutMs: 0 },
+          );
+          ctx.log(`refreshed ${label}${plan.params.concurrently ? ' concurrently' : ''}`);
+        },
+        { signal: ctx.signal },
+      );
+      return null;
+    },
+
+    async verify(ctx, applied) {
+      const p = applied.plan.params;
+      const found = await requireRelation(db, view, ['m'], ctx.signal);
+      const { rows } = await db.query<{ populated: boolean }>(
+        'SELECT relispopulated AS populated FROM pg_catalog.pg_class WHERE oid = $1::oid',
+        [found.oid],
+        { signal: ctx.signal },
+      );
+      const populated = rows[0]?.populated ?? false;
+      const replaced = found.relfilenode !== p.relfilenode;
+      const data = { populated, relfilenode: found.relfilenode, replaced };
+      if (!populated) return finding('fail', `Materialized view ${label} is not populated`, data);
+      if (!p.concurrently && !replaced) {
+        return finding(
+          'fail',
+          `Materialized view ${label} still has the storage it had before the refresh`,
+          data,
+        );
+      }
+      return finding(
+        'ok',
+        `Materialized view ${label} refreshed${p.concurrently ? ' concurrently' : ''} and populated`,
+        data,
+      );
+    },
+  });
+}
