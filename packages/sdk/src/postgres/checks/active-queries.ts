@@ -1,0 +1,233 @@
+import { z } from 'zod';
+import { Duration, toMillis } from '../../core/duration';
+import { type Evidence, type FindingStatus, finding } from '../../core/finding';
+import { type Check, defineCheck } from '../../core/step';
+import type { PostgresDatabase } from '../database';
+import { type BlockingChain, blockingChains } from './blocking';
+import { parseOptions } from './options';
+import { type SessionRow, type SessionView, sessionColumns, VERSION_SQL, viewSession } from './session-view';
+import { clip, formatDuration, hiddenNote, MAX_ROWS, plural, whoIs } from './wording';
+
+/** Options of {@link activeQueries}. */
+export const ActiveQueriesOptions = z
+  .object({
+    /**
+     * Queries running at least this long are listed (and `warn`); a session blocked at least this long is a
+     * `fail`. @default "1m"
+     */
+    minDuration: Duration.default('1m'),
+    /** A query running at least this long is a `fail`. @default "5m" (the manual's threshold for terminating) */
+    failAfter: Duration.default('5m'),
+    /** Also list sessions that are not `active` (idle, idle in transaction) for at least `minDuration`. @default false */
+    includeIdle: z.boolean().default(false),
+  })
+  .refine((p) => toMillis(p.minDuration) <= toMillis(p.failAfter), {
+    message: 'minDuration must not exceed failAfter',
+    path: ['minDuration'],
+  });
+export type ActiveQueriesOptions = z.output<typeof ActiveQueriesOptions>;
+export type ActiveQueriesOptionsInput = z.input<typeof ActiveQueriesOptions>;
+
+/** A root blocker with the size of the queue behind it. */
+export type RootBlocker = BlockingChain & {
+  state: string | null;
+  user: string | null;
+  application: string | null;
+  /** Age of its transaction: how long it has held its locks at most. */
+  transactionMs: number | null;
+};
+
+/** What {@link activeQueries} found. */
+export type ActiveQueriesData = {
+  /** Long-running, blocked and blocking sessions, longest first (at most 100). */
+  sessions: SessionView[];
+  /** Sessions that matched, before the cut to 100. */
+  matched: number;
+  /** Queries running at least `minDuration` (not counting those waiting for a lock). */
+  longRunning: number;
+  /** Blocking chains, the root that holds up the most sessions first. */
+  rootBlockers: RootBlocker[];
+  /** Sessions waiting for another's lock. */
+  blocked: number;
+  /** Longest lock wait now. */
+  longestWaitMs: number | null;
+  minDurationMs: number;
+  failAfterMs: number;
+};
+
+const KIND = 'pg.active-queries';
+const MAX_SESSIONS = 100;
+
+/**
+ * The manual's "check active queries" (Runbook 5, `pg_stat_activity WHERE state = 'active'`), with the
+ * blocking chains (`pg_blocking_pids()`) that usually explain them: who blocks whom, root blockers first.
+ * Lists the queries running at least `minDuration`, every session that waits for a lock or holds one that
+ * others wait for, and, with `includeIdle`, sessions idle at least `minDuration`. Our own session is left out.
+ *
+ * - `fail` when a query has run for `failAfter` (5 min, the manual's terminate threshold) or a session has
+ *   waited for a lock for `minDuration`.
+ * - `warn` when a query has run for `minDuration`.
+ * - `ok` otherwise (shorter lock waits are listed and mentioned, but row locks come and go).
+ *
+ * A role without `pg_read_all_stats` sees other users' query text as `<insufficient privilege>`.
+ */
+export function activeQueries(
+  db: PostgresDatabase,
+  options: ActiveQueriesOptionsInput = {},
+): Check<ActiveQueriesData> {
+  const p = parseOptions(KIND, ActiveQueriesOptions, options);
+  const minMs = toMillis(p.minDuration);
+  const failMs = toMillis(p.failAfter);
+  return defineCheck({
+    kind: KIND,
+    description: `Queries running over ${formatDuration(minMs)} and blocking chains on ${db.display}`,
+    async run(ctx) {
+      const q = { signal: ctx.signal };
+      const version = (await db.query<{ version: number }>(VERSION_SQL, [], q)).rows[0]?.version ?? 0;
+      const { rows } = await db.query<SessionRow>(
+        `WITH s AS (
+           SELECT a.*, pg_blocking_pids(a.pid) AS blocked_by
+             FROM pg_stat_activity a
+            WHERE a.pid <> pg_backend_pid()
+         ), blockers AS (SELECT DISTINCT unnest(blocked_by) AS pid FROM s)
+         SELECT ${sessionColumns(version)}, a.blocked_by
+           FROM s a
+          WHERE cardinality(a.blocked_by) > 0
+             OR a.pid IN (SELECT pid FROM blockers)
+             OR (a.backend_type = 'client backend' AND a.state = 'active'
+                 AND a.query_start <= now() - $1::float8 * interval '1 millisecond')
+             OR ($2 AND a.backend_type = 'client backend' AND a.state <> 'active'
+                 AND a.state_change <= now() - $1::float8 * interval '1 millisecond')
+          ORDER BY a.query_start NULLS LAST, a.pid`,
+        [minMs, p.includeIdle],
+        q,
+      );
+      const sessions = rows.map(viewSession);
+      const byPid = new Map(sessions.map((s) => [s.pid, s]));
+      const { chains, lines } = blockingChains(sessions);
+      const rootBlockers: RootBlocker[] = chains.map((c) => {
+        const s = byPid.get(c.root);
+        return {
+          ...c,
+          state: s?.state ?? null,
+          user: s?.user ?? null,
+          application: s?.application ?? null,
+          transactionMs: s?.transactionMs ?? null,
+        };
+      });
+      // A blocked query is judged by how long it has waited, not as a long-running one.
+      const running = sessions.filter(
+        (s) => s.state === 'active' && !s.blockedBy.length && (s.queryMs ?? 0) >= minMs,
+      );
+      const waiting = sessions.filter((s) => s.blockedBy.length > 0);
+      const longestWaitMs = waiting.length ? Math.max(...waiting.map((s) => s.waitingMs ?? 0)) : null;
+      const tooLong = running.filter((s) => (s.queryMs ?? 0) >= failMs);
+      const data: ActiveQueriesData = {
+        sessions: sessions.slice(0, MAX_SESSIONS),
+        matched: sessions.length,
+        longRunning: running.length,
+        rootBlockers,
+        blocked: waiting.length,
+        longestWaitMs,
+        minDurationMs: minMs,
+        failAfterMs: failMs,
+      };
+
+      const statuses: FindingStatus[] = [];
+      const parts: string[] = [];
+      if (waiting.length) {
+        const root = rootBlockers[0] as RootBlocker;
+        const rootSession = byPid.get(root.root);
+        const rootState = rootSession?.state ? `, ${rootSession.state}` : '';
+        const held = root.transactionMs === null ? '' : ` ${formatDuration(root.transactionMs)}`;
+        const more =
+          rootBlockers.length > 1 ? ` (${plural(rootBlockers.length, 'root blocker')} in all)` : '';
+        const who = rootSession ? whoIs(rootSession) : `pid ${root.root}`;
+        parts.push(
+          `${who}${rootState}${held} blocks ${plural(root.blocked.length, 'session')}${more}; ` +
+            `longest lock wait ${formatDuration(longestWaitMs ?? 0)}`,
+        );
+        statuses.push((longestWaitMs ?? 0) >= minMs ? 'fail' : 'ok');
+      }
+      if (running.length) {
+        const longest = running.reduce((a, b) => ((b.queryMs ?? 0) > (a.queryMs ?? 0) ? b : a));
+        parts.push(
+          `${plural(running.length, 'query', 'queries')} running over ${formatDuration(minMs)}, longest ` +
+            `${formatDuration(longest.queryMs ?? 0)} by ${whoIs(longest)}: ${clip(longest.query ?? '', 60)}`,
+        );
+        statuses.push(tooLong.length ? 'fail' : 'warn');
+      }
+      const status: FindingStatus = statuses.includes('fail')
+        ? 'fail'
+        : statuses.includes('warn')
+          ? 'warn'
+          : 'ok';
+      const summary = parts.length
+        ? parts.join('; ')
+        : `No query running over ${formatDuration(minMs)}, no lock waits`;
+      return finding(status, summary, data, evidenceOf(sessions, lines, byPid));
+    },
+  });
+}
+
+function evidenceOf(
+  sessions: SessionView[],
+  lines: ReturnType<typeof blockingChains>['lines'],
+  byPid: Map<number, SessionView>,
+): Evidence[] {
+  const evidence: Evidence[] = [];
+  if (lines.length) {
+    evidence.push({
+      kind: 'table',
+      title: 'Blocking chains (root blockers first)',
+      columns: [
+        'PID',
+        'BLOCKED BY',
+        'USER',
+        'APPLICATION',
+        'STATE',
+        'WAIT EVENT',
+        'WAITING',
+        'XACT AGE',
+        'QUERY',
+      ],
+      rows: lines.slice(0, MAX_ROWS).map((l) => {
+        const s = byPid.get(l.pid);
+        return [
+          `${'  '.repeat(l.depth)}${l.depth ? '└ ' : ''}${l.pid}`,
+          l.blockedBy.join(', ') || null,
+          s?.user ?? null,
+          s?.application ?? null,
+          s?.state ?? null,
+          s?.waitEvent ?? null,
+          s?.waitingMs === null || s?.waitingMs === undefined ? null : formatDuration(s.waitingMs),
+          s?.transactionMs === null || s?.transactionMs === undefined
+            ? null
+            : formatDuration(s.transactionMs),
+          s?.query ?? null,
+        ];
+      }),
+    });
+  }
+  evidence.push({
+    kind: 'table',
+    title: 'Sessions',
+    columns: ['PID', 'USER', 'APPLICATION', 'CLIENT', 'STATE', 'WAIT EVENT', 'DURATION', 'QUERY'],
+    rows: [...sessions]
+      .sort((a, b) => (b.queryMs ?? 0) - (a.queryMs ?? 0))
+      .slice(0, MAX_ROWS)
+      .map((s) => [
+        s.pid,
+        s.user,
+        s.application,
+        s.client,
+        s.state,
+        s.waitEvent,
+        s.queryMs === null ? null : formatDuration(s.state === 'active' ? s.queryMs : (s.stateMs ?? 0)),
+        s.query,
+      ]),
+  });
+  const hidden = hiddenNote(Math.max(sessions.length, lines.length), MAX_ROWS);
+  if (hidden) evidence.push({ kind: 'text', title: 'Not shown', text: hidden });
+  return evidence;
+}

@@ -1,0 +1,211 @@
+import { z } from 'zod';
+import { Duration, toMillis } from '../../core/duration';
+import { type Evidence, type FindingStatus, finding } from '../../core/finding';
+import { type Check, defineCheck } from '../../core/step';
+import { isPostgresError, type PostgresDatabase, quoteIdent } from '../database';
+import { parseOptions } from './options';
+import { clip, formatDuration, isoOf, plural, queryText } from './wording';
+
+/** Options of {@link slowQueries}. */
+export const SlowQueriesOptions = z
+  .object({
+    /** Statements listed, slowest mean first. @default 10 (the manual's `LIMIT 10`) */
+    limit: z.number().int().min(1).max(100).default(10),
+    /** Statements with a mean execution time at least this long are slow (`warn`). @default "100ms" (the manual's p95 target) */
+    minMeanTime: Duration.default('100ms'),
+    /** A statement with a mean at least this long is a `fail`. @default "1s" (the manual's slow-query log line) */
+    failMeanTime: Duration.default('1s'),
+  })
+  .refine((p) => toMillis(p.minMeanTime) <= toMillis(p.failMeanTime), {
+    message: 'minMeanTime must not exceed failMeanTime',
+    path: ['minMeanTime'],
+  });
+export type SlowQueriesOptions = z.output<typeof SlowQueriesOptions>;
+export type SlowQueriesOptionsInput = z.input<typeof SlowQueriesOptions>;
+
+/** One normalized statement of `pg_stat_statements`. */
+export type SlowStatement = {
+  queryId: string | null;
+  database: string | null;
+  user: string | null;
+  /** Normalized text (`$1` for constants), at most 500 characters. */
+  query: string;
+  calls: number;
+  meanMs: number;
+  totalMs: number;
+  maxMs: number | null;
+  rows: number;
+  /** Share of the execution time of all statements, 0–1. */
+  shareOfTotal: number;
+};
+
+/** What {@link slowQueries} found. */
+export type SlowQueriesData = {
+  /** False when `pg_stat_statements` is not installed or not loaded. */
+  available: boolean;
+  /** What to do to make it available; `null` when it is. */
+  reason: string | null;
+  statements: SlowStatement[];
+  /** Statements with a mean at or above `minMeanTime`, before the cut to `limit`. */
+  slow: number;
+  /** When the statistics were last reset (PostgreSQL 14+): the means cover the time since. */
+  statsReset: string | null;
+  minMeanMs: number;
+  failMeanMs: number;
+};
+
+const KIND = 'pg.slow-queries';
+const NOT_INSTALLED =
+  'pg_stat_statements is not installed in this database: CREATE EXTENSION pg_stat_statements; ' +
+  "(it also needs shared_preload_libraries = 'pg_stat_statements' and a restart)";
+const NOT_LOADED =
+  "pg_stat_statements is not loaded: add it to shared_preload_libraries (ALTER SYSTEM SET shared_preload_libraries = 'pg_stat_statements') and restart PostgreSQL";
+
+/**
+ * The manual's "check slow queries" (Runbook 5): `pg_stat_statements` by mean execution time, with calls,
+ * total time, rows and each statement's share of all execution time, for every database of the server.
+ *
+ * - `fail` when a statement's mean is at least `failMeanTime` (1 s, the manual's slow-query logging line).
+ * - `warn` when one's mean is at least `minMeanTime` (100 ms, the manual's p95 latency target).
+ * - `ok` when none is, `unknown` when `pg_stat_statements` is not installed (`CREATE EXTENSION`) or not
+ *   loaded (`shared_preload_libraries`); the summary says which and what to do.
+ *
+ * The figures are cumulative since the last reset (`pg_stat_statements_reset()`), so an old slow query keeps
+ * showing until then; the data carries the reset time.
+ */
+export function slowQueries(
+  db: PostgresDatabase,
+  options: SlowQueriesOptionsInput = {},
+): Check<SlowQueriesData> {
+  const p = parseOptions(KIND, SlowQueriesOptions, options);
+  const minMs = toMillis(p.minMeanTime);
+  const failMs = toMillis(p.failMeanTime);
+  return defineCheck({
+    kind: KIND,
+    description: `Statements with a mean over ${formatDuration(minMs)} in pg_stat_statements on ${db.display}`,
+    async run(ctx) {
+      const q = { signal: ctx.signal };
+      const data: SlowQueriesData = {
+        available: false,
+        reason: null,
+        statements: [],
+        slow: 0,
+        statsReset: null,
+        minMeanMs: minMs,
+        failMeanMs: failMs,
+      };
+      const { rows: ext } = await db.query<{ schema: string; version: number }>(
+        `SELECT n.nspname AS schema, current_setting('server_version_num')::int AS version
+           FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace
+          WHERE e.extname = 'pg_stat_statements'`,
+        [],
+        q,
+      );
+      const found = ext[0];
+      if (!found) {
+        data.reason = NOT_INSTALLED;
+        return finding('unknown', NOT_INSTALLED, data);
+      }
+      const schema = quoteIdent(found.schema);
+      // PostgreSQL 13 renamed mean_time/total_time/max_time to *_exec_time.
+      const t = found.version >= 130000 ? '_exec_time' : '_time';
+      let rows: Array<{
+        queryid: string | null;
+        database: string | null;
+        user: string | null;
+        query: string | null;
+        calls: number;
+        mean_ms: number;
+        total_ms: number;
+        max_ms: number | null;
+        rows: number;
+        share: number | null;
+        slow: number;
+      }>;
+      try {
+        ({ rows } = await db.query(
+          `SELECT s.queryid::text AS queryid, d.datname AS database, r.rolname AS "user",
+                  left(s.query, 501) AS query, s.calls::float8 AS calls,
+                  s.mean${t}::float8 AS mean_ms, s.total${t}::float8 AS total_ms, s.max${t}::float8 AS max_ms,
+                  s.rows::float8 AS rows,
+                  s.total${t} / nullif(sum(s.total${t}) OVER (), 0) AS share,
+                  (count(*) FILTER (WHERE s.mean${t} >= $1) OVER ())::int AS slow
+             FROM ${schema}.pg_stat_statements s
+             LEFT JOIN pg_database d ON d.oid = s.dbid
+             LEFT JOIN pg_roles r ON r.oid = s.userid
+            ORDER BY s.mean${t} DESC
+            LIMIT $2`,
+          [minMs, p.limit],
+          q,
+        ));
+      } catch (e) {
+        // 55000: "pg_stat_statements must be loaded via shared_preload_libraries".
+        if (isPostgresError(e) && e.sqlstate === '55000') {
+          data.reason = NOT_LOADED;
+          return finding('unknown', NOT_LOADED, data);
+        }
+        throw e;
+      }
+      data.available = true;
+      data.slow = rows[0]?.slow ?? 0;
+      data.statements = rows
+        .filter((r) => r.mean_ms >= minMs)
+        .map((r) => ({
+          queryId: r.queryid,
+          database: r.database,
+          user: r.user,
+          query: queryText(r.query) ?? '',
+          calls: r.calls,
+          meanMs: round(r.mean_ms),
+          totalMs: round(r.total_ms),
+          maxMs: r.max_ms === null ? null : round(r.max_ms),
+          rows: r.rows,
+          shareOfTotal: Math.round((r.share ?? 0) * 1000) / 1000,
+        }));
+      if (found.version >= 140000) {
+        const info = await db
+          .query<{ reset: Date | null }>(
+            `SELECT stats_reset AS reset FROM ${schema}.pg_stat_statements_info`,
+            [],
+            q,
+          )
+          .catch(() => ({ rows: [] as { reset: Date | null }[] }));
+        data.statsReset = isoOf(info.rows[0]?.reset ?? null);
+      }
+
+      const worst = data.statements[0];
+      const status: FindingStatus = !worst ? 'ok' : worst.meanMs >= failMs ? 'fail' : 'warn';
+      const since = data.statsReset ? ` since ${data.statsReset.slice(0, 16).replace('T', ' ')} UTC` : '';
+      const summary = worst
+        ? `${plural(data.slow, 'statement')} with a mean at or above ${formatDuration(minMs)}${since}; slowest ` +
+          `${formatDuration(worst.meanMs)} mean × ${plural(worst.calls, 'call')}: ${clip(worst.query, 80)}`
+        : `No statement with a mean at or above ${formatDuration(minMs)}${since}`;
+      return finding(status, summary, data, evidenceOf(data));
+    },
+  });
+}
+
+function evidenceOf(data: SlowQueriesData): Evidence[] {
+  return [
+    {
+      kind: 'table',
+      title: 'Slowest statements by mean execution time (pg_stat_statements)',
+      columns: ['MEAN', 'CALLS', 'TOTAL', 'MAX', 'ROWS', '% OF TOTAL', 'DATABASE', 'USER', 'QUERY'],
+      rows: data.statements.map((s) => [
+        formatDuration(s.meanMs),
+        s.calls,
+        formatDuration(s.totalMs),
+        s.maxMs === null ? null : formatDuration(s.maxMs),
+        s.rows,
+        `${Math.round(s.shareOfTotal * 1000) / 10}%`,
+        s.database,
+        s.user,
+        s.query,
+      ]),
+    },
+  ];
+}
+
+function round(ms: number): number {
+  return Math.round(ms * 100) / 100;
+}

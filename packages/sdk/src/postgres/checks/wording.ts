@@ -1,0 +1,89 @@
+/** Most rows any table of evidence carries; the rest are counted in a note. */
+export const MAX_ROWS = 50;
+
+/** Longest query text kept in data and evidence (PostgreSQL keeps 1024 bytes by default anyway). */
+export const MAX_QUERY_TEXT = 500;
+
+/** Cuts a text to `max` characters on one line, marking the cut, so one long text cannot flood a summary. */
+export function clip(text: string, max = 200): string {
+  const oneLine = text.replace(/\s+/g, ' ').trim();
+  return oneLine.length <= max ? oneLine : `${oneLine.slice(0, max - 1)}…`;
+}
+
+/**
+ * A query text as evidence shows it: one line, at most {@link MAX_QUERY_TEXT} characters, and without the
+ * literal of a `PASSWORD '…'` clause (`CREATE ROLE … PASSWORD 'x'` shows up in `pg_stat_activity` verbatim).
+ */
+export function queryText(text: string | null | undefined, max = MAX_QUERY_TEXT): string | null {
+  if (text === null || text === undefined) return null;
+  return clip(text.replace(/(\bpassword\s+)(e?'(?:[^']|'')*')/gi, "$1'[REDACTED]'"), max);
+}
+
+/** `"a, b, c and 2 more"`: the first `max` items of a list for a one-line summary. */
+export function listSome(items: readonly string[], max = 3): string {
+  if (items.length <= max) return items.join(', ');
+  return `${items.slice(0, max).join(', ')} and ${items.length - max} more`;
+}
+
+/** `"1 index"`, `"3 indexes"`. */
+export function plural(count: number, noun: string, pluralNoun = `${noun}s`): string {
+  return `${count} ${count === 1 ? noun : pluralNoun}`;
+}
+
+/** A byte count the way `pg_size_pretty` prints it: `8192 bytes`, `12 kB`, `1.5 MB`, `20 GB`. */
+export function formatBytes(bytes: number): string {
+  if (bytes < 10 * 1024) return `${bytes} bytes`;
+  const units = ['kB', 'MB', 'GB', 'TB', 'PB'];
+  let value = bytes / 1024;
+  let unit = 0;
+  while (value >= 1024 && unit < units.length - 1) {
+    value /= 1024;
+    unit++;
+  }
+  return `${value >= 100 ? Math.round(value) : +value.toFixed(1)} ${units[unit]}`;
+}
+
+/** A duration for people: `850ms`, `12.5s`, `6m12s`, `3h05m`, `2d4h`. */
+export function formatDuration(ms: number): string {
+  if (ms < 1_000) return `${Math.max(0, Math.round(ms))}ms`;
+  const s = ms / 1_000;
+  if (s < 60) return `${+s.toFixed(1)}s`;
+  const total = Math.floor(s);
+  if (total < 3_600) return `${Math.floor(total / 60)}m${pad(total % 60)}s`;
+  if (total < 172_800) return `${Math.floor(total / 3_600)}h${pad(Math.floor(total / 60) % 60)}m`;
+  return `${Math.floor(total / 86_400)}d${Math.floor(total / 3_600) % 24}h`;
+}
+
+function pad(n: number): string {
+  return String(n).padStart(2, '0');
+}
+
+/** `82%` of a share; one decimal below 10 %. */
+export function percent(share: number): string {
+  const p = share * 100;
+  return `${p < 10 ? +p.toFixed(1) : Math.round(p)}%`;
+}
+
+/** An RFC 3339 string of a timestamp from `pg` (a `Date`), or `null`, for check data (which must be JSON). */
+export function isoOf(t: Date | string | null | undefined): string | null {
+  if (t === null || t === undefined) return null;
+  const d = t instanceof Date ? t : new Date(t);
+  return Number.isNaN(d.getTime()) ? null : d.toISOString();
+}
+
+/** `"(12 more rows not shown)"` when a list was cut to {@link MAX_ROWS}; `null` otherwise. */
+export function hiddenNote(total: number, shown: number): string | null {
+  return total > shown ? `(${total - shown} more rows not shown)` : null;
+}
+
+/** Who a session is, in a summary: `pid 4711 (backend@worker)`. */
+export function whoIs(s: { pid: number; user: string | null; application: string | null }): string {
+  const app = s.application ? `@${s.application}` : '';
+  return s.user || app ? `pid ${s.pid} (${s.user ?? '?'}${app})` : `pid ${s.pid}`;
+}
+
+/** The message of a thrown value, without our own "PostgreSQL <statement> failed:" prefix. */
+export function errorText(e: unknown): string {
+  const message = e instanceof Error ? e.message : String(e);
+  return message.replace(/^PostgreSQL .*? failed: /, '');
+}
