@@ -12,9 +12,10 @@ import {
 } from '@kubernetes/client-node';
 import { z } from 'zod';
 import { Duration, toMillis } from '../core/duration';
+import { parseOptions } from '../core/parse-options';
 import { type ResourceRef, resourceRef } from '../core/resource';
 import { KubernetesGuardError, toKubernetesError } from './errors';
-import { NamespaceName, parseOptions } from './options';
+import { NamespaceName } from './options';
 
 /** How to reach a cluster, and the guard rails every action on it passes first. */
 export const KubernetesOptions = z.object({

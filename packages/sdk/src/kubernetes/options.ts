@@ -1,5 +1,4 @@
 import { z } from 'zod';
-import { InputValidationError } from '../core/errors';
 
 /** A namespace name (an RFC 1123 label). */
 export const NamespaceName = z
@@ -20,24 +19,3 @@ export const ObjectName = z
 
 /** `Deployment` or `StatefulSet`. */
 export const WorkloadKindSchema = z.enum(['Deployment', 'StatefulSet']);
-
-/**
- * Validates a check's or an action's options when it is built, so that a typo fails at definition time with an
- * {@link InputValidationError} naming each bad field (`env.FOO`, `manifests[2].metadata`), not mid-incident.
- */
-export function parseOptions<S extends z.ZodType>(kind: string, schema: S, input: unknown): z.output<S> {
-  const parsed = schema.safeParse(input ?? {});
-  if (!parsed.success) {
-    throw new InputValidationError(
-      `options of ${kind}`,
-      parsed.error.issues.map((issue) => ({ path: issuePath(issue.path), message: issue.message })),
-    );
-  }
-  return parsed.data;
-}
-
-function issuePath(path: readonly PropertyKey[]): string {
-  return path
-    .map((p, i) => (typeof p === 'number' ? `[${p}]` : `${i === 0 ? '' : '.'}${String(p)}`))
-    .join('');
-}

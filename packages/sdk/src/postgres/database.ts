@@ -1,7 +1,8 @@
 import pg from 'pg';
 import { z } from 'zod';
 import { Duration, toMillis } from '../core/duration';
-import { InputValidationError, isRunbookError, RunbookError } from '../core/errors';
+import { isRunbookError, RunbookError } from '../core/errors';
+import { parseOptions } from '../core/parse-options';
 import { type ResourceRef, resourceRef } from '../core/resource';
 
 /** How to reach one PostgreSQL database, and the bounds every check and action respects. */
@@ -159,14 +160,26 @@ export class PostgresDatabase {
     };
   }
 
-  async #connect<C>(connecting: Promise<C>, signal: AbortSignal | undefined): Promise<C> {
+  /**
+   * Waits for a connection; when the step was aborted meanwhile, gives the connection back (or closes it)
+   * before throwing, so that a cancelled step never leaks a pool slot or a dedicated connection.
+   */
+  async #connect<C extends pg.PoolClient | pg.Client>(
+    connecting: Promise<C>,
+    signal: AbortSignal | undefined,
+  ): Promise<C> {
+    let client: C;
     try {
-      const client = await connecting;
-      signal?.throwIfAborted();
-      return client;
+      client = await connecting;
     } catch (e) {
       throw toPostgresError(e, `connect to ${this.display}`);
     }
+    if (signal?.aborted) {
+      if ('release' in client) client.release();
+      else await client.end().catch(() => {});
+      throw signal.reason;
+    }
+    return client;
   }
 
   async #run<R extends Row>(
@@ -224,14 +237,7 @@ export interface Session {
 
 /** Validates the options (an {@link InputValidationError} names each bad field) and opens a pool lazily. */
 export function connectPostgres(options: PostgresOptionsInput): PostgresDatabase {
-  const parsed = PostgresOptions.safeParse(options);
-  if (!parsed.success) {
-    throw new InputValidationError(
-      'postgres options',
-      parsed.error.issues.map((i) => ({ path: i.path.map(String).join('.'), message: i.message })),
-    );
-  }
-  return new PostgresDatabase(parsed.data);
+  return new PostgresDatabase(parseOptions('postgres', PostgresOptions, options));
 }
 
 /**

@@ -4,6 +4,7 @@ import { Duration, formatMillis, toMillis } from '../../core/duration';
 import { InputValidationError, NonRetriableError } from '../../core/errors';
 import { type Evidence, type Finding, finding, worstStatus } from '../../core/finding';
 import { canonicalJson, type Json, sha256 } from '../../core/json';
+import { parseOptions } from '../../core/parse-options';
 import type { Change } from '../../core/plan';
 import { createRedactor, isSecretName, REDACTED } from '../../core/redact';
 import { type ResourceRef, resourceRef } from '../../core/resource';
@@ -11,7 +12,7 @@ import type { StepContext } from '../../core/step';
 import { type Action, defineAction } from '../../core/step';
 import { type KubernetesCluster, k8sRef, type WorkloadKind } from '../cluster';
 import { isKubernetesApiError } from '../errors';
-import { NamespaceName, ObjectName, parseOptions } from '../options';
+import { NamespaceName, ObjectName } from '../options';
 import { diffJson, isSecretEnvEntry, maskSecretEnv } from './diff';
 import { awaitRollout, plainJson } from './workload';
 

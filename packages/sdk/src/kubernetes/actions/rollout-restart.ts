@@ -2,9 +2,10 @@ import type { V1Deployment, V1StatefulSet } from '@kubernetes/client-node';
 import { z } from 'zod';
 import { Duration, toMillis } from '../../core/duration';
 import { RunbookError } from '../../core/errors';
+import { parseOptions } from '../../core/parse-options';
 import { type Action, defineAction } from '../../core/step';
 import { type KubernetesCluster, k8sRef, type WorkloadKind } from '../cluster';
-import { NamespaceName, ObjectName, parseOptions, WorkloadKindSchema } from '../options';
+import { NamespaceName, ObjectName, WorkloadKindSchema } from '../options';
 import { REVISION_ANNOTATION } from '../revisions';
 import {
   awaitRollout,

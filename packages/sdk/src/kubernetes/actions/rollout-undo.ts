@@ -3,12 +3,13 @@ import { z } from 'zod';
 import { Duration, toMillis } from '../../core/duration';
 import { NonRetriableError, RunbookError } from '../../core/errors';
 import { canonicalJson, type Json, sha256 } from '../../core/json';
+import { parseOptions } from '../../core/parse-options';
 import type { Change } from '../../core/plan';
 import type { ResourceRef } from '../../core/resource';
 import type { StepContext } from '../../core/step';
 import { type Action, defineAction } from '../../core/step';
 import { type KubernetesCluster, k8sRef } from '../cluster';
-import { NamespaceName, ObjectName, parseOptions } from '../options';
+import { NamespaceName, ObjectName } from '../options';
 import {
   listRevisions,
   REVISION_ANNOTATION,

@@ -2,12 +2,13 @@ import type { V1Pod, V1Scale } from '@kubernetes/client-node';
 import { z } from 'zod';
 import { Duration, formatMillis, toMillis } from '../../core/duration';
 import { type Finding, finding } from '../../core/finding';
+import { parseOptions } from '../../core/parse-options';
 import { sleep } from '../../core/sleep';
 import type { StepContext } from '../../core/step';
 import { type Action, type Applied, defineAction } from '../../core/step';
 import { type KubernetesCluster, k8sRef, type RequestOptions, type WorkloadKind } from '../cluster';
 import { isKubernetesApiError } from '../errors';
-import { NamespaceName, ObjectName, parseOptions, WorkloadKindSchema } from '../options';
+import { NamespaceName, ObjectName, WorkloadKindSchema } from '../options';
 import { selectorText } from '../revisions';
 import { describeWorkload, type FailingContainer, failingContainers, readWorkload } from './workload';
 

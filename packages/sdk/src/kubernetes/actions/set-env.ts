@@ -9,12 +9,13 @@ import { z } from 'zod';
 import { Duration, toMillis } from '../../core/duration';
 import { NonRetriableError, RunbookError } from '../../core/errors';
 import type { Json } from '../../core/json';
+import { parseOptions } from '../../core/parse-options';
 import type { Change } from '../../core/plan';
 import { isSecretName, REDACTED } from '../../core/redact';
 import type { StepContext } from '../../core/step';
 import { type Action, defineAction } from '../../core/step';
 import { type KubernetesCluster, k8sRef, type WorkloadKind } from '../cluster';
-import { NamespaceName, ObjectName, parseOptions, WorkloadKindSchema } from '../options';
+import { NamespaceName, ObjectName, WorkloadKindSchema } from '../options';
 import { listRevisions, templatesEqual } from '../revisions';
 import { REDACTED_NEW_VALUE } from './diff';
 import {

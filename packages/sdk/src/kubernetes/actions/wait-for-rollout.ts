@@ -1,8 +1,9 @@
 import { z } from 'zod';
 import { Duration, toMillis } from '../../core/duration';
+import { parseOptions } from '../../core/parse-options';
 import type { Action, Check } from '../../core/step';
 import { type KubernetesCluster, k8sRef, type WorkloadKind } from '../cluster';
-import { NamespaceName, ObjectName, parseOptions, WorkloadKindSchema } from '../options';
+import { NamespaceName, ObjectName, WorkloadKindSchema } from '../options';
 import { rolloutStatus } from '../rollout-status';
 import { awaitRollout, describeWorkload, type RolloutWaitData, readWorkload } from './workload';
 

@@ -1,10 +1,10 @@
 import { z } from 'zod';
 import { Duration, formatMillis, toMillis } from '../../core/duration';
 import { type Cell, type FindingStatus, finding, worstStatus } from '../../core/finding';
+import { parseOptions } from '../../core/parse-options';
 import { type Check, defineCheck } from '../../core/step';
 import type { KubernetesCluster } from '../cluster';
 import { isKubernetesApiError } from '../errors';
-import { parseOptions } from '../options';
 import { apiMessage, clip, listSome } from './wording';
 
 /** Options of {@link clusterHealth}. */

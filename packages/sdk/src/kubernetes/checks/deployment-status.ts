@@ -1,9 +1,9 @@
 import type { V1Deployment, V1StatefulSet } from '@kubernetes/client-node';
 import { z } from 'zod';
 import { type Cell, type Evidence, type FindingStatus, finding } from '../../core/finding';
+import { parseOptions } from '../../core/parse-options';
 import { type Check, defineCheck } from '../../core/step';
 import type { KubernetesCluster } from '../cluster';
-import { parseOptions } from '../options';
 import { type RolloutState, rolloutStatus } from '../rollout-status';
 import { formatAge, isoOf } from './age';
 import { clip, isNotFound } from './wording';

@@ -2,9 +2,9 @@ import type { CoreV1Event } from '@kubernetes/client-node';
 import { z } from 'zod';
 import { Duration, formatMillis, toMillis } from '../../core/duration';
 import { type Evidence, finding } from '../../core/finding';
+import { parseOptions } from '../../core/parse-options';
 import { type Check, defineCheck } from '../../core/step';
 import type { KubernetesCluster } from '../cluster';
-import { parseOptions } from '../options';
 import { formatAge, isoOf, timeOf } from './age';
 import { clip, listSome, MAX_ROWS, plural } from './wording';
 

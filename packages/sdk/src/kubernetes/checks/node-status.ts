@@ -1,9 +1,9 @@
 import type { V1Node } from '@kubernetes/client-node';
 import { z } from 'zod';
 import { type Evidence, type FindingStatus, finding } from '../../core/finding';
+import { parseOptions } from '../../core/parse-options';
 import { type Check, defineCheck } from '../../core/step';
 import type { KubernetesCluster } from '../cluster';
-import { parseOptions } from '../options';
 import { formatCpu, formatMemory, quantityOrUndefined } from '../quantity';
 import { formatAge, isoOf } from './age';
 import { clip, listSome, MAX_ROWS, plural } from './wording';

@@ -2,10 +2,10 @@ import type { V1Pod } from '@kubernetes/client-node';
 import { z } from 'zod';
 import { Duration, toMillis } from '../../core/duration';
 import { type Evidence, finding } from '../../core/finding';
+import { parseOptions } from '../../core/parse-options';
 import { type Check, defineCheck } from '../../core/step';
 import type { KubernetesCluster } from '../cluster';
 import { isKubernetesApiError } from '../errors';
-import { parseOptions } from '../options';
 import { isPodReady } from './pod-view';
 import { apiMessage, clip, isNotFound, listSome, plural } from './wording';
 

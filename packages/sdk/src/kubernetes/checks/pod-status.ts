@@ -1,8 +1,8 @@
 import { z } from 'zod';
 import { type Evidence, type FindingStatus, finding, worstStatus } from '../../core/finding';
+import { parseOptions } from '../../core/parse-options';
 import { type Check, defineCheck } from '../../core/step';
 import type { KubernetesCluster } from '../cluster';
-import { parseOptions } from '../options';
 import { formatAge } from './age';
 import {
   CONFIG_REASONS,

@@ -1,10 +1,10 @@
 import type { V1Pod } from '@kubernetes/client-node';
 import { z } from 'zod';
 import { type Evidence, finding } from '../../core/finding';
+import { parseOptions } from '../../core/parse-options';
 import { type Check, defineCheck } from '../../core/step';
 import type { KubernetesCluster } from '../cluster';
 import { isKubernetesApiError } from '../errors';
-import { parseOptions } from '../options';
 import { formatCpu, formatMemory, quantityOrUndefined } from '../quantity';
 import { isoOf } from './age';
 import { apiMessage, listSome, MAX_ROWS, plural } from './wording';

@@ -1,9 +1,9 @@
 import type { V1Deployment } from '@kubernetes/client-node';
 import { z } from 'zod';
 import { type Evidence, finding } from '../../core/finding';
+import { parseOptions } from '../../core/parse-options';
 import { type Check, defineCheck } from '../../core/step';
 import type { KubernetesCluster } from '../cluster';
-import { parseOptions } from '../options';
 import { listRevisions, POD_TEMPLATE_HASH_LABEL, REVISION_ANNOTATION, type Revision } from '../revisions';
 import { formatAge, isoOf } from './age';
 import { clip, isNotFound, MAX_ROWS, plural } from './wording';

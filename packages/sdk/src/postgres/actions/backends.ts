@@ -2,9 +2,9 @@ import { z } from 'zod';
 import { Duration, formatMillis, toMillis } from '../../core/duration';
 import { NonRetriableError } from '../../core/errors';
 import { type Finding, finding } from '../../core/finding';
+import { parseOptions } from '../../core/parse-options';
 import { sleep } from '../../core/sleep';
 import { type Action, type Applied, defineAction, type StepContext } from '../../core/step';
-import { parseOptions } from '../../kubernetes/options';
 import type { PostgresDatabase } from '../database';
 import { Identifier, utcText } from './relations';
 

@@ -1,8 +1,8 @@
 import { z } from 'zod';
 import { NonRetriableError, RunbookError } from '../../core/errors';
 import { finding } from '../../core/finding';
+import { parseOptions } from '../../core/parse-options';
 import { type Action, defineAction, type StepContext } from '../../core/step';
-import { parseOptions } from '../../kubernetes/options';
 import { isPostgresError, type PostgresDatabase, quoteIdent, type Session } from '../database';
 import {
   displayRelation,

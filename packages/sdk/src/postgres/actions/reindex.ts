@@ -1,8 +1,8 @@
 import { z } from 'zod';
 import { NonRetriableError } from '../../core/errors';
 import { finding } from '../../core/finding';
+import { parseOptions } from '../../core/parse-options';
 import { type Action, defineAction } from '../../core/step';
-import { parseOptions } from '../../kubernetes/options';
 import type { PostgresDatabase, Session } from '../database';
 import {
   displayRelation,

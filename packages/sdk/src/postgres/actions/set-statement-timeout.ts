@@ -2,9 +2,9 @@ import { z } from 'zod';
 import { Duration, toMillis } from '../../core/duration';
 import { NonRetriableError } from '../../core/errors';
 import { finding } from '../../core/finding';
+import { parseOptions } from '../../core/parse-options';
 import type { ResourceRef } from '../../core/resource';
 import { type Action, defineAction, type StepContext } from '../../core/step';
-import { parseOptions } from '../../kubernetes/options';
 import { type PostgresDatabase, quoteIdent } from '../database';
 import { Identifier, quoteLiteral } from './relations';
 

@@ -2,9 +2,9 @@ import { z } from 'zod';
 import { NonRetriableError, RunbookError } from '../../core/errors';
 import { finding } from '../../core/finding';
 import type { Json } from '../../core/json';
+import { parseOptions } from '../../core/parse-options';
 import type { RiskLevel } from '../../core/plan';
 import { type Action, defineAction, type StepContext } from '../../core/step';
-import { parseOptions } from '../../kubernetes/options';
 import { type PostgresDatabase, quoteIdent, type Row, type Session } from '../database';
 import { Identifier } from './relations';
 

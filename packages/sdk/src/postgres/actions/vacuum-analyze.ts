@@ -1,9 +1,9 @@
 import { z } from 'zod';
 import { Duration, formatMillis, toMillis } from '../../core/duration';
 import { finding } from '../../core/finding';
+import { parseOptions } from '../../core/parse-options';
 import { sleep } from '../../core/sleep';
 import { type Action, defineAction } from '../../core/step';
-import { parseOptions } from '../../kubernetes/options';
 import type { PostgresDatabase } from '../database';
 import {
   displayRelation,

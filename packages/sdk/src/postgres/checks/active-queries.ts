@@ -1,10 +1,10 @@
 import { z } from 'zod';
 import { Duration, toMillis } from '../../core/duration';
 import { type Evidence, type FindingStatus, finding } from '../../core/finding';
+import { parseOptions } from '../../core/parse-options';
 import { type Check, defineCheck } from '../../core/step';
 import type { PostgresDatabase } from '../database';
 import { type BlockingChain, blockingChains } from './blocking';
-import { parseOptions } from './options';
 import { type SessionRow, type SessionView, sessionColumns, VERSION_SQL, viewSession } from './session-view';
 import { clip, formatDuration, hiddenNote, MAX_ROWS, plural, whoIs } from './wording';
 

@@ -1,9 +1,9 @@
 import { z } from 'zod';
 import { Duration, toMillis } from '../../core/duration';
 import { type Evidence, finding } from '../../core/finding';
+import { parseOptions } from '../../core/parse-options';
 import { type Check, defineCheck } from '../../core/step';
 import type { PostgresDatabase } from '../database';
-import { parseOptions } from './options';
 import { formatDuration, isoOf, plural } from './wording';
 
 /** Options of {@link archiverStatus}. */

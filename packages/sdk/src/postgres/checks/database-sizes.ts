@@ -1,8 +1,9 @@
 import { z } from 'zod';
 import { type Evidence, type FindingStatus, finding } from '../../core/finding';
+import { parseOptions } from '../../core/parse-options';
 import { type Check, defineCheck } from '../../core/step';
 import type { PostgresDatabase } from '../database';
-import { parseOptions, Size, toBytes } from './options';
+import { Size, toBytes } from './options';
 import { formatBytes, listSome, plural } from './wording';
 
 /** Options of {@link databaseSizes}. */

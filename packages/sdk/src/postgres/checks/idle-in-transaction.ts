@@ -1,9 +1,9 @@
 import { z } from 'zod';
 import { Duration, toMillis } from '../../core/duration';
 import { type Evidence, finding } from '../../core/finding';
+import { parseOptions } from '../../core/parse-options';
 import { type Check, defineCheck } from '../../core/step';
 import type { PostgresDatabase } from '../database';
-import { parseOptions } from './options';
 import { type SessionRow, type SessionView, sessionColumns, viewSession } from './session-view';
 import { formatDuration, hiddenNote, listSome, MAX_ROWS, plural, whoIs } from './wording';
 

@@ -1,27 +1,4 @@
 import { z } from 'zod';
-import { InputValidationError } from '../../core/errors';
-
-/**
- * Validates a check's options when it is built, so that a typo fails at definition time with an
- * {@link InputValidationError} naming each bad field, not mid-incident. (The same contract as the Kubernetes
- * primitives' `parseOptions`; kept here so that the postgres subpath does not depend on the Kubernetes one.)
- */
-export function parseOptions<S extends z.ZodType>(kind: string, schema: S, input: unknown): z.output<S> {
-  const parsed = schema.safeParse(input ?? {});
-  if (!parsed.success) {
-    throw new InputValidationError(
-      `options of ${kind}`,
-      parsed.error.issues.map((issue) => ({ path: issuePath(issue.path), message: issue.message })),
-    );
-  }
-  return parsed.data;
-}
-
-function issuePath(path: readonly PropertyKey[]): string {
-  return path
-    .map((p, i) => (typeof p === 'number' ? `[${p}]` : `${i === 0 ? '' : '.'}${String(p)}`))
-    .join('');
-}
 
 const UNIT_BYTES = { b: 1, kb: 1024, mb: 1024 ** 2, gb: 1024 ** 3, tb: 1024 ** 4 } as const;
 const SIZE_PATTERN = /^(\d+(?:\.\d+)?)\s*(B|kB|MB|GB|TB)$/i;

@@ -1,9 +1,9 @@
 import { z } from 'zod';
 import { Duration, toMillis } from '../../core/duration';
 import { type Evidence, type FindingStatus, finding } from '../../core/finding';
+import { parseOptions } from '../../core/parse-options';
 import { type Check, defineCheck } from '../../core/step';
 import { isPostgresError, type PostgresDatabase, quoteIdent } from '../database';
-import { parseOptions } from './options';
 import { clip, formatDuration, isoOf, plural, queryText } from './wording';
 
 /** Options of {@link slowQueries}. */

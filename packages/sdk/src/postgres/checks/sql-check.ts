@@ -3,9 +3,9 @@ import { Duration, toMillis } from '../../core/duration';
 import { NonRetriableError } from '../../core/errors';
 import { type Cell, type Evidence, type FindingStatus, finding } from '../../core/finding';
 import type { Json } from '../../core/json';
+import { parseOptions } from '../../core/parse-options';
 import { type Check, defineCheck } from '../../core/step';
 import { isPostgresError, type PostgresDatabase } from '../database';
-import { parseOptions } from './options';
 import { firstKeyword, statementProblem } from './sql-statement';
 import { clip, errorText, hiddenNote, MAX_ROWS, plural } from './wording';
 

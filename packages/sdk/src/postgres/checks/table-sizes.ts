@@ -1,8 +1,9 @@
 import { z } from 'zod';
 import { type Evidence, type FindingStatus, finding } from '../../core/finding';
+import { parseOptions } from '../../core/parse-options';
 import { type Check, defineCheck } from '../../core/step';
 import type { PostgresDatabase } from '../database';
-import { parseOptions, Ratio } from './options';
+import { Ratio } from './options';
 import { formatBytes, isoOf, listSome, MAX_ROWS, percent, plural } from './wording';
 
 /** Options of {@link tableSizes}. */

@@ -1,8 +1,9 @@
 import { z } from 'zod';
 import { type Evidence, finding } from '../../core/finding';
+import { parseOptions } from '../../core/parse-options';
 import { type Check, defineCheck } from '../../core/step';
 import type { PostgresDatabase } from '../database';
-import { parseOptions, Size, toBytes } from './options';
+import { Size, toBytes } from './options';
 import { formatBytes, hiddenNote, isoOf, listSome, MAX_ROWS, plural } from './wording';
 
 /** Options of {@link unusedIndexes}. */

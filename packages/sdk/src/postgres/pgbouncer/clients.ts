@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { Duration, formatMillis, toMillis } from '../../core/duration';
 import { type Cell, type FindingStatus, finding } from '../../core/finding';
+import { parseOptions } from '../../core/parse-options';
 import { createRedactor } from '../../core/redact';
 import { type Check, defineCheck } from '../../core/step';
 import {
@@ -8,7 +9,6 @@ import {
   type PgBouncerConsole,
   PgBouncerDatabaseName,
   type PgBouncerSocket,
-  parseOptions,
   parseSocket,
   unknownDatabase,
 } from './console';
@@ -76,7 +76,7 @@ const redactor = createRedactor();
  * - `ok` otherwise.
  */
 export function clients(bouncer: PgBouncerConsole, options: ClientsOptionsInput = {}): Check<ClientsData> {
-  const o = parseOptions(`options of ${KIND}`, ClientsOptions, options);
+  const o = parseOptions(KIND, ClientsOptions, options);
   const maxWaitMs = toMillis(o.maxWait);
   return defineCheck({
     kind: KIND,

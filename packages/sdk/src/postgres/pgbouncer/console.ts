@@ -3,6 +3,7 @@ import { z } from 'zod';
 import { Duration, formatMillis, toMillis } from '../../core/duration';
 import { InputValidationError, isRunbookError, RunbookError } from '../../core/errors';
 import { type Finding, finding } from '../../core/finding';
+import { parseOptions } from '../../core/parse-options';
 import { type ResourceRef, resourceRef } from '../../core/resource';
 
 /** How to reach one PgBouncer's admin console, and the bounds every check and action respects. */
@@ -333,7 +334,7 @@ export class PgBouncerConsole {
 
 /** Validates the options (an {@link InputValidationError} names each bad field); connects lazily, per call. */
 export function connectPgBouncer(options: PgBouncerOptionsInput): PgBouncerConsole {
-  return new PgBouncerConsole(parseOptions('pgbouncer options', PgBouncerOptions, options));
+  return new PgBouncerConsole(parseOptions('pgbouncer', PgBouncerOptions, options));
 }
 
 /** The finding of a check asked about a database PgBouncer does not have: its clients are refused. */
@@ -358,21 +359,6 @@ export function adminCommand(verb: 'PAUSE' | 'RESUME' | 'RECONNECT', database: s
     ]);
   }
   return `${verb} "${checked.data}"`;
-}
-
-/**
- * Validates options when a check or action is built, so that a typo fails at definition time with an
- * {@link InputValidationError} naming each bad field.
- */
-export function parseOptions<S extends z.ZodType>(subject: string, schema: S, input: unknown): z.output<S> {
-  const parsed = schema.safeParse(input ?? {});
-  if (!parsed.success) {
-    throw new InputValidationError(
-      subject,
-      parsed.error.issues.map((i) => ({ path: i.path.map(String).join('.'), message: i.message })),
-    );
-  }
-  return parsed.data;
 }
 
 /**

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { Duration, formatMillis, toMillis } from '../../core/duration';
 import { finding } from '../../core/finding';
+import { parseOptions } from '../../core/parse-options';
 import type { Change } from '../../core/plan';
 import { type Action, defineAction } from '../../core/step';
 import {
@@ -11,7 +12,6 @@ import {
   type PgBouncerConsole,
   PgBouncerDatabaseName,
   PgBouncerError,
-  parseOptions,
   parsePool,
 } from './console';
 import { listSome, plural } from './wording';
@@ -66,7 +66,7 @@ export function pause(
   bouncer: PgBouncerConsole,
   options: PauseOptionsInput = {},
 ): Action<PauseParams, PauseApplied> {
-  const o = parseOptions(`options of ${PAUSE_KIND}`, PauseOptions, options);
+  const o = parseOptions(PAUSE_KIND, PauseOptions, options);
   const database = o.database ?? null;
   const target = bouncer.ref(database);
   const what = database ? `database ${database}` : 'every database';
@@ -199,7 +199,7 @@ export function resume(
   bouncer: PgBouncerConsole,
   options: ResumeOptionsInput = {},
 ): Action<ResumeParams, null> {
-  const o = parseOptions(`options of ${RESUME_KIND}`, ResumeOptions, options);
+  const o = parseOptions(RESUME_KIND, ResumeOptions, options);
   const database = o.database ?? null;
   const target = bouncer.ref(database);
   const what = database ? `database ${database}` : 'everything paused';

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { Duration, formatMillis, toMillis } from '../../core/duration';
 import { type Cell, type FindingStatus, finding, worstStatus } from '../../core/finding';
+import { parseOptions } from '../../core/parse-options';
 import { type Check, defineCheck } from '../../core/step';
 import {
   ADMIN_DB,
@@ -9,7 +10,6 @@ import {
   PgBouncerDatabaseName,
   type PgBouncerPool,
   parseDatabase,
-  parseOptions,
   parsePool,
   unknownDatabase,
 } from './console';
@@ -80,7 +80,7 @@ const KIND = 'pgbouncer.pools';
  * runs; `sv_idle` and `sv_used` connections are free to take.
  */
 export function pools(bouncer: PgBouncerConsole, options: PoolsOptionsInput = {}): Check<PoolsData> {
-  const o = parseOptions(`options of ${KIND}`, PoolsOptions, options);
+  const o = parseOptions(KIND, PoolsOptions, options);
   const maxWaitMs = toMillis(o.maxWait);
   return defineCheck({
     kind: KIND,

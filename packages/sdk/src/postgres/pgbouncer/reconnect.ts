@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { Duration, formatMillis, toMillis } from '../../core/duration';
 import { finding } from '../../core/finding';
+import { parseOptions } from '../../core/parse-options';
 import type { Change } from '../../core/plan';
 import { sleep } from '../../core/sleep';
 import { type Action, defineAction } from '../../core/step';
@@ -10,7 +11,6 @@ import {
   type PgBouncerConsole,
   PgBouncerDatabaseName,
   type PgBouncerSocket,
-  parseOptions,
   parseSocket,
 } from './console';
 import { listSome, plural } from './wording';
@@ -74,7 +74,7 @@ export function reconnect(
   bouncer: PgBouncerConsole,
   options: ReconnectOptionsInput = {},
 ): Action<ReconnectParams, ReconnectApplied> {
-  const o = parseOptions(`options of ${KIND}`, ReconnectOptions, options);
+  const o = parseOptions(KIND, ReconnectOptions, options);
   const database = o.database ?? null;
   const what = database ? `database ${database}` : 'every database';
   return defineAction<ReconnectParams, ReconnectApplied>({

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { Duration, formatMillis, toMillis } from '../../core/duration';
 import { type Cell, finding, worstStatus } from '../../core/finding';
+import { parseOptions } from '../../core/parse-options';
 import { type Check, defineCheck } from '../../core/step';
 import {
   ADMIN_DB,
@@ -8,7 +9,6 @@ import {
   type PgBouncerConsole,
   PgBouncerDatabaseName,
   type PgBouncerStatsRow,
-  parseOptions,
   parseStats,
   unknownDatabase,
 } from './console';
@@ -83,7 +83,7 @@ const KIND = 'pgbouncer.stats';
  * - `ok` otherwise. Pool exhaustion right now is {@link pools}' job; this check shows the recent trend.
  */
 export function stats(bouncer: PgBouncerConsole, options: StatsOptionsInput = {}): Check<StatsData> {
-  const o = parseOptions(`options of ${KIND}`, StatsOptions, options);
+  const o = parseOptions(KIND, StatsOptions, options);
   const warnWaitMs = toMillis(o.warnWait);
   return defineCheck({
     kind: KIND,
