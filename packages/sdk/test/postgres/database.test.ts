@@ -40,7 +40,10 @@ describe('PostgresDatabase (real PostgreSQL)', () => {
     const error = await db.query('SELECT * FROM no_such_table_here').catch((e: unknown) => e);
     expect(isPostgresError(error)).toBe(true);
     expect(error).toMatchObject({ code: 'PG_ERROR', sqlstate: '42P01', retriable: false });
-    const unreachable = connectPostgres({ url: 'postgres://alice:s3cret-pw@127.0.0.1:1/x', connectTimeout: '1s' });
+    const unreachable = connectPostgres({
+      url: 'postgres://alice:s3cret-pw@127.0.0.1:1/x',
+      connectTimeout: '1s',
+    });
     const failed = await unreachable.query('SELECT 1').catch((e: unknown) => e);
     await unreachable.close();
     expect(failed).toMatchObject({ code: 'PG_CONNECTION', retriable: true });
