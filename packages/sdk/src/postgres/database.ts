@@ -82,7 +82,8 @@ export class PostgresDatabase {
       if (isRunbookError(e) && e.code === 'PG_CONNECTION') broken = e;
       throw e;
     } finally {
-      client.release(broken);
+      // After an abort the backend is not reused: a late cancel could hit the next query on it.
+      client.release(broken ?? options.signal?.aborted);
     }
   }
 
@@ -129,7 +130,7 @@ export class PostgresDatabase {
       });
       throw e;
     } finally {
-      client.release(broken);
+      client.release(broken ?? options.signal?.aborted);
     }
   }
 
@@ -188,23 +189,40 @@ export class PostgresDatabase {
     params: unknown[],
     options: QueryOptions,
   ): Promise<pg.QueryResult<R>> {
-    const pid = (client as unknown as { processID?: number }).processID;
-    // pg has no AbortSignal support: an abort asks the server to cancel the running statement.
-    const onAbort = () => {
-      if (pid !== undefined) void this.#cancel(pid);
-    };
-    options.signal?.addEventListener('abort', onAbort, { once: true });
+    const signal = options.signal;
+    let stop = () => {};
+    // pg has no AbortSignal support: an abort asks the server to cancel the running statement, and when
+    // that cannot reach it (no free connection slot, a dead network) the socket is closed after a grace
+    // period, so an abort always ends the wait.
+    const aborted = new Promise<never>((_, reject) => {
+      if (!signal) return;
+      let timer: NodeJS.Timeout | undefined;
+      const onAbort = () => {
+        const pid = (client as unknown as { processID?: number }).processID;
+        if (pid !== undefined) void this.#cancel(pid);
+        timer = setTimeout(() => {
+          destroySocket(client);
+          reject(signal.reason);
+        }, ABORT_GRACE_MS);
+      };
+      signal.addEventListener('abort', onAbort, { once: true });
+      stop = () => {
+        signal.removeEventListener('abort', onAbort);
+        clearTimeout(timer);
+      };
+    });
+    aborted.catch(() => {}); // settled by the race below, or never observed
     try {
       if (options.statementTimeoutMs !== undefined) {
         await client.query(`SET statement_timeout = ${Math.max(0, Math.floor(options.statementTimeoutMs))}`);
       }
-      return await client.query<R>(sql, params);
+      return await Promise.race([client.query<R>(sql, params), aborted]);
     } catch (e) {
-      if (options.signal?.aborted) throw options.signal.reason;
+      if (signal?.aborted) throw signal.reason;
       throw toPostgresError(e, firstWords(sql));
     } finally {
-      options.signal?.removeEventListener('abort', onAbort);
-      if (options.statementTimeoutMs !== undefined) {
+      stop();
+      if (options.statementTimeoutMs !== undefined && !signal?.aborted) {
         await client.query('RESET statement_timeout').catch(() => {});
       }
     }
@@ -222,6 +240,14 @@ export class PostgresDatabase {
       await client.end().catch(() => {});
     }
   }
+}
+
+/** How long an aborted statement may take to end after the server was asked to cancel it. */
+const ABORT_GRACE_MS = 2_000;
+
+/** Closes a connection's socket: its pending query fails at once. */
+function destroySocket(client: pg.ClientBase): void {
+  (client as unknown as { connection?: { stream?: { destroy(): void } } }).connection?.stream?.destroy();
 }
 
 /** A connection handed to {@link PostgresDatabase.dedicated} or {@link PostgresDatabase.transaction} work. */
@@ -262,9 +288,10 @@ export function isPostgresError(e: unknown): e is PostgresError {
   return isRunbookError(e) && (e.code === 'PG_ERROR' || e.code === 'PG_CONNECTION');
 }
 
-// 08 connection exceptions, 40001 serialization, 40P01 deadlock, 53300 too many connections,
-// 57014 query cancelled (statement timeout), 57P0x server shutting down.
-const RETRIABLE = /^(08...|40001|40P01|53300|57014|57P0.)$/;
+// 08 connection exceptions (but 08P01, a protocol violation such as a wrong parameter count, is a bug that
+// retrying repeats), 40001 serialization, 40P01 deadlock, 53300 too many connections, 55P03 lock not
+// available (lock_timeout), 57014 query cancelled (statement timeout), 57P0x server shutting down.
+const RETRIABLE = /^(08(?!P01)...|40001|40P01|53300|55P03|57014|57P0.)$/;
 
 /** Turns what `pg` threw into a {@link PostgresError}; the message never carries a password. */
 export function toPostgresError(e: unknown, what: string): RunbookError {
@@ -272,7 +299,7 @@ export function toPostgresError(e: unknown, what: string): RunbookError {
   const err = e as { code?: unknown; message?: string };
   const sqlstate = typeof err?.code === 'string' && /^[0-9A-Z]{5}$/.test(err.code) ? err.code : null;
   const message = scrubPasswords(err?.message ?? String(e));
-  if (sqlstate === null || sqlstate.startsWith('08')) {
+  if (sqlstate === null || (sqlstate.startsWith('08') && sqlstate !== '08P01')) {
     return new PostgresError('PG_CONNECTION', `PostgreSQL ${what} failed: ${message}`, sqlstate, e);
   }
   return new PostgresError(

@@ -1,5 +1,7 @@
+import pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
 import { connectPostgres, isPostgresError } from '../../src/postgres/database';
+import { startTestCluster } from '../support/postgres-cluster';
 import { POSTGRES_URL } from '../support/stores';
 
 // The connection layer every postgres check and action uses, against the real PostgreSQL of the test setup.
@@ -48,6 +50,37 @@ describe('PostgresDatabase (real PostgreSQL)', () => {
     await unreachable.close();
     expect(failed).toMatchObject({ code: 'PG_CONNECTION', retriable: true });
     expect(String((failed as Error).message)).not.toContain('s3cret-pw');
+  });
+
+  it('a wrong parameter count is a bug (not retriable) and keeps the connection', async () => {
+    const error = await db.query('SELECT 1', [5]).catch((e: unknown) => e);
+    expect(error).toMatchObject({ code: 'PG_ERROR', sqlstate: '08P01', retriable: false });
+    expect((await db.query<{ one: number }>('SELECT 1 AS one')).rows).toEqual([{ one: 1 }]);
+  });
+
+  it('an abort ends the wait even when the server cannot be asked to cancel (no free connection slot)', async () => {
+    // A cluster of its own with three connection slots: the query's, and two holders, so the cancel
+    // request (a fourth connection) is refused with "too many clients".
+    const cluster = await startTestCluster({
+      settings: { max_connections: '3', superuser_reserved_connections: '0' },
+    });
+    const full = connectPostgres({ url: cluster.url, poolSize: 1, connectTimeout: '2s' });
+    const holders = [new pg.Client(cluster.url), new pg.Client(cluster.url)];
+    try {
+      const controller = new AbortController();
+      const pending = full.query('SELECT pg_sleep(30)', [], { signal: controller.signal });
+      await new Promise((r) => setTimeout(r, 300)); // the query runs
+      for (const h of holders) await h.connect();
+      const aborted = Date.now();
+      controller.abort(new Error('give up'));
+      await expect(pending).rejects.toThrow('give up');
+      // Bounded by the grace period (2 s), not by the 30 s statement.
+      expect(Date.now() - aborted).toBeLessThan(4_000);
+    } finally {
+      for (const h of holders) await h.end().catch(() => {});
+      await full.close();
+      await cluster.destroy();
+    }
   });
 
   it('refuses bad options naming the field', () => {
