@@ -46,7 +46,11 @@ export interface RestoreDriver extends ProgramRunner {
   verifyBackup(ctx: DriverContext): Promise<void>;
   /** Fills the (empty) new data directory with the backup's files. */
   prepareDataDirectory(dataDir: string, ctx: DriverContext): Promise<void>;
-  /** The `restore_command` that fetches one archived WAL file. */
+  /**
+   * The `restore_command` that fetches one archived WAL file. It is shown in the plan and logged, so it must
+   * hold no credentials: a driver for object storage reads them from the environment or a file the server's
+   * user can read (as pgBackRest's and WAL-G's own `restore_command`s do).
+   */
   restoreCommand(): string;
 }
 

@@ -23,7 +23,9 @@ export type PitrErrorCode =
   /** A PostgreSQL program (`pg_ctl`, `pg_basebackup`, `cp`) failed; the message quotes its output. */
   | 'PITR_COMMAND_FAILED'
   /** Revert found a data directory that this restore did not create, and left it alone. */
-  | 'PITR_NOT_OURS';
+  | 'PITR_NOT_OURS'
+  /** Revert refused: traffic was switched to the restored server. */
+  | 'PITR_TRAFFIC_SWITCHED';
 
 /**
  * A point-in-time restore failed or was refused. Never retriable: each code needs a person (or a different plan)

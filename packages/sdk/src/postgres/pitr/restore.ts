@@ -675,6 +675,14 @@ export function pitrRestore(options: PitrRestoreOptionsInput): Action<PitrRestor
           `${p.dataDir} holds restore ${marker.restoreId}, not ${p.restoreId}: revert left it alone.`,
         );
       }
+      // Once traffic was switched to the restored server, clients use it: stopping it and deleting its data
+      // would be a new outage. A person decides (switch traffic back first, then remove it by hand).
+      if (marker.trafficSwitched) {
+        throw new PitrError(
+          'PITR_TRAFFIC_SWITCHED',
+          `Refused to revert: traffic was switched to the restored server on 127.0.0.1:${p.port} (${p.dataDir}). Switch traffic back first, then stop it and remove ${p.dataDir} by hand.`,
+        );
+      }
       if (await stopServer(p, p.dataDir)) ctx.log(`stopped the restored server on 127.0.0.1:${p.port}`);
       await removeRestore(p.dataDir, marker.createdDataDir);
       ctx.log(marker.createdDataDir ? `removed ${p.dataDir}` : `emptied ${p.dataDir}`);

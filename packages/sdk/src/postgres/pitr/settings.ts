@@ -117,6 +117,11 @@ export const MANAGED_SETTINGS = [
   'primary_conninfo',
   'primary_slot_name',
   'synchronous_standby_names',
+  'archive_cleanup_command',
+  'recovery_end_command',
+  'external_pid_file',
+  'logging_collector',
+  'log_destination',
 ] as const;
 
 /** What goes into the restored server's `postgresql.auto.conf`. */
@@ -163,6 +168,14 @@ export function restoreSettings(input: RestoreSettingsInput): [name: string, val
     ['primary_conninfo', confQuote('')],
     ['primary_slot_name', confQuote('')],
     ['synchronous_standby_names', confQuote('')],
+    // Commands and files a backup of a standby or a tuned primary carries over that would act on the
+    // original: archive_cleanup_command deletes WAL from the shared archive at every restartpoint.
+    ['archive_cleanup_command', confQuote('')],
+    ['recovery_end_command', confQuote('')],
+    ['external_pid_file', confQuote('')],
+    // The server log must be the file pg_ctl writes, where the restore watches for FATAL and promotion.
+    ['logging_collector', 'off'],
+    ['log_destination', confQuote('stderr')],
   );
   for (const [name, value] of Object.entries(input.extra)) {
     settings.push([name, typeof value === 'string' ? confQuote(value) : String(value)]);
@@ -170,8 +183,16 @@ export function restoreSettings(input: RestoreSettingsInput): [name: string, val
   return settings;
 }
 
-/** Quotes a value for `postgresql.conf`: single quotes doubled, backslashes escaped. */
+/**
+ * Quotes a value for `postgresql.conf`: single quotes doubled, backslashes escaped. A line break would end
+ * the setting and start another, so values with control characters are refused.
+ */
 export function confQuote(value: string): string {
+  if (/[\x00-\x1f\x7f]/.test(value)) {
+    throw new RangeError(
+      `A setting value may not contain control characters or line breaks: ${JSON.stringify(value)}`,
+    );
+  }
   return `'${value.replace(/\\/g, '\\\\').replace(/'/g, "''")}'`;
 }
 
