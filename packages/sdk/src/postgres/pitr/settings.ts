@@ -188,7 +188,7 @@ export function restoreSettings(input: RestoreSettingsInput): [name: string, val
  * the setting and start another, so values with control characters are refused.
  */
 export function confQuote(value: string): string {
-  if (/[\x00-\x1f\x7f]/.test(value)) {
+  if ([...value].some((c) => c.charCodeAt(0) < 0x20 || c.charCodeAt(0) === 0x7f)) {
     throw new RangeError(
       `A setting value may not contain control characters or line breaks: ${JSON.stringify(value)}`,
     );
