@@ -108,7 +108,8 @@ export function connectivity(
           data.versionNum = row?.num ?? null;
           data.inRecovery = row?.recovery ?? null;
         },
-        { signal: ctx.signal },
+        // The deadline too: a connection that opens after it is closed at once, never left open.
+        { signal },
       );
       // The probe may outlive the race (a connect that hangs until the pool's connectTimeout); its late
       // rejection is expected and must not become an unhandled one.
