@@ -169,15 +169,23 @@ export class PostgresDatabase {
     connecting: Promise<C>,
     signal: AbortSignal | undefined,
   ): Promise<C> {
+    const giveBack = (client: C) => {
+      if ('release' in client) client.release();
+      else void client.end().catch(() => {});
+    };
     let client: C;
     try {
-      client = await connecting;
+      // An abort ends the wait for a pool slot or a new connection too (pg's own wait is `connectTimeout`).
+      client = await (signal ? unlessAborted(connecting, signal) : connecting);
     } catch (e) {
+      if (signal?.aborted) {
+        connecting.then(giveBack, () => {});
+        throw signal.reason;
+      }
       throw toPostgresError(e, `connect to ${this.display}`);
     }
     if (signal?.aborted) {
-      if ('release' in client) client.release();
-      else await client.end().catch(() => {});
+      giveBack(client);
       throw signal.reason;
     }
     return client;
@@ -244,6 +252,21 @@ export class PostgresDatabase {
 
 /** How long an aborted statement may take to end after the server was asked to cancel it. */
 const ABORT_GRACE_MS = 2_000;
+
+/** `work`, or the signal's reason if it aborts first; the abort listener is removed either way. */
+async function unlessAborted<T>(work: Promise<T>, signal: AbortSignal): Promise<T> {
+  let onAbort = () => {};
+  const aborted = new Promise<never>((_, reject) => {
+    onAbort = () => reject(signal.reason);
+    if (signal.aborted) onAbort();
+    else signal.addEventListener('abort', onAbort, { once: true });
+  });
+  try {
+    return await Promise.race([work, aborted]);
+  } finally {
+    signal.removeEventListener('abort', onAbort);
+  }
+}
 
 /** Closes a connection's socket: its pending query fails at once. */
 function destroySocket(client: pg.ClientBase): void {

@@ -25,6 +25,18 @@ describe('PostgresDatabase (real PostgreSQL)', () => {
     expect(rows).toEqual([{ one: 1 }]);
   });
 
+  it('an abort ends the wait for a pool slot', async () => {
+    const busy = db.query('SELECT pg_sleep(1)'); // takes the only slot
+    const controller = new AbortController();
+    const waiting = db.query('SELECT 1', [], { signal: controller.signal });
+    setTimeout(() => controller.abort(new Error('no slot wanted')), 50);
+    const started = Date.now();
+    await expect(waiting).rejects.toThrow('no slot wanted');
+    expect(Date.now() - started).toBeLessThan(500);
+    await busy;
+    expect((await db.query<{ one: number }>('SELECT 1 AS one')).rows).toEqual([{ one: 1 }]);
+  });
+
   it('cancels the running statement on the server when the signal aborts', async () => {
     const controller = new AbortController();
     const started = Date.now();
