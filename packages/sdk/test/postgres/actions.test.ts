@@ -6,6 +6,8 @@ import {
   createIndexConcurrently,
   refreshMaterializedView,
   reindexConcurrently,
+  type SqlActionApplied,
+  type SqlActionParams,
   setStatementTimeout,
   sqlAction,
   terminateBackends,
@@ -65,7 +67,7 @@ async function sql<R extends pg.QueryResultRow = pg.QueryResultRow>(text: string
 }
 
 /** A client of the application: connects as `user` with `application`, and runs `pg_sleep(seconds)`. */
-async function sleeper(o: { user?: string; application?: string; seconds?: number } = {}) {
+async function sleeper(o: { user?: string; application?: string; seconds?: number; comment?: string } = {}) {
   const client = new pg.Client({
     connectionString: urlFor(o.user ?? 'app'),
     application_name: o.application ?? APP,
@@ -76,7 +78,7 @@ async function sleeper(o: { user?: string; application?: string; seconds?: numbe
   const pid = (await client.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]?.pid as number;
   sleepers.push(pid);
   const start = () => {
-    const outcome = client.query(`SELECT pg_sleep(${o.seconds ?? 60})`).then(
+    const outcome = client.query(`SELECT pg_sleep(${o.seconds ?? 60})${o.comment ?? ''}`).then(
       () => ({ error: null as null | { code?: string; message: string } }),
       (e: { code?: string; message: string }) => ({ error: e }),
     );
@@ -162,10 +164,11 @@ describe('terminateBackends / cancelBackends', () => {
       },
       after: 'terminated',
     });
+    // The duration is in the summary only: it grows, and params and changes must not (the plan hash).
     expect(plan.summary).toMatch(
-      new RegExp(`^Terminate 1 backend of ${DB} .*pid ${victim.pid} \\(app, ${APP}, active `),
+      new RegExp(`^Terminate 1 backend of ${DB} .*pid ${victim.pid} \\(app, ${APP}, active \\d`),
     );
-    expect(plan.params.backends[0]?.durationMs).toBeGreaterThanOrEqual(300);
+    expect(plan.params.backends[0]).not.toHaveProperty('durationMs');
     expect(data).toEqual({ signalled: [victim.pid], skipped: [], failed: [] });
     expect(verification).toMatchObject({ status: 'ok' });
 
@@ -245,6 +248,44 @@ describe('terminateBackends / cancelBackends', () => {
     expect(await backend(reused.pid)).toMatchObject({ state: 'active' });
     const verification = await action.verify?.(c, { plan, data, appliedAt: '', recovered: false });
     expect(verification).toMatchObject({ status: 'ok' });
+  });
+
+  it('keeps passwords in query text out of the sealed plan, whatever their quoting or a cut', async () => {
+    const quoted = await sleeper({ comment: " /* ALTER ROLE app PASSWORD 'hunter2-quoted' */" });
+    const tight = await sleeper({ comment: " /* CREATE ROLE b PASSWORD'hunter2-tight' */" });
+    const dollar = await sleeper({
+      comment: ' /* ALTER ROLE app ENCRYPTED PASSWORD $pw$hunter2-dollar$pw$ */',
+    });
+    // The literal starts before the 200 characters a plan shows and ends after them.
+    const cut = await sleeper({
+      comment: ` /* ${'x'.repeat(150)} PASSWORD 'hunter2-cut-${'y'.repeat(60)}' */`,
+    });
+    const action = terminateBackends(db, { filter: { application: APP } });
+    const plan = sealAsEngine(action, await action.plan(ctx()));
+    const json = JSON.stringify(plan);
+    expect(plan.params.backends.map((b) => b.pid).sort()).toEqual(
+      [quoted.pid, tight.pid, dollar.pid, cut.pid].sort(),
+    );
+    expect(json).not.toMatch(/hunter2/);
+    const shown = (pid: number) =>
+      (plan.changes.find((c) => c.field === `backend ${pid}`)?.before as { query?: string } | undefined)
+        ?.query;
+    expect(shown(quoted.pid)).toBe("SELECT pg_sleep(60) /* ALTER ROLE app PASSWORD '[REDACTED]' */");
+    expect(shown(tight.pid)).toBe("SELECT pg_sleep(60) /* CREATE ROLE b PASSWORD'[REDACTED]' */");
+    expect(shown(dollar.pid)).toBe(
+      "SELECT pg_sleep(60) /* ALTER ROLE app ENCRYPTED PASSWORD '[REDACTED]' */",
+    );
+    expect(shown(cut.pid)).toMatch(/PASSWORD '\[REDACTED\]' \*\/$/);
+  });
+
+  it('plans the same hash again for an unchanged world (approvals bind to it)', async () => {
+    await sleeper();
+    const action = terminateBackends(db, { filter: { application: APP } });
+    const first = sealAsEngine(action, await action.plan(ctx()));
+    await new Promise((r) => setTimeout(r, 50));
+    const second = sealAsEngine(action, await action.plan(ctx()));
+    expect(second.changes).toHaveLength(1);
+    expect(second.hash).toBe(first.hash);
   });
 
   it('validates filters up front and refuses a filter that matches too many', async () => {
@@ -415,6 +456,76 @@ describe('createIndexConcurrently', () => {
     expect(await indexState('builds_status_idx')).toBeUndefined();
   });
 
+  it('takes an identical index as done, and refuses one of that name with another WHERE, order or method', async () => {
+    await sql(`CREATE INDEX builds_open_idx ON builds (status) WHERE status = 'running'`);
+    const running = { column: 'status', op: '=' as const, value: 'running' };
+    const same = await createIndexConcurrently(db, {
+      table: 'builds',
+      columns: ['status'],
+      name: 'builds_open_idx',
+      where: [running],
+    }).plan(ctx());
+    expect(same.changes).toEqual([]);
+    expect(same.summary).toMatch(/^Index public\.builds_open_idx already exists and is valid/);
+    for (const other of [
+      { columns: ['status'], where: [{ ...running, value: 'done' }] },
+      { columns: ['status'] },
+      { columns: [{ name: 'status', order: 'desc' as const }], where: [running] },
+      { columns: [{ name: 'status', nulls: 'first' as const }], where: [running] },
+      { columns: ['status'], where: [running], method: 'hash' as const },
+      { columns: ['status'], where: [running], unique: true },
+    ]) {
+      await expect(
+        createIndexConcurrently(db, { table: 'builds', name: 'builds_open_idx', ...other }).plan(ctx()),
+      ).rejects.toMatchObject({
+        code: 'PG_NAME_TAKEN',
+        message: expect.stringContaining(`another definition: CREATE INDEX builds_open_idx`),
+      });
+    }
+    await sql('DROP INDEX builds_open_idx');
+
+    // Replaced by another definition after the apply: verify fails, and revert leaves that index alone.
+    const ours = createIndexConcurrently(db, {
+      table: 'builds',
+      columns: ['status'],
+      name: 'builds_state_idx',
+    });
+    const { applied, verification } = await execute(ours);
+    expect(verification).toMatchObject({ status: 'ok' });
+    await sql('DROP INDEX builds_state_idx');
+    await sql(`CREATE INDEX builds_state_idx ON builds (status) WHERE status = 'done'`);
+    expect(await ours.verify?.(ctx(), applied)).toMatchObject({
+      status: 'fail',
+      summary: expect.stringContaining('another definition'),
+    });
+    await expect(ours.revert?.(ctx(), applied)).rejects.toMatchObject({ code: 'PG_PLAN_DRIFT' });
+    expect(await indexState('builds_state_idx')).toMatchObject({ valid: true });
+    await sql('DROP INDEX builds_state_idx');
+  });
+
+  it('never drops an index of that name that someone else created after the plan', async () => {
+    const action = createIndexConcurrently(db, {
+      table: 'builds',
+      columns: ['code'],
+      unique: true,
+      name: 'builds_code_uq',
+    });
+    const plan = sealAsEngine(action, await action.plan(ctx()));
+    expect(plan.params.dropInvalidOid).toBeNull();
+    // After the plan, someone else's build of that name fails and leaves its INVALID index.
+    await sql(`INSERT INTO builds (code, status) VALUES ('c3', 'dup')`);
+    await expect(
+      sql('CREATE UNIQUE INDEX CONCURRENTLY builds_code_uq ON builds (code)'),
+    ).rejects.toMatchObject({ code: '23505' });
+    await expect(action.apply(ctx(), plan)).rejects.toMatchObject({
+      code: 'PG_PLAN_DRIFT',
+      retriable: false,
+    });
+    expect(await indexState('builds_code_uq')).toMatchObject({ valid: false });
+    await sql('DROP INDEX builds_code_uq');
+    await sql(`DELETE FROM builds WHERE status = 'dup'`);
+  });
+
   it('checks the table and columns in the catalog, and refuses a name taken by another definition', async () => {
     await expect(
       createIndexConcurrently(db, { table: 'nope', columns: ['id'] }).plan(ctx()),
@@ -564,15 +675,22 @@ describe('vacuumAnalyze, reindexConcurrently, refreshMaterializedView', () => {
 
     await sql('CREATE UNIQUE INDEX event_counts_kind ON event_counts (kind)');
     await sql(`INSERT INTO events VALUES (100002, 'new-kind')`);
-    const concurrent = await execute(
-      refreshMaterializedView(db, { view: 'event_counts', allowBlocking: false }),
-    );
+    const refresh = refreshMaterializedView(db, { view: 'event_counts', allowBlocking: false });
+    // No refresh since this plan: verify must say so, although the view is populated and keeps its storage.
+    const unapplied = sealAsEngine(refresh, await refresh.plan(ctx()));
+    expect(
+      await refresh.verify?.(ctx(), { plan: unapplied, data: null, appliedAt: '', recovered: false }),
+    ).toMatchObject({ status: 'fail', data: { populated: true, replaced: false, refreshed: false } });
+    const concurrent = await execute(refresh);
     expect(concurrent.plan.params).toMatchObject({ concurrently: true, uniqueIndex: 'event_counts_kind' });
     expect(concurrent.plan.changes[0]).toMatchObject({
       before: { populated: true },
       after: 'refreshed concurrently',
     });
-    expect(concurrent.verification).toMatchObject({ status: 'ok' });
+    expect(concurrent.verification).toMatchObject({
+      status: 'ok',
+      data: { populated: true, replaced: false, refreshed: true },
+    });
     expect(await sql(`SELECT n::int FROM event_counts WHERE kind = 'new-kind'`)).toEqual([{ n: 2 }]);
 
     // Never populated: CONCURRENTLY is impossible even with the unique index.
@@ -647,6 +765,24 @@ describe('setStatementTimeout', () => {
       code: 'PG_NOT_FOUND',
     });
     expect(() => setStatementTimeout(db, { value: '1s' })).toThrow(/role: give a role, a database, or both/);
+  });
+
+  it('revert refuses when someone changed the setting since the apply, and names the value now', async () => {
+    const action = setStatementTimeout(db, { role: 'app', value: '30s' });
+    const { applied } = await execute(action);
+    await sql(`ALTER ROLE app SET statement_timeout = '2min'`);
+    await expect(action.revert?.(ctx(), applied)).rejects.toMatchObject({
+      code: 'PG_SETTING_CHANGED',
+      retriable: false,
+      message: expect.stringContaining('is now 2min, not the 30000ms this action set'),
+    });
+    expect(await stored('app')).toEqual(['statement_timeout=2min']);
+    // RESET since: refused too. The same time in another spelling is still ours: revert goes ahead.
+    await sql('ALTER ROLE app RESET statement_timeout');
+    await expect(action.revert?.(ctx(), applied)).rejects.toMatchObject({ code: 'PG_SETTING_CHANGED' });
+    await sql(`ALTER ROLE app SET statement_timeout = '30s'`);
+    await action.revert?.(ctx(), applied);
+    expect(await stored('app')).toBeNull();
   });
 });
 
@@ -773,5 +909,51 @@ describe('sqlAction on test_executions', () => {
     });
     await expect(writer.plan(ctx())).rejects.toMatchObject({ code: 'PG_ERROR', sqlstate: '25006' });
     expect(await sql('SELECT last_value::int AS v FROM test_executions_id_seq')).toEqual([{ v: 4 }]);
+  });
+
+  it('after a recovered apply (its data lost), never reverts or judges rows it cannot know it changed', async () => {
+    await seed();
+    const revert = {
+      sql: `UPDATE test_executions SET status = 'running' WHERE id = ANY($1) AND status = 'cancelled'`,
+    };
+    const tolerant = sqlAction(db, { ...options, tolerance: 1, revert });
+    const plan = sealAsEngine(tolerant, await tolerant.plan(ctx()));
+    expect(plan.params.keys).toEqual([1, 2]);
+    // Someone else finishes row 2 first: it leaves the selection, and the apply leaves it alone.
+    await sql(`UPDATE test_executions SET status = 'cancelled' WHERE id = 2`);
+    expect(await tolerant.apply(ctx(), plan)).toEqual({ updated: [1], missing: [2], added: [] });
+    // After a crash the engine has only the plan: revert cannot tell row 2 (not ours) from row 1.
+    const recovered: Applied<SqlActionParams, SqlActionApplied> = {
+      plan,
+      data: null,
+      appliedAt: '',
+      recovered: true,
+    };
+    await expect(tolerant.revert?.(ctx(), recovered)).rejects.toMatchObject({
+      code: 'PG_REVERT_UNKNOWN_ROWS',
+      retriable: false,
+    });
+    expect(await statuses()).toEqual(['cancelled', 'cancelled', 'running', 'passed']);
+    // No planned row matches: ok. A planned row matching again may be one the apply left alone: unknown.
+    expect(await tolerant.verify?.(ctx(), recovered)).toMatchObject({ status: 'ok' });
+    await sql(`UPDATE test_executions SET status = 'running' WHERE id = 2`);
+    expect(await tolerant.verify?.(ctx(), recovered)).toMatchObject({
+      status: 'unknown',
+      data: { stillMatching: [2] },
+    });
+    // With its data, verify knows row 2 was never its own.
+    expect(
+      await tolerant.verify?.(ctx(), { ...recovered, data: { updated: [1], missing: [2], added: [] } }),
+    ).toMatchObject({ status: 'ok' });
+
+    // Tolerance 0: the apply changed exactly the planned rows or nothing, so the plan is enough to revert.
+    await seed();
+    const strict = sqlAction(db, { ...options, revert });
+    const strictPlan = sealAsEngine(strict, await strict.plan(ctx()));
+    await strict.apply(ctx(), strictPlan);
+    const strictRecovered = { plan: strictPlan, data: null, appliedAt: '', recovered: true };
+    expect(await strict.verify?.(ctx(), strictRecovered)).toMatchObject({ status: 'ok' });
+    await strict.revert?.(ctx(), strictRecovered);
+    expect(await statuses()).toEqual(['running', 'running', 'running', 'passed']);
   });
 });

@@ -22,7 +22,8 @@ import { connectPostgres, type PostgresDatabase } from '../../src/postgres/datab
 import { freePort, startTestCluster, type TestCluster } from '../support/postgres-cluster';
 
 // Two throwaway clusters, started in parallel:
-// - main: pg_stat_statements preloaded, WAL archived by `cp` (archive_command is broken and mended at run time);
+// - main: pg_stat_statements preloaded, WAL archived by `cp` (archive_command is broken and mended at run time),
+//   prepared transactions allowed;
 // - small: max_connections = 20, archive_mode off, pg_stat_statements not loaded.
 let main: TestCluster;
 let small: TestCluster;
@@ -32,7 +33,11 @@ let admin: pg.Client;
 
 beforeAll(async () => {
   [main, small] = await Promise.all([
-    startTestCluster({ preload: ['pg_stat_statements'], archive: true }),
+    startTestCluster({
+      preload: ['pg_stat_statements'],
+      archive: true,
+      settings: { max_prepared_transactions: '4' },
+    }),
     startTestCluster({ settings: { max_connections: '20' } }),
   ]);
   db = connectPostgres({ url: main.url });
@@ -317,6 +322,44 @@ describe('activeQueries', () => {
     expect((await run(activeQueries(db, { minDuration: '250ms' }))).status).toBe('ok');
   });
 
+  it('names a prepared transaction that blocks by its gid, not as the "pid 0" pg_blocking_pids reports', async () => {
+    await admin.query('CREATE TABLE ledger (id int PRIMARY KEY, n int NOT NULL)');
+    await admin.query('INSERT INTO ledger VALUES (1, 0)');
+    const coordinator = await client(main.url, 'xa-coordinator');
+    await coordinator.query('BEGIN');
+    await coordinator.query('UPDATE ledger SET n = n + 1 WHERE id = 1');
+    await coordinator.query("PREPARE TRANSACTION 'xa-42'");
+    await coordinator.end(); // the prepared transaction outlives its session, and keeps its locks
+    const waiter = await client(main.url, 'api');
+    const w = (await waiter.query('SELECT pg_backend_pid() AS pid')).rows[0].pid as number;
+    const pending = waiter.query('UPDATE ledger SET n = n + 2 WHERE id = 1');
+    try {
+      await waitForLockWait(w);
+      const f = await run(activeQueries(db, { minDuration: '1m' }));
+      expect(f.data.rootBlockers).toHaveLength(1);
+      expect(f.data.rootBlockers[0]).toMatchObject({
+        root: 0,
+        blocked: [w],
+        state: 'prepared',
+        user: 'postgres',
+        prepared: [{ gid: 'xa-42', owner: 'postgres', database: 'postgres' }],
+      });
+      expect(f.summary).toMatch(
+        /^a prepared transaction \(pg_prepared_xacts: gid 'xa-42', owner postgres, prepared \S+ ago\) blocks 1 session; longest lock wait \S+$/,
+      );
+      expect(f.summary).not.toMatch(/pid 0/);
+      const chain = f.evidence.find((e) => e.kind === 'table' && e.title.startsWith('Blocking chains'));
+      expect(chain?.kind === 'table' && chain.rows.map((r) => [String(r[0]).trim(), r[1], r[8]])).toEqual([
+        ['prepared transaction', null, expect.stringContaining("gid 'xa-42'")],
+        [`└ ${w}`, 'prepared transaction', 'UPDATE ledger SET n = n + 2 WHERE id = 1'],
+      ]);
+    } finally {
+      await admin.query("ROLLBACK PREPARED 'xa-42'");
+      await pending;
+      await waiter.end();
+    }
+  });
+
   it('rejects contradicting options when built', () => {
     expect(() => activeQueries(db, { minDuration: '10m', failAfter: '5m' })).toThrow(
       /minDuration must not exceed failAfter/,
@@ -507,6 +550,41 @@ describe('unusedIndexes and invalidIndexes', () => {
     await admin.query('DROP INDEX idx_cases_email');
     expect((await run(invalidIndexes(db))).summary).toBe('No invalid index');
   });
+
+  it('says "possibly still being built" when a build by another role hides its progress from ours', async () => {
+    // `monitor` has no pg_read_all_stats: progress rows of postgres' builds show it no table and no index.
+    await admin.query('CREATE ROLE monitor LOGIN');
+    const monitorDb = connectPostgres({ url: main.url.replace('//postgres@', '//monitor@') });
+    // An old snapshot keeps the build waiting at its end, its index still INVALID.
+    const snapshot = await client(main.url, 'old-snapshot');
+    await snapshot.query('BEGIN ISOLATION LEVEL REPEATABLE READ');
+    await snapshot.query('SELECT 1');
+    const builder = await client(main.url, 'builder');
+    const building = builder
+      .query('CREATE INDEX CONCURRENTLY idx_cases_code_lower ON test_cases (lower(code))')
+      .catch((e: Error) => e);
+    try {
+      const seen = await until(invalidIndexes(db), (x) => x.data.building === 1);
+      expect(seen).toMatchObject({ status: 'ok', data: { building: 1, leftovers: 0, hiddenBuilds: 0 } });
+      const f = await run(invalidIndexes(monitorDb));
+      expect(f.status).toBe('warn');
+      expect(f.data).toMatchObject({ leftovers: 1, building: 0, hiddenBuilds: 1, seesAllProgress: false });
+      expect(f.data.indexes[0]).toMatchObject({
+        index: 'idx_cases_code_lower',
+        building: false,
+        possiblyBuilding: true,
+      });
+      expect(f.summary).toBe(
+        '1 index invalid (possibly still being built by another role): public.idx_cases_code_lower on test_cases; 1 index build by another role in progress, whose progress is hidden from this role (no pg_read_all_stats). Check again once it ends before dropping anything',
+      );
+    } finally {
+      await snapshot.query('COMMIT');
+      expect(await building).not.toBeInstanceOf(Error);
+      await Promise.all([snapshot.end(), builder.end(), monitorDb.close()]);
+    }
+    await admin.query('DROP INDEX idx_cases_code_lower');
+    expect((await run(invalidIndexes(db))).summary).toBe('No invalid index');
+  });
 });
 
 describe('archiverStatus', () => {
@@ -540,8 +618,20 @@ describe('archiverStatus', () => {
     await admin.query("ALTER SYSTEM SET archive_command = 'false'");
     await admin.query('SELECT pg_reload_conf()');
     try {
-      await sleep(100); // the archiver reads the new command on its next loop
+      // The archiver reads the new command in its own time: until it has, a new segment is still archived.
+      // Switch segments until one fails (failed_count grows), not after a guessed pause.
+      const failures = async () =>
+        Number((await admin.query('SELECT failed_count FROM pg_stat_archiver')).rows[0].failed_count);
+      const before = await failures();
+      const deadline = Date.now() + 15_000;
       await switchWal(main.url);
+      for (let next = Date.now() + 1_000; (await failures()) === before; await sleep(50)) {
+        if (Date.now() > deadline) throw new Error('archive_command = false never failed an archive');
+        if (Date.now() > next) {
+          await switchWal(main.url);
+          next = Date.now() + 1_000;
+        }
+      }
       const f = await until(archiverStatus(db), (x) => x.data.failing);
       expect(f.status).toBe('fail');
       expect(f.data.failedCount).toBeGreaterThanOrEqual(1);

@@ -5,6 +5,7 @@ import { type Finding, finding } from '../../core/finding';
 import { parseOptions } from '../../core/parse-options';
 import { sleep } from '../../core/sleep';
 import { type Action, type Applied, defineAction, type StepContext } from '../../core/step';
+import { queryText } from '../checks/wording';
 import type { PostgresDatabase } from '../database';
 import { Identifier, utcText } from './relations';
 
@@ -82,7 +83,11 @@ export const CancelBackendsOptions = BackendsOptionsBase.refine(
 export type CancelBackendsOptions = z.output<typeof CancelBackendsOptions>;
 export type CancelBackendsOptionsInput = z.input<typeof CancelBackendsOptions>;
 
-/** A backend as planned: its identity (pid, session start, query start, query hash) and what people read. */
+/**
+ * A backend as planned: its identity (pid, session start, query start, query hash) and what people read.
+ * Only values that stay the same while the backend runs the same query: params are part of the plan hash,
+ * which approvals bind to, so a growing duration here would make every plan a new one (it is in the summary).
+ */
 export type PlannedBackend = {
   pid: number;
   /** `backend_start`, UTC with microseconds: with the pid, the session's identity (pids are reused). */
@@ -93,8 +98,6 @@ export type PlannedBackend = {
   queryMd5: string | null;
   user: string | null;
   application: string;
-  /** How long it had been in its state when planned (display only: it grows, so it is not in `before`). */
-  durationMs: number;
 };
 
 /** What a cancel/terminate plan fixes. */
@@ -132,12 +135,12 @@ export function terminateBackends(
  * the session stays. Not destructive (the client can run the query again), risk `medium`.
  *
  * - **plan** lists the exact backends from `pg_stat_activity`, one change each (`backend <pid>`: a summary
- *   with user, application, client, state, session and query start, query truncated to 200 characters →
- *   `"cancelled"`); the duration is in the summary and params, not in `before`, because it grows and the
- *   engine compares `before` values to tell whether the world changed since approval. Never listed: our own
- *   sessions (the database options' `applicationName`, and the planning session's pid), replication
- *   connections and other non-client backends, superuser sessions (unless `includeSuperusers` /
- *   `includeReplication`). More than `max` matches refuse the plan.
+ *   with user, application, client, state, session and query start, query with password literals redacted and
+ *   cut to 200 characters → `"cancelled"`); the duration is in the summary only, not in `before` or params,
+ *   because it grows and the engine compares `before` values and plan hashes to tell whether the world changed
+ *   since approval. Never listed: our own sessions (the database options' `applicationName`, and the planning
+ *   session's pid), replication connections and other non-client backends, superuser sessions (unless
+ *   `includeSuperusers` / `includeReplication`). More than `max` matches refuse the plan.
  * - **apply** signals only planned backends, each only while it is still the same session (pid and
  *   `backend_start`) running the same query (`query_start`, `md5(query)`), checked in the very statement
  *   that signals it. Others are skipped and the log says why (ended, pid reused, another query now).
@@ -163,11 +166,15 @@ type BackendRow = {
   query_start: string | null;
   query_md5: string | null;
   query: string | null;
-  query_length: number | null;
   duration_ms: string;
 };
 
 const QUERY_SHOWN = 200;
+/**
+ * How much query text is read to be scrubbed before it is cut to {@link QUERY_SHOWN}: a password literal that
+ * starts before the cut is found whole (and one cut by this read is redacted to the end anyway).
+ */
+const QUERY_READ = 4096;
 const REPLICATION_TYPES = ['walsender', 'logical replication worker'];
 
 function signalBackends(
@@ -200,7 +207,7 @@ function signalBackends(
                 a.state,
                 ${utcText('a.backend_start')} AS backend_start,
                 ${utcText('a.query_start')} AS query_start,
-                md5(a.query) AS query_md5, left(a.query, ${QUERY_SHOWN}) AS query, length(a.query) AS query_length,
+                md5(a.query) AS query_md5, left(a.query, ${QUERY_READ}) AS query,
                 d.ms::int8::text AS duration_ms
            FROM pg_catalog.pg_stat_activity a
            LEFT JOIN pg_catalog.pg_roles r ON r.oid = a.usesysid
@@ -249,7 +256,6 @@ function signalBackends(
         queryMd5: r.query_md5,
         user: r.user,
         application: r.application,
-        durationMs: Number(r.duration_ms),
       }));
       const verb = operation === 'cancel' ? 'Cancel the queries of' : 'Terminate';
       const summary =
@@ -278,7 +284,8 @@ function signalBackends(
             state: r.state,
             backendStart: r.backend_start,
             queryStart: r.query_start,
-            query: truncate(r.query, r.query_length),
+            // Scrubbed of password literals, then cut: the plan is sealed, shown to approvers and audited.
+            query: queryText(r.query, QUERY_SHOWN),
           },
           after: done,
         })),
@@ -329,11 +336,6 @@ function signalBackends(
       return awaitSignalled(db, applied, ctx);
     },
   });
-}
-
-function truncate(text: string | null, length: number | null): string | null {
-  if (text === null) return null;
-  return length !== null && length > QUERY_SHOWN ? `${text}…` : text;
 }
 
 /** Why a planned backend was not signalled, for the log: it ended, its pid was reused, or it runs something else. */

@@ -94,15 +94,21 @@ const KIND = 'pg.create-index-concurrently';
  * with no statement timeout (a long maintenance statement) and `lock_timeout` bounding its lock waits.
  *
  * - **plan** checks the table and every column (and predicate column) in the catalog and shows the DDL.
- *   When a valid index of that name already exists on the table with the same columns, method and
- *   uniqueness, there is nothing to do; another definition, another table or a non-index of that name is
- *   refused. An INVALID index of that name (left by a failed build) is dropped first with
- *   `DROP INDEX CONCURRENTLY`, and the plan says so; one still being built by another session is refused.
- * - **apply** drops the planned leftover (only if it is still the same, still invalid index), then builds.
- *   When the build fails (duplicates for a unique index, lock timeout), the INVALID index it leaves behind is
- *   dropped again and the error says so.
- * - **verify** reads `pg_index`: `indisvalid` and `indisready`.
- * - **revert** drops the index with `DROP INDEX CONCURRENTLY` (a dropped leftover is not brought back).
+ *   When a valid index of that name already exists on the table with the same definition, there is nothing
+ *   to do; another definition (columns, order, nulls, method, uniqueness, WHERE, INCLUDE, opclass, storage
+ *   parameters), another table or a non-index of that name is refused. "The same definition" is decided by
+ *   PostgreSQL: the planned index is built on an empty temporary copy of the table (`LIKE`, dropped at commit;
+ *   needs the TEMP privilege, which PUBLIC has by default) and both `pg_get_indexdef` texts are compared, less
+ *   the `CREATE … ON <table>` part. An INVALID index of
+ *   that name (left by a failed build) is dropped first with `DROP INDEX CONCURRENTLY`, and the plan says so;
+ *   one still being built by another session is refused.
+ * - **apply** drops the planned leftover (only if it is still the same, still invalid index), then builds;
+ *   an index of that name that appeared since the plan is someone else's, and the apply refuses. When the
+ *   build fails (duplicates for a unique index, lock timeout), the INVALID index it left behind is dropped
+ *   again and the error says so — only one that appeared during our own statement, never another's.
+ * - **verify** reads `pg_index` (`indisvalid`, `indisready`) and the definition, which must be the planned one.
+ * - **revert** drops the index with `DROP INDEX CONCURRENTLY` (a dropped leftover is not brought back), only
+ *   while it is the one the apply built (same oid; after a crash, the planned definition).
  *
  * Partial indexes take `where` as structured conditions, not SQL: they are checked against the catalog and
  * quoted as literals, so nothing a caller passes is ever interpreted as SQL. Risk `medium` (a long, I/O
@@ -122,7 +128,9 @@ export function createIndexConcurrently(
       columns.map((c) => c.name),
     );
   const index: QualifiedName = { schema: table.schema, name: indexName };
-  const ddl = buildDdl(o, table, indexName, columns);
+  const ddl = buildDdl(o, quoteRelation(table), indexName, columns, true);
+  // The same index on the temporary copy of the table that matchesPlanned builds.
+  const planned = buildDdl(o, `pg_temp.${quoteIdent(table.name)}`, indexName, columns, false);
   const target = relationRef(db, table);
   const label = displayRelation(index);
 
@@ -172,10 +180,9 @@ export function createIndexConcurrently(
         );
       }
       if (existing.valid && existing.ready) {
-        const same =
-          existing.columns.join('\u0000') === columns.map((c) => c.name).join('\u0000') &&
-          existing.unique === o.unique &&
-          existing.method === o.method;
+        // The whole definition, not only columns, method and uniqueness: an index with another WHERE, order
+        // or nulls is not the planned one, and taking it as done would leave the planned index unbuilt.
+        const same = await matchesPlanned(db, table, index, planned, ctx.signal);
         if (!same) {
           throw new NonRetriableError(
             `An index named ${label} already exists with another definition: ${existing.definition}. Choose another \`name\`, or drop that index first.`,
@@ -223,6 +230,16 @@ export function createIndexConcurrently(
               ctx.log(`dropped the INVALID index ${label} left by a failed build`);
             }
           }
+          // No relation of that name may exist now: one that appeared since the plan is someone else's (a
+          // build of theirs, maybe still running). Having checked, we also know that an index of that name
+          // after a failed CREATE can only have appeared during our own statement (see failedBuild).
+          const before = await readIndex(session, index, ctx.signal);
+          if (before) {
+            throw new NonRetriableError(
+              `${before.relkind === 'i' ? `An index ${label} (${before.valid ? 'valid' : 'INVALID'}: ${before.definition})` : `A relation named ${label}`} appeared since the plan, which saw ${p.dropInvalidOid === null ? 'none' : `only the INVALID index with oid ${p.dropInvalidOid}`}; it is not ours to build over or drop. Nothing was done. Plan again.`,
+              { code: 'PG_PLAN_DRIFT', details: { oid: before.oid } },
+            );
+          }
           try {
             await session.query(ddl, [], { signal: ctx.signal, statementTimeoutMs: 0 });
           } catch (e) {
@@ -240,6 +257,13 @@ export function createIndexConcurrently(
       const now = await readIndex(db, index, ctx.signal);
       if (!now) return finding('fail', `Index ${label} does not exist`, { valid: false, ready: false });
       const data = { valid: now.valid, ready: now.ready, definition: now.definition };
+      if (now.valid && now.ready && !(await matchesPlanned(db, table, index, planned, ctx.signal))) {
+        return finding(
+          'fail',
+          `Index ${label} is valid, but has another definition than planned: ${now.definition} (planned: ${ddl})`,
+          data,
+        );
+      }
       return now.valid && now.ready
         ? finding('ok', `Index ${label} is valid and ready: ${now.definition}`, data)
         : finding(
@@ -257,6 +281,16 @@ export function createIndexConcurrently(
           const now = await readIndex(session, index, ctx.signal);
           const relation = await requireRelation(session, table, ['r', 'm'], ctx.signal);
           if (!now || now.table_oid !== relation.oid) return;
+          // Only the index the apply built: by oid, or after a crash (no apply data) by the planned definition.
+          const built = applied.data?.oid ?? null;
+          const ours =
+            built !== null ? now.oid === built : await matchesPlanned(db, table, index, planned, ctx.signal);
+          if (!ours) {
+            throw new NonRetriableError(
+              `Index ${label} is no longer the one this action built${built !== null ? ` (oid ${built}; now ${now.oid})` : ''}: ${now.definition}. Not dropping it; drop it by hand if it must go.`,
+              { code: 'PG_PLAN_DRIFT', details: { built, now: now.oid } },
+            );
+          }
           await dropConcurrently(session, index, ctx);
           ctx.log(`dropped index ${label}`);
         },
@@ -268,9 +302,10 @@ export function createIndexConcurrently(
 
 function buildDdl(
   o: CreateIndexOptions,
-  table: QualifiedName,
+  relationSql: string,
   indexName: string,
   columns: { name: string; order: 'asc' | 'desc'; nulls?: 'first' | 'last' | undefined }[],
+  concurrently: boolean,
 ): string {
   const keys = columns
     .map(
@@ -279,7 +314,7 @@ function buildDdl(
     )
     .join(', ');
   const where = o.where ? ` WHERE ${o.where.map(condition).join(' AND ')}` : '';
-  return `CREATE ${o.unique ? 'UNIQUE ' : ''}INDEX CONCURRENTLY ${quoteIdent(indexName)} ON ${quoteRelation(table)} USING ${o.method} (${keys})${where}`;
+  return `CREATE ${o.unique ? 'UNIQUE ' : ''}INDEX ${concurrently ? 'CONCURRENTLY ' : ''}${quoteIdent(indexName)} ON ${relationSql} USING ${o.method} (${keys})${where}`;
 }
 
 function condition(c: IndexCondition): string {
@@ -338,6 +373,11 @@ type IndexRow = {
   method: string | null;
   columns: string[];
   definition: string | null;
+  /**
+   * The definition less its `CREATE [UNIQUE] INDEX <name> ON <table> USING ` head: method, keys, INCLUDE,
+   * WITH and WHERE, as `pg_get_indexdef` prints them (the whole text when the head is not as expected).
+   */
+  shape: string | null;
   building_pid: number | null;
 };
 
@@ -355,16 +395,47 @@ async function readIndex(
                             LEFT JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
                            ORDER BY k.n), ARRAY[]::text[]) AS columns,
             CASE WHEN c.relkind = 'i' THEN pg_catalog.pg_get_indexdef(c.oid) END AS definition,
+            CASE WHEN c.relkind = 'i' THEN (
+              SELECT CASE WHEN starts_with(d.def, d.head) THEN substr(d.def, length(d.head) + 1) ELSE d.def END
+                FROM (SELECT pg_catalog.pg_get_indexdef(c.oid) AS def,
+                             'CREATE ' || CASE WHEN i.indisunique THEN 'UNIQUE ' ELSE '' END || 'INDEX '
+                             || quote_ident(c.relname) || ' ON '
+                             -- pg_get_indexdef names our own temporary schema pg_temp
+                             || CASE WHEN tn.oid = pg_catalog.pg_my_temp_schema() THEN 'pg_temp' ELSE quote_ident(tn.nspname) END
+                             || '.' || quote_ident(t.relname) || ' USING ' AS head) d
+            ) END AS shape,
             (SELECT p.pid FROM pg_catalog.pg_stat_progress_create_index p WHERE p.index_relid = c.oid LIMIT 1) AS building_pid
        FROM pg_catalog.pg_class c
        JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
        LEFT JOIN pg_catalog.pg_index i ON i.indexrelid = c.oid
        LEFT JOIN pg_catalog.pg_am am ON am.oid = c.relam
+       LEFT JOIN pg_catalog.pg_class t ON t.oid = i.indrelid
+       LEFT JOIN pg_catalog.pg_namespace tn ON tn.oid = t.relnamespace
       WHERE n.nspname = $1 AND c.relname = $2`,
     [index.schema, index.name],
     { signal },
   );
   return rows[0] ?? null;
+}
+
+/** Another backend that may be building an index on the table now; `null` when none. */
+async function otherBuilder(
+  session: Session,
+  tableOid: string,
+  leftover: IndexRow,
+  signal: AbortSignal,
+): Promise<number | null> {
+  if (leftover.building_pid !== null && leftover.building_pid !== session.pid) return leftover.building_pid;
+  const { rows } = await session.query<{ pid: number }>(
+    `SELECT l.pid FROM pg_catalog.pg_locks l
+      WHERE l.locktype = 'relation' AND l.relation = $1::oid AND l.granted AND l.mode = 'ShareUpdateExclusiveLock'
+        AND l.database = (SELECT oid FROM pg_catalog.pg_database WHERE datname = current_database())
+        AND l.pid <> pg_backend_pid()
+      ORDER BY l.pid LIMIT 1`,
+    [tableOid],
+    { signal },
+  );
+  return rows[0]?.pid ?? null;
 }
 
 async function dropConcurrently(session: Session, index: QualifiedName, ctx: StepContext): Promise<void> {
@@ -374,7 +445,55 @@ async function dropConcurrently(session: Session, index: QualifiedName, ctx: Ste
   });
 }
 
-/** After a failed build: drop the INVALID index it left (unless we were cancelled), and say what happened. */
+/**
+ * Whether the index `index` (now) has the definition `plannedDdl` would give it. PostgreSQL decides: in one
+ * transaction, the planned index is built on an empty temporary copy of the table (`LIKE`: the same column
+ * types and collations, so the same default opclasses), and the two `pg_get_indexdef` texts are compared
+ * less their head (name and table), in the same session (constants print in its TimeZone). The copy is
+ * dropped at commit.
+ */
+async function matchesPlanned(
+  db: PostgresDatabase,
+  table: QualifiedName,
+  index: QualifiedName,
+  plannedDdl: string,
+  signal: AbortSignal,
+): Promise<boolean> {
+  return db.transaction(
+    async (s) => {
+      await s.query(
+        `CREATE TEMPORARY TABLE ${quoteIdent(table.name)} (LIKE ${quoteRelation(table)}) ON COMMIT DROP`,
+        [],
+        { signal },
+      );
+      await s.query(plannedDdl, [], { signal });
+      const { rows } = await s.query<{ schema: string }>(
+        'SELECT nspname AS schema FROM pg_catalog.pg_namespace WHERE oid = pg_catalog.pg_my_temp_schema()',
+        [],
+        { signal },
+      );
+      const planned = await readIndex(s, { schema: rows[0]?.schema ?? 'pg_temp', name: index.name }, signal);
+      const existing = await readIndex(s, index, signal);
+      return (
+        planned !== null &&
+        existing !== null &&
+        planned.shape !== null &&
+        existing.unique === planned.unique &&
+        existing.shape === planned.shape
+      );
+    },
+    { signal },
+  );
+}
+
+/**
+ * After a failed build: drop the INVALID index it left (unless we were cancelled), and say what happened.
+ * The apply checked that no relation of that name existed before its statement, so an index of that name now
+ * appeared during it — but not necessarily from it: when the statement failed because the name was taken
+ * (42P07), or another session is building that index (its progress row, or the table's SHARE UPDATE
+ * EXCLUSIVE lock, which a concurrent build holds from start to end, and which shows even when its progress
+ * row is hidden from our role), it is theirs and is left alone.
+ */
 async function failedBuild(
   session: Session,
   index: QualifiedName,
@@ -387,8 +506,15 @@ async function failedBuild(
   try {
     const leftover = await readIndex(session, index, ctx.signal);
     if (leftover && leftover.table_oid === tableOid && !leftover.valid) {
-      await dropConcurrently(session, index, ctx);
-      cleanup = ` The INVALID index ${displayRelation(index)} the failed build left was dropped.`;
+      const other = await otherBuilder(session, tableOid, leftover, ctx.signal);
+      if (isPostgresError(error) && error.sqlstate === '42P07') {
+        cleanup = ` The INVALID index ${displayRelation(index)} that took the name is not this build's; it was left alone.`;
+      } else if (other !== null) {
+        cleanup = ` An INVALID index ${displayRelation(index)} exists, but backend ${other} may be building it (${leftover.building_pid === other ? 'pg_stat_progress_create_index' : 'it holds the table’s SHARE UPDATE EXCLUSIVE lock'}); it was left alone.`;
+      } else {
+        await dropConcurrently(session, index, ctx);
+        cleanup = ` The INVALID index ${displayRelation(index)} the failed build left was dropped.`;
+      }
     }
   } catch (e) {
     cleanup = ` The INVALID index ${displayRelation(index)} it left could not be dropped (${e instanceof Error ? e.message : String(e)}); the next run of this action drops it first.`;

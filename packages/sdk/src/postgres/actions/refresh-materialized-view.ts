@@ -40,6 +40,8 @@ export type RefreshMaterializedViewParams = {
   uniqueIndex: string | null;
   /** The view's storage at plan time: a plain refresh replaces it. */
   relfilenode: string;
+  /** `xmin` of the view's `pg_class` row at plan time: every refresh writes a new version of that row. */
+  catalogXmin: string;
   lockTimeoutMs: number;
 };
 
@@ -53,7 +55,14 @@ const KIND = 'pg.refresh-materialized-view';
  *   view is populated and has a unique, valid index without a WHERE clause or expressions (what PostgreSQL
  *   requires: it covers every row); otherwise a plain refresh, and the plan says it blocks reads of the view
  *   until it ends (refused when `allowBlocking` is false).
- * - **verify**: `pg_class.relispopulated`, and for a plain refresh new storage (`relfilenode` changed).
+ * - **verify**: the view is populated (`pg_class.relispopulated`), a refresh committed since the plan, and for
+ *   a plain refresh it has new storage (`relfilenode` changed). "A refresh committed" is read from the view's
+ *   `pg_class` row: every `REFRESH`, concurrent or not, writes a new version of it (it sets
+ *   `relispopulated`, even to the same value), so its `xmin` differs from the plan's. VACUUM and ANALYZE
+ *   update that row in place and do not count. The contents themselves are not compared (a concurrent
+ *   refresh that found nothing to change leaves every row as it was): other changes to that catalog row
+ *   (`ALTER MATERIALIZED VIEW`, `GRANT`) also give it a new `xmin`, so verify confirms "populated, and a
+ *   refresh (or such a change) committed after the plan", and fails when nothing did.
  * - **revert**: none (the old contents are gone).
  *
  * Risk `medium`, not destructive.
@@ -76,8 +85,12 @@ export function refreshMaterializedView(
 
     async plan(ctx) {
       const found = await requireRelation(db, view, ['m'], ctx.signal);
-      const { rows } = await db.query<{ populated: boolean; unique_index: string | null }>(
-        `SELECT c.relispopulated AS populated,
+      const { rows } = await db.query<{
+        populated: boolean;
+        unique_index: string | null;
+        catalog_xmin: string;
+      }>(
+        `SELECT c.relispopulated AS populated, c.xmin::text AS catalog_xmin,
                 (SELECT ic.relname FROM pg_catalog.pg_index i JOIN pg_catalog.pg_class ic ON ic.oid = i.indexrelid
                   WHERE i.indrelid = c.oid AND i.indisunique AND i.indisvalid AND i.indisready
                     AND i.indpred IS NULL AND i.indexprs IS NULL
@@ -116,6 +129,7 @@ export function refreshMaterializedView(
           concurrently,
           uniqueIndex,
           relfilenode: found.relfilenode,
+          catalogXmin: rows[0]?.catalog_xmin ?? '',
           lockTimeoutMs: lockTimeoutMs(o.lockTimeout),
         },
       };
@@ -141,15 +155,25 @@ export function refreshMaterializedView(
     async verify(ctx, applied) {
       const p = applied.plan.params;
       const found = await requireRelation(db, view, ['m'], ctx.signal);
-      const { rows } = await db.query<{ populated: boolean }>(
-        'SELECT relispopulated AS populated FROM pg_catalog.pg_class WHERE oid = $1::oid',
+      const { rows } = await db.query<{ populated: boolean; catalog_xmin: string }>(
+        'SELECT relispopulated AS populated, xmin::text AS catalog_xmin FROM pg_catalog.pg_class WHERE oid = $1::oid',
         [found.oid],
         { signal: ctx.signal },
       );
       const populated = rows[0]?.populated ?? false;
       const replaced = found.relfilenode !== p.relfilenode;
-      const data = { populated, relfilenode: found.relfilenode, replaced };
+      // `populated` alone cannot fail a concurrent refresh (it is its precondition): a new version of the
+      // view's catalog row since the plan is what shows that a refresh committed (see the JSDoc).
+      const refreshed = rows[0]?.catalog_xmin !== p.catalogXmin;
+      const data = { populated, relfilenode: found.relfilenode, replaced, refreshed };
       if (!populated) return finding('fail', `Materialized view ${label} is not populated`, data);
+      if (!refreshed) {
+        return finding(
+          'fail',
+          `Materialized view ${label} was not refreshed since the plan: its catalog row is the version the plan read (xmin ${p.catalogXmin})`,
+          data,
+        );
+      }
       if (!p.concurrently && !replaced) {
         return finding(
           'fail',

@@ -53,7 +53,8 @@ const FIELD = 'statement_timeout';
  * - **plan** checks the role and database in the catalog and reads the current setting from
  *   `pg_db_role_setting`: `statement_timeout: before → after` (no change when they mean the same time).
  * - **verify** reads the setting back.
- * - **revert** restores the previous value, or RESETs when there was none.
+ * - **revert** restores the previous value, or RESETs when there was none — only while the setting is still
+ *   the one the apply wrote (the same time in any spelling); a value someone set since is refused, not undone.
  *
  * Risk `medium` (too short a timeout fails legitimate queries), not destructive.
  */
@@ -77,9 +78,7 @@ export function setStatementTimeout(
 
     async plan(ctx) {
       const previous = await readSetting(db, role, database, ctx);
-      const same =
-        previous === value ||
-        (previous !== null && value !== null && toMs(previous) !== null && toMs(previous) === toMs(value));
+      const same = sameTimeout(previous, value);
       return {
         summary: same
           ? `statement_timeout of ${label} is already ${previous ?? 'unset'}`
@@ -106,7 +105,18 @@ export function setStatementTimeout(
     },
 
     async revert(ctx, applied) {
-      await write(db, role, database, applied.plan.params.previous, ctx);
+      const { value: written, previous } = applied.plan.params;
+      // Someone may have changed the setting since the apply (a fix of their own): writing `previous` over it
+      // would undo their change, not ours. The check and the write are two statements: a change landing
+      // between them is not caught, but the window is a round trip, not the time since the apply.
+      const now = await readSetting(db, role, database, ctx);
+      if (!sameTimeout(now, written)) {
+        throw new NonRetriableError(
+          `statement_timeout of ${label} is now ${now ?? 'unset'}, not the ${written ?? 'unset (server default)'} this action set: someone changed it since. Refusing to restore ${previous ?? 'unset'} over their change; decide by hand which value it should have.`,
+          { code: 'PG_SETTING_CHANGED', details: { current: now, applied: written, previous } },
+        );
+      }
+      await write(db, role, database, previous, ctx);
       ctx.log(`statement_timeout of ${label} restored to ${applied.plan.params.previous ?? 'unset'}`);
     },
   });
@@ -186,6 +196,14 @@ const UNIT_MS: Record<string, number> = {
   h: 3_600_000,
   d: 86_400_000,
 };
+
+/** Whether two stored settings mean the same timeout (`"1min"` and `"60000ms"`); `null` is unset. */
+function sameTimeout(a: string | null, b: string | null): boolean {
+  if (a === b) return true;
+  if (a === null || b === null) return false;
+  const ms = toMs(a);
+  return ms !== null && ms === toMs(b);
+}
 
 /** Milliseconds of a stored `statement_timeout` (`"30s"`, `"30000"`, `"1min"`), `null` when unreadable. */
 function toMs(text: string): number | null {

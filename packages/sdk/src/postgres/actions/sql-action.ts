@@ -4,7 +4,7 @@ import { finding } from '../../core/finding';
 import type { Json } from '../../core/json';
 import { parseOptions } from '../../core/parse-options';
 import type { RiskLevel } from '../../core/plan';
-import { type Action, defineAction, type StepContext } from '../../core/step';
+import { type Action, type Applied, defineAction, type StepContext } from '../../core/step';
 import { type PostgresDatabase, quoteIdent, type Row, type Session } from '../database';
 import { Identifier } from './relations';
 
@@ -87,6 +87,10 @@ const SHOWN_COLUMNS = 30;
  *   of those rows makes PostgreSQL fail the update (serialization failure, retriable): nothing is changed.
  * - **verify** runs the select again: none of the updated rows may still match.
  * - **revert** runs `revert` with the updated keys, when one was given.
+ *
+ * After a crash the engine may only know the plan (`applied.data` is null): with `tolerance` 0 the planned
+ * keys are exactly the updated rows, so verify and revert use them; with a tolerance, up to that many planned
+ * rows may have been left alone, so revert refuses (a person decides) and verify does not judge them.
  *
  * The statements are the runbook author's SQL (trusted code), not input; values go in `params`.
  */
@@ -206,7 +210,9 @@ export function sqlAction(
     },
 
     async verify(ctx, applied) {
-      const changed = applied.data?.updated ?? applied.plan.params.keys;
+      const known = changedKeys(applied, o.tolerance);
+      // Recovered with a tolerance: any planned row may be one the apply left alone (it had left the selection).
+      const changed = known ?? applied.plan.params.keys;
       // Only the changed rows: the selection may be larger than any bound by now.
       const sql = o.select.sql.replace(/;\s*$/, '');
       const { rows } = await readOnly(ctx, (s) =>
@@ -219,6 +225,14 @@ export function sqlAction(
       const keys = rows.map((r) => keyOf(r, o.key, o.name));
       const now = new Set(keys.map(String));
       const still = changed.filter((k) => now.has(String(k)));
+      if (known === null && still.length) {
+        // Not `fail` (which reverts): a planned row that matches now may never have been updated by us.
+        return finding(
+          'unknown',
+          `SQL action ${o.name}: the apply was recovered after a crash, so which planned rows it updated is not known (up to ${o.tolerance}, the tolerance, may have been left alone); ${still.length} planned row(s) match the select (${o.key} ${still.slice(0, 10).join(', ')}). Check them by hand.`,
+          { stillMatching: still },
+        );
+      }
       return still.length
         ? finding(
             'fail',
@@ -227,7 +241,7 @@ export function sqlAction(
           )
         : finding(
             'ok',
-            `SQL action ${o.name}: none of the ${changed.length} updated row(s) matches the select any more`,
+            `SQL action ${o.name}: none of the ${changed.length} ${known === null ? 'planned' : 'updated'} row(s) matches the select any more`,
             {
               stillMatching: [],
             },
@@ -237,7 +251,16 @@ export function sqlAction(
     ...(revert
       ? {
           async revert(ctx, applied) {
-            const changed = applied.data?.updated ?? applied.plan.params.keys;
+            const changed = changedKeys(applied, o.tolerance);
+            if (changed === null) {
+              // The planned keys may include rows that left the selection and were not updated (the tolerance
+              // allowed it); someone else may have finished them since. Reverting them would undo their work.
+              const planned = applied.plan.params.keys;
+              throw new NonRetriableError(
+                `SQL action ${o.name}: the apply was recovered after a crash, so which of the ${planned.length} planned rows it updated is not known: with a tolerance of ${o.tolerance}, planned rows that had left the selection were left alone, and reverting them could undo someone else's change. Refusing to revert; a person must decide which rows to restore (planned ${o.key} ${planned.slice(0, 20).join(', ')}${planned.length > 20 ? ', …' : ''}).`,
+                { code: 'PG_REVERT_UNKNOWN_ROWS', details: { planned, tolerance: o.tolerance } },
+              );
+            }
             const result = await db.transaction(
               (s) => s.query(revert.sql, [changed, ...revert.params], { signal: ctx.signal }),
               {
@@ -249,6 +272,20 @@ export function sqlAction(
         }
       : {}),
   });
+}
+
+/**
+ * The keys the apply updated: its own record, or, when that was lost in a crash (`data` null), the planned
+ * keys if the tolerance is 0 — the apply then updated exactly the planned rows or rolled back (a row that
+ * joined or left is drift beyond the tolerance, and the row count must match). With a tolerance: `null`,
+ * not knowable.
+ */
+function changedKeys(
+  applied: Applied<SqlActionParams, SqlActionApplied>,
+  tolerance: number,
+): SqlKey[] | null {
+  if (applied.data) return applied.data.updated;
+  return tolerance === 0 ? applied.plan.params.keys : null;
 }
 
 function keyOf(row: Row, key: string, name: string): SqlKey {

@@ -6,7 +6,7 @@ import { type Check, defineCheck } from '../../core/step';
 import type { PostgresDatabase } from '../database';
 import { type BlockingChain, blockingChains } from './blocking';
 import { type SessionRow, type SessionView, sessionColumns, VERSION_SQL, viewSession } from './session-view';
-import { clip, formatDuration, hiddenNote, MAX_ROWS, plural, whoIs } from './wording';
+import { clip, formatDuration, hiddenNote, isoOf, listSome, MAX_ROWS, plural, whoIs } from './wording';
 
 /** Options of {@link activeQueries}. */
 export const ActiveQueriesOptions = z
@@ -28,6 +28,18 @@ export const ActiveQueriesOptions = z
 export type ActiveQueriesOptions = z.output<typeof ActiveQueriesOptions>;
 export type ActiveQueriesOptionsInput = z.input<typeof ActiveQueriesOptions>;
 
+/** A prepared transaction (`PREPARE TRANSACTION`, two-phase commit): it holds its locks with no session. */
+export type PreparedTransaction = {
+  /** `pg_prepared_xacts.gid`: what `COMMIT PREPARED` / `ROLLBACK PREPARED` take. */
+  gid: string;
+  owner: string | null;
+  database: string | null;
+  /** When it was prepared. */
+  preparedAt: string | null;
+  /** How long it has been prepared (holding its locks). */
+  preparedMs: number | null;
+};
+
 /** A root blocker with the size of the queue behind it. */
 export type RootBlocker = BlockingChain & {
   state: string | null;
@@ -35,6 +47,12 @@ export type RootBlocker = BlockingChain & {
   application: string | null;
   /** Age of its transaction: how long it has held its locks at most. */
   transactionMs: number | null;
+  /**
+   * For root `0`: `pg_blocking_pids()` reports prepared transactions as pid 0; these are the ones the
+   * blocked sessions wait for (or, when that cannot be told, every prepared transaction of the database).
+   * Empty for a session.
+   */
+  prepared: PreparedTransaction[];
 };
 
 /** What {@link activeQueries} found. */
@@ -69,7 +87,8 @@ const MAX_SESSIONS = 100;
  * - `warn` when a query has run for `minDuration`.
  * - `ok` otherwise (shorter lock waits are listed and mentioned, but row locks come and go).
  *
- * A role without `pg_read_all_stats` sees other users' query text as `<insufficient privilege>`.
+ * A role without `pg_read_all_stats` sees other users' query text as `<insufficient privilege>`. A prepared
+ * transaction that blocks (pid 0 in `pg_blocking_pids()`) is named by its `pg_prepared_xacts` gid.
  */
 export function activeQueries(
   db: PostgresDatabase,
@@ -105,14 +124,22 @@ export function activeQueries(
       const sessions = rows.map(viewSession);
       const byPid = new Map(sessions.map((s) => [s.pid, s]));
       const { chains, lines } = blockingChains(sessions);
+      // pg_blocking_pids() reports a prepared transaction as pid 0: no session to name, so its gid instead.
+      const waitingOnPrepared = sessions.filter((s) => s.blockedBy.includes(PREPARED_PID)).map((s) => s.pid);
+      const prepared = waitingOnPrepared.length ? await preparedBlockers(db, waitingOnPrepared, q) : [];
       const rootBlockers: RootBlocker[] = chains.map((c) => {
         const s = byPid.get(c.root);
+        const isPrepared = c.root === PREPARED_PID && !s;
         return {
           ...c,
-          state: s?.state ?? null,
-          user: s?.user ?? null,
+          state: s?.state ?? (isPrepared ? 'prepared' : null),
+          user:
+            s?.user ?? (isPrepared ? listSome(unique(prepared.map((x) => x.owner ?? '?'))) || null : null),
           application: s?.application ?? null,
-          transactionMs: s?.transactionMs ?? null,
+          transactionMs:
+            s?.transactionMs ??
+            (isPrepared && prepared.length ? Math.max(0, ...prepared.map((x) => x.preparedMs ?? 0)) : null),
+          prepared: isPrepared ? prepared : [],
         };
       });
       // A blocked query is judged by how long it has waited, not as a long-running one.
@@ -139,10 +166,16 @@ export function activeQueries(
         const root = rootBlockers[0] as RootBlocker;
         const rootSession = byPid.get(root.root);
         const rootState = rootSession?.state ? `, ${rootSession.state}` : '';
-        const held = root.transactionMs === null ? '' : ` ${formatDuration(root.transactionMs)}`;
+        // A prepared transaction's name already says how long it has been prepared.
+        const held =
+          root.transactionMs === null || !rootSession ? '' : ` ${formatDuration(root.transactionMs)}`;
         const more =
           rootBlockers.length > 1 ? ` (${plural(rootBlockers.length, 'root blocker')} in all)` : '';
-        const who = rootSession ? whoIs(rootSession) : `pid ${root.root}`;
+        const who = rootSession
+          ? whoIs(rootSession)
+          : root.root === PREPARED_PID
+            ? preparedName(root.prepared)
+            : `pid ${root.root}`;
         parts.push(
           `${who}${rootState}${held} blocks ${plural(root.blocked.length, 'session')}${more}; ` +
             `longest lock wait ${formatDuration(longestWaitMs ?? 0)}`,
@@ -165,15 +198,89 @@ export function activeQueries(
       const summary = parts.length
         ? parts.join('; ')
         : `No query running over ${formatDuration(minMs)}, no lock waits`;
-      return finding(status, summary, data, evidenceOf(sessions, lines, byPid));
+      return finding(status, summary, data, evidenceOf(sessions, lines, byPid, prepared));
     },
   });
+}
+
+/** pg_blocking_pids() puts a prepared transaction in the list as pid 0. */
+const PREPARED_PID = 0;
+
+/** `a prepared transaction (pg_prepared_xacts: gid 'x', owner app, prepared 5m00s ago)`. */
+function preparedName(prepared: PreparedTransaction[]): string {
+  if (!prepared.length) return 'a prepared transaction (pg_prepared_xacts; its gid could not be read)';
+  const one = (x: PreparedTransaction) =>
+    `gid '${x.gid}'${x.owner ? `, owner ${x.owner}` : ''}${x.preparedMs === null ? '' : `, prepared ${formatDuration(x.preparedMs)} ago`}`;
+  return prepared.length === 1
+    ? `a prepared transaction (pg_prepared_xacts: ${one(prepared[0] as PreparedTransaction)})`
+    : `${prepared.length} prepared transactions (pg_prepared_xacts: ${listSome(prepared.map(one))})`;
+}
+
+function unique(items: string[]): string[] {
+  return [...new Set(items)];
+}
+
+/**
+ * The prepared transactions that the `waiters` wait for: a prepared transaction's locks are in `pg_locks`
+ * with no pid, under its own virtual transaction, which also holds the lock on its xid (the
+ * `pg_prepared_xacts.transaction`). When none can be matched, every prepared transaction of the database.
+ */
+async function preparedBlockers(
+  db: PostgresDatabase,
+  waiters: number[],
+  q: { signal: AbortSignal },
+): Promise<PreparedTransaction[]> {
+  type Row = {
+    gid: string;
+    owner: string | null;
+    database: string | null;
+    prepared: Date | null;
+    prepared_ms: number | null;
+  };
+  const columns = `p.gid, p.owner::text AS owner, p.database::text AS database, p.prepared,
+                   extract(epoch FROM now() - p.prepared)::float8 * 1000 AS prepared_ms`;
+  const { rows } = await db.query<Row>(
+    `SELECT DISTINCT ${columns}
+       FROM pg_catalog.pg_locks w
+       JOIN pg_catalog.pg_locks h
+         ON h.pid IS NULL AND h.granted
+        AND (h.locktype, h.database, h.relation, h.page, h.tuple, h.virtualxid, h.transactionid,
+             h.classid, h.objid, h.objsubid)
+            IS NOT DISTINCT FROM
+            (w.locktype, w.database, w.relation, w.page, w.tuple, w.virtualxid, w.transactionid,
+             w.classid, w.objid, w.objsubid)
+       JOIN pg_catalog.pg_locks x
+         ON x.pid IS NULL AND x.locktype = 'transactionid' AND x.virtualtransaction = h.virtualtransaction
+       JOIN pg_catalog.pg_prepared_xacts p ON p.transaction = x.transactionid
+      WHERE w.pid = ANY($1::int4[]) AND NOT w.granted
+      ORDER BY p.prepared, p.gid`,
+    [waiters],
+    q,
+  );
+  const found = rows.length
+    ? rows
+    : (
+        await db.query<Row>(
+          `SELECT ${columns} FROM pg_catalog.pg_prepared_xacts p
+            WHERE p.database = current_database() ORDER BY p.prepared, p.gid`,
+          [],
+          q,
+        )
+      ).rows;
+  return found.map((r) => ({
+    gid: r.gid,
+    owner: r.owner,
+    database: r.database,
+    preparedAt: isoOf(r.prepared),
+    preparedMs: r.prepared_ms === null ? null : Math.max(0, Math.round(r.prepared_ms)),
+  }));
 }
 
 function evidenceOf(
   sessions: SessionView[],
   lines: ReturnType<typeof blockingChains>['lines'],
   byPid: Map<number, SessionView>,
+  prepared: PreparedTransaction[],
 ): Evidence[] {
   const evidence: Evidence[] = [];
   if (lines.length) {
@@ -193,9 +300,27 @@ function evidenceOf(
       ],
       rows: lines.slice(0, MAX_ROWS).map((l) => {
         const s = byPid.get(l.pid);
+        const indent = `${'  '.repeat(l.depth)}${l.depth ? '└ ' : ''}`;
+        if (!s && l.pid === PREPARED_PID) {
+          const oldest = Math.max(0, ...prepared.map((x) => x.preparedMs ?? 0));
+          return [
+            `${indent}prepared transaction`,
+            null,
+            unique(prepared.map((x) => x.owner ?? '?')).join(', ') || null,
+            null,
+            'prepared',
+            null,
+            null,
+            prepared.length ? formatDuration(oldest) : null,
+            prepared.length
+              ? `pg_prepared_xacts gid ${prepared.map((x) => `'${x.gid}'`).join(', ')}: COMMIT PREPARED or ROLLBACK PREPARED`
+              : 'pg_prepared_xacts',
+          ];
+        }
         return [
-          `${'  '.repeat(l.depth)}${l.depth ? '└ ' : ''}${l.pid}`,
-          l.blockedBy.join(', ') || null,
+          `${indent}${l.pid}`,
+          l.blockedBy.map((b) => (b === PREPARED_PID ? 'prepared transaction' : String(b))).join(', ') ||
+            null,
           s?.user ?? null,
           s?.application ?? null,
           s?.state ?? null,

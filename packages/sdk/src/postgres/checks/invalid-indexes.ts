@@ -17,15 +17,27 @@ export type InvalidIndex = {
   building: boolean;
   /** The session building it, when `building`. */
   buildPid: number | null;
+  /**
+   * Not seen being built, but it may be: another role's build is in progress whose progress row is hidden
+   * from us (no `pg_read_all_stats`), so which index it builds cannot be told.
+   */
+  possiblyBuilding: boolean;
 };
 
 /** What {@link invalidIndexes} found. */
 export type InvalidIndexesData = {
   /** At most 50. */
   indexes: InvalidIndex[];
-  /** Leftovers of a failed build (not being built now). */
+  /** Leftovers of a failed build (not seen being built now; some may be, see `hiddenBuilds`). */
   leftovers: number;
   building: number;
+  /**
+   * Index builds in progress in this database whose progress rows hide which index they build (other roles'
+   * builds, for a role without `pg_read_all_stats`): up to this many leftovers may still be being built.
+   */
+  hiddenBuilds: number;
+  /** Whether our role sees every build's progress (superuser or `pg_read_all_stats`). */
+  seesAllProgress: boolean;
 };
 
 const KIND = 'pg.invalid-indexes';
@@ -38,6 +50,8 @@ const KIND = 'pg.invalid-indexes';
  * `REINDEX INDEX CONCURRENTLY`.
  *
  * - `fail` when there is a leftover (the index you think you have is not there).
+ * - `warn` when every one of them may still be being built by another role, whose progress rows our role
+ *   cannot see (no `pg_read_all_stats`): they are worded "possibly still being built by another role".
  * - `ok` when there is none; builds in progress are listed and mentioned.
  */
 export function invalidIndexes(db: PostgresDatabase): Check<InvalidIndexesData> {
@@ -54,12 +68,21 @@ export function invalidIndexes(db: PostgresDatabase): Check<InvalidIndexesData> 
         unique: boolean;
         ready: boolean;
         build_pid: number | null;
+        hidden_builds: number;
+        sees_all: boolean;
       }>(
         `SELECT n.nspname AS schema, t.relname AS table, c.relname AS index,
                 pg_relation_size(c.oid)::float8 AS bytes, pg_get_indexdef(c.oid) AS definition,
                 i.indisunique AS unique, i.indisready AS ready,
                 (SELECT p.pid FROM pg_stat_progress_create_index p
-                  WHERE p.index_relid = c.oid LIMIT 1) AS build_pid
+                  WHERE p.index_relid = c.oid LIMIT 1) AS build_pid,
+                -- Another role's progress row shows its pid and database, not its table or index (relid NULL)
+                -- unless we are a member of pg_read_all_stats: such a build may be one of these indexes.
+                (SELECT count(*)::int FROM pg_stat_progress_create_index p
+                  WHERE p.relid IS NULL
+                    AND p.datid = (SELECT oid FROM pg_database WHERE datname = current_database())) AS hidden_builds,
+                (pg_has_role(current_user, 'pg_read_all_stats', 'USAGE')
+                  OR coalesce((SELECT rolsuper FROM pg_roles WHERE rolname = current_user), false)) AS sees_all
            FROM pg_index i
            JOIN pg_class c ON c.oid = i.indexrelid
            JOIN pg_class t ON t.oid = i.indrelid
@@ -70,6 +93,9 @@ export function invalidIndexes(db: PostgresDatabase): Check<InvalidIndexesData> 
         [],
         { signal: ctx.signal },
       );
+      // Read on every row; the same value (one statement, one snapshot of the progress rows).
+      const hiddenBuilds = rows[0]?.hidden_builds ?? 0;
+      const seesAllProgress = rows[0]?.sees_all ?? true;
       const indexes: InvalidIndex[] = rows.map((r) => ({
         schema: r.schema,
         table: r.table,
@@ -80,10 +106,17 @@ export function invalidIndexes(db: PostgresDatabase): Check<InvalidIndexesData> 
         ready: r.ready,
         building: r.build_pid !== null,
         buildPid: r.build_pid,
+        possiblyBuilding: r.build_pid === null && hiddenBuilds > 0,
       }));
       const leftovers = indexes.filter((i) => !i.building);
       const building = indexes.filter((i) => i.building);
-      const data: InvalidIndexesData = { indexes, leftovers: leftovers.length, building: building.length };
+      const data: InvalidIndexesData = {
+        indexes,
+        leftovers: leftovers.length,
+        building: building.length,
+        hiddenBuilds,
+        seesAllProgress,
+      };
       const evidence = indexes.length
         ? [
             {
@@ -96,7 +129,11 @@ export function invalidIndexes(db: PostgresDatabase): Check<InvalidIndexesData> 
                 i.index,
                 formatBytes(i.bytes),
                 i.unique,
-                i.building ? `being built by pid ${i.buildPid}` : 'failed build: drop and recreate',
+                i.building
+                  ? `being built by pid ${i.buildPid}`
+                  : i.possiblyBuilding
+                    ? 'invalid (possibly still being built by another role): check again later'
+                    : 'failed build: drop and recreate',
                 i.definition,
               ]),
             },
@@ -106,6 +143,17 @@ export function invalidIndexes(db: PostgresDatabase): Check<InvalidIndexesData> 
         ? `; ${plural(building.length, 'index', 'indexes')} being built concurrently`
         : '';
       if (!leftovers.length) return finding('ok', `No invalid index${inProgress}`, data, evidence);
+      if (hiddenBuilds > 0) {
+        // Our role cannot see which index those builds make: at most that many of these are not leftovers.
+        const hidden =
+          `${plural(hiddenBuilds, 'index build')} by another role in progress, whose progress is hidden from ` +
+          `${seesAllProgress ? 'us' : 'this role (no pg_read_all_stats)'}`;
+        const summary =
+          `${plural(leftovers.length, 'index', 'indexes')} invalid (possibly still being built by another role): ` +
+          `${listSome(leftovers.map((i) => `${i.schema}.${i.index} on ${i.table}${i.unique ? ' (unique)' : ''}`))}` +
+          `; ${hidden}. Check again once it ends before dropping anything${inProgress}`;
+        return finding(leftovers.length > hiddenBuilds ? 'fail' : 'warn', summary, data, evidence);
+      }
       const summary =
         `${plural(leftovers.length, 'invalid index', 'invalid indexes')} left by a failed concurrent build: ` +
         `${listSome(leftovers.map((i) => `${i.schema}.${i.index} on ${i.table}${i.unique ? ' (unique)' : ''}`))}` +

@@ -12,11 +12,65 @@ export function clip(text: string, max = 200): string {
 
 /**
  * A query text as evidence shows it: one line, at most {@link MAX_QUERY_TEXT} characters, and without the
- * literal of a `PASSWORD '…'` clause (`CREATE ROLE … PASSWORD 'x'` shows up in `pg_stat_activity` verbatim).
+ * literal of a `PASSWORD` clause (`CREATE ROLE … PASSWORD 'x'` shows up in `pg_stat_activity` verbatim).
+ * Scrubbed before it is cut, so the cut never leaves part of a password behind. See {@link scrubPasswords}.
  */
 export function queryText(text: string | null | undefined, max = MAX_QUERY_TEXT): string | null {
   if (text === null || text === undefined) return null;
-  return clip(text.replace(/(\bpassword\s+)(e?'(?:[^']|'')*')/gi, "$1'[REDACTED]'"), max);
+  return clip(scrubPasswords(text), max);
+}
+
+/** What stands in for a password literal. */
+export const REDACTED_LITERAL = "'[REDACTED]'";
+
+// The keyword, then whitespace or comments before the literal (`PASSWORD'x'` has none).
+const PASSWORD_KEYWORD = /\bpassword\b(?:\s|--[^\n]*(?:\n|$)|\/\*[\s\S]*?\*\/)*/gi;
+// `$$`, `$tag$`: a dollar quote's opening tag (a tag is an identifier without `$`).
+const DOLLAR_TAG = /^\$(?:[A-Za-z_\u0080-\uffff][A-Za-z0-9_\u0080-\uffff]*)?\$/;
+
+/**
+ * Replaces the literal after every `PASSWORD` keyword with `'[REDACTED]'`: `PASSWORD 'x'`, `PASSWORD'x'`,
+ * `ENCRYPTED PASSWORD 'x'`, `E'x'` (backslash escapes), `U&'x'`, `$$x$$` and `$tag$x$tag$`. A literal with no
+ * end (the text was cut inside it, as `pg_stat_activity` and `left()` do) is redacted to the end of the text.
+ * Text that only looks like one (`password` inside a string) may be redacted too: showing less is the safe side.
+ */
+export function scrubPasswords(text: string): string {
+  let out = '';
+  let from = 0;
+  PASSWORD_KEYWORD.lastIndex = 0;
+  for (let m = PASSWORD_KEYWORD.exec(text); m; m = PASSWORD_KEYWORD.exec(text)) {
+    const start = m.index + m[0].length;
+    const end = literalEnd(text, start);
+    if (end === null) continue; // `PASSWORD NULL`, `PASSWORD $1`: no literal to hide
+    out += `${text.slice(from, start)}${REDACTED_LITERAL}`;
+    from = end;
+    PASSWORD_KEYWORD.lastIndex = end;
+    if (end >= text.length) break;
+  }
+  return out + text.slice(from);
+}
+
+/** Where the string literal starting at `at` ends (just past it; the text's length when unterminated), or `null` when none starts there. */
+function literalEnd(text: string, at: number): number | null {
+  const rest = text.slice(at);
+  const dollar = DOLLAR_TAG.exec(rest);
+  if (dollar) {
+    const close = text.indexOf(dollar[0], at + dollar[0].length);
+    return close < 0 ? text.length : close + dollar[0].length;
+  }
+  const prefix = /^(?:[eE](?=')|[uU]&(?=')|(?='))/.exec(rest);
+  if (!prefix) return null;
+  // E'…' takes backslash escapes (\' does not end it); every literal takes '' for a quote.
+  const escapes = /^[eE]/.test(prefix[0]);
+  for (let i = at + prefix[0].length + 1; i < text.length; i++) {
+    const c = text[i];
+    if (escapes && c === '\\') i++;
+    else if (c === "'") {
+      if (text[i + 1] !== "'") return i + 1;
+      i++;
+    }
+  }
+  return text.length;
 }
 
 /** `"a, b, c and 2 more"`: the first `max` items of a list for a one-line summary. */
