@@ -1,4 +1,3 @@
-import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { Engine, openStore, type RunStore } from '../../src';
 import { kubernetes } from '../../src/kubernetes';
@@ -9,6 +8,7 @@ import {
   PODS,
   startKubernetesSimulator,
 } from '../../src/testing';
+import { expectDocsShowTested } from '../support/docs-drift';
 import { agentFailure } from './docs-example-runbook';
 
 // Keeps KUBERNETES.md and TESTING.md honest. The code between the docs markers below is the vitest example
@@ -233,51 +233,13 @@ describe('agent-failure in the other modes, and the guard rails (KUBERNETES.md)'
 });
 
 describe('the docs show exactly the code tested here', () => {
-  const read = (path: string) => readFileSync(new URL(path, import.meta.url), 'utf8');
-
-  /** The code between `// docs:begin <name>` and `// docs:end <name>`. */
-  function region(source: string, name: string): string {
-    const match = new RegExp(`// docs:begin ${name}\\n([\\s\\S]*?)// docs:end ${name}`).exec(source);
-    if (!match?.[1]) throw new Error(`no docs region "${name}"`);
-    return match[1];
-  }
-
-  const IMPORT = /^import\s[\s\S]*?\sfrom\s+'[^']+';$/gm;
-  /** Without import statements, whitespace collapsed: what must be equal in the test and in the docs. */
-  const body = (code: string) => code.replace(IMPORT, '').replace(/\s+/g, ' ').trim();
-  /** The names a piece of code imports (`type X` counts as `X`), sorted. */
-  const importedNames = (code: string) =>
-    (code.match(IMPORT) ?? [])
-      .flatMap((statement) => /\{([^}]*)\}/.exec(statement)?.[1]?.split(',') ?? [])
-      .map((name) => name.replace(/^\s*type\s+/, '').trim())
-      .filter(Boolean)
-      .sort();
-  /** The `ts` code blocks of a Markdown file. */
-  const tsBlocks = (markdown: string) =>
-    [...markdown.matchAll(/```ts\n([\s\S]*?)```/g)].map((m) => m[1] ?? '');
-
   const cases = [
     { doc: '../../KUBERNETES.md', file: './docs-example-runbook.ts', name: 'agent-failure.ts' },
     { doc: '../../TESTING.md', file: './docs-examples.test.ts', name: 'agent-failure.test.ts' },
   ];
-
   for (const { doc, file, name } of cases) {
     it(`${doc.slice(6)} shows ${name} as tested`, () => {
-      const source = read(file);
-      const tested = region(source, name);
-      const title = `// ${name}\n`;
-      const blocks = tsBlocks(read(doc)).filter((block) => block.startsWith(title));
-      expect(blocks, `one \`ts\` block starting with "${title.trim()}" in ${doc}`).toHaveLength(1);
-      const shown = (blocks[0] ?? '').slice(title.length);
-      expect(body(shown)).toBe(body(tested));
-      // The docs import what the code uses, and only what the tested file imports too.
-      const docImports = importedNames(shown);
-      const fileImports = importedNames(source);
-      expect(docImports.filter((n) => !fileImports.includes(n))).toEqual([]);
-      const used = fileImports.filter((n) => new RegExp(`\\b${n}\\b`).test(body(tested)));
-      expect(used.filter((n) => !docImports.includes(n))).toEqual([]);
-      // The docs import the package, never the sources.
-      expect(shown).not.toMatch(/from '\.\.\//);
+      expectDocsShowTested(new URL(doc, import.meta.url), new URL(file, import.meta.url), name);
     });
   }
 });

@@ -1,8 +1,8 @@
-import { readFileSync } from 'node:fs';
 import pg from 'pg';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { Engine, openStore, type RunStore } from '../../src';
 import { type Postgres, postgres } from '../../src/postgres';
+import { expectDocsShowTested } from '../support/docs-drift';
 import { startTestCluster, type TestCluster } from '../support/postgres-cluster';
 import { databasePerformance } from './docs-example-runbook';
 
@@ -193,45 +193,11 @@ describe('database-performance (POSTGRES.md)', () => {
 });
 
 describe('the docs show exactly the code tested here', () => {
-  const read = (path: string) => readFileSync(new URL(path, import.meta.url), 'utf8');
-
-  /** The code between `// docs:begin <name>` and `// docs:end <name>`. */
-  function region(source: string, name: string): string {
-    const match = new RegExp(`// docs:begin ${name}\\n([\\s\\S]*?)// docs:end ${name}`).exec(source);
-    if (!match?.[1]) throw new Error(`no docs region "${name}"`);
-    return match[1];
-  }
-
-  const IMPORT = /^import\s[\s\S]*?\sfrom\s+'[^']+';$/gm;
-  /** Without import statements, whitespace collapsed: what must be equal in the test and in the docs. */
-  const body = (code: string) => code.replace(IMPORT, '').replace(/\s+/g, ' ').trim();
-  /** The names a piece of code imports (`type X` counts as `X`), sorted. */
-  const importedNames = (code: string) =>
-    (code.match(IMPORT) ?? [])
-      .flatMap((statement) => /\{([^}]*)\}/.exec(statement)?.[1]?.split(',') ?? [])
-      .map((name) => name.replace(/^\s*type\s+/, '').trim())
-      .filter(Boolean)
-      .sort();
-  /** The `ts` code blocks of a Markdown file. */
-  const tsBlocks = (markdown: string) =>
-    [...markdown.matchAll(/```ts\n([\s\S]*?)```/g)].map((m) => m[1] ?? '');
-
   it('POSTGRES.md shows database-performance.ts as tested', () => {
-    const name = 'database-performance.ts';
-    const source = read('./docs-example-runbook.ts');
-    const tested = region(source, name);
-    const title = `// ${name}\n`;
-    const blocks = tsBlocks(read('../../POSTGRES.md')).filter((block) => block.startsWith(title));
-    expect(blocks, `one \`ts\` block starting with "${title.trim()}" in POSTGRES.md`).toHaveLength(1);
-    const shown = (blocks[0] ?? '').slice(title.length);
-    expect(body(shown)).toBe(body(tested));
-    // The docs import what the code uses, and only what the tested file imports too.
-    const docImports = importedNames(shown);
-    const fileImports = importedNames(source);
-    expect(docImports.filter((n) => !fileImports.includes(n))).toEqual([]);
-    const used = fileImports.filter((n) => new RegExp(`\\b${n}\\b`).test(body(tested)));
-    expect(used.filter((n) => !docImports.includes(n))).toEqual([]);
-    // The docs import the package, never the sources.
-    expect(shown).not.toMatch(/from '\.\.\//);
+    expectDocsShowTested(
+      new URL('../../POSTGRES.md', import.meta.url),
+      new URL('./docs-example-runbook.ts', import.meta.url),
+      'database-performance.ts',
+    );
   });
 });
