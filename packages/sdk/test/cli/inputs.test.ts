@@ -1,7 +1,7 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, onTestFinished } from 'vitest';
 import { z } from 'zod';
 import { UsageError } from '../../src/cli/exit-codes';
 import { readRunInput } from '../../src/cli/inputs';
@@ -69,6 +69,7 @@ describe('--input and --input-file', () => {
 
   it('reads a JSON file relative to cwd; --input overrides and deep-merges', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'runbook-input-'));
+    onTestFinished(() => rmSync(dir, { recursive: true, force: true }));
     writeFileSync(join(dir, 'in.json'), JSON.stringify({ a: { b: 1, c: 2 }, d: 'x' }));
     expect(await read(['a.b=9', 'e=true'], 'in.json', dir)).toEqual({ a: { b: 9, c: 2 }, d: 'x', e: true });
     writeFileSync(join(dir, 'list.json'), '[1]');
