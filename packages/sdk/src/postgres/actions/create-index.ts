@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { toMillis } from '../../core/duration';
 import { NonRetriableError, RunbookError } from '../../core/errors';
 import { finding } from '../../core/finding';
 import { parseOptions } from '../../core/parse-options';
@@ -8,7 +9,6 @@ import {
   displayRelation,
   Identifier,
   LockTimeout,
-  lockTimeoutMs,
   type QualifiedName,
   quoteLiteral,
   quoteRelation,
@@ -157,7 +157,7 @@ export function createIndexConcurrently(
         index: indexName,
         ddl,
         dropInvalidOid,
-        lockTimeoutMs: lockTimeoutMs(o.lockTimeout),
+        lockTimeoutMs: toMillis(o.lockTimeout),
       });
       const after = { definition: ddl, valid: true };
       if (!existing) {

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { toMillis } from '../../core/duration';
 import { NonRetriableError } from '../../core/errors';
 import { finding } from '../../core/finding';
 import { parseOptions } from '../../core/parse-options';
@@ -7,13 +8,12 @@ import type { PostgresDatabase } from '../database';
 import {
   displayRelation,
   LockTimeout,
-  lockTimeoutMs,
+  onMaintenanceSession,
   type QualifiedName,
   quoteRelation,
   RelationName,
   relationRef,
   requireRelation,
-  setLockTimeout,
 } from './relations';
 
 /** Options of {@link refreshMaterializedView}. */
@@ -130,25 +130,20 @@ export function refreshMaterializedView(
           uniqueIndex,
           relfilenode: found.relfilenode,
           catalogXmin: rows[0]?.catalog_xmin ?? '',
-          lockTimeoutMs: lockTimeoutMs(o.lockTimeout),
+          lockTimeoutMs: toMillis(o.lockTimeout),
         },
       };
     },
 
     async apply(ctx, plan) {
-      await db.dedicated(
-        async (session) => {
-          await setLockTimeout(session, plan.params.lockTimeoutMs, ctx.signal);
-          await requireRelation(session, view, ['m'], ctx.signal);
-          await session.query(
-            `REFRESH MATERIALIZED VIEW ${plan.params.concurrently ? 'CONCURRENTLY ' : ''}${quoteRelation(view)}`,
-            [],
-            { signal: ctx.signal, statementTimeoutMs: 0 },
-          );
-          ctx.log(`refreshed ${label}${plan.params.concurrently ? ' concurrently' : ''}`);
-        },
-        { signal: ctx.signal },
-      );
+      await onMaintenanceSession(db, view, ['m'], plan.params.lockTimeoutMs, ctx.signal, async (session) => {
+        await session.query(
+          `REFRESH MATERIALIZED VIEW ${plan.params.concurrently ? 'CONCURRENTLY ' : ''}${quoteRelation(view)}`,
+          [],
+          { signal: ctx.signal, statementTimeoutMs: 0 },
+        );
+        ctx.log(`refreshed ${label}${plan.params.concurrently ? ' concurrently' : ''}`);
+      });
       return null;
     },
 

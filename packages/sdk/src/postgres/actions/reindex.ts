@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { toMillis } from '../../core/duration';
 import { NonRetriableError } from '../../core/errors';
 import { finding } from '../../core/finding';
 import { parseOptions } from '../../core/parse-options';
@@ -7,13 +8,12 @@ import type { PostgresDatabase, Session } from '../database';
 import {
   displayRelation,
   LockTimeout,
-  lockTimeoutMs,
+  onMaintenanceSession,
   type QualifiedName,
   quoteRelation,
   RelationName,
   relationRef,
   requireRelation,
-  setLockTimeout,
 } from './relations';
 
 /** Options of {@link reindexConcurrently}: exactly one of `index` and `table`. */
@@ -128,16 +128,19 @@ export function reindexConcurrently(
           schema: relation.schema,
           name: relation.name,
           indexes: rebuilt.map((i) => ({ schema: i.schema, name: i.name, relfilenode: i.relfilenode })),
-          lockTimeoutMs: lockTimeoutMs(o.lockTimeout),
+          lockTimeoutMs: toMillis(o.lockTimeout),
         },
       };
     },
 
     async apply(ctx, plan) {
-      await db.dedicated(
+      await onMaintenanceSession(
+        db,
+        relation,
+        kinds,
+        plan.params.lockTimeoutMs,
+        ctx.signal,
         async (session) => {
-          await setLockTimeout(session, plan.params.lockTimeoutMs, ctx.signal);
-          await requireRelation(session, relation, kinds, ctx.signal);
           try {
             await session.query(
               `REINDEX ${scope === 'index' ? 'INDEX' : 'TABLE'} CONCURRENTLY ${quoteRelation(relation)}`,
@@ -153,7 +156,6 @@ export function reindexConcurrently(
           }
           ctx.log(`rebuilt ${plan.params.indexes.length} index(es) of ${label}`);
         },
-        { signal: ctx.signal },
       );
       return null;
     },

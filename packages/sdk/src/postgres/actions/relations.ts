@@ -1,6 +1,6 @@
 import pg from 'pg';
 import { z } from 'zod';
-import { Duration, toMillis } from '../../core/duration';
+import { Duration } from '../../core/duration';
 import { NonRetriableError } from '../../core/errors';
 import type { ResourceRef } from '../../core/resource';
 import type { PostgresDatabase, Session } from '../database';
@@ -147,9 +147,27 @@ export async function setLockTimeout(
   await session.query(`SET lock_timeout = ${Math.max(0, Math.floor(lockTimeoutMs))}`, [], { signal });
 }
 
-/** Milliseconds of a lock timeout option. */
-export function lockTimeoutMs(value: Duration): number {
-  return toMillis(value);
+/**
+ * Runs maintenance `work` on a dedicated connection (outside any transaction block, as VACUUM, REINDEX
+ * CONCURRENTLY and REFRESH need) with `lock_timeout` set, after checking the relation still exists with one
+ * of the expected kinds.
+ */
+export function onMaintenanceSession<T>(
+  db: PostgresDatabase,
+  relation: QualifiedName,
+  kinds: string[],
+  lockTimeoutMs: number,
+  signal: AbortSignal,
+  work: (session: Session) => Promise<T>,
+): Promise<T> {
+  return db.dedicated(
+    async (session) => {
+      await setLockTimeout(session, lockTimeoutMs, signal);
+      await requireRelation(session, relation, kinds, signal);
+      return work(session);
+    },
+    { signal },
+  );
 }
 
 /** A string literal for the few utility statements that take no bind parameters (`ALTER ROLE … SET`, index predicates). */

@@ -8,13 +8,12 @@ import type { PostgresDatabase } from '../database';
 import {
   displayRelation,
   LockTimeout,
-  lockTimeoutMs,
+  onMaintenanceSession,
   type QualifiedName,
   quoteRelation,
   RelationName,
   relationRef,
   requireRelation,
-  setLockTimeout,
   utcText,
 } from './relations';
 
@@ -123,21 +122,23 @@ export function vacuumAnalyze(
           lastVacuum: stats?.last_vacuum ?? null,
           lastAnalyze: stats?.last_analyze ?? null,
           relfilenode: found.relfilenode,
-          lockTimeoutMs: lockTimeoutMs(o.lockTimeout),
+          lockTimeoutMs: toMillis(o.lockTimeout),
           verifyTimeoutMs: toMillis(o.verifyTimeout),
         },
       };
     },
 
     async apply(ctx, plan) {
-      await db.dedicated(
+      await onMaintenanceSession(
+        db,
+        table,
+        ['r', 'm'],
+        plan.params.lockTimeoutMs,
+        ctx.signal,
         async (session) => {
-          await setLockTimeout(session, plan.params.lockTimeoutMs, ctx.signal);
-          await requireRelation(session, table, ['r', 'm'], ctx.signal);
           await session.query(statement, [], { signal: ctx.signal, statementTimeoutMs: 0 });
           ctx.log(`${statement} done`);
         },
-        { signal: ctx.signal },
       );
       return null;
     },
