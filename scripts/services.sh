@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Makes sure the local services the tests talk to are up: PostgreSQL on 127.0.0.1:5432 and Redis on
 # 127.0.0.1:6379. Starts them when they are down; installs them (and pgbouncer, whose instances the tests
-# start themselves) from Debian when they are missing.
+# start themselves, and promtool) from Debian when they are missing.
 set -euo pipefail
 
 need_apt_update=1
@@ -53,4 +53,10 @@ if ! command -v pgbouncer >/dev/null 2>&1; then
   apt_install pgbouncer
 fi
 
-echo "services: PostgreSQL and Redis are up; pgbouncer installed" >&2
+# promtool (Debian `prometheus`): the metrics tests lint expositions with `promtool check metrics`.
+if ! command -v promtool >/dev/null 2>&1; then
+  echo "services: installing Prometheus (promtool) from Debian" >&2
+  apt_install prometheus
+fi
+
+echo "services: PostgreSQL and Redis are up; pgbouncer and promtool installed" >&2

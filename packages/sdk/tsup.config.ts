@@ -6,6 +6,8 @@ const entries = {
   'kubernetes/index': 'src/kubernetes/index.ts',
   'testing/index': 'src/testing/index.ts',
   'postgres/index': 'src/postgres/index.ts',
+  'redis/index': 'src/redis/index.ts',
+  'resilience/index': 'src/resilience/index.ts',
 };
 
 export default defineConfig({
