@@ -1,0 +1,377 @@
+import { mkdir, rm, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
+import { isInputValidationError } from '../../src/core/errors';
+import type { Action, Applied } from '../../src/core/step';
+import { bgsave, clearCache, flushDb } from '../../src/redis/actions';
+import { keyCount } from '../../src/redis/checks';
+import { connectRedis, type RedisInstance } from '../../src/redis/connection';
+import { sealAsEngine, stepContext } from '../support/kubernetes';
+import { SHARED_REDIS_URL, startTestRedis, type TestRedis, uniquePrefix } from '../support/redis-server';
+
+// Every action against real Redis 7.0, as the engine drives it (plan → sealed plan → apply → verify): the
+// cache clear on the shared server under unique prefixes, FLUSHDB and BGSAVE on a private server of this file.
+
+const ctx = () => stepContext();
+const shared = connectRedis({ url: SHARED_REDIS_URL, name: 'shared' });
+const root = uniquePrefix('actions');
+let server: TestRedis;
+let local: RedisInstance;
+
+beforeAll(async () => {
+  server = await startTestRedis({ args: ['--enable-protected-configs', 'yes'] });
+  local = connectRedis({ url: server.url, name: 'private' });
+});
+
+afterAll(async () => {
+  const keys = await shared.client.keysBuffer(`${root.replace(/[*?[\]\\]/g, '\\$&')}*`);
+  for (let i = 0; i < keys.length; i += 1_000) await shared.client.del(...keys.slice(i, i + 1_000));
+  await shared.close();
+  await local?.close();
+  await server?.stop();
+});
+
+/** plan → seal (redacted, as stored) → apply → verify, as the engine drives them. */
+async function execute<P, A>(action: Action<P, A>) {
+  const c = ctx();
+  const plan = sealAsEngine(action, await action.plan(c));
+  const data = await action.apply(c, plan);
+  const applied: Applied<P, A> = { plan, data, appliedAt: new Date().toISOString(), recovered: false };
+  const verification = action.verify ? await action.verify(c, applied) : undefined;
+  return { plan, applied, data, verification };
+}
+
+async function setMany(client: RedisInstance['client'], keys: string[]): Promise<void> {
+  for (let i = 0; i < keys.length; i += 1_000) {
+    const pipeline = client.pipeline();
+    for (const k of keys.slice(i, i + 1_000)) pipeline.set(k, 'cached', 'EX', 600);
+    await pipeline.exec();
+  }
+}
+
+const count = async (r: RedisInstance, prefix: string) =>
+  (await keyCount(r, { prefix }).run(ctx())).data.keys;
+
+describe('clearCache', () => {
+  it('deletes 5,000 keys of a prefix in batches, and nothing else', async () => {
+    const p = `${root}agent:cache:`;
+    await setMany(
+      shared.client,
+      Array.from({ length: 5_000 }, (_, i) => `${p}${i}`),
+    );
+    const neighbours = [
+      `${root}agent:cache`,
+      `${root}agent:cachex:1`,
+      `${root}agent:queue`,
+      `${root}other:1`,
+    ];
+    await setMany(shared.client, neighbours);
+
+    const action = clearCache(shared, { prefix: p, batchSize: 500 });
+    expect(action).toMatchObject({ kind: 'redis.clear-cache', risk: 'medium', destructive: false });
+    expect(action.target).toBe(`redis:shared/db/0/keys/${encodeURIComponent(p)}`);
+    const { plan, data, verification } = await execute(action);
+    expect(plan.summary).toMatch(
+      new RegExp(
+        `^UNLINK 5,000 keys starting with "${p}" on 127\\.0\\.0\\.1:6379/0, e\\.g\\. .*\\. Not revertable: deleted keys are gone`,
+      ),
+    );
+    expect(plan.changes).toEqual([
+      { target: action.target, field: `keys "${p}*"`, before: '1,000 to 9,999 keys', after: 'no keys' },
+    ]);
+    expect(plan.params).toMatchObject({ prefix: p, keysAtPlan: 5_000, db: 0, batchSize: 500 });
+    expect(plan.params.sample).toHaveLength(10);
+    expect(data).toEqual({ deleted: 5_000, batches: 10 });
+    expect(verification).toMatchObject({
+      status: 'ok',
+      summary: `No keys starting with "${p}" on 127.0.0.1:6379/0 left (5,000 keys at plan time)`,
+    });
+    expect(await count(shared, p)).toBe(0);
+    expect(await shared.client.exists(...neighbours)).toBe(neighbours.length);
+  });
+
+  it('treats glob characters in the prefix literally', async () => {
+    const p = `${root}c*[1]?\\:`;
+    const mine = [`${p}a`, `${p}b`];
+    // Each would match if the prefix were a pattern: * as anything, [1] as "1", ? as any one character, \\: as ":".
+    const decoys = [`${root}cX1Y\\:a`, `${root}c*1Z:b`, `${root}c[1]?\\:`.slice(0, -1), `${root}c*[1]?:c`];
+    await setMany(shared.client, [...mine, ...decoys]);
+    const { plan, data } = await execute(clearCache(shared, { prefix: p }));
+    expect(plan.params.pattern).toBe(`${root}c\\*\\[1\\]\\?\\\\:*`);
+    expect(data.deleted).toBe(2);
+    expect(await shared.client.exists(...mine)).toBe(0);
+    expect(await shared.client.exists(...decoys)).toBe(decoys.length);
+  });
+
+  it('refuses an empty prefix, or one of glob characters only, when it is built', () => {
+    const issues = (prefix: string) => {
+      try {
+        clearCache(shared, { prefix });
+      } catch (e) {
+        if (isInputValidationError(e)) return e.issues.map((i) => `${i.path}: ${i.message}`);
+      }
+      return [];
+    };
+    expect(issues('')).toEqual([
+      'prefix: give the prefix of the keys to delete; to empty a whole database, use flushDb',
+    ]);
+    expect(issues('*')).toEqual([expect.stringMatching(/^prefix: the prefix is matched literally/)]);
+    expect(issues('[*] ')).toHaveLength(1);
+  });
+
+  it('has nothing to do when no key matches, and refuses a prefix wider than maxKeys', async () => {
+    const none = await clearCache(shared, { prefix: `${root}none:` }).plan(ctx());
+    expect(none.changes).toEqual([]);
+    const p = `${root}wide:`;
+    await setMany(
+      shared.client,
+      Array.from({ length: 30 }, (_, i) => `${p}${i}`),
+    );
+    await expect(
+      clearCache(shared, { prefix: p, maxKeys: 20, scanCount: 10 }).plan(ctx()),
+    ).rejects.toMatchObject({
+      code: 'REDIS_TOO_MANY_KEYS',
+      retriable: false,
+    });
+    expect(await count(shared, p)).toBe(30);
+  });
+
+  it('verify: keys written after the plan by live traffic pass; a key untouched since before the plan fails', async () => {
+    const p = `${root}live:`;
+    await setMany(
+      shared.client,
+      Array.from({ length: 20 }, (_, i) => `${p}${i}`),
+    );
+    const action = clearCache(shared, { prefix: p });
+    const { applied, verification } = await execute(action);
+    expect(verification?.status).toBe('ok');
+
+    // Live traffic refills the cache, one value a small integer (Redis shares one object per such number).
+    await shared.client.set(`${p}fresh`, 'recomputed answer');
+    await shared.client.set(`${p}flag`, '1');
+    const refilled = await action.verify?.(ctx(), applied);
+    expect(refilled).toMatchObject({
+      status: 'ok',
+      summary: expect.stringMatching(
+        new RegExp(
+          `^No keys starting with "${p}" on .* from plan time left; 2 keys written since \\(\\d+ms\\) by live traffic \\(1 of them holds a shared small integer, whose age Redis does not keep per key\\)$`,
+        ),
+      ),
+      data: { remaining: 2, leftOver: 0, sharedValues: 1 },
+    });
+
+    // A key last touched 1000 s ago (RESTORE … IDLETIME) cannot have been written since the plan.
+    const payload = await shared.client.dumpBuffer(`${p}fresh`);
+    await shared.client.restore(`${p}stale`, 0, payload as Buffer, 'IDLETIME', 1000);
+    const stale = await action.verify?.(ctx(), applied);
+    expect(stale).toMatchObject({
+      status: 'fail',
+      summary: expect.stringMatching(
+        new RegExp(
+          `^1 key starting with "${p}" last touched before the plan \\(\\d+ms ago\\) survived the delete, e\\.g\\. ${p}stale$`,
+        ),
+      ),
+      data: { remaining: 3, leftOver: 1 },
+    });
+  });
+
+  it('verify warns when an LFU policy hides how old the remaining keys are', async () => {
+    await server.admin.flushall();
+    await setMany(server.admin, ['lfu:1', 'lfu:2']);
+    const action = clearCache(local, { prefix: 'lfu:' });
+    const { applied } = await execute(action);
+    await server.admin.set('lfu:3', '1');
+    await server.admin.config('SET', 'maxmemory-policy', 'allkeys-lfu');
+    try {
+      const f = await action.verify?.(ctx(), applied);
+      expect(f).toMatchObject({ status: 'warn', data: { remaining: 1, idleTracked: false } });
+    } finally {
+      await server.admin.config('SET', 'maxmemory-policy', 'noeviction');
+    }
+  });
+});
+
+describe('flushDb', () => {
+  beforeEach(async () => {
+    await server.admin.flushall();
+  });
+
+  it('plans the keys that will be lost, flushes exactly that database, verifies DBSIZE dropped', async () => {
+    await setMany(server.admin, ['keep:1', 'keep:2']); // db 0, the instance's
+    const db2 = server.admin.duplicate({ db: 2 });
+    await setMany(
+      db2,
+      Array.from({ length: 30 }, (_, i) => `agent:cache:${i}`),
+    );
+
+    const action = flushDb(local, { db: 2 });
+    expect(action).toMatchObject({
+      kind: 'redis.flush-db',
+      risk: 'high',
+      destructive: true,
+      target: 'redis:private/db/2',
+    });
+    const { plan, data, verification } = await execute(action);
+    expect(plan.summary).toMatch(
+      new RegExp(
+        `^FLUSHDB ASYNC db 2 of 127\\.0\\.0\\.1:${server.port}: 30 keys will be lost, e\\.g\\. agent:cache:\\d+, .*\\. Not revertable$`,
+      ),
+    );
+    expect(plan.changes).toEqual([
+      { target: 'redis:private/db/2', field: 'keys', before: '10 to 99 keys', after: 'no keys' },
+    ]);
+    expect(plan.params).toMatchObject({ db: 2, keysAtPlan: 30 });
+    expect(data).toEqual({ dbsizeAfter: 0 });
+    expect(verification).toMatchObject({
+      status: 'ok',
+      summary: `db 2 of 127.0.0.1:${server.port} is empty (30 keys flushed)`,
+    });
+    expect(await db2.dbsize()).toBe(0);
+    expect(await server.admin.dbsize()).toBe(2);
+    db2.disconnect();
+  });
+
+  it('on the instance’s own database; an empty one has nothing to do; verify fails when the keys are still there', async () => {
+    const action = flushDb(local, { db: 0 });
+    expect((await action.plan(ctx())).changes).toEqual([]);
+    await setMany(server.admin, ['a', 'b', 'c']);
+    const plan = sealAsEngine(action, await action.plan(ctx()));
+    expect(plan.params.keysAtPlan).toBe(3);
+    const notApplied = await action.verify?.(ctx(), {
+      plan,
+      data: null,
+      appliedAt: new Date().toISOString(),
+      recovered: true,
+    });
+    expect(notApplied).toMatchObject({
+      status: 'fail',
+      summary: expect.stringMatching(/still has 3 keys \(3 keys at plan time\)/),
+    });
+    await action.apply(ctx(), plan);
+    expect(await server.admin.dbsize()).toBe(0);
+    await server.admin.set('written-since', '1');
+    const since = await action.verify?.(ctx(), {
+      plan,
+      data: { dbsizeAfter: 0 },
+      appliedAt: new Date().toISOString(),
+      recovered: false,
+    });
+    expect(since).toMatchObject({
+      status: 'ok',
+      summary: expect.stringMatching(/flushed \(3 keys\); 1 key written since by live traffic$/),
+    });
+  });
+});
+
+describe('bgsave', () => {
+  const dumpFile = () => join(server.dir, 'dump.rdb');
+  const saves = async () => Number(/rdb_saves:(\d+)/.exec(await server.admin.info('persistence'))?.[1]);
+
+  it('writes a newer dump that holds the latest write', async () => {
+    await server.admin.flushall();
+    await server.admin.set('before-bgsave', '1');
+    const before = await stat(dumpFile()).catch(() => null);
+    await new Promise((r) => setTimeout(r, 20)); // a newer mtime than any earlier dump
+    const action = bgsave(local);
+    expect(action).toMatchObject({
+      kind: 'redis.bgsave',
+      risk: 'low',
+      destructive: false,
+      target: 'redis:private/rdb',
+    });
+    const { plan, data, verification } = await execute(action);
+    expect(plan.summary).toMatch(
+      /^BGSAVE on 127\.0\.0\.1:\d+\/0: a new snapshot \(last .* ago, ok; \d+ changes? since\)$/,
+    );
+    expect(plan.changes).toEqual([
+      {
+        target: 'redis:private/rdb',
+        field: 'rdb_last_save_time',
+        before: expect.any(String),
+        after: 'a newer snapshot',
+      },
+    ]);
+    expect(data.waitedForRunningSave).toBe(false);
+    expect(verification).toMatchObject({
+      status: 'ok',
+      summary: expect.stringMatching(/^New snapshot of .* written at /),
+    });
+    const after = await stat(dumpFile());
+    if (before) expect(after.mtimeMs).toBeGreaterThan(before.mtimeMs);
+    const { readFile } = await import('node:fs/promises');
+    expect((await readFile(dumpFile())).includes(Buffer.from('before-bgsave'))).toBe(true);
+  });
+
+  it('waits for a save that is already running, then saves again', async () => {
+    await server.admin.flushall();
+    await setMany(server.admin, ['s1', 's2', 's3', 's4']);
+    await server.admin.config('SET', 'rdb-key-save-delay', '150000'); // 0.15 s per key: a save of about 0.6 s
+    try {
+      const start = await saves();
+      await server.admin.bgsave();
+      const c = ctx();
+      const action = bgsave(local, { pollEvery: '50ms' });
+      const plan = sealAsEngine(action, await action.plan(c));
+      expect(plan.summary).toMatch(/a save is running now, BGSAVE waits for it and saves again$/);
+      const data = await action.apply(c, plan);
+      expect(data.waitedForRunningSave).toBe(true);
+      const f = await action.verify?.(c, {
+        plan,
+        data,
+        appliedAt: new Date().toISOString(),
+        recovered: false,
+      });
+      expect(f?.status).toBe('ok');
+      expect(await saves()).toBe(start + 2);
+    } finally {
+      await server.admin.config('SET', 'rdb-key-save-delay', '0');
+    }
+  });
+
+  it('verify stops waiting at once when the step is cancelled', async () => {
+    await server.admin.flushall();
+    await setMany(server.admin, ['s1', 's2', 's3', 's4', 's5']);
+    await server.admin.config('SET', 'rdb-key-save-delay', '400000');
+    try {
+      const action = bgsave(local, { pollEvery: '50ms' });
+      const plan = sealAsEngine(action, await action.plan(ctx()));
+      const data = await action.apply(ctx(), plan);
+      const controller = new AbortController();
+      const waiting = action.verify?.(stepContext({ signal: controller.signal }), {
+        plan,
+        data,
+        appliedAt: new Date().toISOString(),
+        recovered: false,
+      });
+      setTimeout(() => controller.abort(new Error('step cancelled')), 150);
+      const started = Date.now();
+      await expect(waiting).rejects.toThrow('step cancelled');
+      expect(Date.now() - started).toBeLessThan(1_000);
+    } finally {
+      await server.admin.config('SET', 'rdb-key-save-delay', '0');
+      await vi.waitFor(
+        async () => expect(await server.admin.info('persistence')).toContain('rdb_bgsave_in_progress:0'),
+        {
+          timeout: 5_000,
+          interval: 50,
+        },
+      );
+    }
+  });
+
+  it('verify fails when the save fails', async () => {
+    const gone = join(server.dir, 'gone');
+    await mkdir(gone);
+    await server.admin.config('SET', 'dir', gone);
+    await rm(gone, { recursive: true });
+    try {
+      const { verification } = await execute(bgsave(local, { pollEvery: '50ms' }));
+      expect(verification).toMatchObject({
+        status: 'fail',
+        summary: expect.stringMatching(/failed \(rdb_last_bgsave_status:err\)/),
+      });
+    } finally {
+      await server.admin.config('SET', 'dir', server.dir);
+    }
+  });
+});
