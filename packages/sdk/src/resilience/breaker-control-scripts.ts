@@ -1,0 +1,136 @@
+import { createHash } from 'node:crypto';
+import type { Redis } from 'ioredis';
+
+/**
+ * The Lua scripts of breaker control. Key names arrive as KEYS and every value as ARGV (names, reasons and
+ * statuses are never spliced into the script text); times come from the Redis clock (`TIME`), so every
+ * replica judges expiry by the same clock.
+ */
+
+const PRELUDE = `
+local function now_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+-- The epoch is created with the first use of a service's keys; when Redis loses the keys (a restart without
+-- persistence, FLUSHDB), the next script creates a new one and replicas know to drop what they knew.
+local function epoch_of(key, candidate)
+  local e = redis.call('GET', key)
+  if not e then
+    redis.call('SET', key, candidate)
+    e = candidate
+  end
+  return e
+end
+local function set(v) return v ~= nil and v ~= cjson.null end
+`;
+
+/** KEYS: forced, version, epoch. ARGV: epoch candidate. → `[epoch, version, now, field, value, …]` */
+export const SNAPSHOT = `${PRELUDE}
+local epoch = epoch_of(KEYS[3], ARGV[1])
+local version = tonumber(redis.call('GET', KEYS[2]) or '0')
+local out = { epoch, version, now_ms() }
+local all = redis.call('HGETALL', KEYS[1])
+for i = 1, #all do out[#out + 1] = all[i] end
+return out
+`;
+
+/**
+ * KEYS: forced, version, epoch. ARGV: channel, epoch candidate, changes (JSON array). Every guard is checked
+ * before anything is written: all changes are made, with one new version, and published — or none.
+ * → `['ok', message, subscribers that received it]` or `['conflict', provider, current record JSON or false]`
+ */
+export const WRITE = `${PRELUDE}
+local now = now_ms()
+local epoch = epoch_of(KEYS[3], ARGV[2])
+local changes = cjson.decode(ARGV[3])
+local function live(raw)
+  if not raw then return nil end
+  local r = cjson.decode(raw)
+  if set(r.expiresAt) and r.expiresAt <= now then return nil end
+  return r
+end
+for _, c in ipairs(changes) do
+  local g = c.expect
+  if set(g) then
+    local raw = redis.call('HGET', KEYS[1], c.provider)
+    local cur = live(raw)
+    local ok = false
+    if set(g.auto) then
+      ok = cur == nil
+    elseif set(g.version) then
+      ok = cur ~= nil and cur.version == g.version
+    elseif set(g.changeId) then
+      ok = cur ~= nil and cur.changeId == g.changeId
+    elseif set(g.expiredVersion) then
+      -- Only the record that expired, and only once the Redis clock says so.
+      local r = raw and cjson.decode(raw)
+      ok = r and r.version == g.expiredVersion and set(r.expiresAt) and r.expiresAt <= now
+    end
+    if not ok then return { 'conflict', c.provider, raw or false } end
+  end
+end
+local version = redis.call('INCR', KEYS[2])
+local out = {}
+for i, c in ipairs(changes) do
+  if c.state == 'auto' then
+    redis.call('HDEL', KEYS[1], c.provider)
+    out[i] = { provider = c.provider, record = cjson.null }
+  else
+    local expiresAt = cjson.null
+    if set(c.expiresAfterMs) then
+      expiresAt = now + c.expiresAfterMs
+    elseif set(c.expiresAtMs) then
+      expiresAt = c.expiresAtMs
+    end
+    local forcedAt = now
+    if set(c.forcedAtMs) then forcedAt = c.forcedAtMs end
+    local record = { state = c.state, reason = c.reason, actor = c.actor, origin = c.origin,
+                     changeId = c.changeId, forcedAt = forcedAt, expiresAt = expiresAt, version = version }
+    redis.call('HSET', KEYS[1], c.provider, cjson.encode(record))
+    out[i] = { provider = c.provider, record = record }
+  end
+end
+local message = cjson.encode({ epoch = epoch, version = version, changes = out })
+local receivers = redis.call('PUBLISH', ARGV[1], message)
+return { 'ok', message, receivers }
+`;
+
+/**
+ * KEYS: replica, replicas, version, epoch. ARGV: replica id, TTL ms, status JSON, epoch candidate.
+ * → `[version, epoch, now]`
+ */
+export const HEARTBEAT = `${PRELUDE}
+local now = now_ms()
+local ttl = tonumber(ARGV[2])
+local at = string.format('%.0f', now)
+redis.call('SET', KEYS[1], '{"heartbeatAt":' .. at .. ',"ttlMs":' .. ARGV[2] .. ',"status":' .. ARGV[3] .. '}',
+           'PX', ttl)
+redis.call('ZADD', KEYS[2], now + ttl, ARGV[1])
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', '(' .. at)
+if redis.call('PTTL', KEYS[2]) < ttl then redis.call('PEXPIRE', KEYS[2], ttl) end
+local version = tonumber(redis.call('GET', KEYS[3]) or '0')
+return { version, epoch_of(KEYS[4], ARGV[4]), now }
+`;
+
+const SHA = new Map<string, string>();
+
+/** Runs a script by its SHA1, loading it on `NOSCRIPT` (a restarted or flushed script cache). */
+export async function runScript(
+  redis: Redis,
+  script: string,
+  keys: readonly string[],
+  args: readonly (string | number)[],
+): Promise<unknown> {
+  let sha = SHA.get(script);
+  if (!sha) {
+    sha = createHash('sha1').update(script).digest('hex');
+    SHA.set(script, sha);
+  }
+  try {
+    return await redis.evalsha(sha, keys.length, ...keys, ...args);
+  } catch (e) {
+    if (!(e instanceof Error) || !e.message.startsWith('NOSCRIPT')) throw e;
+    return await redis.eval(script, keys.length, ...keys, ...args);
+  }
+}
