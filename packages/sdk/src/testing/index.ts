@@ -48,3 +48,21 @@ export {
   startKubernetesSimulator,
 } from './kubernetes/simulator';
 export { StatusError } from './kubernetes/status-error';
+// LLM provider doubles (OpenRouter, Ollama) with injectable outages, latency, 429s and 5xx.
+export type { LoggedRequest } from './llm/double-server';
+export {
+  type InjectedLlmFault,
+  LatencyFault,
+  LlmFault,
+  LlmFaults,
+  OutageFault,
+  RateLimitFault,
+  ServerErrorFault,
+} from './llm/llm-faults';
+export { type OllamaDouble, OllamaDoubleOptions, startOllamaDouble } from './llm/ollama-double';
+export {
+  type DoubleAnswer,
+  type OpenRouterDouble,
+  OpenRouterDoubleOptions,
+  startOpenRouterDouble,
+} from './llm/openrouter-double';

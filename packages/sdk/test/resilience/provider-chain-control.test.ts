@@ -1,0 +1,147 @@
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import {
+  type BreakerSwitch,
+  type ForcedState,
+  localBreakerSwitch,
+} from '../../src/resilience/breaker-switch';
+import type { ProviderChain } from '../../src/resilience/provider-chain';
+import { ask, chainOver, type Providers, sample, startProviders } from './llm-fixture';
+
+// Forced breaker states, as an operator sets them through a BreakerSwitch (here the in-process one; the Redis
+// breaker control implements the same interface across replicas).
+
+let providers: Providers;
+const chains: ProviderChain[] = [];
+beforeEach(async () => {
+  providers = await startProviders();
+});
+afterEach(async () => {
+  for (const chain of chains.splice(0)) await chain.close();
+  await providers.close();
+});
+function chainFor(options: Parameters<typeof chainOver>[1] = {}) {
+  const made = chainOver(providers, options);
+  chains.push(made.chain);
+  return made;
+}
+const outcomes = (r: { attempts: readonly { provider: string; outcome: string }[] }) =>
+  r.attempts.map((a) => [a.provider, a.outcome]);
+
+describe('forced breaker states', () => {
+  it('registers the providers in order and reports the live states', () => {
+    const control = localBreakerSwitch();
+    chainFor({ control });
+    expect(control.providers).toEqual(['openrouter', 'ollama']);
+    expect([...control.reported]).toEqual([
+      ['openrouter', 'closed'],
+      ['ollama', 'closed'],
+    ]);
+  });
+
+  it('forced open: the provider is skipped without a request (a forced fallback) and stays open past resetTimeout', async () => {
+    const control = localBreakerSwitch();
+    const { chain, registry } = chainFor({ control });
+    control.force('openrouter', 'open');
+    expect(control.reported.get('openrouter')).toBe('open');
+    const result = await chain.chat(ask('x'));
+    expect(result.provider).toBe('ollama');
+    expect(outcomes(result)).toEqual([
+      ['openrouter', 'forced_open'],
+      ['ollama', 'success'],
+    ]);
+    expect(providers.openrouter.requests).toHaveLength(0);
+    expect(chain.health().circuit_breakers.openrouter).toMatchObject({ state: 'open', forced: 'open' });
+    expect(chain.health().status).toBe('degraded');
+    // resetTimeout (500 ms) passes: a forced-open breaker does not go half-open.
+    await new Promise((r) => setTimeout(r, 700));
+    expect(chain.health().circuit_breakers.openrouter?.state).toBe('open');
+    expect(outcomes(await chain.chat(ask('y')))[0]).toEqual(['openrouter', 'forced_open']);
+    const text = await registry.metrics();
+    expect(
+      sample(text, 'llm_fallbacks_total{service="llm",from="openrouter",to="ollama",reason="forced_open"}'),
+    ).toBe(2);
+    expect(
+      sample(text, 'circuit_breaker_forced_state{service="llm",provider="openrouter",state="open"}'),
+    ).toBe(1);
+    expect(sample(text, 'circuit_breaker_state{service="llm",provider="openrouter",state="open"}')).toBe(1);
+
+    // auto: enabled and closed, the breaker judges again.
+    control.force('openrouter', 'auto');
+    expect(chain.health().circuit_breakers.openrouter).toMatchObject({ state: 'closed', forced: 'auto' });
+    expect((await chain.chat(ask('z'))).provider).toBe('openrouter');
+  });
+
+  it('forced closed: calls go through although the breaker would be open; the timeout still applies', async () => {
+    const control = localBreakerSwitch();
+    const { chain } = chainFor({
+      control,
+      breaker: { timeout: 300, volumeThreshold: 2, resetTimeout: 60_000 },
+    });
+    providers.openrouter.faults.inject({ kind: 'serverError' });
+    await chain.chat(ask('a'));
+    expect(chain.health().circuit_breakers.openrouter?.state).toBe('open');
+
+    control.force('openrouter', 'closed');
+    expect(chain.health().circuit_breakers.openrouter).toMatchObject({ state: 'closed', forced: 'closed' });
+    // Still failing: every call tries OpenRouter (and falls back), the breaker does not open again.
+    const failing = await chain.chat(ask('b'));
+    expect(outcomes(failing)).toEqual([
+      ['openrouter', 'server_error'],
+      ['openrouter', 'server_error'],
+      ['ollama', 'success'],
+    ]);
+    expect(chain.health().circuit_breakers.openrouter?.state).toBe('closed');
+    // Recovered: OpenRouter answers at once, no probe, no resetTimeout (one minute here) to wait for.
+    providers.openrouter.faults.clearAll();
+    expect((await chain.chat(ask('c'))).provider).toBe('openrouter');
+    // The timeout holds even though opossum is disabled.
+    providers.openrouter.faults.inject({ kind: 'latency', delay: '10s', times: 1 });
+    const started = Date.now();
+    const slow = await chain.chat(ask('d'));
+    expect(Date.now() - started).toBeLessThan(2_000);
+    expect(outcomes(slow)).toEqual([
+      ['openrouter', 'timeout'],
+      ['ollama', 'success'],
+    ]);
+
+    control.force('openrouter', 'auto');
+    expect(chain.health().circuit_breakers.openrouter).toMatchObject({ state: 'closed', forced: 'auto' });
+  });
+
+  it('a chain made while a state is forced starts in it, and reads the forced state before every call', async () => {
+    let forced: ForcedState = 'open';
+    // A switch that never notifies: the chain must still read it before each call.
+    const quiet: BreakerSwitch = {
+      forced: (provider) => (provider === 'openrouter' ? forced : 'auto'),
+      onChange: () => () => {},
+      register: () => {},
+      report: () => {},
+    };
+    const { chain } = chainFor({ control: quiet });
+    expect(chain.health().circuit_breakers.openrouter).toMatchObject({ state: 'open', forced: 'open' });
+    expect((await chain.chat(ask('x'))).provider).toBe('ollama');
+    forced = 'auto';
+    expect((await chain.chat(ask('y'))).provider).toBe('openrouter');
+    expect(chain.health().circuit_breakers.openrouter?.forced).toBe('auto');
+  });
+
+  it('forcing every provider open makes calls fail fast with PROVIDERS_UNAVAILABLE', async () => {
+    const control = localBreakerSwitch();
+    const { chain } = chainFor({ control });
+    control.force('openrouter', 'open');
+    control.force('ollama', 'open');
+    const error = await chain.chat(ask('x')).catch((e) => e);
+    expect(error).toMatchObject({ code: 'PROVIDERS_UNAVAILABLE' });
+    expect(error.failures.map((f: { reason: string }) => f.reason)).toEqual(['forced_open', 'forced_open']);
+    expect(chain.health().status).toBe('down');
+    expect(providers.openrouter.requests.length + providers.ollama.requests.length).toBe(0);
+  });
+
+  it('close() stops listening to the switch', async () => {
+    const control = localBreakerSwitch();
+    const { chain } = chainFor({ control });
+    await chain.close();
+    control.force('openrouter', 'open');
+    expect(chain.health().circuit_breakers.openrouter?.forced).toBe('auto');
+  });
+});
