@@ -1,16 +1,6 @@
+export { listSome, plural } from '../core/wording';
 /** Most rows any table of evidence carries; the rest are counted in a note. */
 export const MAX_ROWS = 50;
-
-/** `"1 key"`, `"3 keys"`. */
-export function plural(count: number, noun: string, pluralNoun = `${noun}s`): string {
-  return `${count.toLocaleString('en-US')} ${count === 1 ? noun : pluralNoun}`;
-}
-
-/** `"a, b, c and 2 more"`: the first `max` items of a list for a one-line summary. */
-export function listSome(items: readonly string[], max = 3): string {
-  if (items.length <= max) return items.join(', ');
-  return `${items.slice(0, max).join(', ')} and ${items.length - max} more`;
-}
 
 /** `82%` of a share; one decimal below 10 %. */
 export function percent(share: number): string {

@@ -1,3 +1,4 @@
+export { listSome, plural } from '../../core/wording';
 /** Most rows any table of evidence carries; the rest are counted in a note. */
 export const MAX_ROWS = 50;
 
@@ -71,17 +72,6 @@ function literalEnd(text: string, at: number): number | null {
     }
   }
   return text.length;
-}
-
-/** `"a, b, c and 2 more"`: the first `max` items of a list for a one-line summary. */
-export function listSome(items: readonly string[], max = 3): string {
-  if (items.length <= max) return items.join(', ');
-  return `${items.slice(0, max).join(', ')} and ${items.length - max} more`;
-}
-
-/** `"1 index"`, `"3 indexes"`. */
-export function plural(count: number, noun: string, pluralNoun = `${noun}s`): string {
-  return `${count} ${count === 1 ? noun : pluralNoun}`;
 }
 
 /** A byte count the way `pg_size_pretty` prints it: `8192 bytes`, `12 kB`, `1.5 MB`, `20 GB`. */

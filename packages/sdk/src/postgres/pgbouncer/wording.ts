@@ -1,14 +1,4 @@
-/** `"a, b, c and 2 more"`: the first `max` items of a list for a one-line summary. */
-export function listSome(items: readonly string[], max = 3): string {
-  if (items.length <= max) return items.join(', ');
-  return `${items.slice(0, max).join(', ')} and ${items.length - max} more`;
-}
-
-/** `"1 client"`, `"3 clients"`. */
-export function plural(count: number, noun: string, pluralNoun = `${noun}s`): string {
-  return `${count} ${count === 1 ? noun : pluralNoun}`;
-}
-
+export { listSome, plural } from '../../core/wording';
 /** `0.8` → `"80%"`, `2/3` → `"67%"`. */
 export function percent(fraction: number): string {
   return `${Math.round(fraction * 100)}%`;
