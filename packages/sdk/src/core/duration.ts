@@ -31,6 +31,26 @@ export function toMillis(duration: Duration): number {
   return Math.round(Number(match[1]) * UNIT_MS[match[2] as keyof typeof UNIT_MS]);
 }
 
+/**
+ * A {@link Duration} from `minMs` to `maxMs` inclusive, `message` naming the bounds. A malformed value gets only
+ * the format message: zod runs a refinement even when the union before it failed, so the bound is checked only
+ * on what parses (calling {@link toMillis} on the rest would throw a `RangeError` instead of a validation issue).
+ */
+export function durationBetween(minMs: number, maxMs: number, message: string) {
+  return Duration.refine((d) => {
+    const ms = millisOrNaN(d);
+    return Number.isNaN(ms) || (ms >= minMs && ms <= maxMs);
+  }, message);
+}
+
+function millisOrNaN(d: unknown): number {
+  try {
+    return toMillis(d as Duration);
+  } catch {
+    return Number.NaN;
+  }
+}
+
 /** A short human form of a millisecond count, for messages: `1500` → `"1.5s"`. */
 export function formatMillis(ms: number): string {
   if (ms < 1_000) return `${ms}ms`;

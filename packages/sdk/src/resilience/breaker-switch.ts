@@ -1,3 +1,5 @@
+import type { Disposable } from '../core/events';
+
 /**
  * The seam between a provider chain and whoever steers its breakers. The chain reads the forced state of each
  * provider's breaker before a call and reports what its breakers do; an operator (a runbook action, an admin
@@ -14,8 +16,8 @@ export type BreakerState = 'closed' | 'open' | 'halfOpen';
 export interface BreakerSwitch {
   /** The forced state of `provider`'s breaker as this process knows it now (synchronous: read on every call). */
   forced(provider: string): ForcedState;
-  /** Calls `listener` whenever a provider's forced state changes. Returns a function that unsubscribes. */
-  onChange(listener: (provider: string, state: ForcedState) => void): () => void;
+  /** Calls `listener` whenever a provider's forced state changes; dispose the result to stop. */
+  onChange(listener: (provider: string, state: ForcedState) => void): Disposable;
   /** The chain's providers, in the order it tries them: what "switch to fallback" and verification read. */
   register(providers: readonly string[]): void;
   /** The chain reports its breaker's live state on every transition (and once after register). */
@@ -39,7 +41,10 @@ export function localBreakerSwitch(): LocalBreakerSwitch {
     forced: (provider) => forced.get(provider) ?? 'auto',
     onChange(listener) {
       listeners.add(listener);
-      return () => listeners.delete(listener);
+      const dispose = () => {
+        listeners.delete(listener);
+      };
+      return { dispose, [Symbol.dispose]: dispose };
     },
     register(list) {
       providers = [...list];

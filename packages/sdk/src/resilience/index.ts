@@ -39,14 +39,7 @@ export {
   startBreakerControl,
 } from './breaker-control';
 export { BreakerControlError, isBreakerControlError } from './breaker-control-errors';
-export {
-  type BreakerKeys,
-  breakerKeys,
-  breakerRef,
-  DEFAULT_BREAKER_PREFIX,
-  ProviderName,
-  ServiceName,
-} from './breaker-control-keys';
+export { type BreakerKeys, breakerKeys, breakerRef, DEFAULT_BREAKER_PREFIX } from './breaker-control-keys';
 export type { ForcedRecord, ReplicaReport, ReplicaStatus } from './breaker-control-store';
 export {
   type BreakerState,
@@ -56,6 +49,7 @@ export {
   localBreakerSwitch,
 } from './breaker-switch';
 export { LLM_DURATION_BUCKETS, type Outcome } from './llm-metrics';
+export { ProviderName, redisRef, ServiceName } from './names';
 export { OllamaProviderOptions, ollamaProvider } from './ollama';
 export { OpenRouterProviderOptions, openRouterProvider } from './openrouter';
 export {
@@ -83,7 +77,7 @@ export {
   ProvidersUnavailableError,
   ProviderUnreachableError,
 } from './provider-errors';
-export { BreakerOptions, type BreakerOptionsInput, ChainProviderName } from './provider-options';
+export { BreakerOptions, type BreakerOptionsInput } from './provider-options';
 export {
   type ChatAnswer,
   ChatMessage,
@@ -91,6 +85,7 @@ export {
   ChatRequest,
   type ProviderCallContext,
   type TokenUsage,
+  wireMessages,
 } from './provider-request';
 // Rate limits, request queue, strict mode
 export {
