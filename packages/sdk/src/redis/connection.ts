@@ -196,7 +196,7 @@ export class RedisInstance {
 
   /**
    * Turns what ioredis threw into a {@link RedisError} about `what` on this server: the password is scrubbed,
-   * the cause kept, and `connectionError` (the connection's last error) added when it explains more.
+   * the cause kept as a cleaned copy (without the command's arguments), and `connectionError` (the connection's last error) added when it explains more.
    */
   toError(e: unknown, what: string, connectionError?: Error): RunbookError {
     if (isRunbookError(e)) return e;
@@ -372,7 +372,8 @@ const RETRIABLE_REPLIES = new Set(['LOADING', 'BUSY', 'TRYAGAIN', 'MASTERDOWN', 
 
 /**
  * Turns what ioredis threw into a {@link RedisError} about `what`. `secrets` (the password) are scrubbed from
- * the message; `lastError` (the client's last connection error) explains a bare "Connection is closed.".
+ * the message; the `cause` is a cleaned copy of `e` (name, message, stack, socket fields, the command's name:
+ * never its arguments, which for a failed login hold the password); `lastError` (the client's last connection error) explains a bare "Connection is closed.".
  */
 export function toRedisError(
   e: unknown,
@@ -382,15 +383,43 @@ export function toRedisError(
 ): RedisError {
   const err = e as { name?: unknown; message?: unknown } | null;
   const message = scrub(typeof err?.message === 'string' ? err.message : String(e), secrets);
+  const cause = cleanCause(e, secrets);
   if (err?.name === 'ReplyError') {
     const replyCode = /^([A-Z][A-Z_-]*)\b/.exec(message)?.[1] ?? 'ERR';
-    return new RedisError('REDIS_ERROR', `Redis ${what} failed: ${message}`, replyCode, e);
+    return new RedisError('REDIS_ERROR', `Redis ${what} failed: ${message}`, replyCode, cause);
   }
   const why =
     lastError && lastError !== e && !message.includes(lastError.message)
       ? `${message} (${scrub(lastError.message, secrets)})`
       : message;
-  return new RedisError('REDIS_CONNECTION', `Redis ${what} failed: ${why}`, null, e);
+  return new RedisError('REDIS_CONNECTION', `Redis ${what} failed: ${why}`, null, cause);
+}
+
+/** Fields of a Node or ioredis error that say what failed and cannot hold a secret or a stored value. */
+const CAUSE_FIELDS = ['code', 'errno', 'syscall', 'address', 'port'] as const;
+
+/**
+ * A copy of what ioredis threw, for `cause`: name, scrubbed message and stack, the socket fields and the
+ * command's name. Never the original: ioredis attaches the command with its arguments, and a failed login's is
+ * `HELLO 3 AUTH <user> <password>` (a `SET`'s holds the value), which `util.inspect` and loggers print.
+ */
+function cleanCause(e: unknown, secrets: readonly string[], depth = 0): Error {
+  if (!(e instanceof Error)) return new Error(scrub(String(e), secrets));
+  const copy = new Error(scrub(e.message, secrets)) as Error & Record<string, unknown>;
+  copy.name = e.name;
+  copy.stack = e.stack === undefined ? undefined : scrub(e.stack, secrets);
+  const source = e as unknown as Record<string, unknown>;
+  for (const field of CAUSE_FIELDS) {
+    const value = source[field];
+    if (typeof value === 'string' || typeof value === 'number') copy[field] = value;
+  }
+  const command = source.command as { name?: unknown } | undefined;
+  if (typeof command?.name === 'string') copy.command = { name: command.name };
+  // Node's connect to a name with several addresses fails with an AggregateError of one error per address.
+  if (depth < 2 && Array.isArray(source.errors)) {
+    copy.errors = source.errors.slice(0, 10).map((inner) => cleanCause(inner, secrets, depth + 1));
+  }
+  return copy;
 }
 
 function scrub(text: string, secrets: readonly string[]): string {

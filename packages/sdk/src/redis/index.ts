@@ -77,7 +77,7 @@ export {
   RedisTlsOptions,
   redisFrom,
 } from './connection';
-export { escapeGlob, prefixPattern } from './keys';
+export { escapeGlob, maskedKey, prefixPattern } from './keys';
 export { Bytes, toBytes } from './options';
 export { Crc64, crc64 } from './rdb/crc64';
 export { inspectRdbFile, type RdbAux, type RdbFileInfo } from './rdb/rdb-file';

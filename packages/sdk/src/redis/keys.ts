@@ -58,3 +58,25 @@ export function keyText(key: Buffer): string {
   }
   return out;
 }
+
+/** A namespace word of a key name: lower-case letters, `_` and `-`, followed by `:` (`agent:`, `cache:`). */
+const NAMESPACE = /^(?:[a-z][a-z_-]{0,31}:)+/;
+
+/**
+ * A key name as plans, findings and evidence show it: cache keys may embed what must not be stored with a run
+ * (a session token, an API key, an e-mail address). Shown: `prefix` (the runbook's own words) when the key
+ * starts with it, then the namespace words that follow (`user:`, `answers:`: lower-case letters, `_` and `-`
+ * before a `:`; no digits, capitals, `@` or `.`, which tokens and addresses have); the rest is replaced by `…`
+ * and its length in bytes: `agent:cache:user:…(17)`. A key that does not start with `prefix` is shown
+ * the same way from its first character.
+ */
+export function maskedKey(key: Buffer, prefix = ''): string {
+  const head = Buffer.from(prefix, 'utf8');
+  const hasPrefix = head.length > 0 && key.length >= head.length && key.subarray(0, head.length).equals(head);
+  const shownPrefix = hasPrefix ? keyText(head) : '';
+  const rest = hasPrefix ? key.subarray(head.length) : key;
+  // Namespace words are ASCII: as many bytes as characters.
+  const words = NAMESPACE.exec(rest.toString('latin1'))?.[0] ?? '';
+  const hidden = rest.length - words.length;
+  return hidden === 0 ? `${shownPrefix}${words}` : `${shownPrefix}${words}…(${hidden})`;
+}

@@ -44,7 +44,8 @@ describe('clearing the agent cache through the engine', () => {
 
   it('clears the prefix at once, and flushes a database only after a second person approves', async () => {
     const scratch = server.admin.duplicate({ db: 5 });
-    for (let i = 0; i < 40; i++) await server.admin.set(`agent:generation:cache:${i}`, 'stale answer');
+    for (let i = 0; i < 40; i++)
+      await server.admin.set(`agent:generation:cache:${i}`, 'stale answer', 'EX', 600);
     await server.admin.rpush('agent:requests:queue', 'r1', 'r2');
     for (let i = 0; i < 12; i++) await scratch.set(`tmp:${i}`, 'x');
 

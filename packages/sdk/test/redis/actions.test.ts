@@ -21,6 +21,8 @@ let local: RedisInstance;
 beforeAll(async () => {
   server = await startTestRedis({ args: ['--enable-protected-configs', 'yes'] });
   local = connectRedis({ url: server.url, name: 'private' });
+  // A key outside every prefix below: even alone on the shared server, no prefix covers the whole database.
+  await shared.client.set(`${root}neighbour`, '1', 'EX', 600);
 });
 
 afterAll(async () => {
@@ -73,15 +75,21 @@ describe('clearCache', () => {
     const { plan, data, verification } = await execute(action);
     expect(plan.summary).toMatch(
       new RegExp(
-        `^UNLINK 5,000 keys starting with "${p}" on 127\\.0\\.0\\.1:6379/0, e\\.g\\. .*\\. Not revertable: deleted keys are gone`,
+        `^UNLINK 5,000 keys starting with "${p}" on 127\\.0\\.0\\.1:6379/0 \\(strings with a TTL; at most 10,000\\), e\\.g\\. .*\\. Not revertable: deleted keys are gone`,
       ),
     );
     expect(plan.changes).toEqual([
-      { target: action.target, field: `keys "${p}*"`, before: '1,000 to 9,999 keys', after: 'no keys' },
+      {
+        target: action.target,
+        field: `keys "${p}*" (strings with a TTL)`,
+        before: '1,000 to 9,999 keys',
+        after: 'no keys',
+      },
     ]);
     expect(plan.params).toMatchObject({ prefix: p, keysAtPlan: 5_000, db: 0, batchSize: 500 });
     expect(plan.params.sample).toHaveLength(10);
-    expect(data).toEqual({ deleted: 5_000, batches: 10 });
+    expect(plan.params.sample.every((k) => /…\(\d+\)$/.test(k))).toBe(true);
+    expect(data).toEqual({ deleted: 5_000, skipped: 0, batches: 10 });
     expect(verification).toMatchObject({
       status: 'ok',
       summary: `No keys starting with "${p}" on 127.0.0.1:6379/0 left (5,000 keys at plan time)`,
@@ -136,6 +144,98 @@ describe('clearCache', () => {
     expect(await count(shared, p)).toBe(30);
   });
 
+  it('leaves what is not a cache under the prefix: the request queue (a list), keys without a TTL, other types', async () => {
+    const p = `${root}svc:agent:`;
+    const token = 'sk-or-v1-0123456789abcdef0123';
+    const cached = [`${p}cache:1`, `${p}cache:2`, `${p}cache:session:${token}`];
+    await setMany(shared.client, cached);
+    await shared.client.rpush(`${p}requests:queue`, 'r1', 'r2');
+    await shared.client.set(`${p}config`, 'kept: no TTL');
+    await shared.client.hset(`${p}cache:h`, 'a', '1');
+    await shared.client.expire(`${p}cache:h`, 600);
+
+    const action = clearCache(shared, { prefix: p });
+    const { plan, data, verification } = await execute(action);
+    expect(plan.params).toMatchObject({
+      keysAtPlan: 3,
+      matchedAtPlan: 6,
+      skippedAtPlan: { persistent: 1, otherType: 2 },
+      types: ['string'],
+      includePersistent: false,
+    });
+    expect(plan.summary).toContain(
+      '; leaves 3 other keys with the prefix: 1 without a TTL, 2 of another type (hash, list), e.g. ',
+    );
+    // Key names are masked after the prefix and its namespace words: the session token is not shown.
+    expect(plan.params.sample).toContain(`${p}cache:session:…(${token.length})`);
+    expect(JSON.stringify(plan)).not.toContain(token.slice(3));
+    expect(data).toEqual({ deleted: 3, skipped: 3, batches: 1 });
+    expect(verification).toMatchObject({
+      status: 'ok',
+      summary: expect.stringMatching(/\(3 other keys left: not strings, or without a TTL\)$/),
+      data: { remaining: 0, skipped: 3 },
+    });
+    expect(await shared.client.exists(...cached)).toBe(0);
+    expect(await shared.client.llen(`${p}requests:queue`)).toBe(2);
+    expect(await shared.client.exists(`${p}config`, `${p}cache:h`)).toBe(2);
+
+    // Asked for explicitly: hashes, and keys without a TTL; the queue (a list) still stays.
+    const wider = await execute(
+      clearCache(shared, { prefix: p, types: ['string', 'hash'], includePersistent: true }),
+    );
+    expect(wider.data).toEqual({ deleted: 2, skipped: 1, batches: 1 });
+    expect(await shared.client.llen(`${p}requests:queue`)).toBe(2);
+
+    // Nothing but the queue left: nothing to do.
+    const queueOnly = await clearCache(shared, { prefix: p }).plan(ctx());
+    expect(queueOnly.changes).toEqual([]);
+    expect(queueOnly.summary).toMatch(
+      /: nothing to do; leaves 1 other key with the prefix: 1 of another type \(list\)/,
+    );
+  });
+
+  it('apply never deletes more than the plan allows: maxGrowth times the planned count, and maxKeys', async () => {
+    const p = `${root}grow:`;
+    const keys = (from: number, n: number) => Array.from({ length: n }, (_, i) => `${p}${from + i}`);
+    await setMany(shared.client, keys(0, 10));
+    const action = clearCache(shared, { prefix: p });
+    const plan = sealAsEngine(action, await action.plan(ctx()));
+    expect(plan.params).toMatchObject({ keysAtPlan: 10, maxDelete: 110 });
+    expect(plan.summary).toContain('(strings with a TTL; at most 110)');
+    // Between plan and apply the prefix came to cover 300 more keys.
+    await setMany(shared.client, keys(10, 300));
+    await expect(action.apply(ctx(), plan)).rejects.toMatchObject({
+      code: 'REDIS_TOO_MANY_KEYS',
+      retriable: false,
+      details: { maxDelete: 110, keysAtPlan: 10, deleted: 110 },
+    });
+    expect(await count(shared, p)).toBe(200);
+
+    // maxKeys bounds the apply too: 200 planned, growth allows 400, maxKeys 250.
+    const capped = clearCache(shared, { prefix: p, maxKeys: 250, batchSize: 50 });
+    const cappedPlan = sealAsEngine(capped, await capped.plan(ctx()));
+    expect(cappedPlan.params).toMatchObject({ keysAtPlan: 200, maxDelete: 250 });
+    await setMany(shared.client, keys(1_000, 100));
+    await expect(capped.apply(ctx(), cappedPlan)).rejects.toMatchObject({
+      code: 'REDIS_TOO_MANY_KEYS',
+      details: { maxDelete: 250, deleted: 250 },
+    });
+    expect(await count(shared, p)).toBe(50);
+  });
+
+  it('refuses a prefix every key of the database starts with: that is flushDb, with its approval', async () => {
+    await server.admin.flushall();
+    await setMany(server.admin, ['agent:cache:1', 'agent:cache:2', 'agent:requests:queue:marker']);
+    await expect(clearCache(local, { prefix: 'agent:' }).plan(ctx())).rejects.toMatchObject({
+      code: 'REDIS_PREFIX_COVERS_DB',
+      retriable: false,
+      message: expect.stringMatching(/^Every key of db 0 on .* \(3 keys\) starts with "agent:": refusing/),
+    });
+    const narrower = await clearCache(local, { prefix: 'agent:cache:' }).plan(ctx());
+    expect(narrower.params.keysAtPlan).toBe(2);
+    await server.admin.flushall();
+  });
+
   it('verify: keys written after the plan by live traffic pass; a key untouched since before the plan fails', async () => {
     const p = `${root}live:`;
     await setMany(
@@ -147,8 +247,8 @@ describe('clearCache', () => {
     expect(verification?.status).toBe('ok');
 
     // Live traffic refills the cache, one value a small integer (Redis shares one object per such number).
-    await shared.client.set(`${p}fresh`, 'recomputed answer');
-    await shared.client.set(`${p}flag`, '1');
+    await shared.client.set(`${p}fresh`, 'recomputed answer', 'EX', 600);
+    await shared.client.set(`${p}flag`, '1', 'EX', 600);
     const refilled = await action.verify?.(ctx(), applied);
     expect(refilled).toMatchObject({
       status: 'ok',
@@ -162,13 +262,13 @@ describe('clearCache', () => {
 
     // A key last touched 1000 s ago (RESTORE … IDLETIME) cannot have been written since the plan.
     const payload = await shared.client.dumpBuffer(`${p}fresh`);
-    await shared.client.restore(`${p}stale`, 0, payload as Buffer, 'IDLETIME', 1000);
+    await shared.client.restore(`${p}stale`, 600_000, payload as Buffer, 'IDLETIME', 1000);
     const stale = await action.verify?.(ctx(), applied);
     expect(stale).toMatchObject({
       status: 'fail',
       summary: expect.stringMatching(
         new RegExp(
-          `^1 key starting with "${p}" last touched before the plan \\(\\d+ms ago\\) survived the delete, e\\.g\\. ${p}stale$`,
+          `^1 key starting with "${p}" last touched before the plan \\(\\d+ms ago\\) survived the delete, e\\.g\\. ${p}…\\(5\\)$`,
         ),
       ),
       data: { remaining: 3, leftOver: 1 },
@@ -177,10 +277,10 @@ describe('clearCache', () => {
 
   it('verify warns when an LFU policy hides how old the remaining keys are', async () => {
     await server.admin.flushall();
-    await setMany(server.admin, ['lfu:1', 'lfu:2']);
+    await setMany(server.admin, ['lfu:1', 'lfu:2', 'other']);
     const action = clearCache(local, { prefix: 'lfu:' });
     const { applied } = await execute(action);
-    await server.admin.set('lfu:3', '1');
+    await server.admin.set('lfu:3', '1', 'EX', 600);
     await server.admin.config('SET', 'maxmemory-policy', 'allkeys-lfu');
     try {
       const f = await action.verify?.(ctx(), applied);
@@ -214,7 +314,7 @@ describe('flushDb', () => {
     const { plan, data, verification } = await execute(action);
     expect(plan.summary).toMatch(
       new RegExp(
-        `^FLUSHDB ASYNC db 2 of 127\\.0\\.0\\.1:${server.port}: 30 keys will be lost, e\\.g\\. agent:cache:\\d+, .*\\. Not revertable$`,
+        `^FLUSHDB ASYNC db 2 of 127\\.0\\.0\\.1:${server.port}: 30 keys will be lost, e\\.g\\. agent:cache:…\\(\\d\\), .*\\. Not revertable$`,
       ),
     );
     expect(plan.changes).toEqual([
@@ -310,8 +410,9 @@ describe('bgsave', () => {
       const start = await saves();
       await server.admin.bgsave();
       const c = ctx();
-      const action = bgsave(local, { pollEvery: '50ms' });
+      const action = bgsave(local, { pollInterval: '50ms' });
       const plan = sealAsEngine(action, await action.plan(c));
+      expect(plan.params.pollMs).toBe(50);
       expect(plan.summary).toMatch(/a save is running now, BGSAVE waits for it and saves again$/);
       const data = await action.apply(c, plan);
       expect(data.waitedForRunningSave).toBe(true);
@@ -333,7 +434,7 @@ describe('bgsave', () => {
     await setMany(server.admin, ['s1', 's2', 's3', 's4', 's5']);
     await server.admin.config('SET', 'rdb-key-save-delay', '400000');
     try {
-      const action = bgsave(local, { pollEvery: '50ms' });
+      const action = bgsave(local, { pollInterval: '50ms' });
       const plan = sealAsEngine(action, await action.plan(ctx()));
       const data = await action.apply(ctx(), plan);
       const controller = new AbortController();
@@ -365,7 +466,7 @@ describe('bgsave', () => {
     await server.admin.config('SET', 'dir', gone);
     await rm(gone, { recursive: true });
     try {
-      const { verification } = await execute(bgsave(local, { pollEvery: '50ms' }));
+      const { verification } = await execute(bgsave(local, { pollInterval: '50ms' }));
       expect(verification).toMatchObject({
         status: 'fail',
         summary: expect.stringMatching(/failed \(rdb_last_bgsave_status:err\)/),

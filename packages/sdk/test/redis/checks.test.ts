@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { keyCount, memory, ping, queueLength, snapshotStatus } from '../../src/redis/checks';
 import { connectRedis, type RedisInstance } from '../../src/redis/connection';
+import { createRequestQueue } from '../../src/resilience/request-queue';
 import { stepContext } from '../support/kubernetes';
 import { freePort } from '../support/postgres-cluster';
 import {
@@ -30,7 +31,12 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  const keys = await shared.client.keysBuffer(`${prefix.replace(/[*?[\]\\]/g, '\\$&')}*`);
+  // The request queue's other keys are `{<key>}:…`.
+  const escaped = prefix.replace(/[*?[\]\\]/g, '\\$&');
+  const keys = [
+    ...(await shared.client.keysBuffer(`${escaped}*`)),
+    ...(await shared.client.keysBuffer(`\\{${escaped}*`)),
+  ];
   if (keys.length) await shared.client.del(...keys);
   await shared.close();
   await local?.close();
@@ -217,7 +223,9 @@ describe('queueLength', () => {
     await push('full', 1000);
     const ok = await queueLength(shared, { key: key('small') }).run(ctx());
     expect(ok.status).toBe('ok');
-    expect(ok.data.queues).toEqual([{ key: key('small'), type: 'list', length: 5, status: 'ok' }]);
+    expect(ok.data.queues).toEqual([
+      { key: key('small'), type: 'list', waiting: 5, processing: null, length: 5, status: 'ok' },
+    ]);
     const warn = await queueLength(shared, { key: key('busy') }).run(ctx());
     expect(warn.status).toBe('warn');
     expect(warn.summary).toContain(`${key('busy')}: 850 entries (list) (warn at 800)`);
@@ -240,6 +248,56 @@ describe('queueLength', () => {
       ['zset', 2],
       ['none', 0],
     ]);
+  });
+
+  it('counts the SDK request queue as its bound does: waiting items plus those in {key}:processing', async () => {
+    const queueKey = key('agent:requests:queue');
+    const queue = createRequestQueue<number>(shared.client, {
+      key: queueKey,
+      maxLength: 10,
+      rate: { limit: 1_000, period: '1s', burst: 10 },
+    });
+    for (let i = 0; i < 10; i++) await queue.enqueue(i);
+    await expect(queue.enqueue(10)).rejects.toMatchObject({ code: 'QUEUE_FULL' });
+    // Four items delivered and held by their handlers: they leave the list, not the queue.
+    const controller = new AbortController();
+    let release = () => {};
+    const held = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    const processing = queue.process(() => held, { concurrency: 4, signal: controller.signal });
+    try {
+      await vi.waitFor(async () => expect(await shared.client.zcard(`{${queueKey}}:processing`)).toBe(4), {
+        timeout: 10_000,
+        interval: 20,
+      });
+      expect(await shared.client.llen(queueKey)).toBe(6);
+      const f = await queueLength(shared, { key: queueKey, warnAt: 8, failAt: 10 }).run(ctx());
+      expect(f.status).toBe('fail');
+      expect(f.data.queues).toEqual([
+        { key: queueKey, type: 'list', waiting: 6, processing: 4, length: 10, status: 'fail' },
+      ]);
+      expect(f.summary).toContain(`${queueKey}: 10 entries (6 waiting, 4 processing) (fail at 10)`);
+    } finally {
+      controller.abort();
+      release();
+      await processing;
+    }
+  });
+
+  it('a drained list with items still in processing is not an empty queue', async () => {
+    const queueKey = key('drained');
+    await shared.client.zadd(`{${queueKey}}:processing`, 1, 'a', 2, 'b', 3, 'c');
+    const f = await queueLength(shared, { key: queueKey, warnAt: 2, failAt: 5 }).run(ctx());
+    expect(f.status).toBe('warn');
+    expect(f.data.queues).toEqual([
+      { key: queueKey, type: 'none', waiting: 0, processing: 3, length: 3, status: 'warn' },
+    ]);
+    // A sorted set of that name beside a stream is not the request queue's: not counted.
+    await shared.client.xadd(key('events'), '*', 'n', '1');
+    await shared.client.zadd(`{${key('events')}}:processing`, 1, 'x');
+    const stream = await queueLength(shared, { key: key('events') }).run(ctx());
+    expect(stream.data.queues[0]).toMatchObject({ type: 'stream', waiting: 1, processing: null, length: 1 });
   });
 
   it('throws REDIS_WRONG_TYPE for a key that is not a queue', async () => {
@@ -283,14 +341,30 @@ describe('keyCount', () => {
     const f = await keyCount(shared, { prefix: literal }).run(ctx());
     expect(f.data.keys).toBe(2);
     expect(f.data.pattern).toBe(`${prefix}a\\*b\\?\\[c\\]\\\\d:*`);
-    expect([...f.data.sample].sort()).toEqual([`${literal}1`, `${literal}2`]);
+    expect(f.data.sample).toEqual([`${literal}…(1)`, `${literal}…(1)`]);
   });
 
-  it('shows a key that is not UTF-8 with \\x escapes', async () => {
-    const p = `${prefix}bin:`;
-    await shared.client.set(Buffer.concat([Buffer.from(p), Buffer.from([0xff, 0x41])]), '1');
+  it('masks key names after the prefix and its namespace words: tokens and addresses never reach a finding', async () => {
+    const p = `${prefix}mask:`;
+    const token = 'sk-or-v1-0123456789abcdef0123';
+    await shared.client.set(`${p}session:${token}`, '1');
+    await shared.client.set(`${p}user:profile:alice@example.com`, '1');
+    await shared.client.set(Buffer.concat([Buffer.from(`${p}bin:`), Buffer.from([0xff, 0x41])]), '1');
     const f = await keyCount(shared, { prefix: p }).run(ctx());
-    expect(f.data.sample).toEqual([`${p}\\xffA`]);
+    expect([...f.data.sample].sort()).toEqual([
+      `${p}bin:…(2)`,
+      `${p}session:…(${token.length})`,
+      `${p}user:profile:…(17)`,
+    ]);
+    const everything = JSON.stringify(f);
+    expect(everything).not.toContain(token.slice(3));
+    expect(everything).not.toContain('alice');
+    // Without the prefix (counting every key), the namespace words still show what kind of key it is.
+    await server.admin.flushall();
+    await server.admin.set(`agent:generation:cache:${token}`, '1');
+    const all = await keyCount(local, { prefix: '' }).run(ctx());
+    expect(all.data.sample).toEqual([`agent:generation:cache:…(${token.length})`]);
+    await server.admin.flushall();
   });
 
   it('stops after maxScanned and reports "at least N": unknown below a threshold, fail above it', async () => {

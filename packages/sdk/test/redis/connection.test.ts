@@ -77,6 +77,25 @@ describe('connectRedis', () => {
     expect(text).not.toContain(wrong);
   });
 
+  it('keeps the password out of the cause too: ioredis attaches HELLO 3 AUTH <user> <password> to its error', async () => {
+    const wrong = 'wrong-Password-77';
+    const bad = connectRedis({
+      host: '127.0.0.1',
+      port: locked.port,
+      username: 'ops',
+      password: wrong,
+      connectTimeout: '2s',
+    });
+    const error = await bad.run('PING', (c) => c.ping()).catch((e: unknown) => e);
+    await bad.close();
+    // What console.error and loggers that print causes show.
+    const printed = inspect(error, { depth: Number.POSITIVE_INFINITY, showHidden: true });
+    expect(printed).toMatch(/WRONGPASS/);
+    expect(printed).not.toContain(wrong);
+    expect((error as Error).cause).toMatchObject({ name: 'ReplyError', command: { name: 'hello' } });
+    expect((error as { cause: { command: object } }).cause.command).toEqual({ name: 'hello' });
+  });
+
   it('maps an error reply to REDIS_ERROR with its code, and no reply to a retriable REDIS_CONNECTION', async () => {
     const r = connectRedis({ url: SHARED_REDIS_URL });
     const key = `${uniquePrefix('conn')}str`;

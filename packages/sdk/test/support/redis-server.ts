@@ -177,7 +177,11 @@ export async function startSilentServer(): Promise<{ port: number; close(): Prom
   };
 }
 
-/** A key prefix no other test (or helper) uses: `t:<pid>:<random>:<label>:`. */
+/**
+ * A key prefix no other test (or helper) uses: `t:<pid>:<random>:<label>:`, ending in `:`. The one helper for
+ * every test that writes to the shared Redis; delete the keys under it afterwards (and `{<prefix>…` for keys
+ * with a hash tag, such as the request queue's).
+ */
 export function uniquePrefix(label: string): string {
   return `t:${process.pid}:${Math.random().toString(36).slice(2, 10)}:${label}:`;
 }

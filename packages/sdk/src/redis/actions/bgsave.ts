@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { Duration, formatMillis, toMillis } from '../../core/duration';
+import { Duration, durationBetween, formatMillis, toMillis } from '../../core/duration';
 import { RunbookError } from '../../core/errors';
 import { finding } from '../../core/finding';
 import { parseOptions } from '../../core/parse-options';
@@ -16,8 +16,8 @@ export const BgsaveOptions = z.object({
    * waits for ours to finish. A large data set takes minutes to write. @default "10m"
    */
   timeout: Duration.default('10m'),
-  /** How often both poll `INFO persistence` while they wait. @default "250ms" */
-  pollEvery: Duration.default('250ms'),
+  /** How often both poll `INFO persistence` while they wait (10 ms to 1 min). @default "250ms" */
+  pollInterval: durationBetween(10, 60_000, 'expected a duration from 10ms to 1m').default('250ms'),
 });
 export type BgsaveOptions = z.output<typeof BgsaveOptions>;
 export type BgsaveOptionsInput = z.input<typeof BgsaveOptions>;
@@ -63,7 +63,7 @@ export function bgsave(
   const target = redis.ref('rdb');
   const params: BgsaveParams = {
     timeoutMs: toMillis(o.timeout),
-    pollMs: Math.max(10, toMillis(o.pollEvery)),
+    pollMs: toMillis(o.pollInterval),
   };
 
   return defineAction<BgsaveParams, BgsaveApplied>({

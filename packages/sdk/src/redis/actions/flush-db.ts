@@ -4,14 +4,14 @@ import { finding } from '../../core/finding';
 import { parseOptions } from '../../core/parse-options';
 import { type Action, defineAction } from '../../core/step';
 import type { RedisInstance } from '../connection';
-import { keyText } from '../keys';
+import { maskedKey } from '../keys';
 import { listSome, magnitude, plural } from '../wording';
 
 /** Options of {@link flushDb}. */
 export const FlushDbOptions = z.object({
   /** The database index to empty. Required: emptying a database is never a default. */
   db: z.number().int().min(0),
-  /** Key names shown in the plan as a sample of what is lost. @default 5 */
+  /** Key names shown in the plan as a sample of what is lost (masked: `agent:cache:…(64)`). @default 5 */
   sample: z.number().int().min(0).max(50).default(5),
 });
 export type FlushDbOptions = z.output<typeof FlushDbOptions>;
@@ -68,7 +68,7 @@ export function flushDb(
         async (c) => {
           const size = await c.dbsize();
           const [, names] = o.sample > 0 && size > 0 ? await c.scanBuffer('0', 'COUNT', 100) : ['0', []];
-          return { keys: size, sample: names.slice(0, o.sample).map(keyText) };
+          return { keys: size, sample: names.slice(0, o.sample).map((name) => maskedKey(name)) };
         },
         ctx.signal,
       );

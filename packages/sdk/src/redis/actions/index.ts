@@ -13,6 +13,7 @@ export {
   type ClearCacheOptionsInput,
   type ClearCacheParams,
   clearCache,
+  type RedisKeyType,
 } from './clear-cache';
 export {
   type FlushDbApplied,

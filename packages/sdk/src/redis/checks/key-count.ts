@@ -3,7 +3,7 @@ import { type FindingStatus, finding } from '../../core/finding';
 import { parseOptions } from '../../core/parse-options';
 import { type Check, defineCheck } from '../../core/step';
 import type { RedisInstance } from '../connection';
-import { keyText, prefixPattern, scanBatches } from '../keys';
+import { maskedKey, prefixPattern, scanBatches } from '../keys';
 import { plural } from '../wording';
 
 /** Options of {@link keyCount}. */
@@ -47,7 +47,7 @@ export type KeyCountData = {
   dbsize: number;
   /** When incomplete: `keys × dbsize / scanned`, a rough extrapolation; `null` when complete. */
   estimate: number | null;
-  /** The first matching key names (not UTF-8 bytes as `\xNN`). */
+  /** The first matching key names, masked after the prefix and its namespace words (`cache:user:…(17)`). */
   sample: string[];
 };
 
@@ -85,7 +85,7 @@ export function keyCount(redis: RedisInstance, options: KeyCountOptionsInput): C
           const id = key.toString('latin1');
           if (seen.has(id)) continue;
           seen.add(id);
-          if (sample.length < p.sample) sample.push(keyText(key));
+          if (sample.length < p.sample) sample.push(maskedKey(key, p.prefix));
         }
         if (!batch.last && scanned >= p.maxScanned) {
           complete = false;

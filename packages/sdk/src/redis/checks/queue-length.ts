@@ -26,9 +26,16 @@ export type QueueLengthOptionsInput = z.input<typeof QueueLengthOptions>;
 /** One queue as {@link queueLength} read it. */
 export type QueueInfo = {
   key: string;
-  /** `list`, `stream`, `zset`, `set`, or `none` when the key does not exist (an empty queue). */
+  /** `list`, `stream`, `zset`, `set`, or `none` when the key does not exist (nothing waiting). */
   type: 'list' | 'stream' | 'zset' | 'set' | 'none';
-  /** `LLEN`, `XLEN`, `ZCARD` or `SCARD`; 0 for `none`. */
+  /** Entries of the key itself: `LLEN`, `XLEN`, `ZCARD` or `SCARD`; 0 for `none`. */
+  waiting: number;
+  /**
+   * Items the SDK's request queue has delivered and not yet acknowledged (or holds for a retry): `ZCARD` of
+   * `{<key>}:processing`. `null` when there is no such sorted set (another kind of queue).
+   */
+  processing: number | null;
+  /** What is judged: `waiting` plus `processing`, as the request queue's bound counts them. */
   length: number;
   status: FindingStatus;
 };
@@ -42,9 +49,23 @@ const KIND = 'redis.queue-length';
 const LENGTH_OF = { list: 'LLEN', stream: 'XLEN', zset: 'ZCARD', set: 'SCARD' } as const;
 
 /**
+ * The sorted set where the SDK's request queue (`createRequestQueue` of `@aiwebtest/runbooks/resilience`)
+ * keeps the items it delivered and not yet acknowledged, next to the list `key` of waiting ones. Its bound
+ * (`maxLength`, the manual's 1000) counts both, so this check does too.
+ */
+function processingKey(key: string): string {
+  return `{${key}}:processing`;
+}
+
+/**
  * The manual's queue check (`redis-cli LLEN agent:requests:queue`, Runbook 7), for whatever type the queue
  * is: `TYPE`, then `LLEN` (list), `XLEN` (stream), `ZCARD` (sorted set, e.g. a delayed queue) or `SCARD`.
- * A key that does not exist is an empty queue.
+ * A key that does not exist has nothing waiting.
+ *
+ * The SDK's request queue keeps the items being processed (delivered, not yet acknowledged, or waiting out a
+ * retry delay) in a sorted set `{<key>}:processing` beside its list, and rejects new items when the two hold
+ * `maxLength` together. For a list (or a missing key) the check adds that set's `ZCARD` when it exists, read
+ * with `LLEN` in one `MULTI`, so the check and the queue's bound count the same items.
  *
  * - `fail` at or above `failAt` entries (1000: the manual rejects new requests beyond it).
  * - `warn` at or above `warnAt` (800).
@@ -64,9 +85,10 @@ export function queueLength(
     async run(ctx) {
       const queues: QueueInfo[] = [];
       for (const key of p.key) {
-        const { type, length } = await lengthOf(redis, key, ctx.signal);
+        const { type, waiting, processing } = await lengthOf(redis, key, ctx.signal);
+        const length = waiting + (processing ?? 0);
         const status: FindingStatus = length >= p.failAt ? 'fail' : length >= p.warnAt ? 'warn' : 'ok';
-        queues.push({ key, type, length, status });
+        queues.push({ key, type, waiting, processing, length, status });
       }
       const status = worstStatus(queues.map((q) => q.status));
       const parts = queues.map((q) => {
@@ -76,9 +98,12 @@ export function queueLength(
             : q.status === 'warn'
               ? ` (warn at ${p.warnAt})`
               : '';
-        return q.type === 'none'
-          ? `${q.key}: empty (no such key)`
-          : `${q.key}: ${plural(q.length, 'entry', 'entries')} (${q.type})${limit}`;
+        if (q.processing === null) {
+          return q.type === 'none'
+            ? `${q.key}: empty (no such key)`
+            : `${q.key}: ${plural(q.length, 'entry', 'entries')} (${q.type})${limit}`;
+        }
+        return `${q.key}: ${plural(q.length, 'entry', 'entries')} (${q.waiting.toLocaleString('en-US')} waiting, ${q.processing.toLocaleString('en-US')} processing)${limit}`;
       });
       return finding(
         status,
@@ -88,8 +113,8 @@ export function queueLength(
           {
             kind: 'table',
             title: 'Queues',
-            columns: ['KEY', 'TYPE', 'LENGTH', 'STATUS'],
-            rows: queues.map((q) => [q.key, q.type, q.length, q.status]),
+            columns: ['KEY', 'TYPE', 'WAITING', 'PROCESSING', 'LENGTH', 'STATUS'],
+            rows: queues.map((q) => [q.key, q.type, q.waiting, q.processing ?? '-', q.length, q.status]),
           },
         ],
       );
@@ -101,24 +126,52 @@ async function lengthOf(
   redis: RedisInstance,
   key: string,
   signal: AbortSignal,
-): Promise<{ type: QueueInfo['type']; length: number }> {
-  // TYPE and the length in one transaction would need a script; instead, a key whose type changed between
-  // the two commands (deleted and re-created) is read once more.
+): Promise<{ type: QueueInfo['type']; waiting: number; processing: number | null }> {
+  const processing = processingKey(key);
+  // TYPE and the lengths in one transaction would need a script; instead, a key whose type changed between
+  // the two round trips (deleted and re-created) is read once more.
   for (let attempt = 0; ; attempt++) {
-    const type = await redis.run('TYPE', (c) => c.type(key), signal);
-    if (type === 'none') return { type, length: 0 };
-    if (!Object.hasOwn(LENGTH_OF, type)) {
+    const [type, processingType] = await redis.run(
+      'TYPE',
+      async (c) => {
+        const replies = (await c.multi().type(key).type(processing).exec()) ?? [];
+        return replies.map(([error, reply]) => {
+          if (error) throw error;
+          return String(reply);
+        });
+      },
+      signal,
+    );
+    if (type !== 'none' && !Object.hasOwn(LENGTH_OF, type ?? '')) {
       throw new NonRetriableError(
         `Key ${JSON.stringify(key)} on ${redis.display} is a ${type}, not a queue (list, stream, sorted set or set). Check the key name.`,
         { code: 'REDIS_WRONG_TYPE', details: { key, type } },
       );
     }
-    const command = LENGTH_OF[type as keyof typeof LENGTH_OF];
-    try {
-      const length = await redis.run(command, (c) => c.call(command, key) as Promise<number>, signal);
-      return { type: type as QueueInfo['type'], length: Number(length) };
-    } catch (e) {
-      if (attempt > 0 || (e as { replyCode?: string }).replyCode !== 'WRONGTYPE') throw e;
-    }
+    // Only a list (or nothing waiting) is the request queue's layout; its processing set is a sorted set.
+    const withProcessing = (type === 'list' || type === 'none') && processingType === 'zset';
+    if (type === 'none' && !withProcessing) return { type, waiting: 0, processing: null };
+    const command = type === 'none' ? null : LENGTH_OF[type as keyof typeof LENGTH_OF];
+    // One MULTI: an item the queue moves from waiting to processing (one script) is counted once.
+    const replies = await redis.run(
+      [command, withProcessing ? 'ZCARD' : null].filter(Boolean).join(' + '),
+      async (c) => {
+        const transaction = c.multi();
+        if (command) transaction.call(command, key);
+        if (withProcessing) transaction.zcard(processing);
+        return (await transaction.exec()) ?? [];
+      },
+      signal,
+    );
+    const wrongType = replies.find(([error]) => error && /^WRONGTYPE/.test(error.message));
+    if (wrongType && attempt === 0) continue;
+    const failed = replies.find(([error]) => error);
+    if (failed?.[0]) throw redis.toError(failed[0], command ?? 'ZCARD');
+    const counts = replies.map(([, reply]) => Number(reply));
+    return {
+      type: type as QueueInfo['type'],
+      waiting: command ? (counts[0] ?? 0) : 0,
+      processing: withProcessing ? (counts[command ? 1 : 0] ?? 0) : null,
+    };
   }
 }
