@@ -1,6 +1,6 @@
 import type { Redis } from 'ioredis';
 import { z } from 'zod';
-import { Duration, formatMillis, toMillis } from '../core/duration';
+import { durationBetween, formatMillis, toMillis } from '../core/duration';
 import { NonRetriableError } from '../core/errors';
 import { parseOptions } from '../core/parse-options';
 import type { Change, PlanDraft, RiskLevel } from '../core/plan';
@@ -18,23 +18,20 @@ import {
   ServiceName,
 } from './breaker-control-keys';
 import {
+  ExpiresAfter,
   type ForcedChange,
   type ForcedRecord,
   type ForcedSnapshot,
   isInForce,
   type ReplicaStatus,
   readForced,
+  readLastChange,
   readReplicas,
   writeForced,
 } from './breaker-control-store';
 import type { ForcedState } from './breaker-switch';
 
-const MAX_EXPIRY_MS = 7 * 24 * 3_600_000;
-
 const Reason = z.string().trim().min(1).max(500);
-const ExpiresAfter = Duration.refine((d) => toMillis(d) >= 1_000 && toMillis(d) <= MAX_EXPIRY_MS, {
-  message: 'expected between 1s and 7d',
-});
 
 const BreakerActionOptions = z.object({
   /** The service whose replicas share the breakers (as given to `startBreakerControl`). */
@@ -43,15 +40,18 @@ const BreakerActionOptions = z.object({
   reason: Reason,
   /** The key namespace the service's breaker control uses. @default "aiwebtest:breaker" */
   prefix: KeyPrefix.default(DEFAULT_BREAKER_PREFIX),
-  /** How long verify waits for every live replica to acknowledge. @default "5s" */
-  verifyTimeout: Duration.default('5s'),
+  /** How long verify waits for every live replica to acknowledge: 100 ms to 10 min. @default "5s" */
+  verifyTimeout: durationBetween(100, 600_000, 'expected between 100ms and 10m').default('5s'),
 });
 
 /** Options of {@link openBreaker} and {@link closeBreaker}. */
 export const ForceBreakerOptions = BreakerActionOptions.extend({
   /** The provider whose breaker is forced, as the chain registers it (`openrouter`). */
   provider: ProviderName,
-  /** Return to `auto` this long after the apply, by the Redis clock (every replica agrees). @default never */
+  /**
+   * Return to `auto` this long after the apply (1 s to 7 d), by the Redis clock (every replica agrees). A provider
+   * already forced to the same state gets this expiry too. @default never
+   */
   expiresAfter: ExpiresAfter.optional(),
 });
 export type ForceBreakerOptions = z.output<typeof ForceBreakerOptions>;
@@ -105,7 +105,9 @@ export interface BreakerApplied {
   receivers: number;
 }
 
+/** The plan's fields: the forced state, and when it returns to `auto`. */
 const FIELD = 'forced';
+const EXPIRY_FIELD = 'expiresAt';
 
 /**
  * Forces `provider`'s breaker open on every replica of `service` (the manual's Runbook 6 step 2, "update circuit
@@ -138,7 +140,8 @@ export function closeBreaker(
 
 /**
  * Returns `provider`'s breaker to automatic on every replica (deletes the forced state): the breaker judges by
- * itself again, through half-open. Risk `medium`: a provider that is still failing gets probe traffic.
+ * itself again. From forced open it passes through half-open, so a probe call decides whether it closes. Risk
+ * `medium`: a provider that is still failing gets probe traffic.
  */
 export function resetBreaker(
   redis: Redis,
@@ -167,7 +170,7 @@ export function switchToFallback(
     target: breakerRef(redis, o.service),
     risk: 'medium',
     description: `Switch ${o.service} to its fallback provider ${o.fallback} (force open every provider before it)`,
-    async plan() {
+    async plan(ctx) {
       const [snap, replicas] = await Promise.all([readForced(redis, keys), readReplicas(redis, keys)]);
       const preceding = providersBefore(o.service, o.fallback, replicas);
       const fallbackRecord = inForce(snap, o.fallback);
@@ -179,7 +182,7 @@ export function switchToFallback(
       }
       const changes = preceding
         .map((provider) => change(snap, provider, 'open'))
-        .filter((c) => c.before !== c.after);
+        .filter((c) => !holds(c.previous, 'open', expiresAfterMs, originOf(ctx)));
       const params: BreakerChangeParams = {
         service: o.service,
         prefix: o.prefix,
@@ -194,7 +197,7 @@ export function switchToFallback(
           ? `${o.fallback} is already the first provider of ${o.service} (${order}); nothing to switch`
           : changes.length === 0
             ? `${o.service} already serves from ${o.fallback}: ${preceding.join(', ')} forced open (${order})`
-            : `Switch ${o.service} to ${o.fallback}: force open ${changes.map((c) => `${c.provider} (now ${c.before})`).join(', ')}${until(expiresAfterMs)}; chain ${order}; ${receivers(replicas)}`;
+            : `Switch ${o.service} to ${o.fallback}: force open ${changes.map((c) => `${c.provider} (now ${c.before}${c.previous?.expiresAt ? ` until ${c.previous.expiresAt}` : ''})`).join(', ')}${until(expiresAfterMs)}; chain ${order}; ${receivers(replicas)}`;
       return draft(redis, params, summary);
     },
   });
@@ -202,11 +205,11 @@ export function switchToFallback(
 
 /** The providers before `fallback` in the chain every registering live replica reports; refuses when unclear. */
 function providersBefore(service: string, fallback: string, replicas: ReplicaStatus[]): string[] {
-  const registering = replicas.filter((r) => !r.problem && r.providers.length > 0);
-  const chains = registering.map((r) => `${r.replicaId} [${r.providers.join(', ')}]`).join(', ');
+  const registering = registeringReplicas(replicas);
+  const chains = chainsOf(registering);
   if (!registering.some((r) => r.providers.includes(fallback))) {
     throw new NonRetriableError(
-      `No live replica of ${service} registered the provider ${fallback}: ${registering.length ? `their chains are ${chains}` : replicas.length ? `${replicas.length} live replica(s), none has registered a chain yet` : 'no replica is live'}. Check the service and provider names (as the chain registers them) and that the service runs with breaker control.`,
+      `No live replica of ${service} registered the provider ${fallback}: ${chainsSeen(replicas)}. Check the service and provider names (as the chain registers them) and that the service runs with breaker control.`,
       { code: 'BREAKER_NO_FALLBACK', details: { service, fallback } },
     );
   }
@@ -223,6 +226,65 @@ function providersBefore(service: string, fallback: string, replicas: ReplicaSta
     );
   }
   return first;
+}
+
+/** Live replicas whose heartbeat can be read and whose chain has registered its providers. */
+function registeringReplicas(replicas: ReplicaStatus[]): ReplicaStatus[] {
+  return replicas.filter((r) => !r.problem && r.providers.length > 0);
+}
+
+function chainsOf(replicas: ReplicaStatus[]): string {
+  return replicas.map((r) => `${r.replicaId} [${r.providers.join(', ')}]`).join(', ');
+}
+
+/** What the live replicas registered, for a refusal's message. */
+function chainsSeen(replicas: ReplicaStatus[]): string {
+  const registering = registeringReplicas(replicas);
+  if (registering.length > 0) return `their chains are ${chainsOf(registering)}`;
+  if (replicas.length > 0) return `${replicas.length} live replica(s), none has registered a chain yet`;
+  return 'no replica is live';
+}
+
+/**
+ * Refuses `provider` when replicas are live and none registered it: a misspelt name would otherwise pass plan,
+ * apply and verify (no replica has such a breaker, so none has one to report). With no replica live there is no
+ * chain to check against (the plan says so). Removing a stored forced state is allowed whatever the chains say:
+ * it cleans up after a provider the chains no longer have.
+ */
+function requireRegistered(service: string, provider: string, replicas: ReplicaStatus[], removing: boolean) {
+  if (replicas.length === 0 || removing) return;
+  if (registeringReplicas(replicas).some((r) => r.providers.includes(provider))) return;
+  throw new NonRetriableError(
+    `No live replica of ${service} registered the provider ${provider}: ${chainsSeen(replicas)}. Check the provider name (as the chain registers it: lower case) and that the service's chain runs with breaker control.`,
+    { code: 'BREAKER_UNKNOWN_PROVIDER', details: { service, provider } },
+  );
+}
+
+/**
+ * Whether `current` already is what the action asks: the same state and the same expiry. A relative expiry
+ * (`expiresAfter`) is met only by the record this very step wrote (a plan after its apply, or after an engine
+ * crash: nothing left to do); any other record gets the new expiry, so `1h` over an open state that ends in a
+ * minute extends it, and no `expiresAfter` over an expiring one makes it last.
+ */
+function holds(
+  current: ForcedRecord | null,
+  after: ForcedState,
+  expiresAfterMs: number | null,
+  origin: string,
+): boolean {
+  if (after === 'auto') return current === null;
+  if (current?.state !== after) return false;
+  if (expiresAfterMs === null) return current.expiresAt === null;
+  return (
+    current.origin === origin &&
+    current.expiresAt !== null &&
+    Date.parse(current.expiresAt) - Date.parse(current.forcedAt) === expiresAfterMs
+  );
+}
+
+/** The `origin` of the records a step writes: also how its plan recognises them. */
+function originOf(ctx: StepContext): string {
+  return `runbook ${ctx.runbookId}, run ${ctx.runId}, step ${ctx.step}`;
 }
 
 function forceOne(
@@ -246,21 +308,25 @@ function forceOne(
     target: breakerRef(redis, o.service, o.provider),
     risk,
     description: `${verb} ${what} ${to} on every replica`,
-    async plan() {
+    async plan(ctx) {
       const [snap, replicas] = await Promise.all([readForced(redis, keys), readReplicas(redis, keys)]);
       const c = change(snap, o.provider, after);
+      requireRegistered(o.service, o.provider, replicas, after === 'auto' && c.previous !== null);
+      const expiry = after === 'auto' ? null : expiresAfterMs;
+      const done = holds(c.previous, after, expiry, originOf(ctx));
       const params: BreakerChangeParams = {
         service: o.service,
         prefix: o.prefix,
-        changes: c.before === after ? [] : [c],
+        changes: done ? [] : [c],
         reason: o.reason,
-        expiresAfterMs: after === 'auto' ? null : expiresAfterMs,
+        expiresAfterMs: expiry,
         verifyTimeoutMs: toMillis(o.verifyTimeout),
       };
-      const summary =
-        c.before === after
-          ? `${capitalize(what)} is already ${after === 'auto' ? 'automatic' : describe(c.previous)}`
-          : `${verb} ${what} ${to} (now ${describe(c.previous)})${until(params.expiresAfterMs)}; ${receivers(replicas)}`;
+      const summary = done
+        ? `${capitalize(what)} is already ${after === 'auto' ? 'automatic' : describe(c.previous)}`
+        : c.before === after
+          ? `Keep ${what} ${after}, with a new expiry: ${expiry === null ? 'none' : `${formatMillis(expiry)} after the apply, then automatic`} (now ${describe(c.previous)}); ${receivers(replicas)}`
+          : `${verb} ${what} ${to} (now ${describe(c.previous)})${until(expiry)}; ${receivers(replicas)}`;
       return draft(redis, params, summary);
     },
   });
@@ -293,7 +359,7 @@ function breakerAction(
         state: c.after,
         reason: p.reason,
         actor: ctx.actor,
-        origin: `runbook ${ctx.runbookId}, run ${ctx.runId}, step ${ctx.step}`,
+        origin: originOf(ctx),
         // The plan's hash marks the records as this action's, so revert can tell them from later changes.
         changeId: plan.hash,
         expiresAfterMs: p.expiresAfterMs,
@@ -331,13 +397,24 @@ function breakerAction(
       const refused: string[] = [];
       for (const c of p.changes) {
         const now = inForce(snap, c.provider);
-        const ours = c.after === 'auto' ? now === null : now?.changeId === applied.plan.hash;
+        // A reset leaves no record to recognise: its last change must still be this action's (someone who
+        // forced the provider and reset it again since made a change revert must not undo).
+        const last =
+          c.after === 'auto' && now === null ? await readLastChange(redis, keys, c.provider) : null;
+        const ours =
+          c.after === 'auto'
+            ? now === null && last?.changeId === applied.plan.hash
+            : now?.changeId === applied.plan.hash;
         const previous = isInForce(c.previous, snap.serverTime) ? c.previous : null;
         if (!ours) {
           // Already back where it was (it expired back to auto, or the apply never happened): nothing to undo.
           if ((now?.state ?? 'auto') === (previous?.state ?? 'auto') && now?.version === previous?.version)
             continue;
-          refused.push(`${c.provider} is now ${describe(now)}`);
+          refused.push(
+            now === null && last
+              ? `${c.provider} is now automatic after a later change (version ${last.version})`
+              : `${c.provider} is now ${describe(now)}`,
+          );
           continue;
         }
         restores.push(
@@ -378,9 +455,9 @@ function breakerAction(
   });
 }
 
-/** The guard of a revert's write: the provider still holds what this action wrote. */
+/** The guard of a revert's write: the provider still holds what this action wrote, and nobody changed it since. */
 function guardOf(after: ForcedState, changeId: string): ForcedChange['expect'] {
-  return after === 'auto' ? { auto: true } : { changeId };
+  return after === 'auto' ? { lastChangeId: changeId } : { changeId };
 }
 
 function inForce(snap: ForcedSnapshot, provider: string): ForcedRecord | null {
@@ -393,14 +470,21 @@ function change(snap: ForcedSnapshot, provider: string, after: ForcedState): Bre
   return { provider, before: previous?.state ?? 'auto', after, previous };
 }
 
-/** The plan: one change per provider (field `forced`, before → after), deterministic for a given world. */
+/**
+ * The plan: per provider, `forced` (before → after) when the state changes and `expiresAt` (the current expiry →
+ * `"1h after the apply"`, `null` for none) when the expiry does; deterministic for a given world.
+ */
 function draft(redis: Redis, params: BreakerChangeParams, summary: string): PlanDraft<BreakerChangeParams> {
-  const changes: Change[] = params.changes.map((c) => ({
-    target: breakerRef(redis, params.service, c.provider),
-    field: FIELD,
-    before: c.before,
-    after: c.after,
-  }));
+  const changes: Change[] = [];
+  for (const c of params.changes) {
+    const target = breakerRef(redis, params.service, c.provider);
+    if (c.before !== c.after) changes.push({ target, field: FIELD, before: c.before, after: c.after });
+    if (c.after === 'auto') continue;
+    const before = c.previous?.expiresAt ?? null;
+    const after =
+      params.expiresAfterMs === null ? null : `${formatMillis(params.expiresAfterMs)} after the apply`;
+    if (before !== after) changes.push({ target, field: EXPIRY_FIELD, before, after });
+  }
   return { summary, changes, params };
 }
 
@@ -412,7 +496,7 @@ function describe(record: ForcedRecord | null): string {
 
 function receivers(replicas: ReplicaStatus[]): string {
   if (replicas.length === 0)
-    return 'no replica is live: it is persisted, and replicas that start begin in it';
+    return 'no replica is live: it is persisted, and replicas that start begin in it (no chain to check the provider name against)';
   return `${replicas.length} live replica(s) will receive it: ${replicas.map((r) => r.replicaId).join(', ')}`;
 }
 

@@ -55,8 +55,8 @@ const describeRecord = (r: ForcedRecord | null) =>
 
 /**
  * Polls until every live replica of the service acknowledges `wanted`, for at most `timeoutMs` (abortable by
- * `signal`). `ok` with per-replica evidence; `fail` naming the replicas that did not acknowledge, or when the
- * persisted state is no longer the one `changeId` wrote; `warn` when no replica is live to acknowledge.
+ * `signal`). `ok` with per-replica evidence; `unknown` naming the replicas that did not acknowledge in time;
+ * `fail` when the persisted state is no longer the one `changeId` wrote; `warn` when no replica is live.
  */
 export async function waitForAcks(
   redis: Redis,

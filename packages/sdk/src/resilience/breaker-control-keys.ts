@@ -1,24 +1,13 @@
 import type { Redis } from 'ioredis';
 import { z } from 'zod';
-import { type ResourceRef, ResourceRefSchema } from '../core/resource';
+import type { ResourceRef } from '../core/resource';
+import { redisRef } from './names';
+
+export { ProviderName, ServiceName } from './names';
 
 /** The key prefix breaker control uses unless told otherwise. */
 export const DEFAULT_BREAKER_PREFIX = 'aiwebtest:breaker';
 
-// Names end up inside Redis key names and resource references: no braces (the `{service}` hash tag), no
-// colons in service and provider names (the key separator), no spaces or slashes.
-const NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/;
-
-/** A service's name (`backend`, `requirements-agent`): letters, digits, `_`, `.`, `-`. */
-export const ServiceName = z
-  .string()
-  .max(100)
-  .regex(NAME, 'expected letters, digits, "_", "." or "-", starting with a letter or digit');
-/** A provider's name as the chain registers it (`openrouter`, `ollama`). */
-export const ProviderName = z
-  .string()
-  .max(64)
-  .regex(NAME, 'expected letters, digits, "_", "." or "-", starting with a letter or digit');
 /** A replica's id (a pod name, `host-pid`): letters, digits, `_`, `.`, `-`, `:`. */
 export const ReplicaId = z
   .string()
@@ -38,6 +27,8 @@ export interface BreakerKeys {
   version: string;
   /** String: a random id created with the first use of the keys; a new one means Redis lost them. */
   epoch: string;
+  /** Hash: provider → JSON `{version, changeId}` of its last change (also one that returned it to `auto`). */
+  last: string;
   /** Sorted set: replica id → when its heartbeat expires (ms, Redis clock). */
   replicas: string;
   /** String with a TTL: one replica's heartbeat. */
@@ -47,7 +38,7 @@ export interface BreakerKeys {
 }
 
 /**
- * The keys of `service` under `prefix`: `<prefix>:{<service>}:forced`, `…:version`, `…:epoch`, `…:replicas`,
+ * The keys of `service` under `prefix`: `<prefix>:{<service>}:forced`, `…:version`, `…:epoch`, `…:last`, `…:replicas`,
  * `…:replica:<id>` and the channel `…:changes`. The `{service}` hash tag keeps them in one cluster slot, so the
  * Lua scripts that touch several of them stay valid on a cluster too.
  */
@@ -57,6 +48,7 @@ export function breakerKeys(prefix: string, service: string): BreakerKeys {
     forced: `${base}:forced`,
     version: `${base}:version`,
     epoch: `${base}:epoch`,
+    last: `${base}:last`,
     replicas: `${base}:replicas`,
     replica: (replicaId) => `${base}:replica:${replicaId}`,
     channel: `${base}:changes`,
@@ -68,16 +60,5 @@ export function breakerKeys(prefix: string, service: string): BreakerKeys {
  * provider's (`…/breaker/backend/openrouter`): where the forced state lives, never the credentials.
  */
 export function breakerRef(redis: Redis, service: string, provider?: string): ResourceRef {
-  const path = ['breaker', service, ...(provider === undefined ? [] : [provider])].map(encodeURIComponent);
-  return ResourceRefSchema.parse(`${redisLocation(redis)}/${path.join('/')}`);
-}
-
-/** `redis://host:port/db` of a client (a socket path or a Sentinel group name where it has one). */
-function redisLocation(redis: Redis): string {
-  const o = redis.options;
-  const db = o.db ?? 0;
-  if (o.path) return `redis:unix/${encodeURIComponent(o.path)}/${db}`;
-  if (o.sentinels?.length) return `redis:sentinel/${encodeURIComponent(o.name ?? 'mymaster')}/${db}`;
-  const host = o.host ?? '127.0.0.1';
-  return `redis://${host.includes(':') ? `[${host}]` : host}:${o.port ?? 6379}/${db}`;
+  return redisRef(redis, 'breaker', service, ...(provider === undefined ? [] : [provider]));
 }

@@ -1,5 +1,4 @@
-import { createHash } from 'node:crypto';
-import type { Redis } from 'ioredis';
+import { LuaScript } from './lua/script';
 
 /**
  * The Lua scripts of breaker control. Key names arrive as KEYS and every value as ARGV (names, reasons and
@@ -25,22 +24,27 @@ end
 local function set(v) return v ~= nil and v ~= cjson.null end
 `;
 
-/** KEYS: forced, version, epoch. ARGV: epoch candidate. → `[epoch, version, now, field, value, …]` */
-export const SNAPSHOT = `${PRELUDE}
-local epoch = epoch_of(KEYS[3], ARGV[1])
-local version = tonumber(redis.call('GET', KEYS[2]) or '0')
-local out = { epoch, version, now_ms() }
+/**
+ * KEYS: forced, version, epoch. → `[epoch or false, version, now, field, value, …]`. Read-only (no epoch is
+ * created here), so plans and verification also run against a read-only replica.
+ */
+export const SNAPSHOT = new LuaScript(`
+local t = redis.call('TIME')
+local out = { redis.call('GET', KEYS[3]), tonumber(redis.call('GET', KEYS[2]) or '0'),
+              tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) }
 local all = redis.call('HGETALL', KEYS[1])
 for i = 1, #all do out[#out + 1] = all[i] end
 return out
-`;
+`);
 
 /**
- * KEYS: forced, version, epoch. ARGV: channel, epoch candidate, changes (JSON array). Every guard is checked
- * before anything is written: all changes are made, with one new version, and published — or none.
+ * KEYS: forced, version, epoch, last. ARGV: channel, epoch candidate, changes (JSON array). Every guard is checked
+ * before anything is written: all changes are made, with one new version, and published — or none. Each changed
+ * provider's `{version, changeId}` goes to `last`, so a guard can tell a later change even when it ended in
+ * `auto` (no record).
  * → `['ok', message, subscribers that received it]` or `['conflict', provider, current record JSON or false]`
  */
-export const WRITE = `${PRELUDE}
+export const WRITE = new LuaScript(`${PRELUDE}
 local now = now_ms()
 local epoch = epoch_of(KEYS[3], ARGV[2])
 local changes = cjson.decode(ARGV[3])
@@ -62,6 +66,10 @@ for _, c in ipairs(changes) do
       ok = cur ~= nil and cur.version == g.version
     elseif set(g.changeId) then
       ok = cur ~= nil and cur.changeId == g.changeId
+    elseif set(g.lastChangeId) then
+      -- In auto now, and the last change of this provider still is the one that put it there.
+      local last = redis.call('HGET', KEYS[4], c.provider)
+      ok = cur == nil and last ~= false and cjson.decode(last).changeId == g.lastChangeId
     elseif set(g.expiredVersion) then
       -- Only the record that expired, and only once the Redis clock says so.
       local r = raw and cjson.decode(raw)
@@ -90,17 +98,18 @@ for i, c in ipairs(changes) do
     redis.call('HSET', KEYS[1], c.provider, cjson.encode(record))
     out[i] = { provider = c.provider, record = record }
   end
+  redis.call('HSET', KEYS[4], c.provider, cjson.encode({ version = version, changeId = c.changeId or cjson.null }))
 end
 local message = cjson.encode({ epoch = epoch, version = version, changes = out })
 local receivers = redis.call('PUBLISH', ARGV[1], message)
 return { 'ok', message, receivers }
-`;
+`);
 
 /**
  * KEYS: replica, replicas, version, epoch. ARGV: replica id, TTL ms, status JSON, epoch candidate.
  * → `[version, epoch, now]`
  */
-export const HEARTBEAT = `${PRELUDE}
+export const HEARTBEAT = new LuaScript(`${PRELUDE}
 local now = now_ms()
 local ttl = tonumber(ARGV[2])
 local at = string.format('%.0f', now)
@@ -111,26 +120,4 @@ redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', '(' .. at)
 if redis.call('PTTL', KEYS[2]) < ttl then redis.call('PEXPIRE', KEYS[2], ttl) end
 local version = tonumber(redis.call('GET', KEYS[3]) or '0')
 return { version, epoch_of(KEYS[4], ARGV[4]), now }
-`;
-
-const SHA = new Map<string, string>();
-
-/** Runs a script by its SHA1, loading it on `NOSCRIPT` (a restarted or flushed script cache). */
-export async function runScript(
-  redis: Redis,
-  script: string,
-  keys: readonly string[],
-  args: readonly (string | number)[],
-): Promise<unknown> {
-  let sha = SHA.get(script);
-  if (!sha) {
-    sha = createHash('sha1').update(script).digest('hex');
-    SHA.set(script, sha);
-  }
-  try {
-    return await redis.evalsha(sha, keys.length, ...keys, ...args);
-  } catch (e) {
-    if (!(e instanceof Error) || !e.message.startsWith('NOSCRIPT')) throw e;
-    return await redis.eval(script, keys.length, ...keys, ...args);
-  }
-}
+`);

@@ -1,14 +1,22 @@
 import { randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import { z } from 'zod';
+import { durationBetween } from '../core/duration';
 import type { BreakerKeys } from './breaker-control-keys';
-import { HEARTBEAT, runScript, SNAPSHOT, WRITE } from './breaker-control-scripts';
+import { HEARTBEAT, SNAPSHOT, WRITE } from './breaker-control-scripts';
 import type { BreakerState, ForcedState } from './breaker-switch';
 
 /**
  * How forced states, changes and heartbeats are stored in Redis, and read back. Everything read from Redis is
  * validated: a field written by another version, or by hand, is reported, never trusted blindly.
  */
+
+/** The shortest expiry a forced state may have: shorter ones would end before every replica has heard of them. */
+export const MIN_EXPIRY_MS = 1_000;
+/** The longest expiry a forced state may have: a longer one is as good as none, and should say so. */
+export const MAX_EXPIRY_MS = 7 * 24 * 3_600_000;
+/** How long after it is written a forced state returns to `auto` by itself: 1 s to 7 d. */
+export const ExpiresAfter = durationBetween(MIN_EXPIRY_MS, MAX_EXPIRY_MS, 'expected between 1s and 7d');
 
 /** A persisted forced state: what, who, why, when, and until when. */
 export interface ForcedRecord {
@@ -32,8 +40,8 @@ export interface ForcedRecord {
 
 /** The forced states of a service as read in one atomic step. */
 export interface ForcedSnapshot {
-  /** The id of this generation of the keys (it changes when Redis lost them). */
-  epoch: string;
+  /** The id of this generation of the keys (it changes when Redis lost them); `null` before any write or heartbeat. */
+  epoch: string | null;
   /** The version of the last change: the snapshot holds every change up to it. */
   version: number;
   /** The Redis clock when it was read (ms since the Unix epoch). */
@@ -56,6 +64,8 @@ export type ForcedGuard =
   | { auto: true }
   | { version: number }
   | { changeId: string }
+  /** The provider is `auto` and its last change still is `lastChangeId`'s (nobody changed it since). */
+  | { lastChangeId: string }
   /** The record of this version has expired by the Redis clock. */
   | { expiredVersion: number };
 
@@ -122,6 +132,8 @@ const StoredRecord = z.object({
   version: z.number().int(),
 });
 
+const LastChange = z.object({ version: z.number().int(), changeId: z.string().nullable().optional() });
+
 const Report = z.object({
   replicaId: z.string(),
   service: z.string(),
@@ -168,14 +180,13 @@ export function isInForce(record: ForcedRecord | null | undefined, nowMs: number
   return !!record && (record.expiresAt === null || Date.parse(record.expiresAt) > nowMs);
 }
 
-/** Reads every forced record, the version and the epoch in one atomic step. */
+/** Reads every forced record, the version and the epoch in one atomic step (read-only). */
 export async function readForced(redis: Redis, keys: BreakerKeys): Promise<ForcedSnapshot> {
-  const reply = (await runScript(
-    redis,
-    SNAPSHOT,
-    [keys.forced, keys.version, keys.epoch],
-    [randomUUID()],
-  )) as (string | number)[];
+  const reply = (await SNAPSHOT.run(redis, [keys.forced, keys.version, keys.epoch], [])) as (
+    | string
+    | number
+    | null
+  )[];
   const [epoch, version, serverTime, ...fields] = reply;
   const records = new Map<string, ForcedRecord>();
   const unreadable: string[] = [];
@@ -186,7 +197,7 @@ export async function readForced(redis: Redis, keys: BreakerKeys): Promise<Force
     else unreadable.push(provider);
   }
   return {
-    epoch: String(epoch),
+    epoch: epoch === null || epoch === undefined ? null : String(epoch),
     version: Number(version),
     serverTime: Number(serverTime),
     records,
@@ -204,10 +215,9 @@ export async function writeForced(
   changes: readonly ForcedChange[],
 ): Promise<WriteResult> {
   if (changes.length === 0) throw new TypeError('writeForced needs at least one change');
-  const reply = (await runScript(
+  const reply = (await WRITE.run(
     redis,
-    WRITE,
-    [keys.forced, keys.version, keys.epoch],
+    [keys.forced, keys.version, keys.epoch, keys.last],
     [keys.channel, randomUUID(), JSON.stringify(changes)],
   )) as [string, string, string | number | null];
   if (reply[0] === 'ok') {
@@ -216,6 +226,16 @@ export async function writeForced(
     return { ok: true, message, receivers: Number(reply[2]) };
   }
   return { ok: false, provider: reply[1], current: reply[2] ? toRecord(reply[1], String(reply[2])) : null };
+}
+
+/** The version and change id of `provider`'s last change (`null` when none is stored). */
+export async function readLastChange(
+  redis: Redis,
+  keys: BreakerKeys,
+  provider: string,
+): Promise<{ version: number; changeId: string | null } | null> {
+  const parsed = LastChange.safeParse(safeJson((await redis.hget(keys.last, provider)) ?? ''));
+  return parsed.success ? { version: parsed.data.version, changeId: parsed.data.changeId ?? null } : null;
 }
 
 /** Parses a message from the changes channel; `null` when it is not one (never throws). */
@@ -246,9 +266,8 @@ export async function writeHeartbeat(
   report: ReplicaReport,
   ttlMs: number,
 ): Promise<{ version: number; epoch: string; serverTime: number }> {
-  const [version, epoch, serverTime] = (await runScript(
+  const [version, epoch, serverTime] = (await HEARTBEAT.run(
     redis,
-    HEARTBEAT,
     [keys.replica(report.replicaId), keys.replicas, keys.version, keys.epoch],
     [report.replicaId, Math.round(ttlMs), JSON.stringify(report), randomUUID()],
   )) as [number, string, number];

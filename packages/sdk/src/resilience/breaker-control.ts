@@ -1,7 +1,8 @@
 import { hostname } from 'node:os';
 import type { Redis } from 'ioredis';
 import { z } from 'zod';
-import { Duration, formatMillis, toMillis } from '../core/duration';
+import { type Duration, durationBetween, formatMillis, toMillis } from '../core/duration';
+import type { Disposable } from '../core/events';
 import { parseOptions } from '../core/parse-options';
 import { BreakerControlError } from './breaker-control-errors';
 import {
@@ -15,9 +16,12 @@ import {
 } from './breaker-control-keys';
 import {
   type ChangeMessage,
+  ExpiresAfter,
   type ForcedRecord,
   type ForcedSnapshot,
   isInForce,
+  MAX_EXPIRY_MS,
+  MIN_EXPIRY_MS,
   parseChangeMessage,
   type ReplicaReport,
   type ReplicaStatus,
@@ -28,6 +32,19 @@ import {
   writeHeartbeat,
 } from './breaker-control-store';
 import type { BreakerState, BreakerSwitch, ForcedState } from './breaker-switch';
+
+/** Milliseconds of a duration that passed validation; `NaN` for one that did not (its own issue names it). */
+function millisOrNaN(d: Duration): number {
+  try {
+    return toMillis(d);
+  } catch {
+    return Number.NaN;
+  }
+}
+
+/** `compare(a, b)`, or true when one of them is invalid (its own field reports it: one issue, not two). */
+const unlessInvalid = (a: number, b: number, compare: (a: number, b: number) => boolean) =>
+  Number.isNaN(a) || Number.isNaN(b) || compare(a, b);
 
 /** Options of {@link startBreakerControl}. */
 export const BreakerControlOptions = z
@@ -40,15 +57,21 @@ export const BreakerControlOptions = z
     prefix: KeyPrefix.default(DEFAULT_BREAKER_PREFIX),
     /**
      * How often the replica writes its heartbeat and checks the change counter: the bound on how long a lost
-     * pub/sub message can leave it stale. @default "1s"
+     * pub/sub message can leave it stale. 50 ms to 5 min. @default "1s"
      */
-    heartbeat: Duration.default('1s'),
-    /** How long a heartbeat keeps the replica live: after that without a new one it no longer counts. @default 3 × heartbeat */
-    heartbeatTtl: Duration.optional(),
-    /** How often the replica re-reads every forced state even when the counter did not move. @default "30s" */
-    resync: Duration.default('30s'),
-    /** How long `startBreakerControl` waits for Redis before it rejects. @default "5s" */
-    startTimeout: Duration.default('5s'),
+    heartbeat: durationBetween(50, 300_000, 'expected between 50ms and 5m').default('1s'),
+    /**
+     * How long a heartbeat keeps the replica live: after that without a new one it no longer counts. Longer than
+     * `heartbeat`, at most 1 h. @default 3 × heartbeat
+     */
+    heartbeatTtl: durationBetween(51, 3_600_000, 'expected between 51ms and 1h').optional(),
+    /**
+     * How often the replica re-reads every forced state even when the counter did not move: at least `heartbeat`,
+     * at most 1 d. @default "30s"
+     */
+    resync: durationBetween(50, 86_400_000, 'expected between 50ms and 1d').default('30s'),
+    /** How long `startBreakerControl` (and `close`) wait for Redis. 100 ms to 5 min. @default "5s" */
+    startTimeout: durationBetween(100, 300_000, 'expected between 100ms and 5m').default('5s'),
     /**
      * Called with background errors (a heartbeat or a re-read that failed, an unreadable message). The replica
      * keeps its last known forced states meanwhile. @default a process warning when contact is first lost
@@ -57,12 +80,13 @@ export const BreakerControlOptions = z
       .custom<(error: unknown) => void>((v) => typeof v === 'function', 'expected a function')
       .optional(),
   })
-  .refine((o) => toMillis(o.heartbeat) >= 50, { message: 'at least 50ms', path: ['heartbeat'] })
-  .refine((o) => o.heartbeatTtl === undefined || toMillis(o.heartbeatTtl) > toMillis(o.heartbeat), {
-    message: 'must be longer than heartbeat',
-    path: ['heartbeatTtl'],
-  })
-  .refine((o) => toMillis(o.resync) >= toMillis(o.heartbeat), {
+  .refine(
+    (o) =>
+      o.heartbeatTtl === undefined ||
+      unlessInvalid(millisOrNaN(o.heartbeatTtl), millisOrNaN(o.heartbeat), (a, b) => a > b),
+    { message: 'must be longer than heartbeat', path: ['heartbeatTtl'] },
+  )
+  .refine((o) => unlessInvalid(millisOrNaN(o.resync), millisOrNaN(o.heartbeat), (a, b) => a >= b), {
     message: 'must be at least heartbeat',
     path: ['resync'],
   });
@@ -78,10 +102,19 @@ export const ForceOptions = z
     actor: z.string().trim().min(1).max(200),
     /** Where the change comes from (`admin endpoint`, `runbook x run y`). @default none */
     origin: z.string().max(500).optional(),
-    /** Return to `auto` at this time. @default never */
-    expiresAt: z.date().optional(),
-    /** Return to `auto` this long after the write, by the Redis clock. @default never */
-    expiresAfter: Duration.optional(),
+    /**
+     * Return to `auto` at this time: 1 s to 7 d from now (by this process's clock; the record expires by the
+     * Redis clock). @default never
+     */
+    expiresAt: z
+      .date()
+      .refine(
+        (d) => d.getTime() - Date.now() >= MIN_EXPIRY_MS && d.getTime() - Date.now() <= MAX_EXPIRY_MS,
+        'expected between 1s and 7d from now',
+      )
+      .optional(),
+    /** Return to `auto` this long after the write (1 s to 7 d), by the Redis clock. @default never */
+    expiresAfter: ExpiresAfter.optional(),
   })
   .refine((o) => o.expiresAt === undefined || o.expiresAfter === undefined, {
     message: 'give expiresAt or expiresAfter, not both',
@@ -164,7 +197,10 @@ class RedisBreakerControl implements BreakerControl {
   /** The version every provider not in `#known` is known at (the last snapshot's). */
   #base = 0;
   #highest = 0;
+  /** The generation of the keys what we know comes from (`null`: the keys had none when read). */
   #epoch: string | null = null;
+  /** Messages that arrived before the first read; applied right after it (`null` once it is done). */
+  #early: ChangeMessage[] | null = [];
   /** Redis clock minus local clock, from the last round trip. */
   #offset = 0;
   /** The forced state listeners last heard, per provider (`auto` when absent). */
@@ -256,11 +292,12 @@ class RedisBreakerControl implements BreakerControl {
     return isInForce(record, this.#serverNow()) ? record.state : 'auto';
   }
 
-  onChange(listener: (provider: string, state: ForcedState) => void): () => void {
+  onChange(listener: (provider: string, state: ForcedState) => void): Disposable {
     this.#listeners.add(listener);
-    return () => {
+    const dispose = () => {
       this.#listeners.delete(listener);
     };
+    return { dispose, [Symbol.dispose]: dispose };
   }
 
   register(providers: readonly string[]): void {
@@ -346,7 +383,12 @@ class RedisBreakerControl implements BreakerControl {
 
   #onMessage(message: ChangeMessage): void {
     if (this.#closed) return;
-    if (this.#epoch !== null && message.epoch !== this.#epoch) {
+    if (this.#early) {
+      // Before the first read there is nothing to compare the message with: keep it for after.
+      this.#early.push(message);
+      return;
+    }
+    if (message.epoch !== this.#epoch) {
       // Redis lost the keys since we read them: what we know may be gone there. Start over from Redis.
       void this.#requestSync('authoritative');
       return;
@@ -366,18 +408,23 @@ class RedisBreakerControl implements BreakerControl {
   }
 
   #applySnapshot(snap: ForcedSnapshot, authoritative: boolean): void {
-    if (this.#epoch !== snap.epoch) {
+    const newGeneration = this.#epoch !== snap.epoch;
+    if (newGeneration) {
       authoritative = true;
       this.#epoch = snap.epoch;
     }
     const providers = new Set([...this.#known.keys(), ...snap.records.keys(), ...this.#announced.keys()]);
     if (authoritative) {
+      // Redis's word replaces what we knew — except changes of the same generation newer than the read, whose
+      // messages arrived while it was in flight: dropping them would roll this replica back.
+      const newer = newGeneration ? [] : [...this.#known].filter(([, k]) => k.version > snap.version);
       this.#known.clear();
       for (const [provider, record] of snap.records)
         this.#known.set(provider, { version: snap.version, record });
+      for (const [provider, known] of newer) this.#known.set(provider, known);
       this.#base = snap.version;
-      this.#highest = snap.version;
-      for (const provider of providers) this.#armExpiry(provider, snap.records.get(provider) ?? null);
+      this.#highest = Math.max(snap.version, ...newer.map(([, k]) => k.version));
+      for (const provider of providers) this.#armExpiry(provider, this.#known.get(provider)?.record ?? null);
     } else {
       for (const provider of providers) {
         const known = this.#known.get(provider)?.version ?? this.#base;
@@ -391,6 +438,9 @@ class RedisBreakerControl implements BreakerControl {
     }
     this.#announce([...providers]);
     this.#beatSoon();
+    const early = this.#early;
+    this.#early = null;
+    for (const message of early ?? []) this.#onMessage(message);
   }
 
   /** Tells listeners about every provider whose effective forced state differs from what they last heard. */
@@ -515,7 +565,7 @@ class RedisBreakerControl implements BreakerControl {
     );
     this.#measure(sentAt, serverTime);
     this.#failing = false;
-    if (this.#epoch !== null && epoch !== this.#epoch) void this.#requestSync('authoritative');
+    if (epoch !== this.#epoch) void this.#requestSync('authoritative');
     else if (version > this.#highest) void this.#requestSync('plain'); // a change we never heard of
   }
 

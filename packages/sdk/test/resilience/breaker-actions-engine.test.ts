@@ -1,5 +1,5 @@
 import { Redis } from 'ioredis';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { z } from 'zod';
 import { defineRunbook, type Notification } from '../../src/core/runbook';
 import { closeBreaker, openBreaker } from '../../src/resilience/breaker-actions';
@@ -72,7 +72,12 @@ describe('Runbook 6 through the engine', () => {
     const planStep = (await e.getRun(planned.runId)).steps[0];
     expect(planStep?.result).toMatchObject({
       status: 'planned',
-      plan: { changes: [{ field: 'forced', before: 'auto', after: 'open' }] },
+      plan: {
+        changes: [
+          { field: 'forced', before: 'auto', after: 'open' },
+          { field: 'expiresAt', before: null, after: '1h after the apply' },
+        ],
+      },
     });
     expect(await redis.hlen(breakerKeys(DEFAULT_BREAKER_PREFIX, s).forced)).toBe(0); // a plan changes nothing
 
@@ -167,6 +172,14 @@ describe('Runbook 6 through the engine', () => {
     const client = new Redis(REDIS_URL);
     const replica = await startBreakerControl(client, { service: s, replicaId: 'a', onError: () => {} });
     controls.push({ client, control: replica });
+    // The chain registers its providers: an action refuses a provider no live replica has.
+    replica.register(['openrouter', 'ollama']);
+    await vi.waitFor(
+      async () => expect((await replica.replicas())[0]?.providers).toEqual(['openrouter', 'ollama']),
+      {
+        timeout: 2_000,
+      },
+    );
     const rb = defineRunbook({
       id: 'force-close',
       title: 'force the openrouter breaker closed',

@@ -262,6 +262,81 @@ describe('openBreaker', () => {
       openBreaker(admin, { service: 'backend', provider: 'openrouter', reason: 'x', expiresAfter: '10d' }),
     ).toThrow(/expiresAfter: expected between 1s and 7d/);
     expect(() => switchToFallback(admin, { service: 'a{b}', fallback: 'ollama' })).toThrow(/service:/);
+    // The chain's rule for provider names: lower case, digits and "_".
+    expect(() => openBreaker(admin, { service: 'backend', provider: 'OpenRouter', reason: 'x' })).toThrow(
+      /provider: expected lower case/,
+    );
+  });
+
+  it('a malformed duration is an InputValidationError naming the field, never a RangeError', () => {
+    const attempts = [
+      () =>
+        openBreaker(admin, { service: 'backend', provider: 'openrouter', reason: 'x', expiresAfter: '1 h' }),
+      () => switchToFallback(admin, { service: 'backend', fallback: 'ollama', expiresAfter: 'soon' }),
+      () =>
+        resetBreaker(admin, {
+          service: 'backend',
+          provider: 'openrouter',
+          reason: 'x',
+          verifyTimeout: '5 s',
+        }),
+      () =>
+        closeBreaker(admin, { service: 'backend', provider: 'openrouter', reason: 'x', verifyTimeout: '1h' }),
+    ];
+    const messages = attempts.map((attempt) => {
+      try {
+        attempt();
+      } catch (e) {
+        expect(e).toMatchObject({ code: 'INVALID_INPUT' });
+        return (e as Error).message;
+      }
+      return 'accepted';
+    });
+    expect(messages).toEqual([
+      expect.stringContaining('expiresAfter: expected a duration'),
+      expect.stringContaining('expiresAfter: expected a duration'),
+      expect.stringContaining('verifyTimeout: expected a duration'),
+      expect.stringContaining('verifyTimeout: expected between 100ms and 10m'),
+    ]);
+  });
+
+  it('refuses a provider no live replica registered (a misspelt name would pass plan, apply and verify)', async () => {
+    const service = newService('unknown');
+    await inProcess(service, 'a', CHAIN);
+    await inProcess(service, 'b', CHAIN);
+    for (const action of [
+      openBreaker(admin, { service, provider: 'openrouterr', reason: 'INC-7' }),
+      closeBreaker(admin, { service, provider: 'open_router', reason: 'INC-7' }),
+      resetBreaker(admin, { service, provider: 'olama', reason: 'INC-7' }),
+    ]) {
+      await expect(plan(action)).rejects.toMatchObject({
+        code: 'BREAKER_UNKNOWN_PROVIDER',
+        retriable: false,
+        message: expect.stringContaining('their chains are a [openrouter, ollama], b [openrouter, ollama]'),
+      });
+    }
+    expect(await admin.exists(breakerKeys(DEFAULT_BREAKER_PREFIX, service).forced)).toBe(0);
+    // A forced state stored for a provider no chain has (any more) can still be removed.
+    const operator = await inProcess(service, 'op', CHAIN);
+    await operator.force('lmstudio', 'open', { reason: 'old chain', actor: 'bob' });
+    const reset = resetBreaker(admin, { service, provider: 'lmstudio', reason: 'clean up' });
+    const sealed = await plan(reset);
+    expect(sealed.changes).toMatchObject([{ field: 'forced', before: 'open', after: 'auto' }]);
+    await apply(reset, sealed);
+    expect(await stored(service, 'lmstudio')).toBeNull();
+  });
+
+  it('refuses while the live replicas have registered no chain; with none live the plan says it could not check', async () => {
+    const service = newService('nochain');
+    const action = openBreaker(admin, { service, provider: 'openrouter', reason: 'INC-7' });
+    expect((await plan(action)).summary).toContain('no chain to check the provider name against');
+    const redis = new Redis(REDIS_URL);
+    const control = await startBreakerControl(redis, { service, replicaId: 'bare', onError: () => {} });
+    controls.push({ redis, control });
+    await expect(plan(action)).rejects.toMatchObject({
+      code: 'BREAKER_UNKNOWN_PROVIDER',
+      message: expect.stringContaining('1 live replica(s), none has registered a chain yet'),
+    });
   });
 });
 
@@ -279,7 +354,10 @@ describe('closeBreaker and resetBreaker', () => {
     const action = closeBreaker(admin, { service, provider: 'openrouter', reason: 'OpenRouter is back' });
     expect(action.risk).toBe('high');
     const sealed = await plan(action);
-    expect(sealed.changes).toMatchObject([{ before: 'open', after: 'closed' }]);
+    expect(sealed.changes).toMatchObject([
+      { field: 'forced', before: 'open', after: 'closed' },
+      { field: 'expiresAt', before: bobs?.expiresAt, after: null }, // closed for good: bob's expiry goes
+    ]);
     expect(sealed.summary).toContain('(now forced open by bob since');
     expect(sealed.summary).toContain('4 live replica(s) will receive it: op, r1, r2, r3');
     const since = Date.now();
@@ -315,6 +393,80 @@ describe('closeBreaker and resetBreaker', () => {
     expect((await plan(action)).summary).toBe(`The ollama breaker of ${service} is already automatic`);
     await action.revert?.(ctx(), applied);
     expect(await stored(service, 'ollama')).toMatchObject({ state: 'closed', actor: 'bob' });
+  });
+
+  it('resetBreaker’s revert refuses after someone forced and reset the provider again since', async () => {
+    const service = newService('resetcycle');
+    const operator = await inProcess(service, 'op', CHAIN);
+    await operator.force('ollama', 'closed', { reason: 'pin it', actor: 'bob' });
+    const action = resetBreaker(admin, { service, provider: 'ollama', reason: 'let the breaker decide' });
+    const applied = await apply(action, await plan(action));
+    // A later cycle by someone else: it ends in auto, as the reset left it.
+    await operator.force('ollama', 'open', { reason: 'ollama OOM', actor: 'carol' });
+    await operator.force('ollama', 'auto', { reason: 'ollama restarted', actor: 'carol' });
+    await expect(action.revert?.(ctx(), applied)).rejects.toMatchObject({
+      code: 'BREAKER_CHANGED_SINCE',
+      message: expect.stringContaining('ollama is now automatic after a later change (version 4)'),
+    });
+    expect(await stored(service, 'ollama')).toBeNull(); // carol's auto stays
+  });
+});
+
+describe('expiry', () => {
+  it('openBreaker with expiresAfter over a forced open that ends sooner extends it; planned again, nothing is left', async () => {
+    const service = newService('extend');
+    const operator = await inProcess(service, 'op', CHAIN);
+    const bobs = await operator.force('openrouter', 'open', {
+      reason: 'outage',
+      actor: 'bob',
+      expiresAfter: '1m',
+    });
+    operator.report('openrouter', 'open'); // what its chain's breaker does while forced open
+    const action = openBreaker(admin, {
+      service,
+      provider: 'openrouter',
+      reason: 'INC-7',
+      expiresAfter: '1h',
+    });
+    const sealed = await plan(action);
+    expect(sealed.changes).toEqual([
+      {
+        target: ref(service, 'openrouter'),
+        field: 'expiresAt',
+        before: bobs?.expiresAt,
+        after: '1h after the apply',
+      },
+    ]);
+    expect(sealed.summary).toContain(
+      `Keep the openrouter breaker of ${service} open, with a new expiry: 1h after the apply, then automatic (now forced open by bob`,
+    );
+    const applied = await apply(action, sealed);
+    const record = await stored(service, 'openrouter');
+    expect(Number(record?.expiresAt) - Number(record?.forcedAt)).toBe(3_600_000);
+    expect(record).toMatchObject({ actor: 'alice', changeId: sealed.hash });
+    expect(await action.verify?.(ctx(), applied)).toMatchObject({ status: 'ok' });
+    // What the engine sees after a crash between apply and verify: the change took effect, nothing to redo.
+    expect((await plan(action)).changes).toEqual([]);
+    // Another run asking the same is a new change (1h from its apply), not a no-op.
+    expect((await plan(action, ctx({ runId: 'run-2' }))).changes).toMatchObject([{ field: 'expiresAt' }]);
+    // Revert puts bob's record back, expiry included.
+    await action.revert?.(ctx(), applied);
+    expect(await stored(service, 'openrouter')).toMatchObject({
+      actor: 'bob',
+      expiresAt: Date.parse(bobs?.expiresAt ?? ''),
+    });
+  });
+
+  it('openBreaker without expiresAfter over an expiring forced open makes it last', async () => {
+    const service = newService('indefinite');
+    const operator = await inProcess(service, 'op', CHAIN);
+    await operator.force('openrouter', 'open', { reason: 'outage', actor: 'bob', expiresAfter: '10m' });
+    const action = openBreaker(admin, { service, provider: 'openrouter', reason: 'INC-7' });
+    const sealed = await plan(action);
+    expect(sealed.changes).toMatchObject([{ field: 'expiresAt', after: null }]);
+    await apply(action, sealed);
+    expect(await stored(service, 'openrouter')).toMatchObject({ expiresAt: null, actor: 'alice' });
+    expect((await plan(action)).summary).toContain('is already forced open by alice');
   });
 });
 

@@ -1,13 +1,19 @@
 import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import {
   type BreakerControl,
   type BreakerControlOptionsInput,
+  type ForceOptionsInput,
   startBreakerControl,
 } from '../../src/resilience/breaker-control';
 import { breakerKeys, breakerRef, DEFAULT_BREAKER_PREFIX } from '../../src/resilience/breaker-control-keys';
+import { SNAPSHOT } from '../../src/resilience/breaker-control-scripts';
+import { readForced } from '../../src/resilience/breaker-control-store';
 import type { ForcedState } from '../../src/resilience/breaker-switch';
 import { deleteServiceKeys, REDIS_URL, uniqueService } from './support/breaker-replicas';
 
@@ -39,8 +45,12 @@ function service(label: string): string {
 }
 
 /** A replica: breaker control over a connection of its own, recording what its listeners hear. */
-async function replica(name: string, replicaId: string, options: Partial<BreakerControlOptionsInput> = {}) {
-  const redis = new Redis(REDIS_URL);
+async function replica(
+  name: string,
+  replicaId: string,
+  { connectionName, ...options }: Partial<BreakerControlOptionsInput> & { connectionName?: string } = {},
+) {
+  const redis = new Redis(REDIS_URL, connectionName ? { connectionName } : {});
   const entry: { redis: Redis; control?: BreakerControl } = { redis };
   opened.push(entry);
   const errors: unknown[] = [];
@@ -291,8 +301,8 @@ describe('breaker control across replicas (real Redis)', () => {
     const a = await replica(s, 'a');
     const b = await replica(s, 'b');
     const c = await replica(s, 'c');
-    const record = await a.control.force('openrouter', 'open', { ...who, expiresAfter: '600ms' });
-    expect(Date.parse(record?.expiresAt ?? '') - Date.parse(record?.forcedAt ?? '')).toBe(600);
+    const record = await a.control.force('openrouter', 'open', { ...who, expiresAfter: '1s' });
+    expect(Date.parse(record?.expiresAt ?? '') - Date.parse(record?.forcedAt ?? '')).toBe(1_000);
     await vi.waitFor(() => expect(c.control.forced('openrouter')).toBe('open'), { timeout: 1_000 });
     for (const r of [a, b, c]) {
       await vi.waitFor(() => expect(r.heard.at(-1)).toMatchObject({ state: 'auto' }), {
@@ -313,6 +323,70 @@ describe('breaker control across replicas (real Redis)', () => {
     expect(await admin.get(keys.version)).toBe('2');
     const late = await replica(s, 'late');
     expect(late.control.forced('openrouter')).toBe('auto');
+  });
+
+  it('onChange returns a Disposable: a disposed listener hears nothing more', async () => {
+    const s = service('dispose');
+    const a = await replica(s, 'a');
+    const heard: string[] = [];
+    const subscription = a.control.onChange((provider, state) => heard.push(`${provider} ${state}`));
+    await a.control.force('openrouter', 'open', who);
+    subscription.dispose();
+    await a.control.force('openrouter', 'closed', who);
+    {
+      using _scoped = a.control.onChange((provider, state) => heard.push(`scoped ${provider} ${state}`));
+      await a.control.force('openrouter', 'auto', who);
+    }
+    await a.control.force('ollama', 'open', who);
+    expect(heard).toEqual(['openrouter open', 'scoped openrouter auto']);
+  });
+
+  it('a re-read that was in flight while a newer change arrived does not roll the replica back', async () => {
+    const s = service('reread');
+    const connectionName = `breaker-test-${s}`;
+    const a = await replica(s, 'a', { connectionName, heartbeat: '1m', resync: '1h' });
+    const b = await replica(s, 'b');
+    await b.control.force('openrouter', 'open', who); // version 1
+    await vi.waitFor(() => expect(a.control.forced('openrouter')).toBe('open'), { timeout: 1_000 });
+
+    // Hold the answer of a's next read of the forced states (a real read of Redis, answered late).
+    let release = () => {};
+    const held = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    let readDone: () => void = () => {};
+    const read = new Promise<void>((resolve) => {
+      readDone = resolve;
+    });
+    let settled: Promise<unknown> | undefined;
+    const evalsha = a.redis.evalsha.bind(a.redis) as (...args: unknown[]) => Promise<unknown>;
+    (a.redis as unknown as { evalsha: unknown }).evalsha = (...args: unknown[]) => {
+      const reply = evalsha(...args);
+      if (args[0] !== SNAPSHOT.sha || settled) return reply;
+      settled = reply.then(async (value) => {
+        readDone();
+        await held;
+        return value;
+      });
+      return settled;
+    };
+    // A reconnect of a's command connection: it re-reads everything (authoritatively) when it is ready again.
+    const id = ((await admin.client('LIST')) as string)
+      .split('\n')
+      .find((line) => line.includes(` name=${connectionName} `))
+      ?.match(/\bid=(\d+)/)?.[1];
+    expect(id).toBeDefined();
+    await admin.client('KILL', 'ID', id as string);
+    await read; // the re-read has read version 1
+
+    await b.control.force('openrouter', 'closed', who); // version 2, while the re-read is held
+    await vi.waitFor(() => expect(a.control.forced('openrouter')).toBe('closed'), { timeout: 1_000 });
+    release();
+    await settled;
+    await new Promise((resolve) => setTimeout(resolve, 50)); // the re-read is applied
+    expect(a.control.forced('openrouter')).toBe('closed');
+    expect(a.control.version).toBe(2);
+    expect(a.heard.map((h) => h.state)).toEqual(['open', 'closed']);
   });
 
   it('an expired record that no replica removed yet is not in force for a replica that starts', async () => {
@@ -350,15 +424,30 @@ async function freePort(): Promise<number> {
   return port;
 }
 
-/** A Redis server of this test's own (no persistence), answering PING. */
-async function privateRedis(port: number): Promise<ChildProcess> {
+/**
+ * A Redis server of this test's own (no persistence), answering PING. Its `dir` is a temporary directory: a
+ * replica writes the primary's snapshot there when it syncs (by default it would land in the working directory).
+ */
+async function privateRedis(port: number, extra: string[] = []): Promise<ChildProcess> {
+  const dir = mkdtempSync(join(tmpdir(), 'runbook-breaker-redis-'));
   const child = spawn(
     'redis-server',
-    ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'],
-    {
-      stdio: 'ignore',
-    },
+    [
+      '--port',
+      String(port),
+      '--bind',
+      '127.0.0.1',
+      '--dir',
+      dir,
+      '--save',
+      '',
+      '--appendonly',
+      'no',
+      ...extra,
+    ],
+    { stdio: 'ignore' },
   );
+  child.once('exit', () => rmSync(dir, { recursive: true, force: true }));
   const probe = new Redis({ port, lazyConnect: true, retryStrategy: () => 50, maxRetriesPerRequest: null });
   probe.on('error', () => {});
   await probe.ping();
@@ -413,6 +502,43 @@ describe('a Redis restart (a server of this test’s own)', () => {
   });
 });
 
+describe('a read-only replica (servers of this test’s own)', () => {
+  it('answers the reads that plans and verification make, before and after the first write', async () => {
+    const [primaryPort, replicaPort] = [await freePort(), await freePort()];
+    const primary = await privateRedis(primaryPort, ['--repl-diskless-sync-delay', '0']);
+    const follower = await privateRedis(replicaPort, ['--replicaof', '127.0.0.1', String(primaryPort)]);
+    const write = new Redis({ port: primaryPort });
+    const read = new Redis({ port: replicaPort });
+    try {
+      const keys = breakerKeys(DEFAULT_BREAKER_PREFIX, 'backend');
+      await vi.waitFor(
+        async () => expect(await read.info('replication')).toContain('master_link_status:up'),
+        {
+          timeout: 5_000,
+          interval: 50,
+        },
+      );
+      expect(await readForced(read, keys)).toMatchObject({ epoch: null, version: 0 });
+      const control = await startBreakerControl(write, {
+        service: 'backend',
+        replicaId: 'a',
+        onError: () => {},
+      });
+      opened.push({ redis: write, control });
+      await control.force('openrouter', 'open', who);
+      await write.wait(1, 2_000);
+      const snap = await readForced(read, keys);
+      expect(snap.version).toBe(1);
+      expect(snap.records.get('openrouter')).toMatchObject({ state: 'open', actor: 'alice' });
+    } finally {
+      for (const { control } of opened) await control?.close();
+      read.disconnect();
+      follower.kill('SIGKILL');
+      primary.kill('SIGKILL');
+    }
+  });
+});
+
 describe('starting and options', () => {
   it('rejects with BREAKER_CONTROL_UNAVAILABLE when Redis does not answer within startTimeout', async () => {
     const redis = new Redis({ host: '127.0.0.1', port: 1, retryStrategy: () => 100, lazyConnect: false });
@@ -456,6 +582,23 @@ describe('starting and options', () => {
     });
   });
 
+  it('a malformed or unbounded duration is an InputValidationError naming the field, never a RangeError', async () => {
+    const cases: [Partial<BreakerControlOptionsInput>, string][] = [
+      [{ heartbeat: '1 s' }, 'heartbeat: expected a duration'],
+      [{ heartbeat: '10ms' }, 'heartbeat: expected between 50ms and 5m'],
+      [{ heartbeatTtl: 'soon' }, 'heartbeatTtl: expected a duration'],
+      [{ resync: '5 m' }, 'resync: expected a duration'],
+      [{ resync: '30d' }, 'resync: expected between 50ms and 1d'],
+      [{ startTimeout: '0ms' }, 'startTimeout: expected between 100ms and 5m'],
+    ];
+    for (const [options, message] of cases) {
+      const error = await startBreakerControl(admin, { service: 'ok', ...options }).catch((e: unknown) => e);
+      expect(error).toMatchObject({ code: 'INVALID_INPUT', message: expect.stringContaining(message) });
+      // One issue per bad field: a malformed heartbeat does not also fail the comparisons with it.
+      expect((error as Error).message).not.toContain('must be');
+    }
+  });
+
   it('force validates the provider, the state and who/why', async () => {
     const s = service('validate');
     const a = await replica(s, 'a');
@@ -469,5 +612,39 @@ describe('starting and options', () => {
       message: expect.stringContaining('reason:'),
     });
     expect(await a.control.read()).toEqual([]);
+  });
+
+  it('force takes the same expiry bounds as the actions: 1 s to 7 d ahead, never one already past', async () => {
+    const s = service('bounds');
+    const a = await replica(s, 'a');
+    const refused: [Partial<ForceOptionsInput>, string][] = [
+      [{ expiresAfter: 0 }, 'expiresAfter: expected between 1s and 7d'],
+      [{ expiresAfter: '500ms' }, 'expiresAfter: expected between 1s and 7d'],
+      [{ expiresAfter: '8d' }, 'expiresAfter: expected between 1s and 7d'],
+      [{ expiresAfter: '1 h' }, 'expiresAfter: expected a duration'],
+      [{ expiresAt: new Date(Date.now() - 60_000) }, 'expiresAt: expected between 1s and 7d from now'],
+      [
+        { expiresAt: new Date(Date.now() + 8 * 86_400_000) },
+        'expiresAt: expected between 1s and 7d from now',
+      ],
+    ];
+    for (const [options, message] of refused) {
+      await expect(a.control.force('openrouter', 'open', { ...who, ...options })).rejects.toMatchObject({
+        code: 'INVALID_INPUT',
+        message: expect.stringContaining(message),
+      });
+    }
+    expect(await admin.exists(breakerKeys(DEFAULT_BREAKER_PREFIX, s).forced)).toBe(0);
+    const at = new Date(Date.now() + 3_600_000);
+    expect(await a.control.force('openrouter', 'open', { ...who, expiresAt: at })).toMatchObject({
+      expiresAt: at.toISOString(),
+    });
+  });
+
+  it('reading the forced states writes nothing', async () => {
+    const s = service('readonly');
+    const keys = breakerKeys(DEFAULT_BREAKER_PREFIX, s);
+    expect(await readForced(admin, keys)).toMatchObject({ epoch: null, version: 0, records: new Map() });
+    expect(await admin.exists(keys.epoch)).toBe(0);
   });
 });

@@ -78,7 +78,7 @@ export function openrouterOutage(redis: Redis) {
   });
 }
 
-/** Runbook 6 step 5, OpenRouter is back: its breaker returns to automatic and closes after a good probe. */
+/** Runbook 6 step 5, OpenRouter is back: its breaker returns to automatic, half-open, and closes after a good probe. */
 export function openrouterRecovered(redis: Redis) {
   return defineRunbook({
     id: 'openrouter-recovered',
