@@ -1,10 +1,7 @@
 import { createHash } from 'node:crypto';
 import { z } from 'zod';
 
-/** Letters, digits, `_`, `.` and `-`: what a service or limiter name may contain (it becomes part of keys). */
-export const RateLimitName = z
-  .string()
-  .regex(/^[A-Za-z0-9_.-]{1,64}$/, 'expected 1 to 64 letters, digits, "_", "." or "-"');
+// A limiter's `name` and `service` follow `ServiceName` (names.ts): they become parts of keys the same way.
 
 /** A Redis key prefix: no whitespace, and no braces (they would move keys to another cluster slot). */
 export const RedisKeyPrefix = z

@@ -1,27 +1,48 @@
 import type { Redis } from 'ioredis';
 import { z } from 'zod';
-import { toMillis } from '../core/duration';
+import { type Duration, durationBetween, formatMillis, toMillis } from '../core/duration';
 import { InputValidationError } from '../core/errors';
 import type { Disposable } from '../core/events';
 import { parseOptions } from '../core/parse-options';
 import { GCRA_SCRIPT } from './lua/gcra';
 import { LuaScript, redisMillis } from './lua/script';
 import { SLIDING_WINDOW_SCRIPT } from './lua/sliding-window';
-import { durationBetween } from './rate-limit-duration';
-import { keySegment, RateLimitName, RedisKeyPrefix } from './rate-limit-keys';
+import { ServiceName } from './names';
+import { keySegment, RedisKeyPrefix } from './rate-limit-keys';
 import { type EffectiveLimits, type StrictModeState, strictLimits, strictModeKey } from './strict-mode-state';
 import { type StrictModeView, watchStrictMode } from './strict-mode-watcher';
 
 const MAX_UNITS = 1_000_000;
 const Units = z.number().int().min(1).max(MAX_UNITS);
-const Period = durationBetween(1, Number.MAX_SAFE_INTEGER, 'expected a period of at least 1ms');
+
+/** The longest period of a rate (1 day): longer quotas belong to a billing counter, not to a rate limiter. */
+export const MAX_RATE_PERIOD_MS = 86_400_000;
+/**
+ * The highest `limit` of a sliding-window limiter: its log keeps one sorted-set member per take in the window,
+ * so the limit bounds the memory of a key (about 1 MB at 10000). Use GCRA for larger limits.
+ */
+export const MAX_SLIDING_WINDOW_LIMIT = 10_000;
+
+/** The period of a rate: from 1 ms to 1 day. */
+export const RatePeriod = durationBetween(1, MAX_RATE_PERIOD_MS, 'expected a period from 1ms to 1d');
+
+/**
+ * Why `limit` units per `periodMs` is not a usable rate, or `null`: the scripts count time in microseconds, so
+ * one unit must cost at least one.
+ */
+export function rateIssue(limit: number, periodMs: number): string | null {
+  const most = periodMs * 1000;
+  return limit > most
+    ? `expected at most ${most} per ${formatMillis(periodMs)} (one unit per microsecond)`
+    : null;
+}
 
 /** Limits of one key, each field optional: what is not given comes from the limiter's own limits. */
 export const RateLimitOverride = z.object({
   /** Units allowed per `period`. */
   limit: Units.optional(),
   /** The period `limit` is counted over, e.g. `"1m"`. */
-  period: Period.optional(),
+  period: RatePeriod.optional(),
   /** GCRA only: units allowed at once from idle. When `limit` is overridden and `burst` is not, `burst = limit`. */
   burst: Units.optional(),
 });
@@ -31,22 +52,23 @@ export type RateLimitOverride = z.input<typeof RateLimitOverride>;
 /** Options of {@link createRateLimiter}. */
 export const RateLimiterOptions = z
   .object({
-    /** What is limited (`openrouter`, `login`): part of every key. */
-    name: RateLimitName,
+    /** What is limited (`openrouter`, `login`): part of every key; the same characters as a service's name. */
+    name: ServiceName,
     /** The service whose strict mode this limiter honours; use the same name in `enableStrictMode`. @default "default" */
-    service: RateLimitName.default('default'),
+    service: ServiceName.default('default'),
     /** Prefix of every Redis key. @default "ratelimit" */
     prefix: RedisKeyPrefix.default('ratelimit'),
     /**
      * `gcra`: smooth, one key of one number each, `burst` at once (slack: `burst` over any window).
-     * `sliding-window`: an exact sliding log (no slack, one sorted-set member per unit taken in the window).
+     * `sliding-window`: an exact sliding log (no slack, one sorted-set member per take in the window; `limit`
+     * at most 10000).
      * @default "gcra"
      */
     algorithm: z.enum(['gcra', 'sliding-window']).default('gcra'),
     /** Units allowed per `period`, per key. */
     limit: Units,
-    /** The period `limit` is counted over: ms or `"1m"`. */
-    period: Period,
+    /** The period `limit` is counted over: ms or `"1m"`, at most `"1d"`. */
+    period: RatePeriod,
     /** GCRA only: units allowed at once from idle. @default limit */
     burst: Units.optional(),
     /** Limits of particular keys (exact match), merged over the limiter's own. @default none */
@@ -80,17 +102,18 @@ export const RateLimiterOptions = z
       .default({ pollInterval: '250ms' }),
   })
   .superRefine((o, ctx) => {
-    if (o.algorithm !== 'gcra') {
-      if (o.burst !== undefined)
-        ctx.addIssue({ code: 'custom', path: ['burst'], message: 'burst applies to algorithm "gcra" only' });
-      for (const [key, override] of Object.entries(o.overrides ?? {})) {
-        if (override.burst !== undefined) {
-          ctx.addIssue({
-            code: 'custom',
-            path: ['overrides', key, 'burst'],
-            message: 'burst applies to algorithm "gcra" only',
-          });
-        }
+    if (o.algorithm !== 'gcra') burstIssues(o, ctx);
+    // Each key's rate must be one the scripts can count: the limiter's own and every override's. zod runs this
+    // even after a refinement failed (a period out of bounds), so only periods that passed theirs are used.
+    const periodMs = validPeriod(o.period);
+    if (periodMs === null) return;
+    const base = { limit: o.limit, periodMs, burst: o.burst ?? o.limit };
+    for (const message of limitsIssues(base, o.algorithm))
+      ctx.addIssue({ code: 'custom', path: ['limit'], message });
+    for (const [key, override] of Object.entries(o.overrides ?? {})) {
+      if (override.period !== undefined && validPeriod(override.period) === null) continue;
+      for (const message of limitsIssues(merge(base, override), o.algorithm)) {
+        ctx.addIssue({ code: 'custom', path: ['overrides', key, 'limit'], message });
       }
     }
   });
@@ -122,6 +145,9 @@ export interface RateLimiter {
   readonly algorithm: 'gcra' | 'sliding-window';
   /** The limiter's own limit per period (before overrides and strict mode). */
   readonly limit: number;
+  /** The limiter's own period, as given (`"1m"` or ms). */
+  readonly period: Duration;
+  /** The same in ms. */
   readonly periodMs: number;
   /** Units at once from idle (GCRA); equals `limit` for the sliding window. */
   readonly burst: number;
@@ -187,14 +213,22 @@ export function createRateLimiter(redis: Redis, options: RateLimiterOptionsInput
     if (!o.limitsFor) return fixed;
     const dynamic = o.limitsFor(key);
     if (dynamic === undefined) return fixed;
+    const what = `limits returned by limitsFor(${JSON.stringify(key)}) of rate limiter ${o.name}`;
     const parsed = RateLimitOverride.safeParse(dynamic);
     if (!parsed.success) {
       throw new InputValidationError(
-        `limits returned by limitsFor(${JSON.stringify(key)}) of rate limiter ${o.name}`,
+        what,
         parsed.error.issues.map((i) => ({ path: i.path.join('.'), message: i.message })),
       );
     }
-    return merge(fixed, parsed.data);
+    const merged = merge(fixed, parsed.data);
+    const issues = limitsIssues(merged, o.algorithm);
+    if (issues.length > 0)
+      throw new InputValidationError(
+        what,
+        issues.map((message) => ({ path: 'limit', message })),
+      );
+    return merged;
   };
   const redisKey = (key: string) => `${o.prefix}:${o.name}:${tag}:${keySegment(key)}`;
 
@@ -203,6 +237,7 @@ export function createRateLimiter(redis: Redis, options: RateLimiterOptionsInput
     service: o.service,
     algorithm: o.algorithm,
     limit: base.limit,
+    period: o.period,
     periodMs: base.periodMs,
     burst: base.burst,
 
@@ -270,4 +305,40 @@ function merge(limits: EffectiveLimits, over: z.output<typeof RateLimitOverride>
     periodMs: over.period === undefined ? limits.periodMs : toMillis(over.period),
     burst: over.burst ?? (over.limit === undefined ? limits.burst : limit),
   };
+}
+
+/** What makes `limits` unusable with `algorithm`: the rate's resolution, and the sliding log's size. */
+function limitsIssues(limits: EffectiveLimits, algorithm: 'gcra' | 'sliding-window'): string[] {
+  const issues: string[] = [];
+  const rate = rateIssue(limits.limit, limits.periodMs);
+  if (rate) issues.push(rate);
+  if (algorithm === 'sliding-window' && limits.limit > MAX_SLIDING_WINDOW_LIMIT) {
+    issues.push(
+      `expected at most ${MAX_SLIDING_WINDOW_LIMIT} with algorithm "sliding-window" (its log keeps one entry per take in the window); use "gcra" for larger limits`,
+    );
+  }
+  return issues;
+}
+
+/** The ms of a period that passed its own validation, or `null`. */
+function validPeriod(period: unknown): number | null {
+  return RatePeriod.safeParse(period).success ? toMillis(period as Duration) : null;
+}
+
+/** `burst` given where the algorithm has none. */
+function burstIssues(
+  o: { burst?: number; overrides?: Record<string, { burst?: number }> },
+  ctx: z.RefinementCtx,
+): void {
+  if (o.burst !== undefined)
+    ctx.addIssue({ code: 'custom', path: ['burst'], message: 'burst applies to algorithm "gcra" only' });
+  for (const [key, override] of Object.entries(o.overrides ?? {})) {
+    if (override.burst !== undefined) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['overrides', key, 'burst'],
+        message: 'burst applies to algorithm "gcra" only',
+      });
+    }
+  }
 }

@@ -1,14 +1,14 @@
 import { randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import { z } from 'zod';
-import { toMillis } from '../core/duration';
+import { durationBetween, toMillis } from '../core/duration';
 import { isNonRetriableError, NonRetriableError } from '../core/errors';
 import { type Disposable, TypedEvent } from '../core/events';
 import { parseOptions } from '../core/parse-options';
 import { sleep } from '../core/sleep';
 import { ACK_SCRIPT, DEQUEUE_SCRIPT, ENQUEUE_SCRIPT, EXTEND_SCRIPT, FAIL_SCRIPT } from './lua/request-queue';
 import { LuaScript, redisMillis } from './lua/script';
-import { durationBetween } from './rate-limit-duration';
+import { RatePeriod, rateIssue } from './rate-limiter';
 import { QueueFullError } from './request-queue-errors';
 
 const Positive = (min: number, max: number) =>
@@ -32,10 +32,16 @@ export const RequestQueueOptions = z.object({
     .object({
       /** Deliveries per period. */
       limit: z.number().int().min(1).max(1_000_000),
-      /** The period, e.g. `"1m"`. */
-      period: durationBetween(1, Number.MAX_SAFE_INTEGER, 'expected a period of at least 1ms'),
+      /** The period, e.g. `"1m"`: from 1ms to 1d. */
+      period: RatePeriod,
       /** Deliveries allowed at once after a quiet spell. @default 1 (evenly spaced) */
       burst: z.number().int().min(1).max(1_000_000).default(1),
+    })
+    .superRefine((rate, ctx) => {
+      // zod runs this even when the period failed its own bounds: only a valid one is used.
+      if (!RatePeriod.safeParse(rate.period).success) return;
+      const issue = rateIssue(rate.limit, toMillis(rate.period));
+      if (issue) ctx.addIssue({ code: 'custom', path: ['limit'], message: issue });
     })
     .default({ limit: 50, period: '1m', burst: 1 }),
   /** A delivery not acknowledged this long after it began (extended while the handler runs) is redelivered. @default "30s" */
@@ -154,7 +160,11 @@ export interface RequestQueue<T> {
   ): Disposable;
   /** Items of crashed or stalled consumers put back, `count` per sweep. */
   onRedelivered(listener: (e: { count: number }) => void): Disposable;
-  /** Redis errors of the consumer loop (it keeps going, after `pollInterval`). */
+  /**
+   * Redis errors of the consumer loop (it keeps going, after `pollInterval`). While no listener is attached, the
+   * first error after a success is reported as a process warning (`RUNBOOK_QUEUE_REDIS_ERROR`), so that an
+   * outage is never silent.
+   */
   onError(listener: (error: unknown) => void): Disposable;
 }
 
@@ -212,7 +222,25 @@ export function createRequestQueue<T = unknown>(
     deadLettered: 0,
     redelivered: 0,
   };
-  const run = (script: LuaScript, args: (string | number)[]) => script.run(redis, keyList, args);
+  let errorListeners = 0;
+  // Whether the current run of errors was reported as a process warning; a successful call ends the run.
+  let warned = false;
+  const run = async (script: LuaScript, args: (string | number)[]) => {
+    const reply = await script.run(redis, keyList, args);
+    warned = false;
+    return reply;
+  };
+  /** Reports a Redis error of the consumer side: to `onError` listeners, or else once per outage as a warning. */
+  const reportError = (e: unknown) => {
+    events.error.emit(e);
+    if (errorListeners > 0 || warned) return;
+    warned = true;
+    const message = (e instanceof Error ? e.message : String(e)).slice(0, 300);
+    process.emitWarning(
+      `Request queue ${o.key}: a Redis call failed (${message}). Consumers keep trying every ${pollMs}ms; this is reported once until a call succeeds again. Attach onError() to handle these errors yourself.`,
+      { code: 'RUNBOOK_QUEUE_REDIS_ERROR' },
+    );
+  };
 
   /** Runs one delivery to its end: lease kept alive while the handler runs, then acknowledged or failed. */
   async function deliver(
@@ -231,7 +259,7 @@ export function createRequestQueue<T = unknown>(
             if (held !== 1)
               lease.abort(new Error(`Lost item ${id}: its deadline passed and it may be redelivered.`));
           },
-          (e: unknown) => events.error.emit(e),
+          (e: unknown) => reportError(e),
         );
       },
       Math.max(10, Math.floor(visibilityMs / 3)),
@@ -291,7 +319,7 @@ export function createRequestQueue<T = unknown>(
         events.deadLettered.emit({ id, attempt, reason: message });
       }
     } catch (e) {
-      events.error.emit(e);
+      reportError(e);
     }
   }
 
@@ -343,7 +371,7 @@ export function createRequestQueue<T = unknown>(
             o.deadLetterLimit,
           ])) as unknown[];
         } catch (e) {
-          events.error.emit(e);
+          reportError(e);
           await pause(pollMs);
           continue;
         }
@@ -412,6 +440,17 @@ export function createRequestQueue<T = unknown>(
     onFailed: (l) => events.failed.on(l),
     onDeadLettered: (l) => events.deadLettered.on(l),
     onRedelivered: (l) => events.redelivered.on(l),
-    onError: (l) => events.error.on(l),
+    onError(listener) {
+      errorListeners++;
+      const subscription = events.error.on(listener);
+      let disposed = false;
+      const dispose = () => {
+        if (disposed) return;
+        disposed = true;
+        errorListeners--;
+        subscription.dispose();
+      };
+      return { dispose, [Symbol.dispose]: dispose };
+    },
   };
 }

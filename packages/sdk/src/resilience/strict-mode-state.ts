@@ -3,7 +3,8 @@ import { z } from 'zod';
 /**
  * Strict mode as stored in Redis under `<prefix>:strict-mode:<service>` (JSON). The action writes every field;
  * an operator may write just `{"limit":10}` or `{"factor":0.1}` with `redis-cli SET … PX …` and every limiter
- * of the service honours it the same way.
+ * of the service honours it the same way. Strict mode is off when the key is absent, holds the off marker that
+ * {@link disableStrictMode} leaves (`{"off":true,"id":…}`), or holds anything unreadable.
  */
 export const StrictModeState = z
   .object({
@@ -16,7 +17,7 @@ export const StrictModeState = z
     /** Why it was enabled, for people reading it. @default null */
     reason: z.string().max(500).nullable().default(null),
     /** How long it was set to last, in ms; `null` until disabled. @default null */
-    expiresIn: z.number().int().positive().nullable().default(null),
+    expiresAfter: z.number().int().positive().nullable().default(null),
     /** When it was enabled (Redis clock, ms since the epoch). @default null */
     enabledAt: z.number().nullable().default(null),
     /** When it ends (Redis clock, ms since the epoch); the key's TTL removes it then. @default null */
@@ -34,15 +35,45 @@ export function strictModeKey(prefix: string, service: string): string {
   return `${prefix}:strict-mode:${service}`;
 }
 
-/** Parses the stored JSON; `null` when absent or unreadable (an unreadable value does not tighten anything). */
+/** Parses the stored JSON; `null` when off or unreadable (an unreadable value does not tighten anything). */
 export function parseStrictModeState(raw: string | null): StrictModeState | null {
-  if (raw === null) return null;
+  const json = parseJson(raw);
+  if (isOffMarker(json)) return null;
+  const parsed = StrictModeState.safeParse(json);
+  return parsed.success ? parsed.data : null;
+}
+
+/**
+ * The value {@link disableStrictMode} leaves instead of deleting the key: strict mode off, and the step that
+ * turned it off. It has no TTL, so the step's revert can tell that nobody changed the key since (someone
+ * else's enable and disable would leave their own id).
+ */
+export function strictModeOffMarker(id: string): string {
+  return JSON.stringify({ off: true, id });
+}
+
+/** Whether `raw` turns strict mode off on purpose: no key, or an off marker (not merely an unreadable value). */
+export function isStrictModeOff(raw: string | null): boolean {
+  return raw === null || isOffMarker(parseJson(raw));
+}
+
+/** Who turned strict mode off, from an off marker; `null` for anything else. */
+export function offMarkerId(raw: string | null): string | null {
+  const json = parseJson(raw);
+  return isOffMarker(json) && typeof json.id === 'string' ? json.id : null;
+}
+
+function parseJson(raw: string | null): unknown {
+  if (raw === null) return undefined;
   try {
-    const parsed = StrictModeState.safeParse(JSON.parse(raw));
-    return parsed.success ? parsed.data : null;
+    return JSON.parse(raw);
   } catch {
-    return null;
+    return undefined;
   }
+}
+
+function isOffMarker(json: unknown): json is { off: true; id?: unknown } {
+  return typeof json === 'object' && json !== null && (json as { off?: unknown }).off === true;
 }
 
 /** A key's limits: `limit` units per `periodMs`, at most `burst` at once. */

@@ -69,10 +69,12 @@ class SharedWatcher {
     const raw = await this.redis.get(this.key);
     if (raw === this.raw) return;
     const first = this.raw === undefined;
+    const before = this.state;
     this.raw = raw;
     this.state = parseStrictModeState(raw);
-    // The first read is what the state was, not a change: `state` tells it once `ready()` resolves.
-    if (!first) this.changed.emit(this.state);
+    // The first read is what the state was, not a change: `state` tells it once `ready()` resolves. Nor is a
+    // new value that leaves the same state (no key → the off marker of a disable).
+    if (!first && JSON.stringify(before) !== JSON.stringify(this.state)) this.changed.emit(this.state);
   }
 }
 

@@ -1,12 +1,12 @@
 import type { Redis } from 'ioredis';
 import { z } from 'zod';
-import { formatMillis, toMillis } from '../core/duration';
+import { durationBetween, formatMillis, toMillis } from '../core/duration';
 import { NonRetriableError } from '../core/errors';
 import { type Cell, finding } from '../core/finding';
 import type { Json } from '../core/json';
 import { parseOptions } from '../core/parse-options';
 import type { Change } from '../core/plan';
-import { type ResourceRef, resourceRef } from '../core/resource';
+import type { ResourceRef } from '../core/resource';
 import { type Action, defineAction, type StepContext } from '../core/step';
 import { LuaScript } from './lua/script';
 import {
@@ -14,27 +14,35 @@ import {
   ENABLE_STRICT_MODE_SCRIPT,
   RESTORE_STRICT_MODE_SCRIPT,
 } from './lua/strict-mode';
-import { durationBetween } from './rate-limit-duration';
-import { RateLimitName, RedisKeyPrefix } from './rate-limit-keys';
+import { redisRef, ServiceName } from './names';
+import { RedisKeyPrefix } from './rate-limit-keys';
+import { RatePeriod } from './rate-limiter';
 import {
   type EffectiveLimits,
+  isStrictModeOff,
+  offMarkerId,
   parseStrictModeState,
   type StrictModeState,
   strictLimits,
   strictModeKey,
+  strictModeOffMarker,
 } from './strict-mode-state';
 
+/** The shortest and longest lifetime of a strict mode that ends by itself. */
+const MIN_EXPIRY_MS = 1_000;
+const MAX_EXPIRY_MS = 7 * 86_400_000;
+
 /**
- * A limiter to show in a strict-mode plan: pass the {@link RateLimiter} itself (its `name`, `limit`,
- * `periodMs` and `burst` are read) or the same fields by hand for a limiter that lives in another process.
+ * A limiter to show in a strict-mode plan: pass the {@link RateLimiter} itself (its `name`, `limit`, `period`
+ * and `burst` are read) or the same fields by hand for a limiter that lives in another process.
  */
 export const StrictModeLimiter = z.object({
   /** The limiter's name. */
-  name: RateLimitName,
+  name: ServiceName,
   /** Its own limit per period. */
   limit: z.number().int().min(1),
-  /** Its period in ms. */
-  periodMs: z.number().int().min(1),
+  /** Its period: ms or `"1m"`. */
+  period: RatePeriod,
   /** Its burst. @default limit */
   burst: z.number().int().min(1).optional(),
 });
@@ -43,7 +51,7 @@ export type StrictModeLimiter = z.input<typeof StrictModeLimiter>;
 
 const Scope = {
   /** The service whose limiters honour it (their `service` option). @default "default" */
-  service: RateLimitName.default('default'),
+  service: ServiceName.default('default'),
   /** The limiters' key prefix (their `prefix` option). @default "ratelimit" */
   prefix: RedisKeyPrefix.default('ratelimit'),
   /** Limiters whose limit before → after the plan lists; strict mode reaches every limiter of the service either way. @default [] */
@@ -58,8 +66,15 @@ export const EnableStrictModeOptions = z
     limit: z.number().int().min(1).optional(),
     /** Multiplier in (0, 1] on every key's limit and burst. With `limit`, both apply. */
     factor: z.number().gt(0).max(1).optional(),
-    /** Strict mode ends by itself after this long (the key's TTL in Redis). @default never */
-    expiresIn: durationBetween(1, Number.MAX_SAFE_INTEGER, 'expected at least 1ms').optional(),
+    /**
+     * Strict mode ends by itself after this long (the key's TTL in Redis), from 1s to 7d. A strict mode in
+     * force that would outlive it is not replaced (the plan refuses): it would end with this one. @default never
+     */
+    expiresAfter: durationBetween(
+      MIN_EXPIRY_MS,
+      MAX_EXPIRY_MS,
+      'expected a duration from 1s to 7d',
+    ).optional(),
     /** Why, for whoever reads the state later (no secrets: it is stored and shown). @default none */
     reason: z.string().max(500).optional(),
   })
@@ -80,7 +95,7 @@ export type StrictModeSetting = {
   id: string;
   limit: number | null;
   factor: number | null;
-  expiresIn: number | null;
+  expiresAfter: number | null;
   reason: string | null;
 } | null;
 
@@ -101,6 +116,8 @@ export interface DisableStrictModeParams {
   /** The stored value to remove, and to restore on revert. */
   previousRaw: string | null;
   previousExpiresAt: number | null;
+  /** The off marker apply writes in its place (it names this step, so revert can tell nobody changed it since). */
+  offMarker: string;
 }
 
 const enableScript = new LuaScript(ENABLE_STRICT_MODE_SCRIPT);
@@ -118,11 +135,13 @@ export async function readStrictMode(
 
 /**
  * The manual's Runbook 12, "Enable rate limiting (strict mode)": every rate limiter of a service tightens at
- * once — each key's limit capped at `limit` and/or scaled by `factor` — until `expiresIn` passes (Redis removes
- * the key) or it is disabled. Running limiters pick the change up within their poll interval (≤ 1 s).
+ * once — each key's limit capped at `limit` and/or scaled by `factor` — until `expiresAfter` passes (Redis
+ * removes the key) or it is disabled. Running limiters pick the change up within their poll interval (≤ 1 s).
  *
  * - **plan** reads the state: `strictMode: before → after`, and for each of `limiters`, its limit before →
- *   after. No change when this very step already enabled it.
+ *   after. No change when this very step already enabled it. Refuses (`STRICT_MODE_OUTLIVES`) to replace a
+ *   strict mode in force that would outlive this one (one until disabled, or ending later): it would be lost
+ *   when this one expires.
  * - **apply** writes the state only if it is still what the plan saw (one Lua script, Redis' clock).
  * - **verify** reads it back.
  * - **revert** restores the previous state (with what was left of its lifetime) only while the state is still
@@ -136,16 +155,16 @@ export function enableStrictMode(
 ): Action<EnableStrictModeParams, { written: string }> {
   const o = parseOptions('resilience.enable-strict-mode', EnableStrictModeOptions, options);
   const key = strictModeKey(o.prefix, o.service);
-  const target = strictModeRef(o.prefix, o.service);
+  const target = strictModeRef(redis, o.prefix, o.service);
   const limiters = o.limiters.map(ownLimits);
-  const expiresIn = o.expiresIn === undefined ? null : toMillis(o.expiresIn);
+  const expiresAfter = o.expiresAfter === undefined ? null : toMillis(o.expiresAfter);
   const wanted = [
     o.limit !== undefined && `limits capped at ${o.limit}`,
     o.factor !== undefined && `limits × ${o.factor}`,
   ]
     .filter(Boolean)
     .join(' and ');
-  const lifetime = expiresIn === null ? 'until disabled' : `for ${formatMillis(expiresIn)}`;
+  const lifetime = expiresAfter === null ? 'until disabled' : `for ${formatMillis(expiresAfter)}`;
 
   return defineAction<EnableStrictModeParams, { written: string }>({
     kind: 'resilience.enable-strict-mode',
@@ -155,12 +174,12 @@ export function enableStrictMode(
     description: `Enable strict rate limiting for service ${o.service}: ${wanted}, ${lifetime}`,
 
     async plan(ctx) {
-      const { raw, state } = await read(redis, key);
+      const { raw, state, pttl } = await read(redis, key);
       const next: NonNullable<StrictModeSetting> = {
         id: stepId(ctx),
         limit: o.limit ?? null,
         factor: o.factor ?? null,
-        expiresIn,
+        expiresAfter,
         reason: o.reason ?? null,
       };
       const before = setting(state);
@@ -173,12 +192,13 @@ export function enableStrictMode(
           params,
         };
       }
+      if (state && outlives(pttl, expiresAfter)) throw outlivesError(o.service, state, pttl, lifetime);
       const nextState = asState(next);
       return {
         summary: `Enable strict mode for service ${o.service} (${wanted}, ${lifetime})${state ? ', replacing the one in place' : ''}; every limiter of the service applies it within 1s`,
         changes: [
           { target, field: 'strictMode', before, after: next },
-          ...limiterChanges(o.prefix, limiters, state, nextState),
+          ...limiterChanges(redis, o.prefix, limiters, state, nextState),
         ],
         params,
       };
@@ -186,11 +206,20 @@ export function enableStrictMode(
 
     async apply(ctx, plan) {
       const { previousRaw, next } = plan.params;
-      const [ok, value] = (await enableScript.run(
+      // The plan's state in force, if any, must not outlive this one: checked again with the TTL of now.
+      const replaced = parseStrictModeState(previousRaw);
+      const [ok, value, pttl] = (await enableScript.run(
         redis,
         [key],
-        [previousRaw === null ? '0' : '1', previousRaw ?? '', JSON.stringify(next), next.expiresIn ?? ''],
-      )) as [number, string];
+        [
+          previousRaw === null ? '0' : '1',
+          previousRaw ?? '',
+          JSON.stringify(next),
+          next.expiresAfter ?? '',
+          replaced ? '1' : '0',
+        ],
+      )) as [number, string, number?];
+      if (ok === 2 && replaced) throw outlivesError(o.service, replaced, pttl ?? -1, lifetime);
       if (ok !== 1) throw changedSincePlan(o.service, value);
       ctx.log(`strict mode of service ${o.service} enabled (${wanted}, ${lifetime})`);
       return { written: value };
@@ -228,6 +257,11 @@ export function enableStrictMode(
           ctx.log(`strict mode of service ${o.service} had already ended; nothing to revert`);
           return;
         }
+        const offBy = offMarkerId(current);
+        if (offBy !== null) {
+          ctx.log(`strict mode of service ${o.service} was turned off since, by ${offBy}; nothing to revert`);
+          return;
+        }
         throw changedSinceApply(o.service, current, 'restore the previous state');
       }
       ctx.log(
@@ -244,9 +278,11 @@ export function enableStrictMode(
  * before its expiry).
  *
  * - **plan** reads the state: `strictMode: before → null`, and each of `limiters`' limit before → after.
- * - **apply** deletes the state only if it is still exactly what the plan saw.
+ * - **apply** replaces the state, only if it is still exactly what the plan saw, by an off marker naming this
+ *   step (`{"off":true,"id":…}`, no TTL; limiters read it as off).
  * - **verify** reads that it is off.
- * - **revert** puts the previous state back (with what is left of its lifetime) only while it is still off.
+ * - **revert** puts the previous state back (with what is left of its lifetime) only while the key still holds
+ *   this step's off marker: after anyone else's change, even an enable and disable since, it is refused.
  *
  * Risk `medium` (it lifts a containment measure), not destructive.
  */
@@ -256,7 +292,7 @@ export function disableStrictMode(
 ): Action<DisableStrictModeParams, { endedAt: number | null }> {
   const o = parseOptions('resilience.disable-strict-mode', DisableStrictModeOptions, options);
   const key = strictModeKey(o.prefix, o.service);
-  const target = strictModeRef(o.prefix, o.service);
+  const target = strictModeRef(redis, o.prefix, o.service);
   const limiters = o.limiters.map(ownLimits);
 
   return defineAction<DisableStrictModeParams, { endedAt: number | null }>({
@@ -266,23 +302,27 @@ export function disableStrictMode(
     destructive: false,
     description: `Disable strict rate limiting for service ${o.service}`,
 
-    async plan() {
+    async plan(ctx) {
       const { raw, state } = await read(redis, key);
-      const params = { key, previousRaw: raw, previousExpiresAt: state?.expiresAt ?? null };
-      if (raw === null)
-        return { summary: `Strict mode of service ${o.service} is already off`, changes: [], params };
+      const offMarker = strictModeOffMarker(stepId(ctx));
+      const params = { key, previousRaw: raw, previousExpiresAt: state?.expiresAt ?? null, offMarker };
+      if (isStrictModeOff(raw)) {
+        const by = raw === offMarker ? ' (by this step)' : '';
+        return { summary: `Strict mode of service ${o.service} is already off${by}`, changes: [], params };
+      }
       return {
         summary: `Disable strict mode for service ${o.service} (${state ? describe(state) : 'an unreadable value'}); every limiter of the service returns to its own limits within 1s`,
         changes: [
           { target, field: 'strictMode', before: setting(state), after: null },
-          ...limiterChanges(o.prefix, limiters, state, null),
+          ...limiterChanges(redis, o.prefix, limiters, state, null),
         ],
         params,
       };
     },
 
     async apply(ctx, plan) {
-      const [ok, value] = (await disableScript.run(redis, [key], [plan.params.previousRaw ?? ''])) as [
+      const { previousRaw, offMarker } = plan.params;
+      const [ok, value] = (await disableScript.run(redis, [key], [previousRaw ?? '', offMarker])) as [
         number,
         string,
       ];
@@ -293,7 +333,7 @@ export function disableStrictMode(
 
     async verify() {
       const { raw, state } = await read(redis, key);
-      return raw === null
+      return isStrictModeOff(raw)
         ? finding(
             'ok',
             `Strict mode of service ${o.service} is off`,
@@ -310,12 +350,12 @@ export function disableStrictMode(
     },
 
     async revert(ctx, applied) {
-      const { previousRaw, previousExpiresAt } = applied.plan.params;
+      const { previousRaw, previousExpiresAt, offMarker } = applied.plan.params;
       const endsAt = applied.data?.endedAt ?? previousExpiresAt;
       const [status, current] = (await restoreScript.run(
         redis,
         [key],
-        ['absent', '', previousRaw ?? '', endsAt ?? ''],
+        ['exact', offMarker, previousRaw ?? '', endsAt ?? ''],
       )) as [number, string];
       if (status === 0) throw changedSinceApply(o.service, current, 'turn it back on');
       ctx.log(
@@ -327,21 +367,28 @@ export function disableStrictMode(
   });
 }
 
+/** The stored value, as limiters read it, and its TTL in ms (-1: none, -2: no key), read at one instant. */
 async function read(
   redis: Redis,
   key: string,
-): Promise<{ raw: string | null; state: StrictModeState | null }> {
-  const raw = await redis.get(key);
-  return { raw, state: parseStrictModeState(raw) };
+): Promise<{ raw: string | null; state: StrictModeState | null; pttl: number }> {
+  const replies = await redis.multi().get(key).pttl(key).exec();
+  const [getReply, pttlReply] = replies ?? [];
+  if (!getReply || !pttlReply) throw new Error(`Reading ${key} was aborted (the transaction did not run).`);
+  if (getReply[0]) throw getReply[0];
+  if (pttlReply[0]) throw pttlReply[0];
+  const raw = getReply[1] as string | null;
+  return { raw, state: parseStrictModeState(raw), pttl: pttlReply[1] as number };
 }
 
-function strictModeRef(prefix: string, service: string): ResourceRef {
-  return resourceRef('redis', refSegment(prefix), 'strict-mode', service);
+/** Strict mode of `service` with `prefix`, in the Redis server `redis` talks to (what locks and budgets key on). */
+function strictModeRef(redis: Redis, prefix: string, service: string): ResourceRef {
+  return redisRef(redis, 'strict-mode', prefix, service);
 }
 
-/** A prefix or name as one segment of a resource reference: only `%` and `/` need escaping (no whitespace). */
-function refSegment(text: string): string {
-  return text.replace(/[%/]/g, (c) => encodeURIComponent(c));
+/** Whether a strict mode with `pttl` left (-1: no end) would outlive one that lasts `expiresAfter` (null: no end). */
+function outlives(pttl: number, expiresAfter: number | null): boolean {
+  return expiresAfter !== null && (pttl === -1 || pttl > expiresAfter);
 }
 
 /** A step's identity in the stored state: stable across re-plans of one step, different for any other. */
@@ -351,8 +398,8 @@ function stepId(ctx: StepContext): string {
 
 function setting(state: StrictModeState | null): StrictModeSetting {
   if (!state) return null;
-  const { id, limit, factor, expiresIn, reason } = state;
-  return { id, limit, factor, expiresIn, reason };
+  const { id, limit, factor, expiresAfter, reason } = state;
+  return { id, limit, factor, expiresAfter, reason };
 }
 
 function asState(s: NonNullable<StrictModeSetting>): StrictModeState {
@@ -369,7 +416,10 @@ function describe(state: StrictModeState): string {
 }
 
 function ownLimits(l: z.output<typeof StrictModeLimiter>): { name: string; limits: EffectiveLimits } {
-  return { name: l.name, limits: { limit: l.limit, periodMs: l.periodMs, burst: l.burst ?? l.limit } };
+  return {
+    name: l.name,
+    limits: { limit: l.limit, periodMs: toMillis(l.period), burst: l.burst ?? l.limit },
+  };
 }
 
 function shown(limits: EffectiveLimits): Json {
@@ -377,6 +427,7 @@ function shown(limits: EffectiveLimits): Json {
 }
 
 function limiterChanges(
+  redis: Redis,
   prefix: string,
   limiters: { name: string; limits: EffectiveLimits }[],
   before: StrictModeState | null,
@@ -386,7 +437,7 @@ function limiterChanges(
     const from = strictLimits(limits, before);
     const to = strictLimits(limits, after);
     if (from.limit === to.limit && from.burst === to.burst) return [];
-    const target = resourceRef('redis', refSegment(prefix), 'rate-limiter', name);
+    const target = redisRef(redis, 'rate-limiter', prefix, name);
     return [{ target, field: 'limit', before: shown(from), after: shown(to) }];
   });
 }
@@ -412,7 +463,7 @@ function limiterEvidence(
 function changedSincePlan(service: string, current: string): NonRetriableError {
   const state = parseStrictModeState(current || null);
   return new NonRetriableError(
-    `Strict mode of service ${service} changed since the plan (now ${state ? `set by ${state.id}` : current ? 'an unreadable value' : 'off'}). Nothing was written; plan again.`,
+    `Strict mode of service ${service} changed since the plan (now ${currentText(current, false)}). Nothing was written; plan again.`,
     { code: 'STRICT_MODE_CHANGED', details: { current: setting(state) } },
   );
 }
@@ -420,7 +471,32 @@ function changedSincePlan(service: string, current: string): NonRetriableError {
 function changedSinceApply(service: string, current: string, what: string): NonRetriableError {
   const state = parseStrictModeState(current || null);
   return new NonRetriableError(
-    `Strict mode of service ${service} was changed since this action applied (now ${state ? `set by ${state.id}: ${describe(state)}` : 'an unreadable value'}). Refusing to ${what} over that change; decide by hand which state it should have.`,
+    `Strict mode of service ${service} was changed since this action applied (now ${currentText(current, true)}). Refusing to ${what} over that change; decide by hand which state it should have.`,
     { code: 'STRICT_MODE_CHANGED', details: { current: setting(state) } },
+  );
+}
+
+/** What the key holds now, for a message: `current` is the raw value, '' for no key. */
+function currentText(current: string, detailed: boolean): string {
+  const state = parseStrictModeState(current || null);
+  if (state) return detailed ? `set by ${state.id}: ${describe(state)}` : `set by ${state.id}`;
+  if (current === '') return 'off';
+  const offBy = offMarkerId(current);
+  return offBy === null ? 'an unreadable value' : `off, turned off by ${offBy}`;
+}
+
+function outlivesError(
+  service: string,
+  state: StrictModeState,
+  pttl: number,
+  lifetime: string,
+): NonRetriableError {
+  const left = pttl === -1 ? 'until disabled' : `for another ${formatMillis(pttl)}`;
+  return new NonRetriableError(
+    `Strict mode of service ${service} is already on ${left} (set by ${state.id}: ${describe(state)}). A strict mode ${lifetime} over it would end it too when it expires. Enable one without expiresAfter (its revert gives the current one back), or one lasting at least as long, or disable the current one first.`,
+    {
+      code: 'STRICT_MODE_OUTLIVES',
+      details: { current: setting(state), remainingMs: pttl === -1 ? null : pttl },
+    },
   );
 }

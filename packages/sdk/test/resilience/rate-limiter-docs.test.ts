@@ -6,6 +6,7 @@ import { readStrictMode } from '../../src/resilience/strict-mode';
 import { openStore } from '../../src/store/open-store';
 import type { RunStore } from '../../src/store/run-store';
 import { expectDocsShowTested } from '../support/docs-drift';
+import { uniquePrefix } from '../support/redis-server';
 import {
   type AgentRequest,
   agentRequestQueue,
@@ -15,7 +16,7 @@ import {
   sendQueuedRequests,
 } from './support/limiter-docs-example';
 import { standInFastify } from './support/limiter-fastify';
-import { connect, deleteKeys, uniquePrefix } from './support/limiter-redis';
+import { connect, deleteKeys } from './support/limiter-redis';
 
 // Keeps RATE-LIMITS.md honest: its examples (support/limiter-docs-example.ts) run here against a real Redis,
 // the routes over real HTTP, the runbook on the real Engine; the last block checks that the docs still show
@@ -122,7 +123,7 @@ describe('security-containment.ts', () => {
         action: 'resilience.enable-strict-mode',
         risk: 'medium',
         changes: [
-          { field: 'strictMode', before: null, after: { limit: 10, expiresIn: 3_600_000 } },
+          { field: 'strictMode', before: null, after: { limit: 10, expiresAfter: 3_600_000 } },
           {
             field: 'limit',
             before: { limit: 20, period: '1m', burst: 5 },

@@ -1,8 +1,9 @@
 import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RateLimiterOptionsInput } from '../../src/resilience/rate-limiter';
+import { uniquePrefix } from '../support/redis-server';
 import { type LimiterChild, startChild } from './support/limiter-processes';
-import { connect, deleteKeys, REDIS_URL, uniquePrefix } from './support/limiter-redis';
+import { connect, deleteKeys, REDIS_URL } from './support/limiter-redis';
 
 // The proof: several limiter clients in separate Node processes hammering one key never exceed the
 // global rate by more than one window's slack. Four processes run, at once, 8 takes in flight each on

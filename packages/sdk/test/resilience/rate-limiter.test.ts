@@ -6,7 +6,8 @@ import {
   type RateLimiter,
   type RateLimiterOptionsInput,
 } from '../../src/resilience/rate-limiter';
-import { connect, deleteKeys, redisNow, uniquePrefix } from './support/limiter-redis';
+import { uniquePrefix } from '../support/redis-server';
+import { connect, deleteKeys, redisNow } from './support/limiter-redis';
 
 // One process, one real Redis: the arithmetic of each algorithm, per-key limits, key escaping and option
 // validation. The multi-process proofs are in rate-limiter-processes.test.ts.
@@ -34,18 +35,19 @@ const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 describe('GCRA', () => {
   it('allows the burst at once, then one unit per interval, and says when to come back', async () => {
-    const l = limiter({ name: 'gcra-basic', limit: 10, period: '1s', burst: 3 });
+    // One unit costs 1 s: every take below has a second of room on a busy machine.
+    const l = limiter({ name: 'gcra-basic', limit: 10, period: '10s', burst: 3 });
     const first = await Promise.all([l.take('k'), l.take('k'), l.take('k')]);
     expect(first.map((d) => d.allowed)).toEqual([true, true, true]);
     expect(first.map((d) => d.remaining).sort()).toEqual([0, 1, 2]);
     const denied = await l.take('k');
     expect(denied).toMatchObject({ allowed: false, remaining: 0, limit: 10 });
-    // One unit costs 100 ms; the three taken keep the key busy for about 300 ms.
+    // The three taken keep the key busy for about 3 s; the next unit frees within one interval.
     expect(denied.retryAfterMs).toBeGreaterThan(0);
-    expect(denied.retryAfterMs).toBeLessThanOrEqual(100);
-    expect(denied.resetAfterMs).toBeGreaterThan(100);
-    expect(denied.resetAfterMs).toBeLessThanOrEqual(300);
-    await pause(denied.retryAfterMs + 5);
+    expect(denied.retryAfterMs).toBeLessThanOrEqual(1_000);
+    expect(denied.resetAfterMs).toBeGreaterThan(1_000);
+    expect(denied.resetAfterMs).toBeLessThanOrEqual(3_000);
+    await pause(denied.retryAfterMs + 20);
     expect((await l.take('k')).allowed).toBe(true);
     expect((await l.take('k')).allowed).toBe(false);
   });
@@ -75,33 +77,58 @@ describe('GCRA', () => {
   });
 
   it('decides by the Redis clock', async () => {
-    const l = limiter({ name: 'gcra-clock', limit: 100, period: '1s' });
+    const l = limiter({ name: 'gcra-clock', limit: 100, period: '10s' });
     const before = await redisNow(redis);
     const decision = await l.take('k');
     const after = await redisNow(redis);
     expect(decision.at).toBeGreaterThanOrEqual(before);
     expect(decision.at).toBeLessThanOrEqual(after);
-    // The state lives in Redis with a TTL, by Redis' clock.
+    // The state lives in Redis with a TTL, by Redis' clock: until the key is idle again (one 100 ms unit).
     const ttl = await redis.pttl(l.redisKey('k'));
     expect(ttl).toBeGreaterThan(0);
-    expect(ttl).toBeLessThanOrEqual(12);
+    expect(ttl).toBeLessThanOrEqual(102);
   });
 });
 
 describe('sliding window', () => {
   it('allows exactly the limit in any window and says when the oldest unit leaves it', async () => {
-    const l = limiter({ name: 'sw-basic', algorithm: 'sliding-window', limit: 3, period: 400 });
+    const l = limiter({ name: 'sw-basic', algorithm: 'sliding-window', limit: 3, period: '1s' });
     const results = await Promise.all(Array.from({ length: 4 }, () => l.take('k')));
     expect(results.filter((d) => d.allowed)).toHaveLength(3);
     const denied = results.find((d) => !d.allowed);
     expect(denied).toMatchObject({ remaining: 0, limit: 3 });
-    expect(denied?.retryAfterMs).toBeGreaterThan(300);
-    expect(denied?.retryAfterMs).toBeLessThanOrEqual(400);
-    await pause((denied?.retryAfterMs ?? 0) + 5);
+    expect(denied?.retryAfterMs).toBeGreaterThan(0);
+    expect(denied?.retryAfterMs).toBeLessThanOrEqual(1_000);
+    await pause((denied?.retryAfterMs ?? 0) + 20);
     expect(await l.take('k', 3)).toMatchObject({ allowed: true, remaining: 0 });
     expect((await l.take('k')).allowed).toBe(false);
-    // One member per unit taken, all within the window.
-    expect(await redis.zcard(l.redisKey('k'))).toBe(3);
+    // One member per take, whatever its cost, all within the window.
+    expect(await redis.zcard(l.redisKey('k'))).toBe(1);
+  });
+
+  it('stores one member per take, so a take of the largest cost is one cheap write', async () => {
+    const l = limiter({ name: 'sw-big', algorithm: 'sliding-window', limit: 10_000, period: '1m' });
+    expect(await l.take('k', 10_000)).toMatchObject({ allowed: true, remaining: 0 });
+    expect(await redis.zcard(l.redisKey('k'))).toBe(1);
+    // A few hundred bytes, not one member per unit (about 1.2 MB for 10000).
+    expect(await redis.memory('USAGE', l.redisKey('k'))).toBeLessThan(1_000);
+    expect(await l.take('k')).toMatchObject({ allowed: false, remaining: 0 });
+  });
+
+  it('says when enough units leave the window, counting each take with its cost', async () => {
+    const l = limiter({ name: 'sw-retry', algorithm: 'sliding-window', limit: 5, period: '10s' });
+    expect(await l.take('k', 2)).toMatchObject({ allowed: true, remaining: 3 });
+    await pause(500);
+    expect(await l.take('k', 3)).toMatchObject({ allowed: true, remaining: 0 });
+    // 2 units free when the first take leaves the window (≥ 500 ms sooner than the second); 3 need both.
+    const two = await l.take('k', 2);
+    const three = await l.take('k', 3);
+    expect(two).toMatchObject({ allowed: false, remaining: 0 });
+    expect(two.retryAfterMs).toBeLessThanOrEqual(9_500);
+    expect(three.retryAfterMs).toBeGreaterThan(9_500);
+    expect(three.retryAfterMs).toBeLessThanOrEqual(10_000);
+    expect(three.resetAfterMs).toBe(three.retryAfterMs);
+    expect(await l.take('k', 0)).toMatchObject({ allowed: true, remaining: 0 });
   });
 
   it('counts a multi-unit take against what is left', async () => {
@@ -141,6 +168,16 @@ describe('per-key limits', () => {
     const error = await l.take('k').catch((e: unknown) => e);
     expect(isInputValidationError(error)).toBe(true);
     expect((error as Error).message).toMatch(/limitsFor\("k"\).*limit:/);
+    // Limits valid one by one but not together: the sliding log's cap, a rate finer than a microsecond.
+    const sliding = limiter({
+      name: 'bad-rule-sw',
+      algorithm: 'sliding-window',
+      limit: 2,
+      period: '1m',
+      limitsFor: (key) => (key === 'huge' ? { limit: 1_000_000 } : { limit: 5_000, period: 1 }),
+    });
+    await expect(sliding.take('huge')).rejects.toThrow(/limit: expected at most 10000 with algorithm/);
+    await expect(sliding.take('fine')).rejects.toThrow(/limit: expected at most 1000 per 1ms/);
   });
 });
 
@@ -181,7 +218,24 @@ describe('options', () => {
   it('names each bad field', () => {
     expect(message({ name: 'x', limit: 0, period: '1s' })).toMatch(/limit:/);
     expect(message({ name: 'x', limit: 1, period: '5 minutes' })).toMatch(/period:.*"30s"/);
-    expect(message({ name: 'x', limit: 1, period: 0 })).toMatch(/period:.*at least 1ms/);
+    expect(message({ name: 'x', limit: 1, period: 0 })).toMatch(/period:.*from 1ms to 1d/);
+    expect(message({ name: 'x', limit: 1, period: '2d' })).toMatch(/period:.*from 1ms to 1d/);
+    expect(message({ name: 'x', limit: 2_000, period: 1 })).toMatch(/limit:.*at most 1000 per 1ms/);
+    expect(message({ name: 'x', limit: 10, period: '1s', overrides: { vip: { period: 0.001 } } })).toMatch(
+      /overrides\.vip\.period:/,
+    );
+    expect(message({ name: 'x', algorithm: 'sliding-window', limit: 10_001, period: '1m' })).toMatch(
+      /limit: expected at most 10000 with algorithm "sliding-window"/,
+    );
+    expect(
+      message({
+        name: 'x',
+        algorithm: 'sliding-window',
+        limit: 10,
+        period: '1m',
+        overrides: { vip: { limit: 20_000 } },
+      }),
+    ).toMatch(/overrides\.vip\.limit: expected at most 10000/);
     expect(message({ name: 'a b', limit: 1, period: '1s' })).toMatch(/name:/);
     expect(message({ name: 'x', limit: 1, period: '1s', prefix: 'a{b}' })).toMatch(/prefix:/);
     expect(message({ name: 'x', limit: 1, period: '1s', algorithm: 'leaky' })).toMatch(/algorithm:/);

@@ -1,8 +1,9 @@
 import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createRequestQueue, type RequestQueueOptionsInput } from '../../src/resilience/request-queue';
+import { uniquePrefix } from '../support/redis-server';
 import { type LimiterChild, startChild } from './support/limiter-processes';
-import { connect, deleteKeys, REDIS_URL, uniquePrefix } from './support/limiter-redis';
+import { connect, deleteKeys, REDIS_URL } from './support/limiter-redis';
 
 // The request queue across real Node processes: the bound under concurrent enqueuers, the global drain rate
 // across consumers on several "replicas", and redelivery of a crashed consumer's item.

@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isInputValidationError, isRunbookError, NonRetriableError } from '../../src/core/errors';
 import {
@@ -8,7 +8,8 @@ import {
   type RequestQueueOptionsInput,
 } from '../../src/resilience/request-queue';
 import { isQueueFullError, QueueFullError } from '../../src/resilience/request-queue-errors';
-import { connect, deleteKeys, uniquePrefix } from './support/limiter-redis';
+import { uniquePrefix } from '../support/redis-server';
+import { connect, deleteKeys, REDIS_URL } from './support/limiter-redis';
 
 // The request queue in one process against a real Redis: order, the bound and its error, retries, dead
 // letters, lease extension, stopping, events and option validation. The multi-process proofs are in
@@ -234,6 +235,111 @@ describe('failures', () => {
     expect(calls).toBe(0);
     expect((await q.deadLetters())[0]).toMatchObject({ id: 'pushed-by-hand', payload: null });
   });
+
+  it('spends no unit of the drain rate on ids without a payload', async () => {
+    // One delivery an hour: a unit spent on the ids pushed by hand would hold the real item back for an hour.
+    const q = queue<string>({ rate: { limit: 1, period: '1h', burst: 1 } });
+    await redis.lpush(q.keys.waiting, 'junk-1', 'junk-2', 'junk-3');
+    const handled: string[] = [];
+    const stop = new AbortController();
+    const running = q.process(
+      async (payload) => {
+        handled.push(payload);
+      },
+      { signal: stop.signal },
+    );
+    await expect.poll(async () => (await q.stats()).deadLetters, { timeout: 5_000 }).toBe(3);
+    await q.enqueue('real');
+    await expect.poll(() => handled, { timeout: 5_000 }).toEqual(['real']);
+    stop.abort();
+    await running;
+  });
+
+  it('dead-letters values something else stored, without wedging the queue, and keeps the letters readable', async () => {
+    const q = queue<string>({ maxAttempts: 1, visibilityTimeout: '100ms' });
+    const errors: unknown[] = [];
+    q.onError((e) => errors.push(e));
+    await redis.hset(
+      q.keys.payloads,
+      'no-bar',
+      'just text',
+      'not-json',
+      '123|{broken',
+      'bad-time',
+      'soon|"x"',
+    );
+    await redis.lpush(q.keys.waiting, 'no-bar', 'not-json', 'bad-time');
+    await q.enqueue('real');
+    const handled: string[] = [];
+    await drain(
+      q,
+      async (payload) => {
+        handled.push(payload);
+      },
+      async () => handled.length === 1 && (await q.stats()).deadLetters === 3,
+    );
+    expect(handled).toEqual(['real']);
+    expect(errors).toEqual([]);
+    const letters = await q.deadLetters();
+    expect(letters.map((l) => [l.id, l.payload, l.enqueuedAt]).sort()).toEqual([
+      ['bad-time', 'soon|"x"', null],
+      ['no-bar', 'just text', null],
+      ['not-json', '123|{broken', null],
+    ]);
+    expect(await q.stats()).toMatchObject({ waiting: 0, processing: 0 });
+  });
+});
+
+describe('Redis errors', () => {
+  it('are reported as one process warning per outage while nobody listens, and to onError listeners', async () => {
+    // A client that fails at once while disconnected, instead of queueing commands.
+    const client = new Redis(REDIS_URL, {
+      enableOfflineQueue: false,
+      maxRetriesPerRequest: 0,
+      lazyConnect: true,
+    });
+    await client.connect();
+    const q = createRequestQueue<number>(client, { key: `${prefix}:errors`, pollInterval: '20ms' });
+    const warnings: Error[] = [];
+    const onWarning = (w: Error) => {
+      if ((w as Error & { code?: string }).code === 'RUNBOOK_QUEUE_REDIS_ERROR') warnings.push(w);
+    };
+    process.on('warning', onWarning);
+    const stop = new AbortController();
+    const running = q.process(async () => {}, { signal: stop.signal });
+    try {
+      const outage = async () => {
+        client.disconnect();
+        // Many failed polls (every 20 ms), one warning.
+        await new Promise((resolve) => setTimeout(resolve, 300));
+        await client.connect();
+        await q.length();
+      };
+      await outage();
+      await expect.poll(() => warnings.length).toBe(1);
+      expect(warnings[0]?.message).toMatch(
+        new RegExp(`^Request queue ${prefix}:errors: a Redis call failed \\(`),
+      );
+      // Back, then lost again: a new outage, a new warning.
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      await outage();
+      await expect.poll(() => warnings.length).toBe(2);
+
+      // With a listener, errors go to it and not to warnings.
+      const errors: unknown[] = [];
+      const listening = q.onError((e) => errors.push(e));
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      await outage();
+      expect(errors.length).toBeGreaterThan(1);
+      expect(warnings).toHaveLength(2);
+      listening.dispose();
+    } finally {
+      process.off('warning', onWarning);
+      stop.abort();
+      await running;
+      client.disconnect();
+    }
+  });
 });
 
 describe('leases', () => {
@@ -300,6 +406,12 @@ describe('options', () => {
     expect(message({ key: '{tag}:queue' })).toMatch(/key:.*braces/);
     expect(message({ rate: { limit: 0, period: '1m' } })).toMatch(/rate\.limit:/);
     expect(message({ rate: { limit: 50, period: 'a minute' } })).toMatch(/rate\.period:/);
+    expect(message({ rate: { limit: 50, period: '2d' } })).toMatch(
+      /rate\.period: expected a period from 1ms to 1d/,
+    );
+    expect(message({ rate: { limit: 2_000, period: 1 } })).toMatch(
+      /rate\.limit: expected at most 1000 per 1ms/,
+    );
     expect(message({ visibilityTimeout: '10ms' })).toMatch(/visibilityTimeout:.*from 100ms/);
     expect(message({ maxAttempts: 0 })).toMatch(/maxAttempts:/);
     const q = queue();

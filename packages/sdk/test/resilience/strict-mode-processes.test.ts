@@ -4,8 +4,9 @@ import { sealPlan } from '../../src/core/plan';
 import type { StepContext } from '../../src/core/step';
 import { disableStrictMode, enableStrictMode } from '../../src/resilience/strict-mode';
 import type { StrictModeState } from '../../src/resilience/strict-mode-state';
+import { uniquePrefix } from '../support/redis-server';
 import { type LimiterChild, startChild } from './support/limiter-processes';
-import { connect, deleteKeys, REDIS_URL, uniquePrefix } from './support/limiter-redis';
+import { connect, deleteKeys, REDIS_URL } from './support/limiter-redis';
 
 // The proof for strict mode: enabled once, it reaches every limiter process within 1 s (they poll
 // every 250 ms by default), and so does disabling it.

@@ -10,7 +10,8 @@ import {
   enableStrictMode,
   readStrictMode,
 } from '../../src/resilience/strict-mode';
-import { connect, deleteKeys, uniquePrefix } from './support/limiter-redis';
+import { uniquePrefix } from '../support/redis-server';
+import { connect, deleteKeys } from './support/limiter-redis';
 
 // Strict mode in one process against a real Redis: the actions' plan / apply / verify / revert (driven here
 // by hand, as the engine drives them), the guards against overwriting someone else's change, expiry, and
@@ -72,6 +73,9 @@ function limiter(service: string, limit = 100): RateLimiter {
 const enable = (service: string, options: Omit<EnableStrictModeOptionsInput, 'prefix' | 'service'>) =>
   enableStrictMode(redis, { prefix, service, ...options });
 const stateKey = (service: string) => `${prefix}:strict-mode:${service}`;
+/** The shared Redis server, as resource references name it. */
+const server = () => `redis://${redis.options.host}:${redis.options.port}/${redis.options.db ?? 0}`;
+const code = (e: unknown) => (isRunbookError(e) ? e.code : e);
 
 describe('enableStrictMode', () => {
   it('plans each limit before → after, applies, verifies, and every limiter of the service honours it', async () => {
@@ -89,7 +93,8 @@ describe('enableStrictMode', () => {
       risk: 'medium',
       destructive: false,
     });
-    expect(action.target).toBe(`redis:${prefix}/strict-mode/${service}`);
+    // The reference names the Redis server, so that two servers' strict modes never share a lock or budget.
+    expect(action.target).toBe(`${server()}/strict-mode/${encodeURIComponent(prefix)}/${service}`);
 
     const ctx = context('strict-mode');
     const draft = await action.plan(ctx);
@@ -102,12 +107,12 @@ describe('enableStrictMode', () => {
           id: 'run-1/strict-mode',
           limit: 10,
           factor: null,
-          expiresIn: null,
+          expiresAfter: null,
           reason: 'credential stuffing from many IPs',
         },
       },
       {
-        target: `redis:${prefix}/rate-limiter/api`,
+        target: `${server()}/rate-limiter/${encodeURIComponent(prefix)}/api`,
         field: 'limit',
         before: { limit: 100, period: '1m', burst: 100 },
         after: { limit: 10, period: '1m', burst: 10 },
@@ -139,14 +144,14 @@ describe('enableStrictMode', () => {
     await expect.poll(() => api.limitsFor('k').limit).toBe(100);
   });
 
-  it('scales by a factor, ends by itself after expiresIn (Redis TTL), and then a revert has nothing to do', async () => {
+  it('scales by a factor, ends by itself after expiresAfter (Redis TTL), and then a revert has nothing to do', async () => {
     const service = newService();
     const api = limiter(service, 50);
-    const action = enable(service, { factor: 0.1, expiresIn: '1s' });
+    const action = enable(service, { factor: 0.1, expiresAfter: '1s' });
     const ctx = context('strict-mode');
     const applied = await applyAction(action, ctx);
     const state = await readStrictMode(redis, { prefix, service });
-    expect(state).toMatchObject({ factor: 0.1, limit: null, expiresIn: 1000, id: 'run-1/strict-mode' });
+    expect(state).toMatchObject({ factor: 0.1, limit: null, expiresAfter: 1000, id: 'run-1/strict-mode' });
     expect((state?.expiresAt ?? 0) - (state?.enabledAt ?? 0)).toBe(1000);
     const ttl = await redis.pttl(stateKey(service));
     expect(ttl).toBeGreaterThan(0);
@@ -175,7 +180,7 @@ describe('enableStrictMode', () => {
       id: 'manual',
       limit: null,
       factor: 0.5,
-      expiresIn: null,
+      expiresAfter: null,
       reason: null,
     });
     expect(draft.changes[1]).toMatchObject({ before: { limit: 50 }, after: { limit: 10 } });
@@ -225,7 +230,18 @@ describe('enableStrictMode', () => {
     expect(message({ factor: 2 })).toMatch(/factor:/);
     expect(message({ limit: 0 })).toMatch(/limit:/);
     expect(message({ limit: 10, service: 'back end' })).toMatch(/service:/);
-    expect(message({ limit: 10, expiresIn: 'an hour' })).toMatch(/expiresIn:/);
+    expect(message({ limit: 10, expiresAfter: 'an hour' })).toMatch(/expiresAfter:/);
+    // Bounded: at least a second, at most a week (a lifetime Redis and the stored JSON keep exactly).
+    expect(message({ limit: 10, expiresAfter: '500ms' })).toMatch(
+      /expiresAfter: expected a duration from 1s to 7d/,
+    );
+    expect(message({ limit: 10, expiresAfter: '8d' })).toMatch(
+      /expiresAfter: expected a duration from 1s to 7d/,
+    );
+    expect(message({ limit: 10, expiresAfter: Number.MAX_SAFE_INTEGER })).toMatch(/expiresAfter:/);
+    expect(message({ limit: 10, limiters: [{ name: 'api', limit: 10, periodMs: 60_000 }] })).toMatch(
+      /limiters\[0\]\.period:/,
+    );
     expect(message({ limit: 10, limiters: [{ name: 'api' }] })).toMatch(/limiters\[0\]\.limit:/);
   });
 });
@@ -234,7 +250,7 @@ describe('disableStrictMode', () => {
   it('plans, deletes only what it planned, verifies, and its revert turns the same state back on', async () => {
     const service = newService();
     const api = limiter(service);
-    const enabled = await applyAction(enable(service, { limit: 10, expiresIn: '1h' }), context('enable'));
+    const enabled = await applyAction(enable(service, { limit: 10, expiresAfter: '1h' }), context('enable'));
     const written = (enabled.data as { written: string }).written;
     await expect.poll(() => api.limitsFor('k').limit).toBe(10);
 
@@ -245,11 +261,11 @@ describe('disableStrictMode', () => {
       {
         target: action.target,
         field: 'strictMode',
-        before: { id: 'run-1/enable', limit: 10, factor: null, expiresIn: 3_600_000, reason: null },
+        before: { id: 'run-1/enable', limit: 10, factor: null, expiresAfter: 3_600_000, reason: null },
         after: null,
       },
       {
-        target: `redis:${prefix}/rate-limiter/api`,
+        target: `${server()}/rate-limiter/${encodeURIComponent(prefix)}/api`,
         field: 'limit',
         before: { limit: 10, period: '1m', burst: 10 },
         after: { limit: 100, period: '1m', burst: 100 },
@@ -277,6 +293,98 @@ describe('disableStrictMode', () => {
       /Refusing to turn it back on/,
     );
   });
+
+  it("leaves an off marker, so its revert refuses after someone else's enable and disable since", async () => {
+    const service = newService();
+    const api = limiter(service);
+    const operator = '{"limit":5,"id":"operator"}';
+    await redis.set(stateKey(service), operator);
+    const action = disableStrictMode(redis, { prefix, service });
+    const ctx = context('lift', 'run-2');
+    const applied = await applyAction(action, ctx);
+    // Off for every limiter, and named after the step that turned it off.
+    expect(JSON.parse((await redis.get(stateKey(service))) ?? 'null')).toEqual({
+      off: true,
+      id: 'run-2/lift',
+    });
+    expect(await redis.pttl(stateKey(service))).toBe(-1);
+    expect(await readStrictMode(redis, { prefix, service })).toBe(null);
+    await expect.poll(() => api.limitsFor('k').limit).toBe(100);
+    expect(await action.verify?.(ctx, applied as Applied<never, never>)).toMatchObject({ status: 'ok' });
+    expect((await action.plan(ctx)).summary).toMatch(/already off \(by this step\)/);
+
+    // Someone else's whole cycle since: enabled, then disabled again. Off again, but not by this step.
+    const othersEnable = enable(service, { limit: 50 });
+    const othersApplied = await applyAction(othersEnable, context('enable', 'run-3'));
+    await applyAction(disableStrictMode(redis, { prefix, service }), context('lift', 'run-3'));
+    // Their enable, reverted now, finds it turned off since: nothing to undo, and the off marker stays.
+    logs.length = 0;
+    await othersEnable.revert?.(context('enable', 'run-3'), othersApplied as Applied<never, never>);
+    expect(logs).toEqual([
+      `strict mode of service ${service} was turned off since, by run-3/lift; nothing to revert`,
+    ]);
+    const error = await action.revert?.(ctx, applied as Applied<never, never>).catch((e: unknown) => e);
+    expect(code(error)).toBe('STRICT_MODE_CHANGED');
+    expect((error as Error).message).toMatch(
+      /now off, turned off by run-3\/lift\)\. Refusing to turn it back on/,
+    );
+    expect(await readStrictMode(redis, { prefix, service })).toBe(null);
+
+    // Deleted by hand since: refused too (nobody can tell what happened in between).
+    await redis.del(stateKey(service));
+    await expect(action.revert?.(ctx, applied as Applied<never, never>)).rejects.toThrow(/now off\)/);
+    expect(await redis.exists(stateKey(service))).toBe(0);
+  });
+});
+
+describe('strict mode that would outlive the one enabled', () => {
+  it('is not replaced by a timed one: the plan refuses, and the state in force stays', async () => {
+    const service = newService();
+    const operator = '{"factor":0.5,"id":"operator"}';
+    await redis.set(stateKey(service), operator);
+    const timed = enable(service, { limit: 10, expiresAfter: '1h' });
+    const error = await timed.plan(context('timed')).catch((e: unknown) => e);
+    expect(code(error)).toBe('STRICT_MODE_OUTLIVES');
+    expect(isRunbookError(error) && error.retriable).toBe(false);
+    expect((error as Error).message).toMatch(
+      /already on until disabled \(set by operator: limits × 0\.5\)\. A strict mode for 1h over it would end it too/,
+    );
+
+    // Nor a timed one ending later than the new one.
+    await redis.set(stateKey(service), operator, 'PX', 7_200_000);
+    await expect(timed.plan(context('timed'))).rejects.toThrow(/already on for another 2h/);
+    expect(await redis.get(stateKey(service))).toBe(operator);
+
+    // One lasting longer, or until disabled, replaces it (and its revert gives it back).
+    const longer = enable(service, { limit: 10, expiresAfter: '3h' });
+    expect((await longer.plan(context('longer'))).changes[0]?.before).toMatchObject({ id: 'operator' });
+    const open = enable(service, { limit: 10 });
+    const applied = await applyAction(open, context('open'));
+    await open.revert?.(context('open'), applied as Applied<never, never>);
+    expect(await redis.get(stateKey(service))).toBe(operator);
+    expect(await redis.pttl(stateKey(service))).toBeGreaterThan(7_000_000);
+  });
+
+  it('is refused at apply too, when the state in force lost its expiry since the plan', async () => {
+    const service = newService();
+    const operator = '{"limit":20,"id":"operator"}';
+    await redis.set(stateKey(service), operator, 'PX', 60_000);
+    const action = enable(service, { limit: 10, expiresAfter: '1h' });
+    const plan = sealPlan(action, await action.plan(context('timed')));
+    await redis.persist(stateKey(service));
+    const error = await action.apply(context('timed'), plan).catch((e: unknown) => e);
+    expect(code(error)).toBe('STRICT_MODE_OUTLIVES');
+    expect(await redis.get(stateKey(service))).toBe(operator);
+
+    // An off marker or an unreadable value is no strict mode in force: a timed one may replace it.
+    await redis.set(stateKey(service), '{"off":true,"id":"someone"}');
+    const overOff = enable(service, { limit: 10, expiresAfter: '1h' });
+    await applyAction(overOff, context('over-off'));
+    expect(await readStrictMode(redis, { prefix, service })).toMatchObject({
+      limit: 10,
+      expiresAfter: 3_600_000,
+    });
+  });
 });
 
 describe('limiters and the stored state', () => {
@@ -285,12 +393,16 @@ describe('limiters and the stored state', () => {
     const api = limiter(service);
     await redis.set(stateKey(service), '{"factor":0.1}');
     await expect.poll(() => api.limitsFor('k').limit).toBe(10);
-    const changes: (number | null)[] = [];
-    api.onStrictModeChange((s) => changes.push(s?.factor ?? null));
+    const changes: (number | null | 'off')[] = [];
+    api.onStrictModeChange((s) => changes.push(s ? (s.factor ?? s.limit) : 'off'));
     await redis.set(stateKey(service), 'strict please');
     await expect.poll(() => api.strictMode).toBe(null);
     expect(api.limitsFor('k').limit).toBe(100);
-    expect(changes).toEqual([null]);
+    // Another value that leaves strict mode off (an off marker) is no change.
+    await redis.set(stateKey(service), '{"off":true,"id":"x"}');
+    await redis.set(stateKey(service), '{"limit":7}');
+    await expect.poll(() => api.limitsFor('k').limit).toBe(7);
+    expect(changes).toEqual(['off', 7]);
   });
 
   it('wait for the first read before deciding, so a restarted replica starts strict', async () => {

@@ -6,15 +6,32 @@ import { EPOCH_US, REDIS_NOW } from './script';
 // deadline, µs), KEYS[3] payloads (HASH id -> "<enqueuedAt ms>|<json>"), KEYS[4] delivery counts (HASH),
 // KEYS[5] dead letters (a LIST of JSON), KEYS[6] the drain rate's GCRA state.
 
-/** Appends a dead letter for `id` (JSON built around the stored payload, which stays byte for byte) and forgets it. */
-const BURY = `
+/**
+ * Whether a stored value is what enqueue writes, `<enqueuedAt ms>|<json>`: returns its two parts, or nil. A
+ * value written by something else (by hand, another program) must neither break a script nor be delivered.
+ */
+const STORED = `
+local function split_stored(stored)
+  if not stored then return nil end
+  local bar = string.find(stored, '|', 1, true)
+  if not bar then return nil end
+  local enqueued = string.sub(stored, 1, bar - 1)
+  if not string.match(enqueued, '^%d+$') then return nil end
+  return enqueued, string.sub(stored, bar + 1)
+end
+`;
+
+/**
+ * Appends a dead letter for `id` and forgets it. The letter is JSON built around the stored payload, which
+ * stays byte for byte when it is JSON; anything else is kept as a JSON string, so the letter stays readable.
+ */
+const BURY = `${STORED}
 local function bury(id, attempts, reason, dead_max)
   local stored = redis.call('HGET', KEYS[3], id)
-  local enqueued, payload = 'null', 'null'
-  if stored then
-    local bar = string.find(stored, '|', 1, true)
-    enqueued = string.sub(stored, 1, bar - 1)
-    payload = string.sub(stored, bar + 1)
+  local enqueued, payload = split_stored(stored)
+  if not enqueued or not pcall(cjson.decode, payload) then
+    enqueued = 'null'
+    payload = stored and cjson.encode(stored) or 'null'
   end
   local dead_at = string.format('%.0f', (now + ${EPOCH_US}) / 1000)
   redis.call('LPUSH', KEYS[5], '{"id":' .. cjson.encode(id) .. ',"attempts":' .. attempts .. ',"error":' ..
@@ -40,8 +57,10 @@ return {1, held + 1}
 /**
  * One delivery, if the queue has an item and the global drain rate allows it. First puts items whose deadline
  * has passed (a crashed or stalled consumer's, or failed ones whose retry delay is over) back at the head of
- * the queue, or into the dead letters when their attempts are spent. ARGV: visibility (µs), max attempts,
- * drain interval (µs), drain tolerance (µs), most items to reap per call, dead-letter cap.
+ * the queue, or into the dead letters when their attempts are spent. Then moves ids at the head without a
+ * payload enqueue wrote to the dead letters (at most 100 per call), so that only a deliverable item spends a
+ * unit of the drain rate. ARGV: visibility (µs), max attempts, drain interval (µs), drain tolerance (µs),
+ * most items to reap per call, dead-letter cap.
  * Returns `{0, requeued, buried}` when empty, `{1, requeued, buried, retry_us}` when the rate says wait, or
  * `{2, requeued, buried, id, attempt, stored, now}`.
  */
@@ -61,23 +80,28 @@ for _, id in ipairs(expired) do
     requeued = requeued + 1
   end
 end
-if redis.call('LLEN', KEYS[1]) == 0 then return {0, requeued, buried} end
+-- The head of the queue (LPUSH in, RPOP out), looked at before it is taken: ids something else pushed, with
+-- no payload of enqueue's, go to the dead letters without costing a delivery.
+local id
+for _ = 1, 100 do
+  id = redis.call('LINDEX', KEYS[1], -1)
+  if not id then return {0, requeued, buried} end
+  local stored = redis.call('HGET', KEYS[3], id)
+  if split_stored(stored) then break end
+  redis.call('RPOP', KEYS[1])
+  local reason = 'no payload stored for this id: it was not added by enqueue'
+  if stored then reason = 'the stored value is not "<enqueuedAt>|<json>": it was not added by enqueue' end
+  bury(id, redis.call('HINCRBY', KEYS[4], id, 1), reason, dead_max)
+  buried = buried + 1
+  id = nil
+end
+if not id then return {0, requeued, buried} end
 local allowed, _, retry = gcra(KEYS[6], now, tonumber(ARGV[3]), tonumber(ARGV[4]), 1)
 if allowed == 0 then return {1, requeued, buried, retry} end
--- Ids without a payload were pushed by something else than enqueue: they go to the dead letters.
-for _ = 1, 10 do
-  local id = redis.call('RPOP', KEYS[1])
-  if not id then break end
-  local stored = redis.call('HGET', KEYS[3], id)
-  local attempt = redis.call('HINCRBY', KEYS[4], id, 1)
-  if stored then
-    redis.call('ZADD', KEYS[2], now + tonumber(ARGV[1]), id)
-    return {2, requeued, buried, id, attempt, stored, now}
-  end
-  bury(id, attempt, 'no payload stored for this id: it was not added by enqueue', dead_max)
-  buried = buried + 1
-end
-return {0, requeued, buried}
+redis.call('RPOP', KEYS[1])
+local attempt = redis.call('HINCRBY', KEYS[4], id, 1)
+redis.call('ZADD', KEYS[2], now + tonumber(ARGV[1]), id)
+return {2, requeued, buried, id, attempt, redis.call('HGET', KEYS[3], id), now}
 `;
 
 /**

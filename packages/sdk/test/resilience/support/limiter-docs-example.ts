@@ -115,9 +115,9 @@ export function securityContainment(redis: Redis, prefix = 'ratelimit') {
           prefix,
           service: 'backend',
           limit: input.limit,
-          expiresIn: input.duration,
+          expiresAfter: input.duration,
           reason: 'Runbook 12: security breach',
-          limiters: [{ name: 'login', limit: 20, periodMs: 60_000, burst: 5 }],
+          limiters: [{ name: 'login', limit: 20, period: '1m', burst: 5 }],
         }),
       );
       return step.done(`strict rate limiting on for ${input.duration}`);

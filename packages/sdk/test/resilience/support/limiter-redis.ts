@@ -1,17 +1,14 @@
-import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
 
-/** The shared Redis of the test machine; every test uses keys under a prefix of its own. */
+/**
+ * The shared Redis of the test machine; every test uses keys under a prefix of its own (`uniquePrefix` of
+ * test/support/redis-server.ts).
+ */
 export const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 
 /** A new client for the test Redis. */
 export function connect(): Redis {
   return new Redis(REDIS_URL, { maxRetriesPerRequest: 2 });
-}
-
-/** A random key prefix, so that tests (and other suites sharing this Redis) never meet. */
-export function uniquePrefix(label: string): string {
-  return `test-${label}-${randomBytes(6).toString('hex')}`;
 }
 
 /** Deletes every key under `prefix`, including the queue's `{prefix…}` hash-tagged keys. */
