@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { MAX_KEY_REST_MS } from './retry-policy';
 
 /**
  * A short, stable name for an API key that is safe to log and compare (`sha256:` and the first 12 hex digits of
@@ -64,9 +65,9 @@ export class KeyRing {
     return { index: -1, waitMs: soonest - now };
   }
 
-  /** Rests key `index` until `now + ms` (a longer rest already in place is kept). */
+  /** Rests key `index` until `now + ms`, 1 ms to 1 hour (a longer rest already in place is kept). */
   coolDown(index: number, ms: number, now: number): void {
-    const until = now + Math.max(1, ms);
+    const until = now + Math.min(MAX_KEY_REST_MS, Math.max(1, ms));
     const current = this.#coolingUntil[index] as number;
     if (current === 0) this.#cooling++;
     if (until > current) this.#coolingUntil[index] = until;

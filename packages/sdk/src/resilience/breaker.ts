@@ -51,16 +51,21 @@ export class Attempt implements ProviderCallContext {
  * - `open`: the breaker is opened and kept open (the chain does not call the provider at all);
  * - `closed`: the breaker is closed and *disabled* (opossum then calls straight through, counting nothing), so
  *   calls go through whatever the failure rate; the timeout still applies (the chain enforces it itself then);
- * - `auto`: enabled and closed, judging by itself from then on.
+ * - `auto`: enabled, judging by itself from then on; a breaker forced open until then goes through half-open.
  *
  * Not failures (opossum's `errorFilter`): a 4xx other than 408 — a 429 means the API is alive and busy, the
- * rest are the caller's or the key's problem — and calls the caller aborted.
+ * rest are the caller's or the key's problem — and calls the caller aborted. Except for the half-open probe:
+ * opossum closes the breaker on anything that is not a failure, and a probe the caller aborted or that got a 4xx
+ * (a 429, a revoked key) proves nothing about the provider. It counts as a failed probe, so the breaker opens
+ * again for another `resetTimeout`; only an answer closes it.
  */
 export class ProviderBreaker {
   readonly provider: ChatProvider;
   readonly breaker: CircuitBreaker<[Attempt], ChatAnswer>;
   readonly timeoutMs: number;
   #forced: ForcedState = 'auto';
+  /** True while a forced-open breaker is re-opened after its reset timer: no transition to report. */
+  #holdingOpen = false;
 
   readonly #onLatency: ((ms: number, ok: boolean) => void) | undefined;
 
@@ -91,8 +96,9 @@ export class ProviderBreaker {
       rollingPercentilesEnabled: false,
       enableSnapshots: false,
       errorFilter: ((error: unknown, attempt: Attempt) =>
-        attempt.abortedByCaller ||
-        (isProviderHttpError(error) && error.status < 500 && error.status !== 408)) as (
+        !this.breaker.halfOpen &&
+        (attempt.abortedByCaller ||
+          (isProviderHttpError(error) && error.status < 500 && error.status !== 408))) as (
         err: unknown,
       ) => boolean,
     });
@@ -107,12 +113,23 @@ export class ProviderBreaker {
       );
       this.breaker.on('failure', (_error, latency) => onLatency(latency, false));
     }
-    this.breaker.on('open', () => onState('open'));
+    this.breaker.on('open', () => {
+      if (!this.#holdingOpen) onState('open');
+    });
     this.breaker.on('close', () => onState('closed'));
     this.breaker.on('halfOpen', () => {
-      // Forced open stays open: no probe call may reach a provider an operator switched off.
-      if (this.#forced === 'open') this.breaker.open();
-      else onState('halfOpen');
+      if (this.#forced !== 'open') {
+        onState('halfOpen');
+        return;
+      }
+      // Forced open stays open: no probe call may reach a provider an operator switched off. Opening it again
+      // restarts opossum's reset timer; the breaker never stopped being open, so nobody hears of it.
+      this.#holdingOpen = true;
+      try {
+        this.breaker.open();
+      } finally {
+        this.#holdingOpen = false;
+      }
     });
   }
 
@@ -130,7 +147,6 @@ export class ProviderBreaker {
   /** Applies an operator's forced state (idempotent). */
   force(state: ForcedState): void {
     if (state === this.#forced) return;
-    const previous = this.#forced;
     this.#forced = state;
     if (state === 'open') {
       this.breaker.enable();
@@ -138,9 +154,11 @@ export class ProviderBreaker {
     } else if (state === 'closed') {
       this.breaker.close();
       this.breaker.disable();
-    } else if (previous !== 'auto') {
+    } else {
+      // Back to auto. From forced closed: enabled, it judges from here. From forced open: it stays open and
+      // opossum's reset timer lets one probe through (half-open) within `resetTimeout`; only a successful probe
+      // closes it. Closing it at once would send every replica's traffic to a provider that may still fail.
       this.breaker.enable();
-      this.breaker.close();
     }
   }
 

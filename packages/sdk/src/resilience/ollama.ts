@@ -1,14 +1,20 @@
 import { z } from 'zod';
 import { parseOptions } from '../core/parse-options';
+import { ProviderName } from './names';
 import { ProviderResponseError } from './provider-errors';
 import { postJson } from './provider-http';
-import { ChainProviderName } from './provider-options';
-import type { ChatAnswer, ChatProvider, ChatRequest, ProviderCallContext } from './provider-request';
+import {
+  type ChatAnswer,
+  type ChatProvider,
+  type ChatRequest,
+  type ProviderCallContext,
+  wireMessages,
+} from './provider-request';
 
 /** Options of {@link ollamaProvider}. */
 export const OllamaProviderOptions = z.strictObject({
   /** Its name in metrics and health (`ollama_api_*`). @default "ollama" */
-  name: ChainProviderName.default('ollama'),
+  name: ProviderName.default('ollama'),
   /** Where Ollama listens (the manual's `OLLAMA_URL`). @default "http://127.0.0.1:11434" */
   baseUrl: z.url({ protocol: /^https?$/ }).default('http://127.0.0.1:11434'),
   /** The local model, e.g. `"llama3.1:8b"`; it must be pulled on the Ollama server. */
@@ -47,7 +53,7 @@ export function ollamaProvider(options: OllamaProviderOptions): ChatProvider {
       url,
       {
         model: o.model,
-        messages: request.messages,
+        messages: wireMessages(request),
         stream: false,
         ...(Object.keys(sampling).length > 0 ? { options: sampling } : {}),
         ...(o.keepAlive ? { keep_alive: o.keepAlive } : {}),

@@ -1,14 +1,20 @@
 import { z } from 'zod';
 import { parseOptions } from '../core/parse-options';
+import { ProviderName } from './names';
 import { ProviderHttpError, ProviderResponseError } from './provider-errors';
-import { postJson } from './provider-http';
-import { ChainProviderName } from './provider-options';
-import type { ChatAnswer, ChatProvider, ChatRequest, ProviderCallContext } from './provider-request';
+import { postJson, scrubUpstreamText } from './provider-http';
+import {
+  type ChatAnswer,
+  type ChatProvider,
+  type ChatRequest,
+  type ProviderCallContext,
+  wireMessages,
+} from './provider-request';
 
 /** Options of {@link openRouterProvider}. */
 export const OpenRouterProviderOptions = z.strictObject({
   /** Its name in metrics and health (`openrouter_api_*`). @default "openrouter" */
-  name: ChainProviderName.default('openrouter'),
+  name: ProviderName.default('openrouter'),
   /** The API base, up to and including `/api/v1`. @default "https://openrouter.ai/api/v1" */
   baseUrl: z.url({ protocol: /^https?$/ }).default('https://openrouter.ai/api/v1'),
   /** API keys (`sk-or-v1-…`), used round-robin; a key that gets a 429 rests (see `retry.keyCooldown`). */
@@ -62,7 +68,7 @@ export function openRouterProvider(options: OpenRouterProviderOptions): ChatProv
       url,
       {
         model: o.model,
-        messages: request.messages,
+        messages: wireMessages(request),
         ...(request.temperature === undefined ? {} : { temperature: request.temperature }),
         ...(request.maxTokens === undefined ? {} : { max_tokens: request.maxTokens }),
         ...(request.topP === undefined ? {} : { top_p: request.topP }),
@@ -72,11 +78,15 @@ export function openRouterProvider(options: OpenRouterProviderOptions): ChatProv
       signal,
       [key],
     );
-    // OpenRouter may answer 200 with an error object (an upstream model failed after the response began).
+    // OpenRouter may answer 200 with an error object (an upstream model failed after the response began). Its
+    // text is upstream text like any error body's: shortened, the key scrubbed.
     const error = (json as { error?: { code?: unknown; message?: unknown } } | null)?.error;
     if (error) {
-      const status = typeof error.code === 'number' && error.code >= 400 ? error.code : 502;
-      throw new ProviderHttpError(o.name, status, String(error.message ?? 'error in a 200 answer'));
+      const code = error.code;
+      const status =
+        typeof code === 'number' && Number.isInteger(code) && code >= 400 && code <= 599 ? code : 502;
+      const message = typeof error.message === 'string' ? error.message : 'an error object in a 200 answer';
+      throw new ProviderHttpError(o.name, status, scrubUpstreamText(message, [key]));
     }
     const parsed = ChatCompletion.safeParse(json);
     const choice = parsed.success ? parsed.data.choices[0] : undefined;

@@ -15,6 +15,7 @@ import {
 } from './breaker-switch';
 import { InFlight } from './coalesce';
 import { ChainTally, llmMetrics, type Outcome, type ProviderTally } from './llm-metrics';
+import { ProviderName, ServiceName } from './names';
 import {
   type FallbackReason,
   isProviderHttpError,
@@ -22,7 +23,7 @@ import {
   type ProviderFailure,
   ProvidersUnavailableError,
 } from './provider-errors';
-import { BreakerOptions, ChainProviderName } from './provider-options';
+import { BreakerOptions } from './provider-options';
 import {
   type ChatAnswer,
   type ChatProvider,
@@ -56,7 +57,7 @@ export const ProviderChainOptions = z
       .superRefine((providers, ctx) => {
         const seen = new Set<string>();
         providers.forEach((p, i) => {
-          const name = ChainProviderName.safeParse(p.name);
+          const name = ProviderName.safeParse(p.name);
           if (!name.success)
             ctx.addIssue({
               code: 'custom',
@@ -73,10 +74,7 @@ export const ProviderChainOptions = z
         });
       }),
     /** The service the chain belongs to: the `service` label of the breaker and chain metrics. @default "llm" */
-    service: z
-      .string()
-      .regex(/^[A-Za-z0-9_.:-]{1,64}$/, 'letters, digits, "_", ".", ":" or "-", at most 64')
-      .default('llm'),
+    service: ServiceName.default('llm'),
     /** The circuit breaker of every provider. @default see {@link BreakerOptions} */
     breaker: BreakerOptions.prefault({}),
     /** Retries on one provider before falling back. @default see {@link ProviderRetryOptions} */
@@ -259,8 +257,6 @@ interface Slot {
   up: boolean;
   lastFailure?: ProviderHealth['lastFailure'];
 }
-
-const NEVER = new AbortController().signal;
 
 /**
  * Builds a provider chain. Each provider gets an opossum circuit breaker; a call tries the providers in order:
@@ -532,7 +528,7 @@ export function createProviderChain(options: ProviderChainOptions): ProviderChai
             retryAfterMs = Math.min(retryAfterMs ?? pick.waitMs, pick.waitMs);
             break;
           }
-          await sleep(pick.waitMs, signal ?? NEVER);
+          await pause(pick.waitMs, signal);
           turn.waited += pick.waitMs;
           continue;
         }
@@ -601,7 +597,7 @@ export function createProviderChain(options: ProviderChainOptions): ProviderChai
         ? hinted
         : backoffDelay(turn.made, slot.baseDelayMs, slot.maxDelayMs);
     retryEvent.emit({ provider: slot.name, attempt: turn.made, outcome, delayMs: delay, keyFingerprint });
-    await sleep(delay, signal ?? NEVER);
+    await pause(delay, signal);
     turn.waited += delay;
   }
 
@@ -662,7 +658,9 @@ export function createProviderChain(options: ProviderChainOptions): ProviderChai
   ): Promise<ChatResult> {
     const canonical = canonicalRequest(request, models);
     if (!inFlight) return cachedRun(request, canonical, signal);
-    const { promise, joined } = inFlight.join(canonical, signal, (sharedSignal) =>
+    // A call that skips the cache must not join one that may answer from it (nor the other way round).
+    const key = useCache ? `cache:${canonical}` : `fresh:${canonical}`;
+    const { promise, joined } = inFlight.join(key, signal, (sharedSignal) =>
       useCache ? cachedRun(request, canonical, sharedSignal) : run(request, sharedSignal),
     );
     return joined ? promise.then(coalesced) : promise;
@@ -728,11 +726,20 @@ export function createProviderChain(options: ProviderChainOptions): ProviderChai
     async close() {
       if (closed) return;
       closed = true;
-      stopListening();
+      stopListening.dispose();
       removeMetrics?.();
       for (const slot of slots) slot.breaker.shutdown();
     },
   };
+}
+
+/**
+ * Waits `ms`, ended early by `signal` when there is one. Without one, a plain timer: a shared never-aborting
+ * signal would collect one abort listener per concurrent wait under load (and a `MaxListenersExceededWarning`
+ * where Node warns about them).
+ */
+function pause(ms: number, signal: AbortSignal | undefined): Promise<void> {
+  return signal ? sleep(ms, signal) : new Promise((resolve) => setTimeout(resolve, ms));
 }
 
 /**

@@ -40,7 +40,7 @@ export async function postJson(
     throw new ProviderHttpError(
       provider,
       response.status,
-      scrub(upstreamMessage(text) ?? response.statusText ?? 'no message', secrets),
+      scrubUpstreamText(upstreamMessage(text) ?? response.statusText ?? 'no message', secrets),
       parseRetryAfter(response.headers.get('retry-after')),
     );
   }
@@ -66,9 +66,14 @@ export function upstreamMessage(text: string): string | undefined {
   return text.trim() === '' ? undefined : text.trim();
 }
 
-function scrub(message: string, secrets: readonly string[]): string {
-  const short = message.length > MAX_MESSAGE ? `${message.slice(0, MAX_MESSAGE)}…` : message;
-  return createRedactor(secrets).redactText(short);
+/**
+ * Upstream text as errors may keep it: at most 300 characters, with `secrets` (the API key) and anything that
+ * looks like a credential redacted.
+ */
+export function scrubUpstreamText(message: string, secrets: readonly string[]): string {
+  // Redacted before it is cut: a key cut in two at the limit would match neither the key nor its pattern.
+  const clean = createRedactor(secrets).redactText(message);
+  return clean.length > MAX_MESSAGE ? `${clean.slice(0, MAX_MESSAGE)}…` : clean;
 }
 
 /** The URL's origin only: error messages name where, never a path or query that might carry a token. */

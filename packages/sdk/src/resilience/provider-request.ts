@@ -73,6 +73,15 @@ export interface ChatProvider {
 }
 
 /**
+ * The messages as a provider sends them: role and content only, exactly what {@link canonicalRequest} (the cache
+ * and coalescing key) covers. A request is not parsed on every call, so a message may carry more members
+ * (`name`, `tool_calls`…); sending those would let two requests that differ upstream share one cached answer.
+ */
+export function wireMessages(request: ChatRequest): ChatMessage[] {
+  return request.messages.map((m) => ({ role: m.role, content: m.content }));
+}
+
+/**
  * The request in one canonical form: members in a fixed order, absent settings left out, `stop` sorted (its
  * order means nothing), and the models the chain would ask. Identical requests give identical text: what
  * coalescing and the cache key are made of. Never holds an API key.

@@ -1,6 +1,6 @@
 import type { Redis } from 'ioredis';
 import { z } from 'zod';
-import { Duration, toMillis } from '../core/duration';
+import { durationBetween, toMillis } from '../core/duration';
 import { RunbookError } from '../core/errors';
 import type { ChatAnswer } from './provider-request';
 
@@ -11,15 +11,15 @@ export const ResponseCacheOptions = z.strictObject({
     (v) => typeof (v as Redis | null)?.get === 'function' && typeof (v as Redis | null)?.set === 'function',
     'expected an ioredis client',
   ),
-  /** How long an answer is served from the cache. @default "5m" */
-  ttl: Duration.default('5m'),
+  /** How long an answer is served from the cache, 1 s to 30 d. @default "5m" */
+  ttl: durationBetween(1_000, 30 * 86_400_000, 'expected a duration from 1s to 30d').default('5m'),
   /** Prefix of the cache keys (the rest is the SHA-256 of the canonical request). @default "llm:response:" */
   prefix: z.string().min(1).default('llm:response:'),
   /**
    * How long a cache read or write may take before the call goes on without it (a slow or reconnecting Redis
-   * must not slow every LLM call down). @default "200ms"
+   * must not slow every LLM call down); 1 ms to 1 min. @default "200ms"
    */
-  timeout: Duration.default('200ms'),
+  timeout: durationBetween(1, 60_000, 'expected a duration from 1ms to 1m').default('200ms'),
 });
 /** {@link ResponseCacheOptions} as written by users. */
 export type ResponseCacheOptions = z.input<typeof ResponseCacheOptions>;

@@ -1,5 +1,12 @@
 import { z } from 'zod';
-import { Duration } from '../core/duration';
+import { durationBetween } from '../core/duration';
+
+/**
+ * The longest rest of an API key, whatever `Retry-After` asks (a buggy or hostile `Retry-After: 99999999` must
+ * not take a key out for days), and the upper bound of every retry duration: 1 hour.
+ */
+export const MAX_KEY_REST_MS = 3_600_000;
+const UpToAnHour = durationBetween(0, MAX_KEY_REST_MS, 'expected a duration from 0 to 1h');
 
 /** How a provider chain retries one provider before it falls back to the next. */
 export const ProviderRetryOptions = z.strictObject({
@@ -9,17 +16,20 @@ export const ProviderRetryOptions = z.strictObject({
    */
   maxAttempts: z.number().int().min(1).max(20).default(3),
   /** Backoff before the second attempt; each further one doubles it (full jitter: uniform in [0, delay]). @default "100ms" */
-  baseDelay: Duration.default('100ms'),
+  baseDelay: UpToAnHour.default('100ms'),
   /** Upper bound of one backoff delay. @default "2s" */
-  maxDelay: Duration.default('2s'),
+  maxDelay: UpToAnHour.default('2s'),
   /**
    * The longest `Retry-After` (of a 429, or of a 5xx that sends one) the chain waits for, also when every API
    * key of a provider is cooling down. A longer one makes the chain fall back to the next provider at once.
    * @default "10s"
    */
-  maxRetryAfter: Duration.default('10s'),
-  /** How long an API key rests after a 429 without `Retry-After`, or after a 401/402/403. @default "60s" */
-  keyCooldown: Duration.default('60s'),
+  maxRetryAfter: UpToAnHour.default('10s'),
+  /**
+   * How long an API key rests after a 429 without `Retry-After`, or after a 401/402/403. A `Retry-After` sets
+   * the rest instead, up to 1 hour. @default "60s"
+   */
+  keyCooldown: UpToAnHour.default('60s'),
 });
 /** Parsed {@link ProviderRetryOptions}. */
 export type ProviderRetryOptions = z.output<typeof ProviderRetryOptions>;

@@ -67,6 +67,12 @@ describe('key ring', () => {
     expect(ring.fingerprints).toEqual([apiKeyFingerprint('secret-key-1')]);
     expect(apiKeyFingerprint('secret-key-1')).toMatch(/^sha256:[0-9a-f]{12}$/);
   });
+
+  it('rests a key for one hour at most, whatever Retry-After asked', () => {
+    const ring = new KeyRing(['a']);
+    ring.coolDown(0, 30 * 86_400_000, 0);
+    expect(ring.cooling(0)).toEqual({ count: 1, nextFreeInMs: 3_600_000 });
+  });
 });
 
 describe('canonical request', () => {
@@ -195,6 +201,44 @@ describe('adapters reading odd answers', () => {
     expect(error.message).toContain('[REDACTED]');
     next = { status: 429, body: 'slow down', headers: { 'retry-after': '7' } };
     await expect(provider.call(request, context)).rejects.toMatchObject({ status: 429, retryAfterMs: 7_000 });
+  });
+
+  it('OpenRouter: the error object of a 200 is upstream text like any other: key scrubbed, shortened', async () => {
+    const provider = openRouterProvider({ baseUrl: url, apiKeys: ['k'], model: 'm' });
+    const long = `model failed for ${context.apiKey}: ${'x'.repeat(5_000)}`;
+    next = { status: 200, body: JSON.stringify({ error: { code: 502, message: long } }) };
+    const error = await provider.call(request, context).catch((e) => e);
+    expect(error).toMatchObject({ status: 502, code: 'PROVIDER_HTTP_ERROR' });
+    expect(error.message).not.toContain(context.apiKey);
+    expect(error.message).toContain('[REDACTED]');
+    expect(error.message.length).toBeLessThan(500);
+    // A key that the 300-character limit would cut in two is redacted whole, before the cut.
+    next = {
+      status: 200,
+      body: JSON.stringify({ error: { message: `${'y'.repeat(285)} ${context.apiKey}` } }),
+    };
+    const cut = await provider.call(request, context).catch((e) => e);
+    expect(cut.message).not.toContain(context.apiKey.slice(0, 12));
+    // A code that is no HTTP error status, a message that is no text: a 502 with a message of its own.
+    next = { status: 200, body: JSON.stringify({ error: { code: 99_999, message: { nested: true } } }) };
+    const odd = await provider.call(request, context).catch((e) => e);
+    expect(odd).toMatchObject({ status: 502 });
+    expect(odd.message).toContain('an error object in a 200 answer');
+  });
+
+  it('both adapters send exactly what the cache key covers: role and content of each message', async () => {
+    // A request from outside is not parsed per call: its messages may carry more (names, tool calls…).
+    const loose = {
+      ...request,
+      messages: [{ role: 'user', content: 'q', name: 'alice', tool_calls: [{ id: 't1' }] }],
+    } as unknown as typeof request;
+    next = { status: 200, body: JSON.stringify({ choices: [{ message: { content: 'hi' } }] }) };
+    await openRouterProvider({ baseUrl: url, apiKeys: ['k'], model: 'm' }).call(loose, context);
+    expect(JSON.parse(seen.at(-1)?.body ?? '').messages).toEqual([{ role: 'user', content: 'q' }]);
+    next = { status: 200, body: JSON.stringify({ message: { role: 'assistant', content: 'local' } }) };
+    await ollamaProvider({ baseUrl: url, model: 'llama3.1:8b' }).call(loose, { signal: context.signal });
+    expect(JSON.parse(seen.at(-1)?.body ?? '').messages).toEqual([{ role: 'user', content: 'q' }]);
+    expect(canonicalRequest(loose, 'm')).toBe(canonicalRequest(request, 'm'));
   });
 
   it('Ollama: sends stream:false with sampling in options, reads message and counts', async () => {

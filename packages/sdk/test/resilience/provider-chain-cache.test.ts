@@ -87,10 +87,10 @@ describe('response cache (Redis)', () => {
 
   it('an answer expires with its TTL', async () => {
     const prefix = prefixOf();
-    const { chain } = chainFor({ cache: { redis, prefix, ttl: 300 } });
+    const { chain } = chainFor({ cache: { redis, prefix, ttl: '1s' } });
     await chain.chat(ask('q'));
     expect((await chain.chat(ask('q'))).cached).toBe(true);
-    await new Promise((r) => setTimeout(r, 500));
+    await new Promise((r) => setTimeout(r, 1_300));
     expect((await chain.chat(ask('q'))).cached).toBe(false);
     expect(providers.openrouter.requests).toHaveLength(2);
   });
@@ -232,6 +232,28 @@ describe('request coalescing', () => {
     expect(providers.ollama.requests).toHaveLength(0);
     // A new identical call starts afresh.
     expect((await chain.chat(ask('r'))).coalesced).toBe(false);
+  });
+
+  it('with the cache: a call with cache:false does not join one that may answer from the cache', async () => {
+    const prefix = prefixOf();
+    const { chain } = chainFor({ coalesce: true, cache: { redis, prefix } });
+    await chain.chat(ask('q')); // now cached
+    // Both start in the same tick: the second would join the first while it reads the cache.
+    const [cached, fresh] = await Promise.all([chain.chat(ask('q')), chain.chat(ask('q'), { cache: false })]);
+    expect(cached).toMatchObject({ cached: true, coalesced: false });
+    expect(fresh).toMatchObject({ cached: false, coalesced: false, provider: 'openrouter' });
+    expect(providers.openrouter.requests).toHaveLength(2);
+    // Calls that skip the cache still coalesce among themselves.
+    providers.openrouter.faults.inject({ kind: 'latency', delay: 100, times: 1 });
+    const both = await Promise.all([
+      chain.chat(ask('q'), { cache: false }),
+      chain.chat(ask('q'), { cache: false }),
+    ]);
+    expect(both.map((r) => [r.cached, r.coalesced])).toEqual([
+      [false, false],
+      [false, true],
+    ]);
+    expect(providers.openrouter.requests).toHaveLength(3);
   });
 
   it('with the cache: concurrent identical misses make one upstream call and one cache write', async () => {

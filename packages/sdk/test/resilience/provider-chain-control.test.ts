@@ -1,5 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import {
+  type BreakerState,
   type BreakerSwitch,
   type ForcedState,
   localBreakerSwitch,
@@ -26,6 +27,21 @@ function chainFor(options: Parameters<typeof chainOver>[1] = {}) {
 }
 const outcomes = (r: { attempts: readonly { provider: string; outcome: string }[] }) =>
   r.attempts.map((a) => [a.provider, a.outcome]);
+/** Resolves when `provider`'s breaker next reports `state`; rejects when it has not within 3 s. */
+const nextState = (chain: ProviderChain, provider: string, state: BreakerState) =>
+  new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => {
+      listening.dispose();
+      reject(new Error(`${provider}'s breaker did not go ${state} within 3s`));
+    }, 3_000);
+    const listening = chain.onBreakerStateChange((e) => {
+      if (e.provider === provider && e.state === state) {
+        clearTimeout(timer);
+        listening.dispose();
+        resolve();
+      }
+    });
+  });
 
 describe('forced breaker states', () => {
   it('registers the providers in order and reports the live states', () => {
@@ -41,6 +57,8 @@ describe('forced breaker states', () => {
   it('forced open: the provider is skipped without a request (a forced fallback) and stays open past resetTimeout', async () => {
     const control = localBreakerSwitch();
     const { chain, registry } = chainFor({ control });
+    const states: string[] = [];
+    chain.onBreakerStateChange(({ provider, state }) => provider === 'openrouter' && states.push(state));
     control.force('openrouter', 'open');
     expect(control.reported.get('openrouter')).toBe('open');
     const result = await chain.chat(ask('x'));
@@ -52,9 +70,11 @@ describe('forced breaker states', () => {
     expect(providers.openrouter.requests).toHaveLength(0);
     expect(chain.health().circuit_breakers.openrouter).toMatchObject({ state: 'open', forced: 'open' });
     expect(chain.health().status).toBe('degraded');
-    // resetTimeout (500 ms) passes: a forced-open breaker does not go half-open.
+    // resetTimeout (500 ms) passes: a forced-open breaker does not go half-open, and nobody hears of a
+    // transition that did not happen (it was opened once).
     await new Promise((r) => setTimeout(r, 700));
     expect(chain.health().circuit_breakers.openrouter?.state).toBe('open');
+    expect(states).toEqual(['open']);
     expect(outcomes(await chain.chat(ask('y')))[0]).toEqual(['openrouter', 'forced_open']);
     const text = await registry.metrics();
     expect(
@@ -65,10 +85,35 @@ describe('forced breaker states', () => {
     ).toBe(1);
     expect(sample(text, 'circuit_breaker_state{service="llm",provider="openrouter",state="open"}')).toBe(1);
 
-    // auto: enabled and closed, the breaker judges again.
+    // auto: the breaker judges again from where it is, open. Within resetTimeout it goes half-open, and one
+    // successful probe closes it: not straight to closed, which would send every replica's traffic at once to
+    // a provider that may still fail.
+    const halfOpen = nextState(chain, 'openrouter', 'halfOpen');
     control.force('openrouter', 'auto');
-    expect(chain.health().circuit_breakers.openrouter).toMatchObject({ state: 'closed', forced: 'auto' });
+    expect(chain.health().circuit_breakers.openrouter).toMatchObject({ state: 'open', forced: 'auto' });
+    expect(chain.health().status).toBe('degraded');
+    await halfOpen;
     expect((await chain.chat(ask('z'))).provider).toBe('openrouter');
+    expect(chain.health().circuit_breakers.openrouter).toMatchObject({ state: 'closed', forced: 'auto' });
+    expect(states).toEqual(['open', 'halfOpen', 'closed']);
+  });
+
+  it('back to auto from forced open, a probe that fails opens the breaker again', async () => {
+    const control = localBreakerSwitch();
+    const { chain } = chainFor({ control });
+    control.force('openrouter', 'open');
+    providers.openrouter.faults.inject({ kind: 'serverError' });
+    const halfOpen = nextState(chain, 'openrouter', 'halfOpen');
+    control.force('openrouter', 'auto');
+    await halfOpen;
+    const probe = await chain.chat(ask('still down?'));
+    // The failed probe reopened the breaker: no retry on OpenRouter.
+    expect(outcomes(probe)).toEqual([
+      ['openrouter', 'server_error'],
+      ['ollama', 'success'],
+    ]);
+    expect(providers.openrouter.requests).toHaveLength(1);
+    expect(chain.health().circuit_breakers.openrouter).toMatchObject({ state: 'open', forced: 'auto' });
   });
 
   it('forced closed: calls go through although the breaker would be open; the timeout still applies', async () => {
@@ -113,7 +158,7 @@ describe('forced breaker states', () => {
     // A switch that never notifies: the chain must still read it before each call.
     const quiet: BreakerSwitch = {
       forced: (provider) => (provider === 'openrouter' ? forced : 'auto'),
-      onChange: () => () => {},
+      onChange: () => ({ dispose() {}, [Symbol.dispose]() {} }),
       register: () => {},
       report: () => {},
     };
@@ -121,8 +166,12 @@ describe('forced breaker states', () => {
     expect(chain.health().circuit_breakers.openrouter).toMatchObject({ state: 'open', forced: 'open' });
     expect((await chain.chat(ask('x'))).provider).toBe('ollama');
     forced = 'auto';
-    expect((await chain.chat(ask('y'))).provider).toBe('openrouter');
+    // The next call reads auto (the breaker is still open: Ollama answers); the half-open probe then closes it.
+    const halfOpen = nextState(chain, 'openrouter', 'halfOpen');
+    await chain.chat(ask('y'));
     expect(chain.health().circuit_breakers.openrouter?.forced).toBe('auto');
+    await halfOpen;
+    expect((await chain.chat(ask('z'))).provider).toBe('openrouter');
   });
 
   it('forcing every provider open makes calls fail fast with PROVIDERS_UNAVAILABLE', async () => {

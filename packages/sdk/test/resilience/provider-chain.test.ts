@@ -1,4 +1,4 @@
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { isInputValidationError } from '../../src/core/errors';
 import { apiKeyFingerprint } from '../../src/resilience/api-keys';
 import type { BreakerState } from '../../src/resilience/breaker-switch';
@@ -124,6 +124,127 @@ describe('provider chain', () => {
     expect(chain.health().circuit_breakers.openrouter).toMatchObject({ state: 'closed', up: true });
     expect(states).toEqual(['open', 'halfOpen', 'closed']);
     expect(control.reported.get('openrouter')).toBe('closed');
+  });
+
+  it('a half-open probe closes the breaker only with an answer: aborted by the caller or a 429, it opens again', async () => {
+    let mode: 'down' | 'hang' | 'busy' | 'up' = 'down';
+    const chain = createProviderChain({
+      providers: [
+        {
+          name: 'flaky',
+          call: (_request, { signal }) => {
+            if (mode === 'down') return Promise.reject(new ProviderHttpError('flaky', 503, 'down'));
+            if (mode === 'busy') return Promise.reject(new ProviderHttpError('flaky', 429, 'busy'));
+            if (mode === 'up') return Promise.resolve({ content: 'flaky' });
+            return new Promise((_, reject) => signal.addEventListener('abort', () => reject(signal.reason)));
+          },
+        },
+        { name: 'spare', call: async () => ({ content: 'spare' }) },
+      ],
+      breaker: { volumeThreshold: 1, resetTimeout: 200 },
+      retry: { maxAttempts: 1, keyCooldown: 0 },
+      metrics: false,
+    });
+    chains.push(chain);
+    const states: BreakerState[] = [];
+    chain.onBreakerStateChange(({ provider, state }) => provider === 'flaky' && states.push(state));
+    const next = (state: BreakerState) =>
+      new Promise<void>((resolve, reject) => {
+        const timer = setTimeout(() => {
+          listening.dispose();
+          reject(new Error(`the breaker did not go ${state} within 3s`));
+        }, 3_000);
+        const listening = chain.onBreakerStateChange((e) => {
+          if (e.provider === 'flaky' && e.state === state) {
+            clearTimeout(timer);
+            listening.dispose();
+            resolve();
+          }
+        });
+      });
+    const state = () => chain.health().circuit_breakers.flaky?.state;
+
+    let opened = next('open');
+    expect((await chain.chat(ask('x'))).provider).toBe('spare');
+    await opened;
+
+    // The probe hangs and its caller gives up: nothing was learnt, so the breaker opens again.
+    await next('halfOpen');
+    mode = 'hang';
+    opened = next('open');
+    const caller = new AbortController();
+    const probe = chain.chat(ask('x'), { signal: caller.signal });
+    setTimeout(() => caller.abort(new Error('caller left')), 20);
+    await expect(probe).rejects.toThrow('caller left');
+    await vi.waitFor(() => expect(state()).toBe('open'), { timeout: 2_000 });
+    await opened;
+
+    // The next probe gets a 429: the API is alive but does not serve us. Open again; the spare answers.
+    await next('halfOpen');
+    mode = 'busy';
+    opened = next('open');
+    expect((await chain.chat(ask('x'))).provider).toBe('spare');
+    expect(state()).toBe('open');
+    await opened;
+
+    // An answer closes it.
+    await next('halfOpen');
+    mode = 'up';
+    expect((await chain.chat(ask('x'))).provider).toBe('flaky');
+    expect(state()).toBe('closed');
+    expect(states).toEqual(['open', 'halfOpen', 'open', 'halfOpen', 'open', 'halfOpen', 'closed']);
+  });
+
+  it('concurrent backoff waits without a signal add no abort listener anywhere (none piles up)', async () => {
+    let calls = 0;
+    const chain = createProviderChain({
+      providers: [
+        {
+          name: 'busy',
+          call: async () => {
+            if (++calls <= 30) throw new ProviderHttpError('busy', 503, 'busy', 100);
+            return { content: 'ok' };
+          },
+        },
+      ],
+      breaker: { volumeThreshold: 1_000 },
+      metrics: false,
+    });
+    chains.push(chain);
+    // Node 24 no longer warns about many listeners on one AbortSignal, so count them where they are added.
+    const added = vi.spyOn(EventTarget.prototype, 'addEventListener');
+    try {
+      // 30 calls wait for a Retry-After at once (a shared signal would collect 30 abort listeners), then succeed.
+      const results = await Promise.all(Array.from({ length: 30 }, () => chain.chat(ask('x'))));
+      expect(results.every((r) => r.content === 'ok' && r.attempts.length === 2)).toBe(true);
+      const onSignals = added.mock.calls.filter(
+        ([type], i) => type === 'abort' && added.mock.contexts[i] instanceof AbortSignal,
+      );
+      expect(onSignals).toHaveLength(0);
+    } finally {
+      added.mockRestore();
+    }
+  });
+
+  it('a Retry-After of days rests the key for an hour at most', async () => {
+    const chain = createProviderChain({
+      providers: [
+        {
+          name: 'stingy',
+          apiKeys: ['stingy-key'],
+          call: async () => {
+            throw new ProviderHttpError('stingy', 429, 'come back next year', 365 * 86_400_000);
+          },
+        },
+        { name: 'spare', call: async () => ({ content: 'spare' }) },
+      ],
+      metrics: false,
+    });
+    chains.push(chain);
+    expect((await chain.chat(ask('x'))).provider).toBe('spare');
+    const { keys } = chain.health().circuit_breakers.stingy ?? {};
+    expect(keys?.nextFreeInMs).toBeGreaterThan(3_500_000);
+    expect(keys?.nextFreeInMs).toBeLessThanOrEqual(3_600_000);
   });
 
   it('a timeout falls back at once (no retry on the same provider) and aborts the upstream request', async () => {
@@ -303,6 +424,8 @@ describe('provider chain', () => {
 
   it('validates its options with the field named', () => {
     const provider = ollamaProvider({ model: OLLAMA_MODEL });
+    // Shaped like an ioredis client (only GET and SET are checked): validation fails before it is used.
+    const fakeRedis = { get: () => {}, set: () => {} };
     const bad: [unknown, RegExp][] = [
       [{ providers: [] }, /providers: give at least one provider/],
       [{ providers: [provider, provider] }, /providers\[1\]\.name: "ollama" is used twice/],
@@ -314,6 +437,23 @@ describe('provider chain', () => {
         /overrides\.ollama\.breaker\.resetTimeout/,
       ],
       [{ providers: [provider], cache: { redis: {} } }, /cache\.redis: expected an ioredis client/],
+      // Zero and huge durations, where they would break: SET PX 0, a timeout that fires at once, setTimeout's
+      // 24.8-day limit.
+      [
+        { providers: [provider], breaker: { timeout: 0 } },
+        /breaker\.timeout: expected a duration from 1ms to 1h/,
+      ],
+      [{ providers: [provider], breaker: { resetTimeout: '2d' } }, /breaker\.resetTimeout/],
+      [{ providers: [provider], breaker: { rollingCountTimeout: 0 } }, /breaker\.rollingCountTimeout/],
+      [{ providers: [provider], retry: { maxRetryAfter: '30d' } }, /retry\.maxRetryAfter: expected .* to 1h/],
+      [{ providers: [provider], retry: { keyCooldown: '2h' } }, /retry\.keyCooldown/],
+      [
+        { providers: [provider], cache: { redis: fakeRedis, ttl: 0 } },
+        /cache\.ttl: expected a duration from 1s to 30d/,
+      ],
+      [{ providers: [provider], cache: { redis: fakeRedis, ttl: '500ms' } }, /cache\.ttl/],
+      [{ providers: [provider], cache: { redis: fakeRedis, timeout: 0 } }, /cache\.timeout: expected .* 1ms/],
+      [{ providers: [provider], service: 'llm:backend' }, /service: expected letters, digits/],
       [
         { providers: [provider], overrides: { olama: { retry: { maxAttempts: 1 } } } },
         /overrides\.olama: no provider is named "olama"/,
