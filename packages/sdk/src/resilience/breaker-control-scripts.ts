@@ -1,4 +1,4 @@
-import { LuaScript } from './lua/script';
+import { LuaScript } from '../redis/lua-script';
 
 /**
  * The Lua scripts of breaker control. Key names arrive as KEYS and every value as ARGV (names, reasons and

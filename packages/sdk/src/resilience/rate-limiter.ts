@@ -4,8 +4,8 @@ import { type Duration, durationBetween, formatMillis, toMillis } from '../core/
 import { InputValidationError } from '../core/errors';
 import type { Disposable } from '../core/events';
 import { parseOptions } from '../core/parse-options';
+import { LuaScript, redisMillis } from '../redis/lua-script';
 import { GCRA_SCRIPT } from './lua/gcra';
-import { LuaScript, redisMillis } from './lua/script';
 import { SLIDING_WINDOW_SCRIPT } from './lua/sliding-window';
 import { ServiceName } from './names';
 import { keySegment, RedisKeyPrefix } from './rate-limit-keys';

@@ -6,8 +6,8 @@ import { isNonRetriableError, NonRetriableError } from '../core/errors';
 import { type Disposable, TypedEvent } from '../core/events';
 import { parseOptions } from '../core/parse-options';
 import { sleep } from '../core/sleep';
+import { LuaScript, redisMillis } from '../redis/lua-script';
 import { ACK_SCRIPT, DEQUEUE_SCRIPT, ENQUEUE_SCRIPT, EXTEND_SCRIPT, FAIL_SCRIPT } from './lua/request-queue';
-import { LuaScript, redisMillis } from './lua/script';
 import { RatePeriod, rateIssue } from './rate-limiter';
 import { QueueFullError } from './request-queue-errors';
 

@@ -8,7 +8,7 @@ import { parseOptions } from '../core/parse-options';
 import type { Change } from '../core/plan';
 import type { ResourceRef } from '../core/resource';
 import { type Action, defineAction, type StepContext } from '../core/step';
-import { LuaScript } from './lua/script';
+import { LuaScript } from '../redis/lua-script';
 import {
   DISABLE_STRICT_MODE_SCRIPT,
   ENABLE_STRICT_MODE_SCRIPT,

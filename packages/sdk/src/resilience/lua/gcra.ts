@@ -1,4 +1,4 @@
-import { REDIS_NOW } from './script';
+import { REDIS_NOW } from '../../redis/lua-script';
 
 /**
  * GCRA (the generic cell rate algorithm) as a Lua function, shared by the rate limiter and the request queue's

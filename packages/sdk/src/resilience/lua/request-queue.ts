@@ -1,5 +1,5 @@
+import { EPOCH_US, REDIS_NOW } from '../../redis/lua-script';
 import { GCRA_FUNCTION } from './gcra';
-import { EPOCH_US, REDIS_NOW } from './script';
 
 // Every queue script takes the same keys, all in the queue's hash slot:
 // KEYS[1] pending ids (a LIST: LPUSH in, RPOP out), KEYS[2] ids being processed (a ZSET scored by the

@@ -1,4 +1,4 @@
-import { REDIS_NOW } from './script';
+import { REDIS_NOW } from '../../redis/lua-script';
 
 /**
  * The sliding-log limiter: a sorted set of the takes in the last `period`, scored by their time. A take is
