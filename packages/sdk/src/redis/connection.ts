@@ -395,6 +395,16 @@ export function toRedisError(
   return new RedisError('REDIS_CONNECTION', `Redis ${what} failed: ${why}`, null, cause);
 }
 
+/**
+ * What ioredis threw on `client`, safe to keep, log or hand to a listener: the copy {@link RedisError}s keep as
+ * their `cause` (no command arguments, the client's password scrubbed). For code that talks to Redis without a
+ * {@link RedisInstance} (breaker control, the request queue) and passes errors on.
+ */
+export function cleanRedisError(e: unknown, client: Redis): Error {
+  const password = client.options.password;
+  return cleanCause(e, password ? [password] : []);
+}
+
 /** Fields of a Node or ioredis error that say what failed and cannot hold a secret or a stored value. */
 const CAUSE_FIELDS = ['code', 'errno', 'syscall', 'address', 'port'] as const;
 

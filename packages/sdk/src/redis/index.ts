@@ -66,6 +66,7 @@ export type RedisRunbooks = ReturnType<typeof redis>;
 export * from './actions';
 export * from './checks';
 export {
+  cleanRedisError,
   connectRedis,
   isRedisError,
   RedisError,
