@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import type { Redis } from 'ioredis';
+import type { Redis, RedisKey } from 'ioredis';
 
 /**
  * A Lua script run with `EVALSHA`, falling back to `EVAL` (which also caches it on the server) when the server
@@ -16,7 +16,7 @@ export class LuaScript {
   }
 
   /** Runs the script atomically on `redis`; `keys` must all live in one hash slot on a cluster. */
-  async run(redis: Redis, keys: readonly string[], args: readonly (string | number)[]): Promise<unknown> {
+  async run(redis: Redis, keys: readonly RedisKey[], args: readonly (string | number)[]): Promise<unknown> {
     try {
       return await redis.evalsha(this.sha, keys.length, ...keys, ...args);
     } catch (e) {

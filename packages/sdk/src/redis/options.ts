@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { Duration, toMillis } from '../core/duration';
 
 const UNIT_BYTES = {
   b: 1,
@@ -30,3 +31,14 @@ export function toBytes(size: Bytes): number {
 
 /** A share between 0 and 1, e.g. `0.8` for 80 %. */
 export const Ratio = z.number().min(0).max(1);
+
+/**
+ * Whether `warnAfter ≤ failAfter`, for an options object's refinement. Either duration malformed: `true`, leaving
+ * the field's own format issue to say so — zod runs an object's refinement even when a field failed, and
+ * `toMillis` would throw a `RangeError` instead of reporting an issue.
+ */
+export function warnNotAfterFail(o: { warnAfter: unknown; failAfter: unknown }): boolean {
+  const warn = Duration.safeParse(o.warnAfter);
+  const fail = Duration.safeParse(o.failAfter);
+  return !warn.success || !fail.success || toMillis(warn.data) <= toMillis(fail.data);
+}

@@ -6,6 +6,13 @@ import type { Action, Applied } from '../../src/core/step';
 import { bgsave, clearCache, flushDb } from '../../src/redis/actions';
 import { keyCount } from '../../src/redis/checks';
 import { connectRedis, type RedisInstance } from '../../src/redis/connection';
+import { parseInfo } from '../../src/redis/info';
+import { SDK_KEY_NAMESPACES } from '../../src/redis/sdk-key-namespaces';
+import { breakerKeys, DEFAULT_BREAKER_PREFIX } from '../../src/resilience/breaker-control-keys';
+import { RateLimiterOptions } from '../../src/resilience/rate-limiter';
+import { RequestQueueOptions } from '../../src/resilience/request-queue';
+import { DisableStrictModeOptions } from '../../src/resilience/strict-mode';
+import { strictModeKey } from '../../src/resilience/strict-mode-state';
 import { sealAsEngine, stepContext } from '../support/kubernetes';
 import { SHARED_REDIS_URL, startTestRedis, type TestRedis, uniquePrefix } from '../support/redis-server';
 
@@ -233,6 +240,121 @@ describe('clearCache', () => {
     });
     const narrower = await clearCache(local, { prefix: 'agent:cache:' }).plan(ctx());
     expect(narrower.params.keysAtPlan).toBe(2);
+    await server.admin.flushall();
+  });
+
+  it('leaves the SDK’s own state under its default prefixes, though some of it is strings with a TTL, unless the prefix names it', async () => {
+    await server.admin.flushall();
+    const sdkState = [
+      'aiwebtest:breaker:{backend}:replica:pod-1', // a breaker control heartbeat
+      'ratelimit:login:gcra:203.0.113.7', // GCRA limiter state
+      'ratelimit:strict-mode:backend', // strict mode with expiresAfter
+      '{agent:requests:queue}:rate', // the request queue's drain rate
+    ];
+    const caches = ['agent:cache:1', 'agent:cache:2', 'ai:cache:1', 'rcache:1', '{agent}:cache:1'];
+    await setMany(server.admin, [...sdkState, ...caches, 'zzz:outside']);
+    await server.admin.rpush('agent:requests:queue', 'r1');
+
+    const wide = await execute(clearCache(local, { prefix: 'a' }));
+    expect(wide.plan.params).toMatchObject({
+      keysAtPlan: 3,
+      matchedAtPlan: 5,
+      skippedAtPlan: { sdkState: 2, persistent: 0, otherType: 0 },
+      sdkNamespaces: ['aiwebtest:breaker', 'agent:requests:queue'],
+    });
+    expect(wide.plan.summary).toContain(
+      "; leaves 2 other keys with the prefix: 2 of the SDK's own state (breaker control, the request queue), e.g. ",
+    );
+    expect(wide.data).toEqual({ deleted: 3, skipped: 2, batches: 1 });
+    expect(wide.verification).toMatchObject({
+      status: 'ok',
+      summary: expect.stringMatching(/\(2 other keys left: 2 of the SDK's own state\)$/),
+      data: { remaining: 0, skipped: 0, sdkState: 2 },
+    });
+
+    const r = await execute(clearCache(local, { prefix: 'r' }));
+    expect(r.data).toEqual({ deleted: 1, skipped: 2, batches: 1 });
+    const brace = await execute(clearCache(local, { prefix: '{' }));
+    expect(brace.data).toEqual({ deleted: 1, skipped: 1, batches: 1 });
+    expect(await server.admin.exists(...sdkState)).toBe(sdkState.length);
+    expect(await server.admin.llen('agent:requests:queue')).toBe(1);
+    expect(await server.admin.exists(...caches)).toBe(0);
+
+    // A prefix that starts with a namespace asks for its keys by name.
+    const named = await execute(clearCache(local, { prefix: 'ratelimit:login:' }));
+    expect(named.plan.params.sdkNamespaces).toEqual([]);
+    expect(named.data.deleted).toBe(1);
+    expect(await server.admin.exists('ratelimit:login:gcra:203.0.113.7')).toBe(0);
+    expect((await execute(clearCache(local, { prefix: 'ratelimit' }))).data.deleted).toBe(1);
+    expect(await server.admin.exists('ratelimit:strict-mode:backend')).toBe(0);
+    await server.admin.flushall();
+  });
+
+  it('the SDK namespaces it leaves are the defaults of breaker control, the limiters, strict mode and the queue', () => {
+    const limiter = RateLimiterOptions.parse({ name: 'login', limit: 5, period: '1m' });
+    const queueKey = RequestQueueOptions.parse({}).key;
+    expect(SDK_KEY_NAMESPACES.map((n) => n.root)).toEqual([
+      DEFAULT_BREAKER_PREFIX,
+      limiter.prefix,
+      queueKey,
+      `{${queueKey}}`,
+    ]);
+    expect(DisableStrictModeOptions.parse({}).prefix).toBe(limiter.prefix);
+    // Each namespace's keys are `<root>` and `<root>:…`: the ones the components write.
+    expect(strictModeKey(limiter.prefix, 'backend').startsWith(`${limiter.prefix}:`)).toBe(true);
+    expect(breakerKeys(DEFAULT_BREAKER_PREFIX, 'backend').replica('pod-1')).toMatch(/^aiwebtest:breaker:/);
+  });
+
+  it('counts each key once before refusing a prefix that covers the database; wholeDatabase allows one', async () => {
+    await server.admin.flushall();
+    await setMany(server.admin, ['agent:cache:1', 'agent:cache:2', 'agent:cache:3', 'other']);
+    // SCAN may return a key more than once (while Redis resizes its table); this instance's SCAN replies repeat
+    // every key, as such a scan would. Everything else is the real server.
+    const repeating = new Proxy(local, {
+      get(target, property) {
+        if (property === 'run') {
+          return async (
+            what: string,
+            work: (c: RedisInstance['client']) => Promise<unknown>,
+            signal?: AbortSignal,
+          ) => {
+            const reply = await target.run(what, work, signal);
+            if (what !== 'SCAN') return reply;
+            const [cursor, keys] = reply as [string, Buffer[]];
+            return [cursor, [...keys, ...keys]];
+          };
+        }
+        const value = Reflect.get(target, property, target);
+        return typeof value === 'function' ? value.bind(target) : value;
+      },
+    });
+    const plan = await clearCache(repeating, { prefix: 'agent:cache:' }).plan(ctx());
+    expect(plan.params).toMatchObject({ keysAtPlan: 3, matchedAtPlan: 3 });
+
+    // A database that holds nothing but the cache: refused unless asked for.
+    await server.admin.del('other');
+    await expect(clearCache(repeating, { prefix: 'agent:cache:' }).plan(ctx())).rejects.toMatchObject({
+      code: 'REDIS_PREFIX_COVERS_DB',
+      message: expect.stringContaining('set wholeDatabase: true'),
+    });
+    const whole = await execute(clearCache(local, { prefix: 'agent:cache:', wholeDatabase: true }));
+    expect(whole.plan.params).toMatchObject({ keysAtPlan: 3, wholeDatabase: true });
+    expect(whole.data.deleted).toBe(3);
+    expect(await server.admin.dbsize()).toBe(0);
+  });
+
+  it('runs its delete script by EVALSHA (cached on the server), falling back to EVAL after a SCRIPT FLUSH', async () => {
+    await server.admin.flushall();
+    await server.admin.script('FLUSH');
+    await server.admin.config('RESETSTAT');
+    for (let round = 0; round < 2; round++) {
+      await setMany(server.admin, ['sha:1', 'sha:2', 'other']);
+      expect((await execute(clearCache(local, { prefix: 'sha:' }))).data.deleted).toBe(2);
+    }
+    const stats = parseInfo(await server.admin.info('commandstats'));
+    // First apply: EVALSHA answers NOSCRIPT, EVAL runs and caches the script; the second runs it by its SHA.
+    expect(stats.cmdstat_evalsha).toMatch(/^calls=2,/);
+    expect(stats.cmdstat_eval).toMatch(/^calls=1,/);
     await server.admin.flushall();
   });
 

@@ -1,6 +1,7 @@
 import { mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { isInputValidationError } from '../../src/core/errors';
 import { keyCount, memory, ping, queueLength, snapshotStatus } from '../../src/redis/checks';
 import { connectRedis, type RedisInstance } from '../../src/redis/connection';
 import { createRequestQueue } from '../../src/resilience/request-queue';
@@ -20,6 +21,17 @@ import {
 // unique key prefixes, private servers for anything that changes configuration (maxmemory, persistence).
 
 const ctx = () => stepContext();
+
+/** The issues of the validation error `build` throws, as `field: message`; anything else thrown is rethrown. */
+function fieldIssues(build: () => unknown): string[] {
+  try {
+    build();
+  } catch (e) {
+    if (isInputValidationError(e)) return e.issues.map((i) => `${i.path}: ${i.message}`);
+    throw e;
+  }
+  return [];
+}
 const shared = connectRedis({ url: SHARED_REDIS_URL });
 const prefix = uniquePrefix('checks');
 let server: TestRedis;
@@ -111,6 +123,15 @@ describe('ping', () => {
     expect(() => ping(shared, { warnAfter: '1s', failAfter: '10ms' })).toThrow(
       /warnAfter: warnAfter must not exceed failAfter/,
     );
+  });
+
+  it('names a malformed duration as a validation issue, not a RangeError of the ordering rule', () => {
+    expect(fieldIssues(() => ping(shared, { warnAfter: '20 ms', failAfter: '1s' }))).toEqual([
+      'warnAfter: expected a duration such as "500ms", "30s", "5m", "1h" or "2d"',
+    ]);
+    expect(fieldIssues(() => ping(shared, { failAfter: 'soon' }))).toEqual([
+      'failAfter: expected a duration such as "500ms", "30s", "5m", "1h" or "2d"',
+    ]);
   });
 });
 
@@ -403,6 +424,15 @@ describe('keyCount', () => {
 });
 
 describe('snapshotStatus', () => {
+  it('refuses warnAfter above failAfter, and names a malformed duration, when it is built', () => {
+    expect(fieldIssues(() => snapshotStatus(local, { warnAfter: '2h', failAfter: '1h' }))).toEqual([
+      'warnAfter: warnAfter must not exceed failAfter',
+    ]);
+    expect(fieldIssues(() => snapshotStatus(local, { warnAfter: '1 hour' }))).toEqual([
+      'warnAfter: expected a duration such as "500ms", "30s", "5m", "1h" or "2d"',
+    ]);
+  });
+
   it('warn when nothing is persisted (no save points, no AOF)', async () => {
     const f = await snapshotStatus(local).run(ctx());
     expect(f.status).toBe('warn');

@@ -7,6 +7,8 @@ import { type Action, defineAction, type StepContext } from '../../core/step';
 import type { RedisInstance } from '../connection';
 import { serverTimeMs } from '../info';
 import { maskedKey, prefixPattern, scanBatches } from '../keys';
+import { LuaScript } from '../lua-script';
+import { type SdkKeyNamespace, sdkNamespaceMatcher, sdkNamespacesUnder } from '../sdk-key-namespaces';
 import { listSome, magnitude, plural } from '../wording';
 
 /** The key types a cache may be stored as (`TYPE`'s names). */
@@ -54,6 +56,11 @@ export const ClearCacheOptions = z.object({
   maxGrowth: z.number().min(1).max(1_000).default(2),
   /** Key names shown in the plan as a sample (masked: see `REDIS.md`). @default 10 */
   sample: z.number().int().min(0).max(100).default(10),
+  /**
+   * Allow a prefix that every key of the database starts with: the database holds nothing but this cache. Off,
+   * such a prefix is refused (`REDIS_PREFIX_COVERS_DB`), as it more likely names too much. @default false
+   */
+  wholeDatabase: z.boolean().default(false),
 });
 export type ClearCacheOptions = z.output<typeof ClearCacheOptions>;
 export type ClearCacheOptionsInput = z.input<typeof ClearCacheOptions>;
@@ -75,8 +82,18 @@ export type ClearCacheParams = {
   keysAtPlan: number;
   /** Keys that start with the prefix when planned, whatever their type and TTL. */
   matchedAtPlan: number;
-  /** Keys the plan leaves: of the `types` but without a TTL (`persistent`), or of another type (`otherType`). */
-  skippedAtPlan: { persistent: number; otherType: number };
+  /**
+   * Keys the plan leaves: the SDK's own state (`sdkState`), of the `types` but without a TTL (`persistent`), or of
+   * another type (`otherType`).
+   */
+  skippedAtPlan: { sdkState: number; persistent: number; otherType: number };
+  /**
+   * Roots of the SDK's key namespaces under the prefix that are left whatever their keys' type and TTL
+   * (`aiwebtest:breaker`, `ratelimit`, …): the prefix does not name them.
+   */
+  sdkNamespaces: string[];
+  /** Whether a prefix that every key of the database starts with was allowed. */
+  wholeDatabase: boolean;
   /** Most keys apply deletes: `min(maxKeys, max(ceil(keysAtPlan × maxGrowth), keysAtPlan + 100))`. */
   maxDelete: number;
   /** The server's clock when planned (ms), for messages. */
@@ -98,7 +115,7 @@ export type ClearCacheParams = {
 export type ClearCacheApplied = {
   /** Keys `UNLINK` removed. */
   deleted: number;
-  /** Keys with the prefix left because of their type or their missing TTL. */
+  /** Keys with the prefix left: the SDK's own state, or because of their type or their missing TTL. */
   skipped: number;
   /** Delete calls (one script each: `TYPE`, `PTTL` and `UNLINK` per key). */
   batches: number;
@@ -115,7 +132,7 @@ const GROWTH_SLACK = 100;
  * between. Returns `{deleted, skipped, over}`: `over` is 1 when an eligible key was left because the budget
  * was spent.
  */
-const DELETE_SCRIPT = `
+const DELETE_SCRIPT = new LuaScript(`
 local persistent = ARGV[1] == '1'
 local budget = tonumber(ARGV[2])
 local allowed = {}
@@ -133,22 +150,25 @@ for _, key in ipairs(KEYS) do
   end
 end
 return {deleted, skipped, 0}
-`;
+`);
 
 /**
  * The manual's "clear agent cache" made safe: instead of `FLUSHDB` (every key of the database, the queues and
  * breaker state included), deletes only the cache entries among the keys that start with `prefix`: strings
  * (`types`) with a TTL (unless `includePersistent`), with `SCAN MATCH` and a script per batch that checks each
  * key's `TYPE` and `PTTL` and `UNLINK`s it (the memory is freed in the background; the server never blocks on
- * one huge delete). A request queue under the prefix (a list without a TTL) is left.
+ * one huge delete). A request queue under the prefix (a list without a TTL) is left, and so is the SDK's own state
+ * under its default prefixes (`aiwebtest:breaker:…`, `ratelimit:…`, the request queue's keys: some are strings
+ * with a TTL), unless the prefix starts with that namespace (`ratelimit:login:`).
  *
  * - **plan** counts the matching keys and shows a masked sample: `UNLINK 4,812 keys starting with
  *   "agent:cache:" (strings with a TTL; at most 9,624)`, and the keys it leaves. The change's `before` is the
  *   count's order of magnitude (`"1,000 to 9,999 keys"`), so that live traffic does not void an approval; the
  *   exact count is in the summary and `params.keysAtPlan`. No key to delete: nothing to do. More than
  *   `maxKeys` keys with the prefix: refused (`REDIS_TOO_MANY_KEYS`). A prefix every key of the database starts
- *   with: refused (`REDIS_PREFIX_COVERS_DB`: that is {@link flushDb}, which needs an approval). The plan says
- *   it cannot be reverted.
+ *   with (each key counted once): refused (`REDIS_PREFIX_COVERS_DB`: that is {@link flushDb}, which needs an
+ *   approval) unless `wholeDatabase`. This guards against a prefix that is too wide; it is no proof that one is
+ *   not, since a single key outside the prefix passes it. The plan says it cannot be reverted.
  * - **apply** scans again and deletes the keys that match now and pass the same filter, `batchSize` per call,
  *   at most `params.maxDelete`: past it, it stops and throws `REDIS_TOO_MANY_KEYS` (what it deleted is in the
  *   error's details).
@@ -175,6 +195,8 @@ export function clearCache(
   const target = redis.ref('db', String(redis.db), 'keys', encodeURIComponent(o.prefix));
   const label = `keys starting with ${JSON.stringify(o.prefix)} on ${redis.display}`;
   const filter = filterText(o.types, o.includePersistent);
+  const namespaces = sdkNamespacesUnder(o.prefix);
+  const sdkNamespaceOf = sdkNamespaceMatcher(namespaces);
 
   return defineAction<ClearCacheParams, ClearCacheApplied>({
     kind: KIND,
@@ -186,15 +208,21 @@ export function clearCache(
     async plan(ctx) {
       const plannedAtMs = await serverTimeMs(redis, ctx.signal);
       const plannedLruClock = await lruClock(redis, ctx.signal);
-      const found = await countKeys(redis, pattern, o, ctx);
+      let found = await countKeys(redis, pattern, o, sdkNamespaceOf, ctx, false);
       // Read after the scan: keys written outside the prefix meanwhile count, so a live database is not
       // mistaken for one the prefix covers.
-      const dbsize = await redis.run('DBSIZE', (c) => c.dbsize(), ctx.signal);
-      if (found.matched > 0 && found.matched >= dbsize) {
-        throw new NonRetriableError(
-          `Every key of db ${redis.db} on ${redis.display} (${plural(dbsize, 'key')}) starts with ${JSON.stringify(o.prefix)}: refusing to clear it as a cache. Use a narrower prefix, or flushDb (destructive: it needs an approval) to empty the database.`,
-          { code: 'REDIS_PREFIX_COVERS_DB', details: { prefix: o.prefix, db: redis.db, dbsize } },
-        );
+      let dbsize = await redis.run('DBSIZE', (c) => c.dbsize(), ctx.signal);
+      if (!o.wholeDatabase && found.matched > 0 && found.matched >= dbsize) {
+        // SCAN may return a key twice (while Redis resizes its table): count again, each key once, before
+        // refusing. Only here: remembering every key name costs memory in proportion to the keys.
+        found = await countKeys(redis, pattern, o, sdkNamespaceOf, ctx, true);
+        dbsize = await redis.run('DBSIZE', (c) => c.dbsize(), ctx.signal);
+        if (found.matched > 0 && found.matched >= dbsize) {
+          throw new NonRetriableError(
+            `Every key of db ${redis.db} on ${redis.display} (${plural(dbsize, 'key')}) starts with ${JSON.stringify(o.prefix)}: refusing to clear it as a cache. Use a narrower prefix; if the database holds nothing but this cache, set wholeDatabase: true; to empty it, flushDb (destructive: it needs an approval).`,
+            { code: 'REDIS_PREFIX_COVERS_DB', details: { prefix: o.prefix, db: redis.db, dbsize } },
+          );
+        }
       }
       const keysAtPlan = found.eligible;
       const params: ClearCacheParams = {
@@ -205,7 +233,9 @@ export function clearCache(
         includePersistent: o.includePersistent,
         keysAtPlan,
         matchedAtPlan: found.matched,
-        skippedAtPlan: { persistent: found.persistent, otherType: found.otherType },
+        skippedAtPlan: { sdkState: found.sdkState, persistent: found.persistent, otherType: found.otherType },
+        sdkNamespaces: namespaces.map((n) => n.root),
+        wholeDatabase: o.wholeDatabase,
         maxDelete: Math.min(
           o.maxKeys,
           Math.max(Math.ceil(keysAtPlan * o.maxGrowth), keysAtPlan + GROWTH_SLACK),
@@ -251,14 +281,11 @@ export function clearCache(
         const [removed, left, over] = await redis.run(
           'UNLINK',
           async (c) =>
-            (await c.eval(
-              DELETE_SCRIPT,
-              keys.length,
-              ...keys,
+            (await DELETE_SCRIPT.run(c, keys, [
               includePersistent ? '1' : '0',
               String(maxDelete - deleted),
               ...types,
-            )) as [number, number, number],
+            ])) as [number, number, number],
           ctx.signal,
         );
         deleted += removed;
@@ -277,6 +304,10 @@ export function clearCache(
       };
       for await (const batch of scanBatches(redis, { match, count: scanCount, signal: ctx.signal })) {
         for (const key of batch.keys) {
+          if (sdkNamespaceOf(key)) {
+            skipped++;
+            continue;
+          }
           pending.push(key);
           if (pending.length >= batchSize) await flush();
         }
@@ -305,14 +336,20 @@ export function clearCache(
       const now = await serverTimeMs(redis, ctx.signal);
       let remaining = 0;
       let skipped = 0;
+      let sdkState = 0;
       let leftOver = 0;
       let shared = 0;
       let untracked = false;
       const examples: string[] = [];
       for await (const batch of scanBatches(redis, { match, count: scanCount, signal: ctx.signal })) {
-        if (batch.keys.length === 0) continue;
-        const looks = await lastTouched(redis, batch.keys, ctx.signal);
-        batch.keys.forEach((key, i) => {
+        const keys = batch.keys.filter((key) => {
+          if (!sdkNamespaceOf(key)) return true;
+          sdkState++;
+          return false;
+        });
+        if (keys.length === 0) continue;
+        const looks = await lastTouched(redis, keys, ctx.signal);
+        keys.forEach((key, i) => {
           const look = looks[i];
           if (!look || look.type === 'none') return;
           if (!eligible(look.type, look.ttlMs)) {
@@ -333,6 +370,7 @@ export function clearCache(
         keysAtPlan,
         remaining,
         skipped,
+        sdkState,
         leftOver,
         sharedValues: shared,
         examples,
@@ -340,9 +378,15 @@ export function clearCache(
       };
       const since = formatMillis(Math.max(0, now - plannedAtMs));
       const quoted = JSON.stringify(o.prefix);
+      const leftParts = [
+        ...(skipped > 0
+          ? [`${sdkState > 0 ? `${skipped} ` : ''}${filterText(types, includePersistent, true)}`]
+          : []),
+        ...(sdkState > 0 ? [`${sdkState} of the SDK's own state`] : []),
+      ];
       const leftNote =
-        skipped > 0
-          ? ` (${plural(skipped, 'other key')} left: ${filterText(types, includePersistent, true)})`
+        leftParts.length > 0
+          ? ` (${plural(skipped + sdkState, 'other key')} left: ${leftParts.join(', ')})`
           : '';
       if (remaining === 0)
         return finding('ok', `No ${label} left (${plural(keysAtPlan, 'key')} at plan time)${leftNote}`, data);
@@ -377,6 +421,10 @@ export function clearCache(
 type Found = {
   matched: number;
   eligible: number;
+  /** Keys of the SDK's own state, left whatever their type and TTL. */
+  sdkState: number;
+  /** Whose state those are (`breaker control`, …). */
+  sdkOwners: Set<string>;
   persistent: number;
   otherType: number;
   /** Types of the keys left for their type. */
@@ -386,19 +434,25 @@ type Found = {
 };
 
 /**
- * Counts the keys that start with the prefix (as SCAN returns them), those the filter deletes, and those it
- * leaves, with masked samples of both; refuses more than `maxKeys` keys.
+ * Counts the keys that start with the prefix, those the filter deletes, and those it leaves, with masked samples
+ * of both; refuses more than `maxKeys` keys. With `distinct`, each key once; without, as `SCAN` returns them (a
+ * key may come twice), without remembering every name.
  */
 async function countKeys(
   redis: RedisInstance,
   pattern: string,
   o: ClearCacheOptions,
+  sdkNamespaceOf: (key: Buffer) => SdkKeyNamespace | undefined,
   ctx: StepContext,
+  distinct: boolean,
 ): Promise<Found> {
   const eligible = isEligible(o.types, o.includePersistent);
+  const seen = new Set<string>();
   const found: Found = {
     matched: 0,
     eligible: 0,
+    sdkState: 0,
+    sdkOwners: new Set(),
     persistent: 0,
     otherType: 0,
     otherTypes: new Set(),
@@ -406,18 +460,22 @@ async function countKeys(
     skippedSample: [],
   };
   for await (const batch of scanBatches(redis, { match: pattern, count: o.scanCount, signal: ctx.signal })) {
-    if (batch.keys.length === 0) continue;
-    const looks = await typesAndTtls(redis, batch.keys, ctx.signal);
-    batch.keys.forEach((key, i) => {
+    const keys = distinct ? batch.keys.filter((k) => firstSight(seen, k)) : batch.keys;
+    if (keys.length === 0) continue;
+    const looks = await typesAndTtls(redis, keys, ctx.signal);
+    keys.forEach((key, i) => {
       const look = looks[i];
       if (!look || look.type === 'none') return; // deleted since the scan returned it
       found.matched++;
-      if (eligible(look.type, look.ttlMs)) {
+      const namespace = sdkNamespaceOf(key);
+      if (namespace) {
+        found.sdkState++;
+        found.sdkOwners.add(namespace.owner);
+      } else if (eligible(look.type, look.ttlMs)) {
         found.eligible++;
         if (found.sample.length < o.sample) found.sample.push(maskedKey(key, o.prefix));
         return;
-      }
-      if ((o.types as string[]).includes(look.type)) found.persistent++;
+      } else if ((o.types as string[]).includes(look.type)) found.persistent++;
       else {
         found.otherType++;
         found.otherTypes.add(look.type);
@@ -433,6 +491,15 @@ async function countKeys(
     }
   }
   return found;
+}
+
+/** Whether `key` is not in `seen` yet; adds it. */
+function firstSight(seen: Set<string>, key: Buffer): boolean {
+  // latin1: one character per byte, so distinct key names give distinct strings.
+  const name = key.toString('latin1');
+  if (seen.has(name)) return false;
+  seen.add(name);
+  return true;
 }
 
 /** Whether a key of `type` with `ttlMs` (`PTTL`: -1 without a TTL) is one the filter deletes. */
@@ -485,9 +552,14 @@ function filterText(types: readonly string[], includePersistent: boolean, negate
 
 /** What the plan leaves, for its summary: `; leaves 2 keys: 1 without a TTL, 1 list, e.g. …`. */
 function skippedText(found: Found): string {
-  const total = found.persistent + found.otherType;
+  const total = found.sdkState + found.persistent + found.otherType;
   if (total === 0) return '';
   const parts = [
+    ...(found.sdkState > 0
+      ? [
+          `${found.sdkState.toLocaleString('en-US')} of the SDK's own state (${[...found.sdkOwners].sort().join(', ')})`,
+        ]
+      : []),
     ...(found.persistent > 0 ? [`${found.persistent.toLocaleString('en-US')} without a TTL`] : []),
     ...(found.otherType > 0
       ? [

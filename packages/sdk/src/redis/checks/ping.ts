@@ -5,6 +5,7 @@ import { parseOptions } from '../../core/parse-options';
 import { type Check, defineCheck } from '../../core/step';
 import { type RedisInstance, unlessAborted } from '../connection';
 import { parseInfo } from '../info';
+import { warnNotAfterFail } from '../options';
 import { errorText, formatLatency, round1 } from '../wording';
 
 /** Options of {@link ping}. */
@@ -21,7 +22,7 @@ export const PingOptions = z
     /** Bound on the whole probe (connect, PINGs, `INFO server`); no answer in time is a `fail`. @default "5s" */
     timeout: Duration.default('5s'),
   })
-  .refine((o) => toMillis(o.warnAfter) <= toMillis(o.failAfter), {
+  .refine(warnNotAfterFail, {
     message: 'warnAfter must not exceed failAfter',
     path: ['warnAfter'],
   });

@@ -5,6 +5,7 @@ import { parseOptions } from '../../core/parse-options';
 import { type Check, defineCheck } from '../../core/step';
 import type { RedisInstance } from '../connection';
 import { configGet, num, readInfo, serverTimeMs } from '../info';
+import { warnNotAfterFail } from '../options';
 import { plural } from '../wording';
 
 /** Options of {@link snapshotStatus}. */
@@ -17,7 +18,7 @@ export const SnapshotStatusOptions = z
     /** `warn` when neither RDB save points nor AOF are configured: a restart loses every key. @default true */
     requirePersistence: z.boolean().default(true),
   })
-  .refine((o) => toMillis(o.warnAfter) <= toMillis(o.failAfter), {
+  .refine(warnNotAfterFail, {
     message: 'warnAfter must not exceed failAfter',
     path: ['warnAfter'],
   });
