@@ -179,7 +179,7 @@ const KIND = 'rate-limiter';
 /**
  * A rate limiter on Redis shared by every replica: each decision is one atomic Lua script that reads the
  * server's clock (`TIME`), so replicas with drifting clocks still agree. Keys are
- * `<prefix>:<name>:<gcra|sw>:<key>`, the user's key escaped (or hashed when long) and passed as `KEYS`.
+ * `<prefix>:<name>:<gcra|sw2>:<key>`, the user's key escaped (or hashed when long) and passed as `KEYS`.
  *
  * ```ts
  * const limiter = createRateLimiter(redis, { name: 'openrouter', limit: 50, period: '1m', burst: 5 });
@@ -196,7 +196,9 @@ export function createRateLimiter(redis: Redis, options: RateLimiterOptionsInput
   const overrides = new Map(
     Object.entries(o.overrides ?? {}).map(([key, value]) => [key, merge(base, value)]),
   );
-  const tag = o.algorithm === 'gcra' ? 'gcra' : 'sw';
+  // `sw2`: the log's members are running totals since this format; the `sw` keys of older versions held
+  // `<µs stamp>:<n>` members, which this script would read as huge totals (and they as stamps).
+  const tag = o.algorithm === 'gcra' ? 'gcra' : 'sw2';
   const script = scripts[o.algorithm];
   const strict: StrictModeView | null =
     o.strictMode === false

@@ -6,6 +6,7 @@ import { isNonRetriableError, NonRetriableError } from '../core/errors';
 import { type Disposable, TypedEvent } from '../core/events';
 import { parseOptions } from '../core/parse-options';
 import { sleep } from '../core/sleep';
+import { cleanRedisError } from '../redis/connection';
 import { LuaScript, redisMillis } from '../redis/lua-script';
 import { ACK_SCRIPT, DEQUEUE_SCRIPT, ENQUEUE_SCRIPT, EXTEND_SCRIPT, FAIL_SCRIPT } from './lua/request-queue';
 import { RatePeriod, rateIssue } from './rate-limiter';
@@ -161,8 +162,9 @@ export interface RequestQueue<T> {
   /** Items of crashed or stalled consumers put back, `count` per sweep. */
   onRedelivered(listener: (e: { count: number }) => void): Disposable;
   /**
-   * Redis errors of the consumer loop (it keeps going, after `pollInterval`). While no listener is attached, the
-   * first error after a success is reported as a process warning (`RUNBOOK_QUEUE_REDIS_ERROR`), so that an
+   * Redis errors of the consumer loop (it keeps going, after `pollInterval`), as copies without the failed
+   * command's arguments and with the client's password scrubbed. While no listener is attached, the first error
+   * after a successful consumer call is reported as a process warning (`RUNBOOK_QUEUE_REDIS_ERROR`), so that an
    * outage is never silent.
    */
   onError(listener: (error: unknown) => void): Disposable;
@@ -223,21 +225,25 @@ export function createRequestQueue<T = unknown>(
     redelivered: 0,
   };
   let errorListeners = 0;
-  // Whether the current run of errors was reported as a process warning; a successful call ends the run.
+  // Whether the current run of consumer errors was reported as a process warning. Only a successful consumer
+  // call ends the run: an enqueue that succeeds says nothing about the consumers' outage.
   let warned = false;
-  const run = async (script: LuaScript, args: (string | number)[]) => {
-    const reply = await script.run(redis, keyList, args);
+  const run = (script: LuaScript, args: (string | number)[]) => script.run(redis, keyList, args);
+  const runConsumer = async (script: LuaScript, args: (string | number)[]) => {
+    const reply = await run(script, args);
     warned = false;
     return reply;
   };
   /** Reports a Redis error of the consumer side: to `onError` listeners, or else once per outage as a warning. */
-  const reportError = (e: unknown) => {
+  const reportError = (raw: unknown) => {
+    // ioredis attaches the failed command with its arguments: a failed login's holds the password.
+    const e = cleanRedisError(raw, redis);
     events.error.emit(e);
     if (errorListeners > 0 || warned) return;
     warned = true;
-    const message = (e instanceof Error ? e.message : String(e)).slice(0, 300);
+    const message = e.message.slice(0, 300);
     process.emitWarning(
-      `Request queue ${o.key}: a Redis call failed (${message}). Consumers keep trying every ${pollMs}ms; this is reported once until a call succeeds again. Attach onError() to handle these errors yourself.`,
+      `Request queue ${o.key}: a Redis call failed (${message}). Consumers keep trying every ${pollMs}ms; this is reported once until a consumer call succeeds again. Attach onError() to handle these errors yourself.`,
       { code: 'RUNBOOK_QUEUE_REDIS_ERROR' },
     );
   };
@@ -254,7 +260,7 @@ export function createRequestQueue<T = unknown>(
     const lease = new AbortController();
     const keepAlive = setInterval(
       () => {
-        run(scripts.extend, [id, attempt, visibilityMs * 1000]).then(
+        runConsumer(scripts.extend, [id, attempt, visibilityMs * 1000]).then(
           (held) => {
             if (held !== 1)
               lease.abort(new Error(`Lost item ${id}: its deadline passed and it may be redelivered.`));
@@ -296,14 +302,14 @@ export function createRequestQueue<T = unknown>(
     // A Redis error here leaves the item in processing: it is redelivered after its deadline.
     try {
       if (!failure) {
-        const acknowledged = (await run(scripts.ack, [id, attempt])) === 1;
+        const acknowledged = (await runConsumer(scripts.ack, [id, attempt])) === 1;
         local.completed++;
         events.completed.emit({ id, attempt, durationMs: performance.now() - started, acknowledged });
         return;
       }
       const { error } = failure;
       const message = error instanceof Error ? error.message : String(error);
-      const outcome = await run(scripts.fail, [
+      const outcome = await runConsumer(scripts.fail, [
         id,
         attempt,
         o.maxAttempts,
@@ -362,7 +368,7 @@ export function createRequestQueue<T = unknown>(
         }
         let reply: unknown[];
         try {
-          reply = (await run(scripts.dequeue, [
+          reply = (await runConsumer(scripts.dequeue, [
             visibilityMs * 1000,
             o.maxAttempts,
             String(intervalUs),
@@ -385,9 +391,13 @@ export function createRequestQueue<T = unknown>(
           events.deadLettered.emit({
             id: null,
             attempt: null,
-            reason: 'not acknowledged on the last attempt',
+            // The sweep buries both items whose last attempt timed out and ids without a readable payload;
+            // each dead letter records which (deadLetters()).
+            reason: 'dead-lettered by the sweep: not acknowledged on its last attempt, or no readable payload',
           });
         }
+        // A batch limit was reached with nothing delivered yet, and more may be waiting: look again at once.
+        if (status === 3) continue;
         if (status === 0) await pause(pollMs);
         else if (status === 1) {
           // Consumers that were told the same wait do not all come back at the same instant.

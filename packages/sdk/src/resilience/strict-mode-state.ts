@@ -39,8 +39,19 @@ export function strictModeKey(prefix: string, service: string): string {
 export function parseStrictModeState(raw: string | null): StrictModeState | null {
   const json = parseJson(raw);
   if (isOffMarker(json)) return null;
-  const parsed = StrictModeState.safeParse(json);
+  const parsed = StrictModeState.safeParse(withRenamedFields(json));
   return parsed.success ? parsed.data : null;
+}
+
+/**
+ * Earlier versions stored `expiresAfter` as `expiresIn`: a state they wrote (still in force after an upgrade)
+ * keeps its lifetime, and so plans and the outlive rule compare it correctly.
+ */
+function withRenamedFields(json: unknown): unknown {
+  if (typeof json !== 'object' || json === null || Array.isArray(json)) return json;
+  const state = json as Record<string, unknown>;
+  if (state.expiresAfter !== undefined || state.expiresIn === undefined) return json;
+  return { ...state, expiresAfter: state.expiresIn };
 }
 
 /**

@@ -1,6 +1,6 @@
 import type { Redis } from 'ioredis';
 import { z } from 'zod';
-import { durationBetween, formatMillis, toMillis } from '../core/duration';
+import { formatMillis, toMillis } from '../core/duration';
 import { NonRetriableError } from '../core/errors';
 import { type Cell, finding } from '../core/finding';
 import type { Json } from '../core/json';
@@ -9,6 +9,7 @@ import type { Change } from '../core/plan';
 import type { ResourceRef } from '../core/resource';
 import { type Action, defineAction, type StepContext } from '../core/step';
 import { LuaScript } from '../redis/lua-script';
+import { ExpiresAfter } from './breaker-control-store';
 import {
   DISABLE_STRICT_MODE_SCRIPT,
   ENABLE_STRICT_MODE_SCRIPT,
@@ -27,10 +28,6 @@ import {
   strictModeKey,
   strictModeOffMarker,
 } from './strict-mode-state';
-
-/** The shortest and longest lifetime of a strict mode that ends by itself. */
-const MIN_EXPIRY_MS = 1_000;
-const MAX_EXPIRY_MS = 7 * 86_400_000;
 
 /**
  * A limiter to show in a strict-mode plan: pass the {@link RateLimiter} itself (its `name`, `limit`, `period`
@@ -70,11 +67,8 @@ export const EnableStrictModeOptions = z
      * Strict mode ends by itself after this long (the key's TTL in Redis), from 1s to 7d. A strict mode in
      * force that would outlive it is not replaced (the plan refuses): it would end with this one. @default never
      */
-    expiresAfter: durationBetween(
-      MIN_EXPIRY_MS,
-      MAX_EXPIRY_MS,
-      'expected a duration from 1s to 7d',
-    ).optional(),
+    // The same bounds as a forced breaker state's expiry: one rule for every switch an incident flips.
+    expiresAfter: ExpiresAfter.optional(),
     /** Why, for whoever reads the state later (no secrets: it is stored and shown). @default none */
     reason: z.string().max(500).optional(),
   })

@@ -1,7 +1,8 @@
+import { readFileSync } from 'node:fs';
 import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Engine } from '../../src/engine/engine';
-import type { RateLimiter } from '../../src/resilience/rate-limiter';
+import { createRateLimiter, type RateLimiter } from '../../src/resilience/rate-limiter';
 import { readStrictMode } from '../../src/resilience/strict-mode';
 import { openStore } from '../../src/store/open-store';
 import type { RunStore } from '../../src/store/run-store';
@@ -151,6 +152,29 @@ describe('security-containment.ts', () => {
 describe('the docs show exactly the code tested here', () => {
   const doc = new URL('../../RATE-LIMITS.md', import.meta.url);
   const file = new URL('./support/limiter-docs-example.ts', import.meta.url);
+  it.each(['gcra', 'sliding-window'] as const)(
+    'RATE-LIMITS.md names the Redis key of the %s limiter',
+    (algorithm) => {
+      const l = createRateLimiter(redis, {
+        prefix: 'PREFIX',
+        name: 'NAME',
+        algorithm,
+        limit: 1,
+        period: '1s',
+        strictMode: false,
+      });
+      const key = l
+        .redisKey('KEY')
+        .replace('PREFIX', '<prefix>')
+        .replace('NAME', '<name>')
+        .replace('KEY', '<key>');
+      l.close();
+      const text = readFileSync(doc, 'utf8');
+      // In the prose of the Keys section and in the table of every key.
+      expect(text.split(`\`${key}\``).length - 1).toBeGreaterThanOrEqual(2);
+    },
+  );
+
   it.each(['login-route.ts', 'agent-requests.ts', 'security-containment.ts'])(
     'RATE-LIMITS.md shows %s',
     (name) => {

@@ -118,7 +118,8 @@ describe('sliding window', () => {
   it('says when enough units leave the window, counting each take with its cost', async () => {
     const l = limiter({ name: 'sw-retry', algorithm: 'sliding-window', limit: 5, period: '10s' });
     expect(await l.take('k', 2)).toMatchObject({ allowed: true, remaining: 3 });
-    await pause(500);
+    // 600, not 500: a timer may fire a millisecond early, and the bound below needs 500 ms between the takes.
+    await pause(600);
     expect(await l.take('k', 3)).toMatchObject({ allowed: true, remaining: 0 });
     // 2 units free when the first take leaves the window (≥ 500 ms sooner than the second); 3 need both.
     const two = await l.take('k', 2);
@@ -192,8 +193,20 @@ describe('keys', () => {
     expect(long).toMatch(new RegExp(`^${prefix}:keys:gcra:#[0-9a-f]{64}$`));
     expect(l.redisKey('x'.repeat(501))).not.toBe(long);
     expect(limiter({ name: 'keys', algorithm: 'sliding-window', limit: 1, period: '1s' }).redisKey('k')).toBe(
-      `${prefix}:keys:sw:k`,
+      `${prefix}:keys:sw2:k`,
     );
+  });
+
+  it('keeps the sliding log apart from the older format, whose members would read as huge running totals', async () => {
+    const l = limiter({ name: 'sw-format', algorithm: 'sliding-window', limit: 5, period: '1m' });
+    // What an older replica wrote: `<µs time>:<cost>` members under the `sw` tag, scored by their time.
+    // Read as running totals, two takes 5 ms apart would count as 5001 units in the window.
+    const old = `${prefix}:sw-format:sw:k`;
+    const nowUs = Math.floor((await redisNow(redis)) * 1000);
+    await redis.zadd(old, nowUs - 5_000, `${nowUs - 5_000}:1`, nowUs, `${nowUs}:1`);
+    await redis.pexpire(old, 60_000);
+    expect(await l.take('k')).toMatchObject({ allowed: true, remaining: 4 });
+    expect(await redis.zcard(old)).toBe(2);
   });
 
   it('limits keys that differ only in characters it escapes separately', async () => {

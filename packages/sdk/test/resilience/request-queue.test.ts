@@ -1,3 +1,4 @@
+import { inspect } from 'node:util';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isInputValidationError, isRunbookError, NonRetriableError } from '../../src/core/errors';
@@ -8,7 +9,7 @@ import {
   type RequestQueueOptionsInput,
 } from '../../src/resilience/request-queue';
 import { isQueueFullError, QueueFullError } from '../../src/resilience/request-queue-errors';
-import { uniquePrefix } from '../support/redis-server';
+import { startTestRedis, uniquePrefix } from '../support/redis-server';
 import { connect, deleteKeys, REDIS_URL } from './support/limiter-redis';
 
 // The request queue in one process against a real Redis: order, the bound and its error, retries, dead
@@ -255,6 +256,44 @@ describe('failures', () => {
     await running;
   });
 
+  it('keeps a dead letter readable when an item with a zero-padded enqueue time fails', async () => {
+    const q = queue<string>({ maxAttempts: 1 });
+    await redis.hset(q.keys.payloads, 'padded', '007|"x"');
+    await redis.lpush(q.keys.waiting, 'padded');
+    await drain(
+      q,
+      async () => {
+        throw new NonRetriableError('bad item');
+      },
+      async () => (await q.stats()).deadLetters === 1,
+    );
+    const [letter] = await q.deadLetters();
+    expect(letter).toMatchObject({ id: 'padded', enqueuedAt: null, payload: '007|"x"' });
+  });
+
+  it('looks again at once after dead-lettering a full batch of ids, instead of sleeping pollInterval', async () => {
+    // 150 ids pushed by hand ahead of a real item: one call dead-letters at most 100 of them.
+    const q = queue<string>({ pollInterval: '60s' });
+    await redis.lpush(q.keys.waiting, ...Array.from({ length: 150 }, (_, i) => `junk-${i}`));
+    await q.enqueue('real');
+    const handled: string[] = [];
+    const stop = new AbortController();
+    const running = q.process(
+      async (payload) => {
+        handled.push(payload);
+      },
+      { signal: stop.signal },
+    );
+    try {
+      // Far less than the minute a consumer that took the first batch for an empty queue would sleep.
+      await expect.poll(() => handled, { timeout: 10_000, interval: 20 }).toEqual(['real']);
+      expect((await q.stats()).deadLetters).toBe(150);
+    } finally {
+      stop.abort();
+      await running;
+    }
+  });
+
   it('dead-letters values something else stored, without wedging the queue, and keeps the letters readable', async () => {
     const q = queue<string>({ maxAttempts: 1, visibilityTimeout: '100ms' });
     const errors: unknown[] = [];
@@ -267,8 +306,11 @@ describe('failures', () => {
       '123|{broken',
       'bad-time',
       'soon|"x"',
+      // A leading zero is not a JSON number: spliced into a dead letter it would make the letter unreadable.
+      'zero-padded',
+      '007|"x"',
     );
-    await redis.lpush(q.keys.waiting, 'no-bar', 'not-json', 'bad-time');
+    await redis.lpush(q.keys.waiting, 'no-bar', 'not-json', 'bad-time', 'zero-padded');
     await q.enqueue('real');
     const handled: string[] = [];
     await drain(
@@ -276,7 +318,7 @@ describe('failures', () => {
       async (payload) => {
         handled.push(payload);
       },
-      async () => handled.length === 1 && (await q.stats()).deadLetters === 3,
+      async () => handled.length === 1 && (await q.stats()).deadLetters === 4,
     );
     expect(handled).toEqual(['real']);
     expect(errors).toEqual([]);
@@ -285,6 +327,7 @@ describe('failures', () => {
       ['bad-time', 'soon|"x"', null],
       ['no-bar', 'just text', null],
       ['not-json', '123|{broken', null],
+      ['zero-padded', '007|"x"', null],
     ]);
     expect(await q.stats()).toMatchObject({ waiting: 0, processing: 0 });
   });
@@ -338,6 +381,65 @@ describe('Redis errors', () => {
       stop.abort();
       await running;
       client.disconnect();
+    }
+  });
+
+  it('warns once per consumer outage, even while enqueues succeed', async () => {
+    const q = queue<number>({ pollInterval: '20ms' });
+    // The consumers fail on every poll (the drain rate's key holds a hash), while enqueue, which never reads
+    // that key, keeps working.
+    await redis.hset(q.keys.rate, 'written', 'by hand');
+    await q.enqueue(0);
+    const warnings: Error[] = [];
+    const onWarning = (w: Error) => {
+      if (w.message.startsWith(`Request queue ${q.keys.waiting}:`)) warnings.push(w);
+    };
+    process.on('warning', onWarning);
+    const stop = new AbortController();
+    const running = q.process(async () => {}, { signal: stop.signal });
+    try {
+      await expect.poll(() => warnings.length).toBe(1);
+      for (let i = 1; i <= 10; i++) {
+        await q.enqueue(i);
+        await new Promise((resolve) => setTimeout(resolve, 30));
+      }
+      expect(warnings).toHaveLength(1);
+      expect(warnings[0]?.message).toMatch(/WRONGTYPE/);
+    } finally {
+      process.off('warning', onWarning);
+      stop.abort();
+      await running;
+    }
+  });
+
+  it("never hands a listener ioredis' command arguments: a failed login's hold the password", async () => {
+    const password = 'queue-Wrong-Password-31';
+    const locked = await startTestRedis({ args: ['--requirepass', 'the-right-one'] });
+    const client = new Redis({
+      host: '127.0.0.1',
+      port: locked.port,
+      username: 'ops',
+      password,
+      maxRetriesPerRequest: 0,
+      retryStrategy: () => 50,
+    });
+    client.on('error', () => {});
+    const q = createRequestQueue<number>(client, { key: `${prefix}:login`, pollInterval: '20ms' });
+    const errors: unknown[] = [];
+    q.onError((e) => errors.push(e));
+    const stop = new AbortController();
+    const running = q.process(async () => {}, { signal: stop.signal });
+    try {
+      await expect.poll(() => errors.length, { timeout: 10_000 }).toBeGreaterThan(0);
+      // What console.error and loggers that print causes show.
+      const printed = inspect(errors, { depth: Number.POSITIVE_INFINITY, showHidden: true });
+      expect(printed).toMatch(/WRONGPASS/);
+      expect(printed).not.toContain(password);
+    } finally {
+      stop.abort();
+      await running;
+      client.disconnect();
+      await locked.stop();
     }
   });
 });

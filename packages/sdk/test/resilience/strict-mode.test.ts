@@ -232,12 +232,8 @@ describe('enableStrictMode', () => {
     expect(message({ limit: 10, service: 'back end' })).toMatch(/service:/);
     expect(message({ limit: 10, expiresAfter: 'an hour' })).toMatch(/expiresAfter:/);
     // Bounded: at least a second, at most a week (a lifetime Redis and the stored JSON keep exactly).
-    expect(message({ limit: 10, expiresAfter: '500ms' })).toMatch(
-      /expiresAfter: expected a duration from 1s to 7d/,
-    );
-    expect(message({ limit: 10, expiresAfter: '8d' })).toMatch(
-      /expiresAfter: expected a duration from 1s to 7d/,
-    );
+    expect(message({ limit: 10, expiresAfter: '500ms' })).toMatch(/expiresAfter: expected between 1s and 7d/);
+    expect(message({ limit: 10, expiresAfter: '8d' })).toMatch(/expiresAfter: expected between 1s and 7d/);
     expect(message({ limit: 10, expiresAfter: Number.MAX_SAFE_INTEGER })).toMatch(/expiresAfter:/);
     expect(message({ limit: 10, limiters: [{ name: 'api', limit: 10, periodMs: 60_000 }] })).toMatch(
       /limiters\[0\]\.period:/,
@@ -403,6 +399,24 @@ describe('limiters and the stored state', () => {
     await redis.set(stateKey(service), '{"limit":7}');
     await expect.poll(() => api.limitsFor('k').limit).toBe(7);
     expect(changes).toEqual(['off', 7]);
+  });
+
+  it('read the lifetime of a state written before `expiresIn` was renamed `expiresAfter`', async () => {
+    const service = newService();
+    const old = { id: 'run-0/strict', limit: 3, factor: null, reason: null, expiresIn: 3_600_000 };
+    await redis.set(
+      stateKey(service),
+      JSON.stringify({ ...old, enabledAt: 1, expiresAt: 3_600_001 }),
+      'PX',
+      60_000,
+    );
+    expect(await readStrictMode(redis, { prefix, service })).toMatchObject({
+      limit: 3,
+      expiresAfter: 3_600_000,
+    });
+    // The new name wins when a value has both.
+    await redis.set(stateKey(service), JSON.stringify({ ...old, expiresAfter: 60_000 }), 'PX', 60_000);
+    expect(await readStrictMode(redis, { prefix, service })).toMatchObject({ expiresAfter: 60_000 });
   });
 
   it('wait for the first read before deciding, so a restarted replica starts strict', async () => {

@@ -16,7 +16,8 @@ local function split_stored(stored)
   local bar = string.find(stored, '|', 1, true)
   if not bar then return nil end
   local enqueued = string.sub(stored, 1, bar - 1)
-  if not string.match(enqueued, '^%d+$') then return nil end
+  -- Spliced into dead letters as a JSON number: no leading zero (\`007\` is not JSON).
+  if enqueued ~= '0' and not string.match(enqueued, '^[1-9]%d*$') then return nil end
   return enqueued, string.sub(stored, bar + 1)
 end
 `;
@@ -58,17 +59,22 @@ return {1, held + 1}
  * One delivery, if the queue has an item and the global drain rate allows it. First puts items whose deadline
  * has passed (a crashed or stalled consumer's, or failed ones whose retry delay is over) back at the head of
  * the queue, or into the dead letters when their attempts are spent. Then moves ids at the head without a
- * payload enqueue wrote to the dead letters (at most 100 per call), so that only a deliverable item spends a
+ * payload enqueue wrote to the dead letters (at most a batch per call), so that only a deliverable item spends a
  * unit of the drain rate. ARGV: visibility (µs), max attempts, drain interval (µs), drain tolerance (µs),
- * most items to reap per call, dead-letter cap.
- * Returns `{0, requeued, buried}` when empty, `{1, requeued, buried, retry_us}` when the rate says wait, or
- * `{2, requeued, buried, id, attempt, stored, now}`.
+ * most items to reap per call (and to dead-letter from the head), dead-letter cap.
+ * Returns `{0, requeued, buried}` when empty, `{1, requeued, buried, retry_us}` when the rate says wait,
+ * `{2, requeued, buried, id, attempt, stored, now}`, or `{3, requeued, buried}` when a batch limit was reached
+ * with nothing to deliver yet: more may be waiting, so call again at once.
  */
 export const DEQUEUE_SCRIPT = `${REDIS_NOW}${GCRA_FUNCTION}${BURY}
 local max_attempts = tonumber(ARGV[2])
+local batch = tonumber(ARGV[5])
 local dead_max = tonumber(ARGV[6])
 local requeued, buried = 0, 0
-local expired = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now, 'LIMIT', 0, tonumber(ARGV[5]))
+local expired = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now, 'LIMIT', 0, batch)
+-- A full batch of expired items may have more behind it: an empty queue then means "look again", not "idle".
+local idle = 0
+if #expired == batch then idle = 3 end
 for _, id in ipairs(expired) do
   redis.call('ZREM', KEYS[2], id)
   local attempts = tonumber(redis.call('HGET', KEYS[4], id) or '0') or 0
@@ -83,9 +89,9 @@ end
 -- The head of the queue (LPUSH in, RPOP out), looked at before it is taken: ids something else pushed, with
 -- no payload of enqueue's, go to the dead letters without costing a delivery.
 local id
-for _ = 1, 100 do
+for _ = 1, batch do
   id = redis.call('LINDEX', KEYS[1], -1)
-  if not id then return {0, requeued, buried} end
+  if not id then return {idle, requeued, buried} end
   local stored = redis.call('HGET', KEYS[3], id)
   if split_stored(stored) then break end
   redis.call('RPOP', KEYS[1])
@@ -95,7 +101,8 @@ for _ = 1, 100 do
   buried = buried + 1
   id = nil
 end
-if not id then return {0, requeued, buried} end
+-- A whole batch of ids was dead-lettered and the next may be deliverable: the consumer must not sleep.
+if not id then return {3, requeued, buried} end
 local allowed, _, retry = gcra(KEYS[6], now, tonumber(ARGV[3]), tonumber(ARGV[4]), 1)
 if allowed == 0 then return {1, requeued, buried, retry} end
 redis.call('RPOP', KEYS[1])
