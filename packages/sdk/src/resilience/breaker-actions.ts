@@ -381,12 +381,20 @@ function breakerAction(
 
     async verify(ctx, applied) {
       const p = applied.plan.params;
+      // After an engine crash the apply's return value is lost: the version is in `…:last`, with our change id.
+      const version =
+        applied.data?.version ?? (await writtenVersion(redis, keys, p.changes, applied.plan.hash));
       return waitForAcks(
         redis,
         keys,
         p.service,
         p.changes.map((c) => ({ provider: c.provider, state: c.after })),
-        { changeId: applied.plan.hash, timeoutMs: p.verifyTimeoutMs, signal: ctx.signal },
+        {
+          changeId: applied.plan.hash,
+          version,
+          timeoutMs: p.verifyTimeoutMs,
+          signal: ctx.signal,
+        },
       );
     },
 
@@ -453,6 +461,21 @@ function breakerAction(
       );
     },
   });
+}
+
+/** The version of the change `changeId` made to `changes` (0 when a later change replaced it: verify fails then). */
+async function writtenVersion(
+  redis: Redis,
+  keys: BreakerKeys,
+  changes: readonly BreakerChange[],
+  changeId: string,
+): Promise<number> {
+  let version = 0;
+  for (const c of changes) {
+    const last = await readLastChange(redis, keys, c.provider);
+    if (last?.changeId === changeId) version = Math.max(version, last.version);
+  }
+  return version;
 }
 
 /** The guard of a revert's write: the provider still holds what this action wrote, and nobody changed it since. */

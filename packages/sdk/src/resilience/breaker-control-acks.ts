@@ -23,11 +23,16 @@ export interface WantedState {
 const POLL_MS = 100;
 
 /**
- * Why `replica` does not (yet) acknowledge `wanted`: it must know every wanted forced state, and a replica whose
- * chain has the provider must also report that provider's breaker open when it is forced open. Empty when it
- * acknowledges.
+ * Why `replica` does not (yet) acknowledge `wanted`, written as change `version`: it must know every wanted forced
+ * state, a replica whose chain has the provider must also report that provider's breaker open when it is forced
+ * open, and it must have applied `version` (a change of the expiry alone leaves the state as it was: only the
+ * version tells a replica that heard it from one that did not). Empty when it acknowledges.
  */
-export function missingAcks(replica: ReplicaStatus, wanted: readonly WantedState[]): string[] {
+export function missingAcks(
+  replica: ReplicaStatus,
+  wanted: readonly WantedState[],
+  version: number,
+): string[] {
   if (replica.problem) return [replica.problem];
   const missing: string[] = [];
   for (const { provider, state } of wanted) {
@@ -41,6 +46,9 @@ export function missingAcks(replica: ReplicaStatus, wanted: readonly WantedState
       missing.push(`its ${provider} breaker is ${replica.reported[provider] ?? 'unreported'}, not open`);
     }
   }
+  // A replica that lags on the state already says so; one that holds it may still not know the new expiry.
+  if (missing.length === 0 && replica.version < version)
+    missing.push(`has applied changes up to version ${replica.version}, not ${version} yet`);
   return missing;
 }
 
@@ -54,7 +62,7 @@ const describeRecord = (r: ForcedRecord | null) =>
   r ? `forced ${r.state} by ${r.actor} at ${r.forcedAt} (${r.reason})` : 'auto';
 
 /**
- * Polls until every live replica of the service acknowledges `wanted`, for at most `timeoutMs` (abortable by
+ * Polls until every live replica of the service acknowledges `wanted` (written as change `version`), for at most `timeoutMs` (abortable by
  * `signal`). `ok` with per-replica evidence; `unknown` naming the replicas that did not acknowledge in time;
  * `fail` when the persisted state is no longer the one `changeId` wrote; `warn` when no replica is live.
  */
@@ -63,7 +71,7 @@ export async function waitForAcks(
   keys: BreakerKeys,
   service: string,
   wanted: readonly WantedState[],
-  options: { changeId: string; timeoutMs: number; signal: AbortSignal },
+  options: { changeId: string; version: number; timeoutMs: number; signal: AbortSignal },
 ): Promise<Finding<Json>> {
   const started = Date.now();
   const what = wanted.map((w) => `${w.provider} ${w.state}`).join(', ');
@@ -85,7 +93,7 @@ export async function waitForAcks(
         { service, overwritten: overwritten.map((w) => w.provider), waitedMs },
       );
     }
-    const rows = replicas.map((r) => ({ replica: r, missing: missingAcks(r, wanted) }));
+    const rows = replicas.map((r) => ({ replica: r, missing: missingAcks(r, wanted, options.version) }));
     const lagging = rows.filter((r) => r.missing.length > 0);
     const data = {
       service,

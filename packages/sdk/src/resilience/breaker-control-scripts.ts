@@ -22,6 +22,12 @@ local function epoch_of(key, candidate)
   return e
 end
 local function set(v) return v ~= nil and v ~= cjson.null end
+-- A stored value someone edited by hand must not turn into a Lua error: it is no JSON object, so nil.
+local function decode(text)
+  local ok, v = pcall(cjson.decode, text)
+  if ok and type(v) == 'table' then return v end
+  return nil
+end
 `;
 
 /**
@@ -48,10 +54,12 @@ export const WRITE = new LuaScript(`${PRELUDE}
 local now = now_ms()
 local epoch = epoch_of(KEYS[3], ARGV[2])
 local changes = cjson.decode(ARGV[3])
+-- An unreadable record counts as none, as it does for every reader (they report it and keep \`auto\`).
 local function live(raw)
   if not raw then return nil end
-  local r = cjson.decode(raw)
-  if set(r.expiresAt) and r.expiresAt <= now then return nil end
+  local r = decode(raw)
+  if r == nil then return nil end
+  if set(r.expiresAt) and (type(r.expiresAt) ~= 'number' or r.expiresAt <= now) then return nil end
   return r
 end
 for _, c in ipairs(changes) do
@@ -68,12 +76,16 @@ for _, c in ipairs(changes) do
       ok = cur ~= nil and cur.changeId == g.changeId
     elseif set(g.lastChangeId) then
       -- In auto now, and the last change of this provider still is the one that put it there.
+      -- An unreadable \`last\` cannot show that nobody changed it since: a conflict.
       local last = redis.call('HGET', KEYS[4], c.provider)
-      ok = cur == nil and last ~= false and cjson.decode(last).changeId == g.lastChangeId
+      local l = nil
+      if last then l = decode(last) end
+      ok = cur == nil and l ~= nil and l.changeId == g.lastChangeId
     elseif set(g.expiredVersion) then
       -- Only the record that expired, and only once the Redis clock says so.
-      local r = raw and cjson.decode(raw)
-      ok = r and r.version == g.expiredVersion and set(r.expiresAt) and r.expiresAt <= now
+      local r = nil
+      if raw then r = decode(raw) end
+      ok = r ~= nil and r.version == g.expiredVersion and type(r.expiresAt) == 'number' and r.expiresAt <= now
     end
     if not ok then return { 'conflict', c.provider, raw or false } end
   end

@@ -4,6 +4,7 @@ import { z } from 'zod';
 import { type Duration, durationBetween, formatMillis, toMillis } from '../core/duration';
 import type { Disposable } from '../core/events';
 import { parseOptions } from '../core/parse-options';
+import { cleanRedisError } from '../redis/connection';
 import { BreakerControlError } from './breaker-control-errors';
 import {
   type BreakerKeys,
@@ -251,10 +252,12 @@ class RedisBreakerControl implements BreakerControl {
     } catch (e) {
       this.#closed = true;
       this.#sub?.disconnect();
+      // Never the raw ioredis error: a failed login's carries `HELLO 3 AUTH <user> <password>`.
+      const cause = cleanRedisError(e, this.#redis);
       throw new BreakerControlError(
         'BREAKER_CONTROL_UNAVAILABLE',
-        `Breaker control of service ${this.service} could not read the forced breaker states from Redis: ${errorText(e)}. Check that Redis is reachable; a replica that must start regardless can fall back to localBreakerSwitch() (it will not honour forced states).`,
-        { cause: e, details: { service: this.service, replicaId: this.replicaId } },
+        `Breaker control of service ${this.service} could not read the forced breaker states from Redis: ${cause.message}. Check that Redis is reachable; a replica that must start regardless can fall back to localBreakerSwitch() (it will not honour forced states).`,
+        { cause, details: { service: this.service, replicaId: this.replicaId } },
       );
     }
     const onReady = () => void this.#requestSync('authoritative');
@@ -366,7 +369,7 @@ class RedisBreakerControl implements BreakerControl {
       // A heartbeat in flight would bring the key back after we removed it.
       await this.#beatLoop?.catch(() => {});
       await removeHeartbeat(this.#redis, this.#keys, this.replicaId);
-    }).catch((e) => this.#onError(e));
+    }).catch((e) => this.#onError(cleanRedisError(e, this.#redis)));
   }
 
   // --- changes -------------------------------------------------------------------------------------------
@@ -588,9 +591,10 @@ class RedisBreakerControl implements BreakerControl {
     };
   }
 
+  /** Hands a Redis failure to `onError` as a cleaned copy: ioredis's own error carries the command's arguments. */
   #fail(e: unknown): void {
     if (this.#closed) return;
-    this.#onError(e);
+    this.#onError(cleanRedisError(e, this.#redis));
   }
 }
 

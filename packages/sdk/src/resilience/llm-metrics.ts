@@ -152,11 +152,28 @@ class LlmMetrics {
   readonly #registry: Registry;
   readonly #providers = new Map<string, ProviderTally>();
   readonly #chains = new Set<ChainSource>();
+  /** Per chain counter: hands a chain's unscraped tallies to it (at a scrape, and when the chain closes). */
+  readonly #flushes: ((chain: ChainSource) => void)[] = [];
 
   constructor(registry: Registry) {
     this.#registry = registry;
     const chains = this.#chains;
     const registers = [registry];
+    const flushes = this.#flushes;
+    /** A counter fed from the chains' tallies by `flush`. */
+    const chainCounter = (
+      config: { name: string; help: string; labelNames: string[] },
+      flush: (counter: Counter, chain: ChainSource) => void,
+    ) => {
+      const counter: Counter = new Counter({
+        ...config,
+        registers,
+        collect() {
+          for (const chain of chains) flush(counter, chain);
+        },
+      });
+      flushes.push((chain) => flush(counter, chain));
+    };
     new Gauge({
       name: 'circuit_breaker_state',
       help: 'State of the circuit breaker in front of each LLM provider: 1 for the current state, 0 for the others.',
@@ -200,42 +217,36 @@ class LlmMetrics {
           });
       },
     });
-    new Counter({
-      name: 'llm_fallbacks_total',
-      help: 'Times a provider chain moved past a provider to the next one (to="none": none was left), by reason.',
-      labelNames: ['service', 'from', 'to', 'reason'],
-      registers,
-      collect() {
-        for (const chain of chains)
-          for (const [key, n] of chain.tally.fallbacks) {
-            if (n === 0) continue;
-            const [from, to, reason] = key.split('\0') as [string, string, string];
-            this.inc({ service: chain.service, from, to, reason }, n);
-            chain.tally.fallbacks.set(key, 0);
-          }
+    chainCounter(
+      {
+        name: 'llm_fallbacks_total',
+        help: 'Times a provider chain moved past a provider to the next one (to="none": none was left), by reason.',
+        labelNames: ['service', 'from', 'to', 'reason'],
       },
-    });
-    const chainCounter = (name: string, help: string, take: (tally: ChainTally) => number) =>
-      new Counter({
-        name,
-        help,
-        labelNames: ['service'],
-        registers,
-        collect() {
-          for (const chain of chains) this.inc({ service: chain.service }, take(chain.tally));
-        },
-      });
-    chainCounter('llm_cache_hits_total', 'Chain calls answered from the Redis response cache.', (t) => {
+      (counter, chain) => {
+        for (const [key, n] of chain.tally.fallbacks) {
+          if (n === 0) continue;
+          const [from, to, reason] = key.split('\0') as [string, string, string];
+          counter.inc({ service: chain.service, from, to, reason }, n);
+          chain.tally.fallbacks.set(key, 0);
+        }
+      },
+    );
+    const serviceCounter = (name: string, help: string, take: (tally: ChainTally) => number) =>
+      chainCounter({ name, help, labelNames: ['service'] }, (counter, chain) =>
+        counter.inc({ service: chain.service }, take(chain.tally)),
+      );
+    serviceCounter('llm_cache_hits_total', 'Chain calls answered from the Redis response cache.', (t) => {
       const n = t.cacheHits;
       t.cacheHits = 0;
       return n;
     });
-    chainCounter('llm_cache_misses_total', 'Chain calls the response cache had no answer for.', (t) => {
+    serviceCounter('llm_cache_misses_total', 'Chain calls the response cache had no answer for.', (t) => {
       const n = t.cacheMisses;
       t.cacheMisses = 0;
       return n;
     });
-    chainCounter(
+    serviceCounter(
       'llm_cache_errors_total',
       'Response cache reads or writes that failed (the call went on without it).',
       (t) => {
@@ -244,7 +255,7 @@ class LlmMetrics {
         return n;
       },
     );
-    chainCounter(
+    serviceCounter(
       'llm_coalesced_requests_total',
       'Chain calls that shared an identical call already in flight.',
       (t) => {
@@ -253,24 +264,24 @@ class LlmMetrics {
         return n;
       },
     );
-    new Counter({
-      name: 'llm_requests_total',
-      help: 'Chain calls by the provider whose answer they got and where it came from (provider="none": failed).',
-      labelNames: ['service', 'provider', 'source'],
-      registers,
-      collect() {
-        for (const chain of chains)
-          chain.tally.answers.forEach((row, i) => {
-            const provider = chain.providers[i] ?? 'none';
-            SOURCES.forEach((source, j) => {
-              // Only the combinations that happen: a provider's answers, and "none" for failed calls.
-              if ((provider === 'none') !== (source === 'unavailable')) return;
-              this.inc({ service: chain.service, provider, source }, row[j] as number);
-              row[j] = 0;
-            });
-          });
+    chainCounter(
+      {
+        name: 'llm_requests_total',
+        help: 'Chain calls by the provider whose answer they got and where it came from (provider="none": failed).',
+        labelNames: ['service', 'provider', 'source'],
       },
-    });
+      (counter, chain) => {
+        chain.tally.answers.forEach((row, i) => {
+          const provider = chain.providers[i] ?? 'none';
+          SOURCES.forEach((source, j) => {
+            // Only the combinations that happen: a provider's answers, and "none" for failed calls.
+            if ((provider === 'none') !== (source === 'unavailable')) return;
+            counter.inc({ service: chain.service, provider, source }, row[j] as number);
+            row[j] = 0;
+          });
+        });
+      },
+    );
   }
 
   /** The tally of provider `name`, registering its `<name>_api_*` metrics on first use. */
@@ -283,11 +294,16 @@ class LlmMetrics {
     return tally;
   }
 
-  /** Adds a chain's tallies and states to what the registry shows; returns the function that removes them. */
+  /**
+   * Adds a chain's tallies and states to what the registry shows; returns the function that removes them. Removal
+   * hands the counts no scrape has read yet to the counters first (they keep them, as counters do); the chain's
+   * gauges are gone from the next scrape on.
+   */
   addChain(source: ChainSource): () => void {
     this.#chains.add(source);
     return () => {
-      this.#chains.delete(source);
+      if (!this.#chains.delete(source)) return;
+      for (const flush of this.#flushes) flush(source);
     };
   }
 }

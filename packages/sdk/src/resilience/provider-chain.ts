@@ -234,7 +234,10 @@ export interface ProviderChain {
   onBreakerStateChange(listener: (event: BreakerStateEvent) => void): Disposable;
   /** Called when a cache read or write fails (the call goes on without the cache). */
   onCacheError(listener: (error: unknown) => void): Disposable;
-  /** Stops the breakers, stops listening to the breaker switch, and removes the chain's metrics. Idempotent. */
+  /**
+   * Stops the breakers, stops listening to the breaker switch, and removes the chain's gauges; its counters keep
+   * their totals, the counts no scrape has read yet included. Idempotent.
+   */
   close(): Promise<void>;
 }
 

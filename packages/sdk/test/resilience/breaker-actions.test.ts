@@ -14,6 +14,7 @@ import {
 } from '../../src/resilience/breaker-actions';
 import { type BreakerControl, startBreakerControl } from '../../src/resilience/breaker-control';
 import { breakerKeys, DEFAULT_BREAKER_PREFIX } from '../../src/resilience/breaker-control-keys';
+import { writeHeartbeat } from '../../src/resilience/breaker-control-store';
 import type { ForcedState } from '../../src/resilience/breaker-switch';
 import {
   deleteServiceKeys,
@@ -454,6 +455,61 @@ describe('expiry', () => {
     expect(await stored(service, 'openrouter')).toMatchObject({
       actor: 'bob',
       expiresAt: Date.parse(bobs?.expiresAt ?? ''),
+    });
+  });
+
+  it('a new expiry alone is acknowledged only by replicas that applied its version, not by the state they held', async () => {
+    const service = newService('expiry-ack');
+    const operator = await inProcess(service, 'op', CHAIN);
+    const bobs = await operator.force('openrouter', 'open', {
+      reason: 'outage',
+      actor: 'bob',
+      expiresAfter: '1m',
+    });
+    operator.report('openrouter', 'open');
+    // A replica that heard bob's change and no later one: it holds `open`, with bob's expiry.
+    const keys = breakerKeys(DEFAULT_BREAKER_PREFIX, service);
+    const stale = (version: number) =>
+      writeHeartbeat(
+        admin,
+        keys,
+        {
+          replicaId: 'stale',
+          service,
+          host: 'test',
+          pid: 1,
+          startedAt: new Date().toISOString(),
+          providers: CHAIN,
+          forced: { openrouter: 'open', ollama: 'auto' },
+          reported: { openrouter: 'open', ollama: 'closed' },
+          version,
+        },
+        30_000,
+      );
+    await stale(bobs?.version ?? 0);
+    const action = openBreaker(admin, {
+      service,
+      provider: 'openrouter',
+      reason: 'INC-7',
+      expiresAfter: '1h',
+      verifyTimeout: '300ms',
+    });
+    const applied = await apply(action, await plan(action));
+    const written = applied.data?.version ?? 0;
+    expect(written).toBeGreaterThan(bobs?.version ?? 0);
+    expect(await action.verify?.(ctx(), applied)).toMatchObject({
+      status: 'unknown',
+      summary: expect.stringContaining(
+        `1 of 2 live replica(s) of ${service} did not acknowledge openrouter open within 300ms: stale (has applied changes up to version ${bobs?.version}, not ${written} yet)`,
+      ),
+    });
+    await stale(written);
+    expect(await action.verify?.(ctx(), applied)).toMatchObject({ status: 'ok' });
+    // After an engine crash the apply's return value is lost: the version comes from Redis.
+    await stale(bobs?.version ?? 0);
+    expect(await action.verify?.(ctx(), { ...applied, data: null, recovered: true })).toMatchObject({
+      status: 'unknown',
+      summary: expect.stringContaining(`not ${written} yet`),
     });
   });
 

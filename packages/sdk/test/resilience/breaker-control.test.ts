@@ -3,6 +3,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { inspect } from 'node:util';
 import { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import {
@@ -13,8 +14,9 @@ import {
 } from '../../src/resilience/breaker-control';
 import { breakerKeys, breakerRef, DEFAULT_BREAKER_PREFIX } from '../../src/resilience/breaker-control-keys';
 import { SNAPSHOT } from '../../src/resilience/breaker-control-scripts';
-import { readForced } from '../../src/resilience/breaker-control-store';
+import { readForced, writeForced } from '../../src/resilience/breaker-control-store';
 import type { ForcedState } from '../../src/resilience/breaker-switch';
+import { startTestRedis } from '../support/redis-server';
 import { deleteServiceKeys, REDIS_URL, uniqueService } from './support/breaker-replicas';
 
 // Breaker control of several replicas in this process, each with its own ioredis connections to the real
@@ -413,6 +415,27 @@ describe('breaker control across replicas (real Redis)', () => {
       timeout: 2_000,
     });
   });
+
+  it('a guard over a hand-edited field is a conflict, not a Lua error, and writes nothing', async () => {
+    const s = service('handedit');
+    const keys = breakerKeys(DEFAULT_BREAKER_PREFIX, s);
+    const change = { state: 'auto' as const, reason: 'revert', actor: 'alice' };
+    // A reset's revert: the provider's last change must still be the reset's; `…:last` no longer says.
+    await admin.hset(keys.last, 'openrouter', '{not json');
+    await admin.hset(keys.last, 'ollama', '"a string"');
+    for (const provider of ['openrouter', 'ollama']) {
+      expect(
+        await writeForced(admin, keys, [{ ...change, provider, expect: { lastChangeId: 'plan-hash' } }]),
+      ).toEqual({ ok: false, provider, current: null });
+    }
+    // The expiry's removal of a record someone garbled.
+    await admin.hset(keys.forced, 'together', '{"state":"open"');
+    expect(
+      await writeForced(admin, keys, [{ ...change, provider: 'together', expect: { expiredVersion: 1 } }]),
+    ).toEqual({ ok: false, provider: 'together', current: null });
+    expect(await admin.get(keys.version)).toBeNull(); // nothing written
+    expect(await admin.hget(keys.last, 'openrouter')).toBe('{not json');
+  });
 });
 
 /** A free TCP port on the loopback. */
@@ -553,6 +576,50 @@ describe('starting and options', () => {
       message: expect.stringContaining('localBreakerSwitch()'),
     });
     expect(Date.now() - started).toBeLessThan(3_000);
+  });
+
+  it('keeps the password out of what onError and the start error carry (ioredis attaches HELLO … AUTH <password>)', async () => {
+    const password = 'breaker-Secret-pw-31';
+    const server = await startTestRedis({ args: ['--requirepass', password] });
+    // What console.error and loggers that print causes show.
+    const printed = (e: unknown) => inspect(e, { depth: Number.POSITIVE_INFINITY, showHidden: true });
+    try {
+      const wrong = 'wrong-Breaker-pw-77';
+      const bad = new Redis({ port: server.port, password: wrong, retryStrategy: () => 100 });
+      bad.on('error', () => {});
+      opened.push({ redis: bad });
+      const startErrors: unknown[] = [];
+      const failure = await startBreakerControl(bad, {
+        service: service('wrongpass'),
+        startTimeout: '1s',
+        onError: (e) => startErrors.push(e),
+      }).catch((e: unknown) => e);
+      expect(failure).toMatchObject({ code: 'BREAKER_CONTROL_UNAVAILABLE' });
+      expect(printed(failure)).toMatch(/WRONGPASS/);
+      expect(printed(failure)).not.toContain(wrong);
+      expect((failure as Error).cause).toMatchObject({ command: { name: 'hello' } });
+      expect(startErrors.length).toBeGreaterThan(0);
+      for (const e of startErrors) expect(printed(e)).not.toContain(wrong);
+
+      // A running replica whose password stops working: its subscriber's reconnect fails to log in.
+      const good = new Redis({ port: server.port, password, retryStrategy: () => 100 });
+      good.on('error', () => {});
+      const errors: unknown[] = [];
+      const control = await startBreakerControl(good, {
+        service: 'backend',
+        replicaId: 'a',
+        onError: (e) => errors.push(e),
+      });
+      opened.push({ redis: good, control });
+      await server.admin.config('SET', 'requirepass', 'rotated-pw');
+      await server.admin.call('CLIENT', 'KILL', 'TYPE', 'pubsub');
+      await vi.waitFor(() => expect(errors.map(printed).join('\n')).toMatch(/WRONGPASS/), { timeout: 5_000 });
+      for (const e of errors) expect(printed(e)).not.toContain(password);
+      await server.admin.config('SET', 'requirepass', password);
+      await control.close();
+    } finally {
+      await server.stop();
+    }
   });
 
   it('resource references name the Redis and the breaker, never the credentials', () => {

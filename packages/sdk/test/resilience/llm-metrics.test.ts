@@ -142,6 +142,33 @@ describe('LLM metrics', () => {
     ).toBe(1);
   });
 
+  it('closing a chain hands its unscraped counts to the counters, which keep them (once)', async () => {
+    const registry = new Registry();
+    const chain = chainFor({ service: 'worker', metrics: { registry } }).chain;
+    await chain.chat(ask('a'));
+    providers.openrouter.faults.inject({ kind: 'outage' });
+    await chain.chat(ask('b')); // network errors on openrouter: ollama answers
+    await chain.close(); // no scrape before
+    for (let scrape = 0; scrape < 2; scrape++) {
+      const text = await registry.metrics();
+      expect(
+        sample(text, 'llm_requests_total{service="worker",provider="openrouter",source="upstream"}'),
+      ).toBe(1);
+      expect(sample(text, 'llm_requests_total{service="worker",provider="ollama",source="upstream"}')).toBe(
+        1,
+      );
+      expect(
+        sample(
+          text,
+          'llm_fallbacks_total{service="worker",from="openrouter",to="ollama",reason="network_error"}',
+        ),
+      ).toBe(1);
+      expect(
+        sample(text, 'circuit_breaker_state{service="worker",provider="ollama",state="closed"}'),
+      ).toBeUndefined();
+    }
+  });
+
   it('metrics: false registers nothing', async () => {
     const registry = new Registry();
     const chain = createProviderChain({
