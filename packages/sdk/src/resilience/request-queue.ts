@@ -393,7 +393,8 @@ export function createRequestQueue<T = unknown>(
             attempt: null,
             // The sweep buries both items whose last attempt timed out and ids without a readable payload;
             // each dead letter records which (deadLetters()).
-            reason: 'dead-lettered by the sweep: not acknowledged on its last attempt, or no readable payload',
+            reason:
+              'dead-lettered by the sweep: not acknowledged on its last attempt, or no readable payload',
           });
         }
         // A batch limit was reached with nothing delivered yet, and more may be waiting: look again at once.
