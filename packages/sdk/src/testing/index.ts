@@ -49,7 +49,7 @@ export {
 } from './kubernetes/simulator';
 export { StatusError } from './kubernetes/status-error';
 // LLM provider doubles (OpenRouter, Ollama) with injectable outages, latency, 429s and 5xx.
-export type { LoggedRequest } from './llm/double-server';
+export type { DoubleAnswer, LoggedRequest } from './llm/double-server';
 export {
   type InjectedLlmFault,
   LatencyFault,
@@ -61,7 +61,6 @@ export {
 } from './llm/llm-faults';
 export { type OllamaDouble, OllamaDoubleOptions, startOllamaDouble } from './llm/ollama-double';
 export {
-  type DoubleAnswer,
   type OpenRouterDouble,
   OpenRouterDoubleOptions,
   startOpenRouterDouble,

@@ -1,7 +1,24 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { z } from 'zod';
 import { LlmFaults } from './llm-faults';
+
+/** A model's answer in a double: the text to send back for a chat. */
+export type DoubleAnswer = (chat: {
+  model: string;
+  messages: readonly { role: string; content?: unknown }[];
+}) => string;
+
+/** The options every LLM double takes: its answer and where it listens. */
+export const DoubleServerOptions = {
+  /** The answer's text. @default `[<provider> <model>] <the last user message>` */
+  answer: z.custom<DoubleAnswer>((v) => typeof v === 'function', 'answer must be a function').optional(),
+  /** @default "127.0.0.1" */
+  host: z.string().min(1).default('127.0.0.1'),
+  /** 0 picks a free port. @default 0 */
+  port: z.number().int().min(0).max(65535).default(0),
+};
 
 /** One request a double received, for assertions. Never holds an API key: `keyFingerprint` is its SHA-256 prefix. */
 export interface LoggedRequest {

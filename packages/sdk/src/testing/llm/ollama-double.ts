@@ -1,7 +1,9 @@
 import { z } from 'zod';
 import { parseOptions } from '../../core/parse-options';
 import {
+  type DoubleAnswer,
   type DoubleExchange,
+  DoubleServerOptions,
   type LoggedRequest,
   lastUserText,
   readBody,
@@ -10,18 +12,12 @@ import {
   tokenCount,
 } from './double-server';
 import type { LlmFaults } from './llm-faults';
-import type { DoubleAnswer } from './openrouter-double';
 
 /** Options of {@link startOllamaDouble}. */
 export const OllamaDoubleOptions = z.strictObject({
   /** The models it has pulled (`name:tag`; a name without tag means `:latest`). Others get 404. @default ["llama3.1:8b"] */
   models: z.array(z.string().min(1)).min(1).default(['llama3.1:8b']),
-  /** The answer's text. @default `[ollama <model>] <the last user message>` */
-  answer: z.custom<DoubleAnswer>((v) => typeof v === 'function', 'answer must be a function').optional(),
-  /** @default "127.0.0.1" */
-  host: z.string().min(1).default('127.0.0.1'),
-  /** 0 picks a free port. @default 0 */
-  port: z.number().int().min(0).max(65535).default(0),
+  ...DoubleServerOptions,
 });
 /** {@link OllamaDoubleOptions} as written by tests. */
 export type OllamaDoubleOptions = z.input<typeof OllamaDoubleOptions>;

@@ -3,7 +3,9 @@ import { Duration, toMillis } from '../../core/duration';
 import { parseOptions } from '../../core/parse-options';
 import { apiKeyFingerprint } from '../../resilience/api-keys';
 import {
+  type DoubleAnswer,
   type DoubleExchange,
+  DoubleServerOptions,
   type LoggedRequest,
   lastUserText,
   readBody,
@@ -30,12 +32,6 @@ const KeyConfig = z.strictObject({
   rateLimit: KeyRateLimit.optional(),
 });
 
-/** A model's answer in the double: the text to send back for a chat. */
-export type DoubleAnswer = (chat: {
-  model: string;
-  messages: readonly { role: string; content?: unknown }[];
-}) => string;
-
 /** Options of {@link startOpenRouterDouble}. */
 export const OpenRouterDoubleOptions = z.strictObject({
   /** The API keys it accepts (Bearer); any other gets 401. */
@@ -48,12 +44,7 @@ export const OpenRouterDoubleOptions = z.strictObject({
   defaultModel: z.string().min(1).default('openrouter/auto'),
   /** USD per token added to a key's usage. @default 0.000001 */
   pricePerToken: z.number().nonnegative().default(0.000001),
-  /** The answer's text. @default `[openrouter <model>] <the last user message>` */
-  answer: z.custom<DoubleAnswer>((v) => typeof v === 'function', 'answer must be a function').optional(),
-  /** @default "127.0.0.1" */
-  host: z.string().min(1).default('127.0.0.1'),
-  /** 0 picks a free port. @default 0 */
-  port: z.number().int().min(0).max(65535).default(0),
+  ...DoubleServerOptions,
 });
 /** {@link OpenRouterDoubleOptions} as written by tests. */
 export type OpenRouterDoubleOptions = z.input<typeof OpenRouterDoubleOptions>;
