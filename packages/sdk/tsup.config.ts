@@ -8,6 +8,7 @@ const entries = {
   'postgres/index': 'src/postgres/index.ts',
   'redis/index': 'src/redis/index.ts',
   'resilience/index': 'src/resilience/index.ts',
+  'server/index': 'src/server/index.ts',
 };
 
 export default defineConfig({

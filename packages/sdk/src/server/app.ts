@@ -1,0 +1,99 @@
+import fastifySwagger from '@fastify/swagger';
+import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
+import { jsonSchemaTransform, serializerCompiler, validatorCompiler } from 'fastify-type-provider-zod';
+import { InputValidationError } from '../core/errors';
+import type { Engine } from '../engine/engine';
+import { installErrorHandling } from './errors';
+import { authenticate, requireRole, type TokenEntry } from './identity';
+import { ServerOptions } from './options';
+import './request-context';
+import { auditRoutes } from './routes/audit';
+import { healthRoutes } from './routes/health';
+import { runbookRoutes } from './routes/runbooks';
+import { runRoutes } from './routes/runs';
+import { inputJsonSchema } from './views';
+
+/** Where the API lives; its version is part of the path so that a v2 can run beside it. */
+export const API_PREFIX = '/api/v1';
+
+/**
+ * Builds the runbook service's HTTP API over an engine: the catalog, runs, approvals, audit verification,
+ * an OpenAPI document (`GET /api/v1/openapi.json`) and health probes. Returns the Fastify instance without
+ * listening; call `listen` (and `close` on shutdown).
+ *
+ * Execute-mode runs are queued, not executed, by the API: run `engine.work({ signal })` in this or another
+ * process sharing the store to execute them. Throws an {@link InputValidationError} on bad options.
+ */
+export function createServer(options: ServerOptions): FastifyInstance {
+  const parsed = ServerOptions.safeParse(options);
+  if (!parsed.success) {
+    throw new InputValidationError(
+      'server options',
+      parsed.error.issues.map((i) => ({ path: i.path.join('.'), message: i.message })),
+    );
+  }
+  const settings = parsed.data;
+  const tokens: TokenEntry[] = settings.tokens.map((t) => ({
+    name: t.name,
+    role: t.role,
+    sha256: Buffer.from(t.sha256, 'hex'),
+  }));
+
+  const app = Fastify({
+    logger: settings.logger as FastifyServerOptions['logger'],
+    bodyLimit: settings.bodyLimit,
+    // Probes and load balancers get 503 while the server drains instead of a reset connection.
+    return503OnClosing: true,
+  });
+  app.setValidatorCompiler(validatorCompiler);
+  app.setSerializerCompiler(serializerCompiler);
+  installErrorHandling(app);
+  app.decorateRequest('identity', null);
+
+  app.register(fastifySwagger, {
+    openapi: {
+      openapi: '3.1.0',
+      info: {
+        title: 'Runbook service',
+        description:
+          'Runbooks, runs, approvals and the audit log. Errors are always `{ error: { code, message, details } }`.',
+        version: '1.0.0',
+      },
+      components: {
+        securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } },
+        // Each runbook's input, so clients can build forms and validate before sending.
+        schemas: Object.fromEntries(
+          settings.engine.runbooks().map((r) => {
+            const { $schema: _dialect, ...schema } = inputJsonSchema(r);
+            return [`${r.id}.input`, schema];
+          }),
+        ),
+      },
+      security: [{ bearer: [] }],
+    },
+    transform: jsonSchemaTransform,
+  });
+
+  app.register(async (scope) => healthRoutes(scope, settings.engine, settings.readyTimeoutMs));
+  app.register(async (scope) => apiRoutes(scope, settings.engine, tokens), { prefix: API_PREFIX });
+  return app;
+}
+
+/** Everything under /api/v1: authenticated, and each route checks its least role before any work. */
+function apiRoutes(app: FastifyInstance, engine: Engine, tokens: readonly TokenEntry[]): void {
+  app.addHook('onRequest', async (request) => {
+    // onRequest runs before the body is read or parsed: unauthenticated callers cost no parsing.
+    const identity = authenticate(request, tokens);
+    request.identity = identity;
+    const needed = request.routeOptions.config.role ?? 'viewer';
+    requireRole(identity, needed, `${request.method} ${request.routeOptions.url ?? request.url}`);
+  });
+  app.get(
+    '/openapi.json',
+    { config: { role: 'viewer' }, schema: { summary: 'This OpenAPI document', tags: ['meta'] } },
+    async () => app.swagger(),
+  );
+  runbookRoutes(app, engine);
+  runRoutes(app, engine);
+  auditRoutes(app, engine);
+}

@@ -1,0 +1,4 @@
+export { API_PREFIX, createServer } from './app';
+export { type ErrorBody, type FieldIssue, HttpError, isHttpError } from './errors';
+export { hashToken, type Identity } from './identity';
+export { Role, ServerOptions, TokenGrant } from './options';

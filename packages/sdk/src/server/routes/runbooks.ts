@@ -1,0 +1,73 @@
+import type { FastifyInstance } from 'fastify';
+import type { ZodTypeProvider } from 'fastify-type-provider-zod';
+import { z } from 'zod';
+import type { Engine } from '../../engine/engine';
+import { identityOf } from '../request-context';
+import { errorResponses, RunbookView, RunDetailView, runbookView, runDetailView } from '../views';
+import { checkRunInput } from './run-input';
+
+/** Path parameter of a runbook. */
+export const RunbookParams = z.object({ id: z.string().min(1).max(200) });
+
+/** Body of `POST /runbooks/:id/diagnose`. */
+export const DiagnoseBody = z.strictObject({
+  input: z
+    .record(z.string(), z.unknown())
+    .default({})
+    .describe("The runbook's input; see the runbook's `input` JSON Schema"),
+});
+
+/** The catalog, and diagnosing one runbook. */
+export function runbookRoutes(app: FastifyInstance, engine: Engine): void {
+  const api = app.withTypeProvider<ZodTypeProvider>();
+
+  api.get(
+    '/runbooks',
+    {
+      config: { role: 'viewer' },
+      schema: {
+        summary: 'List the runbooks, each with its input as JSON Schema',
+        tags: ['runbooks'],
+        response: { 200: z.object({ runbooks: z.array(RunbookView) }), ...errorResponses },
+      },
+    },
+    async () => ({ runbooks: engine.runbooks().map(runbookView) }),
+  );
+
+  api.get(
+    '/runbooks/:id',
+    {
+      config: { role: 'viewer' },
+      schema: {
+        summary: 'One runbook',
+        tags: ['runbooks'],
+        params: RunbookParams,
+        response: { 200: RunbookView, ...errorResponses },
+      },
+    },
+    async (request) => runbookView(engine.runbook(request.params.id)),
+  );
+
+  api.post(
+    '/runbooks/:id/diagnose',
+    {
+      config: { role: 'viewer' },
+      schema: {
+        summary: 'Run a runbook in diagnose mode (checks only, no changes) and return its findings',
+        tags: ['runbooks'],
+        params: RunbookParams,
+        body: DiagnoseBody,
+        response: { 200: RunDetailView, ...errorResponses },
+      },
+    },
+    async (request) => {
+      const identity = identityOf(request);
+      checkRunInput(engine, request.params.id, request.body.input);
+      const result = await engine.start(request.params.id, request.body.input, {
+        mode: 'diagnose',
+        actor: identity.name,
+      });
+      return runDetailView(await engine.getRun(result.runId));
+    },
+  );
+}

@@ -1,0 +1,202 @@
+import type { FastifyInstance } from 'fastify';
+import type { ZodTypeProvider } from 'fastify-type-provider-zod';
+import { z } from 'zod';
+import type { Engine } from '../../engine/engine';
+import { requireRole } from '../identity';
+import type { Role } from '../options';
+import { identityOf } from '../request-context';
+import {
+  ApprovalView,
+  approvalView,
+  errorResponses,
+  RunDetailView,
+  RunView,
+  runDetailView,
+  runView,
+} from '../views';
+import { checkRunInput } from './run-input';
+
+const RunMode = z.enum(['diagnose', 'plan', 'execute']);
+
+/** The least role of each mode: diagnosing changes nothing, planning and executing are an editor's. */
+const ROLE_OF_MODE: Record<z.infer<typeof RunMode>, Role> = {
+  diagnose: 'viewer',
+  plan: 'editor',
+  execute: 'editor',
+};
+
+/** Body of `POST /runs`. */
+export const StartRunBody = z.strictObject({
+  runbookId: z.string().min(1).max(200),
+  input: z
+    .record(z.string(), z.unknown())
+    .default({})
+    .describe("The runbook's input; see the runbook's `input` JSON Schema"),
+  mode: RunMode.describe(
+    'diagnose: checks only; plan: checks and plans; execute: applies (queued for a worker)',
+  ),
+});
+
+/** Query of `GET /runs`. */
+export const ListRunsQuery = z.strictObject({
+  status: z
+    .enum(['queued', 'running', 'waiting_approval', 'succeeded', 'failed', 'escalated', 'cancelled'])
+    .optional(),
+  runbookId: z.string().min(1).max(200).optional(),
+  limit: z.coerce.number().int().min(1).max(200).default(50),
+});
+
+/** Path parameter of a run. */
+export const RunParams = z.object({ id: z.string().min(1).max(200) });
+
+/** Body of `POST /runs/:id/approve` and `/reject`. */
+export const DecisionBody = z
+  .strictObject({
+    reason: z.string().max(2000).optional(),
+    breakGlass: z
+      .boolean()
+      .optional()
+      .describe('Approve a run you requested yourself, in an emergency; needs a reason and is audited'),
+  })
+  // A POST without a body arrives as null.
+  .nullish();
+
+/** Body of `POST /runs/:id/cancel`. */
+export const CancelBody = z.strictObject({ reason: z.string().max(2000).optional() }).nullish();
+
+/**
+ * Starting, listing, showing, deciding on and cancelling runs.
+ *
+ * Execute-mode runs are only queued here: a worker (`engine.work()`, in this process or another sharing the
+ * store) executes them, so a request never holds a connection open for a remediation that may wait on
+ * locks, approvals or sleeps. Approved runs are queued again and continue on a worker too.
+ */
+export function runRoutes(app: FastifyInstance, engine: Engine): void {
+  const api = app.withTypeProvider<ZodTypeProvider>();
+
+  api.post(
+    '/runs',
+    {
+      config: { role: 'viewer' },
+      schema: {
+        summary: 'Start a run: diagnose and plan answer with the run; execute queues it for a worker (202)',
+        description: 'diagnose needs the viewer role; plan and execute need editor.',
+        tags: ['runs'],
+        body: StartRunBody,
+        response: {
+          200: RunDetailView,
+          202: z.object({ runId: z.string() }),
+          ...errorResponses,
+        },
+      },
+    },
+    async (request, reply) => {
+      const identity = identityOf(request);
+      const { runbookId, input, mode } = request.body;
+      // The role is checked before the runbook or input, so a refusal reveals nothing and changes nothing.
+      requireRole(identity, ROLE_OF_MODE[mode], `Starting a run in ${mode} mode`);
+      checkRunInput(engine, runbookId, input);
+      if (mode === 'execute') {
+        const runId = await engine.enqueue(runbookId, input, { mode, actor: identity.name });
+        return reply.code(202).send({ runId });
+      }
+      const result = await engine.start(runbookId, input, { mode, actor: identity.name });
+      return reply.code(200).send(runDetailView(await engine.getRun(result.runId)));
+    },
+  );
+
+  api.get(
+    '/runs',
+    {
+      config: { role: 'viewer' },
+      schema: {
+        summary: 'List runs, newest first',
+        tags: ['runs'],
+        querystring: ListRunsQuery,
+        response: { 200: z.object({ runs: z.array(RunView) }), ...errorResponses },
+      },
+    },
+    async (request) => {
+      const { status, runbookId, limit } = request.query;
+      const runs = await engine.store.listRuns({
+        limit,
+        ...(status ? { status } : {}),
+        ...(runbookId ? { runbookId } : {}),
+      });
+      return { runs: runs.map(runView) };
+    },
+  );
+
+  api.get(
+    '/runs/:id',
+    {
+      config: { role: 'viewer' },
+      schema: {
+        summary: 'A run with its steps, findings and approvals',
+        tags: ['runs'],
+        params: RunParams,
+        response: { 200: RunDetailView, ...errorResponses },
+      },
+    },
+    async (request) => runDetailView(await engine.getRun(request.params.id)),
+  );
+
+  for (const decision of ['approve', 'reject'] as const) {
+    api.post(
+      `/runs/:id/${decision}`,
+      {
+        config: { role: 'admin' },
+        schema: {
+          summary:
+            decision === 'approve'
+              ? "Approve a run's pending plan (not your own, unless break-glass); the run is queued to continue"
+              : "Reject a run's pending plan; the run ends cancelled",
+          tags: ['runs'],
+          params: RunParams,
+          body: DecisionBody,
+          response: { 200: z.object({ approval: ApprovalView }), ...errorResponses },
+        },
+      },
+      async (request) => {
+        const identity = identityOf(request);
+        const body = request.body ?? {};
+        const options = {
+          actor: identity.name,
+          ...(body.reason !== undefined ? { reason: body.reason } : {}),
+          ...(body.breakGlass !== undefined ? { breakGlass: body.breakGlass } : {}),
+        };
+        const approval =
+          decision === 'approve'
+            ? await engine.approve(request.params.id, options)
+            : await engine.reject(request.params.id, options);
+        return { approval: approvalView(approval) };
+      },
+    );
+  }
+
+  api.post(
+    '/runs/:id/cancel',
+    {
+      config: { role: 'editor' },
+      schema: {
+        summary: 'Cancel a run: at once when queued or waiting, at its next heartbeat when running',
+        tags: ['runs'],
+        params: RunParams,
+        body: CancelBody,
+        response: {
+          200: z.object({ runId: z.string(), result: z.enum(['cancelled', 'requested']) }),
+          ...errorResponses,
+        },
+      },
+    },
+    async (request) => {
+      const identity = identityOf(request);
+      const reason = request.body?.reason;
+      const result = await engine.cancel(request.params.id, {
+        actor: identity.name,
+        ...(reason !== undefined ? { reason } : {}),
+      });
+      return { runId: request.params.id, result };
+    },
+  );
+}

@@ -1,0 +1,226 @@
+import { z } from 'zod';
+import type { Runbook } from '../core/runbook';
+import type { RunDetail } from '../engine/engine';
+import type { ApprovalRecord, RunRecord, StepRecord } from '../store/records';
+
+// Response shapes, as zod schemas so that the OpenAPI document describes them and responses are checked
+// against them. Dates are ISO strings; stored JSON (inputs, results, plans) is passed through as is.
+
+const isoDate = z.iso.datetime();
+const iso = (d: Date) => d.toISOString();
+const isoOrNull = (d: Date | null) => (d ? d.toISOString() : null);
+
+/** A stored error: stable code, message, class name, details. */
+export const ErrorInfoView = z.object({
+  code: z.string(),
+  message: z.string(),
+  name: z.string(),
+  details: z.record(z.string(), z.unknown()).optional(),
+});
+
+/** The body of every error response. */
+export const ErrorView = z.object({
+  error: z.object({
+    code: z.string().describe('Stable machine-readable code, e.g. INVALID_REQUEST, NOT_FOUND, FORBIDDEN'),
+    message: z.string().describe('What was wrong and what to do'),
+    details: z
+      .union([
+        z.array(z.object({ path: z.string(), message: z.string() })),
+        z.record(z.string(), z.unknown()),
+        z.null(),
+      ])
+      .describe('Field issues (dotted paths) for validation errors; structured details otherwise'),
+  }),
+});
+
+/** Error responses every /api/v1 route may give, for the OpenAPI document. */
+export const errorResponses = {
+  400: ErrorView,
+  401: ErrorView,
+  403: ErrorView,
+  404: ErrorView,
+  409: ErrorView,
+  413: ErrorView,
+} as const;
+
+/** A runbook in the catalog; `input` is the JSON Schema (draft 2020-12) of its input. */
+export const RunbookView = z.object({
+  id: z.string(),
+  title: z.string(),
+  severity: z.enum(['P0', 'P1', 'P2', 'P3']),
+  description: z.string().optional(),
+  tags: z.array(z.string()).optional(),
+  triggers: z.array(z.object({ kind: z.literal('alert'), match: z.record(z.string(), z.string()) })),
+  input: z.record(z.string(), z.unknown()).describe('JSON Schema (draft 2020-12) of the runbook input'),
+});
+export type RunbookView = z.infer<typeof RunbookView>;
+
+const inputSchemas = new WeakMap<Runbook, Record<string, unknown>>();
+
+/** The JSON Schema of a runbook's input (as the caller sends it), computed once per runbook. */
+export function inputJsonSchema(runbook: Runbook): Record<string, unknown> {
+  let schema = inputSchemas.get(runbook);
+  if (!schema) {
+    // `unrepresentable: 'any'`: a transform or custom check must not take the whole catalog down.
+    schema = z.toJSONSchema(runbook.input, {
+      target: 'draft-2020-12',
+      io: 'input',
+      unrepresentable: 'any',
+    }) as Record<string, unknown>;
+    inputSchemas.set(runbook, schema);
+  }
+  return schema;
+}
+
+/** The catalog view of a runbook. */
+export function runbookView(runbook: Runbook): RunbookView {
+  return {
+    id: runbook.id,
+    title: runbook.title,
+    severity: runbook.severity,
+    ...(runbook.description ? { description: runbook.description } : {}),
+    ...(runbook.tags ? { tags: runbook.tags } : {}),
+    triggers: runbook.triggers ?? [],
+    input: inputJsonSchema(runbook),
+  };
+}
+
+/** A run. Lease internals (which process holds it) are left out. */
+export const RunView = z.object({
+  id: z.string(),
+  runbookId: z.string(),
+  mode: z.enum(['diagnose', 'plan', 'execute']),
+  input: z.unknown(),
+  status: z.enum(['queued', 'running', 'waiting_approval', 'succeeded', 'failed', 'escalated', 'cancelled']),
+  requestedBy: z.string(),
+  createdAt: isoDate,
+  updatedAt: isoDate,
+  startedAt: isoDate.nullable(),
+  endedAt: isoDate.nullable(),
+  outcome: z.unknown(),
+  error: ErrorInfoView.nullable(),
+  cancelRequested: z.string().nullable(),
+  attempts: z.number().int(),
+});
+export type RunView = z.infer<typeof RunView>;
+
+/** A run's step with its stored result. */
+export const StepView = z.object({
+  name: z.string(),
+  seq: z.number().int(),
+  kind: z.enum(['check', 'act', 'approve', 'notify', 'sleep']),
+  status: z.enum(['succeeded', 'failed', 'skipped', 'applying', 'waiting_approval', 'sleeping']),
+  result: z.unknown(),
+  error: ErrorInfoView.nullable(),
+  attempts: z.number().int(),
+  startedAt: isoDate,
+  endedAt: isoDate.nullable(),
+});
+
+/** An approval request and its decision. */
+export const ApprovalView = z.object({
+  id: z.string(),
+  step: z.string(),
+  planHash: z.string(),
+  plan: z.unknown(),
+  status: z.enum(['pending', 'approved', 'rejected', 'void']),
+  requestedBy: z.string(),
+  requestedAt: isoDate,
+  expiresAt: isoDate,
+  decidedBy: z.string().nullable(),
+  decidedAt: isoDate.nullable(),
+  reason: z.string().nullable(),
+  breakGlass: z.boolean(),
+});
+
+/** The finding of a check step. */
+export const FindingView = z.object({
+  step: z.string(),
+  status: z.enum(['ok', 'warn', 'fail', 'unknown']),
+  summary: z.string(),
+  evidence: z.array(z.unknown()),
+  data: z.unknown(),
+});
+
+/** A run with its steps, approvals, and the findings of its checks. */
+export const RunDetailView = z.object({
+  run: RunView,
+  steps: z.array(StepView),
+  approvals: z.array(ApprovalView),
+  findings: z.array(FindingView),
+});
+export type RunDetailView = z.infer<typeof RunDetailView>;
+
+/** The API view of a run. */
+export function runView(run: RunRecord): RunView {
+  return {
+    id: run.id,
+    runbookId: run.runbookId,
+    mode: run.mode,
+    input: run.input,
+    status: run.status,
+    requestedBy: run.requestedBy,
+    createdAt: iso(run.createdAt),
+    updatedAt: iso(run.updatedAt),
+    startedAt: isoOrNull(run.startedAt),
+    endedAt: isoOrNull(run.endedAt),
+    outcome: run.outcome,
+    error: run.error,
+    cancelRequested: run.cancelRequested,
+    attempts: run.attempts,
+  };
+}
+
+function stepView(step: StepRecord): z.infer<typeof StepView> {
+  return {
+    name: step.name,
+    seq: step.seq,
+    kind: step.kind,
+    status: step.status,
+    result: step.result,
+    error: step.error,
+    attempts: step.attempts,
+    startedAt: iso(step.startedAt),
+    endedAt: isoOrNull(step.endedAt),
+  };
+}
+
+/** The API view of an approval. */
+export function approvalView(a: ApprovalRecord): z.infer<typeof ApprovalView> {
+  return {
+    id: a.id,
+    step: a.step,
+    planHash: a.planHash,
+    plan: a.plan,
+    status: a.status,
+    requestedBy: a.requestedBy,
+    requestedAt: iso(a.requestedAt),
+    expiresAt: iso(a.expiresAt),
+    decidedBy: a.decidedBy,
+    decidedAt: isoOrNull(a.decidedAt),
+    reason: a.reason,
+    breakGlass: a.breakGlass,
+  };
+}
+
+/** The findings of a run's succeeded check steps, in step order. */
+function findingsOf(steps: readonly StepRecord[]): z.infer<typeof FindingView>[] {
+  const findings: z.infer<typeof FindingView>[] = [];
+  for (const step of steps) {
+    if (step.kind !== 'check' || step.status !== 'succeeded') continue;
+    const parsed = FindingView.omit({ step: true }).safeParse(step.result);
+    if (parsed.success) findings.push({ step: step.name, ...parsed.data });
+  }
+  return findings;
+}
+
+/** The API view of a run with its steps, approvals and findings. */
+export function runDetailView(detail: RunDetail): RunDetailView {
+  const steps = [...detail.steps].sort((a, b) => a.seq - b.seq);
+  return {
+    run: runView(detail.run),
+    steps: steps.map(stepView),
+    approvals: detail.approvals.map(approvalView),
+    findings: findingsOf(steps),
+  };
+}

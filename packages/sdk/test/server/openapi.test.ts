@@ -1,0 +1,71 @@
+import { describe, expect, it } from 'vitest';
+import { serverFixture, TOKENS } from './server-fixture';
+
+// biome-ignore lint/suspicious/noExplicitAny: the OpenAPI document is read loosely
+type Any = any;
+
+describe('OpenAPI document', () => {
+  const f = serverFixture();
+
+  it('lists every route with its methods', async () => {
+    const { status, body } = await f.call('GET', '/api/v1/openapi.json', { token: TOKENS.vera });
+    expect(status).toBe(200);
+    const doc = body as Any;
+    expect(doc.openapi).toBe('3.1.0');
+    const routes = Object.entries(doc.paths as Record<string, object>).flatMap(([path, item]) =>
+      Object.keys(item).map((method) => `${method.toUpperCase()} ${path}`),
+    );
+    expect(routes.sort()).toEqual(
+      [
+        'GET /healthz',
+        'GET /readyz',
+        'GET /api/v1/openapi.json',
+        'GET /api/v1/runbooks',
+        'GET /api/v1/runbooks/{id}',
+        'POST /api/v1/runbooks/{id}/diagnose',
+        'POST /api/v1/runs',
+        'GET /api/v1/runs',
+        'GET /api/v1/runs/{id}',
+        'POST /api/v1/runs/{id}/approve',
+        'POST /api/v1/runs/{id}/reject',
+        'POST /api/v1/runs/{id}/cancel',
+        'GET /api/v1/audit/verify',
+      ].sort(),
+    );
+    expect(doc.components.securitySchemes.bearer).toEqual({ type: 'http', scheme: 'bearer' });
+  });
+
+  it('describes request bodies, queries, responses and each runbook input', async () => {
+    const doc = (await f.call('GET', '/api/v1/openapi.json', { token: TOKENS.vera })).body as Any;
+    const startRun = doc.paths['/api/v1/runs'].post;
+    const bodySchema = startRun.requestBody.content['application/json'].schema;
+    expect(Object.keys(bodySchema.properties).sort()).toEqual(['input', 'mode', 'runbookId']);
+    expect(bodySchema.properties.mode.enum).toEqual(['diagnose', 'plan', 'execute']);
+    expect(Object.keys(startRun.responses).sort()).toEqual([
+      '200',
+      '202',
+      '400',
+      '401',
+      '403',
+      '404',
+      '409',
+      '413',
+    ]);
+
+    const listRuns = doc.paths['/api/v1/runs'].get;
+    expect(listRuns.parameters.map((p: Any) => `${p.in}:${p.name}`).sort()).toEqual([
+      'query:limit',
+      'query:runbookId',
+      'query:status',
+    ]);
+    const runDetail = doc.paths['/api/v1/runs/{id}'].get.responses['200'].content['application/json'].schema;
+    expect(Object.keys(runDetail.properties).sort()).toEqual(['approvals', 'findings', 'run', 'steps']);
+
+    expect(doc.components.schemas['scale-check.input']).toMatchObject({
+      type: 'object',
+      properties: { namespace: { type: 'string' }, replicas: { type: 'integer' } },
+      required: ['namespace'],
+    });
+    expect(doc.components.schemas['fix-low.input'].required.sort()).toEqual(['key', 'value']);
+  });
+});
