@@ -9,6 +9,7 @@ import { ServerOptions } from './options';
 import './request-context';
 import { auditRoutes } from './routes/audit';
 import { healthRoutes } from './routes/health';
+import { metricsRoutes } from './routes/metrics';
 import { runbookRoutes } from './routes/runbooks';
 import { runRoutes } from './routes/runs';
 import { inputJsonSchema } from './views';
@@ -75,6 +76,8 @@ export function createServer(options: ServerOptions): FastifyInstance {
   });
 
   app.register(async (scope) => healthRoutes(scope, settings.engine, settings.readyTimeoutMs));
+  const metrics = settings.metrics;
+  if (metrics !== false) app.register(async (scope) => metricsRoutes(scope, settings.engine, metrics));
   app.register(async (scope) => apiRoutes(scope, settings.engine, tokens), { prefix: API_PREFIX });
   return app;
 }

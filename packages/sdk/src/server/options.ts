@@ -1,3 +1,4 @@
+import { Registry } from 'prom-client';
 import { z } from 'zod';
 import { Engine } from '../engine/engine';
 
@@ -41,6 +42,21 @@ export const ServerOptions = z.object({
   logger: z.union([z.boolean(), z.looseObject({})]).default(false),
   /** How long `/readyz` waits for the store before answering 503. @default 2000 */
   readyTimeoutMs: z.number().int().min(10).max(60_000).default(2_000),
+  /**
+   * `GET /metrics` (Prometheus text format, unauthenticated like `/healthz`), or `false` for none.
+   * `registry`: where the metrics are registered and read from (@default a new one per server);
+   * `processMetrics`: also prom-client's default process metrics (@default true).
+   * @default {}
+   */
+  metrics: z
+    .union([
+      z.literal(false),
+      z.strictObject({
+        registry: z.instanceof(Registry, { message: 'must be a prom-client Registry' }).optional(),
+        processMetrics: z.boolean().optional(),
+      }),
+    ])
+    .default({}),
 });
 /** Options of {@link createServer}. */
 export type ServerOptions = z.input<typeof ServerOptions>;

@@ -18,6 +18,7 @@ describe('OpenAPI document', () => {
     expect(routes.sort()).toEqual(
       [
         'GET /healthz',
+        'GET /metrics',
         'GET /readyz',
         'GET /api/v1/openapi.json',
         'GET /api/v1/runbooks',

@@ -1,0 +1,259 @@
+import { spawnSync } from 'node:child_process';
+import type { FastifyInstance } from 'fastify';
+import { Registry } from 'prom-client';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { z } from 'zod';
+import { resourceRef } from '../../src/core/resource';
+import { defineRunbook } from '../../src/core/runbook';
+import { defineAction } from '../../src/core/step';
+import { Engine } from '../../src/engine/engine';
+import { createServer } from '../../src/server/app';
+import { serviceMetrics } from '../../src/server/metrics';
+import { fixRunbook, World } from '../support/runbooks';
+import { postgresStore, type StoreUnderTest, uniqueSchema } from '../support/stores';
+import { scaleRunbook } from './server-fixture';
+
+/** promtool from the Debian package; a missing binary fails the test rather than skipping it. */
+const PROMTOOL = process.env.PROMTOOL ?? '/usr/bin/promtool';
+
+/**
+ * A runbook whose only action holds its resource's lock until `release()` is called, so a second run on
+ * the same resource meets a held lock.
+ */
+function lockingRunbook() {
+  let release = () => {};
+  let entered = () => {};
+  const gate = new Promise<void>((r) => {
+    release = r;
+  });
+  const applying = new Promise<void>((r) => {
+    entered = r;
+  });
+  const target = resourceRef('test', 'shared');
+  const runbook = defineRunbook({
+    id: 'hold-lock',
+    title: 'Hold a shared lock',
+    severity: 'P3',
+    input: z.object({ wait: z.boolean() }),
+    async run({ input, step }) {
+      await step.act(
+        'hold',
+        defineAction({
+          kind: 'test.hold',
+          target,
+          risk: 'low',
+          destructive: false,
+          async plan() {
+            return {
+              summary: 'hold the lock',
+              changes: [{ target, field: 'held', before: false, after: true }],
+              params: {},
+            };
+          },
+          async apply() {
+            entered();
+            if (input.wait) await gate;
+            return {};
+          },
+        }),
+      );
+    },
+  });
+  return { runbook, release: () => release(), applying };
+}
+
+/** One sample of the exposition: `name{k="v",…} value`, label order ignored. */
+function sample(text: string, name: string, labels: Record<string, string> = {}): number | undefined {
+  for (const line of text.split('\n')) {
+    if (line.startsWith('#')) continue;
+    const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$/.exec(line);
+    if (!m || m[1] !== name) continue;
+    const found = Object.fromEntries(
+      [...(m[2] ?? '').matchAll(/([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"/g)].map((l) => [l[1], l[2]]),
+    );
+    if (Object.keys(found).length !== Object.keys(labels).length) continue;
+    if (Object.entries(labels).every(([k, v]) => found[k] === v)) return Number(m[3]);
+  }
+  return undefined;
+}
+
+describe('GET /metrics', () => {
+  const world = new World();
+  const lock = lockingRunbook();
+  let sut: StoreUnderTest;
+  let engine: Engine;
+  let app: FastifyInstance;
+  let base: string;
+
+  beforeAll(async () => {
+    sut = await postgresStore(uniqueSchema('met'));
+    engine = new Engine({
+      store: sut.store,
+      leaseTtl: '5s',
+      runbooks: [
+        fixRunbook(world, 'fix-low'),
+        fixRunbook(world, 'fix-high', { risk: 'high' }),
+        scaleRunbook(),
+        lock.runbook,
+      ],
+    });
+    app = createServer({ engine, metrics: { registry: new Registry() } });
+    await app.listen({ port: 0, host: '127.0.0.1' });
+    const address = app.server.address();
+    if (!address || typeof address === 'string') throw new Error('server has no TCP address');
+    base = `http://127.0.0.1:${address.port}`;
+  });
+  afterAll(async () => {
+    await app?.close();
+    await sut?.dispose();
+  });
+
+  const scrape = async () => {
+    const response = await fetch(`${base}/metrics`);
+    expect(response.status).toBe(200);
+    return { text: await response.text(), contentType: response.headers.get('content-type') };
+  };
+
+  it('counts runs and times runs and steps by runbook, mode and outcome', async () => {
+    const before = await scrape();
+    expect(sample(before.text, 'runbook_approvals_pending')).toBe(0);
+    expect(
+      sample(before.text, 'runbook_runs_total', {
+        runbook: 'fix-low',
+        mode: 'execute',
+        outcome: 'succeeded',
+      }),
+    ).toBeUndefined();
+
+    // Two execute runs of fix-low: the first applies (check + act), the second finds it fine (check only).
+    expect(
+      (await engine.start('fix-low', { key: 'a', value: 'x' }, { actor: 'erin', mode: 'execute' })).status,
+    ).toBe('succeeded');
+    expect(
+      (await engine.start('fix-low', { key: 'a', value: 'x' }, { actor: 'erin', mode: 'execute' })).status,
+    ).toBe('succeeded');
+    expect((await engine.start('scale-check', { namespace: 'web' }, { actor: 'vera' })).status).toBe(
+      'succeeded',
+    );
+    // fix-high waits for a second person: pending, and not (yet) a counted run.
+    const waiting = await engine.start(
+      'fix-high',
+      { key: 'b', value: 'y' },
+      { actor: 'erin', mode: 'execute' },
+    );
+    expect(waiting.status).toBe('waiting_approval');
+
+    const { text, contentType } = await scrape();
+    expect(contentType).toBe(new Registry().contentType);
+    expect(
+      sample(text, 'runbook_runs_total', { runbook: 'fix-low', mode: 'execute', outcome: 'succeeded' }),
+    ).toBe(2);
+    expect(
+      sample(text, 'runbook_runs_total', { runbook: 'scale-check', mode: 'diagnose', outcome: 'succeeded' }),
+    ).toBe(1);
+    expect(text).not.toMatch(/runbook_runs_total\{[^}]*outcome="waiting_approval"/);
+    expect(sample(text, 'runbook_run_duration_seconds_count', { runbook: 'fix-low', mode: 'execute' })).toBe(
+      2,
+    );
+    expect(
+      sample(text, 'runbook_run_duration_seconds_sum', { runbook: 'fix-low', mode: 'execute' }),
+    ).toBeGreaterThan(0);
+    expect(
+      sample(text, 'runbook_run_duration_seconds_bucket', {
+        runbook: 'fix-low',
+        mode: 'execute',
+        le: '+Inf',
+      }),
+    ).toBe(2);
+    // fix-low ran 2 checks and 1 act (the second run found the value already set); scale-check 1 check.
+    expect(sample(text, 'runbook_step_duration_seconds_count', { runbook: 'fix-low', kind: 'check' })).toBe(
+      2,
+    );
+    expect(sample(text, 'runbook_step_duration_seconds_count', { runbook: 'fix-low', kind: 'act' })).toBe(1);
+    expect(
+      sample(text, 'runbook_step_duration_seconds_count', { runbook: 'scale-check', kind: 'check' }),
+    ).toBe(1);
+    expect(sample(text, 'runbook_approvals_pending')).toBe(1);
+    // Process metrics come along by default.
+    expect(sample(text, 'process_cpu_user_seconds_total')).toBeGreaterThan(0);
+    // Bounded cardinality: no run id or actor appears anywhere in the exposition.
+    expect(text).not.toContain(waiting.runId);
+    expect(text).not.toMatch(/erin|vera/);
+
+    // Approved and resumed: counted once, and no longer pending.
+    await engine.approve(waiting.runId, { actor: 'ada' });
+    expect((await engine.resume(waiting.runId)).status).toBe('succeeded');
+    const after = (await scrape()).text;
+    expect(
+      sample(after, 'runbook_runs_total', { runbook: 'fix-high', mode: 'execute', outcome: 'succeeded' }),
+    ).toBe(1);
+    expect(
+      sample(after, 'runbook_run_duration_seconds_count', { runbook: 'fix-high', mode: 'execute' }),
+    ).toBe(1);
+    expect(sample(after, 'runbook_approvals_pending')).toBe(0);
+  });
+
+  it('counts actions refused on a locked resource', async () => {
+    const holder = engine.start('hold-lock', { wait: true }, { actor: 'erin', mode: 'execute' });
+    await lock.applying;
+    const refused = await engine.start('hold-lock', { wait: false }, { actor: 'erin', mode: 'execute' });
+    expect(refused.status).toBe('failed');
+    expect(refused.error?.code).toBe('RESOURCE_LOCKED');
+    lock.release();
+    expect((await holder).status).toBe('succeeded');
+
+    const { text } = await scrape();
+    expect(sample(text, 'runbook_lock_contention_total', { runbook: 'hold-lock' })).toBe(1);
+    expect(
+      sample(text, 'runbook_runs_total', { runbook: 'hold-lock', mode: 'execute', outcome: 'failed' }),
+    ).toBe(1);
+    expect(
+      sample(text, 'runbook_runs_total', { runbook: 'hold-lock', mode: 'execute', outcome: 'succeeded' }),
+    ).toBe(1);
+  });
+
+  it('passes promtool check metrics', async () => {
+    const { text } = await scrape();
+    const result = spawnSync(PROMTOOL, ['check', 'metrics'], { input: text, encoding: 'utf8' });
+    // A missing promtool is an error here (ENOENT), never a skip.
+    expect(result.error).toBeUndefined();
+    expect({ status: result.status, stdout: result.stdout, stderr: result.stderr }).toEqual({
+      status: 0,
+      stdout: '',
+      stderr: '',
+    });
+  });
+
+  it('is unauthenticated: any or no Authorization header is ignored', async () => {
+    const response = await fetch(`${base}/metrics`, { headers: { authorization: 'Bearer nonsense' } });
+    expect(response.status).toBe(200);
+  });
+});
+
+describe('serviceMetrics', () => {
+  it('answers a scrape with NaN pending approvals when the store fails, and unregisters on dispose', async () => {
+    const sut = await postgresStore(uniqueSchema('metx'));
+    try {
+      const engine = new Engine({ store: sut.store, runbooks: [] });
+      const registry = new Registry();
+      const errors: string[] = [];
+      const metrics = serviceMetrics(engine, registry, {
+        processMetrics: false,
+        onError: (_e, what) => errors.push(what),
+      });
+      await sut.store.driver.query('DROP TABLE approvals');
+      const text = await registry.metrics();
+      expect(sample(text, 'runbook_approvals_pending')).toBeNaN();
+      expect(errors).toEqual(['counting pending approvals']);
+      expect(() => serviceMetrics(engine, registry, { processMetrics: false })).toThrow(
+        /already been registered/,
+      );
+      metrics.dispose();
+      expect((await registry.metrics()).trim()).toBe('');
+      // Disposed metrics can be registered again (an app rebuilt on the same registry).
+      serviceMetrics(engine, registry, { processMetrics: false }).dispose();
+    } finally {
+      await sut.dispose();
+    }
+  });
+});
