@@ -1,18 +1,18 @@
 #!/usr/bin/env node
 import { runCli } from './run-cli';
 
-// Ctrl-C cancels the run being executed (it is recorded as cancelled and the store is closed cleanly);
-// a second Ctrl-C exits at once.
-// SIGTERM (timeout, systemd, kill) is treated like the first Ctrl-C.
+// Ctrl-C stops the command: a run being executed is cancelled (recorded as cancelled, the store closed
+// cleanly); `serve` shuts down gracefully (requests and the run in progress finish). A second Ctrl-C exits at
+// once. SIGTERM (timeout, systemd, kill, Kubernetes) is treated like the first Ctrl-C.
 const interrupt = new AbortController();
 process.on('SIGINT', () => {
   if (interrupt.signal.aborted) process.exit(130);
-  process.stderr.write('\ninterrupted: cancelling the run (Ctrl-C again to exit at once)\n');
+  process.stderr.write('\ninterrupted: stopping (Ctrl-C again to exit at once)\n');
   interrupt.abort();
 });
 process.on('SIGTERM', () => {
   if (interrupt.signal.aborted) return;
-  process.stderr.write('\nterminated: cancelling the run\n');
+  process.stderr.write('\nterminated: stopping\n');
   interrupt.abort();
 });
 

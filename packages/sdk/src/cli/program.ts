@@ -4,6 +4,7 @@ import { registerAuditCommands } from './commands/audit';
 import { registerCatalogCommands } from './commands/catalog';
 import { registerDecisionCommands } from './commands/decisions';
 import { registerRunCommands } from './commands/runs';
+import { registerServeCommand } from './commands/serve';
 import { registerStartCommands } from './commands/start';
 import { exitCodeHelp } from './exit-codes';
 import type { CommandContext } from './options';
@@ -13,7 +14,8 @@ const ENVIRONMENT_HELP = `Environment:
   RUNBOOK_ACTOR          who you act as (instead of --as; default: the OS user)
   RUNBOOK_DATABASE_URL   PostgreSQL store (instead of --store-url)
   RUNBOOK_DATA_DIR       embedded store directory (instead of --data-dir; default .runbook/store)
-  RUNBOOK_STORE_SCHEMA   schema of the store tables (instead of --store-schema; default runbook)`;
+  RUNBOOK_STORE_SCHEMA   schema of the store tables (instead of --store-schema; default runbook)
+  RUNBOOK_TOKENS_FILE    the service's hashed bearer tokens (serve; instead of --tokens-file)`;
 
 /** Builds the `runbook` command. Output goes through `ctx.io`; commander's own exits become exceptions. */
 export function buildProgram(ctx: CommandContext): Command {
@@ -35,6 +37,7 @@ export function buildProgram(ctx: CommandContext): Command {
   registerRunCommands(program, ctx);
   registerDecisionCommands(program, ctx);
   registerAuditCommands(program, ctx);
+  registerServeCommand(program, ctx);
 
   program.addHelpText('after', `\n${ENVIRONMENT_HELP}\n\n${exitCodeHelp()}`);
   for (const command of allCommands(program)) {

@@ -1,0 +1,122 @@
+import type { AddressInfo } from 'node:net';
+import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
+import { sleep } from '../core/sleep';
+import type { Engine } from '../engine/engine';
+import { API_PREFIX, createServer } from './app';
+import type { ServerOptions, TokenGrant } from './options';
+
+/** Options of {@link serve}. */
+export interface ServeOptions {
+  engine: Engine;
+  /** The accepted bearer tokens (hashed); at least one. */
+  tokens: readonly TokenGrant[];
+  /** @default "127.0.0.1" */
+  host?: string;
+  /** 0 picks a free port. @default 8080 */
+  port?: number;
+  /** Fastify's (pino) logger, as {@link ServerOptions} takes it. @default false */
+  logger?: ServerOptions['logger'];
+  /** Aborting it shuts the service down gracefully; {@link serve} resolves when it is down. */
+  signal: AbortSignal;
+  /** How long the worker sleeps when there is nothing to run. @default 1000 */
+  pollIntervalMs?: number;
+  /**
+   * How long shutdown waits for the run being executed to finish. After it, the run is left to its lease:
+   * another replica sharing the store resumes it once the lease expires. @default 30000
+   */
+  shutdownGraceMs?: number;
+  /** Called once the service listens. */
+  onListening?: (where: { url: string; openapi: string }) => void;
+}
+
+/** How the service went down. */
+export interface ServeResult {
+  /** True when a run was still executing at the end of the grace period (left to another replica). */
+  handedOver: boolean;
+}
+
+/**
+ * Runs the runbook service until `signal` aborts: the HTTP API ({@link createServer}) on `host:port`, and in
+ * the same process a worker that executes queued and approved runs and reverts expired actions.
+ *
+ * Shutdown, when `signal` aborts: the server stops accepting connections and lets in-flight requests finish
+ * (probes get 503 meanwhile); the worker claims no new run and lets the one it executes finish within
+ * `shutdownGraceMs`. The caller closes the store afterwards. Rejects when the server cannot listen.
+ */
+export async function serve(options: ServeOptions): Promise<ServeResult> {
+  const app = createServer({
+    engine: options.engine,
+    tokens: [...options.tokens],
+    logger: options.logger ?? false,
+  });
+  const signal = options.signal;
+  try {
+    await app.listen({ host: options.host ?? '127.0.0.1', port: options.port ?? 8080 });
+  } catch (e) {
+    await app.close().catch(() => {});
+    throw e;
+  }
+  const where = addressOf(app);
+  app.log.info(where, `runbook service listening on ${where.url} (OpenAPI: ${where.openapi})`);
+  options.onListening?.(where);
+
+  const stopClaiming = new AbortController();
+  const worker = workUntil(options.engine, stopClaiming.signal, app.log, options.pollIntervalMs ?? 1000);
+
+  if (!signal.aborted) {
+    await new Promise<void>((resolve) => signal.addEventListener('abort', () => resolve(), { once: true }));
+  }
+  app.log.info('shutting down: finishing in-flight requests and the run being executed');
+  stopClaiming.abort();
+  await app.close();
+
+  const graceMs = options.shutdownGraceMs ?? 30_000;
+  let timer: NodeJS.Timeout | undefined;
+  const finished = await Promise.race([
+    worker.then(() => true),
+    new Promise<false>((resolve) => {
+      timer = setTimeout(() => resolve(false), graceMs);
+    }),
+  ]);
+  clearTimeout(timer);
+  if (!finished) {
+    app.log.warn(
+      `a run was still executing after ${graceMs}ms; another replica resumes it when its lease expires`,
+    );
+  }
+  app.log.info('stopped');
+  return { handedOver: !finished };
+}
+
+/**
+ * Executes runnable runs and reverts expired actions until `stop` aborts. Unlike `engine.work`, stopping
+ * does not cancel the run being executed: it finishes (or, if the process dies, is resumed elsewhere).
+ */
+async function workUntil(
+  engine: Engine,
+  stop: AbortSignal,
+  log: FastifyBaseLogger,
+  pollMs: number,
+): Promise<void> {
+  while (!stop.aborted) {
+    let didWork = false;
+    try {
+      const result = await engine.runNext();
+      if (result) {
+        didWork = true;
+        log.info({ runId: result.runId, runbookId: result.runbookId, status: result.status }, 'run executed');
+      }
+      didWork = (await engine.revertExpired()) > 0 || didWork;
+    } catch (e) {
+      log.error({ err: e }, 'worker error');
+    }
+    if (!didWork) await sleep(pollMs, stop).catch(() => {});
+  }
+}
+
+function addressOf(app: FastifyInstance): { url: string; openapi: string } {
+  const address = app.server.address() as AddressInfo;
+  const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
+  const url = `http://${host}:${address.port}`;
+  return { url, openapi: `${url}${API_PREFIX}/openapi.json` };
+}

@@ -1,0 +1,66 @@
+import { readFileSync } from 'node:fs';
+import { z } from 'zod';
+import { InputValidationError } from '../core/errors';
+import { TokenGrant } from './options';
+
+/**
+ * The service's tokens file: `{ "tokens": [{ "name", "sha256", "role" }] }`. It holds only each token's
+ * SHA-256 (`printf %s "$TOKEN" | sha256sum`), never a token, so reading it grants nothing.
+ */
+export const TokensFile = z.strictObject({
+  tokens: z
+    .array(TokenGrant)
+    .min(1, 'must list at least one token: the API never runs without authentication')
+    .superRefine((grants, ctx) => {
+      const seen = new Map<string, number>();
+      grants.forEach((grant, i) => {
+        const first = seen.get(grant.sha256);
+        if (first !== undefined) {
+          ctx.addIssue({
+            code: 'custom',
+            path: [i, 'sha256'],
+            message: `is the same token as tokens.${first} ("${grants[first]?.name}"); each token names one holder`,
+          });
+        } else seen.set(grant.sha256, i);
+      });
+    }),
+});
+/** A parsed tokens file: hashes are lowercase hex. */
+export type TokensFile = z.output<typeof TokensFile>;
+
+/** Thrown when the tokens file cannot be read or is not JSON; its message names the file. */
+export class TokensFileError extends Error {
+  override readonly name = 'TokensFileError';
+}
+
+/**
+ * Reads and validates a tokens file. Throws a {@link TokensFileError} when it is missing or not JSON, and an
+ * {@link InputValidationError} naming each bad field (`tokens.0.sha256: …`) when it does not match
+ * {@link TokensFile}.
+ */
+export function readTokensFile(path: string): TokensFile['tokens'] {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException)?.code;
+    const why = code === 'ENOENT' ? 'no such file' : ((e as Error)?.message ?? String(e));
+    throw new TokensFileError(`Cannot read the tokens file ${path}: ${why}.`);
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (e) {
+    throw new TokensFileError(
+      `The tokens file ${path} is not JSON (${(e as Error).message}); expected {"tokens": [{"name", "sha256", "role"}]}.`,
+    );
+  }
+  const parsed = TokensFile.safeParse(json);
+  if (!parsed.success) {
+    throw new InputValidationError(
+      `tokens file ${path}`,
+      parsed.error.issues.map((i) => ({ path: i.path.join('.'), message: i.message })),
+    );
+  }
+  return parsed.data.tokens;
+}
