@@ -1,4 +1,5 @@
 import { Registry } from 'prom-client';
+import { afterEach, beforeEach } from 'vitest';
 import { ollamaProvider } from '../../src/resilience/ollama';
 import { openRouterProvider } from '../../src/resilience/openrouter';
 import {
@@ -74,4 +75,34 @@ export function chainOver(
 export function sample(text: string, series: string): number | undefined {
   const line = text.split('\n').find((l) => l.startsWith(`${series} `));
   return line === undefined ? undefined : Number(line.slice(series.length + 1));
+}
+
+/**
+ * The per-test setup the chain tests share: fresh doubles before each test, and after it every chain made with
+ * `chainFor` closed and the doubles stopped. `defaults` are chain options every `chainFor` starts from.
+ */
+export function useChainFixture(defaults: Partial<ProviderChainOptions> = {}) {
+  const chains: ProviderChain[] = [];
+  const fixture = {
+    /** This test's doubles. */
+    providers: undefined as unknown as Providers,
+    /** A chain over this test's doubles (see {@link chainOver}), closed after the test. */
+    chainFor(options: Parameters<typeof chainOver>[1] = {}) {
+      const made = chainOver(fixture.providers, { ...defaults, ...options });
+      chains.push(made.chain);
+      return made;
+    },
+    /** Closes `chain` (made some other way) after the test. */
+    closeAfter(chain: ProviderChain) {
+      chains.push(chain);
+    },
+  };
+  beforeEach(async () => {
+    fixture.providers = await startProviders();
+  });
+  afterEach(async () => {
+    for (const chain of chains.splice(0)) await chain.close();
+    await fixture.providers.close();
+  });
+  return fixture;
 }

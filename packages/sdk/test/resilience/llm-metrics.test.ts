@@ -4,33 +4,23 @@ import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { localBreakerSwitch } from '../../src/resilience/breaker-switch';
 import { createProviderChain, type ProviderChain } from '../../src/resilience/provider-chain';
 import { ProviderHttpError } from '../../src/resilience/provider-errors';
-import { ask, chainOver, KEY_A, KEY_B, type Providers, sample, startProviders } from './llm-fixture';
+import { ask, chainOver, KEY_A, KEY_B, sample, startProviders, useChainFixture } from './llm-fixture';
 
 // The prom-client metrics of a chain after a scenario against the doubles: the manual's names for OpenRouter
 // (and the same for Ollama), breaker states, fallbacks; `promtool check metrics` accepts them; no API key
 // appears in metrics, errors, events, results or health.
 
-let providers: Providers;
-const chains: ProviderChain[] = [];
-beforeEach(async () => {
-  providers = await startProviders();
-});
-afterEach(async () => {
+const llm = useChainFixture();
+const chainFor = llm.chainFor;
+afterEach(() => {
   vi.useRealTimers();
-  for (const chain of chains.splice(0)) await chain.close();
-  await providers.close();
 });
-function chainFor(options: Parameters<typeof chainOver>[1] = {}) {
-  const made = chainOver(providers, options);
-  chains.push(made.chain);
-  return made;
-}
 
 /** The scenario: two answers from OpenRouter, then an outage that opens its breaker; Ollama takes over. */
 async function outageScenario(chain: ProviderChain) {
   await chain.chat(ask('1'));
   await chain.chat(ask('2'));
-  providers.openrouter.faults.inject({ kind: 'outage' });
+  llm.providers.openrouter.faults.inject({ kind: 'outage' });
   await chain.chat(ask('3')); // 2 network errors, fallback
   await chain.chat(ask('4')); // a 3rd network error opens the breaker, fallback
   await chain.chat(ask('5')); // breaker open, fallback without a request
@@ -94,7 +84,7 @@ describe('LLM metrics', () => {
       retry: { maxAttempts: 12, maxRetryAfter: 0, keyCooldown: 0 },
       metrics: { registry },
     });
-    chains.push(chain);
+    llm.closeAfter(chain);
     await chain.chat(ask('x')); // one 429, the key rests 1 ms (> maxRetryAfter 0): fallback
     for (let i = 0; i < 11; i++) {
       vi.setSystemTime(Date.now() + 1_000);
@@ -146,7 +136,7 @@ describe('LLM metrics', () => {
     const registry = new Registry();
     const chain = chainFor({ service: 'worker', metrics: { registry } }).chain;
     await chain.chat(ask('a'));
-    providers.openrouter.faults.inject({ kind: 'outage' });
+    llm.providers.openrouter.faults.inject({ kind: 'outage' });
     await chain.chat(ask('b')); // network errors on openrouter: ollama answers
     await chain.close(); // no scrape before
     for (let scrape = 0; scrape < 2; scrape++) {
@@ -175,7 +165,7 @@ describe('LLM metrics', () => {
       providers: [{ name: 'solo', call: async () => ({ content: 'x' }) }],
       metrics: false,
     });
-    chains.push(chain);
+    llm.closeAfter(chain);
     await chain.chat(ask('x'));
     expect(await registry.metrics()).toBe('\n');
   });
@@ -190,16 +180,16 @@ describe('LLM metrics', () => {
     chain.onRetry((e) => seen.push(e));
     chain.onBreakerStateChange((e) => seen.push(e));
     chain.onCacheError((e) => seen.push(e));
-    providers.openrouter.faults.inject({ kind: 'rateLimit', key: KEY_A, retryAfter: '60s' });
+    llm.providers.openrouter.faults.inject({ kind: 'rateLimit', key: KEY_A, retryAfter: '60s' });
     seen.push(await chain.chat(ask('401 then 429 then B')));
-    providers.openrouter.faults.inject({ kind: 'serverError', status: 500 });
+    llm.providers.openrouter.faults.inject({ kind: 'serverError', status: 500 });
     seen.push(await chain.chat(ask('500s')));
-    providers.ollama.faults.inject({ kind: 'outage' });
+    llm.providers.ollama.faults.inject({ kind: 'outage' });
     const error = await chain.chat(ask('nothing works')).catch((e: unknown) => e);
     seen.push((error as Error).message, (error as { toInfo(): unknown }).toInfo(), chain.health(), [
       ...control.reported,
     ]);
-    const everything = `${JSON.stringify(seen)}\n${await registry.metrics()}\n${JSON.stringify(providers.openrouter.requests)}`;
+    const everything = `${JSON.stringify(seen)}\n${await registry.metrics()}\n${JSON.stringify(llm.providers.openrouter.requests)}`;
     for (const key of keys) expect(everything).not.toContain(key);
     expect(everything).not.toContain('sk-or-v1-');
   });

@@ -3,7 +3,7 @@ import { createServer, type Server, type Socket } from 'node:net';
 import { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { ProviderChain } from '../../src/resilience/provider-chain';
-import { ask, chainOver, KEY_A, KEY_B, type Providers, sample, startProviders } from './llm-fixture';
+import { ask, chainOver, KEY_A, KEY_B, sample, startProviders, useChainFixture } from './llm-fixture';
 
 // The response cache against a real Redis (keys under a random prefix of this file, deleted afterwards), and
 // request coalescing against the doubles.
@@ -12,8 +12,8 @@ const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 const PREFIX = `test:llm-cache:${randomUUID()}:`;
 
 let redis: Redis;
-let providers: Providers;
-const chains: ProviderChain[] = [];
+const llm = useChainFixture();
+const chainFor = llm.chainFor;
 
 beforeAll(() => {
   redis = new Redis(REDIS_URL);
@@ -23,19 +23,6 @@ afterAll(async () => {
   if (keys.length > 0) await redis.del(...keys);
   await redis.quit();
 });
-beforeEach(async () => {
-  providers = await startProviders();
-});
-afterEach(async () => {
-  for (const chain of chains.splice(0)) await chain.close();
-  await providers.close();
-});
-
-function chainFor(options: Parameters<typeof chainOver>[1] = {}) {
-  const made = chainOver(providers, options);
-  chains.push(made.chain);
-  return made;
-}
 /** A cache prefix of one test. */
 const prefixOf = () => `${PREFIX}${randomUUID().slice(0, 8)}:`;
 
@@ -62,7 +49,7 @@ describe('response cache (Redis)', () => {
       cached: true,
       attempts: [],
     });
-    expect(providers.openrouter.requests).toHaveLength(1);
+    expect(llm.providers.openrouter.requests).toHaveLength(1);
     const text = await registry.metrics();
     expect(sample(text, 'llm_cache_hits_total{service="llm"}')).toBe(1);
     expect(sample(text, 'llm_cache_misses_total{service="llm"}')).toBe(1);
@@ -92,21 +79,21 @@ describe('response cache (Redis)', () => {
     expect((await chain.chat(ask('q'))).cached).toBe(true);
     await new Promise((r) => setTimeout(r, 1_300));
     expect((await chain.chat(ask('q'))).cached).toBe(false);
-    expect(providers.openrouter.requests).toHaveLength(2);
+    expect(llm.providers.openrouter.requests).toHaveLength(2);
   });
 
   it('only successful answers are stored', async () => {
     const prefix = prefixOf();
     const { chain } = chainFor({ cache: { redis, prefix } });
     await expect(chain.chat({ ...ask('bad'), temperature: 9 })).rejects.toThrow(/HTTP 400/);
-    providers.openrouter.faults.inject({ kind: 'serverError' });
-    providers.ollama.faults.inject({ kind: 'serverError' });
+    llm.providers.openrouter.faults.inject({ kind: 'serverError' });
+    llm.providers.ollama.faults.inject({ kind: 'serverError' });
     await expect(chain.chat(ask('down'))).rejects.toThrow(/No LLM provider/);
     expect(await redis.keys(`${prefix}*`)).toEqual([]);
     // A fallback's answer is a successful answer: stored, with the provider that gave it.
-    providers.openrouter.faults.clearAll();
-    providers.openrouter.faults.inject({ kind: 'outage' });
-    providers.ollama.faults.clearAll();
+    llm.providers.openrouter.faults.clearAll();
+    llm.providers.openrouter.faults.inject({ kind: 'outage' });
+    llm.providers.ollama.faults.clearAll();
     expect((await chain.chat(ask('fallback'))).provider).toBe('ollama');
     expect(await chain.chat(ask('fallback'))).toMatchObject({ provider: 'ollama', cached: true });
   });
@@ -175,9 +162,9 @@ describe('response cache (Redis)', () => {
 describe('request coalescing', () => {
   it('N identical concurrent calls make one upstream request and share its answer', async () => {
     const { chain, registry } = chainFor({ coalesce: true });
-    providers.openrouter.faults.inject({ kind: 'latency', delay: 200, times: 1 });
+    llm.providers.openrouter.faults.inject({ kind: 'latency', delay: 200, times: 1 });
     const results = await Promise.all(Array.from({ length: 10 }, () => chain.chat(ask('same question'))));
-    expect(providers.openrouter.requests).toHaveLength(1);
+    expect(llm.providers.openrouter.requests).toHaveLength(1);
     expect(new Set(results.map((r) => r.content)).size).toBe(1);
     expect(results.filter((r) => !r.coalesced)).toHaveLength(1);
     expect(results.filter((r) => r.coalesced)).toHaveLength(9);
@@ -189,7 +176,7 @@ describe('request coalescing', () => {
     expect(sample(text, 'llm_requests_total{service="llm",provider="openrouter",source="upstream"}')).toBe(1);
     // Once it settled, the next identical call goes upstream again.
     await chain.chat(ask('same question'));
-    expect(providers.openrouter.requests).toHaveLength(2);
+    expect(llm.providers.openrouter.requests).toHaveLength(2);
   });
 
   it('different requests are not coalesced; off by default', async () => {
@@ -199,15 +186,15 @@ describe('request coalescing', () => {
       chain.chat(ask('b')),
       chain.chat({ ...ask('a'), temperature: 1 }),
     ]);
-    expect(providers.openrouter.requests).toHaveLength(3);
+    expect(llm.providers.openrouter.requests).toHaveLength(3);
     const { chain: plain } = chainFor();
     await Promise.all([plain.chat(ask('a')), plain.chat(ask('a'))]);
-    expect(providers.openrouter.requests).toHaveLength(5);
+    expect(llm.providers.openrouter.requests).toHaveLength(5);
   });
 
   it('a waiter’s abort ends only its wait; the upstream call is aborted when every waiter has gone', async () => {
     const { chain } = chainFor({ coalesce: true });
-    providers.openrouter.faults.inject({ kind: 'latency', delay: 400, times: 1 });
+    llm.providers.openrouter.faults.inject({ kind: 'latency', delay: 400, times: 1 });
     const leader = new AbortController();
     const first = chain.chat(ask('q'), { signal: leader.signal });
     const second = chain.chat(ask('q'));
@@ -215,9 +202,9 @@ describe('request coalescing', () => {
     leader.abort(new Error('leader left'));
     await expect(first).rejects.toThrow('leader left');
     expect(await second).toMatchObject({ provider: 'openrouter', coalesced: true });
-    expect(providers.openrouter.requests).toHaveLength(1);
+    expect(llm.providers.openrouter.requests).toHaveLength(1);
 
-    providers.openrouter.faults.inject({ kind: 'latency', delay: '10s', times: 1 });
+    llm.providers.openrouter.faults.inject({ kind: 'latency', delay: '10s', times: 1 });
     const a = new AbortController();
     const b = new AbortController();
     const both = [chain.chat(ask('r'), { signal: a.signal }), chain.chat(ask('r'), { signal: b.signal })];
@@ -228,8 +215,8 @@ describe('request coalescing', () => {
     await expect(both[1]).rejects.toThrow('b left');
     // The shared upstream request was aborted, and nothing fell back to Ollama.
     await new Promise((r) => setTimeout(r, 50));
-    expect(providers.openrouter.requests.at(-1)).toMatchObject({ status: 0, abandoned: true });
-    expect(providers.ollama.requests).toHaveLength(0);
+    expect(llm.providers.openrouter.requests.at(-1)).toMatchObject({ status: 0, abandoned: true });
+    expect(llm.providers.ollama.requests).toHaveLength(0);
     // A new identical call starts afresh.
     expect((await chain.chat(ask('r'))).coalesced).toBe(false);
   });
@@ -242,9 +229,9 @@ describe('request coalescing', () => {
     const [cached, fresh] = await Promise.all([chain.chat(ask('q')), chain.chat(ask('q'), { cache: false })]);
     expect(cached).toMatchObject({ cached: true, coalesced: false });
     expect(fresh).toMatchObject({ cached: false, coalesced: false, provider: 'openrouter' });
-    expect(providers.openrouter.requests).toHaveLength(2);
+    expect(llm.providers.openrouter.requests).toHaveLength(2);
     // Calls that skip the cache still coalesce among themselves.
-    providers.openrouter.faults.inject({ kind: 'latency', delay: 100, times: 1 });
+    llm.providers.openrouter.faults.inject({ kind: 'latency', delay: 100, times: 1 });
     const both = await Promise.all([
       chain.chat(ask('q'), { cache: false }),
       chain.chat(ask('q'), { cache: false }),
@@ -253,15 +240,15 @@ describe('request coalescing', () => {
       [false, false],
       [false, true],
     ]);
-    expect(providers.openrouter.requests).toHaveLength(3);
+    expect(llm.providers.openrouter.requests).toHaveLength(3);
   });
 
   it('with the cache: concurrent identical misses make one upstream call and one cache write', async () => {
     const prefix = prefixOf();
     const { chain } = chainFor({ coalesce: true, cache: { redis, prefix } });
-    providers.openrouter.faults.inject({ kind: 'latency', delay: 100, times: 1 });
+    llm.providers.openrouter.faults.inject({ kind: 'latency', delay: 100, times: 1 });
     const results = await Promise.all(Array.from({ length: 5 }, () => chain.chat(ask('cached and shared'))));
-    expect(providers.openrouter.requests).toHaveLength(1);
+    expect(llm.providers.openrouter.requests).toHaveLength(1);
     expect(results.map((r) => r.coalesced).sort()).toEqual([false, true, true, true, true]);
     expect(await redis.keys(`${prefix}*`)).toHaveLength(1);
     expect((await chain.chat(ask('cached and shared'))).cached).toBe(true);

@@ -6,25 +6,13 @@ import {
   localBreakerSwitch,
 } from '../../src/resilience/breaker-switch';
 import type { ProviderChain } from '../../src/resilience/provider-chain';
-import { ask, chainOver, type Providers, sample, startProviders } from './llm-fixture';
+import { ask, chainOver, sample, startProviders, useChainFixture } from './llm-fixture';
 
 // Forced breaker states, as an operator sets them through a BreakerSwitch (here the in-process one; the Redis
 // breaker control implements the same interface across replicas).
 
-let providers: Providers;
-const chains: ProviderChain[] = [];
-beforeEach(async () => {
-  providers = await startProviders();
-});
-afterEach(async () => {
-  for (const chain of chains.splice(0)) await chain.close();
-  await providers.close();
-});
-function chainFor(options: Parameters<typeof chainOver>[1] = {}) {
-  const made = chainOver(providers, options);
-  chains.push(made.chain);
-  return made;
-}
+const llm = useChainFixture();
+const chainFor = llm.chainFor;
 const outcomes = (r: { attempts: readonly { provider: string; outcome: string }[] }) =>
   r.attempts.map((a) => [a.provider, a.outcome]);
 /** Resolves when `provider`'s breaker next reports `state`; rejects when it has not within 3 s. */
@@ -67,7 +55,7 @@ describe('forced breaker states', () => {
       ['openrouter', 'forced_open'],
       ['ollama', 'success'],
     ]);
-    expect(providers.openrouter.requests).toHaveLength(0);
+    expect(llm.providers.openrouter.requests).toHaveLength(0);
     expect(chain.health().circuit_breakers.openrouter).toMatchObject({ state: 'open', forced: 'open' });
     expect(chain.health().status).toBe('degraded');
     // resetTimeout (500 ms) passes: a forced-open breaker does not go half-open, and nobody hears of a
@@ -102,7 +90,7 @@ describe('forced breaker states', () => {
     const control = localBreakerSwitch();
     const { chain } = chainFor({ control });
     control.force('openrouter', 'open');
-    providers.openrouter.faults.inject({ kind: 'serverError' });
+    llm.providers.openrouter.faults.inject({ kind: 'serverError' });
     const halfOpen = nextState(chain, 'openrouter', 'halfOpen');
     control.force('openrouter', 'auto');
     await halfOpen;
@@ -112,7 +100,7 @@ describe('forced breaker states', () => {
       ['openrouter', 'server_error'],
       ['ollama', 'success'],
     ]);
-    expect(providers.openrouter.requests).toHaveLength(1);
+    expect(llm.providers.openrouter.requests).toHaveLength(1);
     expect(chain.health().circuit_breakers.openrouter).toMatchObject({ state: 'open', forced: 'auto' });
   });
 
@@ -122,7 +110,7 @@ describe('forced breaker states', () => {
       control,
       breaker: { timeout: 300, volumeThreshold: 2, resetTimeout: 60_000 },
     });
-    providers.openrouter.faults.inject({ kind: 'serverError' });
+    llm.providers.openrouter.faults.inject({ kind: 'serverError' });
     await chain.chat(ask('a'));
     expect(chain.health().circuit_breakers.openrouter?.state).toBe('open');
 
@@ -137,10 +125,10 @@ describe('forced breaker states', () => {
     ]);
     expect(chain.health().circuit_breakers.openrouter?.state).toBe('closed');
     // Recovered: OpenRouter answers at once, no probe, no resetTimeout (one minute here) to wait for.
-    providers.openrouter.faults.clearAll();
+    llm.providers.openrouter.faults.clearAll();
     expect((await chain.chat(ask('c'))).provider).toBe('openrouter');
     // The timeout holds even though opossum is disabled.
-    providers.openrouter.faults.inject({ kind: 'latency', delay: '10s', times: 1 });
+    llm.providers.openrouter.faults.inject({ kind: 'latency', delay: '10s', times: 1 });
     const started = Date.now();
     const slow = await chain.chat(ask('d'));
     expect(Date.now() - started).toBeLessThan(2_000);
@@ -183,7 +171,7 @@ describe('forced breaker states', () => {
     expect(error).toMatchObject({ code: 'PROVIDERS_UNAVAILABLE' });
     expect(error.failures.map((f: { reason: string }) => f.reason)).toEqual(['forced_open', 'forced_open']);
     expect(chain.health().status).toBe('down');
-    expect(providers.openrouter.requests.length + providers.ollama.requests.length).toBe(0);
+    expect(llm.providers.openrouter.requests.length + llm.providers.ollama.requests.length).toBe(0);
   });
 
   it('close() stops listening to the switch', async () => {

@@ -2,37 +2,22 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { apiKeyFingerprint } from '../../src/resilience/api-keys';
 import type { ProviderChain } from '../../src/resilience/provider-chain';
 import { isProvidersUnavailableError } from '../../src/resilience/provider-errors';
-import { ask, chainOver, KEY_A, KEY_B, type Providers, sample, startProviders } from './llm-fixture';
+import { ask, chainOver, KEY_A, KEY_B, sample, startProviders, useChainFixture } from './llm-fixture';
 
 // 429s, Retry-After and API keys, against the OpenRouter double: the order of keys and the waits are read
 // from the double's own request log.
 
-let providers: Providers;
-const chains: ProviderChain[] = [];
-beforeEach(async () => {
-  providers = await startProviders();
-});
-afterEach(async () => {
-  for (const chain of chains.splice(0)) await chain.close();
-  await providers.close();
-});
-function chainFor(options: Parameters<typeof chainOver>[1] = {}) {
-  const made = chainOver(providers, {
-    retry: { maxAttempts: 3, maxRetryAfter: '5s', keyCooldown: '30s' },
-    ...options,
-  });
-  chains.push(made.chain);
-  return made;
-}
+const llm = useChainFixture({ retry: { maxAttempts: 3, maxRetryAfter: '5s', keyCooldown: '30s' } });
+const chainFor = llm.chainFor;
 const fp = apiKeyFingerprint;
 
 describe('rate limits and API keys', () => {
   it('a 429 storm rotates the keys and honours Retry-After (delay-seconds)', async () => {
     const { chain, registry } = chainFor();
-    providers.openrouter.faults.inject({ kind: 'rateLimit', retryAfter: '1s', times: 2 });
+    llm.providers.openrouter.faults.inject({ kind: 'rateLimit', retryAfter: '1s', times: 2 });
     const result = await chain.chat(ask('storm'));
     expect(result.provider).toBe('openrouter');
-    const log = providers.openrouter.requests;
+    const log = llm.providers.openrouter.requests;
     // A gets a 429 and rests; B at once gets one too; both rest: the chain waits until A wakes, then A answers.
     expect(log.map((r) => [r.keyFingerprint, r.status])).toEqual([
       [fp(KEY_A), 429],
@@ -59,7 +44,7 @@ describe('rate limits and API keys', () => {
 
   it('honours Retry-After given as an HTTP date', async () => {
     const { chain } = chainFor({ keys: [KEY_A] });
-    providers.openrouter.faults.inject({
+    llm.providers.openrouter.faults.inject({
       kind: 'rateLimit',
       retryAfter: '2s',
       retryAfterFormat: 'http-date',
@@ -67,7 +52,7 @@ describe('rate limits and API keys', () => {
     });
     const result = await chain.chat(ask('dated'));
     expect(result.provider).toBe('openrouter');
-    const [limited, served] = providers.openrouter.requests.map((r) => r.at) as [number, number];
+    const [limited, served] = llm.providers.openrouter.requests.map((r) => r.at) as [number, number];
     // An HTTP date has whole seconds: the double rounds the target up, so the wait is 2 to 3 s.
     expect(served - limited).toBeGreaterThanOrEqual(1_900);
     expect(served - limited).toBeLessThan(4_000);
@@ -75,9 +60,9 @@ describe('rate limits and API keys', () => {
 
   it('a key that got a 429 rests for its Retry-After while the other keys serve', async () => {
     const { chain } = chainFor();
-    providers.openrouter.faults.inject({ kind: 'rateLimit', key: KEY_A, retryAfter: '30s' });
+    llm.providers.openrouter.faults.inject({ kind: 'rateLimit', key: KEY_A, retryAfter: '30s' });
     for (let i = 0; i < 4; i++) expect((await chain.chat(ask(`q${i}`))).provider).toBe('openrouter');
-    expect(providers.openrouter.requests.map((r) => [r.keyFingerprint, r.status])).toEqual([
+    expect(llm.providers.openrouter.requests.map((r) => [r.keyFingerprint, r.status])).toEqual([
       [fp(KEY_A), 429],
       [fp(KEY_B), 200],
       [fp(KEY_B), 200],
@@ -91,7 +76,7 @@ describe('rate limits and API keys', () => {
 
   it('a Retry-After beyond maxRetryAfter falls back at once; while every key rests, OpenRouter is skipped without a request', async () => {
     const { chain } = chainFor();
-    providers.openrouter.faults.inject({ kind: 'rateLimit', retryAfter: '60s' });
+    llm.providers.openrouter.faults.inject({ kind: 'rateLimit', retryAfter: '60s' });
     const started = Date.now();
     const first = await chain.chat(ask('q1'));
     expect(Date.now() - started).toBeLessThan(2_000); // no 60 s wait
@@ -107,11 +92,11 @@ describe('rate limits and API keys', () => {
       ['openrouter', 'keys_cooling'],
       ['ollama', 'success'],
     ]);
-    expect(providers.openrouter.requests).toHaveLength(2);
+    expect(llm.providers.openrouter.requests).toHaveLength(2);
     expect(chain.health()).toMatchObject({ status: 'degraded' });
 
     // With the fallback down too, the error says when the first key wakes.
-    providers.ollama.faults.inject({ kind: 'outage' });
+    llm.providers.ollama.faults.inject({ kind: 'outage' });
     const error = await chain.chat(ask('q3')).catch((e) => e);
     expect(isProvidersUnavailableError(error)).toBe(true);
     expect(error.failures.map((f: { provider: string; reason: string }) => [f.provider, f.reason])).toEqual([
@@ -123,9 +108,9 @@ describe('rate limits and API keys', () => {
   });
 
   it('the double’s own per-key rate limit: the chain spreads calls over the keys and stays within it', async () => {
-    await providers.openrouter.close();
+    await llm.providers.openrouter.close();
     const { startOpenRouterDouble } = await import('../../src/testing');
-    providers.openrouter = await startOpenRouterDouble({
+    llm.providers.openrouter = await startOpenRouterDouble({
       keys: [KEY_A, KEY_B],
       rateLimit: { requests: 2, interval: '30s' },
     });
@@ -133,11 +118,11 @@ describe('rate limits and API keys', () => {
     const answered = [];
     for (let i = 0; i < 4; i++) answered.push((await chain.chat(ask(`q${i}`))).provider);
     expect(answered).toEqual(['openrouter', 'openrouter', 'openrouter', 'openrouter']);
-    expect(providers.openrouter.requests.every((r) => r.status === 200)).toBe(true);
+    expect(llm.providers.openrouter.requests.every((r) => r.status === 200)).toBe(true);
     // The fifth call finds both keys spent: 429s with a ~30 s Retry-After, beyond maxRetryAfter: Ollama answers.
     const fifth = await chain.chat(ask('q4'));
     expect(fifth.provider).toBe('ollama');
-    expect(providers.openrouter.requests.slice(4).map((r) => r.status)).toEqual([429, 429]);
+    expect(llm.providers.openrouter.requests.slice(4).map((r) => r.status)).toEqual([429, 429]);
   });
 
   it('a key the provider refuses (401) rests, and the next key serves; the key never shows', async () => {
@@ -152,7 +137,7 @@ describe('rate limits and API keys', () => {
       [fp(KEY_A), 'success', undefined],
     ]);
     await chain.chat(ask('q2'));
-    expect(providers.openrouter.requests.map((r) => [r.keyFingerprint, r.status])).toEqual([
+    expect(llm.providers.openrouter.requests.map((r) => [r.keyFingerprint, r.status])).toEqual([
       [fp(revoked), 401],
       [fp(KEY_A), 200],
       [fp(KEY_A), 200],

@@ -18,27 +18,15 @@ import {
   KEY_B,
   OLLAMA_MODEL,
   OPENROUTER_MODEL,
-  type Providers,
   startProviders,
+  useChainFixture,
 } from './llm-fixture';
 
 // The provider chain against real HTTP test doubles of OpenRouter and Ollama (the real APIs cannot run here):
 // answers, retries, fallback, the breaker opening and closing again, 4xx, timeouts, aborts, exhaustion.
 
-let providers: Providers;
-const chains: ProviderChain[] = [];
-beforeEach(async () => {
-  providers = await startProviders();
-});
-afterEach(async () => {
-  for (const chain of chains.splice(0)) await chain.close();
-  await providers.close();
-});
-function chainFor(options: Parameters<typeof chainOver>[1] = {}) {
-  const made = chainOver(providers, options);
-  chains.push(made.chain);
-  return made;
-}
+const llm = useChainFixture();
+const chainFor = llm.chainFor;
 
 describe('provider chain', () => {
   it('answers from the first provider, says which, and uses its keys round-robin', async () => {
@@ -63,10 +51,10 @@ describe('provider chain', () => {
     ]);
     await chain.chat(ask('2'));
     await chain.chat(ask('3'));
-    expect(providers.openrouter.requests.map((r) => r.keyFingerprint)).toEqual(
+    expect(llm.providers.openrouter.requests.map((r) => r.keyFingerprint)).toEqual(
       [KEY_A, KEY_B, KEY_A].map(apiKeyFingerprint),
     );
-    expect(providers.ollama.requests).toHaveLength(0);
+    expect(llm.providers.ollama.requests).toHaveLength(0);
     expect(chain.health()).toMatchObject({ service: 'llm', status: 'ok' });
   });
 
@@ -75,7 +63,7 @@ describe('provider chain', () => {
     const { chain } = chainFor({ control });
     const states: BreakerState[] = [];
     chain.onBreakerStateChange(({ provider, state }) => provider === 'openrouter' && states.push(state));
-    providers.openrouter.faults.inject({ kind: 'outage' });
+    llm.providers.openrouter.faults.inject({ kind: 'outage' });
 
     // Two attempts on OpenRouter (a reset connection, retried after a short backoff), then Ollama.
     const started = Date.now();
@@ -100,16 +88,16 @@ describe('provider chain', () => {
     expect(control.reported.get('openrouter')).toBe('open');
 
     // While open, OpenRouter gets no request at all.
-    const seen = providers.openrouter.requests.length;
+    const seen = llm.providers.openrouter.requests.length;
     const third = await chain.chat(ask('once more'));
     expect(third.attempts.map((a) => [a.provider, a.outcome])).toEqual([
       ['openrouter', 'breaker_open'],
       ['ollama', 'success'],
     ]);
-    expect(providers.openrouter.requests).toHaveLength(seen);
+    expect(llm.providers.openrouter.requests).toHaveLength(seen);
 
     // OpenRouter recovers; after resetTimeout the breaker lets one probe through, which closes it.
-    providers.openrouter.faults.clearAll();
+    llm.providers.openrouter.faults.clearAll();
     await new Promise<void>((resolve) => {
       const listening = chain.onBreakerStateChange(({ state }) => {
         if (state === 'halfOpen') {
@@ -145,7 +133,7 @@ describe('provider chain', () => {
       retry: { maxAttempts: 1, keyCooldown: 0 },
       metrics: false,
     });
-    chains.push(chain);
+    llm.closeAfter(chain);
     const states: BreakerState[] = [];
     chain.onBreakerStateChange(({ provider, state }) => provider === 'flaky' && states.push(state));
     const next = (state: BreakerState) =>
@@ -210,7 +198,7 @@ describe('provider chain', () => {
       breaker: { volumeThreshold: 1_000 },
       metrics: false,
     });
-    chains.push(chain);
+    llm.closeAfter(chain);
     // Node 24 no longer warns about many listeners on one AbortSignal, so count them where they are added.
     const added = vi.spyOn(EventTarget.prototype, 'addEventListener');
     try {
@@ -240,7 +228,7 @@ describe('provider chain', () => {
       ],
       metrics: false,
     });
-    chains.push(chain);
+    llm.closeAfter(chain);
     expect((await chain.chat(ask('x'))).provider).toBe('spare');
     const { keys } = chain.health().circuit_breakers.stingy ?? {};
     expect(keys?.nextFreeInMs).toBeGreaterThan(3_500_000);
@@ -249,22 +237,22 @@ describe('provider chain', () => {
 
   it('a timeout falls back at once (no retry on the same provider) and aborts the upstream request', async () => {
     const { chain } = chainFor({ breaker: { timeout: 300 } });
-    providers.openrouter.faults.inject({ kind: 'latency', delay: '10s' });
+    llm.providers.openrouter.faults.inject({ kind: 'latency', delay: '10s' });
     const started = Date.now();
     const result = await chain.chat(ask('slow?'));
     expect(Date.now() - started).toBeLessThan(2_000);
     expect(result.provider).toBe('ollama');
     expect(result.attempts.map((a) => a.outcome)).toEqual(['timeout', 'success']);
-    expect(providers.openrouter.requests).toHaveLength(1);
+    expect(llm.providers.openrouter.requests).toHaveLength(1);
     // The chain aborted its fetch at the timeout: the double saw the client go before it answered.
     await new Promise((r) => setTimeout(r, 50));
-    expect(providers.openrouter.requests[0]).toMatchObject({ status: 0, abandoned: true });
+    expect(llm.providers.openrouter.requests[0]).toMatchObject({ status: 0, abandoned: true });
     expect(chain.health().circuit_breakers.openrouter?.lastFailure).toMatchObject({ reason: 'timeout' });
   });
 
   it('retries a 5xx with backoff, honouring its Retry-After', async () => {
     const { chain } = chainFor();
-    providers.openrouter.faults.inject({ kind: 'serverError', status: 503, retryAfter: '1s', times: 1 });
+    llm.providers.openrouter.faults.inject({ kind: 'serverError', status: 503, retryAfter: '1s', times: 1 });
     const retries: number[] = [];
     chain.onRetry((e) => retries.push(e.delayMs));
     const result = await chain.chat(ask('busy?'));
@@ -275,7 +263,7 @@ describe('provider chain', () => {
     ]);
     expect(retries).toEqual([1_000]);
     expect(result.attempts[1]?.waitedMs).toBe(1_000);
-    const [failedAt, servedAt] = providers.openrouter.requests.map((r) => r.at) as [number, number];
+    const [failedAt, servedAt] = llm.providers.openrouter.requests.map((r) => r.at) as [number, number];
     expect(servedAt - failedAt).toBeGreaterThanOrEqual(990);
   });
 
@@ -283,7 +271,7 @@ describe('provider chain', () => {
     const { chain } = chainFor();
     const fallbacks: unknown[] = [];
     chain.onFallback((e) => fallbacks.push(e));
-    providers.openrouter.faults.inject({ kind: 'serverError', status: 500 });
+    llm.providers.openrouter.faults.inject({ kind: 'serverError', status: 500 });
     const result = await chain.chat(ask('x'));
     expect(result.provider).toBe('ollama');
     expect(result.attempts.map((a) => a.outcome)).toEqual(['server_error', 'server_error', 'success']);
@@ -299,15 +287,15 @@ describe('provider chain', () => {
     expect(isProviderHttpError(error)).toBe(true);
     expect(error).toMatchObject({ status: 400, provider: 'openrouter', retriable: false });
     expect(error.message).toMatch(/temperature/);
-    expect(providers.openrouter.requests).toHaveLength(1);
-    expect(providers.ollama.requests).toHaveLength(0);
+    expect(llm.providers.openrouter.requests).toHaveLength(1);
+    expect(llm.providers.ollama.requests).toHaveLength(0);
     expect(chain.health().circuit_breakers.openrouter?.window.failures).toBe(0);
   });
 
   it('when every provider fails: ProvidersUnavailableError with each provider’s reason and no key', async () => {
     const { chain } = chainFor();
-    providers.openrouter.faults.inject({ kind: 'serverError', status: 502 });
-    providers.ollama.faults.inject({ kind: 'outage', mode: 'refuse' });
+    llm.providers.openrouter.faults.inject({ kind: 'serverError', status: 502 });
+    llm.providers.ollama.faults.inject({ kind: 'outage', mode: 'refuse' });
     const error = await chain.chat(ask('anyone?')).catch((e) => e);
     expect(isProvidersUnavailableError(error)).toBe(true);
     expect(error).toMatchObject({ code: 'PROVIDERS_UNAVAILABLE', retriable: true });
@@ -327,7 +315,7 @@ describe('provider chain', () => {
 
   it('aborts: the call rejects with the signal’s reason at once, the upstream request is aborted, nothing falls back', async () => {
     const { chain } = chainFor();
-    providers.openrouter.faults.inject({ kind: 'latency', delay: '10s' });
+    llm.providers.openrouter.faults.inject({ kind: 'latency', delay: '10s' });
     const controller = new AbortController();
     const pending = chain.chat(ask('never mind'), { signal: controller.signal });
     await new Promise((r) => setTimeout(r, 100));
@@ -335,12 +323,12 @@ describe('provider chain', () => {
     controller.abort(reason);
     await expect(pending).rejects.toBe(reason);
     await new Promise((r) => setTimeout(r, 50));
-    expect(providers.openrouter.requests[0]).toMatchObject({ status: 0, abandoned: true });
-    expect(providers.ollama.requests).toHaveLength(0);
+    expect(llm.providers.openrouter.requests[0]).toMatchObject({ status: 0, abandoned: true });
+    expect(llm.providers.ollama.requests).toHaveLength(0);
     expect(chain.health().circuit_breakers.openrouter?.window.failures).toBe(0);
     // Aborting during a backoff wait ends the wait too.
-    providers.openrouter.faults.clearAll();
-    providers.openrouter.faults.inject({ kind: 'serverError', retryAfter: '5s' });
+    llm.providers.openrouter.faults.clearAll();
+    llm.providers.openrouter.faults.inject({ kind: 'serverError', retryAfter: '5s' });
     const late = new AbortController();
     const waiting = chain.chat(ask('x'), { signal: late.signal });
     setTimeout(() => late.abort(new Error('gave up')), 200);
@@ -348,9 +336,9 @@ describe('provider chain', () => {
     await expect(waiting).rejects.toThrow('gave up');
     expect(Date.now() - started).toBeLessThan(1_000);
     // An already aborted signal never calls anything.
-    const before = providers.openrouter.requests.length;
+    const before = llm.providers.openrouter.requests.length;
     await expect(chain.chat(ask('x'), { signal: AbortSignal.abort(new Error('no')) })).rejects.toThrow('no');
-    expect(providers.openrouter.requests).toHaveLength(before);
+    expect(llm.providers.openrouter.requests).toHaveLength(before);
   });
 
   it('an abort ends the call at once even when the provider ignores its signal', async () => {
@@ -368,7 +356,7 @@ describe('provider chain', () => {
       ],
       metrics: false,
     });
-    chains.push(chain);
+    llm.closeAfter(chain);
     const started = Date.now();
     const error = await chain.chat(ask('x'), { signal: AbortSignal.timeout(100) }).catch((e) => e);
     expect(Date.now() - started).toBeLessThan(1_000);
@@ -405,7 +393,7 @@ describe('provider chain', () => {
       retry: { maxAttempts: 1 },
       metrics: false,
     });
-    chains.push(chain);
+    llm.closeAfter(chain);
     const first = await chain.chat(ask('x'));
     expect(first).toMatchObject({ provider: 'steady', content: 'steady: 1' });
     expect(first.attempts.map((a) => [a.provider, a.outcome])).toEqual([
