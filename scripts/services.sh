@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Makes sure the local services the tests talk to are up: PostgreSQL on 127.0.0.1:5432 and Redis on
 # 127.0.0.1:6379. Starts them when they are down; installs them (and pgbouncer, whose instances the tests
-# start themselves, and promtool) from Debian when they are missing.
+# start themselves, Prometheus with promtool, and Alertmanager) from Debian when they are missing.
 set -euo pipefail
 
 need_apt_update=1
@@ -59,4 +59,10 @@ if ! command -v promtool >/dev/null 2>&1; then
   apt_install prometheus
 fi
 
-echo "services: PostgreSQL and Redis are up; pgbouncer and promtool installed" >&2
+# Alertmanager (Debian `prometheus-alertmanager`): the service tests route a real alert to the webhook.
+if ! command -v prometheus-alertmanager >/dev/null 2>&1 && ! command -v alertmanager >/dev/null 2>&1; then
+  echo "services: installing Alertmanager from Debian" >&2
+  apt_install prometheus-alertmanager
+fi
+
+echo "services: PostgreSQL and Redis are up; pgbouncer, Prometheus, promtool and Alertmanager installed" >&2

@@ -94,6 +94,7 @@ export {
   EngineSettings,
   type RunDetail,
   type StartOptions,
+  type Submitted,
 } from './engine/engine';
 export type {
   ApprovalRequestedEvent,
@@ -120,4 +121,4 @@ export type {
   StepRecord,
   StepStatus,
 } from './store/records';
-export { type RunFilter, RunStore } from './store/run-store';
+export { type RunCursor, type RunFilter, RunStore } from './store/run-store';

@@ -36,18 +36,20 @@ describe.each(Object.entries(DRIVERS))('run store contract on %s', (_name, open)
   let n = 0;
   const id = (p: string) => `${p}_${++n}`;
   const create = (runId: string, claim?: { owner: string; leaseUntil: Date }, createdAt = T0) =>
-    sut.store.createRun(
-      {
-        id: runId,
-        runbookId: 'rb',
-        mode: 'execute',
-        input: { x: 1 },
-        requestedBy: 'alice',
-        now: createdAt,
-        ...(claim ? { claim } : {}),
-      },
-      audit('run.created', runId),
-    );
+    sut.store
+      .createRun(
+        {
+          id: runId,
+          runbookId: 'rb',
+          mode: 'execute',
+          input: { x: 1 },
+          requestedBy: 'alice',
+          now: createdAt,
+          ...(claim ? { claim } : {}),
+        },
+        audit('run.created', runId),
+      )
+      .then((r) => r.run);
   const fence = (runId: string, owner = 'w1', now = T0): Fence => ({
     runId,
     owner,
@@ -61,7 +63,7 @@ describe.each(Object.entries(DRIVERS))('run store contract on %s', (_name, open)
     const versions = await sut.store.driver.query<{ version: number }>(
       'SELECT version FROM runbook_migrations',
     );
-    expect(versions.map((v) => Number(v.version))).toEqual([1]);
+    expect(versions.map((v) => Number(v.version))).toEqual([1, 2]);
   });
 
   it('creates, reads and lists runs', async () => {
@@ -80,6 +82,81 @@ describe.each(Object.entries(DRIVERS))('run store contract on %s', (_name, open)
     expect(await sut.store.getRun('run_missing')).toBeUndefined();
     const listed = await sut.store.listRuns({ runbookId: 'rb', status: 'queued', limit: 500 });
     expect(listed.map((r) => r.id)).toContain(runId);
+  });
+
+  it('creates one run per requester and idempotency key, keeping its context', async () => {
+    const key = `key-${id('k')}`;
+    const first = id('idem');
+    const newRun = (runId: string, requestedBy: string) => ({
+      id: runId,
+      runbookId: 'rb',
+      mode: 'diagnose' as const,
+      input: {},
+      requestedBy,
+      now: T0,
+      context: { dashboard: 'agents', alert: { fingerprint: 'f1' } },
+      idempotencyKey: key,
+    });
+    const made = await sut.store.createRun(newRun(first, 'alertmanager'), audit('run.created', first));
+    expect(made).toMatchObject({ created: true, run: { id: first, idempotencyKey: key } });
+    expect(made.run.context).toEqual({ dashboard: 'agents', alert: { fingerprint: 'f1' } });
+    const auditBefore = (await sut.store.auditHead()).seq;
+    // Concurrent retries of the same request: none creates a second run or a second audit entry.
+    const retries = await Promise.all(
+      [1, 2, 3].map((i) =>
+        sut.store.createRun(newRun(`${first}_retry${i}`, 'alertmanager'), audit('run.created', first)),
+      ),
+    );
+    expect(retries.map((r) => [r.created, r.run.id])).toEqual([
+      [false, first],
+      [false, first],
+      [false, first],
+    ]);
+    expect((await sut.store.auditHead()).seq).toBe(auditBefore);
+    // The same key from someone else is another request.
+    const other = id('idem');
+    expect((await sut.store.createRun(newRun(other, 'bob'), audit('run.created', other))).created).toBe(true);
+  });
+
+  it('pages through runs newest first with a cursor', async () => {
+    const runbookId = `paged-${id('rb')}`;
+    const ids = [0, 1, 2, 3, 4].map(() => id('page'));
+    // Two share a creation time: the id breaks the tie, so no run is skipped or repeated.
+    const times = [at(1), at(2), at(2), at(3), at(4)];
+    for (const [i, runId] of ids.entries()) {
+      await sut.store.createRun(
+        { id: runId, runbookId, mode: 'diagnose', input: {}, requestedBy: 'a', now: times[i] as Date },
+        audit('run.created', runId),
+      );
+    }
+    const seen: string[] = [];
+    let after: { createdAt: Date; id: string } | undefined;
+    for (;;) {
+      const page = await sut.store.listRuns({ runbookId, limit: 2, ...(after ? { after } : {}) });
+      if (page.length === 0) break;
+      seen.push(...page.map((r) => r.id));
+      const last = page[page.length - 1] as { createdAt: Date; id: string };
+      after = { createdAt: last.createdAt, id: last.id };
+    }
+    const expected = [...ids.entries()]
+      .sort(
+        ([a], [b]) =>
+          (times[b] as Date).getTime() - (times[a] as Date).getTime() ||
+          (ids[b] as string).localeCompare(ids[a] as string),
+      )
+      .map(([, runId]) => runId);
+    expect(seen).toEqual(expected);
+  });
+
+  it('reads the audit entries of one run', async () => {
+    const runId = id('audited');
+    await create(runId);
+    await sut.store.appendAudit(audit('note', runId));
+    await sut.store.appendAudit(audit('note', `${runId}_other`));
+    const rows = await sut.store.readRunAudit(runId);
+    expect(rows.map((r) => JSON.parse(r.entry).kind)).toEqual(['run.created', 'note']);
+    const after = await sut.store.readRunAudit(runId, rows[0]?.seq);
+    expect(after.map((r) => r.seq)).toEqual([rows[1]?.seq]);
   });
 
   it('claims queued runs once, and runs whose lease expired again', async () => {

@@ -11,7 +11,7 @@ import {
   toErrorInfo,
 } from '../core/errors';
 import { type Disposable, TypedEvent } from '../core/events';
-import type { Json } from '../core/json';
+import { canonicalJson, type Json } from '../core/json';
 import { createRedactor, type Redactor } from '../core/redact';
 import type { Runbook } from '../core/runbook';
 import { sleep } from '../core/sleep';
@@ -101,6 +101,20 @@ export interface StartOptions {
   actor: string;
   /** Aborting it cancels the run. */
   signal?: AbortSignal;
+  /** Where the run came from (dashboard, panel, alert, time range); stored redacted and shown with the run. */
+  context?: Json;
+  /**
+   * The caller's key for this request (up to 200 characters): starting again with the same key and actor
+   * starts nothing and answers with the first run. Reusing a key for another runbook, mode or input is an
+   * error.
+   */
+  idempotencyKey?: string;
+}
+
+/** A queued run, and whether this call created it or found it by its idempotency key. */
+export interface Submitted {
+  runId: string;
+  created: boolean;
 }
 
 /** A run with its steps and approvals, for `show`. */
@@ -247,15 +261,38 @@ export class Engine {
 
   // ---- runs ----
 
-  /** Creates a run and executes it in this process until it ends or waits for approval. */
+  /**
+   * Creates a run and executes it in this process until it ends or waits for approval. With an
+   * idempotency key already used by the actor, executes nothing and answers with that run as it is now
+   * (`replayed: true`).
+   */
   async start(runbookId: string, input: unknown, options: StartOptions): Promise<RunResult> {
-    const run = await this.#create(runbookId, input, options, true);
+    const { run, created } = await this.#create(runbookId, input, options, true);
+    if (!created) {
+      return {
+        runId: run.id,
+        runbookId: run.runbookId,
+        status: run.status,
+        outcome: run.outcome as RunResult['outcome'],
+        error: run.error,
+        replayed: true,
+      };
+    }
     return this.#executeClaimed(run, options.signal);
   }
 
   /** Creates a queued run for any engine's worker to execute. Returns its id. */
   async enqueue(runbookId: string, input: unknown, options: Omit<StartOptions, 'signal'>): Promise<string> {
-    return (await this.#create(runbookId, input, options, false)).id;
+    return (await this.submit(runbookId, input, options)).runId;
+  }
+
+  /**
+   * Like {@link enqueue}, and says whether the run is new or was found by its idempotency key (the same
+   * alert delivered to two replicas, a client retrying after a timeout).
+   */
+  async submit(runbookId: string, input: unknown, options: Omit<StartOptions, 'signal'>): Promise<Submitted> {
+    const { run, created } = await this.#create(runbookId, input, options, false);
+    return { runId: run.id, created };
   }
 
   async #create(
@@ -263,13 +300,20 @@ export class Engine {
     input: unknown,
     options: Omit<StartOptions, 'signal'>,
     claim: boolean,
-  ): Promise<RunRecord> {
+  ): Promise<{ run: RunRecord; created: boolean }> {
     const validInput = this.validateInput(runbookId, input);
     const mode = options.mode ?? 'diagnose';
+    const key = options.idempotencyKey;
+    if (key !== undefined && (key.length === 0 || key.length > 200)) {
+      throw new InputValidationError('idempotencyKey', [
+        { path: 'idempotencyKey', message: 'must be 1 to 200 characters' },
+      ]);
+    }
     const id = newId('run');
     const now = new Date();
     const storedInput = this.#redactor.redact(validInput);
-    return this.store.createRun(
+    const context = options.context === undefined ? undefined : this.#redactor.redact(options.context);
+    const result = await this.store.createRun(
       {
         id,
         runbookId,
@@ -277,6 +321,8 @@ export class Engine {
         input: storedInput,
         requestedBy: options.actor,
         now,
+        ...(context !== undefined ? { context } : {}),
+        ...(key !== undefined ? { idempotencyKey: key } : {}),
         ...(claim
           ? {
               claim: {
@@ -286,8 +332,25 @@ export class Engine {
             }
           : {}),
       },
-      this.#audit(options.actor, 'run.created', id, { runbookId, mode, input: storedInput }),
+      this.#audit(options.actor, 'run.created', id, {
+        runbookId,
+        mode,
+        input: storedInput,
+        ...(context !== undefined ? { context } : {}),
+      }),
     );
+    const existing = result.run;
+    if (
+      !result.created &&
+      (existing.runbookId !== runbookId ||
+        existing.mode !== mode ||
+        canonicalJson(existing.input) !== canonicalJson(storedInput))
+    ) {
+      throw new InvalidStateError(
+        `Idempotency key "${key}" was already used by ${options.actor} for run ${existing.id} (${existing.runbookId}, ${existing.mode}) with other parameters; use a new key for a new request.`,
+      );
+    }
+    return result;
   }
 
   /**

@@ -92,6 +92,8 @@ export interface RunResult {
   error: ErrorInfo | null;
   /** Set when the run waits for approval. */
   pendingApproval?: { step: string; approvalId: string; plan: Plan<Json> };
+  /** Set when the run was not started but found by its idempotency key (see `StartOptions`). */
+  replayed?: boolean;
 }
 
 /** Runs an apply-phase call (apply, verify, revert) with the step's context, to its end. */

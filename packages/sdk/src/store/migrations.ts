@@ -123,4 +123,40 @@ CREATE TABLE audit_head (
 INSERT INTO audit_head (id, seq, prev_hash, hash) VALUES (1, 0, NULL, '${GENESIS_HASH}');
 `,
   },
+  {
+    version: 2,
+    name: 'run context and idempotency keys, audit rows by run, alerts received',
+    sql: `
+-- Where a run came from (dashboard, panel, alert, time range) and the caller's key that makes a retried
+-- request start nothing new. Keys are scoped to the requester: two callers never collide.
+ALTER TABLE runs ADD COLUMN context jsonb;
+ALTER TABLE runs ADD COLUMN idempotency_key text;
+CREATE UNIQUE INDEX runs_idempotency ON runs (requested_by, idempotency_key) WHERE idempotency_key IS NOT NULL;
+
+-- The run an audit entry is about, copied from the hashed entry text so that a run's events can be read
+-- without scanning the whole log. Derived: verification reads entry, never this column.
+ALTER TABLE audit ADD COLUMN run_id text;
+UPDATE audit SET run_id = entry::jsonb ->> 'runId';
+CREATE INDEX audit_by_run ON audit (run_id, seq) WHERE run_id IS NOT NULL;
+
+-- Alerts received from Alertmanager, one row per alert occurrence (its fingerprint and when it started),
+-- per notification group. A redelivery or a repeat notification finds its row; a resolution updates it.
+CREATE TABLE alerts (
+  group_key   text NOT NULL,
+  fingerprint text NOT NULL,
+  starts_at   timestamptz NOT NULL,
+  alertname   text,
+  status      text NOT NULL CHECK (status IN ('firing', 'resolved')),
+  labels      jsonb NOT NULL,
+  annotations jsonb NOT NULL,
+  received_at timestamptz NOT NULL,
+  resolved_at timestamptz,
+  route       text,
+  run_id      text,
+  PRIMARY KEY (group_key, fingerprint, starts_at)
+);
+CREATE INDEX alerts_recent ON alerts (received_at DESC);
+CREATE INDEX alerts_by_run ON alerts (run_id) WHERE run_id IS NOT NULL;
+`,
+  },
 ];

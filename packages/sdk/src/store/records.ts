@@ -37,6 +37,10 @@ export interface RunRecord {
   cancelRequested: string | null;
   /** How many times an engine process claimed it. */
   attempts: number;
+  /** Where the run came from (dashboard, panel, alert, time range), redacted; null when not given. */
+  context: Json | null;
+  /** The requester's idempotency key, when the run was started with one. */
+  idempotencyKey: string | null;
 }
 
 /** What kind of step a record is. */

@@ -39,8 +39,8 @@ function auditCtes(entryParam: number, gate?: string): string {
      WHERE id = 1 ${when}
      RETURNING seq, prev_hash, hash),
   audit_row AS (
-    INSERT INTO audit (seq, entry, prev_hash, hash)
-    SELECT seq, $${entryParam}::text, prev_hash, hash FROM audit_link RETURNING seq)`;
+    INSERT INTO audit (seq, entry, prev_hash, hash, run_id)
+    SELECT seq, $${entryParam}::text, prev_hash, hash, $${entryParam}::jsonb ->> 'runId' FROM audit_link RETURNING seq)`;
 }
 
 // $1 run id, $2 owner, $3 now, $4 lease until.
@@ -76,9 +76,12 @@ const stepParams = (s: StepWrite) => [
 ];
 
 // The statements, built once: the driver prepares each by its text.
+// A key already used by the same requester inserts nothing (and so audits nothing): the caller reads the
+// existing run instead.
 const CREATE_RUN_SQL = `WITH ins AS (
-         INSERT INTO runs (id, runbook_id, mode, input, status, requested_by, created_at, updated_at, started_at, lease_owner, lease_expires_at, attempts)
-         VALUES ($1, $2, $3, $4::jsonb, $5, $6, $7, $7, $8, $9, $10, $11)
+         INSERT INTO runs (id, runbook_id, mode, input, status, requested_by, created_at, updated_at, started_at, lease_owner, lease_expires_at, attempts, context, idempotency_key)
+         VALUES ($1, $2, $3, $4::jsonb, $5, $6, $7, $7, $8, $9, $10, $11, $13::jsonb, $14)
+         ON CONFLICT (requested_by, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
          RETURNING *),
        ${auditCtes(12, 'ins')}
        SELECT * FROM ins`;
@@ -161,6 +164,8 @@ function toRun(r: Row): RunRecord {
     leaseExpiresAt: date(r.lease_expires_at),
     cancelRequested: (r.cancel_requested ?? null) as string | null,
     attempts: Number(r.attempts),
+    context: (r.context ?? null) as Json | null,
+    idempotencyKey: (r.idempotency_key ?? null) as string | null,
   };
 }
 
@@ -197,6 +202,10 @@ function toApproval(r: Row): ApprovalRecord {
   };
 }
 
+function toAuditRow(r: { seq: number; entry: string; prev_hash: string; hash: string }): AuditRow {
+  return { seq: Number(r.seq), entry: r.entry, prevHash: r.prev_hash, hash: r.hash };
+}
+
 function toLock(r: Row): LockRecord {
   return {
     resource: r.resource as string,
@@ -226,6 +235,10 @@ export interface NewRun {
   input: Json;
   requestedBy: string;
   now: Date;
+  /** Where the run came from; stored as given (redact before). */
+  context?: Json;
+  /** The requester's key: a second run with the same key and requester is not created. */
+  idempotencyKey?: string;
   /** Claim it for this owner right away (inline execution) instead of queueing it for a worker. */
   claim?: { owner: string; leaseUntil: Date };
 }
@@ -236,6 +249,14 @@ export interface RunFilter {
   runbookId?: string;
   /** @default 50 */
   limit?: number;
+  /** Only runs listed after this one (newest first): pass the last run of the previous page. */
+  after?: RunCursor;
+}
+
+/** A position in the newest-first list of runs. */
+export interface RunCursor {
+  createdAt: Date;
+  id: string;
 }
 
 /**
@@ -272,8 +293,11 @@ export class RunStore {
 
   // ---- runs ----
 
-  /** Creates a run and its `run.created` audit entry in one statement. */
-  async createRun(run: NewRun, audit: AuditEntry): Promise<RunRecord> {
+  /**
+   * Creates a run and its `run.created` audit entry in one statement. When the requester already used
+   * `run.idempotencyKey`, nothing is written and the existing run comes back with `created: false`.
+   */
+  async createRun(run: NewRun, audit: AuditEntry): Promise<{ run: RunRecord; created: boolean }> {
     const rows = await this.driver.query(CREATE_RUN_SQL, [
       run.id,
       run.runbookId,
@@ -287,8 +311,16 @@ export class RunStore {
       iso(run.claim?.leaseUntil),
       run.claim ? 1 : 0,
       auditText(audit),
+      json(run.context),
+      run.idempotencyKey ?? null,
     ]);
-    return toRun(rows[0] as Row);
+    if (rows[0]) return { run: toRun(rows[0]), created: true };
+    const existing = await this.driver.query(
+      'SELECT * FROM runs WHERE requested_by = $1 AND idempotency_key = $2',
+      [run.requestedBy, run.idempotencyKey ?? null],
+    );
+    if (!existing[0]) throw new Error(`Run ${run.id} was neither created nor found by its idempotency key.`);
+    return { run: toRun(existing[0]), created: false };
   }
 
   async getRun(id: string): Promise<RunRecord | undefined> {
@@ -300,8 +332,15 @@ export class RunStore {
     const rows = await this.driver.query(
       `SELECT * FROM runs
         WHERE ($1::text IS NULL OR status = $1) AND ($2::text IS NULL OR runbook_id = $2)
+          AND ($4::timestamptz IS NULL OR (created_at, id) < ($4::timestamptz, $5::text))
         ORDER BY created_at DESC, id DESC LIMIT $3`,
-      [filter.status ?? null, filter.runbookId ?? null, filter.limit ?? 50],
+      [
+        filter.status ?? null,
+        filter.runbookId ?? null,
+        filter.limit ?? 50,
+        iso(filter.after?.createdAt),
+        filter.after?.id ?? null,
+      ],
     );
     return rows.map(toRun);
   }
@@ -728,7 +767,16 @@ export class RunStore {
       'SELECT seq, entry, prev_hash, hash FROM audit WHERE seq > $1 ORDER BY seq LIMIT $2',
       [afterSeq, limit],
     );
-    return rows.map((r) => ({ seq: Number(r.seq), entry: r.entry, prevHash: r.prev_hash, hash: r.hash }));
+    return rows.map(toAuditRow);
+  }
+
+  /** The audit rows about one run, in order, from `afterSeq` (exclusive), at most `limit`. */
+  async readRunAudit(runId: string, afterSeq = 0, limit = 1_000): Promise<AuditRow[]> {
+    const rows = await this.driver.query<{ seq: number; entry: string; prev_hash: string; hash: string }>(
+      'SELECT seq, entry, prev_hash, hash FROM audit WHERE run_id = $1 AND seq > $2 ORDER BY seq LIMIT $3',
+      [runId, afterSeq, limit],
+    );
+    return rows.map(toAuditRow);
   }
 
   /** The latest link of the chain, kept apart from the rows so that removing the newest rows is detected. */

@@ -1,0 +1,83 @@
+import { describe, expect, it } from 'vitest';
+import { engineFixture } from './support/engine-fixture';
+import { fixRunbook, World } from './support/runbooks';
+import { DRIVERS } from './support/stores';
+
+describe.each(Object.entries(DRIVERS))('engine idempotency and context on %s', (_name, open) => {
+  const fx = engineFixture(open);
+  const { engine, key } = fx;
+
+  it('starts one run per actor and key, and answers a retry with the first run', async () => {
+    const world = new World();
+    const e = engine([fixRunbook(world, 'fix')]);
+    const k = key('idem');
+    const input = { key: k, value: 'on' };
+    const context = { dashboard: 'agents', timeRange: { from: 'now-1h', to: 'now' } };
+
+    const first = await e.start('fix', input, {
+      mode: 'execute',
+      actor: 'alice',
+      idempotencyKey: k,
+      context,
+    });
+    expect(first).toMatchObject({ status: 'succeeded' });
+    expect(first.replayed).toBeUndefined();
+    const again = await e.start('fix', input, {
+      mode: 'execute',
+      actor: 'alice',
+      idempotencyKey: k,
+      context,
+    });
+    expect(again).toMatchObject({ runId: first.runId, status: 'succeeded', replayed: true });
+    // Applied once: the retry executed nothing.
+    expect(world.applies).toHaveLength(1);
+
+    const queued = await e.submit('fix', input, { mode: 'execute', actor: 'alice', idempotencyKey: k });
+    expect(queued).toEqual({ runId: first.runId, created: false });
+
+    const detail = await e.getRun(first.runId);
+    expect(detail.run).toMatchObject({ context, idempotencyKey: k });
+    const created = (await e.store.readRunAudit(first.runId)).map((r) => JSON.parse(r.entry));
+    expect(created.filter((a) => a.kind === 'run.created')).toHaveLength(1);
+    expect(created[0].data.context).toEqual(context);
+  });
+
+  it('refuses a key reused for another request, and keys are per actor', async () => {
+    const world = new World();
+    const e = engine([fixRunbook(world, 'fix')]);
+    const k = key('reuse');
+    await e.submit('fix', { key: k, value: 'on' }, { mode: 'plan', actor: 'alice', idempotencyKey: k });
+    await expect(
+      e.submit('fix', { key: k, value: 'off' }, { mode: 'plan', actor: 'alice', idempotencyKey: k }),
+    ).rejects.toThrow(/already used by alice .* with other parameters/);
+    await expect(
+      e.submit('fix', { key: k, value: 'on' }, { mode: 'execute', actor: 'alice', idempotencyKey: k }),
+    ).rejects.toThrow(/other parameters/);
+    const bob = await e.submit(
+      'fix',
+      { key: k, value: 'off' },
+      { mode: 'plan', actor: 'bob', idempotencyKey: k },
+    );
+    expect(bob.created).toBe(true);
+    await expect(
+      e.submit('fix', { key: k, value: 'on' }, { mode: 'plan', actor: 'bob', idempotencyKey: '' }),
+    ).rejects.toThrow(/idempotencyKey/);
+  });
+
+  it('redacts secrets in the context like the input', async () => {
+    const world = new World();
+    const e = engine([fixRunbook(world, 'fix')], { secrets: ['hunter2-secret'] });
+    const k = key('ctx');
+    const r = await e.start(
+      'fix',
+      { key: k, value: 'on' },
+      {
+        mode: 'diagnose',
+        actor: 'alice',
+        context: { panel: 'login hunter2-secret' },
+      },
+    );
+    const stored = JSON.stringify((await e.getRun(r.runId)).run.context);
+    expect(stored).not.toContain('hunter2-secret');
+  });
+});
