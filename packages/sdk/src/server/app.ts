@@ -2,12 +2,15 @@ import fastifySwagger from '@fastify/swagger';
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
 import { jsonSchemaTransform, serializerCompiler, validatorCompiler } from 'fastify-type-provider-zod';
 import { InputValidationError } from '../core/errors';
-import type { Engine } from '../engine/engine';
+import { AccessPolicy } from './access';
+import type { ServerContext } from './context';
 import { installErrorHandling } from './errors';
 import { authenticate, requireRole, type TokenEntry } from './identity';
 import { ServerOptions } from './options';
 import './request-context';
+import { alertRoutes } from './routes/alerts';
 import { auditRoutes } from './routes/audit';
+import { eventRoutes } from './routes/events';
 import { healthRoutes } from './routes/health';
 import { metricsRoutes } from './routes/metrics';
 import { runbookRoutes } from './routes/runbooks';
@@ -78,12 +81,17 @@ export function createServer(options: ServerOptions): FastifyInstance {
   app.register(async (scope) => healthRoutes(scope, settings.engine, settings.readyTimeoutMs));
   const metrics = settings.metrics;
   if (metrics !== false) app.register(async (scope) => metricsRoutes(scope, settings.engine, metrics));
-  app.register(async (scope) => apiRoutes(scope, settings.engine, tokens), { prefix: API_PREFIX });
+  const context: ServerContext = {
+    engine: settings.engine,
+    access: new AccessPolicy(settings.runbookRoles),
+    settings,
+  };
+  app.register(async (scope) => apiRoutes(scope, context, tokens), { prefix: API_PREFIX });
   return app;
 }
 
 /** Everything under /api/v1: authenticated, and each route checks its least role before any work. */
-function apiRoutes(app: FastifyInstance, engine: Engine, tokens: readonly TokenEntry[]): void {
+function apiRoutes(app: FastifyInstance, context: ServerContext, tokens: readonly TokenEntry[]): void {
   app.addHook('onRequest', async (request) => {
     // onRequest runs before the body is read or parsed: unauthenticated callers cost no parsing.
     const identity = authenticate(request, tokens);
@@ -96,7 +104,9 @@ function apiRoutes(app: FastifyInstance, engine: Engine, tokens: readonly TokenE
     { config: { role: 'viewer' }, schema: { summary: 'This OpenAPI document', tags: ['meta'] } },
     async () => app.swagger(),
   );
-  runbookRoutes(app, engine);
-  runRoutes(app, engine);
-  auditRoutes(app, engine);
+  runbookRoutes(app, context);
+  runRoutes(app, context);
+  eventRoutes(app, context);
+  auditRoutes(app, context);
+  alertRoutes(app, context);
 }

@@ -1,6 +1,7 @@
 import { Registry } from 'prom-client';
 import { z } from 'zod';
 import { Engine } from '../engine/engine';
+import { AlertRouting } from './alert-routing';
 
 /** What a caller may do: each role includes the ones before it. */
 export const Role = z.enum(['viewer', 'editor', 'admin']);
@@ -57,6 +58,18 @@ export const ServerOptions = z.object({
       }),
     ])
     .default({}),
+  /**
+   * Per-runbook roles for starting runs, e.g. `{ "clear-cache": { execute: "admin" } }`.
+   * @default {} (diagnose: viewer; plan and execute: editor)
+   */
+  runbookRoles: z
+    .record(
+      z.string().min(1).max(200),
+      z.strictObject({ diagnose: Role.optional(), plan: Role.optional(), execute: Role.optional() }),
+    )
+    .default({}),
+  /** How alerts posted to `/api/v1/alerts/alertmanager` become runs. @default no routes */
+  alerts: AlertRouting.optional(),
 });
 /** Options of {@link createServer}. */
 export type ServerOptions = z.input<typeof ServerOptions>;

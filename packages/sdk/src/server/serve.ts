@@ -25,6 +25,8 @@ export interface ServeOptions {
    * another replica sharing the store resumes it once the lease expires. @default 30000
    */
   shutdownGraceMs?: number;
+  /** Further options of {@link createServer}: alert routing, per-runbook roles, limits, metrics. */
+  server?: Omit<ServerOptions, 'engine' | 'tokens' | 'logger'>;
   /** Called once the service listens. */
   onListening?: (where: { url: string; openapi: string }) => void;
 }
@@ -45,6 +47,7 @@ export interface ServeResult {
  */
 export async function serve(options: ServeOptions): Promise<ServeResult> {
   const app = createServer({
+    ...options.server,
     engine: options.engine,
     tokens: [...options.tokens],
     logger: options.logger ?? false,

@@ -1,7 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
-import type { Engine } from '../../engine/engine';
+import type { ServerContext } from '../context';
 import { errorResponses } from '../views';
 
 const AuditVerificationView = z.object({
@@ -18,7 +18,7 @@ const AuditVerificationView = z.object({
 });
 
 /** `GET /audit/verify`: recomputes the audit log's hash chain. */
-export function auditRoutes(app: FastifyInstance, engine: Engine): void {
+export function auditRoutes(app: FastifyInstance, { engine }: ServerContext): void {
   app.withTypeProvider<ZodTypeProvider>().get(
     '/audit/verify',
     {

@@ -1,7 +1,8 @@
 import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
-import type { Engine } from '../../engine/engine';
+import type { ServerContext } from '../context';
+import { requireRole } from '../identity';
 import { identityOf } from '../request-context';
 import { errorResponses, RunbookView, RunDetailView, runbookView, runDetailView } from '../views';
 import { checkRunInput } from './run-input';
@@ -18,7 +19,7 @@ export const DiagnoseBody = z.strictObject({
 });
 
 /** The catalog, and diagnosing one runbook. */
-export function runbookRoutes(app: FastifyInstance, engine: Engine): void {
+export function runbookRoutes(app: FastifyInstance, { engine, access }: ServerContext): void {
   const api = app.withTypeProvider<ZodTypeProvider>();
 
   api.get(
@@ -62,7 +63,9 @@ export function runbookRoutes(app: FastifyInstance, engine: Engine): void {
     },
     async (request) => {
       const identity = identityOf(request);
-      checkRunInput(engine, request.params.id, request.body.input);
+      const runbookId = request.params.id;
+      requireRole(identity, access.roleFor(runbookId, 'diagnose'), `Diagnosing ${runbookId}`);
+      checkRunInput(engine, runbookId, request.body.input);
       const result = await engine.start(request.params.id, request.body.input, {
         mode: 'diagnose',
         actor: identity.name,

@@ -1,9 +1,8 @@
 import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
-import type { Engine } from '../../engine/engine';
+import type { ServerContext } from '../context';
 import { requireRole } from '../identity';
-import type { Role } from '../options';
 import { identityOf } from '../request-context';
 import {
   ApprovalView,
@@ -17,13 +16,6 @@ import {
 import { checkRunInput } from './run-input';
 
 const RunMode = z.enum(['diagnose', 'plan', 'execute']);
-
-/** The least role of each mode: diagnosing changes nothing, planning and executing are an editor's. */
-const ROLE_OF_MODE: Record<z.infer<typeof RunMode>, Role> = {
-  diagnose: 'viewer',
-  plan: 'editor',
-  execute: 'editor',
-};
 
 /** Body of `POST /runs`. */
 export const StartRunBody = z.strictObject({
@@ -71,7 +63,7 @@ export const CancelBody = z.strictObject({ reason: z.string().max(2000).optional
  * store) executes them, so a request never holds a connection open for a remediation that may wait on
  * locks, approvals or sleeps. Approved runs are queued again and continue on a worker too.
  */
-export function runRoutes(app: FastifyInstance, engine: Engine): void {
+export function runRoutes(app: FastifyInstance, { engine, access }: ServerContext): void {
   const api = app.withTypeProvider<ZodTypeProvider>();
 
   api.post(
@@ -80,7 +72,8 @@ export function runRoutes(app: FastifyInstance, engine: Engine): void {
       config: { role: 'viewer' },
       schema: {
         summary: 'Start a run: diagnose and plan answer with the run; execute queues it for a worker (202)',
-        description: 'diagnose needs the viewer role; plan and execute need editor.',
+        description:
+          'diagnose needs the viewer role; plan and execute need editor, unless the runbook has its own roles.',
         tags: ['runs'],
         body: StartRunBody,
         response: {
@@ -94,7 +87,11 @@ export function runRoutes(app: FastifyInstance, engine: Engine): void {
       const identity = identityOf(request);
       const { runbookId, input, mode } = request.body;
       // The role is checked before the runbook or input, so a refusal reveals nothing and changes nothing.
-      requireRole(identity, ROLE_OF_MODE[mode], `Starting a run in ${mode} mode`);
+      requireRole(
+        identity,
+        access.roleFor(runbookId, mode),
+        `Starting a run of ${runbookId} in ${mode} mode`,
+      );
       checkRunInput(engine, runbookId, input);
       if (mode === 'execute') {
         const runId = await engine.enqueue(runbookId, input, { mode, actor: identity.name });
