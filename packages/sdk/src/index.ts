@@ -115,6 +115,7 @@ export type {
   AuditRow,
   ExpiringActionRecord,
   LockRecord,
+  RunApproval,
   RunRecord,
   RunStatus,
   StepKind,

@@ -64,6 +64,30 @@ describe.each(Object.entries(DRIVERS))('engine idempotency and context on %s', (
     ).rejects.toThrow(/idempotencyKey/);
   });
 
+  it('asks a second person for every plan of a run started with approval "always", whatever its risk', async () => {
+    const world = new World();
+    const e = engine([fixRunbook(world, 'fix')]); // low risk: the policy alone would apply it at once
+    const k = key('ask');
+    const asked = await e.start(
+      'fix',
+      { key: k, value: 'on' },
+      { mode: 'execute', actor: 'alertmanager', approval: 'always' },
+    );
+    expect(asked.status).toBe('waiting_approval');
+    expect(world.applies).toEqual([]);
+    expect((await e.getRun(asked.runId)).run.approval).toBe('always');
+    await e.approve(asked.runId, { actor: 'ada' });
+    expect((await e.resume(asked.runId)).status).toBe('succeeded');
+    expect(world.applies).toHaveLength(1);
+
+    const policy = await e.start(
+      'fix',
+      { key: `${k}-2`, value: 'on' },
+      { mode: 'execute', actor: 'alertmanager' },
+    );
+    expect(policy.status).toBe('succeeded');
+  });
+
   it('redacts secrets in the context like the input', async () => {
     const world = new World();
     const e = engine([fixRunbook(world, 'fix')], { secrets: ['hunter2-secret'] });

@@ -20,6 +20,7 @@ import {
   type ApprovalRecord,
   type AuditEntry,
   FINAL_RUN_STATUSES,
+  type RunApproval,
   type RunRecord,
   type StepRecord,
 } from '../store/records';
@@ -109,6 +110,11 @@ export interface StartOptions {
    * error.
    */
   idempotencyKey?: string;
+  /**
+   * `always`: every plan of this run waits for a second person's approval, whatever its risk ("plan and
+   * ask", for runs started by alerts). @default "policy" (the engine's approval policy decides)
+   */
+  approval?: RunApproval;
 }
 
 /** A queued run, and whether this call created it or found it by its idempotency key. */
@@ -323,6 +329,7 @@ export class Engine {
         now,
         ...(context !== undefined ? { context } : {}),
         ...(key !== undefined ? { idempotencyKey: key } : {}),
+        ...(options.approval ? { approval: options.approval } : {}),
         ...(claim
           ? {
               claim: {
@@ -337,6 +344,7 @@ export class Engine {
         mode,
         input: storedInput,
         ...(context !== undefined ? { context } : {}),
+        ...(options.approval === 'always' ? { approval: 'always' } : {}),
       }),
     );
     const existing = result.run;
@@ -344,6 +352,7 @@ export class Engine {
       !result.created &&
       (existing.runbookId !== runbookId ||
         existing.mode !== mode ||
+        existing.approval !== (options.approval ?? 'policy') ||
         canonicalJson(existing.input) !== canonicalJson(storedInput))
     ) {
       throw new InvalidStateError(

@@ -727,7 +727,7 @@ export class RunExecution {
             `apply of plan ${shortHash(interrupted.hash)} had taken effect before the interruption; not applying it again`,
           );
         } else {
-          if (needsApproval(this.#env.approvals, plan)) {
+          if (this.#run.approval === 'always' || needsApproval(this.#env.approvals, plan)) {
             plan = (await this.#ensureApproved(name, plan as Plan<Json>, started)).plan as Plan<unknown>;
           } else if (await this.#confirm(name, plan as Plan<Json>)) {
             // The operator took their time: apply what they confirmed only if the world still starts there.

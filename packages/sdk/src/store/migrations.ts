@@ -125,12 +125,14 @@ INSERT INTO audit_head (id, seq, prev_hash, hash) VALUES (1, 0, NULL, '${GENESIS
   },
   {
     version: 2,
-    name: 'run context and idempotency keys, audit rows by run, alerts received',
+    name: 'run context, idempotency keys and approval mode, audit rows by run, alerts received',
     sql: `
 -- Where a run came from (dashboard, panel, alert, time range) and the caller's key that makes a retried
 -- request start nothing new. Keys are scoped to the requester: two callers never collide.
 ALTER TABLE runs ADD COLUMN context jsonb;
 ALTER TABLE runs ADD COLUMN idempotency_key text;
+-- 'always': every plan of the run waits for a second person, whatever its risk ("plan and ask").
+ALTER TABLE runs ADD COLUMN approval text NOT NULL DEFAULT 'policy' CHECK (approval IN ('policy', 'always'));
 CREATE UNIQUE INDEX runs_idempotency ON runs (requested_by, idempotency_key) WHERE idempotency_key IS NOT NULL;
 
 -- The run an audit entry is about, copied from the hashed entry text so that a run's events can be read

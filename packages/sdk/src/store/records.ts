@@ -41,7 +41,12 @@ export interface RunRecord {
   context: Json | null;
   /** The requester's idempotency key, when the run was started with one. */
   idempotencyKey: string | null;
+  /** `always`: every plan waits for a second person's approval; `policy`: the engine's approval policy decides. */
+  approval: RunApproval;
 }
+
+/** Whether a run's plans need approval by policy or always. */
+export type RunApproval = 'policy' | 'always';
 
 /** What kind of step a record is. */
 export type StepKind = 'check' | 'act' | 'approve' | 'notify' | 'sleep';

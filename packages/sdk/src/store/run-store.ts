@@ -11,6 +11,7 @@ import type {
   ExpiringActionRecord,
   Fence,
   LockRecord,
+  RunApproval,
   RunRecord,
   RunStatus,
   StepRecord,
@@ -79,8 +80,8 @@ const stepParams = (s: StepWrite) => [
 // A key already used by the same requester inserts nothing (and so audits nothing): the caller reads the
 // existing run instead.
 const CREATE_RUN_SQL = `WITH ins AS (
-         INSERT INTO runs (id, runbook_id, mode, input, status, requested_by, created_at, updated_at, started_at, lease_owner, lease_expires_at, attempts, context, idempotency_key)
-         VALUES ($1, $2, $3, $4::jsonb, $5, $6, $7, $7, $8, $9, $10, $11, $13::jsonb, $14)
+         INSERT INTO runs (id, runbook_id, mode, input, status, requested_by, created_at, updated_at, started_at, lease_owner, lease_expires_at, attempts, context, idempotency_key, approval)
+         VALUES ($1, $2, $3, $4::jsonb, $5, $6, $7, $7, $8, $9, $10, $11, $13::jsonb, $14, $15)
          ON CONFLICT (requested_by, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
          RETURNING *),
        ${auditCtes(12, 'ins')}
@@ -166,6 +167,7 @@ function toRun(r: Row): RunRecord {
     attempts: Number(r.attempts),
     context: (r.context ?? null) as Json | null,
     idempotencyKey: (r.idempotency_key ?? null) as string | null,
+    approval: (r.approval ?? 'policy') as RunApproval,
   };
 }
 
@@ -239,6 +241,8 @@ export interface NewRun {
   context?: Json;
   /** The requester's key: a second run with the same key and requester is not created. */
   idempotencyKey?: string;
+  /** @default "policy" */
+  approval?: RunApproval;
   /** Claim it for this owner right away (inline execution) instead of queueing it for a worker. */
   claim?: { owner: string; leaseUntil: Date };
 }
@@ -313,6 +317,7 @@ export class RunStore {
       auditText(audit),
       json(run.context),
       run.idempotencyKey ?? null,
+      run.approval ?? 'policy',
     ]);
     if (rows[0]) return { run: toRun(rows[0]), created: true };
     const existing = await this.driver.query(
