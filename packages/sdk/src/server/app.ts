@@ -5,8 +5,10 @@ import { InputValidationError } from '../core/errors';
 import { AccessPolicy } from './access';
 import type { ServerContext } from './context';
 import { installErrorHandling } from './errors';
+import { forbidCaching, installRateLimit, installSecurityHeaders, serverTimeouts } from './hardening';
 import { authenticate, requireRole, type TokenEntry } from './identity';
 import { ServerOptions } from './options';
+import { auditRefusals } from './refusal-audit';
 import './request-context';
 import { alertRoutes } from './routes/alerts';
 import { auditRoutes } from './routes/audit';
@@ -27,6 +29,10 @@ export const API_PREFIX = '/api/v1';
  *
  * Execute-mode runs are queued, not executed, by the API: run `engine.work({ signal })` in this or another
  * process sharing the store to execute them. Throws an {@link InputValidationError} on bad options.
+ *
+ * Callers are identified by bearer token, or as Grafana users through the Grafana app's token (identity.ts);
+ * refusals are audited (refusal-audit.ts); rate limit, timeouts, security headers and the absence of CORS
+ * are in hardening.ts.
  */
 export function createServer(options: ServerOptions): FastifyInstance {
   const parsed = ServerOptions.safeParse(options);
@@ -41,11 +47,13 @@ export function createServer(options: ServerOptions): FastifyInstance {
     name: t.name,
     role: t.role,
     sha256: Buffer.from(t.sha256, 'hex'),
+    grafana: t.grafana,
   }));
 
   const app = Fastify({
     logger: settings.logger as FastifyServerOptions['logger'],
     bodyLimit: settings.bodyLimit,
+    ...serverTimeouts(settings),
     // Probes and load balancers get 503 while the server drains instead of a reset connection.
     return503OnClosing: true,
   });
@@ -53,6 +61,7 @@ export function createServer(options: ServerOptions): FastifyInstance {
   app.setSerializerCompiler(serializerCompiler);
   installErrorHandling(app);
   app.decorateRequest('identity', null);
+  installSecurityHeaders(app);
 
   app.register(fastifySwagger, {
     openapi: {
@@ -90,8 +99,17 @@ export function createServer(options: ServerOptions): FastifyInstance {
   return app;
 }
 
-/** Everything under /api/v1: authenticated, and each route checks its least role before any work. */
-function apiRoutes(app: FastifyInstance, context: ServerContext, tokens: readonly TokenEntry[]): void {
+/**
+ * Everything under /api/v1: authenticated, rate limited per identity, and each route checks its least role
+ * before any work; every refusal is audited.
+ */
+async function apiRoutes(
+  app: FastifyInstance,
+  context: ServerContext,
+  tokens: readonly TokenEntry[],
+): Promise<void> {
+  forbidCaching(app);
+  auditRefusals(app, context.engine.store, context.settings.refusalAuditPerMinute);
   app.addHook('onRequest', async (request) => {
     // onRequest runs before the body is read or parsed: unauthenticated callers cost no parsing.
     const identity = authenticate(request, tokens);
@@ -99,6 +117,8 @@ function apiRoutes(app: FastifyInstance, context: ServerContext, tokens: readonl
     const needed = request.routeOptions.config.role ?? 'viewer';
     requireRole(identity, needed, `${request.method} ${request.routeOptions.url ?? request.url}`);
   });
+  // After authentication: the limit is per identity, and unauthenticated requests never count.
+  await installRateLimit(app, context.settings.rateLimit);
   app.get(
     '/openapi.json',
     { config: { role: 'viewer' }, schema: { summary: 'This OpenAPI document', tags: ['meta'] } },

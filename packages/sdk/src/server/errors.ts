@@ -23,6 +23,24 @@ export class HttpError extends RunbookError {
   }
 }
 
+/**
+ * A refused authentication (401), or a Grafana user without a role (403). `actor` is whom the credentials
+ * did name, if anyone (the token's holder, the Grafana login): for the audit of the refusal only, never
+ * part of the response.
+ */
+export class AuthenticationError extends HttpError {
+  readonly actor: { name: string; via: 'token' | 'grafana' } | undefined;
+  constructor(
+    status: 401 | 403,
+    code: string,
+    message: string,
+    options: { actor?: { name: string; via: 'token' | 'grafana' }; details?: Record<string, unknown> } = {},
+  ) {
+    super(status, code, message, options.details);
+    this.actor = options.actor;
+  }
+}
+
 /** True when `e` is an {@link HttpError}. */
 export function isHttpError(e: unknown): e is HttpError {
   return isRunbookError(e) && typeof (e as { status?: unknown }).status === 'number';

@@ -17,8 +17,15 @@ export const TokenGrant = z.strictObject({
     .string()
     .regex(/^[0-9a-fA-F]{64}$/, 'must be the SHA-256 of the token as 64 hex digits')
     .transform((hex) => hex.toLowerCase()),
-  /** What the holder may do. */
+  /** What the holder may do; for a Grafana token, the most any Grafana user may do through it. */
   role: Role,
+  /**
+   * The Grafana app's shared token: valid only together with the `X-Grafana-Context` header Grafana's
+   * plugin proxy adds, and the identity is then the Grafana user (its `Login`), with the lower of its
+   * org role and `role`. Token names and Grafana logins are one namespace of people.
+   * @default false
+   */
+  grafana: z.boolean().default(false),
 });
 /** A bearer token the service accepts. */
 export type TokenGrant = z.input<typeof TokenGrant>;
@@ -70,6 +77,44 @@ export const ServerOptions = z.object({
     .default({}),
   /** How alerts posted to `/api/v1/alerts/alertmanager` become runs. @default no routes */
   alerts: AlertRouting.optional(),
+  /**
+   * Per-identity rate limit of /api/v1 (probes and `/metrics` are not limited), or `false` for none: at most
+   * `max` requests per `timeWindowMs` per identity name; further ones get 429 `RATE_LIMITED` with
+   * `Retry-After`. Counted in memory per replica, so N replicas allow up to N × `max`.
+   * @default { max: 300, timeWindowMs: 60000 }
+   */
+  rateLimit: z
+    .union([
+      z.literal(false),
+      z.strictObject({
+        /** Requests per window and identity. @default 300 */
+        max: z.number().int().min(1).max(1_000_000).default(300),
+        /** The window in milliseconds. @default 60000 */
+        timeWindowMs: z.number().int().min(100).max(86_400_000).default(60_000),
+      }),
+    ])
+    .default({ max: 300, timeWindowMs: 60_000 }),
+  /**
+   * Time to receive a whole request, headers and body; a client still sending after it gets 408 and its
+   * connection is closed (a slowloris defence). @default 30000
+   */
+  requestTimeoutMs: z.number().int().min(100).max(600_000).default(30_000),
+  /**
+   * A connection with no traffic either way for this long is closed (a client that stops reading).
+   * Long-lived responses must send something more often. @default 120000
+   */
+  idleTimeoutMs: z.number().int().min(1_000).max(3_600_000).default(120_000),
+  /**
+   * How long an idle keep-alive connection stays open between requests; longer than the usual 60 s idle
+   * timeout of load balancers, so that they, not the service, close idle connections. @default 72000
+   */
+  keepAliveTimeoutMs: z.number().int().min(1_000).max(600_000).default(72_000),
+  /**
+   * At most this many `access.refused` audit entries per client address and actor per minute; further
+   * refusals are counted and reported as `suppressed` in the next entry written for them, so a flood of
+   * bad requests cannot flood the audit log. @default 20
+   */
+  refusalAuditPerMinute: z.number().int().min(1).max(10_000).default(20),
 });
 /** Options of {@link createServer}. */
 export type ServerOptions = z.input<typeof ServerOptions>;

@@ -4,8 +4,10 @@ import { InputValidationError } from '../core/errors';
 import { TokenGrant } from './options';
 
 /**
- * The service's tokens file: `{ "tokens": [{ "name", "sha256", "role" }] }`. It holds only each token's
- * SHA-256 (`printf %s "$TOKEN" | sha256sum`), never a token, so reading it grants nothing.
+ * The service's tokens file: `{ "tokens": [{ "name", "sha256", "role", "grafana"? }] }`. It holds only each
+ * token's SHA-256 (`printf %s "$TOKEN" | sha256sum`), never a token, so reading it grants nothing.
+ * `"grafana": true` marks the Grafana app's token, valid only with Grafana's `X-Grafana-Context` (see
+ * {@link TokenGrant}).
  */
 export const TokensFile = z.strictObject({
   tokens: z
@@ -52,7 +54,7 @@ export function readTokensFile(path: string): TokensFile['tokens'] {
     json = JSON.parse(text);
   } catch (e) {
     throw new TokensFileError(
-      `The tokens file ${path} is not JSON (${(e as Error).message}); expected {"tokens": [{"name", "sha256", "role"}]}.`,
+      `The tokens file ${path} is not JSON (${(e as Error).message}); expected {"tokens": [{"name", "sha256", "role", "grafana"?}]}.`,
     );
   }
   const parsed = TokensFile.safeParse(json);

@@ -46,10 +46,10 @@ describe('bad input over HTTP: each gets a 4xx with a clear message and changes 
 
     const unknownField = await f.call('POST', '/api/v1/runs', {
       token: TOKENS.erin,
-      body: { runbookId: 'fix-low', input: {}, mode: 'plan', idempotencyKey: 'k1' },
+      body: { runbookId: 'fix-low', input: {}, mode: 'plan', priority: 'high' },
     });
     expect(unknownField.status).toBe(400);
-    expect(errorOf(unknownField.body).message).toContain('idempotencyKey');
+    expect(errorOf(unknownField.body).message).toContain('priority');
 
     const query = await f.call('GET', '/api/v1/runs?limit=500&status=bogus', { token: TOKENS.vera });
     expect(query.status).toBe(400);
@@ -181,6 +181,23 @@ describe('bad input over HTTP: each gets a 4xx with a clear message and changes 
     }
     expect((await f.store.getRun(runId))?.status).toBe('waiting_approval');
     expect((await f.store.listApprovals(runId)).map((a) => a.status)).toEqual(['pending']);
+  });
+
+  it('a forged X-Grafana-Context → 401 UNTRUSTED_GRAFANA_CONTEXT with or without a token, and nothing runs', async () => {
+    const before = await runCount();
+    const forged = JSON.stringify({ UserID: 1, Login: 'admin', OrgID: 1, OrgRole: 'Admin' });
+    for (const token of [TOKENS.vera, undefined]) {
+      const reply = await f.call('POST', '/api/v1/runs', {
+        ...(token ? { token } : {}),
+        headers: { 'x-grafana-context': forged },
+        body: { runbookId: 'fix-low', input: { key: 'forged', value: '1' }, mode: 'execute' },
+      });
+      expect(reply.status).toBe(401);
+      expect(errorOf(reply.body).code).toBe('UNTRUSTED_GRAFANA_CONTEXT');
+      expect(errorOf(reply.body).message).toContain("trusted only together with the Grafana app's token");
+    }
+    expect(await runCount()).toBe(before);
+    expect(f.world.get('forged')).toBeNull();
   });
 
   it('an unexpected failure → 500 INTERNAL with a generic message; the details go to the log only', async () => {
