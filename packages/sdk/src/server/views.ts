@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import type { Runbook } from '../core/runbook';
 import type { RunDetail } from '../engine/engine';
-import type { ApprovalRecord, RunRecord, StepRecord } from '../store/records';
+import type { ApprovalRecord, AuditRow, RunRecord, StepRecord } from '../store/records';
 
 // Response shapes, as zod schemas so that the OpenAPI document describes them and responses are checked
 // against them. Dates are ISO strings; stored JSON (inputs, results, plans) is passed through as is.
@@ -101,6 +101,14 @@ export const RunView = z.object({
   error: ErrorInfoView.nullable(),
   cancelRequested: z.string().nullable(),
   attempts: z.number().int(),
+  context: z
+    .record(z.string(), z.unknown())
+    .nullable()
+    .describe('Where the run came from (dashboard, panel, alert, time range), redacted; null when not given'),
+  idempotencyKey: z.string().nullable().describe("The requester's idempotency key, when it sent one"),
+  approval: z
+    .enum(['policy', 'always'])
+    .describe("always: every plan waits for a second person's approval; policy: the approval policy decides"),
 });
 export type RunView = z.infer<typeof RunView>;
 
@@ -142,12 +150,33 @@ export const FindingView = z.object({
   data: z.unknown(),
 });
 
-/** A run with its steps, approvals, and the findings of its checks. */
+/** The plan of an act step: what it will change, or changed, and how risky that is. */
+export const PlanView = z.object({
+  step: z.string(),
+  status: z
+    .string()
+    .describe(
+      'planned, noop, applied, failed, reverted, verification-failed; or applying / waiting_approval while in flight',
+    ),
+  action: z.string(),
+  target: z.string(),
+  risk: z.string().describe('low, medium or high'),
+  destructive: z.boolean(),
+  summary: z.string(),
+  changes: z.array(
+    z.object({ target: z.string(), field: z.string(), before: z.unknown(), after: z.unknown() }),
+  ),
+  hash: z.string().describe('What an approval is bound to'),
+});
+export type PlanView = z.infer<typeof PlanView>;
+
+/** A run with its steps, approvals, the findings of its checks and the plans of its actions. */
 export const RunDetailView = z.object({
   run: RunView,
   steps: z.array(StepView),
   approvals: z.array(ApprovalView),
   findings: z.array(FindingView),
+  plans: z.array(PlanView),
 });
 export type RunDetailView = z.infer<typeof RunDetailView>;
 
@@ -168,7 +197,14 @@ export function runView(run: RunRecord): RunView {
     error: run.error,
     cancelRequested: run.cancelRequested,
     attempts: run.attempts,
+    context: isRecord(run.context) ? run.context : null,
+    idempotencyKey: run.idempotencyKey,
+    approval: run.approval,
   };
+}
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
 function stepView(step: StepRecord): z.infer<typeof StepView> {
@@ -214,7 +250,25 @@ function findingsOf(steps: readonly StepRecord[]): z.infer<typeof FindingView>[]
   return findings;
 }
 
-/** The API view of a run with its steps, approvals and findings. */
+const StoredPlan = PlanView.omit({ step: true, status: true });
+
+/**
+ * The plans of a run's act steps, in step order. A finished step stores `{ status, plan }`; one in flight
+ * (applying, waiting for approval) stores `{ plan }` and takes the step's status. Skipped steps have none.
+ */
+function plansOf(steps: readonly StepRecord[]): PlanView[] {
+  const plans: PlanView[] = [];
+  for (const step of steps) {
+    if (step.kind !== 'act' || !isRecord(step.result)) continue;
+    const parsed = StoredPlan.safeParse(step.result.plan);
+    if (!parsed.success) continue;
+    const status = typeof step.result.status === 'string' ? step.result.status : step.status;
+    plans.push({ step: step.name, status, ...parsed.data });
+  }
+  return plans;
+}
+
+/** The API view of a run with its steps, approvals, findings and plans. */
 export function runDetailView(detail: RunDetail): RunDetailView {
   const steps = [...detail.steps].sort((a, b) => a.seq - b.seq);
   return {
@@ -222,5 +276,61 @@ export function runDetailView(detail: RunDetail): RunDetailView {
     steps: steps.map(stepView),
     approvals: detail.approvals.map(approvalView),
     findings: findingsOf(steps),
+    plans: plansOf(steps),
   };
+}
+
+/** What an audit entry says, as stored and hashed. */
+export const AuditEntryView = z.object({
+  ts: z.string().describe('ISO timestamp'),
+  actor: z.string(),
+  kind: z.string().describe('run.created, step.check, plan.recorded, approval.granted, action.applied, …'),
+  runId: z.string().optional(),
+  step: z.string().optional(),
+  data: z.unknown().optional(),
+});
+export type AuditEntryView = z.infer<typeof AuditEntryView>;
+
+/** One link of the audit log's hash chain. */
+export const AuditRowView = z.object({
+  seq: z.number().int(),
+  hash: z.string(),
+  prevHash: z.string(),
+  entry: AuditEntryView,
+});
+export type AuditRowView = z.infer<typeof AuditRowView>;
+
+/** The entry of an audit row, parsed from the exact text that was hashed; unknown fields are left out. */
+export function auditEntryView(row: AuditRow): AuditEntryView {
+  const parsed = JSON.parse(row.entry) as Record<string, unknown>;
+  return {
+    ts: String(parsed.ts),
+    actor: String(parsed.actor),
+    kind: String(parsed.kind),
+    ...(typeof parsed.runId === 'string' ? { runId: parsed.runId } : {}),
+    ...(typeof parsed.step === 'string' ? { step: parsed.step } : {}),
+    ...(parsed.data !== undefined ? { data: parsed.data } : {}),
+  };
+}
+
+/** The API view of an audit row. */
+export function auditRowView(row: AuditRow): AuditRowView {
+  return { seq: row.seq, hash: row.hash, prevHash: row.prevHash, entry: auditEntryView(row) };
+}
+
+/** A run's audit entry as an event of `GET /runs/:id/events` (the SSE `data`, and the polling form). */
+export const RunEventView = z.object({
+  seq: z.number().int().describe('Position in the audit log; resume after it (`Last-Event-ID` or `?after=`)'),
+  ts: z.string().describe('ISO timestamp'),
+  actor: z.string(),
+  kind: z.string(),
+  step: z.string().optional(),
+  data: z.unknown().optional(),
+});
+export type RunEventView = z.infer<typeof RunEventView>;
+
+/** The event of a run's audit row. */
+export function runEventView(row: AuditRow): RunEventView {
+  const { runId: _runId, ...entry } = auditEntryView(row);
+  return { seq: row.seq, ...entry };
 }

@@ -246,6 +246,49 @@ describe('runbook service API over HTTP (PostgreSQL)', () => {
     expect((again.body as Any).error.code).toBe('INVALID_STATE');
   });
 
+  it("reads the audit log a page at a time, and one run's entries", async () => {
+    const stored = await f.store.readAudit(0, 100_000);
+    expect(stored.length).toBeGreaterThan(10);
+    const read: Any[] = [];
+    let after = 0;
+    for (let pages = 0; pages < 100; pages++) {
+      const { status, body } = await f.call('GET', `/api/v1/audit?limit=7&after=${after}`, {
+        token: TOKENS.vera,
+      });
+      expect(status).toBe(200);
+      const page = body as Any;
+      expect(page.entries.length).toBeLessThanOrEqual(7);
+      read.push(...page.entries);
+      if (page.nextAfter === null) break;
+      expect(page.nextAfter).toBe(page.entries.at(-1).seq);
+      after = page.nextAfter;
+    }
+    expect(read.map((e) => e.seq)).toEqual(stored.map((r) => r.seq));
+    expect(read).toEqual(
+      stored.map((r) => ({ seq: r.seq, hash: r.hash, prevHash: r.prevHash, entry: JSON.parse(r.entry) })),
+    );
+    for (let i = 1; i < read.length; i++) expect(read[i].prevHash).toBe(read[i - 1].hash);
+
+    const runId = read.find((e) => e.entry.kind === 'approval.approved')?.entry.runId as string;
+    const ofRun = await f.call('GET', `/api/v1/audit?runId=${runId}&limit=1000`, { token: TOKENS.vera });
+    const entries = (ofRun.body as Any).entries as Any[];
+    expect(entries.map((e) => e.seq)).toEqual((await f.store.readRunAudit(runId)).map((r) => r.seq));
+    expect(entries.length).toBeGreaterThan(3);
+    for (const e of entries) expect(e.entry.runId).toBe(runId);
+    expect((ofRun.body as Any).nextAfter).toBeNull();
+
+    for (const [query, field] of [
+      ['limit=0', 'limit'],
+      ['limit=1001', 'limit'],
+      ['after=-1', 'after'],
+      ['after=x', 'after'],
+    ]) {
+      const bad = await f.call('GET', `/api/v1/audit?${query}`, { token: TOKENS.vera });
+      expect(bad.status).toBe(400);
+      expect((bad.body as Any).error.details.map((d: Any) => d.path)).toEqual([field]);
+    }
+  });
+
   it('verifies the audit chain', async () => {
     const { status, body } = await f.call('GET', '/api/v1/audit/verify', { token: TOKENS.vera });
     expect(status).toBe(200);

@@ -27,10 +27,14 @@ describe('OpenAPI document', () => {
         'POST /api/v1/runs',
         'GET /api/v1/runs',
         'GET /api/v1/runs/{id}',
+        'GET /api/v1/runs/{id}/events',
         'POST /api/v1/runs/{id}/approve',
         'POST /api/v1/runs/{id}/reject',
         'POST /api/v1/runs/{id}/cancel',
+        'GET /api/v1/audit',
         'GET /api/v1/audit/verify',
+        'GET /api/v1/alerts',
+        'POST /api/v1/alerts/alertmanager',
       ].sort(),
     );
     expect(doc.components.securitySchemes.bearer).toEqual({ type: 'http', scheme: 'bearer' });
@@ -40,7 +44,22 @@ describe('OpenAPI document', () => {
     const doc = (await f.call('GET', '/api/v1/openapi.json', { token: TOKENS.vera })).body as Any;
     const startRun = doc.paths['/api/v1/runs'].post;
     const bodySchema = startRun.requestBody.content['application/json'].schema;
-    expect(Object.keys(bodySchema.properties).sort()).toEqual(['input', 'mode', 'runbookId']);
+    expect(Object.keys(bodySchema.properties).sort()).toEqual([
+      'context',
+      'idempotencyKey',
+      'input',
+      'mode',
+      'runbookId',
+    ]);
+    expect(bodySchema.properties.idempotencyKey).toMatchObject({
+      type: 'string',
+      minLength: 1,
+      maxLength: 200,
+    });
+    expect(Object.keys(bodySchema.properties.context.properties)).toEqual(
+      expect.arrayContaining(['dashboard', 'panel', 'alert', 'timeRange', 'labels', 'variables', 'source']),
+    );
+    expect(bodySchema.properties.context.additionalProperties).toBe(false);
     expect(bodySchema.properties.mode.enum).toEqual(['diagnose', 'plan', 'execute']);
     expect(Object.keys(startRun.responses).sort()).toEqual([
       '200',
@@ -55,12 +74,44 @@ describe('OpenAPI document', () => {
 
     const listRuns = doc.paths['/api/v1/runs'].get;
     expect(listRuns.parameters.map((p: Any) => `${p.in}:${p.name}`).sort()).toEqual([
+      'query:cursor',
       'query:limit',
       'query:runbookId',
       'query:status',
     ]);
     const runDetail = doc.paths['/api/v1/runs/{id}'].get.responses['200'].content['application/json'].schema;
-    expect(Object.keys(runDetail.properties).sort()).toEqual(['approvals', 'findings', 'run', 'steps']);
+    expect(Object.keys(runDetail.properties).sort()).toEqual([
+      'approvals',
+      'findings',
+      'plans',
+      'run',
+      'steps',
+    ]);
+    expect(Object.keys(runDetail.properties.run.properties)).toEqual(
+      expect.arrayContaining(['context', 'idempotencyKey', 'approval']),
+    );
+
+    const events = doc.paths['/api/v1/runs/{id}/events'].get;
+    expect(Object.keys(events.responses['200'].content).sort()).toEqual([
+      'application/json',
+      'text/event-stream',
+    ]);
+    expect(Object.keys(events.responses['200'].content['application/json'].schema.properties).sort()).toEqual(
+      ['done', 'events', 'nextAfter', 'status'],
+    );
+    expect(events.parameters.map((p: Any) => `${p.in}:${p.name}`).sort()).toEqual([
+      'header:last-event-id',
+      'path:id',
+      'query:after',
+      'query:format',
+      'query:limit',
+    ]);
+    const audit = doc.paths['/api/v1/audit'].get;
+    expect(audit.parameters.map((p: Any) => `${p.in}:${p.name}`).sort()).toEqual([
+      'query:after',
+      'query:limit',
+      'query:runId',
+    ]);
 
     expect(doc.components.schemas['scale-check.input']).toMatchObject({
       type: 'object',

@@ -1,5 +1,9 @@
-import { InputValidationError, isInputValidationError } from '../../core/errors';
+import { z } from 'zod';
+import { InputValidationError, isInputValidationError, isInvalidStateError } from '../../core/errors';
+import type { Json } from '../../core/json';
+import type { RunMode } from '../../core/step';
 import type { Engine } from '../../engine/engine';
+import { HttpError } from '../errors';
 
 /**
  * Validates a runbook's input before a run is created, so that a bad field is reported by its path in the
@@ -17,5 +21,118 @@ export function checkRunInput(engine: Engine, runbookId: string, input: unknown)
         message: i.message,
       })),
     );
+  }
+}
+
+// Bounds keep a context a few KiB: it is stored with the run, shown with it and copied into the audit log.
+const MAX_ENTRIES = 64;
+const name = z.string().min(1).max(200);
+const text = (max: number) => z.string().max(max);
+const url = z.string().max(2000);
+const bounded = <T extends z.ZodType>(record: T, what: string) =>
+  record.refine((r) => Object.keys(r as object).length <= MAX_ENTRIES, {
+    message: `at most ${MAX_ENTRIES} ${what}`,
+  });
+const labels = bounded(z.record(name, text(1000)), 'labels');
+
+/** An idempotency key: 1–200 visible ASCII characters (no spaces), the same for retries of one request. */
+export const IdempotencyKey = z
+  .string()
+  .min(1)
+  .max(200)
+  .regex(/^[\x21-\x7e]*$/, 'must be visible ASCII characters (no spaces or control characters)')
+  .describe(
+    'Retrying with the same key answers with the first run instead of starting another; reusing it with another runbook, mode or input is a 409',
+  );
+
+/**
+ * Where a run came from: the Grafana dashboard, panel, time range and variables it was started from, or
+ * the Alertmanager alert that triggered it. Stored (redacted) with the run and shown with it. Unknown keys
+ * are refused so that a misspelt field is not silently lost.
+ */
+export const RunContext = z
+  .strictObject({
+    source: text(100).optional().describe('What started the run, e.g. grafana, alertmanager, cli'),
+    dashboard: z.strictObject({ uid: name, title: text(500).optional(), url: url.optional() }).optional(),
+    panel: z.strictObject({ id: z.union([z.number().int(), name]), title: text(500).optional() }).optional(),
+    alert: z
+      .strictObject({
+        fingerprint: text(200).optional(),
+        status: text(50).optional(),
+        labels: labels.optional(),
+        annotations: bounded(z.record(name, text(4000)), 'annotations').optional(),
+        startsAt: text(100).optional(),
+        endsAt: text(100).optional(),
+        generatorURL: url.optional(),
+      })
+      .optional(),
+    timeRange: z
+      .strictObject({
+        from: text(100).describe('e.g. now-1h, or an ISO time'),
+        to: text(100).describe('e.g. now, or an ISO time'),
+      })
+      .optional(),
+    labels: labels.optional(),
+    variables: bounded(z.record(name, z.union([text(1000), z.array(text(1000)).max(100)])), 'variables')
+      .optional()
+      .describe('Dashboard template variables'),
+    receiver: text(200).optional().describe('Alertmanager receiver'),
+    externalURL: url.optional().describe('Alertmanager URL'),
+    groupKey: text(1000).optional().describe('Alertmanager group key'),
+  })
+  .describe('Where the run came from: dashboard, panel, alert, time range');
+/** Where a run came from. */
+export type RunContext = z.infer<typeof RunContext>;
+
+/** Header set on an answer that repeats the run first started with the same idempotency key. */
+export const REPLAYED_HEADER = 'Idempotent-Replayed';
+
+/** What starting a run through the API answers with. */
+export interface StartedRun {
+  runId: string;
+  /** True for execute mode: the run waits for a worker. */
+  queued: boolean;
+  /** True when the run was found by its idempotency key instead of started. */
+  replayed: boolean;
+}
+
+/**
+ * Starts a run for an API request: diagnose and plan execute here, execute is queued for a worker. With an
+ * idempotency key the requester already used, nothing starts and the first run is answered
+ * (`replayed: true`); the key used for another runbook, mode or input is a 409 naming `idempotencyKey`.
+ */
+export async function startRun(
+  engine: Engine,
+  request: {
+    runbookId: string;
+    input: unknown;
+    mode: RunMode;
+    actor: string;
+    idempotencyKey?: string | undefined;
+    context?: RunContext | undefined;
+  },
+): Promise<StartedRun> {
+  const { runbookId, input, mode, actor, idempotencyKey, context } = request;
+  const options = {
+    mode,
+    actor,
+    ...(idempotencyKey !== undefined ? { idempotencyKey } : {}),
+    ...(context !== undefined ? { context: context as Json } : {}),
+  };
+  try {
+    if (mode === 'execute') {
+      const submitted = await engine.submit(runbookId, input, options);
+      return { queued: true, runId: submitted.runId, replayed: !submitted.created };
+    }
+    const result = await engine.start(runbookId, input, options);
+    return { queued: false, runId: result.runId, replayed: result.replayed === true };
+  } catch (e) {
+    // The engine's only refusal naming the key: it was used before for another request.
+    if (idempotencyKey !== undefined && isInvalidStateError(e) && e.message.includes('Idempotency key')) {
+      throw new HttpError(409, 'IDEMPOTENCY_KEY_REUSED', `idempotencyKey: ${e.message}`, {
+        path: 'idempotencyKey',
+      });
+    }
+    throw e;
   }
 }

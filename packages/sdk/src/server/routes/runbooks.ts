@@ -5,7 +5,7 @@ import type { ServerContext } from '../context';
 import { requireRole } from '../identity';
 import { identityOf } from '../request-context';
 import { errorResponses, RunbookView, RunDetailView, runbookView, runDetailView } from '../views';
-import { checkRunInput } from './run-input';
+import { checkRunInput, IdempotencyKey, REPLAYED_HEADER, RunContext, startRun } from './run-input';
 
 /** Path parameter of a runbook. */
 export const RunbookParams = z.object({ id: z.string().min(1).max(200) });
@@ -16,6 +16,8 @@ export const DiagnoseBody = z.strictObject({
     .record(z.string(), z.unknown())
     .default({})
     .describe("The runbook's input; see the runbook's `input` JSON Schema"),
+  idempotencyKey: IdempotencyKey.optional(),
+  context: RunContext.optional(),
 });
 
 /** The catalog, and diagnosing one runbook. */
@@ -61,16 +63,22 @@ export function runbookRoutes(app: FastifyInstance, { engine, access }: ServerCo
         response: { 200: RunDetailView, ...errorResponses },
       },
     },
-    async (request) => {
+    async (request, reply) => {
       const identity = identityOf(request);
       const runbookId = request.params.id;
+      const { input, idempotencyKey, context } = request.body;
       requireRole(identity, access.roleFor(runbookId, 'diagnose'), `Diagnosing ${runbookId}`);
-      checkRunInput(engine, runbookId, request.body.input);
-      const result = await engine.start(request.params.id, request.body.input, {
+      checkRunInput(engine, runbookId, input);
+      const started = await startRun(engine, {
+        runbookId,
+        input,
         mode: 'diagnose',
         actor: identity.name,
+        idempotencyKey,
+        context,
       });
-      return runDetailView(await engine.getRun(result.runId));
+      if (started.replayed) reply.header(REPLAYED_HEADER, 'true');
+      return runDetailView(await engine.getRun(started.runId));
     },
   );
 }

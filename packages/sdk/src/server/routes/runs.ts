@@ -4,6 +4,7 @@ import { z } from 'zod';
 import type { ServerContext } from '../context';
 import { requireRole } from '../identity';
 import { identityOf } from '../request-context';
+import { decodeRunCursor, encodeRunCursor } from '../run-cursor';
 import {
   ApprovalView,
   approvalView,
@@ -13,7 +14,7 @@ import {
   runDetailView,
   runView,
 } from '../views';
-import { checkRunInput } from './run-input';
+import { checkRunInput, IdempotencyKey, REPLAYED_HEADER, RunContext, startRun } from './run-input';
 
 const RunMode = z.enum(['diagnose', 'plan', 'execute']);
 
@@ -27,6 +28,8 @@ export const StartRunBody = z.strictObject({
   mode: RunMode.describe(
     'diagnose: checks only; plan: checks and plans; execute: applies (queued for a worker)',
   ),
+  idempotencyKey: IdempotencyKey.optional(),
+  context: RunContext.optional(),
 });
 
 /** Query of `GET /runs`. */
@@ -36,6 +39,14 @@ export const ListRunsQuery = z.strictObject({
     .optional(),
   runbookId: z.string().min(1).max(200).optional(),
   limit: z.coerce.number().int().min(1).max(200).default(50),
+  cursor: z
+    .string()
+    .max(500)
+    .refine((c) => decodeRunCursor(c) !== undefined, {
+      message: 'not a cursor of this API: pass the nextCursor of the previous page as it was',
+    })
+    .optional()
+    .describe('The nextCursor of the previous page'),
 });
 
 /** Path parameter of a run. */
@@ -73,19 +84,25 @@ export function runRoutes(app: FastifyInstance, { engine, access }: ServerContex
       schema: {
         summary: 'Start a run: diagnose and plan answer with the run; execute queues it for a worker (202)',
         description:
-          'diagnose needs the viewer role; plan and execute need editor, unless the runbook has its own roles.',
+          'diagnose needs the viewer role; plan and execute need editor, unless the runbook has its own roles. ' +
+          'With an idempotencyKey, a retry starts nothing and answers with the first run (header ' +
+          '`Idempotent-Replayed: true`; for execute also `replayed: true`); the same key with another runbook, ' +
+          'mode or input is a 409 IDEMPOTENCY_KEY_REUSED. Keys are per requester.',
         tags: ['runs'],
         body: StartRunBody,
         response: {
           200: RunDetailView,
-          202: z.object({ runId: z.string() }),
+          202: z.object({
+            runId: z.string(),
+            replayed: z.boolean().describe('True when the run was found by its idempotency key'),
+          }),
           ...errorResponses,
         },
       },
     },
     async (request, reply) => {
       const identity = identityOf(request);
-      const { runbookId, input, mode } = request.body;
+      const { runbookId, input, mode, idempotencyKey, context } = request.body;
       // The role is checked before the runbook or input, so a refusal reveals nothing and changes nothing.
       requireRole(
         identity,
@@ -93,12 +110,17 @@ export function runRoutes(app: FastifyInstance, { engine, access }: ServerContex
         `Starting a run of ${runbookId} in ${mode} mode`,
       );
       checkRunInput(engine, runbookId, input);
-      if (mode === 'execute') {
-        const runId = await engine.enqueue(runbookId, input, { mode, actor: identity.name });
-        return reply.code(202).send({ runId });
-      }
-      const result = await engine.start(runbookId, input, { mode, actor: identity.name });
-      return reply.code(200).send(runDetailView(await engine.getRun(result.runId)));
+      const started = await startRun(engine, {
+        runbookId,
+        input,
+        mode,
+        actor: identity.name,
+        idempotencyKey,
+        context,
+      });
+      if (started.replayed) reply.header(REPLAYED_HEADER, 'true');
+      if (started.queued) return reply.code(202).send({ runId: started.runId, replayed: started.replayed });
+      return reply.code(200).send(runDetailView(await engine.getRun(started.runId)));
     },
   );
 
@@ -107,20 +129,37 @@ export function runRoutes(app: FastifyInstance, { engine, access }: ServerContex
     {
       config: { role: 'viewer' },
       schema: {
-        summary: 'List runs, newest first',
+        summary: 'List runs, newest first, a page at a time',
         tags: ['runs'],
         querystring: ListRunsQuery,
-        response: { 200: z.object({ runs: z.array(RunView) }), ...errorResponses },
+        response: {
+          200: z.object({
+            runs: z.array(RunView),
+            nextCursor: z
+              .string()
+              .nullable()
+              .describe('Pass as `cursor` for the next page; null on the last page'),
+          }),
+          ...errorResponses,
+        },
       },
     },
     async (request) => {
-      const { status, runbookId, limit } = request.query;
+      const { status, runbookId, limit, cursor } = request.query;
+      const after = cursor === undefined ? undefined : decodeRunCursor(cursor);
+      // One more than asked tells whether another page exists without a count query.
       const runs = await engine.store.listRuns({
-        limit,
+        limit: limit + 1,
         ...(status ? { status } : {}),
         ...(runbookId ? { runbookId } : {}),
+        ...(after ? { after } : {}),
       });
-      return { runs: runs.map(runView) };
+      const page = runs.slice(0, limit);
+      const last = page.at(-1);
+      return {
+        runs: page.map(runView),
+        nextCursor: runs.length > limit && last ? encodeRunCursor(last) : null,
+      };
     },
   );
 
@@ -129,7 +168,7 @@ export function runRoutes(app: FastifyInstance, { engine, access }: ServerContex
     {
       config: { role: 'viewer' },
       schema: {
-        summary: 'A run with its steps, findings and approvals',
+        summary: 'A run with its context, steps, findings, plans and approvals',
         tags: ['runs'],
         params: RunParams,
         response: { 200: RunDetailView, ...errorResponses },
