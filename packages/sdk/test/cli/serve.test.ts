@@ -173,3 +173,181 @@ describe('runbook serve', () => {
     expect(notJson.stderr()).toMatch(/error: The tokens file .*broken\.json is not JSON/);
   }, 60_000);
 });
+
+describe('runbook serve with the Grafana app token', () => {
+  const GRAFANA_TOKEN = 'serve-test-grafana-app-token';
+
+  it('accepts "grafana": true in the tokens file: the token is valid only with X-Grafana-Context', async () => {
+    const bad = start([
+      '--tokens-file',
+      tokensFile('bad-grafana.json', {
+        tokens: [{ name: 'grafana', sha256: hashToken(GRAFANA_TOKEN), role: 'editor', grafana: 'yes' }],
+      }),
+    ]);
+    expect(await bad.exited).toBe(2);
+    expect(bad.stderr()).toContain('tokens.0.grafana:');
+
+    const tokens = tokensFile('grafana-tokens.json', {
+      tokens: [
+        { name: 'ci-bot', sha256: hashToken(TOKEN), role: 'admin' },
+        { name: 'grafana', sha256: hashToken(GRAFANA_TOKEN), role: 'editor', grafana: true },
+      ],
+    });
+    const stateFile = join(dir.path, 'grafana-state.json');
+    writeFixtureState(stateFile);
+    const child = start(['--port', '0', '--data-dir', join(dir.path, 'grafana-store')], {
+      RUNBOOK_TOKENS_FILE: tokens,
+    });
+    try {
+      const base = await listening(child);
+      const asGrafana = (headers: Record<string, string>) =>
+        fetch(`${base}/api/v1/runs`, {
+          method: 'POST',
+          headers: {
+            authorization: `Bearer ${GRAFANA_TOKEN}`,
+            'content-type': 'application/json',
+            ...headers,
+          },
+          body: JSON.stringify({ runbookId: 'purge-cache', mode: 'plan', input: { stateFile } }),
+        });
+      const without = await asGrafana({});
+      expect(without.status).toBe(401);
+      expect(((await without.json()) as { error: { code: string } }).error.code).toBe(
+        'GRAFANA_CONTEXT_REQUIRED',
+      );
+
+      const context = JSON.stringify({
+        UserID: 7,
+        Login: 'grace',
+        OrgID: 1,
+        OrgRole: 'Admin',
+        OrgName: 'Main',
+      });
+      const planned = await asGrafana({ 'x-grafana-context': context });
+      const body = (await planned.json()) as { run?: { requestedBy: string } };
+      expect(planned.status, JSON.stringify(body)).toBe(200);
+      expect(body.run?.requestedBy).toBe('grace');
+      child.process.kill('SIGTERM');
+      expect(await child.exited).toBe(0);
+    } finally {
+      child.process.kill('SIGKILL');
+    }
+  }, 120_000);
+});
+
+describe('runbook serve --config', () => {
+  const admin = () =>
+    tokensFile('config-tokens.json', {
+      tokens: [{ name: 'ci-bot', sha256: hashToken(TOKEN), role: 'admin' }],
+    });
+
+  it('refuses a bad service config with exit 2, naming each field, before opening the store', async () => {
+    const bad = join(dir.path, 'bad-service.yaml');
+    writeFileSync(
+      bad,
+      [
+        'alerts:',
+        '  routes:',
+        '    - name: Checkout Degraded',
+        '      runbook: purge-cache',
+        '      mode: yolo',
+        '      input: { stateFile: "{{ env.HOME }}" }',
+        'runbookRole: {}',
+      ].join('\n'),
+    );
+    const child = start(['--port', '0', '--config', bad, '--data-dir', join(dir.path, 'bad-config-store')], {
+      RUNBOOK_TOKENS_FILE: admin(),
+    });
+    expect(await child.exited).toBe(2);
+    expect(child.stderr()).toContain(`error: Invalid service config ${bad}:`);
+    expect(child.stderr()).toContain(
+      'alerts.routes.0.name: must be 1 to 63 lowercase letters, digits or "-"',
+    );
+    expect(child.stderr()).toContain('alerts.routes.0.mode:');
+    expect(child.stderr()).toContain(
+      'alerts.routes.0.input.stateFile: {{ env.HOME }} is not a known placeholder',
+    );
+    expect(child.stderr()).toContain('  runbookRole: unknown key; check its spelling');
+
+    const unknownRunbook = join(dir.path, 'unknown-runbook.yaml');
+    writeFileSync(
+      unknownRunbook,
+      'alerts:\n  routes:\n    - { name: checkout, runbook: restart-checkout }\n',
+    );
+    const second = start(['--port', '0', '--data-dir', join(dir.path, 'bad-config-store')], {
+      RUNBOOK_TOKENS_FILE: admin(),
+      RUNBOOK_SERVICE_CONFIG: unknownRunbook,
+    });
+    expect(await second.exited).toBe(2);
+    expect(second.stderr()).toContain('alerts.routes.0.runbook: no runbook "restart-checkout" is loaded');
+    expect(existsSync(join(dir.path, 'bad-config-store'))).toBe(false);
+  }, 60_000);
+
+  it('routes an Alertmanager notification to a run with a good config', async () => {
+    const stateFile = join(dir.path, 'alert-state.json');
+    writeFixtureState(stateFile, { replicas: 1, ready: 1 });
+    const config = join(dir.path, 'service.yaml');
+    writeFileSync(
+      config,
+      [
+        'runbookRoles:',
+        '  purge-cache: { diagnose: editor }',
+        'alerts:',
+        '  routes:',
+        '    - name: checkout-degraded',
+        '      match: { alertname: CheckoutDegraded }',
+        '      runbook: purge-cache',
+        '      input: { stateFile: "{{ annotations.state_file }}" }',
+        '      mode: diagnose',
+      ].join('\n'),
+    );
+    const child = start(['--port', '0', '--config', config, '--data-dir', join(dir.path, 'config-store')], {
+      RUNBOOK_TOKENS_FILE: admin(),
+    });
+    try {
+      const base = await listening(child);
+      const posted = await call(base, 'POST', '/api/v1/alerts/alertmanager', {
+        version: '4',
+        groupKey: '{}:{alertname="CheckoutDegraded"}',
+        status: 'firing',
+        receiver: 'runbooks',
+        externalURL: 'http://alertmanager:9093',
+        alerts: [
+          {
+            status: 'firing',
+            labels: { alertname: 'CheckoutDegraded' },
+            annotations: { state_file: stateFile },
+            startsAt: '2026-11-27T10:00:00Z',
+            endsAt: '0001-01-01T00:00:00Z',
+            generatorURL: '',
+            fingerprint: 'c0ffee',
+          },
+        ],
+      });
+      expect(posted.status).toBe(200);
+      expect(posted.body.runs).toEqual([
+        { fingerprint: 'c0ffee', route: 'checkout-degraded', runId: expect.any(String), created: true },
+      ]);
+      const runId: string = posted.body.runs[0].runId;
+      const alerts = await call(base, 'GET', '/api/v1/alerts');
+      expect(alerts.body.alerts).toEqual([expect.objectContaining({ fingerprint: 'c0ffee', runId })]);
+      let run = await call(base, 'GET', `/api/v1/runs/${runId}`);
+      for (let i = 0; i < 100 && run.body.run.status === 'queued'; i++) {
+        await new Promise((r) => setTimeout(r, 100));
+        run = await call(base, 'GET', `/api/v1/runs/${runId}`);
+      }
+      // The worker ran the diagnosis: the run's steps are the alert's diagnosis.
+      expect(run.body.run).toMatchObject({
+        runbookId: 'purge-cache',
+        mode: 'diagnose',
+        requestedBy: 'ci-bot',
+        status: 'succeeded',
+      });
+      expect(run.body.steps.map((s: { name: string }) => s.name)).toContain('status');
+      child.process.kill('SIGTERM');
+      expect(await child.exited).toBe(0);
+    } finally {
+      child.process.kill('SIGKILL');
+    }
+  }, 120_000);
+});

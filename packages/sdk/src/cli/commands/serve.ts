@@ -1,6 +1,8 @@
 import { resolve } from 'node:path';
 import { type Command, InvalidArgumentError } from 'commander';
+import { checkRoutedRunbooks } from '../../server/alert-routing';
 import { serve } from '../../server/serve';
+import { readServiceConfig, type ServiceConfig, ServiceConfigError } from '../../server/service-config';
 import { readTokensFile, TokensFileError } from '../../server/tokens-file';
 import { ExitCode, UsageError } from '../exit-codes';
 import type { CliIo } from '../io';
@@ -12,6 +14,7 @@ interface ServeFlags extends CommonFlags {
   host: string;
   port: number;
   tokensFile?: string;
+  config?: string;
 }
 
 function port(value: string): number {
@@ -33,6 +36,10 @@ export function registerServeCommand(program: Command, ctx: CommandContext): voi
     .option(
       '--tokens-file <path>',
       'JSON file {"tokens":[{"name","sha256","role"}]} of accepted bearer tokens, hashed with `printf %s "$TOKEN" | sha256sum` (env RUNBOOK_TOKENS_FILE)',
+    )
+    .option(
+      '--config <file>',
+      'service config (YAML or JSON): per-runbook roles and Alertmanager alert routing (env RUNBOOK_SERVICE_CONFIG)',
     )
     .option('--json', 'log one JSON object per line (pino) instead of one readable line per request');
   addStoreOptions(addRunbooksOption(command)).action(async (flags: ServeFlags) => {
@@ -56,7 +63,22 @@ async function runServe(flags: ServeFlags, ctx: CommandContext): Promise<void> {
     if (e instanceof TokensFileError) throw new UsageError(e.message);
     throw e;
   }
+  const configPath = flags.config ?? io.env.RUNBOOK_SERVICE_CONFIG;
+  let config: ServiceConfig = {};
+  if (configPath?.trim()) {
+    try {
+      config = readServiceConfig(resolve(io.cwd, configPath));
+    } catch (e) {
+      if (e instanceof ServiceConfigError) throw new UsageError(e.message);
+      throw e;
+    }
+  }
   const runbooks = await loadRunbooks(runbookSpecs(flags.runbooks, io.env), io.cwd);
+  // Checked here too (the server checks it again) so that a route naming a missing runbook opens no store.
+  checkRoutedRunbooks(
+    config.alerts,
+    runbooks.map((r) => r.id),
+  );
   const where = describeLocation(storeLocation(flags, io));
   const shutdown = new AbortController();
   const stopOnSignal = () => shutdown.abort();
@@ -80,6 +102,7 @@ async function runServe(flags: ServeFlags, ctx: CommandContext): Promise<void> {
         port: flags.port,
         logger: flags.json ? { level: 'info', stream: io.stdout } : { level: 'info', stream: prettyLog(io) },
         signal: shutdown.signal,
+        server: config,
         onListening: () => {
           if (!flags.json) {
             io.stderr.write(
