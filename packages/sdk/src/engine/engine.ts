@@ -38,6 +38,7 @@ import type {
 } from './events';
 import { newId } from './ids';
 import { withDeadline } from './retry';
+import { HandOverSignal } from './signals';
 
 /** A signal that never aborts, for work bounded only by its own deadline. */
 const NEVER = new AbortController().signal;
@@ -63,6 +64,14 @@ export const BudgetRule = z.object({
 });
 /** A remediation budget rule. */
 export type BudgetRule = z.input<typeof BudgetRule>;
+/** A budget rule as the engine applies it: validated, its window in milliseconds. */
+export interface ActiveBudgetRule {
+  readonly action: string;
+  /** `undefined`: every resource. */
+  readonly resourcePrefix: string | undefined;
+  readonly max: number;
+  readonly perMs: number;
+}
 
 /** Data settings of an {@link Engine}; validated with zod, defaults documented per field. */
 export const EngineSettings = z.object({
@@ -163,7 +172,7 @@ export class Engine {
     log: new TypedEvent(),
   };
   readonly #redactor: Redactor;
-  readonly #active = new Map<string, RunExecution>();
+  readonly #active = new Map<string, { execution: RunExecution; done: Promise<RunResult> }>();
   readonly #revertTimeoutMs: number;
 
   constructor(options: EngineOptions) {
@@ -440,12 +449,40 @@ export class Engine {
     }
     const steps = await this.store.getSteps(run.id);
     const execution = new RunExecution(this.#env, run, runbook, steps);
-    this.#active.set(run.id, execution);
+    const done = execution.execute(signal);
+    this.#active.set(run.id, { execution, done });
     try {
-      return await execution.execute(signal);
+      return await done;
     } finally {
       this.#active.delete(run.id);
     }
+  }
+
+  /**
+   * Hands every run this engine is executing over to the other engines sharing the store, for a shutdown
+   * that must not wait for long runs: each stops at its next safe point, is not cancelled, and goes back
+   * to the queue with a `run.handed-over` audit entry, so another engine resumes it at once instead of
+   * after its lease expires. Completed steps are replayed there; a check in flight runs again; an apply in
+   * flight is seen through (within its step timeout) and left `applying`, and the next owner's fresh plan
+   * tells whether it took effect, so it is never applied twice. Stop claiming new runs first (as `serve`
+   * does), or a worker loop may claim one right after. Resolves, when those executions have stopped, with
+   * how many runs were handed over (a run that ended meanwhile is not counted).
+   */
+  async handOver(reason: string): Promise<number> {
+    const active = [...this.#active.values()];
+    for (const { execution } of active) execution.abort(new HandOverSignal(reason));
+    const results = await Promise.allSettled(active.map((a) => a.done));
+    return results.filter((r) => r.status === 'fulfilled' && r.value.handedOver === true).length;
+  }
+
+  /** The engine's budget rules, in the order they are matched (the first matching rule wins). */
+  budgetRules(): ActiveBudgetRule[] {
+    return this.#settings.budgets.map((b) => ({
+      action: b.action,
+      resourcePrefix: b.resourcePrefix,
+      max: b.max,
+      perMs: toMillis(b.per),
+    }));
   }
 
   /** A run with its steps and approvals. */
@@ -479,7 +516,7 @@ export class Engine {
     if (result === 'missing') throw new NotFoundError(`Run ${runId}`, 'List runs with `runbook runs`.');
     if (result === 'final')
       throw new InvalidStateError(`Run ${runId} already ended; there is nothing to cancel.`);
-    this.#active.get(runId)?.abort(new CancelledError(`${options.actor}: ${reason}`));
+    this.#active.get(runId)?.execution.abort(new CancelledError(`${options.actor}: ${reason}`));
     return result;
   }
 

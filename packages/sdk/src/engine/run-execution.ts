@@ -54,7 +54,14 @@ import type {
 import { newId } from './ids';
 import { nextRetry, retryPolicy, untilSettled, withDeadline } from './retry';
 import { sealRedacted } from './seal';
-import { EscalateSignal, giveUp, isControlSignal, StopReplay, SuspendSignal } from './signals';
+import {
+  EscalateSignal,
+  giveUp,
+  HandOverSignal,
+  isControlSignal,
+  StopReplay,
+  SuspendSignal,
+} from './signals';
 import { assertFinding, planAudit, summarize } from './step-results';
 
 /** Asks the operator to confirm a plan that policy lets them apply alone (the CLI's "Apply? [y/N]"). */
@@ -94,6 +101,11 @@ export interface RunResult {
   pendingApproval?: { step: string; approvalId: string; plan: Plan<Json> };
   /** Set when the run was not started but found by its idempotency key (see `StartOptions`). */
   replayed?: boolean;
+  /**
+   * Set when this engine stopped executing the run without ending it ({@link RunExecution.abort} with a
+   * {@link HandOverSignal}): the run is `queued` again for any engine to resume.
+   */
+  handedOver?: boolean;
 }
 
 /** Runs an apply-phase call (apply, verify, revert) with the step's context, to its end. */
@@ -145,6 +157,11 @@ export class RunExecution {
   readonly #recorded: Map<string, StepRecord>;
   readonly #seen = new Set<string>();
   readonly #controller = new AbortController();
+  /**
+   * Aborts apply, verify and revert calls: on cancel, timeout or lost lease, not on a hand-over, which lets
+   * a change in flight complete (the next owner finds it made) rather than interrupting it half-way.
+   */
+  readonly #applyController = new AbortController();
   readonly #revert: RevertTarget | undefined;
   /** The control signal raised, kept in case the runbook catches it. */
   #raised: SuspendSignal | EscalateSignal | undefined;
@@ -176,8 +193,15 @@ export class RunExecution {
     return this.#controller.signal;
   }
 
-  /** Stops the execution with `reason` (a `CancelledError`, `TimeoutError` or `LeaseLostError`). */
-  abort(reason: RunbookError): void {
+  /**
+   * Stops the execution with `reason`: a `CancelledError`, `TimeoutError` or `LeaseLostError` ends it; a
+   * {@link HandOverSignal} stops it at the next safe point and releases the run, which stays unfinished.
+   */
+  abort(reason: RunbookError | HandOverSignal): void {
+    // A cancel after a hand-over must still reach an apply in flight.
+    if (!(reason instanceof HandOverSignal) && !this.#applyController.signal.aborted) {
+      this.#applyController.abort(reason);
+    }
     if (!this.#controller.signal.aborted) this.#controller.abort(reason);
   }
 
@@ -262,6 +286,15 @@ export class RunExecution {
       // Another process owns the run now; it will record the ending.
       return { ...base, status: 'running', outcome: null, error: toErrorInfo(new LeaseLostError(run.id)) };
     }
+    const handOver = this.signal.reason;
+    if (
+      handOver instanceof HandOverSignal &&
+      failure !== undefined &&
+      !(failure instanceof SuspendSignal || failure instanceof EscalateSignal)
+    ) {
+      // Stopped by the hand-over (not by a failure of its own): the run is not over, so nothing is ended.
+      return this.#release(handOver);
+    }
     if (failure instanceof SuspendSignal) {
       const ok = await this.#env.store.suspendRun(
         this.#fence(),
@@ -320,6 +353,32 @@ export class RunExecution {
       return { ...base, status: 'running', outcome: null, error: toErrorInfo(new LeaseLostError(run.id)) };
     this.#emitRunEnd(status, storedOutcome, error);
     return { ...base, status, outcome, error };
+  }
+
+  /**
+   * Puts the run back in the queue (fenced by this execution's lease) so that any engine claims it at once
+   * instead of waiting for the lease to expire. Steps stay as recorded: an apply interrupted at its
+   * `applying` marker is judged by the next owner's fresh plan, checks in flight simply run again.
+   */
+  async #release(handOver: HandOverSignal): Promise<RunResult> {
+    const run = this.#run;
+    const base = { runId: run.id, runbookId: run.runbookId };
+    const fence = this.#fence();
+    // Queued rather than "running with an expired lease": claimers compare leases with their own clocks.
+    const released = await this.#env.store.driver.query(
+      `UPDATE runs SET status = 'queued', lease_owner = NULL, lease_expires_at = NULL, updated_at = $3
+        WHERE id = $1 AND lease_owner = $2 AND status = 'running' RETURNING id`,
+      [fence.runId, fence.owner, fence.now.toISOString()],
+    );
+    if (released.length === 0) {
+      return { ...base, status: 'running', outcome: null, error: toErrorInfo(new LeaseLostError(run.id)) };
+    }
+    // Not in the same statement as the release (the store has no call for it): a crash in between loses
+    // only this entry, never the run.
+    await this.#env.store
+      .appendAudit(this.#audit('run.handed-over', undefined, { reason: handOver.reason, from: fence.owner }))
+      .catch(() => {});
+    return { ...base, status: 'queued', outcome: null, error: null, handedOver: true };
   }
 
   async #beat(): Promise<void> {
@@ -697,7 +756,7 @@ export class RunExecution {
         );
       // Once the apply has begun, apply, verify and revert are seen through to the end (see untilSettled).
       const settled: Settle = (what, work) =>
-        untilSettled(`Step "${name}" (${what})`, timeoutMs, this.signal, (signal) =>
+        untilSettled(`Step "${name}" (${what})`, timeoutMs, this.#applyController.signal, (signal) =>
           work(stepContext(signal)),
         );
       try {
@@ -755,6 +814,8 @@ export class RunExecution {
         return await this.#verifyAndFinish(name, action, options, applied, attempt, started, settled);
       } catch (e) {
         if (isControlSignal(e) || e instanceof LeaseLostError) throw e;
+        // Handed over: the step stays as stored (`applying` if the apply began) for the next owner to judge.
+        if (this.signal.reason instanceof HandOverSignal) throw this.signal.reason;
         if (this.signal.aborted) {
           // The apply (if any) has settled: record how it ended and free the lock before the run stops.
           if (holdsLock) await this.#failAction(name, action, lastPlan, attempt, started, e, holdsLock);
@@ -846,6 +907,9 @@ export class RunExecution {
     started: number,
     settled: Settle,
   ): Promise<ActResult<unknown, unknown>> {
+    // The apply has settled and the step is still `applying`: the next owner re-plans, sees the change made,
+    // and verifies it itself (an unverified "applied" record would skip that).
+    if (this.signal.reason instanceof HandOverSignal) throw this.signal.reason;
     const verify = action.verify;
     let verification: Finding<Json> | undefined;
     if (verify && this.signal.aborted) {

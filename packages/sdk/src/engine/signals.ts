@@ -32,10 +32,25 @@ export class StopReplay extends Error {
   }
 }
 
-export type ControlSignal = SuspendSignal | EscalateSignal | StopReplay;
+/**
+ * The engine hands the run over to another process (this one is shutting down): stop at the next safe
+ * point without cancelling, and release the run so any engine sharing the store resumes it at once.
+ */
+export class HandOverSignal extends Error {
+  constructor(readonly reason: string) {
+    super(`Run handed over to another engine: ${reason}`);
+  }
+}
+
+export type ControlSignal = SuspendSignal | EscalateSignal | StopReplay | HandOverSignal;
 
 export function isControlSignal(e: unknown): e is ControlSignal {
-  return e instanceof SuspendSignal || e instanceof EscalateSignal || e instanceof StopReplay;
+  return (
+    e instanceof SuspendSignal ||
+    e instanceof EscalateSignal ||
+    e instanceof StopReplay ||
+    e instanceof HandOverSignal
+  );
 }
 
 /** Wraps a final failure of an act step: an escalation when the step asked for one or the budget is spent. */

@@ -21,10 +21,17 @@ export interface ServeOptions {
   /** How long the worker sleeps when there is nothing to run. @default 1000 */
   pollIntervalMs?: number;
   /**
-   * How long shutdown waits for the run being executed to finish. After it, the run is left to its lease:
-   * another replica sharing the store resumes it once the lease expires. @default 30000
+   * How long shutdown waits for the run being executed to finish. After it, the run is handed over
+   * (`engine.handOver`): stopped at its next safe point, not cancelled, and queued again, so another replica
+   * sharing the store resumes it at once. Keep it below the orchestrator's kill timeout (Kubernetes'
+   * `terminationGracePeriodSeconds`) minus the time an apply in flight may need. @default 30000
    */
   shutdownGraceMs?: number;
+  /**
+   * Aborting it makes shutdown hand the run over without waiting for the rest of the grace period (an
+   * operator's second SIGTERM, say). It does not start a shutdown by itself. @default never aborts
+   */
+  handOverNow?: AbortSignal;
   /** Further options of {@link createServer}: alert routing, per-runbook roles, limits, metrics. */
   server?: Omit<ServerOptions, 'engine' | 'tokens' | 'logger'>;
   /** Called once the service listens. */
@@ -33,8 +40,8 @@ export interface ServeOptions {
 
 /** How the service went down. */
 export interface ServeResult {
-  /** True when a run was still executing at the end of the grace period (left to another replica). */
-  handedOver: boolean;
+  /** Runs still executing at the end of the grace period, handed over to the other replicas (0 or more). */
+  handedOver: number;
 }
 
 /**
@@ -43,7 +50,8 @@ export interface ServeResult {
  *
  * Shutdown, when `signal` aborts: the server stops accepting connections and lets in-flight requests finish
  * (probes get 503 meanwhile); the worker claims no new run and lets the one it executes finish within
- * `shutdownGraceMs`. The caller closes the store afterwards. Rejects when the server cannot listen.
+ * `shutdownGraceMs`, then hands it over to the other replicas. The caller closes the store afterwards.
+ * Rejects when the server cannot listen.
  */
 export async function serve(options: ServeOptions): Promise<ServeResult> {
   const app = createServer({
@@ -75,25 +83,41 @@ export async function serve(options: ServeOptions): Promise<ServeResult> {
 
   const graceMs = options.shutdownGraceMs ?? 30_000;
   let timer: NodeJS.Timeout | undefined;
+  let onHandOverNow = () => {};
   const finished = await Promise.race([
-    worker.then(() => true),
-    new Promise<false>((resolve) => {
-      timer = setTimeout(() => resolve(false), graceMs);
+    worker.then(() => 'finished' as const),
+    new Promise<'grace over'>((resolve) => {
+      timer = setTimeout(() => resolve('grace over'), graceMs);
+    }),
+    new Promise<'asked'>((resolve) => {
+      onHandOverNow = () => resolve('asked');
+      if (options.handOverNow?.aborted) onHandOverNow();
+      else options.handOverNow?.addEventListener('abort', onHandOverNow, { once: true });
     }),
   ]);
   clearTimeout(timer);
-  if (!finished) {
-    app.log.warn(
-      `a run was still executing after ${graceMs}ms; another replica resumes it when its lease expires`,
-    );
+  options.handOverNow?.removeEventListener('abort', onHandOverNow);
+  let handedOver = 0;
+  if (finished !== 'finished') {
+    const why = finished === 'asked' ? 'asked to hand over at once' : `grace period of ${graceMs}ms over`;
+    app.log.warn(`a run was still executing (${why}); handing it over to another replica`);
+    handedOver = await options.engine.handOver(`the service shut down (${why})`);
+    await worker;
+    if (handedOver > 0) {
+      app.log.info(
+        { handedOver },
+        `handed over ${handedOver} run(s): queued again for another replica to resume now`,
+      );
+    }
   }
   app.log.info('stopped');
-  return { handedOver: !finished };
+  return { handedOver };
 }
 
 /**
  * Executes runnable runs and reverts expired actions until `stop` aborts. Unlike `engine.work`, stopping
- * does not cancel the run being executed: it finishes (or, if the process dies, is resumed elsewhere).
+ * does not cancel the run being executed: it finishes, is handed over, or (if the process dies) is resumed
+ * elsewhere when its lease expires.
  */
 async function workUntil(
   engine: Engine,
@@ -107,7 +131,9 @@ async function workUntil(
       const result = await engine.runNext();
       if (result) {
         didWork = true;
-        log.info({ runId: result.runId, runbookId: result.runbookId, status: result.status }, 'run executed');
+        const fields = { runId: result.runId, runbookId: result.runbookId, status: result.status };
+        if (result.handedOver) log.warn(fields, 'run handed over: queued again for another replica');
+        else log.info(fields, 'run executed');
       }
       didWork = (await engine.revertExpired()) > 0 || didWork;
     } catch (e) {

@@ -257,3 +257,172 @@ describe('serviceMetrics', () => {
     }
   });
 });
+
+describe('alert and budget metrics', () => {
+  const world = new World();
+  let sut: StoreUnderTest;
+  let engine: Engine;
+  let app: FastifyInstance;
+  let base: string;
+
+  /** The context of a run started by an Alertmanager alert that began `agoMs` ago. */
+  const alertContext = (agoMs: number) => ({
+    source: 'alertmanager',
+    receiver: 'runbooks',
+    externalURL: 'http://alertmanager.example:9093',
+    groupKey: '{}:{alertname="ValueDrift"}',
+    alert: {
+      fingerprint: 'c0ffee',
+      status: 'firing',
+      labels: { alertname: 'ValueDrift' },
+      annotations: {},
+      startsAt: new Date(Date.now() - agoMs).toISOString(),
+      endsAt: '0001-01-01T00:00:00Z',
+      generatorURL: '',
+    },
+  });
+
+  beforeAll(async () => {
+    sut = await postgresStore(uniqueSchema('meta'));
+    engine = new Engine({
+      store: sut.store,
+      leaseTtl: '5s',
+      budgets: [
+        { action: 'test.budgeted', resourcePrefix: 'test:budget/', max: 5, per: '1h' },
+        { action: 'test.never-used', max: 2, per: '10m' },
+      ],
+      runbooks: [
+        fixRunbook(world, 'fix-alert'),
+        fixRunbook(world, 'fix-alert-high', { risk: 'high' }),
+        fixRunbook(world, 'fix-budgeted', { kind: 'test.budgeted' }),
+        scaleRunbook(),
+      ],
+    });
+    app = createServer({ engine, metrics: { registry: new Registry(), processMetrics: false } });
+    await app.listen({ port: 0, host: '127.0.0.1' });
+    const address = app.server.address();
+    if (!address || typeof address === 'string') throw new Error('server has no TCP address');
+    base = `http://127.0.0.1:${address.port}`;
+  });
+  afterAll(async () => {
+    await app?.close();
+    await sut?.dispose();
+  });
+
+  const scrape = async () => {
+    const response = await fetch(`${base}/metrics`);
+    expect(response.status).toBe(200);
+    return response.text();
+  };
+  /** Queues a run as an alert would, and executes it in this engine. */
+  const alertRun = async (runbookId: string, input: object, mode: 'diagnose' | 'execute', agoMs: number) => {
+    const { runId } = await engine.submit(runbookId, input, {
+      actor: 'alertmanager',
+      mode,
+      context: alertContext(agoMs),
+    });
+    const result = await engine.runNext();
+    expect(result?.runId).toBe(runId);
+    return result;
+  };
+
+  it('times alert-started runs from the alert start to diagnosis and to recovery, once per run', async () => {
+    // An execute run that fixes something: diagnosed at its first plan, recovered when it succeeds.
+    expect((await alertRun('fix-alert', { key: 'alert/a', value: 'x' }, 'execute', 10_000))?.status).toBe(
+      'succeeded',
+    );
+    // A diagnose run: diagnosed when it ends; never a recovery.
+    expect((await alertRun('scale-check', { namespace: 'web' }, 'diagnose', 20_000))?.status).toBe(
+      'succeeded',
+    );
+    // Runs not started by an alert are not timed.
+    await engine.start('fix-alert', { key: 'alert/b', value: 'x' }, { actor: 'erin', mode: 'execute' });
+
+    const text = await scrape();
+    expect(sample(text, 'runbook_alert_to_diagnosis_seconds_count', { runbook: 'fix-alert' })).toBe(1);
+    expect(
+      sample(text, 'runbook_alert_to_diagnosis_seconds_sum', { runbook: 'fix-alert' }),
+    ).toBeGreaterThanOrEqual(10);
+    expect(sample(text, 'runbook_alert_to_diagnosis_seconds_sum', { runbook: 'fix-alert' })).toBeLessThan(15);
+    expect(sample(text, 'runbook_alert_to_recovery_seconds_count', { runbook: 'fix-alert' })).toBe(1);
+    expect(
+      sample(text, 'runbook_alert_to_recovery_seconds_sum', { runbook: 'fix-alert' }),
+    ).toBeGreaterThanOrEqual(10);
+    expect(sample(text, 'runbook_alert_to_diagnosis_seconds_bucket', { runbook: 'fix-alert', le: '5' })).toBe(
+      0,
+    );
+    expect(
+      sample(text, 'runbook_alert_to_diagnosis_seconds_bucket', { runbook: 'fix-alert', le: '30' }),
+    ).toBe(1);
+    expect(sample(text, 'runbook_alert_to_diagnosis_seconds_count', { runbook: 'scale-check' })).toBe(1);
+    expect(
+      sample(text, 'runbook_alert_to_diagnosis_seconds_sum', { runbook: 'scale-check' }),
+    ).toBeGreaterThanOrEqual(20);
+    expect(
+      sample(text, 'runbook_alert_to_recovery_seconds_count', { runbook: 'scale-check' }),
+    ).toBeUndefined();
+
+    // A run that waits for approval is diagnosed at its plan, and not again when it is resumed.
+    const waiting = await alertRun('fix-alert-high', { key: 'alert/c', value: 'x' }, 'execute', 30_000);
+    expect(waiting?.status).toBe('waiting_approval');
+    const diagnosedOnly = await scrape();
+    expect(
+      sample(diagnosedOnly, 'runbook_alert_to_diagnosis_seconds_count', { runbook: 'fix-alert-high' }),
+    ).toBe(1);
+    expect(
+      sample(diagnosedOnly, 'runbook_alert_to_recovery_seconds_count', { runbook: 'fix-alert-high' }),
+    ).toBe(undefined);
+    await engine.approve(waiting?.runId as string, { actor: 'ada' });
+    expect((await engine.runNext())?.status).toBe('succeeded');
+    const recovered = await scrape();
+    expect(sample(recovered, 'runbook_alert_to_diagnosis_seconds_count', { runbook: 'fix-alert-high' })).toBe(
+      1,
+    );
+    expect(sample(recovered, 'runbook_alert_to_recovery_seconds_count', { runbook: 'fix-alert-high' })).toBe(
+      1,
+    );
+    expect(
+      sample(recovered, 'runbook_alert_to_recovery_seconds_sum', { runbook: 'fix-alert-high' }),
+    ).toBeGreaterThanOrEqual(30);
+    // Labels stay bounded: no run id, fingerprint or alert label appears.
+    expect(recovered).not.toContain(waiting?.runId as string);
+    expect(recovered).not.toMatch(/c0ffee|ValueDrift/);
+  });
+
+  it('shows the remediation budget left per rule, dropping by one with each apply on the most-used resource', async () => {
+    const remaining = async () =>
+      sample(await scrape(), 'runbook_remediation_budget_remaining', {
+        action: 'test.budgeted',
+        resource_prefix: 'test:budget/',
+      });
+    expect(await remaining()).toBe(5);
+    const apply = async (key: string, value: string) =>
+      expect(
+        (await engine.start('fix-budgeted', { key, value }, { actor: 'erin', mode: 'execute' })).status,
+      ).toBe('succeeded');
+    await apply('budget/b', '1');
+    expect(await remaining()).toBe(4);
+    await apply('budget/b', '2');
+    expect(await remaining()).toBe(3);
+    // Another resource has its own budget: the most-used one still has 3 left.
+    await apply('budget/c', '1');
+    expect(await remaining()).toBe(3);
+    // A rule for every resource has an empty prefix label.
+    expect(
+      sample(await scrape(), 'runbook_remediation_budget_remaining', {
+        action: 'test.never-used',
+        resource_prefix: '',
+      }),
+    ).toBe(2);
+  });
+
+  it('still passes promtool check metrics', async () => {
+    const result = spawnSync(PROMTOOL, ['check', 'metrics'], { input: await scrape(), encoding: 'utf8' });
+    expect(result.error).toBeUndefined();
+    expect({ status: result.status, stdout: result.stdout, stderr: result.stderr }).toEqual({
+      status: 0,
+      stdout: '',
+      stderr: '',
+    });
+  });
+});

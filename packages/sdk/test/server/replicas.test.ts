@@ -1,0 +1,249 @@
+import { type ChildProcessWithoutNullStreams, spawn } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { hashToken } from '../../src/server/identity';
+import { POSTGRES_URL, postgresStore, type StoreUnderTest, uniqueSchema } from '../support/stores';
+
+// Real `runbook serve` processes (main.ts under Node with tsx, so the child's pid is the engine's pid and
+// appears in the lease owner) sharing one PostgreSQL schema, as replicas of the service run.
+const sdk = fileURLToPath(new URL('../..', import.meta.url));
+const main = join(sdk, 'src', 'cli', 'main.ts');
+const MODULE = fileURLToPath(new URL('./replica-runbooks.ts', import.meta.url));
+const TOKEN = 'replica-test-editor-token';
+
+/**
+ * The timings `runbook serve` uses, none of which it lets an operator change yet: the engine's lease
+ * (`leaseTtl` default), the worker's poll interval and the shutdown grace period (`serve()` defaults).
+ */
+const LEASE_TTL_MS = 30_000;
+const POLL_MS = 1_000;
+const GRACE_MS = 30_000;
+
+const dir = mkdtempSync(join(tmpdir(), 'runbook-replicas-'));
+const tokensFile = join(dir, 'tokens.json');
+writeFileSync(
+  tokensFile,
+  JSON.stringify({ tokens: [{ name: 'ci', sha256: hashToken(TOKEN), role: 'editor' }] }),
+);
+
+interface Replica {
+  child: ChildProcessWithoutNullStreams;
+  pid: number;
+  base: string;
+  stdout: () => string;
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+}
+
+const replicas: Replica[] = [];
+
+async function startReplica(schema: string): Promise<Replica> {
+  const child = spawn(
+    process.execPath,
+    ['--import', 'tsx', main, 'serve', '--port', '0', '--store-url', POSTGRES_URL, '--store-schema', schema],
+    {
+      cwd: sdk,
+      env: { ...process.env, RUNBOOK_MODULES: MODULE, RUNBOOK_TOKENS_FILE: tokensFile, RUNBOOK_ACTOR: 'ci' },
+      stdio: ['pipe', 'pipe', 'pipe'],
+    },
+  );
+  child.stdin.end();
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (d) => (stdout += d));
+  child.stderr.on('data', (d) => (stderr += d));
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    child.on('exit', (code, signal) => resolve({ code, signal })),
+  );
+  let gone = false;
+  void exited.then(() => (gone = true));
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    const match = /runbook service listening on (http:\/\/\S+)/.exec(stdout);
+    if (match?.[1]) {
+      const replica = { child, pid: child.pid as number, base: match[1], stdout: () => stdout, exited };
+      replicas.push(replica);
+      return replica;
+    }
+    if (gone || Date.now() > deadline) {
+      child.kill('SIGKILL');
+      throw new Error(`replica did not start:\n${stdout}\n${stderr}`);
+    }
+    await pause(100);
+  }
+}
+
+const pause = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+async function post(replica: Replica, body: unknown) {
+  const response = await fetch(`${replica.base}/api/v1/runs`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' },
+    body: JSON.stringify(body),
+  });
+  return { status: response.status, body: (await response.json()) as { runId: string; replayed: boolean } };
+}
+
+interface RunRow {
+  status: string;
+  lease_owner: string | null;
+  attempts: number;
+  ended_at: Date | null;
+}
+
+/** The pid in a lease owner (`<hostname>:<pid>:<random>/<claim>`). */
+function pidOf(leaseOwner: string | null): number | undefined {
+  const m = leaseOwner ? /^[^:]+:(\d+):/.exec(leaseOwner) : null;
+  return m?.[1] ? Number(m[1]) : undefined;
+}
+
+/** One shared schema and a pair of replicas on it. */
+function replicaPair(prefix: string) {
+  const schema = uniqueSchema(prefix);
+  let sut: StoreUnderTest | undefined;
+  const pair: { a?: Replica; b?: Replica } = {};
+  const run = async (runId: string) =>
+    (await store().driver.query<RunRow>('SELECT * FROM runs WHERE id = $1', [runId]))[0] as RunRow;
+  const store = () => {
+    if (!sut) throw new Error('opened in beforeAll');
+    return sut.store;
+  };
+  beforeAll(async () => {
+    sut = await postgresStore(schema); // creates and migrates the schema both replicas open
+    [pair.a, pair.b] = await Promise.all([startReplica(schema), startReplica(schema)]);
+  }, 90_000);
+  afterAll(async () => {
+    for (const r of [pair.a, pair.b]) r?.child.kill('SIGKILL');
+    await Promise.all([pair.a?.exited, pair.b?.exited]);
+    await sut?.dispose();
+  });
+  /** Waits until the run's `wait` step sleeps, and returns the replica holding it and the other one. */
+  const holderOf = async (runId: string): Promise<{ holder: Replica; other: Replica }> => {
+    const { a, b } = pair as Required<typeof pair>;
+    for (let i = 0; i < 200; i++) {
+      const steps = await store().getSteps(runId);
+      const pid = pidOf((await run(runId)).lease_owner);
+      if (steps.some((s) => s.name === 'wait' && s.status === 'sleeping') && pid) {
+        if (pid === a.pid) return { holder: a, other: b };
+        if (pid === b.pid) return { holder: b, other: a };
+        throw new Error(`lease owner pid ${pid} is neither replica (${a.pid}, ${b.pid})`);
+      }
+      await pause(100);
+    }
+    throw new Error(`run ${runId} never reached its sleep`);
+  };
+  /** Polls until the run ends, noting when `other` claimed it. */
+  const untilEnded = async (runId: string, other: Replica, timeoutMs: number) => {
+    const deadline = Date.now() + timeoutMs;
+    let claimedAt: number | undefined;
+    for (;;) {
+      const row = await run(runId);
+      if (claimedAt === undefined && pidOf(row.lease_owner) === other.pid) claimedAt = Date.now();
+      if (row.ended_at) return { row, claimedAt, endedAt: Date.now() };
+      if (Date.now() > deadline) throw new Error(`run ${runId} still ${row.status} after ${timeoutMs}ms`);
+      await pause(100);
+    }
+  };
+  /** The pid each check of the run reported. */
+  const checkPids = async (runId: string) =>
+    Object.fromEntries(
+      (await store().getSteps(runId))
+        .filter((s) => s.kind === 'check')
+        .map((s) => [s.name, (s.result as { data: { pid: number } }).data.pid]),
+    );
+  return { pair: pair as Required<typeof pair>, store, run, holderOf, untilEnded, checkPids };
+}
+
+afterAll(() => {
+  for (const r of replicas) r.child.kill('SIGKILL');
+  rmSync(dir, { recursive: true, force: true });
+});
+
+describe('runbook serve replicas sharing one PostgreSQL', () => {
+  const one = replicaPair('rep1');
+  const two = replicaPair('rep2');
+
+  it('starts one run for the same request (same idempotency key) sent to both at once', async () => {
+    const { a, b } = one.pair;
+    const request = {
+      runbookId: 'long-wait',
+      mode: 'execute',
+      input: { seconds: 0 },
+      idempotencyKey: 'alert-storm-1',
+    };
+    const answers = await Promise.all([
+      post(a, request),
+      post(b, request),
+      post(a, request),
+      post(b, request),
+    ]);
+    expect(answers.map((r) => r.status)).toEqual([202, 202, 202, 202]);
+    const ids = new Set(answers.map((r) => r.body.runId));
+    expect(ids.size).toBe(1);
+    expect(answers.filter((r) => !r.body.replayed)).toHaveLength(1);
+    const rows = await one
+      .store()
+      .driver.query<{ n: number }>(
+        "SELECT count(*)::int AS n FROM runs WHERE idempotency_key = 'alert-storm-1'",
+      );
+    expect(rows[0]?.n).toBe(1);
+    const [runId] = [...ids] as [string];
+    const { row } = await one.untilEnded(runId, a, 20_000);
+    expect(row).toMatchObject({ status: 'succeeded', attempts: 1 });
+  }, 30_000);
+
+  // The two slow scenarios wait for a lease and a grace period (30 s each): they run side by side, each
+  // on its own pair of replicas.
+  it.concurrent('resumes the run of a replica killed with SIGKILL on the other within the lease time', async () => {
+    const started = await post(one.pair.a, {
+      runbookId: 'long-wait',
+      mode: 'execute',
+      input: { seconds: 6 },
+    });
+    expect(started.status).toBe(202);
+    const runId = started.body.runId;
+    const { holder, other } = await one.holderOf(runId);
+    holder.child.kill('SIGKILL');
+    const killedAt = Date.now();
+    expect((await holder.exited).signal).toBe('SIGKILL');
+
+    const { row, endedAt } = await one.untilEnded(runId, other, LEASE_TTL_MS + 20_000);
+    expect(row).toMatchObject({ status: 'succeeded', attempts: 2 });
+    // Taken over only once the dead replica's lease ran out, then at the next poll; the sleep's wake time
+    // had passed by then, so it finished at once.
+    expect(endedAt - killedAt).toBeLessThanOrEqual(LEASE_TTL_MS + POLL_MS + 2_000);
+    expect(await one.checkPids(runId)).toEqual({ before: holder.pid, after: other.pid });
+    const kinds = (await one.store().readRunAudit(runId)).map((r) => JSON.parse(r.entry).kind);
+    expect(kinds).not.toContain('run.handed-over');
+    expect((await fetch(`${other.base}/healthz`)).status).toBe(200);
+  }, 90_000);
+
+  it.concurrent('hands the run of a replica stopped with SIGTERM over to the other, which resumes it at once', async () => {
+    // Longer than the grace period, so the run is still sleeping when the grace period ends.
+    const seconds = GRACE_MS / 1000 + 6;
+    const started = await post(two.pair.a, { runbookId: 'long-wait', mode: 'execute', input: { seconds } });
+    expect(started.status).toBe(202);
+    const runId = started.body.runId;
+    const { holder, other } = await two.holderOf(runId);
+    holder.child.kill('SIGTERM');
+
+    const { row, claimedAt, endedAt } = await two.untilEnded(runId, other, GRACE_MS + 30_000);
+    expect(await holder.exited).toEqual({ code: 0, signal: null });
+    expect(holder.stdout()).toContain('handed over 1 run(s)');
+    expect(row).toMatchObject({ status: 'succeeded', attempts: 2 });
+    expect(await two.checkPids(runId)).toEqual({ before: holder.pid, after: other.pid });
+
+    const audit = (await two.store().readRunAudit(runId)).map((r) => JSON.parse(r.entry));
+    const handOver = audit.find((e) => e.kind === 'run.handed-over');
+    expect(handOver).toBeDefined();
+    expect(pidOf(handOver.data.from)).toBe(holder.pid);
+    expect(audit.map((e) => e.kind)).not.toContain('run.cancelled');
+    // Claimed within a poll interval or two of the hand-over, not after the lease (30 s) would expire.
+    const handedAt = Date.parse(handOver.ts);
+    expect(claimedAt).toBeDefined();
+    expect((claimedAt as number) - handedAt).toBeLessThan(POLL_MS + 2_000);
+    expect(endedAt - handedAt).toBeLessThan(LEASE_TTL_MS / 2);
+  }, 120_000);
+});
