@@ -3,10 +3,40 @@
  * {@link serve} runs it with a worker loop and a graceful shutdown (what `runbook serve` does).
  */
 
+export type { AlertOccurrence, AlertRecord } from '../store/alert-log';
+export {
+  AlertRoute,
+  AlertRouting,
+  checkRoutedRunbooks,
+} from './alert-routing';
 export { API_PREFIX, createServer } from './app';
-export { type ErrorBody, type FieldIssue, HttpError, isHttpError } from './errors';
+export { AuthenticationError, type ErrorBody, type FieldIssue, HttpError, isHttpError } from './errors';
+export { GRAFANA_CONTEXT_HEADER, GrafanaContext } from './grafana-identity';
 export { hashToken, type Identity } from './identity';
 export { type ServiceMetrics, type ServiceMetricsOptions, serviceMetrics } from './metrics';
 export { Role, ServerOptions, TokenGrant } from './options';
+export { AlertmanagerWebhook, WebhookResult } from './routes/alerts';
+export {
+  EVENT_HEARTBEAT_MS,
+  EVENT_POLL_INTERVAL_MS,
+  type EventStreamTiming,
+  RunEventsPage,
+} from './routes/events';
+export { IdempotencyKey, REPLAYED_HEADER, RunContext } from './routes/run-input';
+export { decodeRunCursor, encodeRunCursor } from './run-cursor';
 export { type ServeOptions, type ServeResult, serve } from './serve';
+export { readServiceConfig, ServiceConfig, ServiceConfigError } from './service-config';
 export { readTokensFile, TokensFile, TokensFileError } from './tokens-file';
+export {
+  ApprovalView,
+  AuditEntryView,
+  AuditRowView,
+  ErrorView,
+  FindingView,
+  PlanView,
+  RunbookView,
+  RunDetailView,
+  RunEventView,
+  RunView,
+  StepView,
+} from './views';
