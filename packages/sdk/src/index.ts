@@ -18,6 +18,7 @@ export {
   isApprovalError,
   isBudgetExhaustedError,
   isCancelledError,
+  isIdempotencyKeyReusedError,
   isInputValidationError,
   isInvalidStateError,
   isNonRetriableError,
@@ -87,6 +88,7 @@ export {
   verifyAuditChain,
 } from './engine/audit-chain';
 export {
+  type ActiveBudgetRule,
   BudgetRule,
   type DecisionOptions,
   Engine,

@@ -1,4 +1,9 @@
 import { describe, expect, it } from 'vitest';
+import {
+  IdempotencyKeyReusedError,
+  InvalidStateError,
+  isIdempotencyKeyReusedError,
+} from '../src/core/errors';
 import { engineFixture } from './support/engine-fixture';
 import { fixRunbook, World } from './support/runbooks';
 import { DRIVERS } from './support/stores';
@@ -46,13 +51,30 @@ describe.each(Object.entries(DRIVERS))('engine idempotency and context on %s', (
     const world = new World();
     const e = engine([fixRunbook(world, 'fix')]);
     const k = key('reuse');
-    await e.submit('fix', { key: k, value: 'on' }, { mode: 'plan', actor: 'alice', idempotencyKey: k });
-    await expect(
-      e.submit('fix', { key: k, value: 'off' }, { mode: 'plan', actor: 'alice', idempotencyKey: k }),
-    ).rejects.toThrow(/already used by alice .* with other parameters/);
-    await expect(
-      e.submit('fix', { key: k, value: 'on' }, { mode: 'execute', actor: 'alice', idempotencyKey: k }),
-    ).rejects.toThrow(/other parameters/);
+    const first = await e.submit(
+      'fix',
+      { key: k, value: 'on' },
+      { mode: 'plan', actor: 'alice', idempotencyKey: k },
+    );
+    const runsBefore = (await e.store.listRuns({ limit: 1000 })).length;
+    const otherInput = await e
+      .submit('fix', { key: k, value: 'off' }, { mode: 'plan', actor: 'alice', idempotencyKey: k })
+      .catch((err: unknown) => err);
+    expect(otherInput).toBeInstanceOf(IdempotencyKeyReusedError);
+    expect(otherInput).toBeInstanceOf(InvalidStateError); // still a refusal of the request's state (409)
+    expect(isIdempotencyKeyReusedError(otherInput)).toBe(true);
+    expect(otherInput).toMatchObject({ code: 'INVALID_STATE', runId: first.runId, idempotencyKey: k });
+    expect((otherInput as Error).message).toMatch(/already used by alice .* with other parameters/);
+    const otherMode = await e
+      .start('fix', { key: k, value: 'on' }, { mode: 'execute', actor: 'alice', idempotencyKey: k })
+      .catch((err: unknown) => err);
+    expect(isIdempotencyKeyReusedError(otherMode)).toBe(true);
+    expect(otherMode).toMatchObject({ runId: first.runId });
+    expect((await e.store.listRuns({ limit: 1000 })).length).toBe(runsBefore);
+    // Other invalid-state refusals are not mistaken for it.
+    expect(isIdempotencyKeyReusedError(new InvalidStateError('Idempotency key in the message only'))).toBe(
+      false,
+    );
     const bob = await e.submit(
       'fix',
       { key: k, value: 'off' },

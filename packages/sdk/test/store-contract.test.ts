@@ -371,6 +371,30 @@ describe.each(Object.entries(DRIVERS))('run store contract on %s', (_name, open)
     expect(await sut.store.heartbeat(fence(running))).toEqual({ held: false, cancelRequested: null });
   });
 
+  it('releases a run back to the queue only for its lease owner, audited with it', async () => {
+    const r = id('release');
+    await create(r, { owner: 'w1', leaseUntil: at(30_000) });
+    const head = (await sut.store.auditHead()).seq;
+    // A process that no longer owns the run (its lease was taken over) changes nothing and audits nothing.
+    expect(await sut.store.releaseRun(fence(r, 'w2', at(1_000)), audit('run.handed-over', r))).toBe(false);
+    expect(await sut.store.getRun(r)).toMatchObject({ status: 'running', leaseOwner: 'w1' });
+    expect((await sut.store.auditHead()).seq).toBe(head);
+    expect(await sut.store.readRunAudit(r)).toHaveLength(1); // only run.created
+
+    expect(await sut.store.releaseRun(fence(r, 'w1', at(1_000)), audit('run.handed-over', r))).toBe(true);
+    const released = await sut.store.getRun(r);
+    expect(released).toMatchObject({ status: 'queued', leaseOwner: null, leaseExpiresAt: null });
+    expect(released?.updatedAt.toISOString()).toBe(at(1_000).toISOString());
+    expect((await sut.store.auditHead()).seq).toBe(head + 1);
+    const kinds = (await sut.store.readRunAudit(r)).map((row) => JSON.parse(row.entry).kind);
+    expect(kinds).toEqual(['run.created', 'run.handed-over']);
+    // Released once: a second release (or one by the old owner after a re-claim) writes nothing.
+    expect(await sut.store.releaseRun(fence(r, 'w1', at(1_100)), audit('run.handed-over', r))).toBe(false);
+    expect((await sut.store.auditHead()).seq).toBe(head + 1);
+    // Any process may claim it again at once.
+    expect((await sut.store.claimRun(r, 'w3', at(1_200), at(31_200)))?.leaseOwner).toBe('w3');
+  });
+
   it('claims due expiring actions once', async () => {
     const due = await sut.store.claimDueExpiring('w1', at(120_000), at(130_000), 100);
     expect(due.length).toBeGreaterThan(0);

@@ -2,19 +2,27 @@
 import { runCli } from './run-cli';
 
 // Ctrl-C stops the command: a run being executed is cancelled (recorded as cancelled, the store closed
-// cleanly); `serve` shuts down gracefully (requests and the run in progress finish). A second Ctrl-C exits at
-// once. SIGTERM (timeout, systemd, kill, Kubernetes) is treated like the first Ctrl-C.
+// cleanly); `serve` shuts down gracefully (requests and the run in progress finish). SIGTERM (timeout,
+// systemd, kill, Kubernetes) is treated like the first Ctrl-C. A later signal goes to the command when it
+// listens for it itself (`serve`: hand the run over at once); otherwise a second Ctrl-C exits at once and a
+// second SIGTERM is ignored.
 const interrupt = new AbortController();
-process.on('SIGINT', () => {
-  if (interrupt.signal.aborted) process.exit(130);
-  process.stderr.write('\ninterrupted: stopping (Ctrl-C again to exit at once)\n');
+function onSignal(signal: NodeJS.Signals): void {
+  const commandListens = () => process.listenerCount(signal) > 1;
+  if (interrupt.signal.aborted) {
+    if (!commandListens() && signal === 'SIGINT') process.exit(130);
+    return;
+  }
+  // Aborting first lets the command start listening for the next signal, so the hint below is right.
   interrupt.abort();
-});
-process.on('SIGTERM', () => {
-  if (interrupt.signal.aborted) return;
-  process.stderr.write('\nterminated: stopping\n');
-  interrupt.abort();
-});
+  if (signal === 'SIGTERM') process.stderr.write('\nterminated: stopping\n');
+  else {
+    const hint = commandListens() ? '' : ' (Ctrl-C again to exit at once)';
+    process.stderr.write(`\ninterrupted: stopping${hint}\n`);
+  }
+}
+process.on('SIGINT', onSignal);
+process.on('SIGTERM', onSignal);
 
 process.exitCode = await runCli(process.argv.slice(2), {
   stdout: process.stdout,

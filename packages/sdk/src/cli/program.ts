@@ -15,7 +15,8 @@ const ENVIRONMENT_HELP = `Environment:
   RUNBOOK_DATABASE_URL   PostgreSQL store (instead of --store-url)
   RUNBOOK_DATA_DIR       embedded store directory (instead of --data-dir; default .runbook/store)
   RUNBOOK_STORE_SCHEMA   schema of the store tables (instead of --store-schema; default runbook)
-  RUNBOOK_TOKENS_FILE    the service's hashed bearer tokens (serve; instead of --tokens-file)`;
+  RUNBOOK_TOKENS_FILE    the service's hashed bearer tokens (serve; instead of --tokens-file)
+  RUNBOOK_SERVICE_CONFIG the service config (serve; instead of --config)`;
 
 /** Builds the `runbook` command. Output goes through `ctx.io`; commander's own exits become exceptions. */
 export function buildProgram(ctx: CommandContext): Command {

@@ -3,7 +3,7 @@ import { userInfo } from 'node:os';
 import { resolve } from 'node:path';
 import { isRunbookError, NotFoundError } from '../core/errors';
 import type { Runbook } from '../core/runbook';
-import { Engine } from '../engine/engine';
+import { Engine, type EngineSettings } from '../engine/engine';
 import type { ConfirmPlan } from '../engine/run-execution';
 import { openStore } from '../store/open-store';
 import type { RunStore } from '../store/run-store';
@@ -100,7 +100,13 @@ export function describeLocation(location: { url?: string; dataDir: string }): s
 export function createEngine(
   store: RunStore,
   runbooks: readonly Runbook[],
-  options: { flags: StoreFlags; io: CliIo; confirm?: ConfirmPlan },
+  options: {
+    flags: StoreFlags;
+    io: CliIo;
+    confirm?: ConfirmPlan;
+    /** Engine settings from the command's flags (`serve --lease-ttl`). @default the engine's defaults */
+    settings?: Pick<EngineSettings, 'leaseTtl'>;
+  },
 ): Engine {
   const secrets: string[] = [];
   const url = storeLocation(options.flags, options.io).url;
@@ -112,5 +118,11 @@ export function createEngine(
       // an unparsable URL was already refused by openStore
     }
   }
-  return new Engine({ store, runbooks, secrets, ...(options.confirm ? { confirm: options.confirm } : {}) });
+  return new Engine({
+    ...options.settings,
+    store,
+    runbooks,
+    secrets,
+    ...(options.confirm ? { confirm: options.confirm } : {}),
+  });
 }

@@ -234,6 +234,32 @@ export function isInvalidStateError(e: unknown): e is InvalidStateError {
   return hasCode(e, 'INVALID_STATE');
 }
 
+/**
+ * An idempotency key was used again by the same requester for another request (another runbook, mode,
+ * approval or input). Nothing was started. An {@link InvalidStateError} (code `INVALID_STATE`, so callers
+ * that map codes keep answering 409 / refused); tell it apart with {@link isIdempotencyKeyReusedError}.
+ */
+export class IdempotencyKeyReusedError extends InvalidStateError {
+  /** The run first started with the key. */
+  readonly runId: string;
+  readonly idempotencyKey: string;
+  constructor(
+    idempotencyKey: string,
+    actor: string,
+    existing: { id: string; runbookId: string; mode: string },
+  ) {
+    super(
+      `Idempotency key "${idempotencyKey}" was already used by ${actor} for run ${existing.id} (${existing.runbookId}, ${existing.mode}) with other parameters; use a new key for a new request.`,
+    );
+    this.runId = existing.id;
+    this.idempotencyKey = idempotencyKey;
+  }
+}
+/** True when `e` is an {@link IdempotencyKeyReusedError} (by name, so that it works across copies of the package). */
+export function isIdempotencyKeyReusedError(e: unknown): e is IdempotencyKeyReusedError {
+  return isInvalidStateError(e) && e.name === 'IdempotencyKeyReusedError';
+}
+
 /** This process lost the lease on the run it was executing (another process took it over). */
 export class LeaseLostError extends RunbookError {
   constructor(runId: string) {

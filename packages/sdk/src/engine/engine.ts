@@ -4,6 +4,7 @@ import { Duration, toMillis } from '../core/duration';
 import {
   ApprovalError,
   CancelledError,
+  IdempotencyKeyReusedError,
   InputValidationError,
   InvalidStateError,
   isTimeoutError,
@@ -359,14 +360,13 @@ export class Engine {
     const existing = result.run;
     if (
       !result.created &&
+      key !== undefined &&
       (existing.runbookId !== runbookId ||
         existing.mode !== mode ||
         existing.approval !== (options.approval ?? 'policy') ||
         canonicalJson(existing.input) !== canonicalJson(storedInput))
     ) {
-      throw new InvalidStateError(
-        `Idempotency key "${key}" was already used by ${options.actor} for run ${existing.id} (${existing.runbookId}, ${existing.mode}) with other parameters; use a new key for a new request.`,
-      );
+      throw new IdempotencyKeyReusedError(key, options.actor, existing);
     }
     return result;
   }

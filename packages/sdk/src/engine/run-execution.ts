@@ -364,20 +364,13 @@ export class RunExecution {
     const run = this.#run;
     const base = { runId: run.id, runbookId: run.runbookId };
     const fence = this.#fence();
-    // Queued rather than "running with an expired lease": claimers compare leases with their own clocks.
-    const released = await this.#env.store.driver.query(
-      `UPDATE runs SET status = 'queued', lease_owner = NULL, lease_expires_at = NULL, updated_at = $3
-        WHERE id = $1 AND lease_owner = $2 AND status = 'running' RETURNING id`,
-      [fence.runId, fence.owner, fence.now.toISOString()],
+    const released = await this.#env.store.releaseRun(
+      fence,
+      this.#audit('run.handed-over', undefined, { reason: handOver.reason, from: fence.owner }),
     );
-    if (released.length === 0) {
+    if (!released) {
       return { ...base, status: 'running', outcome: null, error: toErrorInfo(new LeaseLostError(run.id)) };
     }
-    // Not in the same statement as the release (the store has no call for it): a crash in between loses
-    // only this entry, never the run.
-    await this.#env.store
-      .appendAudit(this.#audit('run.handed-over', undefined, { reason: handOver.reason, from: fence.owner }))
-      .catch(() => {});
     return { ...base, status: 'queued', outcome: null, error: null, handedOver: true };
   }
 

@@ -24,7 +24,13 @@ export {
 } from './routes/events';
 export { IdempotencyKey, REPLAYED_HEADER, RunContext } from './routes/run-input';
 export { decodeRunCursor, encodeRunCursor } from './run-cursor';
-export { type ServeOptions, type ServeResult, serve } from './serve';
+export {
+  DEFAULT_POLL_INTERVAL_MS,
+  DEFAULT_SHUTDOWN_GRACE_MS,
+  type ServeOptions,
+  type ServeResult,
+  serve,
+} from './serve';
 export { readServiceConfig, ServiceConfig, ServiceConfigError } from './service-config';
 export { readTokensFile, TokensFile, TokensFileError } from './tokens-file';
 export {

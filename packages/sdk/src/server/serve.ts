@@ -5,6 +5,11 @@ import type { Engine } from '../engine/engine';
 import { API_PREFIX, createServer } from './app';
 import type { ServerOptions, TokenGrant } from './options';
 
+/** How long {@link serve} lets the run being executed finish on shutdown before handing it over (30 s). */
+export const DEFAULT_SHUTDOWN_GRACE_MS = 30_000;
+/** How long {@link serve}'s worker sleeps when there is nothing to run (1 s). */
+export const DEFAULT_POLL_INTERVAL_MS = 1_000;
+
 /** Options of {@link serve}. */
 export interface ServeOptions {
   engine: Engine;
@@ -72,7 +77,12 @@ export async function serve(options: ServeOptions): Promise<ServeResult> {
   options.onListening?.(where);
 
   const stopClaiming = new AbortController();
-  const worker = workUntil(options.engine, stopClaiming.signal, app.log, options.pollIntervalMs ?? 1000);
+  const worker = workUntil(
+    options.engine,
+    stopClaiming.signal,
+    app.log,
+    options.pollIntervalMs ?? DEFAULT_POLL_INTERVAL_MS,
+  );
 
   if (!signal.aborted) {
     await new Promise<void>((resolve) => signal.addEventListener('abort', () => resolve(), { once: true }));
@@ -81,7 +91,7 @@ export async function serve(options: ServeOptions): Promise<ServeResult> {
   stopClaiming.abort();
   await app.close();
 
-  const graceMs = options.shutdownGraceMs ?? 30_000;
+  const graceMs = options.shutdownGraceMs ?? DEFAULT_SHUTDOWN_GRACE_MS;
   let timer: NodeJS.Timeout | undefined;
   let onHandOverNow = () => {};
   const finished = await Promise.race([

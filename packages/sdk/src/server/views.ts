@@ -33,7 +33,10 @@ export const ErrorView = z.object({
   }),
 });
 
-/** Error responses every /api/v1 route may give, for the OpenAPI document. */
+/**
+ * Error responses every /api/v1 route may give, for the OpenAPI document. 429 is `RATE_LIMITED` (the
+ * per-identity rate limit; `Retry-After` says when to try again).
+ */
 export const errorResponses = {
   400: ErrorView,
   401: ErrorView,
@@ -41,6 +44,9 @@ export const errorResponses = {
   404: ErrorView,
   409: ErrorView,
   413: ErrorView,
+  429: ErrorView.describe(
+    'RATE_LIMITED: too many requests from this identity; retry after Retry-After seconds',
+  ),
 } as const;
 
 /** A runbook in the catalog; `input` is the JSON Schema (draft 2020-12) of its input. */

@@ -88,6 +88,17 @@ export class AlertLog {
     return rows[0] ? toRecord(rows[0]) : undefined;
   }
 
+  /** The recorded row of one occurrence (group key, fingerprint, start), if any. */
+  async get(
+    alert: Pick<AlertOccurrence, 'groupKey' | 'fingerprint' | 'startsAt'>,
+  ): Promise<AlertRecord | undefined> {
+    const rows = await this.driver.query(
+      'SELECT * FROM alerts WHERE group_key = $1 AND fingerprint = $2 AND starts_at = $3',
+      [alert.groupKey, alert.fingerprint, alert.startsAt.toISOString()],
+    );
+    return rows[0] ? toRecord(rows[0]) : undefined;
+  }
+
   /** Recorded alerts, newest first. */
   async list(filter: { limit: number; status?: AlertRecord['status'] }): Promise<AlertRecord[]> {
     const rows = await this.driver.query(

@@ -104,6 +104,15 @@ const SUSPEND_RUN_SQL = `WITH s AS (
        ${auditCtes(5, 's')}
        SELECT count(*)::int AS n FROM s`;
 
+// Queued rather than "running with an expired lease": claimers compare leases with their own clocks.
+// Locks stay: the next owner of the run re-takes its step's lock (same run and step), nobody else can.
+const RELEASE_RUN_SQL = `WITH r AS (
+         UPDATE runs SET status = 'queued', lease_owner = NULL, lease_expires_at = NULL, updated_at = $3
+          WHERE id = $1 AND lease_owner = $2 AND status = 'running' AND $4::timestamptz IS NOT NULL
+          RETURNING id),
+       ${auditCtes(5, 'r')}
+       SELECT count(*)::int AS n FROM r`;
+
 const RECORD_STEP_SQL = `WITH ${FENCE_CTE},
        ${stepUpsertCte(5, 'fence')},
        ${auditCtes(14, 'step_row')}
@@ -435,6 +444,19 @@ export class RunStore {
   /** Parks a run until an approval arrives; releases the lease so any process can resume it. */
   async suspendRun(fence: Fence, audit: AuditEntry): Promise<boolean> {
     const rows = await this.driver.query<{ n: number }>(SUSPEND_RUN_SQL, [
+      ...fenceParams(fence),
+      auditText(audit),
+    ]);
+    return Number(rows[0]?.n) === 1;
+  }
+
+  /**
+   * Hands an unfinished run back to the queue (its executor stopped at a safe point on shutdown) so that any
+   * process claims it at once instead of waiting for the lease to expire; audited in the same statement.
+   * False, and nothing written, when `fence.owner` no longer holds the run.
+   */
+  async releaseRun(fence: Fence, audit: AuditEntry): Promise<boolean> {
+    const rows = await this.driver.query<{ n: number }>(RELEASE_RUN_SQL, [
       ...fenceParams(fence),
       auditText(audit),
     ]);

@@ -155,6 +155,34 @@ describe('runbook serve', () => {
     expect(child.stderr()).toContain('tokens.0.role:');
   }, 60_000);
 
+  it('refuses a bad --lease-ttl, --poll-interval or --shutdown-grace with exit 2 naming the flag, before opening the store', async () => {
+    const tokens = tokensFile('timing-tokens.json', {
+      tokens: [{ name: 'ci-bot', sha256: hashToken(TOKEN), role: 'admin' }],
+    });
+    const store = join(dir.path, 'timing-store');
+    const cases: [string[], RegExp][] = [
+      [
+        ['--lease-ttl', '30'],
+        /option '--lease-ttl <duration>' argument '30' is invalid\. expected a duration such as "500ms", "30s"/,
+      ],
+      [
+        ['--lease-ttl', '100ms'],
+        /option '--lease-ttl <duration>' argument '100ms' is invalid\. expected a duration from 1s to 1h/,
+      ],
+      [['--poll-interval', 'soon'], /option '--poll-interval <duration>' argument 'soon' is invalid/],
+      [['--shutdown-grace', '-5s'], /option '--shutdown-grace <duration>' argument '-5s' is invalid/],
+    ];
+    const children = cases.map(([args]) =>
+      start(['--port', '0', '--data-dir', store, ...args], { RUNBOOK_TOKENS_FILE: tokens }),
+    );
+    for (const [i, child] of children.entries()) {
+      expect(await child.exited).toBe(2);
+      expect(child.stderr()).toMatch((cases[i] as [string[], RegExp])[1]);
+      expect(child.stdout()).not.toContain('listening');
+    }
+    expect(existsSync(store)).toBe(false);
+  }, 60_000);
+
   it('refuses an empty token list, a plain token, and a file that is not JSON', async () => {
     const empty = start(['--tokens-file', tokensFile('empty.json', { tokens: [] })]);
     expect(await empty.exited).toBe(2);

@@ -16,6 +16,7 @@ import { checkRoutedRunbooks } from '../../src/server/alert-routing';
 import { createServer } from '../../src/server/app';
 import { hashToken } from '../../src/server/identity';
 import { ServerOptions } from '../../src/server/options';
+import { DEFAULT_SHUTDOWN_GRACE_MS } from '../../src/server/serve';
 import { readServiceConfig } from '../../src/server/service-config';
 import { TokensFile } from '../../src/server/tokens-file';
 import { FINAL_RUN_STATUSES } from '../../src/store/records';
@@ -32,8 +33,6 @@ const PROMTOOL = process.env.PROMTOOL ?? '/usr/bin/promtool';
 const README = readFileSync(join(KUBERNETES_DIR, 'README.md'), 'utf8');
 /** The kinds the SDK's Kubernetes API simulator serves (TESTING.md, "Served kinds only"). */
 const SIMULATED_KINDS = new Set(['Namespace', 'ConfigMap', 'Secret', 'Service', 'Deployment', 'StatefulSet']);
-/** `serve`'s documented default for letting the executing run finish on shutdown (src/server/serve.ts). */
-const SERVICE_SHUTDOWN_GRACE_SECONDS = 30;
 
 const base = kustomizeBuild(join(KUBERNETES_DIR, 'base'));
 
@@ -217,7 +216,7 @@ describe('deploy/kubernetes/base, as kustomize builds it', () => {
     }
   });
 
-  it('locks the container down and gives the service time to drain', () => {
+  it('locks the container down and gives the service time to drain', async () => {
     expect(pod.securityContext).toMatchObject({
       runAsNonRoot: true,
       seccompProfile: { type: 'RuntimeDefault' },
@@ -242,9 +241,12 @@ describe('deploy/kubernetes/base, as kustomize builds it', () => {
     expect(preStop[0]).toBe('sleep');
     const preStopSeconds = Number(preStop[1]);
     expect(preStopSeconds).toBeGreaterThanOrEqual(5);
-    expect(pod.terminationGracePeriodSeconds).toBeGreaterThan(
-      preStopSeconds + SERVICE_SHUTDOWN_GRACE_SECONDS,
-    );
+    // The kubelet kills after terminationGracePeriodSeconds: the preStop sleep and serve's shutdown grace
+    // (--shutdown-grace, else its default) must both fit, so the run is handed over rather than killed.
+    const serveFlags = await parseServeArgs(container.args);
+    const graceMs = serveFlags.shutdownGrace;
+    if (!container.args.includes('--shutdown-grace')) expect(graceMs).toBe(DEFAULT_SHUTDOWN_GRACE_MS);
+    expect(pod.terminationGracePeriodSeconds).toBeGreaterThan(preStopSeconds + Number(graceMs) / 1000);
     // /readyz answers 503 by itself (after readyTimeoutMs) before the kubelet gives up on the probe.
     const readyTimeoutMs = ServerOptions.shape.readyTimeoutMs.parse(undefined);
     expect(container.readinessProbe.timeoutSeconds * 1000).toBeGreaterThan(readyTimeoutMs);

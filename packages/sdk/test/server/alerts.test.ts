@@ -213,6 +213,58 @@ describe('POST /api/v1/alerts/alertmanager', () => {
     expect(await count('runs')).toBe(runs);
   });
 
+  it('starts nothing for a late firing notification of an occurrence already resolved, but does for its next occurrence', async () => {
+    // Resolved before its firing notification arrived (Alertmanager retried the firing one late).
+    const lost = alert({ alertname: 'AgentDown', agent: 'review_agent' });
+    const groupKey = '{}:{alertname="AgentDown",agent="review_agent"}';
+    const resolvedLost = { ...lost, status: 'resolved', endsAt: '2026-11-27T10:07:00Z' };
+    expect((await post({ ...notification([resolvedLost], groupKey), status: 'resolved' })).status).toBe(200);
+    // Fired, routed, then resolved: its firing notification is redelivered after the resolution.
+    const seen = alert({ alertname: 'AgentDown', agent: 'test_agent' });
+    const first = await post(notification([seen], groupKey));
+    const seenRun = (first.body as { runs: { runId: string }[] }).runs[0]?.runId;
+    expect(seenRun).toBeDefined();
+    const resolvedSeen = { ...seen, status: 'resolved', endsAt: '2026-11-27T10:08:00Z' };
+    expect((await post({ ...notification([resolvedSeen], groupKey), status: 'resolved' })).status).toBe(200);
+
+    const runs = await count('runs');
+    const head = await owner.store.auditHead();
+    const fresh = alert({ alertname: 'AgentDown', agent: 'deploy_agent' });
+    const late = await post(notification([lost, seen, fresh], groupKey), ALERT_TOKENS.am, b);
+    expect(late.status).toBe(200);
+    const freshRun = (late.body as { runs: { runId: string }[] }).runs[0]?.runId as string;
+    // Only the alert that is still firing queued a run; the two stale ones count in `received` only.
+    expect(late.body).toEqual({
+      received: 3,
+      runs: [{ fingerprint: fresh.fingerprint, route: 'agent-down', runId: freshRun, created: true }],
+      resolved: 0,
+      unmatched: 0,
+      unroutable: [],
+    });
+    expect(await count('runs')).toBe(runs + 1);
+    expect(
+      await q("SELECT count(*)::int AS n FROM runs WHERE context->'alert'->>'fingerprint' = $1", [
+        lost.fingerprint,
+      ]),
+    ).toEqual([{ n: 0 }]);
+    // The records stay resolved, and the stale alerts wrote no audit entry (the fresh one wrote one).
+    expect(await alertRow(lost.fingerprint)).toMatchObject({ status: 'resolved', run_id: null });
+    expect(await alertRow(seen.fingerprint)).toMatchObject({ status: 'resolved', run_id: seenRun });
+    const written = await owner.store.readAudit(head.seq);
+    expect(written.map((r) => JSON.parse(r.entry))).toEqual([
+      expect.objectContaining({ kind: 'run.created', runId: freshRun }),
+      expect.objectContaining({ kind: 'alert.routed', runId: freshRun }),
+    ]);
+
+    // The same alert firing again later is a new occurrence (another startsAt): it starts a run.
+    const again = { ...lost, startsAt: '2026-11-27T12:00:00Z' };
+    const next = await post(notification([again], groupKey));
+    expect((next.body as { runs: { created: boolean }[] }).runs).toEqual([
+      expect.objectContaining({ fingerprint: lost.fingerprint, created: true }),
+    ]);
+    expect(await count('runs')).toBe(runs + 2);
+  });
+
   it('reports and records unmatched and unroutable alerts without failing the batch', async () => {
     const other = alert({ alertname: 'DiskFull', instance: 'db-1' });
     const noAgent = alert({ alertname: 'AgentDown' });

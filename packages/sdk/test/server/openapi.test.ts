@@ -70,7 +70,20 @@ describe('OpenAPI document', () => {
       '404',
       '409',
       '413',
+      '429',
     ]);
+    // Every /api/v1 route documents the rate limit's answer with the error body.
+    for (const [path, item] of Object.entries(doc.paths as Record<string, Record<string, Any>>)) {
+      if (!path.startsWith('/api/v1/') || path === '/api/v1/openapi.json') continue;
+      for (const [method, operation] of Object.entries(item)) {
+        const tooMany = operation.responses['429'];
+        expect(tooMany, `${method} ${path}`).toBeDefined();
+        expect(tooMany.description).toContain('RATE_LIMITED');
+        expect(
+          Object.keys(tooMany.content['application/json'].schema.properties.error.properties).sort(),
+        ).toEqual(['code', 'details', 'message']);
+      }
+    }
 
     const listRuns = doc.paths['/api/v1/runs'].get;
     expect(listRuns.parameters.map((p: Any) => `${p.in}:${p.name}`).sort()).toEqual([

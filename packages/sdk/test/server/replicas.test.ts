@@ -14,13 +14,22 @@ const main = join(sdk, 'src', 'cli', 'main.ts');
 const MODULE = fileURLToPath(new URL('./replica-runbooks.ts', import.meta.url));
 const TOKEN = 'replica-test-editor-token';
 
+/** The timings a replica runs with: `runbook serve --lease-ttl --poll-interval --shutdown-grace`. */
+interface Timing {
+  leaseTtlMs: number;
+  pollMs: number;
+  graceMs: number;
+}
+const POLL_MS = 250;
+/** A short lease, so that the kill case sees the dead replica's run resumed after it within seconds. */
+const SHORT_LEASE: Timing = { leaseTtlMs: 3_000, pollMs: POLL_MS, graceMs: 2_000 };
 /**
- * The timings `runbook serve` uses, none of which it lets an operator change yet: the engine's lease
- * (`leaseTtl` default), the worker's poll interval and the shutdown grace period (`serve()` defaults).
+ * A lease far longer than the hand-over takes, so that a run resumed "at once" is clearly not one resumed
+ * because its lease ran out.
  */
-const LEASE_TTL_MS = 30_000;
-const POLL_MS = 1_000;
-const GRACE_MS = 30_000;
+const LONG_LEASE: Timing = { leaseTtlMs: 20_000, pollMs: POLL_MS, graceMs: 2_000 };
+/** A grace period no test waits out: only the second signal can make the replica hand over in time. */
+const LONG_GRACE: Timing = { leaseTtlMs: 20_000, pollMs: POLL_MS, graceMs: 60_000 };
 
 const dir = mkdtempSync(join(tmpdir(), 'runbook-replicas-'));
 const tokensFile = join(dir, 'tokens.json');
@@ -39,10 +48,27 @@ interface Replica {
 
 const replicas: Replica[] = [];
 
-async function startReplica(schema: string): Promise<Replica> {
+async function startReplica(schema: string, timing: Timing): Promise<Replica> {
   const child = spawn(
     process.execPath,
-    ['--import', 'tsx', main, 'serve', '--port', '0', '--store-url', POSTGRES_URL, '--store-schema', schema],
+    [
+      '--import',
+      'tsx',
+      main,
+      'serve',
+      '--port',
+      '0',
+      '--store-url',
+      POSTGRES_URL,
+      '--store-schema',
+      schema,
+      '--lease-ttl',
+      `${timing.leaseTtlMs}ms`,
+      '--poll-interval',
+      `${timing.pollMs}ms`,
+      '--shutdown-grace',
+      `${timing.graceMs}ms`,
+    ],
     {
       cwd: sdk,
       env: { ...process.env, RUNBOOK_MODULES: MODULE, RUNBOOK_TOKENS_FILE: tokensFile, RUNBOOK_ACTOR: 'ci' },
@@ -99,8 +125,8 @@ function pidOf(leaseOwner: string | null): number | undefined {
   return m?.[1] ? Number(m[1]) : undefined;
 }
 
-/** One shared schema and a pair of replicas on it. */
-function replicaPair(prefix: string) {
+/** One shared schema and a pair of replicas on it; `open` (in the suite's beforeAll) starts them. */
+function replicaPair(prefix: string, timing: Timing) {
   const schema = uniqueSchema(prefix);
   let sut: StoreUnderTest | undefined;
   const pair: { a?: Replica; b?: Replica } = {};
@@ -110,10 +136,10 @@ function replicaPair(prefix: string) {
     if (!sut) throw new Error('opened in beforeAll');
     return sut.store;
   };
-  beforeAll(async () => {
+  const open = async () => {
     sut = await postgresStore(schema); // creates and migrates the schema both replicas open
-    [pair.a, pair.b] = await Promise.all([startReplica(schema), startReplica(schema)]);
-  }, 90_000);
+    [pair.a, pair.b] = await Promise.all([startReplica(schema, timing), startReplica(schema, timing)]);
+  };
   afterAll(async () => {
     for (const r of [pair.a, pair.b]) r?.child.kill('SIGKILL');
     await Promise.all([pair.a?.exited, pair.b?.exited]);
@@ -153,7 +179,22 @@ function replicaPair(prefix: string) {
         .filter((s) => s.kind === 'check')
         .map((s) => [s.name, (s.result as { data: { pid: number } }).data.pid]),
     );
-  return { pair: pair as Required<typeof pair>, store, run, holderOf, untilEnded, checkPids };
+  /** The run's `run.handed-over` audit entry, if any. */
+  const handOverOf = async (runId: string) =>
+    (await store().readRunAudit(runId))
+      .map((r) => JSON.parse(r.entry))
+      .find((e) => e.kind === 'run.handed-over') as { ts: string; data: { from: string } } | undefined;
+  return {
+    pair: pair as Required<typeof pair>,
+    timing,
+    open,
+    store,
+    run,
+    holderOf,
+    untilEnded,
+    checkPids,
+    handOverOf,
+  };
 }
 
 afterAll(() => {
@@ -162,8 +203,12 @@ afterAll(() => {
 });
 
 describe('runbook serve replicas sharing one PostgreSQL', () => {
-  const one = replicaPair('rep1');
-  const two = replicaPair('rep2');
+  const one = replicaPair('rep1', SHORT_LEASE);
+  const two = replicaPair('rep2', LONG_LEASE);
+  const three = replicaPair('rep3', LONG_GRACE);
+  beforeAll(async () => {
+    await Promise.all([one.open(), two.open(), three.open()]);
+  }, 90_000);
 
   it('starts one run for the same request (same idempotency key) sent to both at once', async () => {
     const { a, b } = one.pair;
@@ -194,13 +239,13 @@ describe('runbook serve replicas sharing one PostgreSQL', () => {
     expect(row).toMatchObject({ status: 'succeeded', attempts: 1 });
   }, 30_000);
 
-  // The two slow scenarios wait for a lease and a grace period (30 s each): they run side by side, each
-  // on its own pair of replicas.
-  it.concurrent('resumes the run of a replica killed with SIGKILL on the other within the lease time', async () => {
+  // The slow scenarios wait for a lease or a grace period: they run side by side, each on its own pair.
+  it.concurrent('resumes the run of a replica killed with SIGKILL on the other once its lease expired', async () => {
+    const { leaseTtlMs, pollMs } = one.timing;
     const started = await post(one.pair.a, {
       runbookId: 'long-wait',
       mode: 'execute',
-      input: { seconds: 6 },
+      input: { seconds: 2 },
     });
     expect(started.status).toBe(202);
     const runId = started.body.runId;
@@ -209,41 +254,85 @@ describe('runbook serve replicas sharing one PostgreSQL', () => {
     const killedAt = Date.now();
     expect((await holder.exited).signal).toBe('SIGKILL');
 
-    const { row, endedAt } = await one.untilEnded(runId, other, LEASE_TTL_MS + 20_000);
+    const { row, endedAt } = await one.untilEnded(runId, other, leaseTtlMs + 20_000);
     expect(row).toMatchObject({ status: 'succeeded', attempts: 2 });
-    // Taken over only once the dead replica's lease ran out, then at the next poll; the sleep's wake time
-    // had passed by then, so it finished at once.
-    expect(endedAt - killedAt).toBeLessThanOrEqual(LEASE_TTL_MS + POLL_MS + 2_000);
+    // Taken over only once the dead replica's lease ran out (renewed every third of it, so it had at
+    // least two thirds left at the kill): the other replica's first step of the run came after that.
+    // Then at the next poll; the sleep's wake time had passed by then, so it finished at once.
+    const resumed = (await one.store().getSteps(runId)).find((s) => s.name === 'after')?.startedAt;
+    expect((resumed?.getTime() ?? 0) - killedAt).toBeGreaterThanOrEqual((2 * leaseTtlMs) / 3 - 250);
+    expect(endedAt - killedAt).toBeLessThanOrEqual(leaseTtlMs + pollMs + 2_000);
     expect(await one.checkPids(runId)).toEqual({ before: holder.pid, after: other.pid });
-    const kinds = (await one.store().readRunAudit(runId)).map((r) => JSON.parse(r.entry).kind);
-    expect(kinds).not.toContain('run.handed-over');
+    expect(await one.handOverOf(runId)).toBeUndefined();
     expect((await fetch(`${other.base}/healthz`)).status).toBe(200);
-  }, 90_000);
+  }, 60_000);
 
-  it.concurrent('hands the run of a replica stopped with SIGTERM over to the other, which resumes it at once', async () => {
+  it.concurrent('hands the run of a replica stopped with SIGTERM over to the other after the grace period, which resumes it at once', async () => {
+    const { leaseTtlMs, pollMs, graceMs } = two.timing;
     // Longer than the grace period, so the run is still sleeping when the grace period ends.
-    const seconds = GRACE_MS / 1000 + 6;
+    const seconds = graceMs / 1000 + 2;
     const started = await post(two.pair.a, { runbookId: 'long-wait', mode: 'execute', input: { seconds } });
     expect(started.status).toBe(202);
     const runId = started.body.runId;
     const { holder, other } = await two.holderOf(runId);
     holder.child.kill('SIGTERM');
+    const terminatedAt = Date.now();
 
-    const { row, claimedAt, endedAt } = await two.untilEnded(runId, other, GRACE_MS + 30_000);
+    const { row, claimedAt, endedAt } = await two.untilEnded(runId, other, leaseTtlMs + 20_000);
     expect(await holder.exited).toEqual({ code: 0, signal: null });
     expect(holder.stdout()).toContain('handed over 1 run(s)');
+    expect(holder.stdout()).toContain(`grace period of ${graceMs}ms over`);
     expect(row).toMatchObject({ status: 'succeeded', attempts: 2 });
     expect(await two.checkPids(runId)).toEqual({ before: holder.pid, after: other.pid });
 
     const audit = (await two.store().readRunAudit(runId)).map((r) => JSON.parse(r.entry));
-    const handOver = audit.find((e) => e.kind === 'run.handed-over');
+    const handOver = await two.handOverOf(runId);
     expect(handOver).toBeDefined();
-    expect(pidOf(handOver.data.from)).toBe(holder.pid);
+    expect(pidOf(handOver?.data.from ?? null)).toBe(holder.pid);
     expect(audit.map((e) => e.kind)).not.toContain('run.cancelled');
-    // Claimed within a poll interval or two of the hand-over, not after the lease (30 s) would expire.
-    const handedAt = Date.parse(handOver.ts);
+    // Handed over when the grace period ended, not before.
+    const handedAt = Date.parse(handOver?.ts ?? '');
+    expect(handedAt - terminatedAt).toBeGreaterThanOrEqual(graceMs - 250);
+    expect(handedAt - terminatedAt).toBeLessThan(graceMs + 3_000);
+    // Claimed within a poll interval or two of the hand-over, long before the holder's lease would have
+    // expired (the lease is 20 s here): the hand-over, not the lease, moved the run.
     expect(claimedAt).toBeDefined();
-    expect((claimedAt as number) - handedAt).toBeLessThan(POLL_MS + 2_000);
-    expect(endedAt - handedAt).toBeLessThan(LEASE_TTL_MS / 2);
-  }, 120_000);
+    expect((claimedAt as number) - handedAt).toBeLessThan(pollMs + 2_000);
+    expect((claimedAt as number) - terminatedAt).toBeLessThan(leaseTtlMs / 2);
+    expect(endedAt - handedAt).toBeLessThan(leaseTtlMs / 2);
+  }, 60_000);
+
+  it.concurrent('hands the run over at once on a second SIGTERM, without waiting out the grace period', async () => {
+    const { leaseTtlMs, pollMs, graceMs } = three.timing;
+    const started = await post(three.pair.a, {
+      runbookId: 'long-wait',
+      mode: 'execute',
+      input: { seconds: 5 },
+    });
+    expect(started.status).toBe(202);
+    const runId = started.body.runId;
+    const { holder, other } = await three.holderOf(runId);
+    holder.child.kill('SIGTERM');
+    // The first signal starts the shutdown (the replica waits for its run: the grace period is a minute).
+    for (let i = 0; i < 100 && !holder.stdout().includes('shutting down'); i++) await pause(50);
+    expect(holder.stdout()).toContain('shutting down');
+    await pause(300);
+    expect((await three.run(runId)).lease_owner).toMatch(new RegExp(`:${holder.pid}:`));
+    holder.child.kill('SIGTERM');
+    const againAt = Date.now();
+
+    const { row, claimedAt } = await three.untilEnded(runId, other, 20_000);
+    expect(await holder.exited).toEqual({ code: 0, signal: null });
+    expect(holder.stdout()).toContain('asked to hand over at once');
+    expect(holder.stdout()).toContain('handed over 1 run(s)');
+    expect(row).toMatchObject({ status: 'succeeded', attempts: 2 });
+    expect(await three.checkPids(runId)).toEqual({ before: holder.pid, after: other.pid });
+    const handOver = await three.handOverOf(runId);
+    expect(pidOf(handOver?.data.from ?? null)).toBe(holder.pid);
+    const handedAt = Date.parse(handOver?.ts ?? '');
+    expect(handedAt - againAt).toBeLessThan(1_500);
+    expect(handedAt - againAt).toBeLessThan(graceMs / 10);
+    expect((claimedAt as number) - handedAt).toBeLessThan(pollMs + 2_000);
+    expect((claimedAt as number) - againAt).toBeLessThan(leaseTtlMs / 4);
+  }, 60_000);
 });

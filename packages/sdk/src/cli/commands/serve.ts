@@ -1,7 +1,9 @@
 import { resolve } from 'node:path';
-import { type Command, InvalidArgumentError } from 'commander';
+import { type Command, InvalidArgumentError, Option } from 'commander';
+import { Duration, formatMillis, toMillis } from '../../core/duration';
+import { EngineSettings } from '../../engine/engine';
 import { checkRoutedRunbooks } from '../../server/alert-routing';
-import { serve } from '../../server/serve';
+import { DEFAULT_POLL_INTERVAL_MS, DEFAULT_SHUTDOWN_GRACE_MS, serve } from '../../server/serve';
 import { readServiceConfig, type ServiceConfig, ServiceConfigError } from '../../server/service-config';
 import { readTokensFile, TokensFileError } from '../../server/tokens-file';
 import { ExitCode, UsageError } from '../exit-codes';
@@ -15,7 +17,15 @@ interface ServeFlags extends CommonFlags {
   port: number;
   tokensFile?: string;
   config?: string;
+  /** Milliseconds, parsed from a duration. */
+  leaseTtl: number;
+  pollInterval: number;
+  shutdownGrace: number;
 }
+
+const HOUR_MS = 3_600_000;
+/** The engine's own default lease, so that `serve` and the library agree. */
+const DEFAULT_LEASE_TTL_MS = toMillis(EngineSettings.shape.leaseTtl.parse(undefined));
 
 function port(value: string): number {
   const n = Number(value);
@@ -23,6 +33,23 @@ function port(value: string): number {
     throw new InvalidArgumentError('expected a port number from 0 to 65535 (0 picks a free port).');
   }
   return n;
+}
+
+/** A commander parser for a duration flag from `minMs` to `maxMs`, in milliseconds (commander names the flag). */
+function duration(minMs: number, maxMs: number) {
+  return (value: string): number => {
+    const parsed = Duration.safeParse(value.trim());
+    if (!parsed.success) {
+      throw new InvalidArgumentError('expected a duration such as "500ms", "30s", "5m" or "1h".');
+    }
+    const ms = toMillis(parsed.data);
+    if (ms < minMs || ms > maxMs) {
+      throw new InvalidArgumentError(
+        `expected a duration from ${formatMillis(minMs)} to ${formatMillis(maxMs)}.`,
+      );
+    }
+    return ms;
+  };
 }
 
 export function registerServeCommand(program: Command, ctx: CommandContext): void {
@@ -35,11 +62,35 @@ export function registerServeCommand(program: Command, ctx: CommandContext): voi
     .option('--port <port>', 'port to listen on (0 picks a free one)', port, 8080)
     .option(
       '--tokens-file <path>',
-      'JSON file {"tokens":[{"name","sha256","role"}]} of accepted bearer tokens, hashed with `printf %s "$TOKEN" | sha256sum` (env RUNBOOK_TOKENS_FILE)',
+      'JSON file {"tokens":[{"name","sha256","role","grafana"?}]} of accepted bearer tokens, hashed with `printf %s "$TOKEN" | sha256sum`; "grafana": true marks the Grafana app\'s token, valid only with X-Grafana-Context (env RUNBOOK_TOKENS_FILE)',
     )
     .option(
       '--config <file>',
       'service config (YAML or JSON): per-runbook roles and Alertmanager alert routing (env RUNBOOK_SERVICE_CONFIG)',
+    )
+    .addOption(
+      new Option(
+        '--lease-ttl <duration>',
+        "how long a run's lease lasts without a heartbeat: a replica that dies holding a run is resumed elsewhere after it (1s to 1h; the same on every replica)",
+      )
+        .argParser(duration(1_000, HOUR_MS))
+        .default(DEFAULT_LEASE_TTL_MS, formatMillis(DEFAULT_LEASE_TTL_MS)),
+    )
+    .addOption(
+      new Option(
+        '--poll-interval <duration>',
+        'how long the worker waits between looks for queued runs (10ms to 1h)',
+      )
+        .argParser(duration(10, HOUR_MS))
+        .default(DEFAULT_POLL_INTERVAL_MS, formatMillis(DEFAULT_POLL_INTERVAL_MS)),
+    )
+    .addOption(
+      new Option(
+        '--shutdown-grace <duration>',
+        'on SIGTERM, how long the run being executed may finish before it is handed over to another replica (0s to 1h; keep it below the kill timeout)',
+      )
+        .argParser(duration(0, HOUR_MS))
+        .default(DEFAULT_SHUTDOWN_GRACE_MS, formatMillis(DEFAULT_SHUTDOWN_GRACE_MS)),
     )
     .option('--json', 'log one JSON object per line (pino) instead of one readable line per request');
   addStoreOptions(addRunbooksOption(command)).action(async (flags: ServeFlags) => {
@@ -53,7 +104,7 @@ async function runServe(flags: ServeFlags, ctx: CommandContext): Promise<void> {
   const tokensPath = flags.tokensFile ?? io.env.RUNBOOK_TOKENS_FILE;
   if (!tokensPath?.trim()) {
     throw new UsageError(
-      'No tokens: the service never runs without authentication. Pass --tokens-file <path> (or set RUNBOOK_TOKENS_FILE) naming a JSON file {"tokens":[{"name":"ci","sha256":"<printf %s "$TOKEN" | sha256sum>","role":"viewer|editor|admin"}]}.',
+      'No tokens: the service never runs without authentication. Pass --tokens-file <path> (or set RUNBOOK_TOKENS_FILE) naming a JSON file {"tokens":[{"name":"ci","sha256":"<printf %s "$TOKEN" | sha256sum>","role":"viewer|editor|admin"}]}; add "grafana": true to the Grafana app\'s token (valid only with an X-Grafana-Context header).',
     );
   }
   let tokens: ReturnType<typeof readTokensFile>;
@@ -81,20 +132,28 @@ async function runServe(flags: ServeFlags, ctx: CommandContext): Promise<void> {
   );
   const where = describeLocation(storeLocation(flags, io));
   const shutdown = new AbortController();
-  const stopOnSignal = () => shutdown.abort();
-  // In the real process (main.ts) the first SIGINT/SIGTERM aborts io.signal; a second one exits at once,
-  // leaving a run being executed to its lease (another replica resumes it).
-  const exitAtOnce = (signal: NodeJS.Signals) => process.exit(signal === 'SIGINT' ? 130 : 143);
+  const handOverNow = new AbortController();
+  // main.ts turns the first SIGINT/SIGTERM into io.signal, and leaves a later one to a command listening
+  // for it. The second one hands the run being executed over at once instead of waiting out the grace
+  // period; a third exits at once (an apply that never reaches a safe point), leaving the run to its lease.
+  const again = (signal: NodeJS.Signals) => {
+    if (!handOverNow.signal.aborted) {
+      io.stderr.write(`${signal} again: handing the run being executed over now (once more exits at once)\n`);
+      handOverNow.abort();
+      return;
+    }
+    process.exit(signal === 'SIGINT' ? 130 : 143);
+  };
   const onAbort = () => {
-    process.once('SIGTERM', exitAtOnce);
-    process.once('SIGINT', exitAtOnce);
-    stopOnSignal();
+    process.on('SIGTERM', again);
+    process.on('SIGINT', again);
+    shutdown.abort();
   };
   if (io.signal?.aborted) onAbort();
   io.signal?.addEventListener('abort', onAbort, { once: true });
   try {
     await withStore(flags, io, async (store) => {
-      const engine = createEngine(store, runbooks, { flags, io });
+      const engine = createEngine(store, runbooks, { flags, io, settings: { leaseTtl: flags.leaseTtl } });
       await serve({
         engine,
         tokens,
@@ -102,11 +161,14 @@ async function runServe(flags: ServeFlags, ctx: CommandContext): Promise<void> {
         port: flags.port,
         logger: flags.json ? { level: 'info', stream: io.stdout } : { level: 'info', stream: prettyLog(io) },
         signal: shutdown.signal,
+        handOverNow: handOverNow.signal,
+        pollIntervalMs: flags.pollInterval,
+        shutdownGraceMs: flags.shutdownGrace,
         server: config,
         onListening: () => {
           if (!flags.json) {
             io.stderr.write(
-              `runbooks: ${runbooks.map((r) => r.id).join(', ')}; store: ${where}; tokens: ${tokens.length}; Ctrl-C or SIGTERM stops gracefully\n`,
+              `runbooks: ${runbooks.map((r) => r.id).join(', ')}; store: ${where}; tokens: ${tokens.length}; lease ${formatMillis(flags.leaseTtl)}, shutdown grace ${formatMillis(flags.shutdownGrace)}; Ctrl-C or SIGTERM stops gracefully, a second one hands the run over at once\n`,
             );
           }
         },
@@ -114,8 +176,8 @@ async function runServe(flags: ServeFlags, ctx: CommandContext): Promise<void> {
     });
   } finally {
     io.signal?.removeEventListener('abort', onAbort);
-    process.removeListener('SIGTERM', exitAtOnce);
-    process.removeListener('SIGINT', exitAtOnce);
+    process.removeListener('SIGTERM', again);
+    process.removeListener('SIGINT', again);
   }
 }
 

@@ -97,6 +97,12 @@ const alertView = (a: AlertRecord): z.infer<typeof AlertView> => ({
  * `POST /alerts/alertmanager` (Alertmanager's webhook) and `GET /alerts`. A firing alert that matches a route
  * queues a run whose context carries the alert; the run's steps are the alert's diagnosis, and the alert's
  * record points at the run. Throws an InputValidationError when a route names a runbook the engine lacks.
+ *
+ * A firing alert whose occurrence (group key, fingerprint, startsAt) is already recorded as resolved is a
+ * late redelivery (Alertmanager retried a firing notification after the resolution arrived): it starts
+ * nothing, changes nothing and writes no audit entry. It counts in `received` only: it is in none of
+ * `runs`, `resolved`, `unmatched` or `unroutable`. The check reads the record before starting the run, so a
+ * resolution arriving at the same instant as a late firing one may still let that one queue its run.
  */
 export function alertRoutes(app: FastifyInstance, { engine, access, settings }: ServerContext): void {
   checkRoutedRunbooks(
@@ -145,7 +151,8 @@ export function alertRoutes(app: FastifyInstance, { engine, access, settings }: 
       schema: {
         summary: "Alertmanager's webhook (version 4): firing alerts that match a route queue runs",
         description:
-          'Point an Alertmanager webhook receiver here with `send_resolved: true`. Redeliveries start nothing new. ' +
+          'Point an Alertmanager webhook receiver here with `send_resolved: true`. Redeliveries start nothing new, ' +
+          'nor does a late firing notification of an alert occurrence already resolved (it counts in `received` only). ' +
           "The token's role must allow every run the notification would start (ask counts as execute), else 403 and nothing is recorded.",
         tags: ['alerts'],
         body: AlertmanagerWebhook,
@@ -211,6 +218,14 @@ export function alertRoutes(app: FastifyInstance, { engine, access, settings }: 
       }
 
       for (const { alert, targets: list } of firing) {
+        const recorded = await log.get(occurrence(alert));
+        if (recorded?.status === 'resolved') {
+          request.log.info(
+            { fingerprint: alert.fingerprint, route: recorded.route, runId: recorded.runId },
+            'late firing notification of an alert already resolved: nothing started',
+          );
+          continue;
+        }
         if (list.length === 0) {
           result.unmatched++;
           if (await log.recordFiring(occurrence(alert), null, null, now)) {

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { InputValidationError, isInputValidationError, isInvalidStateError } from '../../core/errors';
+import { InputValidationError, isIdempotencyKeyReusedError, isInputValidationError } from '../../core/errors';
 import type { Json } from '../../core/json';
 import type { RunMode } from '../../core/step';
 import type { Engine } from '../../engine/engine';
@@ -99,7 +99,8 @@ export interface StartedRun {
 /**
  * Starts a run for an API request: diagnose and plan execute here, execute is queued for a worker. With an
  * idempotency key the requester already used, nothing starts and the first run is answered
- * (`replayed: true`); the key used for another runbook, mode or input is a 409 naming `idempotencyKey`.
+ * (`replayed: true`); the key used for another runbook, mode or input is a 409 `IDEMPOTENCY_KEY_REUSED`
+ * with details `{ path: 'idempotencyKey', runId }` (the run first started with the key).
  */
 export async function startRun(
   engine: Engine,
@@ -127,10 +128,10 @@ export async function startRun(
     const result = await engine.start(runbookId, input, options);
     return { queued: false, runId: result.runId, replayed: result.replayed === true };
   } catch (e) {
-    // The engine's only refusal naming the key: it was used before for another request.
-    if (idempotencyKey !== undefined && isInvalidStateError(e) && e.message.includes('Idempotency key')) {
+    if (isIdempotencyKeyReusedError(e)) {
       throw new HttpError(409, 'IDEMPOTENCY_KEY_REUSED', `idempotencyKey: ${e.message}`, {
         path: 'idempotencyKey',
+        runId: e.runId,
       });
     }
     throw e;
