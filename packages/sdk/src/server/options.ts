@@ -115,6 +115,21 @@ export const ServerOptions = z.object({
    * bad requests cannot flood the audit log. @default 20
    */
   refusalAuditPerMinute: z.number().int().min(1).max(10_000).default(20),
+  /**
+   * Run event streams (`GET /api/v1/runs/:id/events`). Each open stream polls the store, so their number is
+   * bounded per identity and per replica; a stream beyond either gets 429 `TOO_MANY_STREAMS`.
+   * `pollIntervalMs` (@default 500), `heartbeatMs` (@default 15000, keep it under `idleTimeoutMs`),
+   * `maxPerIdentity` (@default 5), `maxOpen` (@default 200).
+   * @default {}
+   */
+  eventStreams: z
+    .strictObject({
+      pollIntervalMs: z.number().int().min(10).max(60_000).default(500),
+      heartbeatMs: z.number().int().min(100).max(300_000).default(15_000),
+      maxPerIdentity: z.number().int().min(1).max(1_000).default(5),
+      maxOpen: z.number().int().min(1).max(100_000).default(200),
+    })
+    .default({ pollIntervalMs: 500, heartbeatMs: 15_000, maxPerIdentity: 5, maxOpen: 200 }),
 });
 /** Options of {@link createServer}. */
 export type ServerOptions = z.input<typeof ServerOptions>;
