@@ -202,4 +202,105 @@ describe.each(Object.entries(DRIVERS))('hand-over on %s', (_name, open) => {
     expect((await fx.sut.store.getRun(runId))?.status).toBe('cancelled');
     expect(world.applies).toEqual([]);
   });
+
+  it('a cancel while a handed-over apply is still in flight aborts the apply signal; the run is released (queued, cancel pending), ends `cancelled` on the next engine, `fix` stays `applying`', async () => {
+    const world = new World();
+    const slow = slowRunbook(world, fx.key('slow-apply-cancel'));
+    const a = fx.engine([slow.runbook], { leaseTtl: '5m', owner: 'engine-a' });
+    const b = fx.engine([slow.runbook], { leaseTtl: '5m', owner: 'engine-b' });
+    const runId = await a.enqueue(
+      slow.runbook.id,
+      { key: 'k4', value: 'v', blockApply: true },
+      { actor: 'ops', mode: 'execute' },
+    );
+    const executing = a.runNext();
+    await slow.apply.entered.opened;
+    const handOver = a.handOver('test shutdown');
+    // The run is still `running` (the apply is seen through), so the cancel is a request the executor hears.
+    expect(await a.cancel(runId, { actor: 'ops', reason: 'stop it' })).toBe('requested');
+    slow.apply.gate.open();
+    expect(await handOver).toBe(1);
+    // The hand-over stopped the run first, so it is released (not ended) by this engine...
+    expect(await executing).toMatchObject({ runId, status: 'queued', handedOver: true });
+    // ...but the cancel reached the apply in flight, which the hand-over alone leaves alone.
+    expect(slow.apply.signalAbortedAtEnd).toEqual([true]);
+    expect(world.applies).toEqual(['k4']);
+    const released = await fx.sut.store.getRun(runId);
+    expect(released?.status).toBe('queued');
+    expect(released?.cancelRequested).toMatch(/stop it/);
+    const fix = (await fx.sut.store.getSteps(runId)).find((s) => s.name === 'fix');
+    expect(fix?.status).toBe('applying');
+
+    // The next engine honours the pending cancel before anything runs: nothing is applied again.
+    const finished = await b.runNext();
+    expect(finished).toMatchObject({ runId, status: 'cancelled' });
+    expect(world.applies).toEqual(['k4']);
+    const run = await fx.sut.store.getRun(runId);
+    expect(run?.status).toBe('cancelled');
+    // The next engine stops before replaying `fix`: its record stays `applying` (the change was made, as the
+    // world shows), and the lock of the apply is not left behind.
+    const steps = await fx.sut.store.getSteps(runId);
+    expect(steps.map((s) => [s.name, s.status])).toEqual([
+      ['inspect', 'succeeded'],
+      ['fix', 'applying'],
+    ]);
+    expect((await fx.sut.store.listLocks()).filter((l) => l.runId === runId)).toEqual([]);
+    const kinds = (await fx.sut.store.readRunAudit(runId)).map((r) => JSON.parse(r.entry).kind);
+    expect(kinds).toEqual([
+      'run.created',
+      'step.check',
+      'action.applying',
+      'run.cancel',
+      'run.handed-over',
+      'run.cancelled',
+    ]);
+    expect((await a.verifyAudit()).ok).toBe(true);
+  });
+
+  it('reports a hand-over whose release fails through onLog (run id and error), leaving the run to its lease', async () => {
+    const world = new World();
+    const slow = slowRunbook(world, fx.key('slow-release-fails'));
+    const a = fx.engine([slow.runbook], { leaseTtl: '5m', owner: 'engine-a' });
+    const logs: { runId: string; message: string; data?: Record<string, unknown> }[] = [];
+    a.onLog((e) => logs.push(e));
+    const runId = await a.enqueue(
+      slow.runbook.id,
+      { key: 'k5', value: 'v', blockApply: false },
+      { actor: 'ops', mode: 'execute' },
+    );
+    const executing = a.runNext();
+    await slow.check.entered.opened;
+    // A real database failure of the release statement, for this run only.
+    const driver = fx.sut.store.driver;
+    const trigger = `refuse_release_${fx.count}`;
+    await driver.query(
+      `CREATE FUNCTION ${trigger}() RETURNS trigger LANGUAGE plpgsql AS $$
+         BEGIN RAISE EXCEPTION 'release refused by the test'; END $$`,
+    );
+    await driver.query(
+      `CREATE TRIGGER ${trigger} BEFORE UPDATE ON runs FOR EACH ROW
+         WHEN (OLD.id = '${runId}' AND NEW.status = 'queued') EXECUTE FUNCTION ${trigger}()`,
+    );
+    try {
+      expect(await a.handOver('test shutdown')).toBe(0);
+      const result = await executing;
+      expect(result).toMatchObject({ runId, status: 'running' });
+      expect(result?.error?.message).toContain('release refused by the test');
+    } finally {
+      await driver.query(`DROP TRIGGER ${trigger} ON runs`);
+      await driver.query(`DROP FUNCTION ${trigger}()`);
+    }
+    const report = logs.find((l) => l.message.includes('hand-over failed'));
+    expect(report).toMatchObject({
+      runId,
+      data: { runId, error: expect.stringContaining('release refused') },
+    });
+    expect(report?.message).toContain(runId);
+    expect(report?.message).toContain('no run.handed-over audit entry was written');
+    const run = await fx.sut.store.getRun(runId);
+    expect(run).toMatchObject({ status: 'running', endedAt: null });
+    expect(run?.leaseOwner).toMatch(/^engine-a\//);
+    const kinds = (await fx.sut.store.readRunAudit(runId)).map((r) => JSON.parse(r.entry).kind);
+    expect(kinds).not.toContain('run.handed-over');
+  });
 });

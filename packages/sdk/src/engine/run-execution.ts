@@ -364,10 +364,23 @@ export class RunExecution {
     const run = this.#run;
     const base = { runId: run.id, runbookId: run.runbookId };
     const fence = this.#fence();
-    const released = await this.#env.store.releaseRun(
-      fence,
-      this.#audit('run.handed-over', undefined, { reason: handOver.reason, from: fence.owner }),
-    );
+    let released: boolean;
+    try {
+      released = await this.#env.store.releaseRun(
+        fence,
+        this.#audit('run.handed-over', undefined, { reason: handOver.reason, from: fence.owner }),
+      );
+    } catch (e) {
+      // Neither the release nor its audit entry was written (one statement). The run stays `running` under
+      // this lease, so another engine resumes it once the lease expires; the missing entry must be heard.
+      const error = this.#env.redactor.redact(toErrorInfo(e));
+      this.#log(
+        null,
+        `hand-over failed: run ${run.id} was not released and no run.handed-over audit entry was written (${error.message}); another engine resumes it when its lease expires`,
+        { runId: run.id, error: error.message },
+      );
+      return { ...base, status: 'running', outcome: null, error };
+    }
     if (!released) {
       return { ...base, status: 'running', outcome: null, error: toErrorInfo(new LeaseLostError(run.id)) };
     }

@@ -1,4 +1,5 @@
 import type { z } from 'zod';
+import { InputValidationError } from '../core/errors';
 import type { RunMode } from '../core/step';
 import type { Role, ServerOptions } from './options';
 
@@ -25,4 +26,24 @@ export class AccessPolicy {
   roleFor(runbookId: string, mode: RunMode): Role {
     return this.overrides[runbookId]?.[mode] ?? DEFAULT_ROLE_OF_MODE[mode];
   }
+}
+
+/**
+ * Throws an {@link InputValidationError} naming `runbookRoles.<id>` for each key of `roles` that is not a
+ * runbook among `known`: a typo (`fix-hihg`) would otherwise leave the runbook meant at its default roles,
+ * a security setting failing open. `known` takes runbook ids or the runbooks themselves.
+ */
+export function checkRunbookRoles(
+  roles: RunbookRoles | undefined,
+  known: readonly (string | { id: string })[],
+): void {
+  const ids = known.map((k) => (typeof k === 'string' ? k : k.id));
+  const loaded = [...ids].sort().join(', ') || 'none';
+  const issues = Object.keys(roles ?? {})
+    .filter((id) => !ids.includes(id))
+    .map((id) => ({
+      path: `runbookRoles.${id}`,
+      message: `no runbook "${id}" is loaded, so its roles would apply to nothing; loaded: ${loaded}`,
+    }));
+  if (issues.length > 0) throw new InputValidationError('runbook roles', issues);
 }

@@ -2,11 +2,11 @@ import fastifySwagger from '@fastify/swagger';
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
 import { jsonSchemaTransform, serializerCompiler, validatorCompiler } from 'fastify-type-provider-zod';
 import { InputValidationError } from '../core/errors';
-import { AccessPolicy } from './access';
+import { AccessPolicy, checkRunbookRoles } from './access';
 import type { ServerContext } from './context';
 import { installErrorHandling } from './errors';
 import { forbidCaching, installRateLimit, installSecurityHeaders, serverTimeouts } from './hardening';
-import { authenticate, requireRole, type TokenEntry } from './identity';
+import { authenticate, requireRole, requireTokenKind, type TokenEntry } from './identity';
 import { ServerOptions } from './options';
 import { auditRefusals } from './refusal-audit';
 import './request-context';
@@ -43,11 +43,13 @@ export function createServer(options: ServerOptions): FastifyInstance {
     );
   }
   const settings = parsed.data;
+  checkRunbookRoles(settings.runbookRoles, settings.engine.runbooks());
   const tokens: TokenEntry[] = settings.tokens.map((t) => ({
     name: t.name,
     role: t.role,
     sha256: Buffer.from(t.sha256, 'hex'),
     grafana: t.grafana,
+    alertmanager: t.alertmanager,
   }));
 
   const app = Fastify({
@@ -114,8 +116,10 @@ async function apiRoutes(
     // onRequest runs before the body is read or parsed: unauthenticated callers cost no parsing.
     const identity = authenticate(request, tokens);
     request.identity = identity;
+    const route = `${request.method} ${request.routeOptions.url ?? request.url}`;
+    requireTokenKind(identity, request.routeOptions.config.tokenKind ?? 'personal', route);
     const needed = request.routeOptions.config.role ?? 'viewer';
-    requireRole(identity, needed, `${request.method} ${request.routeOptions.url ?? request.url}`);
+    requireRole(identity, needed, route);
   });
   // After authentication: the limit is per identity, and unauthenticated requests never count.
   await installRateLimit(app, context.settings.rateLimit);

@@ -33,12 +33,15 @@ export const ROLE_OF_ORG_ROLE: Readonly<Record<GrafanaContext['OrgRole'], Role |
 };
 
 /**
- * Parses and validates `X-Grafana-Context`. Throws 401 `INVALID_GRAFANA_CONTEXT` naming the problem (too
- * large, not JSON, which key is missing or of the wrong type); messages never repeat the header's value.
- * Only call it once the Grafana app's token was verified: the header alone proves nothing. `appToken` (the
- * name of that token) is the actor of a refusal, for its audit.
+ * Parses and validates `X-Grafana-Context`. Throws 401 `INVALID_GRAFANA_CONTEXT` naming the problem (sent
+ * more than once, too large, not JSON, which key is missing or of the wrong type); messages never repeat the
+ * header's value. Only call it once the Grafana app's token was verified: the header alone proves nothing.
+ * `appToken` (the name of that token) is the actor of a refusal, for its audit.
+ *
+ * Pass the header's values one by one, as `request.raw.headersDistinct` has them: Node's `headers` joins a
+ * repeated header with ", ", which would only be refused as "not valid JSON".
  */
-export function parseGrafanaContext(header: string | string[], appToken: string): GrafanaContext {
+export function parseGrafanaContext(header: string | readonly string[], appToken: string): GrafanaContext {
   const invalid = (message: string, details?: Record<string, unknown>) =>
     new AuthenticationError(
       401,
@@ -46,13 +49,16 @@ export function parseGrafanaContext(header: string | string[], appToken: string)
       `${message} It must be the JSON object Grafana's plugin proxy sets (UserID, Login, OrgID, OrgRole, …). Nothing was changed.`,
       { actor: { name: appToken, via: 'token' }, ...(details ? { details } : {}) },
     );
-  if (Array.isArray(header)) throw invalid(`${GRAFANA_CONTEXT_HEADER} was sent more than once.`);
-  if (Buffer.byteLength(header, 'utf8') > GRAFANA_CONTEXT_MAX_BYTES) {
+  const values = typeof header === 'string' ? [header] : header;
+  // Two users in one request: which one acts is not for the service to guess.
+  if (values.length > 1) throw invalid(`${GRAFANA_CONTEXT_HEADER} was sent more than once.`);
+  const value = values[0] ?? '';
+  if (Buffer.byteLength(value, 'utf8') > GRAFANA_CONTEXT_MAX_BYTES) {
     throw invalid(`${GRAFANA_CONTEXT_HEADER} is larger than ${GRAFANA_CONTEXT_MAX_BYTES} bytes.`);
   }
   let json: unknown;
   try {
-    json = JSON.parse(header);
+    json = JSON.parse(value);
   } catch {
     throw invalid(`${GRAFANA_CONTEXT_HEADER} is not valid JSON.`);
   }

@@ -4,6 +4,16 @@ import { AuthenticationError, HttpError } from './errors';
 import { GRAFANA_CONTEXT_HEADER, parseGrafanaContext, ROLE_OF_ORG_ROLE } from './grafana-identity';
 import type { Role } from './options';
 
+declare module 'fastify' {
+  interface FastifyContextConfig {
+    /**
+     * The kind of token the route takes: `alertmanager` for Alertmanager's webhook, which takes nothing else.
+     * @default "personal" (personal tokens and Grafana users; never an Alertmanager token)
+     */
+    tokenKind?: 'personal' | 'alertmanager';
+  }
+}
+
 /**
  * Who made a request, and how the service knows.
  *
@@ -14,8 +24,11 @@ export interface Identity {
   /** The actor recorded on runs, decisions and audit entries: the token's holder, or the Grafana login. */
   name: string;
   role: Role;
-  /** `token`: a personal bearer token; `grafana`: a Grafana user, through the Grafana app's token. */
-  via: 'token' | 'grafana';
+  /**
+   * `token`: a personal bearer token; `grafana`: a Grafana user, through the Grafana app's token;
+   * `alertmanager`: Alertmanager's webhook token, valid on the webhook only ({@link requireTokenKind}).
+   */
+  via: 'token' | 'grafana' | 'alertmanager';
   /** For `via: 'grafana'`: the Grafana user as Grafana's plugin proxy described it, for the audit. */
   grafana?: { login: string; orgId: number; userId: number };
 }
@@ -27,6 +40,8 @@ export interface TokenEntry {
   sha256: Buffer;
   /** The Grafana app's token: valid only with `X-Grafana-Context`. */
   grafana: boolean;
+  /** Alertmanager's webhook token: valid only on `POST /api/v1/alerts/alertmanager`. */
+  alertmanager: boolean;
 }
 
 const RANK: Record<Role, number> = { viewer: 1, editor: 2, admin: 3 };
@@ -58,7 +73,8 @@ const UNTRUSTED =
  * `UNTRUSTED_GRAFANA_CONTEXT` when `X-Grafana-Context` comes without the Grafana app's token (anyone can
  * send the header, only Grafana holds the token); 401 `GRAFANA_CONTEXT_REQUIRED` when the Grafana app's
  * token comes without the header; 401 `INVALID_GRAFANA_CONTEXT` for a malformed header; 403 `FORBIDDEN`
- * for a Grafana user without an org role. No message ever repeats the token.
+ * for a Grafana user without an org role. No message ever repeats the token. An Alertmanager token gives
+ * an identity `via: 'alertmanager'`, which {@link requireTokenKind} lets through only on the webhook.
  */
 export function authenticate(request: FastifyRequest, tokens: readonly TokenEntry[]): Identity {
   const context = request.headers[GRAFANA_CONTEXT_HEADER];
@@ -72,17 +88,21 @@ export function authenticate(request: FastifyRequest, tokens: readonly TokenEntr
         { actor: { name: token.name, via: 'token' } },
       );
     }
-    return { name: token.name, role: token.role, via: 'token' };
+    return { name: token.name, role: token.role, via: token.alertmanager ? 'alertmanager' : 'token' };
   }
   if (!token.grafana) {
     throw new AuthenticationError(
       401,
       'UNTRUSTED_GRAFANA_CONTEXT',
-      `${UNTRUSTED}, and this request's token is a personal one. Send the request without ${GRAFANA_CONTEXT_HEADER} to act as the token's holder.`,
+      `${UNTRUSTED}, and this request's token is ${token.alertmanager ? "Alertmanager's webhook token" : 'a personal one'}. Send the request without ${GRAFANA_CONTEXT_HEADER} to act as the token's holder.`,
       { actor: { name: token.name, via: 'token' } },
     );
   }
-  const user = parseGrafanaContext(context, token.name);
+  // Each line of the header as sent: Node's `headers` joins repeated lines into one invalid JSON string.
+  const user = parseGrafanaContext(
+    request.raw.headersDistinct[GRAFANA_CONTEXT_HEADER] ?? context,
+    token.name,
+  );
   const orgRole = ROLE_OF_ORG_ROLE[user.OrgRole];
   if (!orgRole) {
     throw new AuthenticationError(
@@ -147,6 +167,42 @@ function findToken(
     if (timingSafeEqual(presented, entry.sha256) && !found) found = entry;
   }
   return found ?? refuse('unknown');
+}
+
+/**
+ * The one check of token kinds, run by the /api/v1 authentication hook before the role check: an
+ * Alertmanager token (`"alertmanager": true`) is valid only on routes declaring `tokenKind: 'alertmanager'`
+ * (the webhook), and those routes take nothing else. So a leaked or over-privileged Alertmanager token
+ * (it needs `editor` for `ask`/`execute` routes) cannot read or change anything through the rest of the
+ * API, and no person or Grafana user can post forged notifications (resolve real alerts, add fake
+ * records, start runs that look as if Alertmanager started them).
+ *
+ * Throws 403 `FORBIDDEN` with `details: { token, routeTakes }`; audited like every refusal.
+ */
+export function requireTokenKind(
+  identity: Identity,
+  routeTakes: 'personal' | 'alertmanager',
+  route: string,
+): void {
+  const isAlertmanager = identity.via === 'alertmanager';
+  if (isAlertmanager === (routeTakes === 'alertmanager')) return;
+  const token = isAlertmanager ? 'alertmanager' : identity.via === 'grafana' ? 'grafana' : 'personal';
+  if (isAlertmanager) {
+    throw new HttpError(
+      403,
+      'FORBIDDEN',
+      `${identity.name} is Alertmanager's webhook token: it is valid only on POST /api/v1/alerts/alertmanager, not on ${route}. Use a personal token. Nothing was changed.`,
+      { token, routeTakes },
+    );
+  }
+  const whose =
+    identity.via === 'grafana' ? `Grafana user ${identity.name}` : `${identity.name}'s personal token`;
+  throw new HttpError(
+    403,
+    'FORBIDDEN',
+    `The webhook takes only an Alertmanager token (a token granted with "alertmanager": true); ${whose} is not one. Nothing was changed.`,
+    { token, routeTakes },
+  );
 }
 
 /** Throws 403 `FORBIDDEN`, naming the role needed, when `identity` may not do `what`. */

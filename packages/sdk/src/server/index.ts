@@ -16,12 +16,7 @@ export { hashToken, type Identity } from './identity';
 export { type ServiceMetrics, type ServiceMetricsOptions, serviceMetrics } from './metrics';
 export { Role, ServerOptions, TokenGrant } from './options';
 export { AlertmanagerWebhook, WebhookResult } from './routes/alerts';
-export {
-  EVENT_HEARTBEAT_MS,
-  EVENT_POLL_INTERVAL_MS,
-  type EventStreamTiming,
-  RunEventsPage,
-} from './routes/events';
+export { RunEventsPage } from './routes/events';
 export { IdempotencyKey, REPLAYED_HEADER, RunContext } from './routes/run-input';
 export { decodeRunCursor, encodeRunCursor } from './run-cursor';
 export {

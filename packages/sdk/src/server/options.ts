@@ -9,24 +9,42 @@ export const Role = z.enum(['viewer', 'editor', 'admin']);
 export type Role = z.infer<typeof Role>;
 
 /** A bearer token the service accepts. Only its SHA-256 is kept, so a leaked config leaks no token. */
-export const TokenGrant = z.strictObject({
-  /** Who holds the token; recorded as the actor of every run and decision made with it. */
-  name: z.string().trim().min(1).max(200),
-  /** SHA-256 of the token, 64 lowercase or uppercase hex digits (`printf %s "$TOKEN" | sha256sum`). */
-  sha256: z
-    .string()
-    .regex(/^[0-9a-fA-F]{64}$/, 'must be the SHA-256 of the token as 64 hex digits')
-    .transform((hex) => hex.toLowerCase()),
-  /** What the holder may do; for a Grafana token, the most any Grafana user may do through it. */
-  role: Role,
-  /**
-   * The Grafana app's shared token: valid only together with the `X-Grafana-Context` header Grafana's
-   * plugin proxy adds, and the identity is then the Grafana user (its `Login`), with the lower of its
-   * org role and `role`. Token names and Grafana logins are one namespace of people.
-   * @default false
-   */
-  grafana: z.boolean().default(false),
-});
+export const TokenGrant = z
+  .strictObject({
+    /** Who holds the token; recorded as the actor of every run and decision made with it. */
+    name: z.string().trim().min(1).max(200),
+    /** SHA-256 of the token, 64 lowercase or uppercase hex digits (`printf %s "$TOKEN" | sha256sum`). */
+    sha256: z
+      .string()
+      .regex(/^[0-9a-fA-F]{64}$/, 'must be the SHA-256 of the token as 64 hex digits')
+      .transform((hex) => hex.toLowerCase()),
+    /** What the holder may do; for a Grafana token, the most any Grafana user may do through it. */
+    role: Role,
+    /**
+     * The Grafana app's shared token: valid only together with the `X-Grafana-Context` header Grafana's
+     * plugin proxy adds, and the identity is then the Grafana user (its `Login`), with the lower of its
+     * org role and `role`. Token names and Grafana logins are one namespace of people.
+     * @default false
+     */
+    grafana: z.boolean().default(false),
+    /**
+     * Alertmanager's webhook token: valid only on `POST /api/v1/alerts/alertmanager`, which takes no other
+     * token (neither personal nor Grafana). `role` must still allow every run a notification starts
+     * (`editor` for `ask` and `execute` routes by default). Cannot be combined with `grafana`.
+     * @default false
+     */
+    alertmanager: z.boolean().default(false),
+  })
+  .superRefine((grant, ctx) => {
+    if (grant.grafana && grant.alertmanager) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['alertmanager'],
+        message:
+          'cannot be true together with "grafana": true: the Grafana app\'s token and Alertmanager\'s webhook token are two tokens, each valid only its own way',
+      });
+    }
+  });
 /** A bearer token the service accepts. */
 export type TokenGrant = z.input<typeof TokenGrant>;
 
@@ -43,6 +61,18 @@ export const ServerOptions = z.object({
     .min(1024)
     .max(64 * 1024 * 1024)
     .default(256 * 1024),
+  /**
+   * Largest body of Alertmanager's webhook (`POST /api/v1/alerts/alertmanager`) in bytes; the rest of the
+   * API keeps `bodyLimit`. Larger because Alertmanager sends a whole alert group in one notification and
+   * never retries a 413, so a group over the limit would be lost. Only an Alertmanager token gets as far
+   * as sending the body. @default 4194304 (4 MiB)
+   */
+  alertBodyLimit: z
+    .number()
+    .int()
+    .min(1024)
+    .max(64 * 1024 * 1024)
+    .default(4 * 1024 * 1024),
   /**
    * Fastify's (pino) logger: `false`, `true`, or pino options such as `{ level: 'info' }`.
    * @default false

@@ -70,6 +70,12 @@ export interface RefusalAuditSink {
 export function auditRefusals(scope: FastifyInstance, sink: RefusalAuditSink, perMinute: number): void {
   const budget = new RefusalBudget(perMinute);
   const errors = new WeakMap<FastifyRequest, unknown>();
+  // Writes still under way when the server closes are waited for, so that closing the store after the
+  // server never cuts one off.
+  const pending = new Set<Promise<void>>();
+  scope.addHook('onClose', async () => {
+    await Promise.allSettled(pending);
+  });
   scope.addHook('onError', async (request, _reply, error) => {
     errors.set(request, error);
   });
@@ -96,10 +102,13 @@ export function auditRefusals(scope: FastifyInstance, sink: RefusalAuditSink, pe
     };
     if (request.identity?.grafana) data.grafana = request.identity.grafana;
     if (allowed.suppressed > 0) data.suppressed = allowed.suppressed;
-    try {
-      await sink.appendAudit({ ts: new Date().toISOString(), actor, kind: 'access.refused', data });
-    } catch (e) {
-      request.log.error({ err: e, status, actor }, 'could not audit a refused request');
-    }
+    const write = sink
+      .appendAudit({ ts: new Date().toISOString(), actor, kind: 'access.refused', data })
+      .catch((e: unknown) => {
+        request.log.error({ err: e, status, actor }, 'could not audit a refused request');
+      })
+      .finally(() => pending.delete(write));
+    pending.add(write);
+    await write;
   });
 }

@@ -1,3 +1,4 @@
+import type { ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
 import { sleep } from '../core/sleep';
@@ -5,7 +6,7 @@ import type { Engine } from '../engine/engine';
 import { API_PREFIX, createServer } from './app';
 import type { ServerOptions, TokenGrant } from './options';
 
-/** How long {@link serve} lets the run being executed finish on shutdown before handing it over (30 s). */
+/** How long {@link serve} lets requests and the run being executed finish on shutdown (30 s). */
 export const DEFAULT_SHUTDOWN_GRACE_MS = 30_000;
 /** How long {@link serve}'s worker sleeps when there is nothing to run (1 s). */
 export const DEFAULT_POLL_INTERVAL_MS = 1_000;
@@ -26,7 +27,8 @@ export interface ServeOptions {
   /** How long the worker sleeps when there is nothing to run. @default 1000 */
   pollIntervalMs?: number;
   /**
-   * How long shutdown waits for the run being executed to finish. After it, the run is handed over
+   * How long shutdown, from the signal on, waits for in-flight requests and the run being executed to
+   * finish. After it, every run still executing is handed over
    * (`engine.handOver`): stopped at its next safe point, not cancelled, and queued again, so another replica
    * sharing the store resumes it at once. Keep it below the orchestrator's kill timeout (Kubernetes'
    * `terminationGracePeriodSeconds`) minus the time an apply in flight may need. @default 30000
@@ -45,7 +47,10 @@ export interface ServeOptions {
 
 /** How the service went down. */
 export interface ServeResult {
-  /** Runs still executing at the end of the grace period, handed over to the other replicas (0 or more). */
+  /**
+   * Runs still executing at the end of the grace period (the worker's and inline ones of requests in
+   * flight), handed over to the other replicas (0 or more).
+   */
   handedOver: number;
 }
 
@@ -54,8 +59,10 @@ export interface ServeResult {
  * the same process a worker that executes queued and approved runs and reverts expired actions.
  *
  * Shutdown, when `signal` aborts: the server stops accepting connections and lets in-flight requests finish
- * (probes get 503 meanwhile); the worker claims no new run and lets the one it executes finish within
- * `shutdownGraceMs`, then hands it over to the other replicas. The caller closes the store afterwards.
+ * (probes get 503 meanwhile); the worker claims no new run. Requests and the worker's run get
+ * `shutdownGraceMs` from the signal; then every run still executing (the worker's and the inline diagnose or
+ * plan runs of requests in flight) is handed over to the other replicas, and those requests answer with
+ * their run queued. The caller closes the store afterwards.
  * Rejects when the server cannot listen.
  */
 export async function serve(options: ServeOptions): Promise<ServeResult> {
@@ -66,6 +73,13 @@ export async function serve(options: ServeOptions): Promise<ServeResult> {
     logger: options.logger ?? false,
   });
   const signal = options.signal;
+  // The responses in flight, to answer them with `Connection: close` on shutdown: a kept-alive connection
+  // would hold app.close() for the whole keep-alive timeout after its request was answered.
+  const inFlight = new Set<ServerResponse>();
+  app.server.on('request', (_request, response: ServerResponse) => {
+    inFlight.add(response);
+    response.once('close', () => inFlight.delete(response));
+  });
   try {
     await app.listen({ host: options.host ?? '127.0.0.1', port: options.port ?? 8080 });
   } catch (e) {
@@ -88,14 +102,12 @@ export async function serve(options: ServeOptions): Promise<ServeResult> {
     await new Promise<void>((resolve) => signal.addEventListener('abort', () => resolve(), { once: true }));
   }
   app.log.info('shutting down: finishing in-flight requests and the run being executed');
-  stopClaiming.abort();
-  await app.close();
-
+  // The grace period starts now, not once the requests are done: an inline diagnose or plan runs inside its
+  // request, so waiting for the requests first could outlast the orchestrator's kill timeout.
   const graceMs = options.shutdownGraceMs ?? DEFAULT_SHUTDOWN_GRACE_MS;
   let timer: NodeJS.Timeout | undefined;
   let onHandOverNow = () => {};
-  const finished = await Promise.race([
-    worker.then(() => 'finished' as const),
+  const timeUp = Promise.race([
     new Promise<'grace over'>((resolve) => {
       timer = setTimeout(() => resolve('grace over'), graceMs);
     }),
@@ -105,12 +117,24 @@ export async function serve(options: ServeOptions): Promise<ServeResult> {
       else options.handOverNow?.addEventListener('abort', onHandOverNow, { once: true });
     }),
   ]);
+  stopClaiming.abort();
+  for (const response of inFlight) if (!response.headersSent) response.shouldKeepAlive = false;
+  // Settled either way, so that a failing close still lets the runs be handed over; rethrown at the end.
+  const closing = app.close().then(
+    () => undefined,
+    (e: unknown) => ({ error: e }),
+  );
+  const finished = await Promise.race([
+    Promise.all([worker, closing]).then(() => 'finished' as const),
+    timeUp,
+  ]);
   clearTimeout(timer);
   options.handOverNow?.removeEventListener('abort', onHandOverNow);
   let handedOver = 0;
   if (finished !== 'finished') {
     const why = finished === 'asked' ? 'asked to hand over at once' : `grace period of ${graceMs}ms over`;
-    app.log.warn(`a run was still executing (${why}); handing it over to another replica`);
+    app.log.warn(`${why}: handing the runs still executing over to another replica`);
+    // Also the inline runs of requests still in flight: those requests then answer with the run queued.
     handedOver = await options.engine.handOver(`the service shut down (${why})`);
     await worker;
     if (handedOver > 0) {
@@ -120,6 +144,8 @@ export async function serve(options: ServeOptions): Promise<ServeResult> {
       );
     }
   }
+  const closed = await closing;
+  if (closed) throw closed.error;
   app.log.info('stopped');
   return { handedOver };
 }

@@ -4,10 +4,11 @@ import { InputValidationError } from '../core/errors';
 import { TokenGrant } from './options';
 
 /**
- * The service's tokens file: `{ "tokens": [{ "name", "sha256", "role", "grafana"? }] }`. It holds only each
- * token's SHA-256 (`printf %s "$TOKEN" | sha256sum`), never a token, so reading it grants nothing.
- * `"grafana": true` marks the Grafana app's token, valid only with Grafana's `X-Grafana-Context` (see
- * {@link TokenGrant}).
+ * The service's tokens file: `{ "tokens": [{ "name", "sha256", "role", "grafana"?, "alertmanager"? }] }`.
+ * It holds only each token's SHA-256 (`printf %s "$TOKEN" | sha256sum`), never a token, so reading it
+ * grants nothing. `"grafana": true` marks the Grafana app's token, valid only with Grafana's
+ * `X-Grafana-Context`; `"alertmanager": true` marks Alertmanager's webhook token, valid only on the webhook,
+ * which takes no other token. A token is at most one of the two (see {@link TokenGrant}).
  */
 export const TokensFile = z.strictObject({
   tokens: z
@@ -54,7 +55,7 @@ export function readTokensFile(path: string): TokensFile['tokens'] {
     json = JSON.parse(text);
   } catch (e) {
     throw new TokensFileError(
-      `The tokens file ${path} is not JSON (${(e as Error).message}); expected {"tokens": [{"name", "sha256", "role", "grafana"?}]}.`,
+      `The tokens file ${path} is not JSON (${(e as Error).message}); expected {"tokens": [{"name", "sha256", "role", "grafana"?, "alertmanager"?}]}.`,
     );
   }
   const parsed = TokensFile.safeParse(json);

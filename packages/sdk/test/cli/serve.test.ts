@@ -183,6 +183,20 @@ describe('runbook serve', () => {
     expect(existsSync(store)).toBe(false);
   }, 60_000);
 
+  it("refuses a token that is both the Grafana app's and Alertmanager's, naming the field", async () => {
+    const both = start([
+      '--tokens-file',
+      tokensFile('both-kinds.json', {
+        tokens: [{ name: 'am', sha256: hashToken(TOKEN), role: 'editor', grafana: true, alertmanager: true }],
+      }),
+      '--data-dir',
+      join(dir.path, 'both-kinds-store'),
+    ]);
+    expect(await both.exited).toBe(2);
+    expect(both.stderr()).toContain('tokens.0.alertmanager: cannot be true together with "grafana": true');
+    expect(existsSync(join(dir.path, 'both-kinds-store'))).toBe(false);
+  });
+
   it('refuses an empty token list, a plain token, and a file that is not JSON', async () => {
     const empty = start(['--tokens-file', tokensFile('empty.json', { tokens: [] })]);
     expect(await empty.exited).toBe(2);
@@ -264,9 +278,14 @@ describe('runbook serve with the Grafana app token', () => {
 });
 
 describe('runbook serve --config', () => {
+  // Alertmanager's webhook takes only an Alertmanager token ("alertmanager": true).
+  const AM_TOKEN = 'serve-test-alertmanager-token';
   const admin = () =>
     tokensFile('config-tokens.json', {
-      tokens: [{ name: 'ci-bot', sha256: hashToken(TOKEN), role: 'admin' }],
+      tokens: [
+        { name: 'ci-bot', sha256: hashToken(TOKEN), role: 'admin' },
+        { name: 'alertmanager', sha256: hashToken(AM_TOKEN), role: 'editor', alertmanager: true },
+      ],
     });
 
   it('refuses a bad service config with exit 2, naming each field, before opening the store', async () => {
@@ -334,24 +353,30 @@ describe('runbook serve --config', () => {
     });
     try {
       const base = await listening(child);
-      const posted = await call(base, 'POST', '/api/v1/alerts/alertmanager', {
-        version: '4',
-        groupKey: '{}:{alertname="CheckoutDegraded"}',
-        status: 'firing',
-        receiver: 'runbooks',
-        externalURL: 'http://alertmanager:9093',
-        alerts: [
-          {
-            status: 'firing',
-            labels: { alertname: 'CheckoutDegraded' },
-            annotations: { state_file: stateFile },
-            startsAt: '2026-11-27T10:00:00Z',
-            endsAt: '0001-01-01T00:00:00Z',
-            generatorURL: '',
-            fingerprint: 'c0ffee',
-          },
-        ],
-      });
+      const posted = await call(
+        base,
+        'POST',
+        '/api/v1/alerts/alertmanager',
+        {
+          version: '4',
+          groupKey: '{}:{alertname="CheckoutDegraded"}',
+          status: 'firing',
+          receiver: 'runbooks',
+          externalURL: 'http://alertmanager:9093',
+          alerts: [
+            {
+              status: 'firing',
+              labels: { alertname: 'CheckoutDegraded' },
+              annotations: { state_file: stateFile },
+              startsAt: '2026-11-27T10:00:00Z',
+              endsAt: '0001-01-01T00:00:00Z',
+              generatorURL: '',
+              fingerprint: 'c0ffee',
+            },
+          ],
+        },
+        AM_TOKEN,
+      );
       expect(posted.status).toBe(200);
       expect(posted.body.runs).toEqual([
         { fingerprint: 'c0ffee', route: 'checkout-degraded', runId: expect.any(String), created: true },
@@ -368,7 +393,7 @@ describe('runbook serve --config', () => {
       expect(run.body.run).toMatchObject({
         runbookId: 'purge-cache',
         mode: 'diagnose',
-        requestedBy: 'ci-bot',
+        requestedBy: 'alertmanager',
         status: 'succeeded',
       });
       expect(run.body.steps.map((s: { name: string }) => s.name)).toContain('status');

@@ -20,6 +20,7 @@ beforeAll(async () => {
   service = await alertService(schema);
   alertmanager = await startAlertmanager({
     webhookUrl: `${service.base}/api/v1/alerts/alertmanager`,
+    // An Alertmanager token ("alertmanager": true): the only kind of token the webhook takes.
     token: ALERT_TOKENS.am,
   });
 }, 30_000);

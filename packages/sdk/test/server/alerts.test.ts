@@ -324,7 +324,7 @@ describe('POST /api/v1/alerts/alertmanager', () => {
     );
   });
 
-  it('refuses (403) a token whose role does not allow every run the batch would start, recording nothing', async () => {
+  it('refuses (403) an Alertmanager token whose role does not allow every run the batch would start, recording nothing', async () => {
     const diagnose = alert({ alertname: 'AgentDown', agent: 'analysis_agent' });
     const restart = alert({ alertname: 'AgentDown', agent: 'analysis_agent', severity: 'critical' });
     const before = {
@@ -332,7 +332,7 @@ describe('POST /api/v1/alerts/alertmanager', () => {
       alerts: await count('alerts'),
       audit: await owner.store.auditHead(),
     };
-    const refused = await post(notification([diagnose, restart]), ALERT_TOKENS.vera);
+    const refused = await post(notification([diagnose, restart]), ALERT_TOKENS.amViewer);
     expect(refused.status).toBe(403);
     expect(refused.body).toMatchObject({
       error: { code: 'FORBIDDEN', details: { needed: 'editor', role: 'viewer' } },
@@ -346,8 +346,8 @@ describe('POST /api/v1/alerts/alertmanager', () => {
     const written = (await owner.store.readAudit(before.audit.seq)).map((r) => JSON.parse(r.entry).kind);
     expect(written.filter((kind) => kind !== 'access.refused')).toEqual([]);
 
-    // Diagnosing is a viewer's right: the same viewer may post an alert that only diagnoses.
-    const allowed = await post(notification([diagnose]), ALERT_TOKENS.vera);
+    // Diagnosing is a viewer's right: the same viewer token may post an alert that only diagnoses.
+    const allowed = await post(notification([diagnose]), ALERT_TOKENS.amViewer);
     expect(allowed.status).toBe(200);
     expect((allowed.body as { runs: unknown[] }).runs).toHaveLength(1);
   });
@@ -410,6 +410,261 @@ describe('POST /api/v1/alerts/alertmanager', () => {
       'unmatched',
       'unroutable',
     ]);
+  });
+});
+
+/** Routes whose input comes from an annotation that changes every notification (like one holding $value). */
+const VALUE_ROUTING: AlertRouting = {
+  routes: [
+    {
+      name: 'latency',
+      match: { alertname: 'LatencyHigh' },
+      runbook: 'agent-diagnose',
+      input: { agent: '{{ labels.agent }}', namespace: '{{ annotations.value }}' },
+      mode: 'diagnose',
+    },
+    ...(ALERT_ROUTING.routes ?? []),
+  ],
+};
+
+describe('the webhook processes each alert on its own', () => {
+  let c: Awaited<ReturnType<typeof alertService>>;
+  beforeAll(async () => {
+    c = await alertService(schema, VALUE_ROUTING);
+  });
+  afterAll(async () => {
+    await c?.close();
+  });
+  type Result = { runs: { fingerprint: string; route: string; runId: string; created: boolean }[] };
+  const runOf = (reply: { body: unknown }, fingerprint: string) =>
+    (reply.body as Result).runs.find((r) => r.fingerprint === fingerprint)?.runId as string;
+
+  it('a repeat whose annotation-templated input changed keeps the first run (200), and the rest of the batch is processed', async () => {
+    const slow = alert(
+      { alertname: 'LatencyHigh', agent: 'code_agent' },
+      { annotations: { value: 'p99 1.52s' } },
+    );
+    const down = alert({ alertname: 'AgentDown', agent: 'test_agent' });
+    const groupKey = `{}:{namespace="aiwebtest",n="${seq}"}`;
+    const first = await post(notification([slow, down], groupKey), ALERT_TOKENS.am, c);
+    expect(first.status).toBe(200);
+    const slowRun = runOf(first, slow.fingerprint);
+    const downRun = runOf(first, down.fingerprint);
+    const runs = await count('runs');
+
+    // Alertmanager's repeat notification: the annotation has another value, and another alert joined the group.
+    const slowAgain = { ...slow, annotations: { value: 'p99 2.71s' } };
+    const joined = alert({ alertname: 'AgentDown', agent: 'deploy_agent' });
+    const again = await post(notification([slowAgain, down, joined], groupKey), ALERT_TOKENS.am, c);
+    expect(again.status).toBe(200);
+    const joinedRun = runOf(again, joined.fingerprint);
+    expect((again.body as Result).runs).toEqual([
+      { fingerprint: slow.fingerprint, route: 'latency', runId: slowRun, created: false },
+      { fingerprint: down.fingerprint, route: 'agent-down', runId: downRun, created: false },
+      { fingerprint: joined.fingerprint, route: 'agent-down', runId: joinedRun, created: true },
+    ]);
+    expect(await count('runs')).toBe(runs + 1);
+    // The first run keeps the input it was started with; the occurrence has one record, pointing at it.
+    expect((await owner.store.getRun(slowRun))?.input).toEqual({
+      agent: 'code_agent',
+      namespace: 'p99 1.52s',
+    });
+    expect(await q('SELECT run_id FROM alerts WHERE fingerprint = $1', [slow.fingerprint])).toEqual([
+      { run_id: slowRun },
+    ]);
+    expect(await alertRow(joined.fingerprint)).toMatchObject({ status: 'firing', run_id: joinedRun });
+    expect((await auditOf('alert.routed')).filter((e) => e.runId === slowRun)).toHaveLength(1);
+  });
+
+  it('a store failure on one alert answers 503 after processing the others; the retry completes it without duplicates', async () => {
+    const before = alert({ alertname: 'AgentDown', agent: 'report_agent' });
+    const doomed = alert(
+      { alertname: 'LatencyHigh', agent: 'plan_agent' },
+      { annotations: { value: 'p99 3.10s' }, fingerprint: `doomed-${process.pid}-${seq}` },
+    );
+    const after = alert({ alertname: 'AgentDown', agent: 'analysis_agent' });
+    const groupKey = `{}:{namespace="aiwebtest",n="${seq}"}`;
+    const runs = await count('runs');
+    // A real PostgreSQL failure, for this alert's record only (a full disk, a lost connection, …).
+    await q(`CREATE FUNCTION refuse_doomed() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN
+        IF NEW.fingerprint LIKE 'doomed-%' THEN RAISE EXCEPTION 'simulated store failure'; END IF;
+        RETURN NEW;
+      END $$`);
+    await q(
+      'CREATE TRIGGER refuse_doomed BEFORE INSERT ON alerts FOR EACH ROW EXECUTE FUNCTION refuse_doomed()',
+    );
+    let failed: Awaited<ReturnType<typeof post>>;
+    try {
+      failed = await post(notification([before, doomed, after], groupKey), ALERT_TOKENS.am, c);
+    } finally {
+      await q('DROP TRIGGER refuse_doomed ON alerts');
+      await q('DROP FUNCTION refuse_doomed()');
+    }
+    // 5xx, so that Alertmanager retries (it never retries a 4xx); the cause is logged, never sent.
+    expect(failed.status).toBe(503);
+    const error = (
+      failed.body as { error: { code: string; message: string; details: Record<string, unknown> } }
+    ).error;
+    expect(error.code).toBe('ALERTS_INCOMPLETE');
+    expect(error.details.failed).toEqual([{ fingerprint: doomed.fingerprint, status: 'firing' }]);
+    expect(error.message).toContain(doomed.fingerprint);
+    expect(failed.text).not.toContain('simulated store failure');
+    // The alerts before and after the failing one were processed: runs queued, records written.
+    const [beforeRow, afterRow] = [await alertRow(before.fingerprint), await alertRow(after.fingerprint)];
+    expect(beforeRow).toMatchObject({ status: 'firing', route: 'agent-down' });
+    expect(afterRow).toMatchObject({ status: 'firing', route: 'agent-down' });
+    expect(await alertRow(doomed.fingerprint)).toBeUndefined();
+    // The failing alert's run was queued before its record failed.
+    const doomedRuns = await q<{ id: string }>(
+      "SELECT id FROM runs WHERE context->'alert'->>'fingerprint' = $1",
+      [doomed.fingerprint],
+    );
+    expect(doomedRuns).toHaveLength(1);
+    expect(await count('runs')).toBe(runs + 3);
+
+    // Alertmanager's retry, once the store is back: its annotation has meanwhile changed ($value).
+    const retried = { ...doomed, annotations: { value: 'p99 3.35s' } };
+    const retry = await post(notification([before, retried, after], groupKey), ALERT_TOKENS.am, c);
+    expect(retry.status).toBe(200);
+    expect((retry.body as Result).runs).toEqual([
+      { fingerprint: before.fingerprint, route: 'agent-down', runId: beforeRow?.run_id, created: false },
+      { fingerprint: doomed.fingerprint, route: 'latency', runId: doomedRuns[0]?.id, created: false },
+      { fingerprint: after.fingerprint, route: 'agent-down', runId: afterRow?.run_id, created: false },
+    ]);
+    expect(await count('runs')).toBe(runs + 3);
+    // The occurrence is now recorded, against the run its first delivery started.
+    expect(await alertRow(doomed.fingerprint)).toMatchObject({
+      status: 'firing',
+      route: 'latency',
+      run_id: doomedRuns[0]?.id,
+    });
+    for (const runId of [beforeRow?.run_id, doomedRuns[0]?.id, afterRow?.run_id]) {
+      expect((await auditOf('alert.routed')).filter((e) => e.runId === runId)).toHaveLength(1);
+    }
+  });
+
+  it('takes a whole large group (1 MiB) on the webhook, while the rest of the API keeps its 256 KiB limit', async () => {
+    const noise = Array.from({ length: 64 }, (_, i) =>
+      alert(
+        { alertname: 'BulkNoise', shard: String(i) },
+        { annotations: { description: 'x'.repeat(16_500) } },
+      ),
+    );
+    const body = notification(noise);
+    expect(JSON.stringify(body).length).toBeGreaterThan(1024 * 1024);
+    const reply = await post(body, ALERT_TOKENS.am, c);
+    expect(reply.status).toBe(200);
+    expect(reply.body).toMatchObject({ received: 64, unmatched: 64, runs: [] });
+    expect(await alertRow(noise[63]?.fingerprint as string)).toMatchObject({ alertname: 'BulkNoise' });
+
+    const runs = await count('runs');
+    const big = await c.call('POST', '/api/v1/runs', {
+      token: ALERT_TOKENS.erin,
+      body: {
+        runbookId: 'agent-diagnose',
+        mode: 'diagnose',
+        input: { agent: 'code_agent', namespace: 'x'.repeat(1024 * 1024) },
+      },
+    });
+    expect(big.status).toBe(413);
+    expect((big.body as { error: { code: string } }).error.code).toBe('BODY_TOO_LARGE');
+    expect(await count('runs')).toBe(runs);
+  });
+
+  it('refuses an alertBodyLimit out of bounds, naming the option', () => {
+    const engine = new Engine({ store: owner.store, runbooks: alertRunbooks() });
+    for (const alertBodyLimit of [100, 65 * 1024 * 1024, 1.5]) {
+      try {
+        createServer({ engine, alertBodyLimit });
+        expect.unreachable('the server was created');
+      } catch (e) {
+        expect(isInputValidationError(e) && e.issues.map((i) => i.path)).toEqual(['alertBodyLimit']);
+      }
+    }
+  });
+});
+
+describe('the webhook and Alertmanager tokens go only together', () => {
+  /** Refusal entries are written just after the response: wait (by attempts) for one of `actor` at `route`. */
+  const refusalOf = async (actor: string, route: string) => {
+    for (let attempt = 0; attempt < 200; attempt++) {
+      const found = (await auditOf('access.refused')).filter(
+        (e) => e.actor === actor && e.data.route === route,
+      );
+      if (found.length > 0) return found;
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    throw new Error(`no access.refused entry of ${actor} at ${route}`);
+  };
+
+  it('an Alertmanager token is refused (403) everywhere but the webhook, and the refusal is audited', async () => {
+    const runs = await count('runs');
+    const attempts: [string, string, unknown?][] = [
+      ['GET', '/api/v1/runs'],
+      ['GET', '/api/v1/alerts'],
+      ['GET', '/api/v1/audit'],
+      [
+        'POST',
+        '/api/v1/runs',
+        {
+          runbookId: 'agent-restart',
+          mode: 'execute',
+          input: { agent: 'code_agent', namespace: 'aiwebtest' },
+        },
+      ],
+    ];
+    for (const [method, path, body] of attempts) {
+      const reply = await a.call(method, path, { token: ALERT_TOKENS.am, ...(body ? { body } : {}) });
+      expect(reply.status, `${method} ${path}`).toBe(403);
+      const error = (reply.body as { error: { code: string; message: string; details: unknown } }).error;
+      expect(error.code).toBe('FORBIDDEN');
+      expect(error.message).toContain('valid only on POST /api/v1/alerts/alertmanager');
+      expect(error.details).toEqual({ token: 'alertmanager', routeTakes: 'personal' });
+      expect(reply.text).not.toContain(ALERT_TOKENS.am);
+    }
+    expect(await count('runs')).toBe(runs);
+    const [entry] = await refusalOf('am', '/api/v1/runs');
+    expect(entry).toMatchObject({
+      kind: 'access.refused',
+      data: { method: 'GET', status: 403, code: 'FORBIDDEN', via: 'alertmanager' },
+    });
+    for (const e of await auditOf('access.refused')) expect(JSON.stringify(e)).not.toContain(ALERT_TOKENS.am);
+  });
+
+  it('the webhook refuses (403) a personal admin token and a Grafana user, recording nothing', async () => {
+    const critical = alert({ alertname: 'AgentDown', agent: 'code_agent', severity: 'critical' });
+    const resolvedOne = { ...alert({ alertname: 'AgentDown', agent: 'code_agent' }), status: 'resolved' };
+    const body = notification([critical, resolvedOne]);
+    const before = {
+      runs: await count('runs'),
+      alerts: await count('alerts'),
+      audit: await owner.store.auditHead(),
+    };
+    const grafanaUser = JSON.stringify({ UserID: 7, Login: 'gadmin', OrgID: 1, OrgRole: 'Admin' });
+    const senders: [string, { token: string; headers?: Record<string, string> }][] = [
+      ['ada', { token: ALERT_TOKENS.ada }],
+      ['gadmin', { token: ALERT_TOKENS.grafana, headers: { 'x-grafana-context': grafanaUser } }],
+    ];
+    for (const [actor, who] of senders) {
+      const reply = await a.call('POST', '/api/v1/alerts/alertmanager', { ...who, body });
+      expect(reply.status, actor).toBe(403);
+      const error = (reply.body as { error: { code: string; message: string } }).error;
+      expect(error.code).toBe('FORBIDDEN');
+      expect(error.message).toContain('The webhook takes only an Alertmanager token');
+      const [entry] = await refusalOf(actor, '/api/v1/alerts/alertmanager');
+      expect(entry?.data).toMatchObject({
+        method: 'POST',
+        status: 403,
+        via: actor === 'ada' ? 'token' : 'grafana',
+      });
+    }
+    expect(await count('runs')).toBe(before.runs);
+    expect(await count('alerts')).toBe(before.alerts);
+    const written = (await owner.store.readAudit(before.audit.seq)).map((r) => JSON.parse(r.entry).kind);
+    expect(written.filter((kind) => kind !== 'access.refused')).toEqual([]);
+    expect(await alertRow(critical.fingerprint)).toBeUndefined();
+    expect(await alertRow(resolvedOne.fingerprint)).toBeUndefined();
   });
 });
 
@@ -482,7 +737,7 @@ describe('alert routing config', () => {
     try {
       const substring = alert({ alertname: 'X', agent: 'my_agent_two' }, { annotations: { ns: 'prod' } });
       const both = alert({ alertname: 'X', agent: 'my_agent' }, { annotations: { ns: 'prod' } });
-      const reply = await post(notification([substring, both]), ALERT_TOKENS.erin, c);
+      const reply = await post(notification([substring, both]), ALERT_TOKENS.am, c);
       expect(reply.status).toBe(200);
       const runs = (reply.body as { runs: { fingerprint: string; route: string; runId: string }[] }).runs;
       expect(runs.map((r) => [r.fingerprint, r.route])).toEqual([

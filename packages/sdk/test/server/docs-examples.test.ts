@@ -79,7 +79,8 @@ const app = createServer({
   engine,
   tokens: [
     { name: 'ada', role: 'admin', sha256: tokenHash('ADA_TOKEN') },
-    { name: 'alertmanager', role: 'editor', sha256: tokenHash('ALERTMANAGER_TOKEN') },
+    // Valid only on Alertmanager's webhook, which takes no other token.
+    { name: 'alertmanager', role: 'editor', alertmanager: true, sha256: tokenHash('ALERTMANAGER_TOKEN') },
   ],
   alerts: {
     routes: [

@@ -1,11 +1,5 @@
-import { get, type IncomingMessage } from 'node:http';
-import Fastify from 'fastify';
-import { serializerCompiler, validatorCompiler } from 'fastify-type-provider-zod';
+import { get, type IncomingMessage, type ServerResponse } from 'node:http';
 import { describe, expect, it } from 'vitest';
-import { AccessPolicy } from '../../src/server/access';
-import { installErrorHandling } from '../../src/server/errors';
-import { ServerOptions } from '../../src/server/options';
-import { EVENT_POLL_INTERVAL_MS, eventRoutes } from '../../src/server/routes/events';
 import { liveServer } from './live-server';
 import { TOKENS } from './server-fixture';
 
@@ -96,13 +90,35 @@ async function openStream(url: string, headers: Record<string, string> = {}) {
 
 const auth = (token: string) => ({ authorization: `Bearer ${token}` });
 const seqs = (events: SseEvent[]) => events.filter((e) => e.event !== 'end').map((e) => Number(e.id));
+const pause = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Opens a stream, retrying while it is refused with 429 (a slot released only when the server saw a close). */
+async function openWhenFree(url: string, headers: Record<string, string>, ms = 3_000) {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const stream = await openStream(url, headers);
+    if (stream.response.statusCode !== 429 || Date.now() > deadline) return stream;
+    stream.close();
+    await pause(25);
+  }
+}
+
+/** Fails if the server logged a warning or an error since line `from` of its log (it did log something). */
+function expectQuietLog(lines: readonly string[], from: number): void {
+  const logged = lines.slice(from).map((l) => JSON.parse(l));
+  expect(logged.length).toBeGreaterThan(0);
+  expect(logged.filter((l) => l.level >= 40)).toEqual([]);
+}
+
+const POLL_MS = 200;
 
 describe('GET /runs/:id/events over HTTP (PostgreSQL)', () => {
-  const f = liveServer();
+  const f = liveServer({ eventStreams: { pollIntervalMs: POLL_MS } });
   const url = (path: string) => `${f.base}/api/v1${path}`;
   const auditOf = async (runId: string) => f.store.readRunAudit(runId, 0, 1000);
 
   it('streams a finished run: its audit rows in order, then end', async () => {
+    const logsFrom = f.logLines.length;
     const planned = await f.call('POST', '/api/v1/runs', {
       token: TOKENS.erin,
       body: { runbookId: 'fix-low', input: { key: 'sse-done', value: '1' }, mode: 'plan' },
@@ -136,9 +152,11 @@ describe('GET /runs/:id/events over HTTP (PostgreSQL)', () => {
     const end = stream.events.at(-1);
     expect(end?.event).toBe('end');
     expect(JSON.parse(end?.data ?? '')).toEqual({ status: 'succeeded', lastSeq: rows.at(-1)?.seq });
+    expectQuietLog(f.logLines, logsFrom);
   });
 
   it('streams a live run as it happens: waits through the approval, then ends when it succeeds', async () => {
+    const logsFrom = f.logLines.length;
     const started = await f.call('POST', '/api/v1/runs', {
       token: TOKENS.erin,
       body: { runbookId: 'fix-high', input: { key: 'sse-live', value: 'on' }, mode: 'execute' },
@@ -156,7 +174,7 @@ describe('GET /runs/:id/events over HTTP (PostgreSQL)', () => {
       'the rows up to the approval request',
     );
     // Waiting for approval is not an end: the stream stays open.
-    await new Promise((r) => setTimeout(r, EVENT_POLL_INTERVAL_MS * 2));
+    await pause(POLL_MS * 2);
     expect(stream.isEnded).toBe(false);
     expect(seqs(stream.events)).toEqual(whileWaiting.map((r) => r.seq));
 
@@ -173,9 +191,11 @@ describe('GET /runs/:id/events over HTTP (PostgreSQL)', () => {
     expect(kinds).toContain('approval.approved');
     expect(kinds.indexOf('approval.approved')).toBeGreaterThan(whileWaiting.length - 1);
     expect(f.world.get('sse-live')).toBe('on');
+    expectQuietLog(f.logLines, logsFrom);
   });
 
   it('resumes after Last-Event-ID or ?after, the header winning, with only the later rows', async () => {
+    const logsFrom = f.logLines.length;
     const planned = await f.call('POST', '/api/v1/runs', {
       token: TOKENS.erin,
       body: { runbookId: 'fix-low', input: { key: 'sse-resume', value: '2' }, mode: 'plan' },
@@ -208,6 +228,7 @@ describe('GET /runs/:id/events over HTTP (PostgreSQL)', () => {
     const atEnd = await openStream(url(`/runs/${runId}/events?after=${rows.at(-1)?.seq}`), auth(TOKENS.vera));
     await atEnd.ended;
     expect(atEnd.events.map((e) => e.event)).toEqual(['end']);
+    expectQuietLog(f.logLines, logsFrom);
   });
 
   it('answers JSON pages for polling with Accept: application/json or ?format=json', async () => {
@@ -309,26 +330,19 @@ describe('GET /runs/:id/events over HTTP (PostgreSQL)', () => {
       const logsBefore = f.logLines.length;
       const stream = await openStream(url(`/runs/${runId}/events`), auth(TOKENS.vera));
       await stream.until(() => stream.events.length >= 1, 'run.created');
-      await new Promise((r) => setTimeout(r, EVENT_POLL_INTERVAL_MS * 2.5));
+      await pause(POLL_MS * 2.5);
       expect(polls).toBeGreaterThanOrEqual(2); // it was polling while the client listened
       stream.close();
       await stream.ended;
-      await new Promise((r) => setTimeout(r, EVENT_POLL_INTERVAL_MS * 1.5)); // a poll in flight may finish
+      await pause(POLL_MS * 1.5); // a poll in flight may finish
       const afterClose = polls;
-      await new Promise((r) => setTimeout(r, EVENT_POLL_INTERVAL_MS * 3));
+      await pause(POLL_MS * 3);
       expect(polls).toBe(afterClose);
-      const logged = f.logLines.slice(logsBefore).map((l) => JSON.parse(l));
-      expect(logged.filter((l) => l.level >= 40)).toEqual([]);
+      expectQuietLog(f.logLines, logsBefore);
     } finally {
       driver.query = query;
       await f.store.driver.query("UPDATE runs SET status = 'cancelled' WHERE id = $1", [runId]);
     }
-  });
-
-  it('logged no warning or error while streaming', () => {
-    const logged = f.logLines.map((l) => JSON.parse(l));
-    expect(logged.length).toBeGreaterThan(0);
-    expect(logged.filter((l) => l.level >= 40)).toEqual([]);
   });
 });
 
@@ -336,6 +350,7 @@ describe('closing the server with event streams open', () => {
   const f = liveServer();
 
   it('ends the open streams and closes promptly', async () => {
+    const logsFrom = f.logLines.length;
     const runId = await f.engine.enqueue(
       'scale-check',
       { namespace: 'close' },
@@ -354,35 +369,295 @@ describe('closing the server with event streams open', () => {
       // Ended without `end`: the run goes on, and an EventSource reconnects to another replica.
       expect(s.events.map((e) => e.event)).toEqual(['run.created']);
     }
+    expectQuietLog(f.logLines, logsFrom);
   });
 });
 
-describe('event stream heartbeat', () => {
-  const f = liveServer();
+describe('limits on open event streams', () => {
+  const f = liveServer({
+    eventStreams: { pollIntervalMs: 100, heartbeatMs: 100, maxPerIdentity: 2, maxOpen: 3 },
+  });
+  const url = (runId: string) => `${f.base}/api/v1/runs/${runId}/events`;
+  const queuedRun = (namespace: string) =>
+    f.engine.enqueue('scale-check', { namespace }, { mode: 'diagnose', actor: 'erin' });
+  const opened = async (runId: string, token: string) => {
+    const stream = await openWhenFree(url(runId), auth(token));
+    expect(stream.response.statusCode).toBe(200);
+    await stream.until(() => stream.events.length >= 1, 'run.created');
+    return stream;
+  };
+  const refused = (runId: string, token: string) =>
+    f.call('GET', `/api/v1/runs/${runId}/events`, { token, headers: { accept: 'text/event-stream' } });
 
-  it('sends `: keep-alive` comments while the run is idle', async () => {
+  it('refuses a stream beyond the per-identity or the replica cap with 429 TOO_MANY_STREAMS, and frees a slot when a stream closes', async () => {
+    const logsFrom = f.logLines.length;
+    const runId = await queuedRun('caps');
+    const vera = [await opened(runId, TOKENS.vera), await opened(runId, TOKENS.vera)];
+
+    const third = await refused(runId, TOKENS.vera);
+    expect(third.status).toBe(429);
+    expect(third.headers['content-type']).toMatch(/^application\/json/);
+    const perIdentity = (third.body as Any).error;
+    expect(perIdentity.code).toBe('TOO_MANY_STREAMS');
+    expect(perIdentity.details).toEqual({ scope: 'identity', open: 2, max: 2 });
+    expect(perIdentity.message).toContain('You have 2 run event streams open');
+    expect(perIdentity.message).toContain('Close one');
+    expect(perIdentity.message).toContain('Accept: application/json');
+    // Polling is what the refusal offers, and it is not capped.
+    const polled = await f.call('GET', `/api/v1/runs/${runId}/events`, {
+      token: TOKENS.vera,
+      headers: { accept: 'application/json' },
+    });
+    expect(polled.status).toBe(200);
+    expect((polled.body as Any).events.map((e: Any) => e.kind)).toEqual(['run.created']);
+
+    const erin = await opened(runId, TOKENS.erin);
+    const overReplica = await refused(runId, TOKENS.ada);
+    expect(overReplica.status).toBe(429);
+    const total = (overReplica.body as Any).error;
+    expect(total.code).toBe('TOO_MANY_STREAMS');
+    expect(total.details).toEqual({ scope: 'replica', open: 3, max: 3 });
+    expect(total.message).toContain('This replica has 3 run event streams open');
+    expect(total.message).toContain('Accept: application/json');
+
+    // A stream that closes gives its slot back: to anyone under the replica cap, and to its identity.
+    vera[0]?.close();
+    const ada = await opened(runId, TOKENS.ada);
+    expect((await refused(runId, TOKENS.abe)).status).toBe(429);
+    for (const s of [...vera, erin, ada]) s.close();
+    const again = [await opened(runId, TOKENS.vera), await opened(runId, TOKENS.vera)];
+    for (const s of again) s.close();
+    await f.store.driver.query("UPDATE runs SET status = 'cancelled' WHERE id = $1", [runId]);
+    expectQuietLog(f.logLines, logsFrom);
+  });
+
+  it('frees the slot of a stream that ended with its run', async () => {
+    const planned = await f.call('POST', '/api/v1/runs', {
+      token: TOKENS.erin,
+      body: { runbookId: 'fix-low', input: { key: 'sse-slots', value: '1' }, mode: 'plan' },
+    });
+    const runId = (planned.body as Any).run.id as string;
+    // Three streams one after the other for an identity that may hold two at a time.
+    for (let i = 0; i < 3; i++) {
+      const stream = await openWhenFree(url(runId), auth(TOKENS.vera));
+      expect(stream.response.statusCode).toBe(200);
+      await stream.ended;
+      expect(stream.events.at(-1)?.event).toBe('end');
+    }
+    // And the identity's two slots are both free.
+    const open = [
+      await opened(await queuedRun('after-end-1'), TOKENS.vera),
+      await opened(await queuedRun('after-end-2'), TOKENS.vera),
+    ];
+    for (const s of open) s.close();
+  });
+
+  it('streams of one run share one poller: three viewers cost the store what one does', async () => {
+    const runId = await queuedRun('fan-out');
+    const driver = f.store.driver;
+    const query = driver.query.bind(driver);
+    let polls = 0;
+    driver.query = ((sql: string, params?: unknown[]) => {
+      if (sql.includes('FROM audit WHERE run_id') && params?.[0] === runId) polls++;
+      return query(sql, params);
+    }) as typeof driver.query;
+    try {
+      const streams = [
+        await opened(runId, TOKENS.vera),
+        await opened(runId, TOKENS.vera),
+        await opened(runId, TOKENS.erin),
+      ];
+      const from = polls;
+      await pause(1_000);
+      const perSecond = polls - from;
+      // One poller at 100 ms: about 10 queries a second; one per stream would be about 30.
+      expect(perSecond).toBeGreaterThanOrEqual(5);
+      expect(perSecond).toBeLessThanOrEqual(14);
+
+      // Each still gets every event: a row appended now reaches all three, once.
+      await f.store.appendAudit({ ts: new Date().toISOString(), actor: 'erin', kind: 'test.note', runId });
+      for (const s of streams) await s.until(() => s.events.length >= 2, 'test.note');
+      const rows = await f.store.readRunAudit(runId, 0, 100);
+      for (const s of streams) expect(seqs(s.events)).toEqual(rows.map((r) => r.seq));
+      for (const s of streams) s.close();
+    } finally {
+      driver.query = query;
+      await f.store.driver.query("UPDATE runs SET status = 'cancelled' WHERE id = $1", [runId]);
+    }
+  });
+});
+
+describe('slow and idle clients', () => {
+  const IDLE_MS = 2_000;
+  const f = liveServer({
+    idleTimeoutMs: IDLE_MS,
+    eventStreams: { pollIntervalMs: 100, heartbeatMs: 100, maxPerIdentity: 2 },
+  });
+  const url = (runId: string) => `${f.base}/api/v1/runs/${runId}/events`;
+
+  /** A queued run whose audit holds 16 MB: more than the loopback socket buffers take from a paused client. */
+  let bigRun: Promise<string> | undefined;
+  const bigRunId = () => {
+    bigRun ??= (async () => {
+      const runId = await f.engine.enqueue(
+        'scale-check',
+        { namespace: 'big' },
+        { mode: 'diagnose', actor: 'erin' },
+      );
+      const blob = 'x'.repeat(1024 * 1024);
+      for (let i = 0; i < 16; i++) {
+        await f.store.appendAudit({
+          ts: new Date().toISOString(),
+          actor: 'erin',
+          kind: 'test.bulk',
+          runId,
+          data: { i, blob },
+        });
+      }
+      return runId;
+    })();
+    return bigRun;
+  };
+
+  /** The server side of the next request for `runId`, and every MaxListenersExceededWarning meanwhile. */
+  const watchServer = (runId: string) => {
+    const responses: ServerResponse[] = [];
+    const warnings: Error[] = [];
+    const onRequest = (request: IncomingMessage, response: ServerResponse) => {
+      if (request.url?.includes(runId)) responses.push(response);
+    };
+    const onWarning = (warning: Error) => {
+      if (warning.name === 'MaxListenersExceededWarning') warnings.push(warning);
+    };
+    f.app.server.on('request', onRequest);
+    process.on('warning', onWarning);
+    return {
+      responses,
+      warnings,
+      /** Listeners on the response and its socket that a pending write could add. */
+      listeners: () => {
+        const response = responses[0];
+        const socket = response?.socket;
+        return {
+          responseDrain: response?.listenerCount('drain') ?? 0,
+          responseClose: response?.listenerCount('close') ?? 0,
+          socketDrain: socket?.listenerCount('drain') ?? 0,
+          socketClose: socket?.listenerCount('close') ?? 0,
+        };
+      },
+      stop: () => {
+        f.app.server.off('request', onRequest);
+        process.off('warning', onWarning);
+      },
+    };
+  };
+  const until = async (predicate: () => boolean, what: string, ms: number) => {
+    const deadline = Date.now() + ms;
+    while (!predicate()) {
+      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+      await pause(20);
+    }
+  };
+
+  it('sends `: keep-alive` comments while the run is idle, which keep the stream open past the idle timeout', async () => {
+    const logsFrom = f.logLines.length;
     const runId = await f.engine.enqueue(
       'scale-check',
       { namespace: 'idle' },
       { mode: 'diagnose', actor: 'erin' },
     );
-    // The route alone, with a short heartbeat (the default is 15 s), on its own listener.
-    const app = Fastify();
-    app.setValidatorCompiler(validatorCompiler);
-    app.setSerializerCompiler(serializerCompiler);
-    installErrorHandling(app);
-    const settings = ServerOptions.parse({ engine: f.engine });
-    eventRoutes(app, { engine: f.engine, access: new AccessPolicy(), settings }, { heartbeatMs: 100 });
-    await app.listen({ port: 0, host: '127.0.0.1' });
+    const stream = await openStream(url(runId), auth(TOKENS.vera));
+    await stream.until(() => stream.comments.length >= 25, '25 heartbeats (2.5 s)', 6_000);
+    expect(stream.isEnded).toBe(false);
+    expect(new Set(stream.comments)).toEqual(new Set(['keep-alive']));
+    expect(stream.events.map((e) => e.event)).toEqual(['run.created']);
+    stream.close();
+    await f.store.driver.query("UPDATE runs SET status = 'cancelled' WHERE id = $1", [runId]);
+    expectQuietLog(f.logLines, logsFrom);
+  });
+
+  it('a client that stops reading gets no heartbeats piled up and no listeners added, then every event once it reads again', async () => {
+    const logsFrom = f.logLines.length;
+    const runId = await bigRunId();
+    const server = watchServer(runId);
     try {
-      const address = app.server.address();
-      if (!address || typeof address === 'string') throw new Error('no address');
-      const stream = await openStream(`http://127.0.0.1:${address.port}/runs/${runId}/events`);
-      await stream.until(() => stream.comments.length >= 3, 'three heartbeats', 3_000);
-      expect(new Set(stream.comments)).toEqual(new Set(['keep-alive']));
-      expect(stream.events.map((e) => e.event)).toEqual(['run.created']);
+      const stream = await openStream(url(runId), auth(TOKENS.vera));
+      stream.response.pause();
+      await until(
+        () => server.responses[0]?.writableNeedDrain === true,
+        'the server to wait for the socket',
+        5_000,
+      );
+      const atStart = server.listeners();
+      const commentsAtStart = stream.comments.length;
+      // Six heartbeats' worth of not reading (well under the idle timeout).
+      for (let i = 0; i < 12; i++) {
+        await pause(50);
+        expect(server.listeners()).toEqual(atStart);
+      }
+      expect(server.responses[0]?.writableNeedDrain).toBe(true);
+
+      stream.response.resume();
+      const rows = await f.store.readRunAudit(runId, 0, 100);
+      await stream.until(() => stream.events.length >= rows.length, 'every event', 10_000);
+      expect(seqs(stream.events)).toEqual(rows.map((r) => r.seq));
+      // The heartbeats of the pause were skipped, not queued behind the events.
+      expect(stream.comments.length - commentsAtStart).toBeLessThanOrEqual(1);
+      await stream.until(() => stream.comments.length >= commentsAtStart + 3, 'heartbeats again', 3_000);
+      expect(stream.isEnded).toBe(false);
+      expect(server.warnings).toEqual([]);
+      stream.close();
     } finally {
-      await app.close();
+      server.stop();
+    }
+    expectQuietLog(f.logLines, logsFrom);
+  });
+
+  it('a client that stops reading for longer than the idle timeout is disconnected, and its slot freed', async () => {
+    const runId = await bigRunId();
+    const server = watchServer(runId);
+    try {
+      const stalled = await openStream(url(runId), auth(TOKENS.vera));
+      stalled.response.pause();
+      await until(
+        () => server.responses[0]?.writableNeedDrain === true,
+        'the server to wait for the socket',
+        5_000,
+      );
+      const atStart = server.listeners();
+      const t0 = Date.now();
+      const closed = new Promise<void>((resolve) => server.responses[0]?.once('close', () => resolve()));
+      let listenersGrew = false;
+      const sampling = setInterval(() => {
+        const now = server.listeners();
+        if (now.responseDrain > atStart.responseDrain || now.socketDrain > atStart.socketDrain)
+          listenersGrew = true;
+      }, 50);
+      await closed;
+      clearInterval(sampling);
+      // Nothing was written while it did not read, so the idle timeout ended it. (Node lets one timeout pass
+      // when the pending write made progress since the previous one, so it takes up to twice the timeout.)
+      expect(Date.now() - t0).toBeLessThan(2 * IDLE_MS + 1_500);
+      expect(server.responses[0]?.writableFinished).toBe(false);
+      expect(listenersGrew).toBe(false);
+      expect(server.warnings).toEqual([]);
+      stalled.close();
+
+      // Its slot is free: the identity may open its two streams again.
+      const other = await f.engine.enqueue(
+        'scale-check',
+        { namespace: 'after-stall' },
+        { mode: 'diagnose', actor: 'erin' },
+      );
+      const streams = [
+        await openWhenFree(url(other), auth(TOKENS.vera), 1_000),
+        await openWhenFree(url(other), auth(TOKENS.vera), 1_000),
+      ];
+      expect(streams.map((s) => s.response.statusCode)).toEqual([200, 200]);
+      for (const s of streams) s.close();
+      await f.store.driver.query("UPDATE runs SET status = 'cancelled' WHERE id IN ($1, $2)", [runId, other]);
+    } finally {
+      server.stop();
     }
   });
 });

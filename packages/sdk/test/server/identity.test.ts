@@ -1,5 +1,13 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import pg from 'pg';
 import { afterEach, describe, expect, it, vi } from 'vitest';
+import { isInputValidationError } from '../../src/core/errors';
+import { createServer } from '../../src/server/app';
+import { hashToken } from '../../src/server/identity';
+import type { TokenGrant } from '../../src/server/options';
+import { readTokensFile } from '../../src/server/tokens-file';
 import { POSTGRES_URL } from '../support/stores';
 import { errorBodies } from './http-client';
 import { grafanaContext, identityFixture, TOKENS } from './identity-fixture';
@@ -413,5 +421,53 @@ describe('refusal audit: flood cap and audit failures', () => {
     }
     expect((await f.call('GET', '/api/v1/runbooks', { token: TOKENS.vera })).status).toBe(200);
     expect(await f.engine.verifyAudit()).toMatchObject({ ok: true });
+  });
+});
+
+describe("token kinds: the Grafana app's token and Alertmanager's token are two tokens", () => {
+  const f = identityFixture();
+  const both: TokenGrant = {
+    name: 'both',
+    sha256: hashToken('both-kinds-token'),
+    role: 'editor',
+    grafana: true,
+    alertmanager: true,
+  };
+  /** The issues `act` is refused with. */
+  const issuesOf = (act: () => unknown) => {
+    try {
+      act();
+    } catch (e) {
+      if (isInputValidationError(e)) return e.issues;
+      throw e;
+    }
+    throw new Error('accepted');
+  };
+
+  it('refuses a grant with "grafana" and "alertmanager" both true, naming the field, in a tokens file and in ServerOptions', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'runbook-tokens-'));
+    try {
+      const file = join(dir, 'tokens.json');
+      writeFileSync(
+        file,
+        JSON.stringify({ tokens: [{ ...both, sha256: hashToken('other'), grafana: false }, both] }),
+      );
+      expect(issuesOf(() => readTokensFile(file))).toEqual([
+        {
+          path: 'tokens.1.alertmanager',
+          message: expect.stringContaining('cannot be true together with "grafana": true'),
+        },
+      ]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+    expect(issuesOf(() => createServer({ engine: f.engine, tokens: [both] }))).toEqual([
+      { path: 'tokens.0.alertmanager', message: expect.stringContaining('"grafana": true') },
+    ]);
+    // Either alone is a valid grant.
+    for (const one of [{ grafana: false }, { alertmanager: false }]) {
+      const app = createServer({ engine: f.engine, tokens: [{ ...both, ...one }] });
+      await app.close();
+    }
   });
 });

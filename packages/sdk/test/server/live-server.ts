@@ -4,7 +4,7 @@ import { afterAll, beforeAll } from 'vitest';
 import { Engine } from '../../src/engine/engine';
 import { createServer } from '../../src/server/app';
 import { hashToken } from '../../src/server/identity';
-import type { Role } from '../../src/server/options';
+import type { Role, ServerOptions } from '../../src/server/options';
 import { fixRunbook, World } from '../support/runbooks';
 import { postgresStore, type StoreUnderTest, uniqueSchema } from '../support/stores';
 import { scaleRunbook, TOKENS } from './server-fixture';
@@ -27,8 +27,9 @@ const ROLES: Record<keyof typeof TOKENS, Role> = {
 /**
  * Like `serverFixture` (same runbooks and tokens, PostgreSQL in its own schema), and also gives the base
  * URL (to read event streams), response headers, and the app (to close it while a stream is open).
+ * `options`: more options of `createServer` (event stream timing and caps, timeouts).
  */
-export function liveServer() {
+export function liveServer(options: Omit<ServerOptions, 'engine' | 'tokens' | 'logger'> = {}) {
   const world = new World();
   const logLines: string[] = [];
   let sut: StoreUnderTest | undefined;
@@ -48,6 +49,7 @@ export function liveServer() {
       ],
     });
     app = createServer({
+      ...options,
       engine,
       tokens: Object.entries(TOKENS).map(([name, token]) => ({
         name,

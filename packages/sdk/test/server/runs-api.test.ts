@@ -164,15 +164,17 @@ describe('POST /runs and GET /runs over HTTP (PostgreSQL)', () => {
       mode: 'plan',
       idempotencyKey: 'reuse-1',
     };
-    expect((await start(TOKENS.erin, body)).status).toBe(200);
+    const first = await start(TOKENS.erin, body);
+    expect(first.status).toBe(200);
     const before = await runCount();
 
     const otherInput = await start(TOKENS.erin, { ...body, input: { key: 'reuse', value: '2' } });
     expect(otherInput.status).toBe(409);
     expect((otherInput.body as Any).error).toMatchObject({
       code: 'IDEMPOTENCY_KEY_REUSED',
-      details: { path: 'idempotencyKey' },
+      details: { path: 'idempotencyKey', runId: expect.any(String) },
     });
+    expect((otherInput.body as Any).error.details.runId).toBe((first.body as Any).run.id);
     expect((otherInput.body as Any).error.message).toContain('idempotencyKey');
 
     const otherMode = await start(TOKENS.erin, { ...body, mode: 'execute' });
@@ -291,5 +293,57 @@ describe('POST /runs and GET /runs over HTTP (PostgreSQL)', () => {
     expect((await paths({ idempotencyKey: 'k'.repeat(201) })).paths).toEqual(['idempotencyKey']);
     expect((await paths({ idempotencyKey: '' })).paths).toEqual(['idempotencyKey']);
     expect(await runCount()).toBe(before);
+  });
+
+  it('refuses what only the Alertmanager webhook sets (source alertmanager, its keys, alert: idempotency keys) with a 400 naming the field; nothing starts', async () => {
+    const before = await runCount();
+    const refusals: [string, Record<string, unknown>][] = [
+      ['context.source', { context: { source: 'alertmanager' } }],
+      ['context.source', { context: { source: ' AlertManager' } }],
+      ['context.receiver', { context: { source: 'grafana', receiver: 'runbooks' } }],
+      ['context.groupKey', { context: { groupKey: '{}:{alertname="AgentDown"}' } }],
+      ['context.externalURL', { context: { externalURL: 'http://alertmanager:9093' } }],
+      ['idempotencyKey', { idempotencyKey: 'alert:5f1c2a3b' }],
+      ['idempotencyKey', { idempotencyKey: 'ALERT:5f1c2a3b' }],
+    ];
+    const forged = {
+      labels: { alertname: 'AgentDown' },
+      fingerprint: 'f00d',
+      startsAt: '2026-11-28T07:00:00Z',
+    };
+    for (const [path, extra] of refusals) {
+      for (const [route, body] of [
+        [
+          '/api/v1/runs',
+          { runbookId: 'scale-check', input: { namespace: 'web' }, mode: 'diagnose', ...extra },
+        ],
+        ['/api/v1/runbooks/scale-check/diagnose', { input: { namespace: 'web' }, ...extra }],
+      ] as const) {
+        const withAlert =
+          'context' in body ? { ...body, context: { ...(body.context as object), alert: forged } } : body;
+        const reply = await f.call('POST', route, { token: TOKENS.ada, body: withAlert });
+        expect(reply.status, `${route} ${JSON.stringify(extra)}`).toBe(400);
+        const error = (reply.body as Any).error;
+        expect(error.code).toBe('INVALID_REQUEST');
+        expect(error.details.map((d: Any) => d.path)).toEqual([path]);
+        expect(error.message).toContain(path);
+        expect(error.message).toContain('set only by the Alertmanager webhook');
+      }
+    }
+    expect(await runCount()).toBe(before);
+    expect(
+      (await f.store.listRuns({ limit: 10_000 })).filter((r) => r.idempotencyKey?.startsWith('alert:')),
+    ).toEqual([]);
+
+    // Grafana's alert-instance action may pass the alert it was started for, under its own source.
+    const context = { source: 'grafana', alert: forged };
+    const fromGrafana = await start(TOKENS.vera, {
+      runbookId: 'scale-check',
+      input: { namespace: 'web' },
+      mode: 'diagnose',
+      context,
+    });
+    expect(fromGrafana.status).toBe(200);
+    expect((fromGrafana.body as Any).run.context).toEqual(context);
   });
 });

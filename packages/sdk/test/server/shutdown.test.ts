@@ -84,6 +84,21 @@ function startService(engine: Engine, shutdownGraceMs: number, handOverNow?: Abo
     done,
     log,
     stop: () => stop.abort(),
+    /** Starts an inline run (diagnose answers with the run when it ends); resolves with the raw answer. */
+    async diagnose(input: {
+      ms: number;
+    }): Promise<{ status: number; connection: string | null; body: unknown }> {
+      const response = await fetch(`${base}/api/v1/runs`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ runbookId: 'slow-check', mode: 'diagnose', input }),
+      });
+      return {
+        status: response.status,
+        connection: response.headers.get('connection'),
+        body: await response.json(),
+      };
+    },
     async startRun(input: { ms: number }): Promise<string> {
       const response = await fetch(`${base}/api/v1/runs`, {
         method: 'POST',
@@ -129,7 +144,7 @@ describe('serve() shutdown', () => {
     expect(slow.runs()).toBe(1);
     const kinds = (await sut.store.readRunAudit(runId)).map((r) => JSON.parse(r.entry).kind);
     expect(kinds).not.toContain('run.handed-over');
-    expect(service.log.join('')).not.toContain('handing it over');
+    expect(service.log.join('')).not.toContain('handing the runs still executing over');
   });
 
   it('hands the run over when the grace period ends: not cancelled, claimable at once', async () => {
@@ -154,7 +169,9 @@ describe('serve() shutdown', () => {
       error: null,
     });
     const log = service.log.join('');
-    expect(log).toContain('handing it over to another replica');
+    expect(log).toContain(
+      'grace period of 200ms over: handing the runs still executing over to another replica',
+    );
     expect(log).toContain('handed over 1 run(s)');
 
     const next = new Engine({ store: sut.store, runbooks: [slow.runbook], leaseTtl: '5m' });
@@ -188,6 +205,49 @@ describe('serve() shutdown', () => {
     expect(audit.find((e) => e.kind === 'run.handed-over')?.data.reason).toMatch(
       /asked to hand over at once/,
     );
+    const next = new Engine({ store: sut.store, runbooks: [slow.runbook], leaseTtl: '5m' });
+    expect(await next.runNext()).toMatchObject({ runId, status: 'succeeded' });
+  });
+
+  it('counts the grace period from the signal, and hands over an inline run whose request is still in flight', async () => {
+    const slow = slowRunbook();
+    const engine = new Engine({ store: sut.store, runbooks: [slow.runbook], leaseTtl: '5m' });
+    const graceMs = 300;
+    const service = startService(engine, graceMs);
+    await service.ready;
+    // A diagnose runs inside its request: closing the server waits for that request.
+    const answer = service.diagnose({ ms: 60_000 });
+    let runId = '';
+    for (let i = 0; i < 200 && !runId; i++) {
+      const [run] = await sut.store.listRuns({ runbookId: 'slow-check', status: 'running', limit: 1 });
+      if (run?.mode === 'diagnose' && run.leaseOwner?.startsWith(`${engine.owner}/`)) runId = run.id;
+      else await new Promise((r) => setTimeout(r, 25));
+    }
+    expect(runId).not.toBe('');
+    const stoppedAt = Date.now();
+    service.stop();
+
+    expect(await service.done).toEqual({ handedOver: 1 });
+    // Grace plus the hand-over itself, not the 60 s check nor the request + grace.
+    expect(Date.now() - stoppedAt).toBeLessThan(graceMs + 1_500);
+    // The request in flight got its answer (not a reset connection): the run, queued for another replica.
+    const reply = await answer;
+    expect(reply.status).toBe(200);
+    // Told to close its kept-alive connection, which would otherwise hold the shutdown.
+    expect(reply.connection).toBe('close');
+    expect(reply.body).toMatchObject({ run: { id: runId, status: 'queued', mode: 'diagnose' } });
+    expect(await sut.store.getRun(runId)).toMatchObject({
+      status: 'queued',
+      leaseOwner: null,
+      endedAt: null,
+      cancelRequested: null,
+    });
+    const audit = (await sut.store.readRunAudit(runId)).map((r) => JSON.parse(r.entry));
+    expect(audit.find((e) => e.kind === 'run.handed-over')?.data.reason).toMatch(
+      new RegExp(`grace period of ${graceMs}ms`),
+    );
+    expect(audit.map((e) => e.kind)).not.toContain('run.cancelled');
+
     const next = new Engine({ store: sut.store, runbooks: [slow.runbook], leaseTtl: '5m' });
     expect(await next.runNext()).toMatchObject({ runId, status: 'succeeded' });
   });

@@ -11,6 +11,7 @@ import { Engine } from '../../src/engine/engine';
 import type { AlertRouting } from '../../src/server/alert-routing';
 import { createServer } from '../../src/server/app';
 import { hashToken } from '../../src/server/identity';
+import type { Role, ServerOptions } from '../../src/server/options';
 import { openStore } from '../../src/store/open-store';
 import type { RunStore } from '../../src/store/run-store';
 import { listen } from '../server/http-client';
@@ -24,13 +25,27 @@ export const SAMPLE_CONFIG = new URL('../../../../deploy/alertmanager/alertmanag
 const SAMPLE_URL = 'http://runbook-service.aiwebtest.svc:8080/api/v1/alerts/alertmanager';
 const SAMPLE_CREDENTIALS = '/etc/alertmanager/secrets/runbook-service-token/token';
 
-/** Bearer tokens of the webhook tests: `am` is what Alertmanager posts with. */
+/**
+ * Bearer tokens of the webhook tests: `am` is what Alertmanager posts with (an Alertmanager token, editor),
+ * `amViewer` an Alertmanager token granted only viewer, `grafana` the Grafana app's token (admin); the
+ * others are personal tokens.
+ */
 export const ALERT_TOKENS = {
   vera: 'alerts-viewer-vera',
   erin: 'alerts-editor-erin',
+  ada: 'alerts-admin-ada',
   am: 'alerts-editor-am',
+  amViewer: 'alerts-viewer-am',
+  grafana: 'alerts-grafana-app',
 };
-const ROLES = { vera: 'viewer', erin: 'editor', am: 'editor' } as const;
+const GRANTS: Record<keyof typeof ALERT_TOKENS, { role: Role; alertmanager?: true; grafana?: true }> = {
+  vera: { role: 'viewer' },
+  erin: { role: 'editor' },
+  ada: { role: 'admin' },
+  am: { role: 'editor', alertmanager: true },
+  amViewer: { role: 'viewer', alertmanager: true },
+  grafana: { role: 'admin', grafana: true },
+};
 
 const AgentInput = z.object({
   agent: z.string().regex(/^[a-z_]+$/, 'must be an agent name (lowercase letters and "_")'),
@@ -87,8 +102,15 @@ export const ALERT_ROUTING: AlertRouting = {
   ],
 };
 
-/** A service with the alert runbooks and routing over a PostgreSQL store schema, listening on a free port. */
-export async function alertService(schema: string, routing: AlertRouting = ALERT_ROUTING) {
+/**
+ * A service with the alert runbooks and routing over a PostgreSQL store schema, listening on a free port;
+ * `options` for createServer (the body limits, …).
+ */
+export async function alertService(
+  schema: string,
+  routing: AlertRouting = ALERT_ROUTING,
+  options: Omit<ServerOptions, 'engine' | 'alerts' | 'tokens'> = {},
+) {
   const store: RunStore = await openStore({ url: POSTGRES_URL, schema });
   const engine = new Engine({ store, runbooks: alertRunbooks() });
   let app: FastifyInstance | undefined;
@@ -96,10 +118,11 @@ export async function alertService(schema: string, routing: AlertRouting = ALERT
     app = createServer({
       engine,
       alerts: routing,
+      ...options,
       tokens: Object.entries(ALERT_TOKENS).map(([name, token]) => ({
         name,
         sha256: hashToken(token),
-        role: ROLES[name as keyof typeof ALERT_TOKENS],
+        ...GRANTS[name as keyof typeof ALERT_TOKENS],
       })),
     });
     const client = await listen(app);

@@ -2,6 +2,7 @@ import { resolve } from 'node:path';
 import { type Command, InvalidArgumentError, Option } from 'commander';
 import { Duration, formatMillis, toMillis } from '../../core/duration';
 import { EngineSettings } from '../../engine/engine';
+import { checkRunbookRoles } from '../../server/access';
 import { checkRoutedRunbooks } from '../../server/alert-routing';
 import { DEFAULT_POLL_INTERVAL_MS, DEFAULT_SHUTDOWN_GRACE_MS, serve } from '../../server/serve';
 import { readServiceConfig, type ServiceConfig, ServiceConfigError } from '../../server/service-config';
@@ -62,7 +63,7 @@ export function registerServeCommand(program: Command, ctx: CommandContext): voi
     .option('--port <port>', 'port to listen on (0 picks a free one)', port, 8080)
     .option(
       '--tokens-file <path>',
-      'JSON file {"tokens":[{"name","sha256","role","grafana"?}]} of accepted bearer tokens, hashed with `printf %s "$TOKEN" | sha256sum`; "grafana": true marks the Grafana app\'s token, valid only with X-Grafana-Context (env RUNBOOK_TOKENS_FILE)',
+      'JSON file {"tokens":[{"name","sha256","role","grafana"?,"alertmanager"?}]} of accepted bearer tokens, hashed with `printf %s "$TOKEN" | sha256sum`; "grafana": true marks the Grafana app\'s token, valid only with X-Grafana-Context; "alertmanager": true marks Alertmanager\'s token, valid only on the webhook, which takes no other (env RUNBOOK_TOKENS_FILE)',
     )
     .option(
       '--config <file>',
@@ -104,7 +105,7 @@ async function runServe(flags: ServeFlags, ctx: CommandContext): Promise<void> {
   const tokensPath = flags.tokensFile ?? io.env.RUNBOOK_TOKENS_FILE;
   if (!tokensPath?.trim()) {
     throw new UsageError(
-      'No tokens: the service never runs without authentication. Pass --tokens-file <path> (or set RUNBOOK_TOKENS_FILE) naming a JSON file {"tokens":[{"name":"ci","sha256":"<printf %s "$TOKEN" | sha256sum>","role":"viewer|editor|admin"}]}; add "grafana": true to the Grafana app\'s token (valid only with an X-Grafana-Context header).',
+      'No tokens: the service never runs without authentication. Pass --tokens-file <path> (or set RUNBOOK_TOKENS_FILE) naming a JSON file {"tokens":[{"name":"ci","sha256":"<printf %s "$TOKEN" | sha256sum>","role":"viewer|editor|admin"}]}; add "grafana": true to the Grafana app\'s token (valid only with an X-Grafana-Context header) and "alertmanager": true to Alertmanager\'s token (valid only on POST /api/v1/alerts/alertmanager, which takes no other token).',
     );
   }
   let tokens: ReturnType<typeof readTokensFile>;
@@ -125,11 +126,13 @@ async function runServe(flags: ServeFlags, ctx: CommandContext): Promise<void> {
     }
   }
   const runbooks = await loadRunbooks(runbookSpecs(flags.runbooks, io.env), io.cwd);
-  // Checked here too (the server checks it again) so that a route naming a missing runbook opens no store.
+  // Checked here too (the server checks them again) so that a route or a role naming a missing runbook
+  // opens no store.
   checkRoutedRunbooks(
     config.alerts,
     runbooks.map((r) => r.id),
   );
+  checkRunbookRoles(config.runbookRoles, runbooks);
   const where = describeLocation(storeLocation(flags, io));
   const shutdown = new AbortController();
   const handOverNow = new AbortController();

@@ -6,24 +6,14 @@ import { sleep } from '../../core/sleep';
 import { FINAL_RUN_STATUSES, type RunStatus } from '../../store/records';
 import type { RunStore } from '../../store/run-store';
 import type { ServerContext } from '../context';
-import { SseStream } from '../sse';
+import { HttpError } from '../errors';
+import { identityOf } from '../request-context';
+import { type ServerSentEvent, SseStream } from '../sse';
 import { errorResponses, RunEventView, runEventView } from '../views';
 import { RunParams } from './runs';
 
-/** How often an open event stream asks the store for new audit rows. @default 500 */
-export const EVENT_POLL_INTERVAL_MS = 500;
-/** How often an idle event stream sends a `: keep-alive` comment. @default 15000 */
-export const EVENT_HEARTBEAT_MS = 15_000;
 /** Rows read per store query while streaming. */
 const STREAM_BATCH = 500;
-
-/** Timing of the event streams; tests shorten it. */
-export interface EventStreamTiming {
-  /** @default {@link EVENT_POLL_INTERVAL_MS} */
-  pollIntervalMs?: number;
-  /** @default {@link EVENT_HEARTBEAT_MS} */
-  heartbeatMs?: number;
-}
 
 const Seq = z.coerce.number().int().min(0).max(Number.MAX_SAFE_INTEGER);
 
@@ -59,24 +49,19 @@ export type RunEventsPage = z.infer<typeof RunEventsPage>;
  * `GET /runs/:id/events`: a run's audit entries as Server-Sent Events, or as JSON pages for polling.
  *
  * The stream is read from the audit log, not from this process's engine events, so any replica serves any
- * run, whichever process executes it, and a client that reconnects (`Last-Event-ID`) misses nothing. Open
- * streams are ended when the app closes, so they never hold a shutdown up; clients then reconnect to
- * another replica.
+ * run, whichever process executes it, and a client that reconnects (`Last-Event-ID`) misses nothing. All
+ * streams of one run on this replica share one poller ({@link RunFeed}), and the number of open streams is
+ * capped per identity and per replica (`eventStreams`), so viewers cannot take the store's connections from
+ * the workers. Open streams are ended when the app closes, so they never hold a shutdown up; clients then
+ * reconnect to another replica.
  */
-export function eventRoutes(
-  app: FastifyInstance,
-  { engine }: ServerContext,
-  timing: EventStreamTiming = {},
-): void {
-  const pollMs = timing.pollIntervalMs ?? EVENT_POLL_INTERVAL_MS;
-  const heartbeatMs = timing.heartbeatMs ?? EVENT_HEARTBEAT_MS;
-  const open = new Map<SseStream, Promise<void>>();
+export function eventRoutes(app: FastifyInstance, { engine, settings }: ServerContext): void {
+  const { pollIntervalMs, heartbeatMs, maxPerIdentity, maxOpen } = settings.eventStreams;
+  const slots = new StreamSlots(maxPerIdentity, maxOpen);
+  const feeds = new RunFeeds(engine.store, pollIntervalMs, app.log);
 
-  app.addHook('preClose', async () => {
-    for (const stream of open.keys()) stream.end();
-    // Each loop may be in the middle of a store query; the store must outlive it.
-    await Promise.allSettled(open.values());
-  });
+  // Each poller may be in the middle of a store query; the store must outlive it.
+  app.addHook('preClose', () => feeds.close());
 
   app.withTypeProvider<ZodTypeProvider>().get(
     '/runs/:id/events',
@@ -88,7 +73,8 @@ export function eventRoutes(
           'text/event-stream: each audit entry of the run as `id: <seq>`, `event: <kind>`, `data: <JSON>`, ' +
           'then `event: end` once the run has ended; `: keep-alive` comments while idle. Resume with ' +
           '`Last-Event-ID` or `?after=<seq>`. With `Accept: application/json` or `?format=json`, one page ' +
-          '`{ events, nextAfter, status, done }` at once.',
+          '`{ events, nextAfter, status, done }` at once. Open streams are limited per identity and per ' +
+          'replica: one more is a 429 TOO_MANY_STREAMS (JSON polling is not limited this way).',
         tags: ['runs'],
         params: RunParams,
         querystring: RunEventsQuery,
@@ -117,15 +103,21 @@ export function eventRoutes(
         return reply.type('application/json').send(page);
       }
 
-      reply.hijack();
-      const stream = new SseStream(reply.raw, reply.getHeaders());
-      const heartbeat = setInterval(() => void stream.comment('keep-alive'), heartbeatMs);
-      const following = follow(engine.store, runId, after, stream, pollMs, request.log).finally(() => {
-        clearInterval(heartbeat);
-        open.delete(stream);
-      });
-      open.set(stream, following);
-      await following;
+      // Taken before the response starts, so a refusal is an ordinary JSON error.
+      const release = slots.take(identityOf(request).name);
+      try {
+        reply.hijack();
+        const stream = new SseStream(reply.raw, reply.getHeaders());
+        const heartbeat = setInterval(() => stream.comment('keep-alive'), heartbeatMs);
+        try {
+          feeds.follow(runId, after, stream);
+          await stream.ended;
+        } finally {
+          clearInterval(heartbeat);
+        }
+      } finally {
+        release();
+      }
       return reply;
     },
   );
@@ -160,36 +152,193 @@ async function readPage(
   };
 }
 
+const POLL_INSTEAD =
+  'Close one, or poll instead: GET /api/v1/runs/{id}/events with `Accept: application/json` (or ' +
+  '`?format=json`) and `?after=<nextAfter>`.';
+
+/** The open event streams of this replica, counted per identity and in all. */
+class StreamSlots {
+  readonly #byIdentity = new Map<string, number>();
+  #open = 0;
+
+  constructor(
+    readonly maxPerIdentity: number,
+    readonly maxOpen: number,
+  ) {}
+
+  /**
+   * Counts one more stream of `identity`, or throws 429 `TOO_MANY_STREAMS` when it has the most it may have
+   * or the replica serves the most it can. Call the returned function when the stream is over (idempotent).
+   */
+  take(identity: string): () => void {
+    const mine = this.#byIdentity.get(identity) ?? 0;
+    if (mine >= this.maxPerIdentity) {
+      throw new HttpError(
+        429,
+        'TOO_MANY_STREAMS',
+        `You have ${mine} run event streams open on this replica, the most one identity may have ` +
+          `(eventStreams.maxPerIdentity = ${this.maxPerIdentity}). ${POLL_INSTEAD}`,
+        { scope: 'identity', open: mine, max: this.maxPerIdentity },
+      );
+    }
+    if (this.#open >= this.maxOpen) {
+      throw new HttpError(
+        429,
+        'TOO_MANY_STREAMS',
+        `This replica has ${this.#open} run event streams open, the most it serves ` +
+          `(eventStreams.maxOpen = ${this.maxOpen}). ${POLL_INSTEAD}`,
+        { scope: 'replica', open: this.#open, max: this.maxOpen },
+      );
+    }
+    this.#byIdentity.set(identity, mine + 1);
+    this.#open++;
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      this.#open--;
+      const left = (this.#byIdentity.get(identity) ?? 1) - 1;
+      if (left > 0) this.#byIdentity.set(identity, left);
+      else this.#byIdentity.delete(identity);
+    };
+  }
+}
+
+/** The pollers of the runs that have open streams on this replica, one per run. */
+class RunFeeds {
+  readonly #feeds = new Map<string, RunFeed>();
+  #closing = false;
+
+  constructor(
+    readonly store: RunStore,
+    readonly pollMs: number,
+    readonly log: FastifyBaseLogger,
+  ) {}
+
+  /** Sends `stream` the run's events after `after`, from the run's poller (started if there is none). */
+  follow(runId: string, after: number, stream: SseStream): void {
+    // A request that was already being handled when the app began to close.
+    if (this.#closing) {
+      stream.end();
+      return;
+    }
+    let feed = this.#feeds.get(runId);
+    if (!feed) {
+      const created = new RunFeed(this.store, runId, this.pollMs, this.log, () => {
+        if (this.#feeds.get(runId) === created) this.#feeds.delete(runId);
+      });
+      this.#feeds.set(runId, created);
+      feed = created;
+    }
+    feed.add(stream, after);
+  }
+
+  /** Ends every stream and waits for the pollers' queries to finish. */
+  async close(): Promise<void> {
+    this.#closing = true;
+    const feeds = [...this.#feeds.values()];
+    for (const feed of feeds) feed.endAll();
+    await Promise.allSettled(feeds.map((feed) => feed.done));
+  }
+}
+
 /**
- * Sends the run's audit rows after `after` as they are appended, until the run has ended and every row
- * is sent (then `event: end`), the client goes away, or the app closes.
+ * One run's poller: reads the run's status and its audit rows after the lowest position of its streams,
+ * once per interval however many streams follow the run, and sends each stream the rows it has not had. A
+ * stream whose client is not reading ({@link SseStream.backedUp}) is left out until it drains; it then
+ * continues from its own position, so nothing is lost and nothing piles up in memory for it.
  */
-async function follow(
-  store: RunStore,
-  runId: string,
-  after: number,
-  stream: SseStream,
-  pollMs: number,
-  log: FastifyBaseLogger,
-): Promise<void> {
-  let last = after;
-  try {
-    while (!stream.closed) {
-      const page = await readPage(store, runId, last, STREAM_BATCH);
-      for (const event of page.events) {
-        await stream.send({ id: event.seq, event: event.kind, data: JSON.stringify(event) });
-      }
-      last = page.nextAfter;
-      if (page.done) {
-        await stream.send({ event: 'end', data: JSON.stringify({ status: page.status, lastSeq: last }) });
-        stream.end();
+class RunFeed {
+  /** Each stream with the sequence number of the last event it was sent. */
+  readonly #streams = new Map<SseStream, number>();
+  #alarm: AbortController | undefined;
+  /** Set when a stream joined after the streams to read for were chosen: read again without waiting. */
+  #woken = false;
+  #done: Promise<void> | undefined;
+
+  constructor(
+    readonly store: RunStore,
+    readonly runId: string,
+    readonly pollMs: number,
+    readonly log: FastifyBaseLogger,
+    /** Called, synchronously with the decision, when the poller stops for want of streams. */
+    readonly onIdle: () => void,
+  ) {}
+
+  /** Resolves when the poller has stopped. */
+  get done(): Promise<void> {
+    return this.#done ?? Promise.resolve();
+  }
+
+  add(stream: SseStream, after: number): void {
+    this.#streams.set(stream, after);
+    // The last stream leaving should stop the poller now, not after its nap.
+    stream.signal.addEventListener('abort', () => {
+      if (![...this.#streams.keys()].some((s) => !s.closed)) this.#wake();
+    });
+    this.#wake();
+    this.#done ??= this.#poll();
+  }
+
+  endAll(): void {
+    for (const stream of this.#streams.keys()) stream.end();
+  }
+
+  #wake(): void {
+    this.#woken = true;
+    this.#alarm?.abort();
+  }
+
+  async #poll(): Promise<void> {
+    for (;;) {
+      for (const stream of this.#streams.keys()) if (stream.closed) this.#streams.delete(stream);
+      if (this.#streams.size === 0) {
+        this.onIdle();
         return;
       }
-      if (page.events.length < STREAM_BATCH) await sleep(pollMs, stream.signal).catch(() => {});
+      this.#woken = false;
+      const ready = [...this.#streams].filter(([stream]) => !stream.backedUp);
+      let full = false;
+      if (ready.length > 0) {
+        const from = Math.min(...ready.map(([, last]) => last));
+        try {
+          const page = await readPage(this.store, this.runId, from, STREAM_BATCH);
+          for (const [stream, last] of ready) this.#deliver(stream, last, page);
+          full = page.events.length === STREAM_BATCH;
+        } catch (e) {
+          // Clients reconnect with Last-Event-ID and resume where their stream stopped.
+          if ([...this.#streams.keys()].some((s) => !s.closed)) {
+            this.log.warn({ err: e, runId: this.runId }, 'run event stream failed; ending its streams');
+          }
+          this.endAll();
+          continue;
+        }
+      }
+      if (!full) await this.#nap();
     }
-  } catch (e) {
-    // The client reconnects with Last-Event-ID and resumes where this stream stopped.
-    if (!stream.closed) log.warn({ err: e, runId }, 'run event stream failed; ending it');
-    stream.end();
+  }
+
+  /** Sends `stream` the page's events after `last`, then `end` if the run is over. */
+  #deliver(stream: SseStream, last: number, page: RunEventsPage): void {
+    if (stream.closed) return;
+    const fresh = page.events.filter((event) => event.seq > last);
+    const seen = fresh.at(-1)?.seq ?? last;
+    const events: ServerSentEvent[] = fresh.map((event) => ({
+      id: event.seq,
+      event: event.kind,
+      data: JSON.stringify(event),
+    }));
+    if (page.done)
+      events.push({ event: 'end', data: JSON.stringify({ status: page.status, lastSeq: seen }) });
+    stream.send(...events);
+    this.#streams.set(stream, seen);
+    if (page.done) stream.end();
+  }
+
+  async #nap(): Promise<void> {
+    if (this.#woken) return;
+    this.#alarm = new AbortController();
+    await sleep(this.pollMs, this.#alarm.signal).catch(() => {});
+    this.#alarm = undefined;
   }
 }

@@ -35,27 +35,54 @@ const bounded = <T extends z.ZodType>(record: T, what: string) =>
   });
 const labels = bounded(z.record(name, text(1000)), 'labels');
 
-/** An idempotency key: 1–200 visible ASCII characters (no spaces), the same for retries of one request. */
+/** Said of what only the Alertmanager webhook may set, so that alert provenance cannot be forged. */
+const WEBHOOK_ONLY = 'set only by the Alertmanager webhook (POST /api/v1/alerts/alertmanager)';
+
+/**
+ * An idempotency key: 1–200 visible ASCII characters (no spaces), the same for retries of one request. Keys
+ * starting with `alert:` are the webhook's, and refused: a caller could otherwise take an alert's key first
+ * and so keep the alert from starting its run.
+ */
 export const IdempotencyKey = z
   .string()
   .min(1)
   .max(200)
   .regex(/^[\x21-\x7e]*$/, 'must be visible ASCII characters (no spaces or control characters)')
+  .refine((key) => !/^alert:/i.test(key), {
+    message: `must not start with "alert:": such keys are ${WEBHOOK_ONLY}; choose another key`,
+  })
   .describe(
-    'Retrying with the same key answers with the first run instead of starting another; reusing it with another runbook, mode or input is a 409',
+    'Retrying with the same key answers with the first run instead of starting another; reusing it with another runbook, mode or input is a 409. Keys starting with `alert:` are reserved for the Alertmanager webhook',
   );
 
+/** A field only the webhook sets: absent, or refused with a message saying so. */
+const webhookOnly = (what: string) =>
+  z
+    .never({ error: `${WEBHOOK_ONLY}; leave it out` })
+    .optional()
+    .describe(`${what}: set only by the Alertmanager webhook; refused here`);
+
 /**
- * Where a run came from: the Grafana dashboard, panel, time range and variables it was started from, or
- * the Alertmanager alert that triggered it. Stored (redacted) with the run and shown with it. Unknown keys
- * are refused so that a misspelt field is not silently lost.
+ * Where a run came from, as an API caller may say: the Grafana dashboard, panel, time range and variables it
+ * was started from, or the alert instance it was started for (Grafana's alert-instance action passes its
+ * labels, fingerprint and `startsAt`). Stored (redacted) with the run and shown with it. Unknown keys are
+ * refused so that a misspelt field is not silently lost.
+ *
+ * What only the Alertmanager webhook sets is refused: `source: "alertmanager"` (the alert latency metrics
+ * trust exactly that, so a caller must not be able to claim it), and `receiver`, `groupKey`, `externalURL`.
  */
 export const RunContext = z
   .strictObject({
-    source: text(100).optional().describe('What started the run, e.g. grafana, alertmanager, cli'),
+    source: text(100)
+      .refine((source) => source.trim().toLowerCase() !== 'alertmanager', {
+        message: `"alertmanager" is ${WEBHOOK_ONLY}; name where this run came from, e.g. grafana or cli`,
+      })
+      .optional()
+      .describe('What started the run, e.g. grafana, cli ("alertmanager" is set only by the webhook)'),
     dashboard: z.strictObject({ uid: name, title: text(500).optional(), url: url.optional() }).optional(),
     panel: z.strictObject({ id: z.union([z.number().int(), name]), title: text(500).optional() }).optional(),
     alert: z
+      // Allowed for Grafana's alert-instance action; without source "alertmanager" no metric reads it.
       .strictObject({
         fingerprint: text(200).optional(),
         status: text(50).optional(),
@@ -76,11 +103,11 @@ export const RunContext = z
     variables: bounded(z.record(name, z.union([text(1000), z.array(text(1000)).max(100)])), 'variables')
       .optional()
       .describe('Dashboard template variables'),
-    receiver: text(200).optional().describe('Alertmanager receiver'),
-    externalURL: url.optional().describe('Alertmanager URL'),
-    groupKey: text(1000).optional().describe('Alertmanager group key'),
+    receiver: webhookOnly('Alertmanager receiver'),
+    externalURL: webhookOnly('Alertmanager URL'),
+    groupKey: webhookOnly('Alertmanager group key'),
   })
-  .describe('Where the run came from: dashboard, panel, alert, time range');
+  .describe('Where the run came from: dashboard, panel, alert instance, time range');
 /** Where a run came from. */
 export type RunContext = z.infer<typeof RunContext>;
 

@@ -57,6 +57,9 @@ export function runbookRoutes(app: FastifyInstance, { engine, access }: ServerCo
       config: { role: 'viewer' },
       schema: {
         summary: 'Run a runbook in diagnose mode (checks only, no changes) and return its findings',
+        description:
+          'Takes an idempotencyKey and a context as `POST /runs` does, with the same refusals of what only the ' +
+          'Alertmanager webhook sets (`alert:` keys, context source `alertmanager`, receiver, groupKey, externalURL).',
         tags: ['runbooks'],
         params: RunbookParams,
         body: DiagnoseBody,

@@ -87,7 +87,8 @@ export function runRoutes(app: FastifyInstance, { engine, access }: ServerContex
           'diagnose needs the viewer role; plan and execute need editor, unless the runbook has its own roles. ' +
           'With an idempotencyKey, a retry starts nothing and answers with the first run (header ' +
           '`Idempotent-Replayed: true`; for execute also `replayed: true`); the same key with another runbook, ' +
-          'mode or input is a 409 IDEMPOTENCY_KEY_REUSED. Keys are per requester.',
+          'mode or input is a 409 IDEMPOTENCY_KEY_REUSED. Keys are per requester. What only the Alertmanager ' +
+          'webhook sets is refused (400): `alert:` keys, context source `alertmanager`, receiver, groupKey, externalURL.',
         tags: ['runs'],
         body: StartRunBody,
         response: {
