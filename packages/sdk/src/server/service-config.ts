@@ -1,8 +1,8 @@
-import { readFileSync } from 'node:fs';
 import { parse } from 'yaml';
 import { z } from 'zod';
 import { InputValidationError } from '../core/errors';
 import { AlertRouting } from './alert-routing';
+import { readConfigText } from './config-file';
 import { ServerOptions } from './options';
 
 /**
@@ -29,14 +29,7 @@ export class ServiceConfigError extends Error {
  * (`alerts.routes.0.mode: …`) when it does not match {@link ServiceConfig}.
  */
 export function readServiceConfig(path: string): ServiceConfig {
-  let text: string;
-  try {
-    text = readFileSync(path, 'utf8');
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException)?.code;
-    const why = code === 'ENOENT' ? 'no such file' : ((e as Error)?.message ?? String(e));
-    throw new ServiceConfigError(`Cannot read the service config ${path}: ${why}.`);
-  }
+  const text = readConfigText(path, 'service config', ServiceConfigError);
   let document: unknown;
   try {
     // JSON is YAML too, so one parser reads both.

@@ -1,6 +1,6 @@
-import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 import { InputValidationError } from '../core/errors';
+import { readConfigText } from './config-file';
 import { TokenGrant } from './options';
 
 /**
@@ -42,14 +42,7 @@ export class TokensFileError extends Error {
  * {@link TokensFile}.
  */
 export function readTokensFile(path: string): TokensFile['tokens'] {
-  let text: string;
-  try {
-    text = readFileSync(path, 'utf8');
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException)?.code;
-    const why = code === 'ENOENT' ? 'no such file' : ((e as Error)?.message ?? String(e));
-    throw new TokensFileError(`Cannot read the tokens file ${path}: ${why}.`);
-  }
+  const text = readConfigText(path, 'tokens file', TokensFileError);
   let json: unknown;
   try {
     json = JSON.parse(text);

@@ -5,15 +5,12 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { AppsV1Api, CoreV1Api, KubernetesObjectApi } from '@kubernetes/client-node';
 import type { Command } from 'commander';
-import type { FastifyInstance } from 'fastify';
 import { Registry } from 'prom-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse, stringify } from 'yaml';
 import { buildProgram } from '../../src/cli/program';
 import { storeLocation } from '../../src/cli/session';
-import { Engine } from '../../src/engine/engine';
 import { checkRoutedRunbooks } from '../../src/server/alert-routing';
-import { createServer } from '../../src/server/app';
 import { hashToken } from '../../src/server/identity';
 import { ServerOptions } from '../../src/server/options';
 import { DEFAULT_SHUTDOWN_GRACE_MS } from '../../src/server/serve';
@@ -21,8 +18,8 @@ import { readServiceConfig } from '../../src/server/service-config';
 import { TokensFile } from '../../src/server/tokens-file';
 import { FINAL_RUN_STATUSES } from '../../src/store/records';
 import { type KubernetesSimulator, startKubernetesSimulator } from '../../src/testing/kubernetes/simulator';
-import { scaleRunbook } from '../server/server-fixture';
-import { POSTGRES_URL, postgresStore, type StoreUnderTest, uniqueSchema } from '../support/stores';
+import { scaleRunbook, serverFixture } from '../server/server-fixture';
+import { POSTGRES_URL } from '../support/stores';
 import { kustomizeBuild, type Manifest } from './kustomize';
 
 const REPO = fileURLToPath(new URL('../../../../', import.meta.url));
@@ -267,22 +264,14 @@ describe('deploy/kubernetes/base, as kustomize builds it', () => {
 });
 
 describe('the paths the manifests probe and scrape, on the real service', () => {
-  let sut: StoreUnderTest;
-  let app: FastifyInstance;
-  let url: string;
-
-  beforeAll(async () => {
-    sut = await postgresStore(uniqueSchema('deploy'));
-    const engine = new Engine({ store: sut.store, leaseTtl: '5s', runbooks: [scaleRunbook()] });
-    app = createServer({ engine, metrics: { registry: new Registry() } });
-    await app.listen({ port: 0, host: '127.0.0.1' });
-    const address = app.server.address();
-    if (!address || typeof address === 'string') throw new Error('server has no TCP address');
-    url = `http://127.0.0.1:${address.port}`;
+  const service = serverFixture({
+    schema: 'deploy',
+    runbooks: () => [scaleRunbook()],
+    server: { metrics: { registry: new Registry() } },
   });
-  afterAll(async () => {
-    await app?.close();
-    await sut?.dispose();
+  let url: string;
+  beforeAll(() => {
+    url = service.base;
   });
 
   it('answers every probe path 200 without a token, and /metrics in the Prometheus format', async () => {

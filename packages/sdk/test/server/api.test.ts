@@ -3,7 +3,7 @@ import { Engine } from '../../src/engine/engine';
 import { createServer } from '../../src/server/app';
 import { postgresStore, uniqueSchema } from '../support/stores';
 import { listen } from './http-client';
-import { serverFixture, TOKENS } from './server-fixture';
+import { addBoomRoute, serverFixture, TOKENS } from './server-fixture';
 
 const ISO = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
 
@@ -11,7 +11,7 @@ const ISO = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
 type Any = any;
 
 describe('runbook service API over HTTP (PostgreSQL)', () => {
-  const f = serverFixture();
+  const f = serverFixture({ setup: addBoomRoute });
 
   it('answers the health probes without credentials', async () => {
     expect(await f.call('GET', '/healthz')).toMatchObject({ status: 200, body: { status: 'ok' } });

@@ -3,7 +3,7 @@ import { InputValidationError } from '../../src/core/errors';
 import { Engine } from '../../src/engine/engine';
 import { createServer } from '../../src/server/app';
 import { errorBodies } from './http-client';
-import { serverFixture, TOKENS } from './server-fixture';
+import { addBoomRoute, serverFixture, TOKENS } from './server-fixture';
 
 // biome-ignore lint/suspicious/noExplicitAny: error bodies are read loosely; their shape is asserted
 type Any = any;
@@ -11,7 +11,7 @@ type Any = any;
 const errorOf = (body: unknown) => (body as Any).error as { code: string; message: string; details: Any };
 
 describe('bad input over HTTP: each gets a 4xx with a clear message and changes nothing', () => {
-  const f = serverFixture();
+  const f = serverFixture({ setup: addBoomRoute });
   const runCount = async () => (await f.store.listRuns({ limit: 1000 })).length;
 
   it('malformed JSON → 400 INVALID_JSON', async () => {

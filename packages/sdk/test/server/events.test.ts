@@ -1,7 +1,6 @@
 import { get, type IncomingMessage, type ServerResponse } from 'node:http';
 import { describe, expect, it } from 'vitest';
-import { liveServer } from './live-server';
-import { TOKENS } from './server-fixture';
+import { serverFixture, TOKENS } from './server-fixture';
 
 // biome-ignore lint/suspicious/noExplicitAny: response bodies are read loosely; their schemas are checked by the server
 type Any = any;
@@ -113,7 +112,7 @@ function expectQuietLog(lines: readonly string[], from: number): void {
 const POLL_MS = 200;
 
 describe('GET /runs/:id/events over HTTP (PostgreSQL)', () => {
-  const f = liveServer({ eventStreams: { pollIntervalMs: POLL_MS } });
+  const f = serverFixture({ schema: 'live', server: { eventStreams: { pollIntervalMs: POLL_MS } } });
   const url = (path: string) => `${f.base}/api/v1${path}`;
   const auditOf = async (runId: string) => f.store.readRunAudit(runId, 0, 1000);
 
@@ -347,7 +346,7 @@ describe('GET /runs/:id/events over HTTP (PostgreSQL)', () => {
 });
 
 describe('closing the server with event streams open', () => {
-  const f = liveServer();
+  const f = serverFixture({ schema: 'live' });
 
   it('ends the open streams and closes promptly', async () => {
     const logsFrom = f.logLines.length;
@@ -374,8 +373,9 @@ describe('closing the server with event streams open', () => {
 });
 
 describe('limits on open event streams', () => {
-  const f = liveServer({
-    eventStreams: { pollIntervalMs: 100, heartbeatMs: 100, maxPerIdentity: 2, maxOpen: 3 },
+  const f = serverFixture({
+    schema: 'live',
+    server: { eventStreams: { pollIntervalMs: 100, heartbeatMs: 100, maxPerIdentity: 2, maxOpen: 3 } },
   });
   const url = (runId: string) => `${f.base}/api/v1/runs/${runId}/events`;
   const queuedRun = (namespace: string) =>
@@ -489,9 +489,12 @@ describe('limits on open event streams', () => {
 
 describe('slow and idle clients', () => {
   const IDLE_MS = 2_000;
-  const f = liveServer({
-    idleTimeoutMs: IDLE_MS,
-    eventStreams: { pollIntervalMs: 100, heartbeatMs: 100, maxPerIdentity: 2 },
+  const f = serverFixture({
+    schema: 'live',
+    server: {
+      idleTimeoutMs: IDLE_MS,
+      eventStreams: { pollIntervalMs: 100, heartbeatMs: 100, maxPerIdentity: 2 },
+    },
   });
   const url = (runId: string) => `${f.base}/api/v1/runs/${runId}/events`;
 

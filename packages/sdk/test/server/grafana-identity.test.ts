@@ -1,11 +1,8 @@
 import { request as httpRequest } from 'node:http';
-import type { FastifyInstance } from 'fastify';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Engine } from '../../src/engine/engine';
-import { createServer } from '../../src/server/app';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { hashToken } from '../../src/server/identity';
-import { fixRunbook, World } from '../support/runbooks';
-import { postgresStore, type StoreUnderTest, uniqueSchema } from '../support/stores';
+import { fixRunbook } from '../support/runbooks';
+import { serverFixture } from './server-fixture';
 
 const APP_TOKEN = 'grafana-app-token-for-duplicates';
 const USER = { UserID: 7, Login: 'grace', OrgID: 1, OrgRole: 'Editor' };
@@ -39,24 +36,14 @@ function get(port: number, contexts: string[]): Promise<{ status: number; body: 
 }
 
 describe('X-Grafana-Context sent more than once', () => {
-  let sut: StoreUnderTest;
-  let app: FastifyInstance;
-  let port = 0;
-  beforeAll(async () => {
-    sut = await postgresStore(uniqueSchema('gfdup'));
-    const engine = new Engine({ store: sut.store, runbooks: [fixRunbook(new World(), 'fix-low')] });
-    app = createServer({
-      engine,
-      tokens: [{ name: 'grafana-app', sha256: hashToken(APP_TOKEN), role: 'admin', grafana: true }],
-    });
-    await app.listen({ host: '127.0.0.1', port: 0 });
-    const address = app.server.address();
-    if (!address || typeof address === 'string') throw new Error('no TCP address');
-    port = address.port;
+  const service = serverFixture({
+    schema: 'gfdup',
+    runbooks: (world) => [fixRunbook(world, 'fix-low')],
+    tokens: [{ name: 'grafana-app', sha256: hashToken(APP_TOKEN), role: 'admin', grafana: true }],
   });
-  afterAll(async () => {
-    await app?.close();
-    await sut?.dispose();
+  let port = 0;
+  beforeAll(() => {
+    port = service.port;
   });
 
   it('accepts the header sent once (the same raw request, one line)', async () => {

@@ -3,6 +3,9 @@ import type { FastifyInstance } from 'fastify';
 /** A response as the tests see it. */
 export interface Reply {
   status: number;
+  /** The response headers, names in lower case. */
+  headers: Record<string, string>;
+  /** The parsed body when it is JSON (an event stream is only in `text`). */
   body: unknown;
   text: string;
 }
@@ -15,7 +18,8 @@ export async function listen(app: FastifyInstance) {
   await app.listen({ port: 0, host: '127.0.0.1' });
   const address = app.server.address();
   if (!address || typeof address === 'string') throw new Error('server has no TCP address');
-  const base = `http://127.0.0.1:${address.port}`;
+  const { port } = address;
+  const base = `http://127.0.0.1:${port}`;
 
   async function call(
     method: string,
@@ -35,7 +39,13 @@ export async function listen(app: FastifyInstance) {
     });
     const text = await response.text();
     if (response.status >= 400) errorBodies.push(text);
-    return { status: response.status, text, body: text ? JSON.parse(text) : undefined };
+    const isJson = response.headers.get('content-type')?.includes('application/json') ?? false;
+    return {
+      status: response.status,
+      headers: Object.fromEntries(response.headers.entries()),
+      text,
+      body: isJson && text ? JSON.parse(text) : undefined,
+    };
   }
-  return { base, call };
+  return { base, port, call };
 }

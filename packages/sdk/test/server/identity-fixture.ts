@@ -1,14 +1,6 @@
-import { Writable } from 'node:stream';
-import type { FastifyInstance } from 'fastify';
-import { afterAll, beforeAll } from 'vitest';
-import { Engine } from '../../src/engine/engine';
-import { createServer } from '../../src/server/app';
 import { hashToken } from '../../src/server/identity';
 import type { ServerOptions, TokenGrant } from '../../src/server/options';
-import { fixRunbook, World } from '../support/runbooks';
-import { postgresStore, type StoreUnderTest, uniqueSchema } from '../support/stores';
-import { listen } from './http-client';
-import { scaleRunbook } from './server-fixture';
+import { personalGrants, serverFixture } from './server-fixture';
 
 /** Bearer tokens of the identity tests: personal ones and two Grafana app tokens. */
 export const TOKENS = {
@@ -23,10 +15,7 @@ export const TOKENS = {
 } as const;
 
 const GRANTS: TokenGrant[] = [
-  { name: 'vera', sha256: hashToken(TOKENS.vera), role: 'viewer' },
-  { name: 'erin', sha256: hashToken(TOKENS.erin), role: 'editor' },
-  { name: 'ada', sha256: hashToken(TOKENS.ada), role: 'admin' },
-  { name: 'abe', sha256: hashToken(TOKENS.abe), role: 'admin' },
+  ...personalGrants(TOKENS),
   { name: 'grafana-app', sha256: hashToken(TOKENS.grafana), role: 'admin', grafana: true },
   { name: 'grafana-capped', sha256: hashToken(TOKENS.grafanaCapped), role: 'editor', grafana: true },
 ];
@@ -48,68 +37,7 @@ export function grafanaContext(login: string, orgRole: string, extra: Record<str
   });
 }
 
-/**
- * A PostgreSQL-backed service on a free port with {@link TOKENS}, the runbooks `fix-low` (applies without
- * approval), `fix-high` (needs a second person) and `scale-check`, and `options` for createServer.
- */
-export function identityFixture(options: Omit<ServerOptions, 'engine' | 'tokens' | 'logger'> = {}) {
-  const world = new World();
-  const logLines: string[] = [];
-  let sut: StoreUnderTest | undefined;
-  let engine: Engine | undefined;
-  let app: FastifyInstance | undefined;
-  let client: Awaited<ReturnType<typeof listen>> | undefined;
-
-  beforeAll(async () => {
-    sut = await postgresStore(uniqueSchema('ident'));
-    engine = new Engine({
-      store: sut.store,
-      leaseTtl: '5s',
-      runbooks: [
-        fixRunbook(world, 'fix-low'),
-        fixRunbook(world, 'fix-high', { risk: 'high' }),
-        scaleRunbook(),
-      ],
-    });
-    app = createServer({
-      ...options,
-      engine,
-      tokens: GRANTS,
-      logger: {
-        level: 'info',
-        stream: new Writable({
-          write(chunk, _encoding, done) {
-            logLines.push(String(chunk));
-            done();
-          },
-        }),
-      },
-    });
-    client = await listen(app);
-  });
-  afterAll(async () => {
-    await app?.close();
-    await sut?.dispose();
-  });
-
-  const need = <T>(value: T | undefined, what: string): T => {
-    if (value === undefined) throw new Error(`${what} is set up in beforeAll; use it inside tests`);
-    return value;
-  };
-  return {
-    world,
-    logLines,
-    get engine() {
-      return need(engine, 'engine');
-    },
-    get store() {
-      return need(sut, 'store').store;
-    },
-    get call() {
-      return need(client, 'client').call;
-    },
-    get base() {
-      return need(client, 'client').base;
-    },
-  };
+/** {@link serverFixture} with this file's {@link TOKENS} (Grafana app tokens too) and `server` for createServer. */
+export function identityFixture(server: Omit<ServerOptions, 'engine' | 'tokens' | 'logger'> = {}) {
+  return serverFixture({ schema: 'ident', tokens: GRANTS, server });
 }

@@ -1,17 +1,15 @@
 import { spawnSync } from 'node:child_process';
-import type { FastifyInstance } from 'fastify';
 import { Registry } from 'prom-client';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { resourceRef } from '../../src/core/resource';
 import { defineRunbook } from '../../src/core/runbook';
 import { defineAction } from '../../src/core/step';
 import { Engine } from '../../src/engine/engine';
-import { createServer } from '../../src/server/app';
 import { serviceMetrics } from '../../src/server/metrics';
-import { fixRunbook, World } from '../support/runbooks';
-import { postgresStore, type StoreUnderTest, uniqueSchema } from '../support/stores';
-import { scaleRunbook } from './server-fixture';
+import { fixRunbook } from '../support/runbooks';
+import { postgresStore, uniqueSchema } from '../support/stores';
+import { scaleRunbook, serverFixture, testRunbooks } from './server-fixture';
 
 /** promtool from the Debian package; a missing binary fails the test rather than skipping it. */
 const PROMTOOL = process.env.PROMTOOL ?? '/usr/bin/promtool';
@@ -78,34 +76,16 @@ function sample(text: string, name: string, labels: Record<string, string> = {})
 }
 
 describe('GET /metrics', () => {
-  const world = new World();
   const lock = lockingRunbook();
-  let sut: StoreUnderTest;
-  let engine: Engine;
-  let app: FastifyInstance;
-  let base: string;
-
-  beforeAll(async () => {
-    sut = await postgresStore(uniqueSchema('met'));
-    engine = new Engine({
-      store: sut.store,
-      leaseTtl: '5s',
-      runbooks: [
-        fixRunbook(world, 'fix-low'),
-        fixRunbook(world, 'fix-high', { risk: 'high' }),
-        scaleRunbook(),
-        lock.runbook,
-      ],
-    });
-    app = createServer({ engine, metrics: { registry: new Registry() } });
-    await app.listen({ port: 0, host: '127.0.0.1' });
-    const address = app.server.address();
-    if (!address || typeof address === 'string') throw new Error('server has no TCP address');
-    base = `http://127.0.0.1:${address.port}`;
+  const service = serverFixture({
+    schema: 'met',
+    runbooks: (world) => [...testRunbooks(world), lock.runbook],
+    server: { metrics: { registry: new Registry() } },
   });
-  afterAll(async () => {
-    await app?.close();
-    await sut?.dispose();
+  let engine: Engine;
+  let base: string;
+  beforeAll(() => {
+    ({ engine, base } = service);
   });
 
   const scrape = async () => {
@@ -259,11 +239,27 @@ describe('serviceMetrics', () => {
 });
 
 describe('alert and budget metrics', () => {
-  const world = new World();
-  let sut: StoreUnderTest;
+  const service = serverFixture({
+    schema: 'meta',
+    engine: {
+      budgets: [
+        { action: 'test.budgeted', resourcePrefix: 'test:budget/', max: 5, per: '1h' },
+        { action: 'test.never-used', max: 2, per: '10m' },
+      ],
+    },
+    runbooks: (world) => [
+      fixRunbook(world, 'fix-alert'),
+      fixRunbook(world, 'fix-alert-high', { risk: 'high' }),
+      fixRunbook(world, 'fix-budgeted', { kind: 'test.budgeted' }),
+      scaleRunbook(),
+    ],
+    server: { metrics: { registry: new Registry(), processMetrics: false } },
+  });
   let engine: Engine;
-  let app: FastifyInstance;
   let base: string;
+  beforeAll(() => {
+    ({ engine, base } = service);
+  });
 
   /** The context of a run started by an Alertmanager alert that began `agoMs` ago. */
   const alertContext = (agoMs: number) => ({
@@ -280,33 +276,6 @@ describe('alert and budget metrics', () => {
       endsAt: '0001-01-01T00:00:00Z',
       generatorURL: '',
     },
-  });
-
-  beforeAll(async () => {
-    sut = await postgresStore(uniqueSchema('meta'));
-    engine = new Engine({
-      store: sut.store,
-      leaseTtl: '5s',
-      budgets: [
-        { action: 'test.budgeted', resourcePrefix: 'test:budget/', max: 5, per: '1h' },
-        { action: 'test.never-used', max: 2, per: '10m' },
-      ],
-      runbooks: [
-        fixRunbook(world, 'fix-alert'),
-        fixRunbook(world, 'fix-alert-high', { risk: 'high' }),
-        fixRunbook(world, 'fix-budgeted', { kind: 'test.budgeted' }),
-        scaleRunbook(),
-      ],
-    });
-    app = createServer({ engine, metrics: { registry: new Registry(), processMetrics: false } });
-    await app.listen({ port: 0, host: '127.0.0.1' });
-    const address = app.server.address();
-    if (!address || typeof address === 'string') throw new Error('server has no TCP address');
-    base = `http://127.0.0.1:${address.port}`;
-  });
-  afterAll(async () => {
-    await app?.close();
-    await sut?.dispose();
   });
 
   const scrape = async () => {

@@ -1,11 +1,11 @@
 import { describe, expect, it } from 'vitest';
-import { serverFixture, TOKENS } from './server-fixture';
+import { addBoomRoute, serverFixture, TOKENS } from './server-fixture';
 
 // biome-ignore lint/suspicious/noExplicitAny: the OpenAPI document is read loosely
 type Any = any;
 
 describe('OpenAPI document', () => {
-  const f = serverFixture();
+  const f = serverFixture({ setup: addBoomRoute });
 
   it('lists every route with its methods', async () => {
     const { status, body } = await f.call('GET', '/api/v1/openapi.json', { token: TOKENS.vera });

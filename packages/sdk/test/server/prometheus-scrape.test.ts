@@ -1,15 +1,11 @@
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import type { FastifyInstance } from 'fastify';
 import { Registry } from 'prom-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse, stringify } from 'yaml';
-import { Engine } from '../../src/engine/engine';
-import { createServer } from '../../src/server/app';
 import { hashToken } from '../../src/server/identity';
 import { type PrometheusUnderTest, startPrometheus } from '../support/prometheus';
-import { postgresStore, type StoreUnderTest, uniqueSchema } from '../support/stores';
-import { scaleRunbook } from './server-fixture';
+import { scaleRunbook, serverFixture } from './server-fixture';
 
 const PROMETHEUS_DIR = fileURLToPath(new URL('../../../../deploy/prometheus/', import.meta.url));
 const VIEWER_TOKEN = 'viewer-token-scrape';
@@ -39,31 +35,23 @@ function shippedConfigFor(target: string): string {
 }
 
 describe('a real Prometheus scraping the service with the shipped scrape config', () => {
-  let sut: StoreUnderTest;
-  let app: FastifyInstance;
+  const service = serverFixture({
+    schema: 'scrape',
+    runbooks: () => [scaleRunbook()],
+    tokens: [{ name: 'vera', sha256: hashToken(VIEWER_TOKEN), role: 'viewer' }],
+    server: { metrics: { registry: new Registry() } },
+  });
   let base: string;
   let prometheus: PrometheusUnderTest | undefined;
 
   beforeAll(async () => {
-    sut = await postgresStore(uniqueSchema('scrape'));
-    const engine = new Engine({ store: sut.store, leaseTtl: '5s', runbooks: [scaleRunbook()] });
-    app = createServer({
-      engine,
-      tokens: [{ name: 'vera', sha256: hashToken(VIEWER_TOKEN), role: 'viewer' }],
-      metrics: { registry: new Registry() },
-    });
-    await app.listen({ port: 0, host: '127.0.0.1' });
-    const address = app.server.address();
-    if (!address || typeof address === 'string') throw new Error('server has no TCP address');
-    base = `127.0.0.1:${address.port}`;
+    base = `127.0.0.1:${service.port}`;
     prometheus = await startPrometheus(shippedConfigFor(base), {
       'runbook-service.rules.yml': readFileSync(`${PROMETHEUS_DIR}runbook-service.rules.yml`, 'utf8'),
     });
   });
   afterAll(async () => {
     await prometheus?.stop();
-    await app?.close();
-    await sut?.dispose();
   });
 
   it('sees the service up and the runs it counted, by runbook, mode and outcome', async () => {

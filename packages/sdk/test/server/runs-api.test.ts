@@ -1,6 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { liveServer } from './live-server';
-import { TOKENS } from './server-fixture';
+import { serverFixture, TOKENS } from './server-fixture';
 
 // biome-ignore lint/suspicious/noExplicitAny: response bodies are read loosely; their schemas are checked by the server
 type Any = any;
@@ -15,7 +14,7 @@ const CONTEXT = {
 };
 
 describe('POST /runs and GET /runs over HTTP (PostgreSQL)', () => {
-  const f = liveServer();
+  const f = serverFixture({ schema: 'live' });
   const runsWithKey = async (key: string) =>
     (await f.store.listRuns({ limit: 10_000 })).filter((r) => r.idempotencyKey === key);
   const runCount = async () => (await f.store.listRuns({ limit: 10_000 })).length;

@@ -1,4 +1,3 @@
-import { Writable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { finding } from '../../src/core/finding';
@@ -8,6 +7,7 @@ import { Engine } from '../../src/engine/engine';
 import { hashToken } from '../../src/server/identity';
 import { type ServeResult, serve } from '../../src/server/serve';
 import { postgresStore, type StoreUnderTest, uniqueSchema } from '../support/stores';
+import { captureLog } from './server-fixture';
 
 const TOKEN = 'shutdown-test-editor-token';
 
@@ -65,15 +65,7 @@ function startService(engine: Engine, shutdownGraceMs: number, handOverNow?: Abo
     pollIntervalMs: 50,
     shutdownGraceMs,
     ...(handOverNow ? { handOverNow } : {}),
-    logger: {
-      level: 'info',
-      stream: new Writable({
-        write(chunk, _encoding, callback) {
-          log.push(String(chunk));
-          callback();
-        },
-      }),
-    },
+    logger: captureLog(log),
     onListening: (where) => {
       base = where.url;
       listening();
