@@ -65,4 +65,10 @@ if ! command -v prometheus-alertmanager >/dev/null 2>&1 && ! command -v alertman
   apt_install prometheus-alertmanager
 fi
 
-echo "services: PostgreSQL and Redis are up; pgbouncer, Prometheus, promtool and Alertmanager installed" >&2
+# Chromium (Debian `chromium`): the Grafana app's browser test drives it through playwright-core.
+if ! command -v chromium >/dev/null 2>&1; then
+  echo "services: installing Chromium from Debian" >&2
+  apt_install chromium
+fi
+
+echo "services: PostgreSQL and Redis are up; pgbouncer, Prometheus, promtool, Alertmanager and Chromium installed" >&2

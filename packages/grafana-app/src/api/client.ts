@@ -1,0 +1,129 @@
+import { getBackendSrv } from '@grafana/runtime';
+import { lastValueFrom } from 'rxjs';
+import type {
+  AlertsPage,
+  AuditPage,
+  AuditVerification,
+  RunbookView,
+  RunDetailView,
+  RunEventsPage,
+  RunMode,
+  RunStatus,
+  RunsPage,
+  RunView,
+  StartedRun,
+} from './types';
+
+/** The app's id; Grafana's plugin proxy serves its routes under `/api/plugin-proxy/<id>/`. */
+export const PLUGIN_ID = 'aiwebtest-runbooks-app';
+/** Where the runbook service's API is reached through Grafana's plugin proxy (plugin.json `routes`). */
+export const API_BASE = `/api/plugin-proxy/${PLUGIN_ID}/api/v1`;
+
+/** An error answer of the runbook service (`{ error: { code, message, details } }`), or a transport failure. */
+export class ServiceError extends Error {
+  override readonly name = 'ServiceError';
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+    readonly details?: unknown,
+  ) {
+    super(message);
+  }
+}
+
+/** Where a run comes from, as the service's `context` takes it. */
+export interface RunContextInput {
+  source?: string;
+  dashboard?: { uid: string; title?: string; url?: string };
+  panel?: { id: number | string; title?: string };
+  alert?: { fingerprint?: string; labels?: Record<string, string>; startsAt?: string };
+  timeRange?: { from: string; to: string };
+  labels?: Record<string, string>;
+  variables?: Record<string, string | string[]>;
+}
+
+async function call<T>(method: 'GET' | 'POST', path: string, data?: unknown): Promise<T> {
+  try {
+    const response = await lastValueFrom(
+      getBackendSrv().fetch<T>({
+        url: `${API_BASE}${path}`,
+        method,
+        ...(data === undefined ? {} : { data }),
+        // The app shows the service's own message where the action was taken, not a global toast.
+        showErrorAlert: false,
+        showSuccessAlert: false,
+      }),
+    );
+    return response.data;
+  } catch (e) {
+    throw toServiceError(e);
+  }
+}
+
+function toServiceError(e: unknown): ServiceError {
+  const failure = e as {
+    status?: number;
+    data?: { error?: { code?: string; message?: string; details?: unknown } };
+    statusText?: string;
+  };
+  const body = failure?.data?.error;
+  if (body?.code && body.message)
+    return new ServiceError(failure.status ?? 0, body.code, body.message, body.details);
+  const status = failure?.status ?? 0;
+  return new ServiceError(
+    status,
+    status === 0 ? 'UNREACHABLE' : 'HTTP_ERROR',
+    status === 0
+      ? 'The runbook service could not be reached through Grafana: check the service URL on the Configuration page.'
+      : `The runbook service answered ${status}${failure?.statusText ? ` ${failure.statusText}` : ''}.`,
+  );
+}
+
+const query = (params: Record<string, string | number | undefined>): string => {
+  const entries = Object.entries(params).filter(
+    (e): e is [string, string | number] => e[1] !== undefined && e[1] !== '',
+  );
+  return entries.length === 0
+    ? ''
+    : `?${new URLSearchParams(entries.map(([k, v]) => [k, String(v)])).toString()}`;
+};
+const id = (value: string): string => encodeURIComponent(value);
+
+/** The runbook service's API, through Grafana's plugin proxy. Every function throws a {@link ServiceError}. */
+export const api = {
+  listRunbooks: () => call<{ runbooks: RunbookView[] }>('GET', '/runbooks').then((r) => r.runbooks),
+  getRunbook: (runbookId: string) => call<RunbookView>('GET', `/runbooks/${id(runbookId)}`),
+  diagnose: (runbookId: string, input: Record<string, unknown>, context?: RunContextInput) =>
+    call<RunDetailView>('POST', `/runbooks/${id(runbookId)}/diagnose`, {
+      input,
+      ...(context ? { context } : {}),
+    }),
+  /** diagnose and plan answer with the run; execute answers with its id (queued). */
+  startRun: (request: {
+    runbookId: string;
+    input: Record<string, unknown>;
+    mode: RunMode;
+    context?: RunContextInput;
+    idempotencyKey?: string;
+  }) => call<StartedRun>('POST', '/runs', request),
+  listRuns: (filter: { status?: RunStatus; runbookId?: string; limit?: number; cursor?: string } = {}) =>
+    call<RunsPage>('GET', `/runs${query(filter)}`),
+  getRun: (runId: string) => call<RunDetailView>('GET', `/runs/${id(runId)}`),
+  /** A page of a run's events after `after` (JSON polling: Grafana's proxy does not promise streaming). */
+  runEvents: (runId: string, after = 0) =>
+    call<RunEventsPage>('GET', `/runs/${id(runId)}/events${query({ after, format: 'json' })}`),
+  approve: (runId: string, body: { reason?: string; breakGlass?: boolean } = {}) =>
+    call<{ approval: unknown }>('POST', `/approvals/${id(runId)}/approve`, body),
+  reject: (runId: string, body: { reason?: string } = {}) =>
+    call<{ approval: unknown }>('POST', `/approvals/${id(runId)}/reject`, body),
+  cancel: (runId: string, body: { reason?: string } = {}) =>
+    call<{ runId: string; result: 'cancelled' | 'requested' }>('POST', `/runs/${id(runId)}/cancel`, body),
+  listAudit: (filter: { after?: number; limit?: number; runId?: string } = {}) =>
+    call<AuditPage>('GET', `/audit${query(filter)}`),
+  verifyAudit: () => call<AuditVerification>('GET', '/audit/verify'),
+  listAlerts: (filter: { limit?: number; status?: 'firing' | 'resolved' } = {}) =>
+    call<AlertsPage>('GET', `/alerts${query(filter)}`),
+};
+
+export type { RunView };

@@ -1,0 +1,6 @@
+import React from 'react';
+
+/** To be built. */
+export function CatalogPage() {
+  return <div>CatalogPage</div>;
+}

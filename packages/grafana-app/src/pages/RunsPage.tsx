@@ -1,0 +1,6 @@
+import React from 'react';
+
+/** To be built. */
+export function RunsPage() {
+  return <div>RunsPage</div>;
+}
