@@ -31,6 +31,8 @@ describe('OpenAPI document', () => {
         'POST /api/v1/runs/{id}/approve',
         'POST /api/v1/runs/{id}/reject',
         'POST /api/v1/runs/{id}/cancel',
+        'POST /api/v1/approvals/{runId}/approve',
+        'POST /api/v1/approvals/{runId}/reject',
         'GET /api/v1/audit',
         'GET /api/v1/audit/verify',
         'GET /api/v1/alerts',

@@ -2,7 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import type { ServerContext } from '../context';
-import { requireRole } from '../identity';
+import { type Identity, requireRole } from '../identity';
 import { identityOf } from '../request-context';
 import { decodeRunCursor, encodeRunCursor } from '../run-cursor';
 import {
@@ -52,7 +52,10 @@ export const ListRunsQuery = z.strictObject({
 /** Path parameter of a run. */
 export const RunParams = z.object({ id: z.string().min(1).max(200) });
 
-/** Body of `POST /runs/:id/approve` and `/reject`. */
+/** Path parameter of `POST /approvals/:runId/approve` and `/reject`. */
+export const ApprovalParams = z.object({ runId: z.string().min(1).max(200) });
+
+/** Body of `POST /runs/:id/approve` and `/reject` (and of their `/approvals/:runId/…` aliases). */
 export const DecisionBody = z
   .strictObject({
     reason: z.string().max(2000).optional(),
@@ -63,6 +66,8 @@ export const DecisionBody = z
   })
   // A POST without a body arrives as null.
   .nullish();
+
+type DecisionBody = z.infer<typeof DecisionBody>;
 
 /** Body of `POST /runs/:id/cancel`. */
 export const CancelBody = z.strictObject({ reason: z.string().max(2000).optional() }).nullish();
@@ -179,35 +184,46 @@ export function runRoutes(app: FastifyInstance, { engine, access }: ServerContex
   );
 
   for (const decision of ['approve', 'reject'] as const) {
+    const decide = async (runId: string, identity: Identity, body: DecisionBody) => {
+      const options = {
+        actor: identity.name,
+        ...(body?.reason !== undefined ? { reason: body.reason } : {}),
+        ...(body?.breakGlass !== undefined ? { breakGlass: body.breakGlass } : {}),
+      };
+      const approval =
+        decision === 'approve' ? await engine.approve(runId, options) : await engine.reject(runId, options);
+      return { approval: approvalView(approval) };
+    };
+    const summary =
+      decision === 'approve'
+        ? "Approve a run's pending plan (not your own, unless break-glass); the run is queued to continue"
+        : "Reject a run's pending plan; the run ends cancelled";
+    const response = { 200: z.object({ approval: ApprovalView }), ...errorResponses };
+
     api.post(
       `/runs/:id/${decision}`,
       {
         config: { role: 'admin' },
+        schema: { summary, tags: ['runs'], params: RunParams, body: DecisionBody, response },
+      },
+      async (request) => decide(request.params.id, identityOf(request), request.body),
+    );
+    // The same decision under its own prefix: Grafana's plugin proxy matches routes by method and path
+    // prefix only, so an Admin-only proxy route can cover `/approvals` but not `/runs/:id/approve` apart
+    // from `/runs/:id/cancel` (Editor).
+    api.post(
+      `/approvals/:runId/${decision}`,
+      {
+        config: { role: 'admin' },
         schema: {
-          summary:
-            decision === 'approve'
-              ? "Approve a run's pending plan (not your own, unless break-glass); the run is queued to continue"
-              : "Reject a run's pending plan; the run ends cancelled",
+          summary: `${summary} (the same as POST /runs/{id}/${decision}, under a prefix of its own for proxies that route by prefix)`,
           tags: ['runs'],
-          params: RunParams,
+          params: ApprovalParams,
           body: DecisionBody,
-          response: { 200: z.object({ approval: ApprovalView }), ...errorResponses },
+          response,
         },
       },
-      async (request) => {
-        const identity = identityOf(request);
-        const body = request.body ?? {};
-        const options = {
-          actor: identity.name,
-          ...(body.reason !== undefined ? { reason: body.reason } : {}),
-          ...(body.breakGlass !== undefined ? { breakGlass: body.breakGlass } : {}),
-        };
-        const approval =
-          decision === 'approve'
-            ? await engine.approve(request.params.id, options)
-            : await engine.reject(request.params.id, options);
-        return { approval: approvalView(approval) };
-      },
+      async (request) => decide(request.params.runId, identityOf(request), request.body),
     );
   }
 
