@@ -1,12 +1,23 @@
-// @vitest-environment jsdom
-// @grafana/data touches `window` when it is imported, as it would in Grafana.
 import { AppPlugin, type AppPluginMeta, PluginType } from '@grafana/data';
+import { render, screen } from '@testing-library/react';
 import React from 'react';
-import { renderToStaticMarkup } from 'react-dom/server';
-import { describe, expect, it } from 'vitest';
+import { MemoryRouter } from 'react-router-dom';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { AppConfig } from './config/AppConfig';
 import { plugin, type RunbooksAppSettings } from './module';
+import { type Harness, startHarness } from './test/harness';
 
-const meta = (jsonData: RunbooksAppSettings): AppPluginMeta<RunbooksAppSettings> => ({
+// The real module, its root page routed as Grafana routes it (a router around the app, paths relative
+// to /a/<id>/), with the pages talking to the real service through the Grafana double.
+let h: Harness;
+beforeAll(async () => {
+  h = await startHarness({ user: { login: 'vic', role: 'Viewer' } });
+});
+afterAll(async () => {
+  await h?.stop();
+});
+
+const meta: AppPluginMeta<RunbooksAppSettings> = {
   id: 'aiwebtest-runbooks-app',
   name: 'AI-Web-Test Runbooks',
   type: PluginType.app,
@@ -21,33 +32,46 @@ const meta = (jsonData: RunbooksAppSettings): AppPluginMeta<RunbooksAppSettings>
     updated: '',
     version: '0.1.0',
   },
-  jsonData,
-});
-
-const renderRoot = (jsonData: RunbooksAppSettings) => {
-  const Root = plugin.root;
-  if (!Root) throw new Error('the app has no root page');
-  return renderToStaticMarkup(
-    <Root
-      meta={meta(jsonData)}
-      basename="/a/aiwebtest-runbooks-app"
-      onNavChanged={() => {}}
-      query={{}}
-      path=""
-    />,
-  );
+  jsonData: { serviceUrl: 'http://runbooks:8080' },
 };
 
+function renderAt(path: string) {
+  const Root = plugin.root;
+  if (!Root) throw new Error('the app has no root page');
+  return render(
+    // Grafana's router opts in to React Router 7's behaviour; so does this one (and it keeps the test quiet).
+    <MemoryRouter initialEntries={[path]} future={{ v7_startTransition: true, v7_relativeSplatPath: true }}>
+      <Root meta={meta} basename="/a/aiwebtest-runbooks-app" onNavChanged={() => {}} query={{}} path={path} />
+    </MemoryRouter>,
+  );
+}
+
 describe('module', () => {
-  it('exports an AppPlugin with a root page', () => {
+  it('exports an AppPlugin with a root page and the configuration page', () => {
     expect(plugin).toBeInstanceOf(AppPlugin);
     expect(plugin.root).toBeTypeOf('function');
+    expect(plugin.configPages?.map((p) => ({ id: p.id, title: p.title, body: p.body }))).toEqual([
+      { id: 'configuration', title: 'Configuration', body: AppConfig },
+    ]);
   });
 
-  it('asks for configuration until a service URL is set', () => {
-    expect(renderRoot({})).toContain('No runbook service configured yet');
-    expect(renderRoot({ serviceUrl: 'http://runbooks:8080' })).toContain(
-      'Runbook service: http://runbooks:8080',
-    );
+  it('routes / to the catalog, which lists the service’s runbooks', async () => {
+    renderAt('/');
+    expect(await screen.findByText('Scale an agent', {}, { timeout: 30_000 })).toBeInTheDocument();
+    expect(screen.getByText('Fail the database over to its standby')).toBeInTheDocument();
+  });
+
+  it('routes /runs/:runId to that run', async () => {
+    const started = await h.service('POST', '/runs', {
+      runbookId: 'inspect-latency',
+      mode: 'diagnose',
+      input: {},
+    });
+    expect(started.status).toBe(200);
+    renderAt(`/runs/${started.body.run.id}`);
+    expect(
+      await screen.findByRole('heading', { name: 'inspect-latency' }, { timeout: 30_000 }),
+    ).toBeInTheDocument();
+    expect(screen.queryByText('Scale an agent')).not.toBeInTheDocument();
   });
 });

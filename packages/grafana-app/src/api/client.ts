@@ -2,6 +2,7 @@ import { getBackendSrv } from '@grafana/runtime';
 import { lastValueFrom } from 'rxjs';
 import type {
   AlertsPage,
+  ApprovalView,
   AuditPage,
   AuditVerification,
   RunbookView,
@@ -61,22 +62,49 @@ async function call<T>(method: 'GET' | 'POST', path: string, data?: unknown): Pr
   }
 }
 
-function toServiceError(e: unknown): ServiceError {
-  const failure = e as {
+/**
+ * The service's own error (`{ error: { code, message, details } }`) when it answered; otherwise what
+ * Grafana answered itself: its plugin proxy refusing the user's role (403) or finding no route (404), both
+ * as `{ message }`, or a bad gateway (502/504, empty) when the service cannot be reached.
+ */
+export function toServiceError(e: unknown): ServiceError {
+  if (e instanceof ServiceError) return e;
+  const failure = (typeof e === 'object' && e !== null ? e : {}) as {
     status?: number;
-    data?: { error?: { code?: string; message?: string; details?: unknown } };
     statusText?: string;
+    data?: { error?: { code?: unknown; message?: unknown; details?: unknown }; message?: unknown };
   };
-  const body = failure?.data?.error;
-  if (body?.code && body.message)
-    return new ServiceError(failure.status ?? 0, body.code, body.message, body.details);
-  const status = failure?.status ?? 0;
+  const status = typeof failure.status === 'number' ? failure.status : 0;
+  const body = failure.data?.error;
+  if (typeof body?.code === 'string' && typeof body.message === 'string') {
+    return new ServiceError(status, body.code, body.message, body.details);
+  }
+  const grafanaMessage = typeof failure.data?.message === 'string' ? failure.data.message : undefined;
+  if (status === 403 && grafanaMessage) {
+    return new ServiceError(
+      status,
+      'GRAFANA_FORBIDDEN',
+      `Grafana refused the request: your role in this organization does not allow it (${grafanaMessage}).`,
+    );
+  }
+  if (status === 404 && grafanaMessage) {
+    return new ServiceError(
+      status,
+      'GRAFANA_NO_ROUTE',
+      `Grafana has no proxy route for this request (${grafanaMessage}): the plugin's plugin.json and its client disagree.`,
+    );
+  }
+  if (status === 0 || status === 502 || status === 504) {
+    return new ServiceError(
+      status,
+      'UNREACHABLE',
+      'The runbook service could not be reached through Grafana: check the service URL on the Configuration page.',
+    );
+  }
   return new ServiceError(
     status,
-    status === 0 ? 'UNREACHABLE' : 'HTTP_ERROR',
-    status === 0
-      ? 'The runbook service could not be reached through Grafana: check the service URL on the Configuration page.'
-      : `The runbook service answered ${status}${failure?.statusText ? ` ${failure.statusText}` : ''}.`,
+    'HTTP_ERROR',
+    `The runbook service answered ${status}${failure.statusText ? ` ${failure.statusText}` : ''}${grafanaMessage ? `: ${grafanaMessage}` : ''}.`,
   );
 }
 
@@ -114,9 +142,9 @@ export const api = {
   runEvents: (runId: string, after = 0) =>
     call<RunEventsPage>('GET', `/runs/${id(runId)}/events${query({ after, format: 'json' })}`),
   approve: (runId: string, body: { reason?: string; breakGlass?: boolean } = {}) =>
-    call<{ approval: unknown }>('POST', `/approvals/${id(runId)}/approve`, body),
+    call<{ approval: ApprovalView }>('POST', `/approvals/${id(runId)}/approve`, body),
   reject: (runId: string, body: { reason?: string } = {}) =>
-    call<{ approval: unknown }>('POST', `/approvals/${id(runId)}/reject`, body),
+    call<{ approval: ApprovalView }>('POST', `/approvals/${id(runId)}/reject`, body),
   cancel: (runId: string, body: { reason?: string } = {}) =>
     call<{ runId: string; result: 'cancelled' | 'requested' }>('POST', `/runs/${id(runId)}/cancel`, body),
   listAudit: (filter: { after?: number; limit?: number; runId?: string } = {}) =>

@@ -1,14 +1,18 @@
 // The service's response shapes, from the service's own schemas (a type-only import: nothing of the SDK
 // is bundled into the plugin).
 import type {
+  ApprovalView as ApprovalSchema,
   AuditRowView,
   RunbookView,
   RunDetailView,
   RunEventsPage,
   RunView,
 } from '@aiwebtest/runbooks/server';
+import type { z } from 'zod';
 
 export type { AuditRowView, RunbookView, RunDetailView, RunEventsPage, RunView };
+/** A plan's approval request and its decision. */
+export type ApprovalView = z.infer<typeof ApprovalSchema>;
 export type RunMode = RunView['mode'];
 export type RunStatus = RunView['status'];
 /** `POST /runs`: a run detail for diagnose and plan, `{ runId, replayed }` for execute (queued). */
@@ -25,8 +29,26 @@ export interface AuditVerification {
   ok: boolean;
   entries: number;
   headHash: string;
-  problems: Array<{ seq: number; problem: string; message: string }>;
+  problems: Array<{
+    seq: number;
+    problem: 'edited' | 'missing' | 'reordered' | 'head-mismatch';
+    message: string;
+  }>;
+}
+/** An alert received from Alertmanager, with the run it started. */
+export interface AlertView {
+  groupKey: string;
+  fingerprint: string;
+  alertname: string | null;
+  status: 'firing' | 'resolved';
+  labels: Record<string, string>;
+  annotations: Record<string, string>;
+  startsAt: string;
+  receivedAt: string;
+  resolvedAt: string | null;
+  route: string | null;
+  runId: string | null;
 }
 export interface AlertsPage {
-  alerts: Array<Record<string, unknown>>;
+  alerts: AlertView[];
 }

@@ -1,0 +1,158 @@
+import { css } from '@emotion/css';
+import type { GrafanaTheme2 } from '@grafana/data';
+import { Badge, type BadgeColor, LinkButton, Stack, Text, useStyles2 } from '@grafana/ui';
+import React from 'react';
+import type { RunbookView, RunDetailView, RunStatus } from '../api/types';
+import { APP_URL } from '../settings';
+import { RUN_STATUS_COLOR, statusText } from './run-format';
+
+type PlanView = RunDetailView['plans'][number];
+type FindingView = RunDetailView['findings'][number];
+
+/** The app's page of a run. */
+export const runUrl = (runId: string): string => `${APP_URL}/runs/${encodeURIComponent(runId)}`;
+
+const SEVERITY_COLOR: Record<RunbookView['severity'], BadgeColor> = {
+  P0: 'red',
+  P1: 'orange',
+  P2: 'blue',
+  P3: 'darkgrey',
+};
+
+/** A runbook's severity as a badge. */
+export function SeverityBadge({ severity }: { severity: RunbookView['severity'] }) {
+  return <Badge color={SEVERITY_COLOR[severity]} text={severity} aria-label={`severity ${severity}`} />;
+}
+
+/** A run's status as a badge, in the colours and words of the run pages. */
+export function RunStatusBadge({ status }: { status: RunStatus }) {
+  return <Badge color={RUN_STATUS_COLOR[status] ?? 'darkgrey'} text={statusText(status)} />;
+}
+
+const FINDING_COLOR: Record<FindingView['status'], BadgeColor> = {
+  ok: 'green',
+  warn: 'orange',
+  fail: 'red',
+  unknown: 'darkgrey',
+};
+
+/** A link to a run's page. */
+export function RunLink({ runId, label = 'Open run' }: { runId: string; label?: string }) {
+  return (
+    <LinkButton href={runUrl(runId)} icon="arrow-right" variant="secondary" size="sm">
+      {label} {runId}
+    </LinkButton>
+  );
+}
+
+/** The outcome a run ended with (`done` summary or escalation reason), if any. */
+export function outcomeText(outcome: unknown): string | undefined {
+  if (typeof outcome !== 'object' || outcome === null) return undefined;
+  const o = outcome as { kind?: unknown; summary?: unknown; reason?: unknown };
+  if (typeof o.summary === 'string') return o.summary;
+  if (typeof o.reason === 'string') return `escalated: ${o.reason}`;
+  return undefined;
+}
+
+/** The findings of a run's checks: status and summary. */
+export function Findings({ findings }: { findings: FindingView[] }) {
+  const styles = useStyles2(getStyles);
+  if (findings.length === 0) return null;
+  return (
+    <ul className={styles.list} aria-label="Findings">
+      {findings.map((f) => (
+        <li key={f.step}>
+          <Stack gap={1} alignItems="center">
+            <Badge color={FINDING_COLOR[f.status] ?? 'darkgrey'} text={f.status} />
+            <Text weight="medium">{f.step}</Text>
+            <Text>{f.summary}</Text>
+          </Stack>
+        </li>
+      ))}
+    </ul>
+  );
+}
+
+const show = (value: unknown): string =>
+  value === undefined ? '—' : typeof value === 'string' ? value : JSON.stringify(value);
+
+/** The planned changes of a run's actions: one row per change, before → after. */
+export function PlanTable({ plans }: { plans: PlanView[] }) {
+  const styles = useStyles2(getStyles);
+  if (plans.length === 0) return <Text color="secondary">No action was planned: nothing would change.</Text>;
+  return (
+    <Stack direction="column" gap={2}>
+      {plans.map((plan) => (
+        <div key={plan.step}>
+          <Stack gap={1} alignItems="center" wrap="wrap">
+            <Text weight="medium">{plan.summary}</Text>
+            <Badge
+              color={plan.risk === 'high' ? 'red' : plan.risk === 'medium' ? 'orange' : 'blue'}
+              text={`${plan.risk} risk`}
+            />
+            {plan.destructive && <Badge color="red" icon="exclamation-triangle" text="destructive" />}
+            <Text color="secondary">{plan.status}</Text>
+          </Stack>
+          {plan.changes.length === 0 ? (
+            <Text color="secondary">No change: already as asked.</Text>
+          ) : (
+            <table className={styles.table} aria-label={`Changes of ${plan.step}`}>
+              <thead>
+                <tr>
+                  <th scope="col">Target</th>
+                  <th scope="col">Field</th>
+                  <th scope="col">Before</th>
+                  <th scope="col">After</th>
+                </tr>
+              </thead>
+              <tbody>
+                {plan.changes.map((c) => (
+                  <tr key={`${c.target}/${c.field}`}>
+                    <td>{c.target}</td>
+                    <td>{c.field}</td>
+                    <td>{show(c.before)}</td>
+                    <td>{show(c.after)}</td>
+                  </tr>
+                ))}
+              </tbody>
+            </table>
+          )}
+        </div>
+      ))}
+    </Stack>
+  );
+}
+
+/** A finished diagnose or plan run: status, outcome, findings, plans and the link to its page. */
+export function RunSummary({ detail }: { detail: RunDetailView }) {
+  const outcome = outcomeText(detail.run.outcome);
+  return (
+    <Stack direction="column" gap={2}>
+      <Stack gap={1} alignItems="center">
+        <RunStatusBadge status={detail.run.status} />
+        {outcome && <Text>{outcome}</Text>}
+        {detail.run.error && <Text color="error">{detail.run.error.message}</Text>}
+      </Stack>
+      <Findings findings={detail.findings} />
+      {detail.run.mode !== 'diagnose' && <PlanTable plans={detail.plans} />}
+      <div>
+        <RunLink runId={detail.run.id} />
+      </div>
+    </Stack>
+  );
+}
+
+const getStyles = (theme: GrafanaTheme2) => ({
+  list: css({ listStyle: 'none', margin: 0, padding: 0, display: 'grid', gap: theme.spacing(1) }),
+  table: css({
+    width: '100%',
+    marginTop: theme.spacing(1),
+    borderCollapse: 'collapse',
+    'th, td': {
+      textAlign: 'left',
+      padding: theme.spacing(0.5, 1),
+      borderBottom: `1px solid ${theme.colors.border.weak}`,
+    },
+    th: { color: theme.colors.text.secondary, fontWeight: theme.typography.fontWeightMedium },
+  }),
+});
