@@ -1,9 +1,11 @@
 // Extends the stock @grafana/create-plugin config (.config/, left unedited so `create-plugin update`
 // still applies) the way Grafana documents: import it, adjust, export.
 //
-// The one change: TS/TSX go through esbuild-loader instead of swc-loader. pnpm here refuses to install
+// Two changes. Nested plugins' own logos (src/panels/<name>/img/) are copied: the stock patterns copy only
+// the app's, and Grafana serves a nested plugin's assets from its own folder. And TS/TSX go through esbuild-loader instead of swc-loader. pnpm here refuses to install
 // @swc/core until its install script is approved in pnpm-workspace.yaml (`allowBuilds`), while esbuild is
 // already approved. Once @swc/core is allowed, delete this file and build with .config/webpack directly.
+import CopyWebpackPlugin from 'copy-webpack-plugin';
 import type { Configuration, RuleSetRule } from 'webpack';
 import grafanaConfig, { type Env } from './.config/webpack/webpack.config.ts';
 
@@ -31,6 +33,10 @@ const config = async (env: Env): Promise<Configuration> => {
         : rule,
     ),
   };
+  base.plugins = [
+    ...(base.plugins ?? []),
+    new CopyWebpackPlugin({ patterns: [{ from: 'panels/*/img/*.svg', to: '.' }] }),
+  ];
   return base;
 };
 

@@ -186,3 +186,75 @@ describe('dist/ as built', () => {
     );
   });
 });
+
+describe('dist/panels/runbook-actions: the nested panel plugin', () => {
+  const panelDir = 'panels/runbook-actions';
+  const PanelJson = z
+    .object({
+      id: z.literal('aiwebtest-runbookactions-panel'),
+      type: z.literal('panel'),
+      name: z.string().min(1),
+      info: z.object({
+        description: z.string().min(1),
+        author: z.object({ name: z.string().min(1) }),
+        keywords: z.array(z.string()).min(1),
+        logos: z.object({ small: z.string().min(1), large: z.string().min(1) }),
+        version: z.literal(pkg.version),
+        updated: z.string().regex(/^\d{4}-\d{2}-\d{2}$/, 'a YYYY-MM-DD date'),
+      }),
+      dependencies: z.object({ grafanaDependency: z.string().min(1) }),
+    })
+    .passthrough();
+
+  it('plugin.json is complete, has no placeholder left, and its logos are in its own folder', () => {
+    const text = read(`${panelDir}/plugin.json`);
+    expect(text).not.toMatch(PLACEHOLDERS);
+    const panel = PanelJson.parse(JSON.parse(text));
+    const app = JSON.parse(read('plugin.json')) as { dependencies: { grafanaDependency: string } };
+    expect(panel.dependencies.grafanaDependency).toBe(app.dependencies.grafanaDependency);
+    for (const logo of [panel.info.logos.small, panel.info.logos.large]) {
+      // Grafana serves a nested plugin's assets from its own folder (public/plugins/<panel id>/…): a logo
+      // outside it (../../img) would not be found.
+      expect(logo, 'a path inside the panel folder').not.toMatch(/^(\/|\.\.)/);
+      expect(existsSync(join(dist, panelDir, logo)), `logo ${logo} in dist/${panelDir}/`).toBe(true);
+    }
+  });
+
+  it("is declared in the app's includes by type, name and the path of its plugin.json", () => {
+    const app = JSON.parse(read('plugin.json')) as {
+      includes: Array<{ type: string; name: string; path?: string }>;
+    };
+    const panel = PanelJson.parse(JSON.parse(read(`${panelDir}/plugin.json`)));
+    // Grafana's plugin validator matches nested plugins to includes by this path, relative to dist/.
+    const include = app.includes.find((i) => i.path === `${panelDir}/plugin.json`);
+    expect(include).toEqual({ type: 'panel', name: panel.name, path: `${panelDir}/plugin.json` });
+  });
+
+  it('module.js is AMD and asks the loader only for Grafana shared externals', () => {
+    const dependencies = amdDependencies(read(`${panelDir}/module.js`));
+    expect(dependencies.filter((name) => !isSharedExternal(name))).toEqual([]);
+    for (const name of dependencies) {
+      expect(name).not.toMatch(/^(react-router-dom|zod|@aiwebtest\/)/);
+    }
+    expect(dependencies).toEqual(expect.arrayContaining(['react', '@grafana/data', '@grafana/ui']));
+  });
+
+  it("module.js maps back to the panel's sources and bundles none of the app's pages", () => {
+    const map = z
+      .object({ sources: z.array(z.string()), sourcesContent: z.array(z.string().nullable()) })
+      .parse(JSON.parse(read(`${panelDir}/module.js.map`)));
+    const prefix = `webpack://${pkg.name}/./`;
+    const own = map.sources.filter((s) => s.startsWith(prefix) && !s.includes('node_modules/'));
+    const relative = own.map((s) => s.slice(prefix.length));
+    expect(relative).toContain(`${panelDir}/module.tsx`);
+    expect(relative).toContain(`${panelDir}/components/RunbookActionsPanel.tsx`);
+    // It reuses the app's client and plan view, but not its pages, router or app root.
+    expect(relative).toContain('api/client.ts');
+    expect(relative).toContain('components/PlanDiff.tsx');
+    expect(relative.filter((s) => /^(pages\/|components\/App\.tsx|module\.tsx$)/.test(s))).toEqual([]);
+    expect(map.sources.some((s) => s.includes('/react-router-dom/'))).toBe(false);
+    for (const source of relative) {
+      expect(existsSync(join(packageDir, 'src', source)), `${source} is a file in src/`).toBe(true);
+    }
+  });
+});

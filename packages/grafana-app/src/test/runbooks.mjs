@@ -8,7 +8,7 @@
  * `{ agents: { [agent]: { replicas, debug } }, database: { primary } }`.
  *
  * - `scale-agent` (low risk): a typed input (an enum, a number, a boolean), a check, a plan that scales the
- *   agent, applied without approval.
+ *   agent, applied without approval; triggered by the alert `AgentReplicasLow`.
  * - `failover-database` (high risk): its plan needs an admin other than the requester to approve it.
  * - `inspect-latency`: diagnose only; its finding carries a table, log lines, a time series, a text and a link.
  */
@@ -50,6 +50,8 @@ export const scaleAgent = defineRunbook({
   title: 'Scale an agent',
   description: 'Checks how many replicas an agent has and scales it to the count asked for.',
   severity: 'P2',
+  // What the dashboards' "Runbooks…" link and the alert-instance action match on (src/extensions).
+  triggers: [{ kind: 'alert', match: { alertname: 'AgentReplicasLow' } }],
   input: z.object({
     agent: z.enum(AGENTS).describe('The agent to scale'),
     replicas: z.number().int().min(1).max(10).default(2).describe('Replicas wanted'),
