@@ -35,7 +35,7 @@ const config = async (env: Env): Promise<Configuration> => {
   };
   base.plugins = [
     ...(base.plugins ?? []),
-    new CopyWebpackPlugin({ patterns: [{ from: 'panels/*/img/*.svg', to: '.' }] }),
+    new CopyWebpackPlugin({ patterns: [{ from: 'panels/*/img/*.svg', to: '.', noErrorOnMissing: true }] }),
   ];
   return base;
 };
