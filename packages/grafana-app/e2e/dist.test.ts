@@ -25,19 +25,21 @@ const PLACEHOLDERS = /%(VERSION|TODAY|PLUGIN_ID)%/;
 const Include = z
   .object({ type: z.string(), name: z.string().min(1), path: z.string().min(1) })
   .passthrough();
+/** The `info` block both plugin.json files (app and nested panel) must have complete. */
+const PluginInfo = z.object({
+  description: z.string().min(1),
+  author: z.object({ name: z.string().min(1) }),
+  keywords: z.array(z.string()).min(1),
+  logos: z.object({ small: z.string().min(1), large: z.string().min(1) }),
+  version: z.literal(pkg.version),
+  updated: z.string().regex(/^\d{4}-\d{2}-\d{2}$/, 'a YYYY-MM-DD date'),
+});
 const PluginJson = z
   .object({
     id: z.literal(pkg.name),
     type: z.literal('app'),
     name: z.string().min(1),
-    info: z.object({
-      description: z.string().min(1),
-      author: z.object({ name: z.string().min(1) }),
-      keywords: z.array(z.string()).min(1),
-      logos: z.object({ small: z.string().min(1), large: z.string().min(1) }),
-      version: z.literal(pkg.version),
-      updated: z.string().regex(/^\d{4}-\d{2}-\d{2}$/, 'a YYYY-MM-DD date'),
-    }),
+    info: PluginInfo,
     includes: z.array(Include).min(1),
     dependencies: z.object({ grafanaDependency: z.string().regex(/^>=\d+\.\d+\.\d+$/, 'a ">=x.y.z" range') }),
   })
@@ -194,14 +196,7 @@ describe('dist/panels/runbook-actions: the nested panel plugin', () => {
       id: z.literal('aiwebtest-runbookactions-panel'),
       type: z.literal('panel'),
       name: z.string().min(1),
-      info: z.object({
-        description: z.string().min(1),
-        author: z.object({ name: z.string().min(1) }),
-        keywords: z.array(z.string()).min(1),
-        logos: z.object({ small: z.string().min(1), large: z.string().min(1) }),
-        version: z.literal(pkg.version),
-        updated: z.string().regex(/^\d{4}-\d{2}-\d{2}$/, 'a YYYY-MM-DD date'),
-      }),
+      info: PluginInfo,
       dependencies: z.object({ grafanaDependency: z.string().min(1) }),
     })
     .passthrough();

@@ -7,12 +7,13 @@
  */
 import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
-import { createServer, request as httpRequest, type IncomingMessage, type ServerResponse } from 'node:http';
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { createRequire } from 'node:module';
 import type { AddressInfo } from 'node:net';
 import { dirname, extname, join, normalize, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { type GrafanaUser, ProxyRoute, startGrafanaProxy } from '../src/test/grafana-proxy.ts';
+import { relay } from '../src/test/relay.ts';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const packageDir = join(here, '..');
@@ -102,28 +103,15 @@ export async function startHostServer(options: HostServerOptions) {
 
   /** Passes an API request on to the Grafana double as it came. */
   function forward(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    return new Promise((resolve) => {
-      const upstream = httpRequest(
-        {
-          host: grafanaUrl.hostname,
-          port: grafanaUrl.port,
-          path: req.url,
-          method: req.method,
-          headers: req.headers,
-        },
-        (answer) => {
-          res.writeHead(answer.statusCode ?? 502, answer.headers);
-          answer.pipe(res);
-          answer.on('end', resolve);
-          answer.on('error', () => resolve());
-        },
-      );
-      upstream.on('error', () => {
-        if (!res.headersSent) res.writeHead(502);
-        res.end();
-        resolve();
-      });
-      req.pipe(upstream);
+    return relay(res, {
+      options: {
+        host: grafanaUrl.hostname,
+        port: grafanaUrl.port,
+        path: req.url,
+        method: req.method,
+        headers: req.headers,
+      },
+      body: req,
     });
   }
 

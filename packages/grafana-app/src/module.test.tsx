@@ -1,11 +1,12 @@
-import { AppPlugin, type AppPluginMeta, PluginType } from '@grafana/data';
+import { AppPlugin } from '@grafana/data';
 import { render, screen } from '@testing-library/react';
 import React from 'react';
 import { MemoryRouter } from 'react-router-dom';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AppConfig } from './config/AppConfig';
-import { plugin, type RunbooksAppSettings } from './module';
+import { plugin } from './module';
 import { type Harness, startHarness } from './test/harness';
+import { appPluginMeta } from './test/plugin-meta';
 
 // The real module, its root page routed as Grafana routes it (a router around the app, paths relative
 // to /a/<id>/), with the pages talking to the real service through the Grafana double.
@@ -17,23 +18,11 @@ afterAll(async () => {
   await h?.stop();
 });
 
-const meta: AppPluginMeta<RunbooksAppSettings> = {
-  id: 'aiwebtest-runbooks-app',
-  name: 'AI-Web-Test Runbooks',
-  type: PluginType.app,
+const meta = appPluginMeta({
   module: 'public/plugins/aiwebtest-runbooks-app/module.js',
   baseUrl: 'public/plugins/aiwebtest-runbooks-app',
-  info: {
-    author: { name: 'AI-Web-Test' },
-    description: '',
-    links: [],
-    logos: { small: '', large: '' },
-    screenshots: [],
-    updated: '',
-    version: '0.1.0',
-  },
   jsonData: { serviceUrl: 'http://runbooks:8080' },
-};
+});
 
 function renderAt(path: string) {
   const Root = plugin.root;

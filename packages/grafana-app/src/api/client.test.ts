@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type Harness, startHarness } from '../test/harness';
+import { type Harness, startHarness, startWaitingFailover } from '../test/harness';
 import { api, ServiceError } from './client';
 
 // Every function of the client once, against the real service through the Grafana proxy double: what
@@ -22,19 +22,7 @@ async function failure(promise: Promise<unknown>): Promise<ServiceError> {
   return e as ServiceError;
 }
 
-/** A failover-database run started by erin (outside Grafana), waiting for an admin's approval. */
-async function waitingFailover(): Promise<string> {
-  const started = await h.service(
-    'POST',
-    '/runs',
-    { runbookId: 'failover-database', mode: 'execute', input: { reason: 'primary disk full' } },
-    h.tokens.erin,
-  );
-  expect(started.status).toBe(202);
-  const runId = started.body.runId as string;
-  await h.waitForRun(runId, ['waiting_approval']);
-  return runId;
-}
+const waitingFailover = () => startWaitingFailover(h);
 
 describe('api, through the Grafana proxy double, against the real service', () => {
   it('lists the catalog and reads one runbook with its input schema', async () => {

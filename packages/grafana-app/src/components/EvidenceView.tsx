@@ -1,18 +1,13 @@
 import { css } from '@emotion/css';
 import type { GrafanaTheme2 } from '@grafana/data';
-import { Badge, type BadgeColor, Stack, Text, TextLink, useStyles2 } from '@grafana/ui';
+import { Badge, Stack, Text, TextLink, useStyles2 } from '@grafana/ui';
 import React, { useId } from 'react';
 import type { RunDetailView } from '../api/types';
 import { type EvidenceItem, formatJson, sparkline, summarizeSeries, toEvidence } from './evidence-model';
+import { FINDING_COLOR } from './run-format';
+import { TableHead, tableStyle } from './table';
 
 type FindingView = RunDetailView['findings'][number];
-
-const FINDING_COLOR: Record<FindingView['status'], BadgeColor> = {
-  ok: 'green',
-  warn: 'orange',
-  fail: 'red',
-  unknown: 'darkgrey',
-};
 
 /** A check's finding: its judgement, summary and every piece of evidence it collected. */
 export function FindingCard({ finding }: { finding: FindingView }) {
@@ -61,15 +56,7 @@ function EvidenceBody({ evidence }: { evidence: EvidenceItem }) {
       return (
         <div className={styles.scrollX}>
           <table className={styles.table}>
-            <thead>
-              <tr>
-                {evidence.columns.map((c) => (
-                  <th key={c} scope="col">
-                    {c}
-                  </th>
-                ))}
-              </tr>
-            </thead>
+            <TableHead columns={evidence.columns} />
             <tbody>
               {evidence.rows.map((row, r) => (
                 // biome-ignore lint/suspicious/noArrayIndexKey: rows have no identity of their own
@@ -211,16 +198,7 @@ const getStyles = (theme: GrafanaTheme2) => ({
     marginBottom: theme.spacing(0.5),
   }),
   scrollX: css({ overflowX: 'auto' }),
-  table: css({
-    borderCollapse: 'collapse',
-    minWidth: '50%',
-    'th, td': {
-      textAlign: 'left',
-      padding: theme.spacing(0.5, 1),
-      borderBottom: `1px solid ${theme.colors.border.weak}`,
-    },
-    th: { color: theme.colors.text.secondary, fontWeight: theme.typography.fontWeightMedium },
-  }),
+  table: css({ ...tableStyle(theme), minWidth: '50%' }),
   number: css({ textAlign: 'right', fontVariantNumeric: 'tabular-nums' }),
   scrollBox: css({
     maxHeight: 240,

@@ -4,6 +4,7 @@ import { Badge, type BadgeColor, Stack, Text, useStyles2 } from '@grafana/ui';
 import React from 'react';
 import type { RunDetailView } from '../api/types';
 import { formatJson } from './evidence-model';
+import { TableHead, tableStyle } from './table';
 
 /** An act step's plan, as the service shows it. */
 export type Plan = RunDetailView['plans'][number];
@@ -49,40 +50,44 @@ export function PlanDiff({ plans }: { plans: Plan[] }) {
           {plan.changes.length === 0 ? (
             <Text color="secondary">No changes: the target is already as wanted.</Text>
           ) : (
-            <div className={styles.scrollX}>
-              <table className={styles.table}>
-                <caption className={styles.visuallyHidden}>Changes planned by step {plan.step}</caption>
-                <thead>
-                  <tr>
-                    <th scope="col">Target</th>
-                    <th scope="col">Field</th>
-                    <th scope="col">Before</th>
-                    <th scope="col">After</th>
-                  </tr>
-                </thead>
-                <tbody>
-                  {plan.changes.map((c) => (
-                    <tr key={`${c.target}/${c.field}`}>
-                      <td>{c.target}</td>
-                      <td>{c.field}</td>
-                      <td>
-                        <code className={styles.before}>{formatJson(c.before)}</code>
-                      </td>
-                      <td>
-                        <span aria-hidden="true" className={styles.arrow}>
-                          →{' '}
-                        </span>
-                        <code className={styles.after}>{formatJson(c.after)}</code>
-                      </td>
-                    </tr>
-                  ))}
-                </tbody>
-              </table>
-            </div>
+            <ChangesTable label={`Changes planned by step ${plan.step}`} changes={plan.changes} />
           )}
         </section>
       ))}
     </Stack>
+  );
+}
+
+/**
+ * A plan's changes as before → after rows (target, field, before, after). `label` names the table for screen
+ * readers (a hidden caption).
+ */
+export function ChangesTable({ label, changes }: { label: string; changes: Plan['changes'] }) {
+  const styles = useStyles2(getStyles);
+  return (
+    <div className={styles.scrollX}>
+      <table className={styles.table}>
+        <caption className={styles.visuallyHidden}>{label}</caption>
+        <TableHead columns={['Target', 'Field', 'Before', 'After']} />
+        <tbody>
+          {changes.map((c) => (
+            <tr key={`${c.target}/${c.field}`}>
+              <td>{c.target}</td>
+              <td>{c.field}</td>
+              <td>
+                <code className={styles.before}>{formatJson(c.before)}</code>
+              </td>
+              <td>
+                <span aria-hidden="true" className={styles.arrow}>
+                  →{' '}
+                </span>
+                <code className={styles.after}>{formatJson(c.after)}</code>
+              </td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+    </div>
   );
 }
 
@@ -94,16 +99,7 @@ const getStyles = (theme: GrafanaTheme2) => ({
   }),
   summary: css({ margin: theme.spacing(1, 0) }),
   scrollX: css({ overflowX: 'auto' }),
-  table: css({
-    borderCollapse: 'collapse',
-    'th, td': {
-      textAlign: 'left',
-      padding: theme.spacing(0.5, 1),
-      borderBottom: `1px solid ${theme.colors.border.weak}`,
-      verticalAlign: 'top',
-    },
-    th: { color: theme.colors.text.secondary, fontWeight: theme.typography.fontWeightMedium },
-  }),
+  table: css(tableStyle(theme, { verticalAlign: 'top' })),
   before: css({
     whiteSpace: 'pre-wrap',
     fontFamily: theme.typography.fontFamilyMonospace,

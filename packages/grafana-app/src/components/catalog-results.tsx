@@ -4,7 +4,8 @@ import { Badge, type BadgeColor, LinkButton, Stack, Text, useStyles2 } from '@gr
 import React from 'react';
 import type { RunbookView, RunDetailView, RunStatus } from '../api/types';
 import { APP_URL } from '../settings';
-import { RUN_STATUS_COLOR, statusText } from './run-format';
+import { ChangesTable } from './PlanDiff';
+import { FINDING_COLOR, RUN_STATUS_COLOR, statusText } from './run-format';
 
 type PlanView = RunDetailView['plans'][number];
 type FindingView = RunDetailView['findings'][number];
@@ -28,13 +29,6 @@ export function SeverityBadge({ severity }: { severity: RunbookView['severity'] 
 export function RunStatusBadge({ status }: { status: RunStatus }) {
   return <Badge color={RUN_STATUS_COLOR[status] ?? 'darkgrey'} text={statusText(status)} />;
 }
-
-const FINDING_COLOR: Record<FindingView['status'], BadgeColor> = {
-  ok: 'green',
-  warn: 'orange',
-  fail: 'red',
-  unknown: 'darkgrey',
-};
 
 /** A link to a run's page. */
 export function RunLink({ runId, label = 'Open run' }: { runId: string; label?: string }) {
@@ -73,12 +67,8 @@ export function Findings({ findings }: { findings: FindingView[] }) {
   );
 }
 
-const show = (value: unknown): string =>
-  value === undefined ? '—' : typeof value === 'string' ? value : JSON.stringify(value);
-
 /** The planned changes of a run's actions: one row per change, before → after. */
 export function PlanTable({ plans }: { plans: PlanView[] }) {
-  const styles = useStyles2(getStyles);
   if (plans.length === 0) return <Text color="secondary">No action was planned: nothing would change.</Text>;
   return (
     <Stack direction="column" gap={2}>
@@ -96,26 +86,7 @@ export function PlanTable({ plans }: { plans: PlanView[] }) {
           {plan.changes.length === 0 ? (
             <Text color="secondary">No change: already as asked.</Text>
           ) : (
-            <table className={styles.table} aria-label={`Changes of ${plan.step}`}>
-              <thead>
-                <tr>
-                  <th scope="col">Target</th>
-                  <th scope="col">Field</th>
-                  <th scope="col">Before</th>
-                  <th scope="col">After</th>
-                </tr>
-              </thead>
-              <tbody>
-                {plan.changes.map((c) => (
-                  <tr key={`${c.target}/${c.field}`}>
-                    <td>{c.target}</td>
-                    <td>{c.field}</td>
-                    <td>{show(c.before)}</td>
-                    <td>{show(c.after)}</td>
-                  </tr>
-                ))}
-              </tbody>
-            </table>
+            <ChangesTable label={`Changes of ${plan.step}`} changes={plan.changes} />
           )}
         </div>
       ))}
@@ -144,15 +115,4 @@ export function RunSummary({ detail }: { detail: RunDetailView }) {
 
 const getStyles = (theme: GrafanaTheme2) => ({
   list: css({ listStyle: 'none', margin: 0, padding: 0, display: 'grid', gap: theme.spacing(1) }),
-  table: css({
-    width: '100%',
-    marginTop: theme.spacing(1),
-    borderCollapse: 'collapse',
-    'th, td': {
-      textAlign: 'left',
-      padding: theme.spacing(0.5, 1),
-      borderBottom: `1px solid ${theme.colors.border.weak}`,
-    },
-    th: { color: theme.colors.text.secondary, fontWeight: theme.typography.fontWeightMedium },
-  }),
 });

@@ -18,6 +18,14 @@ export const RUN_STATUS_COLOR: Record<RunStatus, StatusColor> = {
   cancelled: 'darkgrey',
 };
 
+/** A check's finding (`ok`, `warn`, `fail`, `unknown`) as a badge colour. */
+export const FINDING_COLOR: Record<RunDetailView['findings'][number]['status'], StatusColor> = {
+  ok: 'green',
+  warn: 'orange',
+  fail: 'red',
+  unknown: 'darkgrey',
+};
+
 /** Statuses a run never leaves. */
 export const FINAL_STATUSES: readonly RunStatus[] = ['succeeded', 'failed', 'escalated', 'cancelled'];
 

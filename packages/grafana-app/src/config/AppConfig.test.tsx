@@ -1,4 +1,3 @@
-import { type AppPluginMeta, PluginType } from '@grafana/data';
 import { render, screen } from '@testing-library/react';
 import userEvent from '@testing-library/user-event';
 import React from 'react';
@@ -6,6 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { plugin } from '../module';
 import type { RunbooksAppSettings } from '../settings';
 import { type Harness, startHarness } from '../test/harness';
+import { appPluginMeta } from '../test/plugin-meta';
 import { AppConfig, serviceUrlProblem } from './AppConfig';
 
 // The config page against the real service through the Grafana double: Save goes to the double's
@@ -22,21 +22,7 @@ afterAll(async () => {
 /** The page as Grafana renders it, for the settings Grafana holds now. */
 function renderPage() {
   const stored = h.proxy.settings();
-  plugin.meta = {
-    id: 'aiwebtest-runbooks-app',
-    name: 'AI-Web-Test Runbooks',
-    type: PluginType.app,
-    module: '',
-    baseUrl: '',
-    info: {
-      author: { name: 'AI-Web-Test' },
-      description: '',
-      links: [],
-      logos: { small: '', large: '' },
-      screenshots: [],
-      updated: '',
-      version: '0.1.0',
-    },
+  plugin.meta = appPluginMeta({
     enabled: stored.enabled,
     pinned: stored.pinned,
     jsonData: stored.jsonData as RunbooksAppSettings,
@@ -45,7 +31,7 @@ function renderPage() {
         .filter(([, v]) => v !== '')
         .map(([k]) => [k, true]),
     ),
-  } as AppPluginMeta<RunbooksAppSettings>;
+  });
   return render(<AppConfig plugin={plugin} query={{}} />);
 }
 

@@ -93,13 +93,73 @@ const NAMESPACE: Variable = {
   description: 'Kubernetes namespace of AI-Web-Test, passed to the runbooks',
 };
 
+/** What most runbooks take from a dashboard: the namespace variable. */
+const NAMESPACE_INPUT = { namespace: '$namespace' };
 /** The agent-failure input from the Agents dashboard: the deployment name is the `agent` variable's text. */
 const AGENT_INPUT = { agent: grafanaVar('agent', 'text'), namespace: '$namespace' };
+/** The ML runbooks' input from the ML Monitoring dashboard. */
+const MODEL_INPUT = { model: '$model', namespace: '$namespace' };
+
+/** A button of the action panel in one mode; the runbook takes the namespace unless `inputs` says otherwise. */
+const action =
+  (mode: ActionSpec['mode']) =>
+  (label: string, runbookId: string, inputs: Record<string, string> = NAMESPACE_INPUT): ActionSpec => ({
+    label,
+    runbookId,
+    mode,
+    inputs,
+  });
+const diagnose = action('diagnose');
+const plan = action('plan');
+const execute = action('execute');
+
+/** What a panel may set besides its title, description, queries, thresholds and width. */
+type PanelExtras = Pick<PanelSpec, 'unit' | 'min' | 'max' | 'mappings' | 'h'>;
+
+/**
+ * A builder for one panel type: `(title, description, queries, steps, w, extras)`. A lone string is one query
+ * without a legend.
+ */
+const panelOf =
+  (type: PanelSpec['type']) =>
+  (
+    title: string,
+    description: string,
+    queries: string | Query[],
+    steps: Steps,
+    w: number,
+    extras: PanelExtras = {},
+  ): PanelSpec => ({
+    type,
+    title,
+    description,
+    queries: typeof queries === 'string' ? [{ expr: queries }] : queries,
+    steps,
+    w,
+    ...extras,
+  });
+const stat = panelOf('stat');
+const timeseries = panelOf('timeseries');
+const gauge = panelOf('gauge');
+const table = panelOf('table');
+
+/** One query drawn with a legend. */
+const series = (expr: string, legend: string): Query[] => [{ expr, legend }];
+
+/** Healthy at 1, red below (`*_up`, `*_health`). */
+const HEALTHY_AT_1: Steps = ['red', [1, 'green']];
+/** Red from 1 (detections, counts that should stay 0). */
+const ALERT_AT_1: Steps = ['green', [1, 'red']];
+/** Axis of a 0..1 value. */
+const RATIO = { min: 0, max: 1 };
+/** Axis of a value that cannot be negative. */
+const FROM_0 = { min: 0 };
 
 const up = (down: string, upText: string): Record<string, [string, Color]> => ({
   '0': [down, 'red'],
   '1': [upText, 'green'],
 });
+const UP = up('down', 'up');
 
 const p95 = (bucket: string) => `histogram_quantile(0.95, sum by (le) (rate(${bucket}[$__rate_interval])))`;
 
@@ -127,138 +187,91 @@ const specs: DashboardSpec[] = [
       },
     ],
     actions: [
-      {
-        label: 'Diagnose agent',
-        runbookId: 'agent-failure',
-        mode: 'diagnose',
-        inputs: AGENT_INPUT,
-      },
-      {
-        label: 'Plan agent restart',
-        runbookId: 'agent-failure',
-        mode: 'plan',
-        inputs: AGENT_INPUT,
-      },
-      {
-        label: 'Restart agent',
-        runbookId: 'agent-failure',
-        mode: 'execute',
-        inputs: AGENT_INPUT,
-      },
-      {
-        label: 'Diagnose generation quality',
-        runbookId: 'generation-agent-failure',
-        mode: 'diagnose',
-        inputs: { namespace: '$namespace' },
-      },
-      {
-        label: 'Diagnose OpenRouter outage',
-        runbookId: 'openrouter-outage',
-        mode: 'diagnose',
-        inputs: { namespace: '$namespace' },
-      },
-      {
-        label: 'Diagnose OpenRouter rate limit',
-        runbookId: 'openrouter-rate-limit',
-        mode: 'diagnose',
-        inputs: { namespace: '$namespace' },
-      },
+      diagnose('Diagnose agent', 'agent-failure', AGENT_INPUT),
+      plan('Plan agent restart', 'agent-failure', AGENT_INPUT),
+      execute('Restart agent', 'agent-failure', AGENT_INPUT),
+      diagnose('Diagnose generation quality', 'generation-agent-failure'),
+      diagnose('Diagnose OpenRouter outage', 'openrouter-outage'),
+      diagnose('Diagnose OpenRouter rate limit', 'openrouter-rate-limit'),
     ],
     rows: [
       [
-        {
-          type: 'stat',
-          title: 'Agent health: $agent',
-          description: 'Runbook 1 alert: agent_health == 0.',
-          queries: [{ expr: 'agent_health{agent="$agent"}' }],
-          steps: ['red', [1, 'green']],
-          mappings: up('down', 'up'),
-          w: 6,
-        },
-        {
-          type: 'stat',
-          title: 'Healthy agents',
-          description: 'Agents reporting agent_health 1, of the six.',
-          queries: [{ expr: 'sum(agent_health)' }],
-          steps: ['red', [6, 'green']],
-          w: 6,
-        },
-        {
-          type: 'stat',
-          title: 'OpenRouter API',
-          description: 'Runbook 6 alert: openrouter_api_up == 0 (switch to the fallback model).',
-          queries: [{ expr: 'min(openrouter_api_up)' }],
-          steps: ['red', [1, 'green']],
-          mappings: up('down', 'up'),
-          w: 6,
-        },
-        {
-          type: 'stat',
-          title: 'OpenRouter rate-limit errors',
-          description: 'Runbook 7 alert: openrouter_api_rate_limit_errors > 10.',
-          queries: [{ expr: 'sum(openrouter_api_rate_limit_errors)' }],
-          steps: ['green', [10, 'red']],
-          w: 6,
-        },
+        stat(
+          'Agent health: $agent',
+          'Runbook 1 alert: agent_health == 0.',
+          'agent_health{agent="$agent"}',
+          HEALTHY_AT_1,
+          6,
+          {
+            mappings: UP,
+          },
+        ),
+        stat(
+          'Healthy agents',
+          'Agents reporting agent_health 1, of the six.',
+          'sum(agent_health)',
+          ['red', [6, 'green']],
+          6,
+        ),
+        stat(
+          'OpenRouter API',
+          'Runbook 6 alert: openrouter_api_up == 0 (switch to the fallback model).',
+          'min(openrouter_api_up)',
+          HEALTHY_AT_1,
+          6,
+          { mappings: UP },
+        ),
+        stat(
+          'OpenRouter rate-limit errors',
+          'Runbook 7 alert: openrouter_api_rate_limit_errors > 10.',
+          'sum(openrouter_api_rate_limit_errors)',
+          ['green', [10, 'red']],
+          6,
+        ),
       ],
       [
-        {
-          type: 'timeseries',
-          title: 'Agent health',
-          description: '1 while an agent answers its health check, 0 when it does not (runbook 1).',
-          queries: [{ expr: 'agent_health', legend: '{{agent}}' }],
-          steps: ['red', [1, 'green']],
-          min: 0,
-          max: 1,
-          w: 12,
-        },
-        {
-          type: 'timeseries',
-          title: 'Confidence score',
-          description: 'Runbook 2: alert below 0.7; should be above 0.85 after recovery.',
-          queries: [{ expr: 'agent_confidence', legend: '{{agent}}' }],
-          unit: 'percentunit',
-          steps: ['red', [0.7, 'yellow'], [0.85, 'green']],
-          min: 0,
-          max: 1,
-          w: 12,
-        },
+        timeseries(
+          'Agent health',
+          '1 while an agent answers its health check, 0 when it does not (runbook 1).',
+          series('agent_health', '{{agent}}'),
+          HEALTHY_AT_1,
+          12,
+          RATIO,
+        ),
+        timeseries(
+          'Confidence score',
+          'Runbook 2: alert below 0.7; should be above 0.85 after recovery.',
+          series('agent_confidence', '{{agent}}'),
+          ['red', [0.7, 'yellow'], [0.85, 'green']],
+          12,
+          { unit: 'percentunit', ...RATIO },
+        ),
       ],
       [
-        {
-          type: 'timeseries',
-          title: 'OpenRouter request rate',
-          description: 'Runbook 7: should stay below the 50/min limit; throttle at 80% of it (40/min).',
-          queries: [
-            { expr: 'sum(rate(openrouter_api_requests_total[$__rate_interval])) * 60', legend: 'requests' },
-          ],
-          unit: 'reqpm',
-          steps: ['green', [40, 'yellow'], [50, 'red']],
-          min: 0,
-          w: 8,
-        },
-        {
-          type: 'timeseries',
-          title: 'OpenRouter errors',
-          description: 'Runbook 6: failed OpenRouter calls per minute.',
-          queries: [
-            { expr: 'sum(rate(openrouter_api_errors_total[$__rate_interval])) * 60', legend: 'errors' },
-          ],
-          unit: 'short',
-          steps: ['green', [1, 'red']],
-          min: 0,
-          w: 8,
-        },
-        {
-          type: 'timeseries',
-          title: 'OpenRouter p95 latency',
-          description: 'Runbook 8: above 10 s, switch to a faster model or enable caching.',
-          queries: [{ expr: p95('openrouter_api_duration_seconds_bucket'), legend: 'p95' }],
-          unit: 's',
-          steps: ['green', [10, 'red']],
-          min: 0,
-          w: 8,
-        },
+        timeseries(
+          'OpenRouter request rate',
+          'Runbook 7: should stay below the 50/min limit; throttle at 80% of it (40/min).',
+          series('sum(rate(openrouter_api_requests_total[$__rate_interval])) * 60', 'requests'),
+          ['green', [40, 'yellow'], [50, 'red']],
+          8,
+          { unit: 'reqpm', ...FROM_0 },
+        ),
+        timeseries(
+          'OpenRouter errors',
+          'Runbook 6: failed OpenRouter calls per minute.',
+          series('sum(rate(openrouter_api_errors_total[$__rate_interval])) * 60', 'errors'),
+          ALERT_AT_1,
+          8,
+          FROM_0,
+        ),
+        timeseries(
+          'OpenRouter p95 latency',
+          'Runbook 8: above 10 s, switch to a faster model or enable caching.',
+          series(p95('openrouter_api_duration_seconds_bucket'), 'p95'),
+          ['green', [10, 'red']],
+          8,
+          { unit: 's', ...FROM_0 },
+        ),
       ],
     ],
   },
@@ -270,76 +283,43 @@ const specs: DashboardSpec[] = [
     description: 'PostgreSQL behind PgBouncer: connection loss and slow queries (runbooks 4 and 5).',
     variables: [NAMESPACE],
     actions: [
-      {
-        label: 'Diagnose connection loss',
-        runbookId: 'postgres-connection-loss',
-        mode: 'diagnose',
-        inputs: { namespace: '$namespace' },
-      },
-      {
-        label: 'Plan connection recovery',
-        runbookId: 'postgres-connection-loss',
-        mode: 'plan',
-        inputs: { namespace: '$namespace' },
-      },
-      {
-        label: 'Diagnose slow queries',
-        runbookId: 'database-performance',
-        mode: 'diagnose',
-        inputs: { namespace: '$namespace' },
-      },
-      {
-        label: 'Plan query clean-up',
-        runbookId: 'database-performance',
-        mode: 'plan',
-        inputs: { namespace: '$namespace' },
-      },
+      diagnose('Diagnose connection loss', 'postgres-connection-loss'),
+      plan('Plan connection recovery', 'postgres-connection-loss'),
+      diagnose('Diagnose slow queries', 'database-performance'),
+      plan('Plan query clean-up', 'database-performance'),
     ],
     rows: [
       [
-        {
-          type: 'stat',
-          title: 'PostgreSQL',
-          description: 'Runbook 4 alert: pg_up == 0.',
-          queries: [{ expr: 'min(pg_up)' }],
-          steps: ['red', [1, 'green']],
-          mappings: up('down', 'up'),
-          w: 8,
+        stat('PostgreSQL', 'Runbook 4 alert: pg_up == 0.', 'min(pg_up)', HEALTHY_AT_1, 8, {
+          mappings: UP,
           h: 6,
-        },
-        {
-          type: 'timeseries',
-          title: 'PostgreSQL up',
-          description: 'pg_up over time: when connectivity was lost and came back (runbook 4).',
-          queries: [{ expr: 'pg_up', legend: '{{instance}}' }],
-          steps: ['red', [1, 'green']],
-          min: 0,
-          max: 1,
-          w: 16,
-          h: 6,
-        },
+        }),
+        timeseries(
+          'PostgreSQL up',
+          'pg_up over time: when connectivity was lost and came back (runbook 4).',
+          series('pg_up', '{{instance}}'),
+          HEALTHY_AT_1,
+          16,
+          { ...RATIO, h: 6 },
+        ),
       ],
       [
-        {
-          type: 'timeseries',
-          title: 'API p95 latency (recorded)',
-          description: 'Runbook 5 alert: http_request_duration_p95 > 5000 ms (runbook 8 from 2000 ms).',
-          queries: [{ expr: 'http_request_duration_p95', legend: 'p95' }],
-          unit: 'ms',
-          steps: ['green', [2000, 'yellow'], [5000, 'red']],
-          min: 0,
-          w: 12,
-        },
-        {
-          type: 'timeseries',
-          title: 'API p95 latency',
-          description: 'From the request histogram: slow queries show here first; above 5 s see runbook 5.',
-          queries: [{ expr: p95('http_request_duration_seconds_bucket'), legend: 'p95' }],
-          unit: 's',
-          steps: ['green', [2, 'yellow'], [5, 'red']],
-          min: 0,
-          w: 12,
-        },
+        timeseries(
+          'API p95 latency (recorded)',
+          'Runbook 5 alert: http_request_duration_p95 > 5000 ms (runbook 8 from 2000 ms).',
+          series('http_request_duration_p95', 'p95'),
+          ['green', [2000, 'yellow'], [5000, 'red']],
+          12,
+          { unit: 'ms', ...FROM_0 },
+        ),
+        timeseries(
+          'API p95 latency',
+          'From the request histogram: slow queries show here first; above 5 s see runbook 5.',
+          series(p95('http_request_duration_seconds_bucket'), 'p95'),
+          ['green', [2, 'yellow'], [5, 'red']],
+          12,
+          { unit: 's', ...FROM_0 },
+        ),
       ],
     ],
   },
@@ -352,122 +332,85 @@ const specs: DashboardSpec[] = [
       'Latency and errors of the AI-Web-Test API, system and security health (runbooks 8, 12 and 13).',
     variables: [NAMESPACE],
     actions: [
-      {
-        label: 'Diagnose high latency',
-        runbookId: 'api-high-latency',
-        mode: 'diagnose',
-        inputs: { namespace: '$namespace' },
-      },
-      {
-        label: 'Plan latency fix',
-        runbookId: 'api-high-latency',
-        mode: 'plan',
-        inputs: { namespace: '$namespace' },
-      },
-      {
-        label: 'Diagnose OpenRouter outage',
-        runbookId: 'openrouter-outage',
-        mode: 'diagnose',
-        inputs: { namespace: '$namespace' },
-      },
-      {
-        label: 'Diagnose security incident',
-        runbookId: 'security-breach',
-        mode: 'diagnose',
-        inputs: { namespace: '$namespace' },
-      },
-      {
-        label: 'Diagnose system failure',
-        runbookId: 'system-failure',
-        mode: 'diagnose',
-        inputs: { namespace: '$namespace' },
-      },
+      diagnose('Diagnose high latency', 'api-high-latency'),
+      plan('Plan latency fix', 'api-high-latency'),
+      diagnose('Diagnose OpenRouter outage', 'openrouter-outage'),
+      diagnose('Diagnose security incident', 'security-breach'),
+      diagnose('Diagnose system failure', 'system-failure'),
     ],
     rows: [
       [
-        {
-          type: 'stat',
-          title: 'p95 latency',
-          description: 'Runbook 8: alert above 2 s; should drop below 500 ms after recovery.',
-          queries: [{ expr: p95('http_request_duration_seconds_bucket') }],
-          unit: 's',
-          steps: ['green', [0.5, 'yellow'], [2, 'red']],
-          w: 6,
-        },
-        {
-          type: 'stat',
-          title: 'Error rate',
-          description: 'Runbook 13: should be below 1%; above 10% is a P1 incident.',
-          queries: [{ expr: ERROR_RATIO }],
-          unit: 'percentunit',
-          steps: ['green', [0.01, 'yellow'], [0.1, 'red']],
-          w: 6,
-        },
-        {
-          type: 'stat',
-          title: 'System health',
-          description: 'Runbook 13 alert: system_health == 0 (complete system failure).',
-          queries: [{ expr: 'min(system_health)' }],
-          steps: ['red', [1, 'green']],
-          mappings: up('down', 'up'),
-          w: 6,
-        },
-        {
-          type: 'stat',
-          title: 'Security incident',
-          description: 'Runbook 12 alert: security_incident_detected == 1.',
-          queries: [{ expr: 'max(security_incident_detected)' }],
-          steps: ['green', [1, 'red']],
-          mappings: { '0': ['none', 'green'], '1': ['detected', 'red'] },
-          w: 6,
-        },
+        stat(
+          'p95 latency',
+          'Runbook 8: alert above 2 s; should drop below 500 ms after recovery.',
+          p95('http_request_duration_seconds_bucket'),
+          ['green', [0.5, 'yellow'], [2, 'red']],
+          6,
+          { unit: 's' },
+        ),
+        stat(
+          'Error rate',
+          'Runbook 13: should be below 1%; above 10% is a P1 incident.',
+          ERROR_RATIO,
+          ['green', [0.01, 'yellow'], [0.1, 'red']],
+          6,
+          { unit: 'percentunit' },
+        ),
+        stat(
+          'System health',
+          'Runbook 13 alert: system_health == 0 (complete system failure).',
+          'min(system_health)',
+          HEALTHY_AT_1,
+          6,
+          { mappings: UP },
+        ),
+        stat(
+          'Security incident',
+          'Runbook 12 alert: security_incident_detected == 1.',
+          'max(security_incident_detected)',
+          ALERT_AT_1,
+          6,
+          { mappings: { '0': ['none', 'green'], '1': ['detected', 'red'] } },
+        ),
       ],
       [
-        {
-          type: 'timeseries',
-          title: 'Latency p50 / p95 / p99',
-          description: 'Runbook 8: p95 above 2 s is an incident; the target after recovery is below 500 ms.',
-          queries: [0.5, 0.95, 0.99].map((q) => ({
+        timeseries(
+          'Latency p50 / p95 / p99',
+          'Runbook 8: p95 above 2 s is an incident; the target after recovery is below 500 ms.',
+          [0.5, 0.95, 0.99].map((q) => ({
             expr: `histogram_quantile(${q}, sum by (le) (rate(http_request_duration_seconds_bucket[$__rate_interval])))`,
             legend: `p${Math.round(q * 100)}`,
           })),
-          unit: 's',
-          steps: ['green', [0.5, 'yellow'], [2, 'red']],
-          min: 0,
-          w: 12,
-        },
-        {
-          type: 'timeseries',
-          title: 'Error rate',
-          description: 'Share of requests answered 5xx: below 1% is normal, above 10% a P1 incident.',
-          queries: [{ expr: ERROR_RATIO, legend: '5xx' }],
-          unit: 'percentunit',
-          steps: ['green', [0.01, 'yellow'], [0.1, 'red']],
-          min: 0,
-          w: 12,
-        },
+          ['green', [0.5, 'yellow'], [2, 'red']],
+          12,
+          { unit: 's', ...FROM_0 },
+        ),
+        timeseries(
+          'Error rate',
+          'Share of requests answered 5xx: below 1% is normal, above 10% a P1 incident.',
+          series(ERROR_RATIO, '5xx'),
+          ['green', [0.01, 'yellow'], [0.1, 'red']],
+          12,
+          { unit: 'percentunit', ...FROM_0 },
+        ),
       ],
       [
-        {
-          type: 'timeseries',
-          title: 'p95 latency (recorded)',
-          description: 'The alerting series: above 2000 ms runbook 8, above 5000 ms runbook 5.',
-          queries: [{ expr: 'http_request_duration_p95', legend: 'p95' }],
-          unit: 'ms',
-          steps: ['green', [2000, 'yellow'], [5000, 'red']],
-          min: 0,
-          w: 12,
-        },
-        {
-          type: 'timeseries',
-          title: 'OpenRouter p95 latency',
-          description: 'Runbook 8 step 5: an LLM slower than 10 s explains slow API calls.',
-          queries: [{ expr: p95('openrouter_api_duration_seconds_bucket'), legend: 'p95' }],
-          unit: 's',
-          steps: ['green', [10, 'red']],
-          min: 0,
-          w: 12,
-        },
+        timeseries(
+          'p95 latency (recorded)',
+          'The alerting series: above 2000 ms runbook 8, above 5000 ms runbook 5.',
+          series('http_request_duration_p95', 'p95'),
+          ['green', [2000, 'yellow'], [5000, 'red']],
+          12,
+          { unit: 'ms', ...FROM_0 },
+        ),
+        timeseries(
+          'OpenRouter p95 latency',
+          'Runbook 8 step 5: an LLM slower than 10 s explains slow API calls.',
+          series(p95('openrouter_api_duration_seconds_bucket'), 'p95'),
+          ['green', [10, 'red']],
+          12,
+          { unit: 's', ...FROM_0 },
+        ),
       ],
     ],
   },
@@ -479,92 +422,67 @@ const specs: DashboardSpec[] = [
     description: 'Test executions and the execution agent: stuck and slow runs (runbooks 3 and 9).',
     variables: [NAMESPACE],
     actions: [
-      {
-        label: 'Diagnose stuck executions',
-        runbookId: 'execution-agent-failure',
-        mode: 'diagnose',
-        inputs: { namespace: '$namespace' },
-      },
-      {
-        label: 'Plan execution agent restart',
-        runbookId: 'agent-failure',
-        mode: 'plan',
-        inputs: { agent: 'execution-agent', namespace: '$namespace' },
-      },
-      {
-        label: 'Diagnose slow tests',
-        runbookId: 'test-execution-high-latency',
-        mode: 'diagnose',
-        inputs: { namespace: '$namespace' },
-      },
-      {
-        label: 'Plan Selenium scale-up',
-        runbookId: 'test-execution-high-latency',
-        mode: 'plan',
-        inputs: { namespace: '$namespace' },
-      },
+      diagnose('Diagnose stuck executions', 'execution-agent-failure'),
+      plan('Plan execution agent restart', 'agent-failure', {
+        agent: 'execution-agent',
+        namespace: '$namespace',
+      }),
+      diagnose('Diagnose slow tests', 'test-execution-high-latency'),
+      plan('Plan Selenium scale-up', 'test-execution-high-latency'),
     ],
     rows: [
       [
-        {
-          type: 'stat',
-          title: 'Execution time p95',
-          description: 'Runbook 9: alert above 300 s; should drop below 120 s after recovery.',
-          queries: [{ expr: 'max(test_execution_duration_p95)' }],
-          unit: 's',
-          steps: ['green', [120, 'yellow'], [300, 'red']],
-          w: 8,
-        },
-        {
-          type: 'stat',
-          title: 'Longest running execution',
-          description: 'Runbook 3 alert: test_execution_duration > 600 (stuck for more than 10 minutes).',
-          queries: [{ expr: 'max(test_execution_duration)' }],
-          unit: 's',
-          steps: ['green', [300, 'yellow'], [600, 'red']],
-          w: 8,
-        },
-        {
-          type: 'stat',
-          title: 'Executions over 10 minutes',
-          description: 'Runbook 3: executions past the 10-minute timeout are stuck and get cancelled.',
-          queries: [{ expr: 'count(test_execution_duration > 600) or vector(0)' }],
-          steps: ['green', [1, 'red']],
-          w: 8,
-        },
+        stat(
+          'Execution time p95',
+          'Runbook 9: alert above 300 s; should drop below 120 s after recovery.',
+          'max(test_execution_duration_p95)',
+          ['green', [120, 'yellow'], [300, 'red']],
+          8,
+          { unit: 's' },
+        ),
+        stat(
+          'Longest running execution',
+          'Runbook 3 alert: test_execution_duration > 600 (stuck for more than 10 minutes).',
+          'max(test_execution_duration)',
+          ['green', [300, 'yellow'], [600, 'red']],
+          8,
+          { unit: 's' },
+        ),
+        stat(
+          'Executions over 10 minutes',
+          'Runbook 3: executions past the 10-minute timeout are stuck and get cancelled.',
+          'count(test_execution_duration > 600) or vector(0)',
+          ALERT_AT_1,
+          8,
+        ),
       ],
       [
-        {
-          type: 'timeseries',
-          title: 'Execution time p95',
-          description: 'Runbook 9: expected below 120 s, an incident above 300 s.',
-          queries: [{ expr: 'test_execution_duration_p95', legend: 'p95' }],
-          unit: 's',
-          steps: ['green', [120, 'yellow'], [300, 'red']],
-          min: 0,
-          w: 12,
-        },
-        {
-          type: 'timeseries',
-          title: 'Running execution durations',
-          description: 'Runbook 3: an execution running past 600 s is stuck.',
-          queries: [{ expr: 'test_execution_duration' }],
-          unit: 's',
-          steps: ['green', [600, 'red']],
-          min: 0,
-          w: 12,
-        },
+        timeseries(
+          'Execution time p95',
+          'Runbook 9: expected below 120 s, an incident above 300 s.',
+          series('test_execution_duration_p95', 'p95'),
+          ['green', [120, 'yellow'], [300, 'red']],
+          12,
+          { unit: 's', ...FROM_0 },
+        ),
+        timeseries(
+          'Running execution durations',
+          'Runbook 3: an execution running past 600 s is stuck.',
+          'test_execution_duration',
+          ['green', [600, 'red']],
+          12,
+          { unit: 's', ...FROM_0 },
+        ),
       ],
       [
-        {
-          type: 'table',
-          title: 'Longest running executions',
-          description: 'The ten longest test executions now; past 600 s they are stuck (runbook 3).',
-          queries: [{ expr: 'topk(10, test_execution_duration)' }],
-          unit: 's',
-          steps: ['green', [300, 'yellow'], [600, 'red']],
-          w: 24,
-        },
+        table(
+          'Longest running executions',
+          'The ten longest test executions now; past 600 s they are stuck (runbook 3).',
+          'topk(10, test_execution_duration)',
+          ['green', [300, 'yellow'], [600, 'red']],
+          24,
+          { unit: 's' },
+        ),
       ],
     ],
   },
@@ -585,89 +503,55 @@ const specs: DashboardSpec[] = [
       },
     ],
     actions: [
-      {
-        label: 'Diagnose accuracy drop',
-        runbookId: 'model-accuracy-drop',
-        mode: 'diagnose',
-        inputs: { model: '$model', namespace: '$namespace' },
-      },
-      {
-        label: 'Plan model rollback',
-        runbookId: 'model-accuracy-drop',
-        mode: 'plan',
-        inputs: { model: '$model', namespace: '$namespace' },
-      },
-      {
-        label: 'Diagnose data drift',
-        runbookId: 'data-drift',
-        mode: 'diagnose',
-        inputs: { model: '$model', namespace: '$namespace' },
-      },
-      {
-        label: 'Plan retraining',
-        runbookId: 'data-drift',
-        mode: 'plan',
-        inputs: { model: '$model', namespace: '$namespace' },
-      },
+      diagnose('Diagnose accuracy drop', 'model-accuracy-drop', MODEL_INPUT),
+      plan('Plan model rollback', 'model-accuracy-drop', MODEL_INPUT),
+      diagnose('Diagnose data drift', 'data-drift', MODEL_INPUT),
+      plan('Plan retraining', 'data-drift', MODEL_INPUT),
     ],
     rows: [
       [
-        {
-          type: 'gauge',
-          title: 'Model accuracy',
-          description: 'Runbook 10 alert: model_accuracy < 0.85.',
-          queries: [{ expr: 'min(model_accuracy)' }],
-          unit: 'percentunit',
-          steps: ['red', [0.85, 'green']],
-          min: 0,
-          max: 1,
-          w: 8,
-          h: 6,
-        },
-        {
-          type: 'stat',
-          title: 'Data drift',
-          description: 'Runbook 11 alert: model_data_drift_detected == 1.',
-          queries: [{ expr: 'max(model_data_drift_detected)' }],
-          steps: ['green', [1, 'red']],
-          mappings: { '0': ['none', 'green'], '1': ['drift', 'red'] },
-          w: 8,
-          h: 6,
-        },
-        {
-          type: 'stat',
-          title: 'Generation confidence',
-          description: 'Runbooks 2 and 10: generated tests are low quality below 0.7; healthy above 0.85.',
-          queries: [{ expr: 'agent_confidence{agent="generation_agent"}' }],
-          unit: 'percentunit',
-          steps: ['red', [0.7, 'yellow'], [0.85, 'green']],
-          w: 8,
-          h: 6,
-        },
+        gauge(
+          'Model accuracy',
+          'Runbook 10 alert: model_accuracy < 0.85.',
+          'min(model_accuracy)',
+          ['red', [0.85, 'green']],
+          8,
+          { unit: 'percentunit', ...RATIO, h: 6 },
+        ),
+        stat(
+          'Data drift',
+          'Runbook 11 alert: model_data_drift_detected == 1.',
+          'max(model_data_drift_detected)',
+          ALERT_AT_1,
+          8,
+          { mappings: { '0': ['none', 'green'], '1': ['drift', 'red'] }, h: 6 },
+        ),
+        stat(
+          'Generation confidence',
+          'Runbooks 2 and 10: generated tests are low quality below 0.7; healthy above 0.85.',
+          'agent_confidence{agent="generation_agent"}',
+          ['red', [0.7, 'yellow'], [0.85, 'green']],
+          8,
+          { unit: 'percentunit', h: 6 },
+        ),
       ],
       [
-        {
-          type: 'timeseries',
-          title: 'Model accuracy',
-          description:
-            'Runbook 10: alert below 0.85; should recover above 0.85 after rollback or retraining.',
-          queries: [{ expr: 'model_accuracy' }],
-          unit: 'percentunit',
-          steps: ['red', [0.85, 'green']],
-          min: 0,
-          max: 1,
-          w: 12,
-        },
-        {
-          type: 'timeseries',
-          title: 'Data drift detected',
-          description: 'Runbook 11: 1 while the latest drift report finds drifted features.',
-          queries: [{ expr: 'model_data_drift_detected' }],
-          steps: ['green', [1, 'red']],
-          min: 0,
-          max: 1,
-          w: 12,
-        },
+        timeseries(
+          'Model accuracy',
+          'Runbook 10: alert below 0.85; should recover above 0.85 after rollback or retraining.',
+          'model_accuracy',
+          ['red', [0.85, 'green']],
+          12,
+          { unit: 'percentunit', ...RATIO },
+        ),
+        timeseries(
+          'Data drift detected',
+          'Runbook 11: 1 while the latest drift report finds drifted features.',
+          'model_data_drift_detected',
+          ALERT_AT_1,
+          12,
+          RATIO,
+        ),
       ],
     ],
   },

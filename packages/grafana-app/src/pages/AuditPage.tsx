@@ -8,6 +8,7 @@ import type { AuditRowView, AuditVerification } from '../api/types';
 import { ServiceErrorAlert } from '../components/ApprovalPanel';
 import { formatJson } from '../components/evidence-model';
 import { formatTime } from '../components/run-format';
+import { TableHead, tableStyle } from '../components/table';
 import { APP_URL } from '../settings';
 
 /** Entries read per page. */
@@ -123,16 +124,7 @@ export function AuditPage({
             <caption className={styles.caption}>
               {runId ? `Audit entries of run ${runId}` : 'Audit entries'}, oldest first
             </caption>
-            <thead>
-              <tr>
-                <th scope="col">Seq</th>
-                <th scope="col">Time</th>
-                <th scope="col">Actor</th>
-                <th scope="col">Kind</th>
-                <th scope="col">Run</th>
-                <th scope="col">Data</th>
-              </tr>
-            </thead>
+            <TableHead columns={['Seq', 'Time', 'Actor', 'Kind', 'Run', 'Data']} />
             <tbody>
               {entries.map((row) => (
                 <AuditEntryRow key={row.seq} row={row} />
@@ -261,17 +253,7 @@ const getStyles = (theme: GrafanaTheme2) => ({
   // Level with the input, above the Field's bottom margin.
   filterActions: css({ marginBottom: theme.spacing(2) }),
   scrollX: css({ overflowX: 'auto' }),
-  table: css({
-    borderCollapse: 'collapse',
-    width: '100%',
-    'th, td': {
-      textAlign: 'left',
-      padding: theme.spacing(0.5, 1),
-      borderBottom: `1px solid ${theme.colors.border.weak}`,
-      verticalAlign: 'top',
-    },
-    th: { color: theme.colors.text.secondary, fontWeight: theme.typography.fontWeightMedium },
-  }),
+  table: css({ ...tableStyle(theme, { verticalAlign: 'top' }), width: '100%' }),
   caption: css({ textAlign: 'left', color: theme.colors.text.secondary, padding: theme.spacing(0.5, 0) }),
   number: css({ fontVariantNumeric: 'tabular-nums' }),
   json: css({

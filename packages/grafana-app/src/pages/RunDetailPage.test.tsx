@@ -5,7 +5,7 @@ import { MemoryRouter, Route, Routes } from 'react-router-dom';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RunPoller, type RunPollState } from '../components/run-polling';
 import { APP_URL } from '../settings';
-import { type Harness, startHarness } from '../test/harness';
+import { type Harness, startHarness, startWaitingFailover } from '../test/harness';
 import { RunDetailPage } from './RunDetailPage';
 
 let h: Harness;
@@ -47,19 +47,7 @@ async function diagnoseRun(): Promise<string> {
   return reply.body.run.id;
 }
 
-/** A high-risk execute run of failover-database started by erin, once it waits for approval. */
-async function waitingFailover(): Promise<string> {
-  const reply = await h.service(
-    'POST',
-    '/runs',
-    { runbookId: 'failover-database', mode: 'execute', input: { reason: 'primary disk full' } },
-    h.tokens.erin,
-  );
-  expect(reply.status).toBe(202);
-  const runId: string = reply.body.runId;
-  await waitFor(async () => expect((await h.run(runId)).run.status).toBe('waiting_approval'), LONG);
-  return runId;
-}
+const waitingFailover = () => startWaitingFailover(h);
 
 /** Requests the Grafana double forwarded to the service for this run. */
 const requestsFor = (runId: string) => h.proxy.forwarded.filter((f) => f.target.includes(runId)).length;

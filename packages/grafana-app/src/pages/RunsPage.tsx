@@ -22,6 +22,7 @@ import React, { useCallback, useEffect, useRef, useState } from 'react';
 import { api, ServiceError } from '../api/client';
 import type { RunStatus, RunView } from '../api/types';
 import { RunStatusBadge, runUrl } from '../components/catalog-results';
+import { TableHead, tableStyle } from '../components/table';
 import { APP_URL } from '../settings';
 
 const STATUSES: RunStatus[] = [
@@ -164,17 +165,7 @@ export function RunsPage({ pageSize = 25 }: RunsPageProps) {
 
       {runs.length > 0 && (
         <table className={styles.table} aria-label="Runs">
-          <thead>
-            <tr>
-              <th scope="col">Run</th>
-              <th scope="col">Runbook</th>
-              <th scope="col">Mode</th>
-              <th scope="col">Status</th>
-              <th scope="col">Requested by</th>
-              <th scope="col">Created</th>
-              <th scope="col">Ended</th>
-            </tr>
-          </thead>
+          <TableHead columns={['Run', 'Runbook', 'Mode', 'Status', 'Requested by', 'Created', 'Ended']} />
           <tbody>
             {runs.map((run) => (
               <tr key={run.id}>
@@ -224,14 +215,8 @@ const getStyles = (theme: GrafanaTheme2) => ({
   noMargin: css({ marginBottom: 0 }),
   link: css({ color: theme.colors.text.link, fontFamily: theme.typography.fontFamilyMonospace }),
   table: css({
+    ...tableStyle(theme, { padding: theme.spacing(0.75, 1) }),
     width: '100%',
-    borderCollapse: 'collapse',
-    'th, td': {
-      textAlign: 'left',
-      padding: theme.spacing(0.75, 1),
-      borderBottom: `1px solid ${theme.colors.border.weak}`,
-    },
-    th: { color: theme.colors.text.secondary, fontWeight: theme.typography.fontWeightMedium },
     'tbody tr:hover': { background: theme.colors.action.hover },
   }),
 });

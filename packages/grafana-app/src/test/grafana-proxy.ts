@@ -16,11 +16,12 @@
  *   by key, and GET never returns secrets, only `secureJsonFields`.
  */
 import { readFileSync } from 'node:fs';
-import { createServer, request as httpRequest, type IncomingMessage, type ServerResponse } from 'node:http';
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
+import { relay } from './relay.ts';
 
 /** A Grafana org role. `None` is a user with no role in the org. */
 export type OrgRole = 'Viewer' | 'Editor' | 'Admin' | 'None';
@@ -277,25 +278,11 @@ export async function startGrafanaProxy(options: GrafanaProxyOptions): Promise<G
       res.writeHead(502).end();
       return;
     }
-    await new Promise<void>((resolve) => {
-      const upstream = httpRequest(
-        target,
-        { method: req.method, headers: { ...headers, 'content-length': String(body.length) } },
-        (answer) => {
-          const out = { ...answer.headers };
-          delete out['set-cookie'];
-          res.writeHead(answer.statusCode ?? 502, out);
-          answer.pipe(res);
-          answer.on('end', resolve);
-          answer.on('error', () => resolve());
-        },
-      );
-      upstream.on('error', () => {
-        if (!res.headersSent) res.writeHead(502);
-        res.end();
-        resolve();
-      });
-      upstream.end(body);
+    await relay(res, {
+      url: target,
+      options: { method: req.method, headers: { ...headers, 'content-length': String(body.length) } },
+      body,
+      dropAnswerHeaders: ['set-cookie'],
     });
   }
 

@@ -86,6 +86,14 @@ export interface Harness {
     statuses?: readonly RunView['status'][],
     timeoutMs?: number,
   ): Promise<RunDetailView>;
+  /**
+   * Starts a run with `POST /runs` as `token` (default root) and waits until it has one of `until` (default: a
+   * final status); throws when the service does not accept it. Resolves to the run's id.
+   */
+  startRun(
+    request: { runbookId: string; mode: RunView['mode']; input: unknown },
+    options?: { token?: string; until?: readonly RunView['status'][] },
+  ): Promise<string>;
   /** A direct call to the service with a personal token (default root, an admin). */
   service(method: 'GET' | 'POST', path: string, body?: unknown, token?: string): Promise<ServiceReply>;
   /** The test runbooks' world as it is now. */
@@ -94,6 +102,17 @@ export interface Harness {
   serviceOutput(): string;
   /** Stops the service and the double, and removes the temporary directory. */
   stop(): Promise<void>;
+}
+
+/**
+ * A failover-database run (a high-risk test runbook) started by erin outside Grafana, once it waits for an
+ * admin's approval. Resolves to its id.
+ */
+export function startWaitingFailover(h: Harness): Promise<string> {
+  return h.startRun(
+    { runbookId: 'failover-database', mode: 'execute', input: { reason: 'primary disk full' } },
+    { token: h.tokens.erin, until: ['waiting_approval'] },
+  );
 }
 
 /** A run as `GET /api/v1/runs` lists it. */
@@ -204,6 +223,20 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
     return reply.body as RunDetailView;
   };
 
+  const waitForRun: Harness['waitForRun'] = async (runId, statuses = FINAL, timeoutMs = 20_000) => {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const detail = await readRun(runId);
+      if (statuses.includes(detail.run.status)) return detail;
+      if (Date.now() > deadline) {
+        throw new Error(
+          `run ${runId} is ${detail.run.status}, not ${statuses.join(' or ')}, after ${timeoutMs} ms`,
+        );
+      }
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  };
+
   return {
     proxyUrl: proxy.url,
     serviceUrl,
@@ -228,18 +261,14 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
       return all;
     },
     run: readRun,
-    waitForRun: async (runId, statuses = FINAL, timeoutMs = 20_000) => {
-      const deadline = Date.now() + timeoutMs;
-      for (;;) {
-        const detail = await readRun(runId);
-        if (statuses.includes(detail.run.status)) return detail;
-        if (Date.now() > deadline) {
-          throw new Error(
-            `run ${runId} is ${detail.run.status}, not ${statuses.join(' or ')}, after ${timeoutMs} ms`,
-          );
-        }
-        await new Promise((r) => setTimeout(r, 100));
-      }
+    waitForRun,
+    startRun: async (request, { token = tokens.root, until = FINAL } = {}) => {
+      const reply = await service('POST', '/runs', request, token);
+      if (reply.status !== 202)
+        throw new Error(`POST /runs answered ${reply.status}: ${JSON.stringify(reply.body)}`);
+      const runId = reply.body.runId as string;
+      await waitForRun(runId, until);
+      return runId;
     },
     service,
     world: () => {
