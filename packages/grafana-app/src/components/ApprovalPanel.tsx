@@ -22,10 +22,20 @@ export function decisionProblem(
 }
 
 /** Formats a service failure as the service put it: its message and code. */
-export function ServiceErrorAlert({ title, error }: { title: string; error: ServiceError }) {
+export function ServiceErrorAlert({
+  title,
+  error,
+  children,
+}: {
+  title: string;
+  error: ServiceError;
+  /** What the user can do about it (a retry button), below the message. */
+  children?: React.ReactNode;
+}) {
   return (
     <Alert title={title} severity="error">
       {error.message} <Text color="secondary">({error.code})</Text>
+      {children}
     </Alert>
   );
 }
@@ -159,7 +169,6 @@ export function ApprovalPanel({
           </Stack>
         }
         confirmText={confirming === 'reject' ? 'Reject' : 'Approve'}
-        confirmVariant="destructive"
         disabled={busy}
         onConfirm={() => (confirming ? send(confirming) : undefined)}
         onDismiss={() => setConfirming(null)}

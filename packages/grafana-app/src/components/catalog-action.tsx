@@ -1,9 +1,12 @@
-import { Alert, Button, ConfirmModal, Drawer, Stack, Text } from '@grafana/ui';
-import React, { useState } from 'react';
+import { css } from '@emotion/css';
+import type { GrafanaTheme2 } from '@grafana/data';
+import { Alert, Button, ConfirmModal, Drawer, Stack, Text, useStyles2 } from '@grafana/ui';
+import React, { useEffect, useRef, useState } from 'react';
 import { api, type RunContextInput, ServiceError } from '../api/client';
 import type { RunbookView, RunDetailView } from '../api/types';
 import { PlanTable, RunLink, RunSummary } from './catalog-results';
 import { InputForm } from './InputForm';
+import { newIdempotencyKey } from './idempotency';
 
 /** What a catalog action does: look only, show the plan, or plan, confirm and execute. */
 export type CatalogAction = 'diagnose' | 'plan' | 'run';
@@ -29,15 +32,26 @@ export interface CatalogActionDrawerProps {
  * shows its plan, and executes only after the user confirms that plan.
  */
 export function CatalogActionDrawer({ runbook, action, onClose }: CatalogActionDrawerProps) {
+  const styles = useStyles2(getStyles);
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState<ServiceError | null>(null);
   const [result, setResult] = useState<RunDetailView | null>(null);
-  // For `run`: the input the shown plan was made with, executed as is once confirmed.
-  const [planned, setPlanned] = useState<{ input: Record<string, unknown>; detail: RunDetailView } | null>(
-    null,
-  );
+  // For `run`: the input the shown plan was made with, executed as is once confirmed, and the idempotency key
+  // of every attempt to execute it (a retry after a lost answer then gets the same run back).
+  const [planned, setPlanned] = useState<{
+    input: Record<string, unknown>;
+    detail: RunDetailView;
+    key: string;
+  } | null>(null);
   const [confirming, setConfirming] = useState(false);
-  const [executed, setExecuted] = useState<string | null>(null);
+  const [executed, setExecuted] = useState<{ runId: string; replayed: boolean } | null>(null);
+  // The form (and the focused submit button) goes away when a result comes: focus moves to the result's
+  // heading, inside the drawer, so the keyboard user stays there and Escape still closes it.
+  const heading = useRef<HTMLHeadingElement>(null);
+  const shown = result ? 'result' : executed ? 'executed' : planned ? 'planned' : null;
+  useEffect(() => {
+    if (shown) heading.current?.focus();
+  }, [shown]);
 
   const submit = async (input: Record<string, unknown>) => {
     setBusy(true);
@@ -53,7 +67,7 @@ export function CatalogActionDrawer({ runbook, action, onClose }: CatalogActionD
           context: CONTEXT,
         })) as RunDetailView;
         if (action === 'plan') setResult(detail);
-        else setPlanned({ input, detail });
+        else setPlanned({ input, detail, key: newIdempotencyKey('grafana-catalog') });
       }
     } catch (e) {
       setError(asServiceError(e));
@@ -71,8 +85,13 @@ export function CatalogActionDrawer({ runbook, action, onClose }: CatalogActionD
         input: planned.input,
         mode: 'execute',
         context: CONTEXT,
+        idempotencyKey: planned.key,
       });
-      setExecuted('runId' in started ? started.runId : started.run.id);
+      setExecuted(
+        'runId' in started
+          ? { runId: started.runId, replayed: started.replayed }
+          : { runId: started.run.id, replayed: false },
+      );
     } catch (e) {
       setError(asServiceError(e));
     } finally {
@@ -98,12 +117,19 @@ export function CatalogActionDrawer({ runbook, action, onClose }: CatalogActionD
           />
         )}
         {busy && <Text color="secondary">Waiting for the runbook service…</Text>}
-        {result && <RunSummary detail={result} />}
+        {result && (
+          <Stack direction="column" gap={1}>
+            <h3 ref={heading} tabIndex={-1} className={styles.heading}>
+              {action === 'diagnose' ? 'Diagnosis' : 'Plan'}
+            </h3>
+            <RunSummary detail={result} />
+          </Stack>
+        )}
         {planned && !executed && (
           <Stack direction="column" gap={2}>
-            <Text element="h3" variant="h5">
+            <h3 ref={heading} tabIndex={-1} className={styles.heading}>
               The plan
-            </Text>
+            </h3>
             <PlanTable plans={planned.detail.plans} />
             <div>
               <RunLink runId={planned.detail.run.id} label="Plan run" />
@@ -131,23 +157,41 @@ export function CatalogActionDrawer({ runbook, action, onClose }: CatalogActionD
                 </Stack>
               }
               confirmText="Execute"
-              confirmVariant={destructive ? 'destructive' : 'primary'}
+              confirmButtonVariant={destructive ? 'destructive' : 'primary'}
               onConfirm={execute}
               onDismiss={() => setConfirming(false)}
             />
           </Stack>
         )}
         {executed && (
-          <Alert severity="success" title="Execution queued">
-            <Stack direction="column" gap={1}>
-              <Text>The run is queued; follow it on its page.</Text>
-              <div>
-                <RunLink runId={executed} />
-              </div>
-            </Stack>
-          </Alert>
+          <Stack direction="column" gap={1}>
+            <h3 ref={heading} tabIndex={-1} className={styles.heading}>
+              Execution
+            </h3>
+            <Alert severity="success" title={executed.replayed ? 'Already started' : 'Execution queued'}>
+              <Stack direction="column" gap={1}>
+                <Text>
+                  {executed.replayed
+                    ? 'This plan was already sent for execution (the answer was lost on the way): no second run was started. Follow it on its page.'
+                    : 'The run is queued; follow it on its page.'}
+                </Text>
+                <div>
+                  <RunLink runId={executed.runId} />
+                </div>
+              </Stack>
+            </Alert>
+          </Stack>
         )}
       </Stack>
     </Drawer>
   );
 }
+
+const getStyles = (theme: GrafanaTheme2) => ({
+  // A heading that takes focus: the theme's h5, no extra margin, and a visible focus ring for keyboard users.
+  heading: css({
+    ...theme.typography.h5,
+    margin: 0,
+    '&:focus-visible': { outline: `2px solid ${theme.colors.primary.main}`, outlineOffset: 2 },
+  }),
+});

@@ -45,4 +45,21 @@ describe('run-format', () => {
       { label: 'Labels', text: 'incident=INC-1' },
     ]);
   });
+
+  it('links a dashboard URL only when it stays on this origin or is an http(s) URL', () => {
+    const href = (url: string) => contextFacts({ dashboard: { uid: 'u', url } })[0]?.href;
+    expect(href('/d/abc/api-latency?orgId=1')).toBe('/d/abc/api-latency?orgId=1');
+    expect(href('https://grafana.example.com/d/abc')).toBe('https://grafana.example.com/d/abc');
+    // Browsers read these as `//evil.com/…`: another host, so no link (and never an internal one).
+    expect(href('/\\evil.com/d/abc')).toBeUndefined();
+    expect(href('/\\\\evil.com')).toBeUndefined();
+    expect(href('//evil.com/d/abc')).toBeUndefined();
+    expect(href('/\t/evil.com')).toBeUndefined();
+    expect(href('https://evil.com\\@grafana/d')).toBeUndefined();
+    expect(href('javascript:alert(1)')).toBeUndefined();
+    // The fact itself stays, without the link.
+    expect(contextFacts({ dashboard: { title: 'API', url: '/\\evil.com' } })).toEqual([
+      { label: 'Dashboard', text: 'API' },
+    ]);
+  });
 });

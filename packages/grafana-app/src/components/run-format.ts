@@ -92,11 +92,23 @@ export interface ContextFact {
   href?: string;
 }
 
+/** Whether a relative URL resolves to the page's own origin (not `//host/…`, which is another host). */
+const sameOrigin = (s: string): boolean => {
+  const origin = typeof location !== 'undefined' ? location.origin : 'http://grafana.invalid';
+  try {
+    return new URL(s, origin).origin === origin;
+  } catch {
+    return false;
+  }
+};
+
 const webUrl = (v: unknown): string | undefined => {
   const s = str(v);
   if (!s) return undefined;
-  // Grafana gives dashboard URLs relative to its root; those are kept as they are.
-  if (s.startsWith('/') && !s.startsWith('//')) return s;
+  // Browsers read a backslash as a slash (`/\evil.com` is `//evil.com`, another host): never a link.
+  if (s.includes('\\')) return undefined;
+  // Grafana gives dashboard URLs relative to its root; those are kept as they are, if they stay on this origin.
+  if (s.startsWith('/')) return sameOrigin(s) ? s : undefined;
   try {
     const u = new URL(s);
     return u.protocol === 'http:' || u.protocol === 'https:' ? s : undefined;

@@ -147,12 +147,15 @@ export class RunPoller {
     const { runId } = this.options;
     try {
       const events = [...this.state.events];
+      // The cursor moves only with the state (below): if reading the run fails, the events read this time
+      // are read again next time instead of being skipped for good.
+      let after = this.after;
       let page: RunEventsPage;
       // A long run can have more events than one page holds: a full page means there may be more.
       do {
-        page = await this.source.runEvents(runId, this.after);
+        page = await this.source.runEvents(runId, after);
         events.push(...page.events);
-        this.after = page.nextAfter;
+        after = page.nextAfter;
       } while (!this.stopped && !page.done && page.events.length >= EVENTS_PAGE_SIZE);
       const changed = events.length !== this.state.events.length;
       const detail =
@@ -160,6 +163,7 @@ export class RunPoller {
           ? await this.source.getRun(runId)
           : this.state.detail;
       if (this.stopped) return;
+      this.after = after;
       this.update({ detail, events, done: page.done, error: null });
     } catch (e) {
       if (this.stopped) return;

@@ -1,12 +1,13 @@
 import { css } from '@emotion/css';
 import type { GrafanaTheme2 } from '@grafana/data';
 import { Alert, Button, ConfirmModal, LoadingPlaceholder, Stack, Text, useStyles2 } from '@grafana/ui';
-import React, { useCallback, useEffect, useMemo, useState } from 'react';
+import React, { useCallback, useEffect, useMemo, useRef, useState } from 'react';
 import { api, ServiceError } from '../api/client';
 import type { RunbookView, RunDetailView } from '../api/types';
 import { RunLink, SeverityBadge } from '../components/catalog-results';
 import { FindingCard } from '../components/EvidenceView';
 import { InputForm } from '../components/InputForm';
+import { newIdempotencyKey } from '../components/idempotency';
 import { PlanDiff } from '../components/PlanDiff';
 import type { IncidentContext } from './context-labels';
 import { type MatchReason, matchRunbooks, prefillInput } from './matching';
@@ -205,12 +206,24 @@ function RunbookActions({ runbook, incident }: { runbook: RunbookView; incident:
   const [input, setInput] = useState<Record<string, unknown> | null>(null);
   const [editing, setEditing] = useState(true);
   const [diagnosis, setDiagnosis] = useState<RunDetailView | null>(null);
-  const [plan, setPlan] = useState<RunDetailView | null>(null);
-  const [executed, setExecuted] = useState<string | null>(null);
+  // The shown plan and the idempotency key of every attempt to run it: a retry after a lost answer (a 502 or
+  // 504 after the service had queued the run) gets the same run back instead of a second execution.
+  const [plan, setPlan] = useState<{ detail: RunDetailView; key: string } | null>(null);
+  const [executed, setExecuted] = useState<{ runId: string; replayed: boolean } | null>(null);
   const [busy, setBusy] = useState<'diagnose' | 'plan' | 'execute' | null>(null);
   const [error, setError] = useState<ServiceError | null>(null);
   const [confirming, setConfirming] = useState(false);
   const context = incident.runContext;
+  // The form or the button that was used goes away when a result comes: focus moves to the newest result's
+  // heading so that keyboard users stay inside the modal (and Escape still closes it).
+  const diagnosisHeading = useRef<HTMLHeadingElement>(null);
+  const planHeading = useRef<HTMLHeadingElement>(null);
+  const executedHeading = useRef<HTMLHeadingElement>(null);
+  const stage = editing ? null : executed ? 'executed' : plan ? 'plan' : diagnosis ? 'diagnosis' : null;
+  useEffect(() => {
+    const target = { diagnosis: diagnosisHeading, plan: planHeading, executed: executedHeading };
+    if (stage) target[stage].current?.focus();
+  }, [stage]);
 
   const diagnose = async (value: Record<string, unknown>) => {
     setBusy('diagnose');
@@ -234,7 +247,13 @@ function RunbookActions({ runbook, incident }: { runbook: RunbookView; incident:
     setBusy('plan');
     setError(null);
     try {
-      setPlan((await api.startRun({ runbookId: runbook.id, input, mode: 'plan', context })) as RunDetailView);
+      const detail = (await api.startRun({
+        runbookId: runbook.id,
+        input,
+        mode: 'plan',
+        context,
+      })) as RunDetailView;
+      setPlan({ detail, key: newIdempotencyKey('grafana-modal') });
     } catch (e) {
       setError(asServiceError(e));
     } finally {
@@ -243,12 +262,22 @@ function RunbookActions({ runbook, incident }: { runbook: RunbookView; incident:
   };
 
   const execute = async () => {
-    if (!input) return;
+    if (!input || !plan) return;
     setBusy('execute');
     setError(null);
     try {
-      const started = await api.startRun({ runbookId: runbook.id, input, mode: 'execute', context });
-      setExecuted('runId' in started ? started.runId : started.run.id);
+      const started = await api.startRun({
+        runbookId: runbook.id,
+        input,
+        mode: 'execute',
+        context,
+        idempotencyKey: plan.key,
+      });
+      setExecuted(
+        'runId' in started
+          ? { runId: started.runId, replayed: started.replayed }
+          : { runId: started.run.id, replayed: false },
+      );
     } catch (e) {
       setError(asServiceError(e));
     } finally {
@@ -257,7 +286,7 @@ function RunbookActions({ runbook, incident }: { runbook: RunbookView; incident:
     }
   };
 
-  const destructive = plan?.plans.some((p) => p.destructive) ?? false;
+  const destructive = plan?.detail.plans.some((p) => p.destructive) ?? false;
   const filled = Object.entries(prefilled.filled);
 
   if (editing) {
@@ -287,9 +316,9 @@ function RunbookActions({ runbook, incident }: { runbook: RunbookView; incident:
         {diagnosis && (
           <section aria-label={`Diagnosis of ${runbook.title}`}>
             <Stack direction="column" gap={1}>
-              <Text element="h4" variant="h6">
+              <h4 ref={diagnosisHeading} tabIndex={-1} className={styles.heading}>
                 Diagnosis
-              </Text>
+              </h4>
               {diagnosis.run.error && <Text color="error">{diagnosis.run.error.message}</Text>}
               {diagnosis.findings.length === 0 ? (
                 <Text color="secondary">The diagnosis found nothing to report.</Text>
@@ -305,26 +334,37 @@ function RunbookActions({ runbook, incident }: { runbook: RunbookView; incident:
         {plan && (
           <section aria-label={`Plan of ${runbook.title}`}>
             <Stack direction="column" gap={1}>
-              <Text element="h4" variant="h6">
+              <h4 ref={planHeading} tabIndex={-1} className={styles.heading}>
                 Plan
-              </Text>
-              <PlanDiff plans={plan.plans} />
+              </h4>
+              <PlanDiff plans={plan.detail.plans} />
               <div>
-                <RunLink runId={plan.run.id} label="Plan run" />
+                <RunLink runId={plan.detail.run.id} label="Plan run" />
               </div>
             </Stack>
           </section>
         )}
         {error && <ErrorAlert error={error} />}
         {executed ? (
-          <Alert severity="success" title="Run queued">
+          <section aria-label={`Run of ${runbook.title}`}>
             <Stack direction="column" gap={1}>
-              <Text>The runbook runs with this plan (or waits for approval); follow it on its page.</Text>
-              <div>
-                <RunLink runId={executed} />
-              </div>
+              <h4 ref={executedHeading} tabIndex={-1} className={styles.heading}>
+                Run
+              </h4>
+              <Alert severity="success" title={executed.replayed ? 'Already started' : 'Run queued'}>
+                <Stack direction="column" gap={1}>
+                  <Text>
+                    {executed.replayed
+                      ? 'This plan was already sent to run (the answer was lost on the way): no second run was started. Follow it on its page.'
+                      : 'The runbook runs with this plan (or waits for approval); follow it on its page.'}
+                  </Text>
+                  <div>
+                    <RunLink runId={executed.runId} />
+                  </div>
+                </Stack>
+              </Alert>
             </Stack>
-          </Alert>
+          </section>
         ) : (
           <Stack gap={1} wrap="wrap">
             {!plan ? (
@@ -366,11 +406,11 @@ function RunbookActions({ runbook, incident }: { runbook: RunbookView; incident:
           body={
             <Stack direction="column" gap={1}>
               <Text>The runbook will run again and apply this plan (or wait for approval):</Text>
-              <PlanDiff plans={plan.plans} />
+              <PlanDiff plans={plan.detail.plans} />
             </Stack>
           }
           confirmText="Run"
-          confirmVariant={destructive ? 'destructive' : 'primary'}
+          confirmButtonVariant={destructive ? 'destructive' : 'primary'}
           onConfirm={execute}
           onDismiss={() => setConfirming(false)}
         />
@@ -395,6 +435,12 @@ const getStyles = (theme: GrafanaTheme2) => ({
   }),
   description: css({ color: theme.colors.text.secondary, margin: theme.spacing(0.5, 0, 0) }),
   actions: css({ marginTop: theme.spacing(1.5) }),
+  // A heading that takes focus: the theme's h6, no extra margin, and a visible focus ring for keyboard users.
+  heading: css({
+    ...theme.typography.h6,
+    margin: 0,
+    '&:focus-visible': { outline: `2px solid ${theme.colors.primary.main}`, outlineOffset: 2 },
+  }),
   chips: css({
     listStyle: 'none',
     margin: 0,

@@ -14,6 +14,8 @@ import userEvent from '@testing-library/user-event';
 import React from 'react';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
+import { buttonVariant } from '../components/button-variant.testutil';
+import { isExecute, loseAnswers } from '../components/lost-answer.testutil';
 import { plugin } from '../module';
 import { type Harness, startHarness } from '../test/harness';
 import { alertInstanceLink as alertLink, LINK_TITLE, panelMenuLink as panelLink } from './links';
@@ -258,6 +260,10 @@ describe('the Runbooks… modal (real service through the Grafana proxy double)'
       { name: 'Diagnosis of Scale an agent' },
       SLOW,
     );
+    // The form and its button went away: focus is on the diagnosis' heading, still inside the modal.
+    await waitFor(() =>
+      expect(document.activeElement).toBe(within(diagnosis).getByRole('heading', { name: 'Diagnosis' })),
+    );
     const finding = within(diagnosis).getByRole('region', { name: 'Finding of step replicas' });
     expect(within(finding).getByText('generation-agent has 0 of 2 replicas')).toBeInTheDocument();
     const diagnoseRunId =
@@ -282,6 +288,9 @@ describe('the Runbooks… modal (real service through the Grafana proxy double)'
 
     await user.click(within(matching).getByRole('button', { name: 'Plan' }));
     const plan = await within(matching).findByRole('region', { name: 'Plan of Scale an agent' }, SLOW);
+    await waitFor(() =>
+      expect(document.activeElement).toBe(within(plan).getByRole('heading', { name: 'Plan' })),
+    );
     const changes = within(plan).getByRole('table', { name: 'Changes planned by step scale' });
     expect(
       within(changes).getByRole('row', { name: /agents\/generation-agent replicas 0 2/ }),
@@ -293,16 +302,37 @@ describe('the Runbooks… modal (real service through the Grafana proxy double)'
     await user.click(within(matching).getByRole('button', { name: 'Run…' }));
     const confirm = await screen.findByRole('dialog', { name: 'Run Scale an agent?' }, SLOW);
     expect(within(confirm).getByRole('row', { name: /replicas 0 2/ })).toBeInTheDocument();
+    // Nothing in this plan is destructive: the confirm button is the primary one, not the red one.
+    expect(buttonVariant(within(confirm).getByRole('button', { name: 'Run' }))).toBe('primary');
     await user.click(within(confirm).getByRole('button', { name: 'Cancel' }));
     await waitFor(() => expect(screen.queryByRole('dialog', { name: 'Run Scale an agent?' })).toBeNull());
     expect((await h.runs()).filter((r) => r.mode === 'execute')).toHaveLength(0);
 
+    // Confirmed, the service queues the run but Grafana's proxy answers 504: the user sees a failure.
+    const restore = loseAnswers(h.backendSrv, { match: isExecute });
+    try {
+      await user.click(within(matching).getByRole('button', { name: 'Run…' }));
+      const lost = await screen.findByRole('dialog', { name: 'Run Scale an agent?' }, SLOW);
+      await user.click(within(lost).getByRole('button', { name: 'Run' }));
+      expect(await within(matching).findByText('UNREACHABLE (504)', {}, SLOW)).toBeInTheDocument();
+    } finally {
+      restore();
+    }
+    expect((await h.runs()).filter((r) => r.mode === 'execute')).toHaveLength(1);
+
+    // Run again with the same plan: the service answers with the run it already has, no second run.
     await user.click(within(matching).getByRole('button', { name: 'Run…' }));
     const again = await screen.findByRole('dialog', { name: 'Run Scale an agent?' }, SLOW);
     await user.click(within(again).getByRole('button', { name: 'Run' }));
     const link = await within(matching).findByRole('link', { name: /Open run/ }, SLOW);
+    expect(within(matching).getByText('Already started')).toBeInTheDocument();
     const runId = link.getAttribute('href')?.replace(`/a/${PLUGIN_ID}/runs/`, '') ?? '';
     expect(link.getAttribute('href')).toBe(`/a/${PLUGIN_ID}/runs/${runId}`);
+    const executions = (await h.runs()).filter((r) => r.mode === 'execute');
+    expect(executions.map((r) => r.id)).toEqual([runId]);
+    await waitFor(() =>
+      expect(document.activeElement).toBe(within(matching).getByRole('heading', { name: 'Run' })),
+    );
 
     const done = await h.waitForRun(runId);
     expect(done.run).toMatchObject({

@@ -48,6 +48,23 @@ const seqs = () =>
     .map((r) => Number(within(r).getAllByRole('cell')[0]?.textContent));
 
 describe('AuditPage (real service through the Grafana proxy double, as a Viewer)', () => {
+  it('keeps "Verify again" when the verification fails, and verifies when asked again', async () => {
+    // A user without an org role: Grafana's proxy refuses every route (403).
+    h.setUser({ login: 'vera', role: 'None' });
+    try {
+      renderAudit();
+      const failed = await screen.findByText('The audit chain could not be verified', {}, LONG);
+      const alert = failed.closest('[role="status"], [role="alert"]') as HTMLElement;
+      expect(alert).toHaveTextContent('GRAFANA_FORBIDDEN');
+      const again = within(alert).getByRole('button', { name: 'Verify again' });
+      h.setUser({ login: 'vera', role: 'Viewer' });
+      await userEvent.setup().click(again);
+      expect(await screen.findByText('Audit chain verified', {}, LONG)).toBeInTheDocument();
+    } finally {
+      h.setUser({ login: 'vera', role: 'Viewer' });
+    }
+  });
+
   it('shows the verified chain with its entry count and head hash, and the entries with run links', async () => {
     const verify = await h.service('GET', '/audit/verify');
     expect(verify.body.ok).toBe(true);

@@ -211,7 +211,13 @@ function ChainStatus() {
       Verify again
     </Button>
   );
-  if (error) return <ServiceErrorAlert title="The audit chain could not be verified" error={error} />;
+  if (error) {
+    return (
+      <ServiceErrorAlert title="The audit chain could not be verified" error={error}>
+        <div className={styles.retry}>{again}</div>
+      </ServiceErrorAlert>
+    );
+  }
   if (!result) return <LoadingPlaceholder text="Verifying the audit chain…" />;
   if (result.ok) {
     return (
@@ -264,4 +270,5 @@ const getStyles = (theme: GrafanaTheme2) => ({
     margin: 0,
   }),
   hash: css({ fontFamily: theme.typography.fontFamilyMonospace, wordBreak: 'break-all' }),
+  retry: css({ marginTop: theme.spacing(1) }),
 });

@@ -1,7 +1,9 @@
-import { render, screen, waitFor, within } from '@testing-library/react';
+import { fireEvent, render, screen, waitFor, within } from '@testing-library/react';
 import userEvent from '@testing-library/user-event';
 import React from 'react';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { buttonVariant } from '../components/button-variant.testutil';
+import { isExecute, loseAnswers } from '../components/lost-answer.testutil';
 import { type Harness, startHarness } from '../test/harness';
 import { CatalogPage } from './CatalogPage';
 
@@ -73,6 +75,10 @@ describe('CatalogPage (real service through the Grafana proxy double)', () => {
       await within(drawer).findByText('checkout p95 latency is 610 ms (objective 300 ms)', {}, SLOW),
     ).toBeInTheDocument();
     expect(within(drawer).getByText('latency inspected')).toBeInTheDocument();
+    // The form (and its focused button) went away: focus is on the result's heading, inside the drawer.
+    await waitFor(() =>
+      expect(document.activeElement).toBe(within(drawer).getByRole('heading', { name: 'Diagnosis' })),
+    );
     const link = within(drawer).getByRole('link', { name: /Open run/ });
     const runId = link.getAttribute('href')?.replace('/a/aiwebtest-runbooks-app/runs/', '') ?? '';
     const detail = await h.run(runId);
@@ -84,6 +90,10 @@ describe('CatalogPage (real service through the Grafana proxy double)', () => {
       input: { service: 'checkout' },
       context: { source: 'grafana' },
     });
+    // So the keyboard still works there: Escape, pressed where the focus is, closes the drawer. (user-event's
+    // Escape has no keyCode, which the drawer reads, so the key is sent as a browser sends it.)
+    fireEvent.keyDown(document.activeElement as HTMLElement, { key: 'Escape', code: 'Escape', keyCode: 27 });
+    await waitFor(() => expect(screen.queryByRole('dialog')).not.toBeInTheDocument(), SLOW);
   });
 
   it("refuses a Viewer's Plan with Grafana's 403 and creates no run", async () => {
@@ -119,6 +129,8 @@ describe('CatalogPage (real service through the Grafana proxy double)', () => {
     await user.click(within(drawer).getByRole('button', { name: 'Execute…' }));
     const modal = await screen.findByRole('dialog', { name: 'Execute Scale an agent?' }, SLOW);
     expect(within(modal).getByRole('row', { name: /replicas 0 3/ })).toBeInTheDocument();
+    // Nothing in this plan is destructive: the confirm button is the primary one, not the red one.
+    expect(buttonVariant(within(modal).getByRole('button', { name: 'Execute' }))).toBe('primary');
     await user.click(within(modal).getByRole('button', { name: 'Cancel' }));
     await waitFor(() => expect(screen.queryByRole('dialog', { name: 'Execute Scale an agent?' })).toBeNull());
     expect((await h.runs()).filter((r) => r.mode === 'execute')).toHaveLength(0);
@@ -137,5 +149,44 @@ describe('CatalogPage (real service through the Grafana proxy double)', () => {
       input: { agent: 'generation-agent', replicas: 3, debug: false },
     });
     expect(h.world().agents['generation-agent']?.replicas).toBe(3);
+  });
+
+  it('a lost answer to Execute: executing the same plan again gets the same run back, never a second run', async () => {
+    const { user, drawer } = await openAction('Run', 'Scale an agent');
+    await user.click(within(drawer).getByRole('radio', { name: 'requirements-agent' }));
+    const replicas = within(drawer).getByLabelText(/^replicas/);
+    await user.clear(replicas);
+    await user.type(replicas, '4');
+    await user.click(within(drawer).getByRole('button', { name: 'Plan and review' }));
+    await within(drawer).findByRole('table', { name: 'Changes of scale' }, SLOW);
+    const executions = async () =>
+      (await h.runs()).filter(
+        (r) => r.mode === 'execute' && (r.input as { agent?: string }).agent === 'requirements-agent',
+      );
+    expect(await executions()).toHaveLength(0);
+
+    // The service queues the run, but Grafana's proxy answers 504: the user sees a failure.
+    const restore = loseAnswers(h.backendSrv, { match: isExecute });
+    try {
+      await user.click(within(drawer).getByRole('button', { name: 'Execute…' }));
+      const modal = await screen.findByRole('dialog', { name: 'Execute Scale an agent?' }, SLOW);
+      await user.click(within(modal).getByRole('button', { name: 'Execute' }));
+      expect(await within(drawer).findByText('UNREACHABLE (504)', {}, SLOW)).toBeInTheDocument();
+    } finally {
+      restore();
+    }
+    const queued = await executions();
+    expect(queued).toHaveLength(1);
+
+    // Trying again with the same plan: the service answers with the run it already has.
+    await user.click(within(drawer).getByRole('button', { name: 'Execute…' }));
+    const again = await screen.findByRole('dialog', { name: 'Execute Scale an agent?' }, SLOW);
+    await user.click(within(again).getByRole('button', { name: 'Execute' }));
+    expect(await within(drawer).findByText('Already started', {}, SLOW)).toBeInTheDocument();
+    const link = within(drawer).getByRole('link', { name: /Open run/ });
+    expect(link.getAttribute('href')).toBe(`/a/aiwebtest-runbooks-app/runs/${queued[0]?.id}`);
+    expect(await executions()).toHaveLength(1);
+    await waitFor(async () => expect((await h.run(queued[0]?.id ?? '-')).run.status).toBe('succeeded'), SLOW);
+    expect(h.world().agents['requirements-agent']?.replicas).toBe(4);
   });
 });

@@ -3,6 +3,8 @@ import userEvent from '@testing-library/user-event';
 import React from 'react';
 import { MemoryRouter, Route, Routes } from 'react-router-dom';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { api, ServiceError } from '../api/client';
+import { buttonVariant } from '../components/button-variant.testutil';
 import { RunPoller, type RunPollState } from '../components/run-polling';
 import { APP_URL } from '../settings';
 import { type Harness, startHarness, startWaitingFailover } from '../test/harness';
@@ -256,6 +258,10 @@ describe('RunDetailPage (real service through the Grafana proxy double)', () => 
 
     await user.click(screen.getByRole('button', { name: 'Cancel run' }));
     await user.type(within(await screen.findByRole('dialog')).getByRole('textbox'), 'false alarm');
+    // Cancelling destroys the run's plan: the confirm button is the destructive (red) one.
+    expect(
+      buttonVariant(within(screen.getByRole('dialog')).getByRole('button', { name: 'Cancel run' })),
+    ).toBe('destructive');
     await user.click(within(screen.getByRole('dialog')).getByRole('button', { name: 'Cancel run' }));
 
     expect(await screen.findByLabelText('Status: cancelled', {}, LONG)).toBeInTheDocument();
@@ -265,6 +271,39 @@ describe('RunDetailPage (real service through the Grafana proxy double)', () => 
 });
 
 describe('RunPoller (real service)', () => {
+  it('keeps the events of a poll whose run read failed, and shows them once the run is read', async () => {
+    const runId = await diagnoseRun();
+    const states: RunPollState[] = [];
+    let failures = 1;
+    const poller = new RunPoller({
+      runId,
+      intervalMs: 100,
+      onChange: (s) => states.push(s),
+      // The real service calls, except that the first read of the run fails as a gateway timeout would.
+      source: {
+        runEvents: api.runEvents,
+        getRun: async (id) => {
+          if (failures-- > 0) throw new ServiceError(504, 'GATEWAY_TIMEOUT', 'the proxy timed out');
+          return api.getRun(id);
+        },
+      },
+    });
+    poller.start();
+    try {
+      await waitFor(() => expect(states.at(-1)?.done).toBe(true), LONG);
+    } finally {
+      poller.stop();
+    }
+    expect(states[0]?.error?.code).toBe('GATEWAY_TIMEOUT');
+    const last = states.at(-1) as RunPollState;
+    expect(last.error).toBeNull();
+    expect(last.detail?.run.status).toBe('succeeded');
+    // Every event of the run, once each, as the service lists them.
+    const all = await api.runEvents(runId, 0);
+    expect(all.events.length).toBeGreaterThan(0);
+    expect(last.events.map((e) => e.seq)).toEqual(all.events.map((e) => e.seq));
+  });
+
   /** Hides or shows the page as a browser does: `document.visibilityState` and a `visibilitychange` event. */
   function setHidden(hidden: boolean) {
     Object.defineProperty(document, 'visibilityState', {

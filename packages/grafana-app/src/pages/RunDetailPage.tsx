@@ -257,7 +257,6 @@ function CancelRun({ detail, onCancelled }: { detail: RunDetailView; onCancelled
         }
         confirmText="Cancel run"
         dismissText="Keep running"
-        confirmVariant="destructive"
         onConfirm={cancel}
         onDismiss={() => setOpen(false)}
       />

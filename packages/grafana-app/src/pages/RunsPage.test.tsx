@@ -1,7 +1,9 @@
 import { render, screen, waitFor, within } from '@testing-library/react';
 import userEvent from '@testing-library/user-event';
 import React from 'react';
+import { MemoryRouter } from 'react-router-dom';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { APP_URL } from '../settings';
 import { type Harness, startHarness } from '../test/harness';
 import { RunsPage } from './RunsPage';
 
@@ -44,10 +46,21 @@ const rowIds = () =>
     .getAllByRole('link')
     .map((a) => a.textContent);
 
+/** The page inside a router, as Grafana renders app pages (its links are router links). */
+const renderRuns = () =>
+  render(
+    <MemoryRouter
+      initialEntries={[`${APP_URL}/runs`]}
+      future={{ v7_startTransition: true, v7_relativeSplatPath: true }}
+    >
+      <RunsPage pageSize={2} />
+    </MemoryRouter>,
+  );
+
 describe('RunsPage (real service through the Grafana proxy double, as a Viewer)', () => {
   it('pages through the history newest first with "Load more"; rows link to their run', async () => {
     const user = userEvent.setup();
-    render(<RunsPage pageSize={2} />);
+    renderRuns();
     const newestFirst = [...seeded].reverse();
 
     await waitFor(() => expect(rowIds()).toEqual(newestFirst.slice(0, 2)), SLOW);
@@ -73,22 +86,34 @@ describe('RunsPage (real service through the Grafana proxy double, as a Viewer)'
 
   it('filters by status and by runbook, asking the service', async () => {
     const user = userEvent.setup();
-    render(<RunsPage pageSize={2} />);
+    // A Combobox: replace its text to filter the options, move the highlight to the first match with the arrow
+    // keys (typing over an earlier choice leaves the highlight where that choice was), and pick it with Enter.
+    const choose = async (label: string, text: string) => {
+      const input = screen.getByLabelText(label);
+      await user.clear(input);
+      await user.type(input, text, { skipClick: true });
+      for (let i = 0; i < 10 && !input.getAttribute('aria-activedescendant')?.endsWith('-item-0'); i++) {
+        await user.keyboard('{ArrowDown}');
+      }
+      expect(input.getAttribute('aria-activedescendant')).toMatch(/-item-0$/);
+      await user.keyboard('{Enter}');
+    };
+    renderRuns();
     await waitFor(() => expect(rowIds()).toHaveLength(2), SLOW);
 
-    await user.type(screen.getByLabelText('Status'), 'waiting{Enter}');
+    await choose('Status', 'waiting');
     await waitFor(() => expect(rowIds()).toEqual([waiting]), SLOW);
     expect(screen.queryByRole('button', { name: 'Load more' })).not.toBeInTheDocument();
 
-    await user.type(screen.getByLabelText('Status'), 'succeeded{Enter}');
+    await choose('Status', 'succeeded');
     // Four succeeded runs, two per page: the filter is applied by the service, so paging still works.
     await waitFor(() => expect(rowIds()).toEqual([...seeded].reverse().slice(1, 3)), SLOW);
     await user.click(screen.getByRole('button', { name: 'Load more' }));
     await waitFor(() => expect(rowIds()).toEqual([...seeded].reverse().slice(1)), SLOW);
 
-    await user.type(screen.getByLabelText('Runbook'), 'failover{Enter}');
+    await choose('Runbook', 'failover-database');
     await waitFor(() => expect(screen.getByText('No run matches these filters.')).toBeInTheDocument(), SLOW);
-    await user.type(screen.getByLabelText('Status'), 'waiting{Enter}');
+    await choose('Status', 'waiting');
     await waitFor(() => expect(rowIds()).toEqual([waiting]), SLOW);
   });
 });

@@ -1,20 +1,17 @@
 import { css } from '@emotion/css';
-import {
-  dateTimeFormat,
-  dateTimeFormatTimeAgo,
-  type GrafanaTheme2,
-  type SelectableValue,
-} from '@grafana/data';
+import { dateTimeFormat, dateTimeFormatTimeAgo, type GrafanaTheme2 } from '@grafana/data';
 import {
   Alert,
   Button,
+  Combobox,
+  type ComboboxOption,
   EmptyState,
   Field,
   LinkButton,
   LoadingPlaceholder,
-  Select,
   Stack,
   Text,
+  TextLink,
   Tooltip,
   useStyles2,
 } from '@grafana/ui';
@@ -34,7 +31,7 @@ const STATUSES: RunStatus[] = [
   'escalated',
   'cancelled',
 ];
-const STATUS_OPTIONS: Array<SelectableValue<RunStatus>> = STATUSES.map((s) => ({
+const STATUS_OPTIONS: Array<ComboboxOption<RunStatus>> = STATUSES.map((s) => ({
   label: s.replace('_', ' '),
   value: s,
 }));
@@ -68,7 +65,7 @@ export function RunsPage({ pageSize = 25 }: RunsPageProps) {
   const styles = useStyles2(getStyles);
   const [status, setStatus] = useState<RunStatus | undefined>(undefined);
   const [runbookId, setRunbookId] = useState<string | undefined>(undefined);
-  const [runbookOptions, setRunbookOptions] = useState<Array<SelectableValue<string>>>([]);
+  const [runbookOptions, setRunbookOptions] = useState<Array<ComboboxOption<string>>>([]);
   const [runs, setRuns] = useState<RunView[]>([]);
   const [nextCursor, setNextCursor] = useState<string | null>(null);
   const [loading, setLoading] = useState(true);
@@ -118,10 +115,9 @@ export function RunsPage({ pageSize = 25 }: RunsPageProps) {
     <div className={styles.page}>
       <Stack justifyContent="space-between" alignItems="flex-end" wrap="wrap">
         <Stack gap={2} alignItems="flex-end" wrap="wrap">
-          <Field label="Status" className={styles.noMargin}>
-            <Select
-              inputId="runs-status"
-              aria-label="Status"
+          <Field label="Status" htmlFor="runs-status" className={styles.noMargin}>
+            <Combobox
+              id="runs-status"
               options={STATUS_OPTIONS}
               value={status ?? null}
               onChange={(o) => setStatus(o?.value)}
@@ -130,14 +126,13 @@ export function RunsPage({ pageSize = 25 }: RunsPageProps) {
               width={24}
             />
           </Field>
-          <Field label="Runbook" className={styles.noMargin}>
-            <Select
-              inputId="runs-runbook"
-              aria-label="Runbook"
+          <Field label="Runbook" htmlFor="runs-runbook" className={styles.noMargin}>
+            <Combobox
+              id="runs-runbook"
               options={runbookOptions}
               value={runbookId ?? null}
               onChange={(o) => setRunbookId(o?.value)}
-              allowCustomValue
+              createCustomValue
               isClearable
               placeholder="Any runbook"
               width={40}
@@ -170,9 +165,9 @@ export function RunsPage({ pageSize = 25 }: RunsPageProps) {
             {runs.map((run) => (
               <tr key={run.id}>
                 <td>
-                  <a className={styles.link} href={runUrl(run.id)}>
-                    {run.id}
-                  </a>
+                  <TextLink href={runUrl(run.id)} inline={false}>
+                    <span className={styles.mono}>{run.id}</span>
+                  </TextLink>
                 </td>
                 <td>{run.runbookId}</td>
                 <td>{run.mode}</td>
@@ -213,7 +208,7 @@ export function RunsPage({ pageSize = 25 }: RunsPageProps) {
 const getStyles = (theme: GrafanaTheme2) => ({
   page: css({ display: 'flex', flexDirection: 'column', gap: theme.spacing(2) }),
   noMargin: css({ marginBottom: 0 }),
-  link: css({ color: theme.colors.text.link, fontFamily: theme.typography.fontFamilyMonospace }),
+  mono: css({ fontFamily: theme.typography.fontFamilyMonospace }),
   table: css({
     ...tableStyle(theme, { padding: theme.spacing(0.75, 1) }),
     width: '100%',

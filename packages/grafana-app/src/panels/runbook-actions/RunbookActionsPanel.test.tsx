@@ -11,6 +11,8 @@ import { render, screen, waitFor, within } from '@testing-library/react';
 import userEvent from '@testing-library/user-event';
 import React from 'react';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { buttonVariant } from '../../components/button-variant.testutil';
+import { isExecute, isRunRead, loseAnswers } from '../../components/lost-answer.testutil';
 import { type Harness, startHarness } from '../../test/harness';
 import { ActionsEditor } from './components/ActionsEditor';
 import { RunbookActionsPanel } from './components/RunbookActionsPanel';
@@ -203,7 +205,8 @@ describe('Runbook actions panel (real service through the Grafana proxy double)'
     let dialog = await screen.findByRole('dialog', {}, SLOW);
     expect(within(dialog).getByText('Execute Scale an agent?')).toBeInTheDocument();
     expect(within(dialog).getByText('scale generation-agent from 0 to 3 replicas')).toBeInTheDocument();
-    expect(within(dialog).getByRole('button', { name: 'Execute' })).toBeInTheDocument();
+    // Nothing in this plan is destructive: the confirm button is the primary one, not the red one.
+    expect(buttonVariant(within(dialog).getByRole('button', { name: 'Execute' }))).toBe('primary');
     await user.click(within(dialog).getByRole('button', { name: 'Cancel' }));
     await waitFor(() => expect(screen.queryByRole('dialog')).not.toBeInTheDocument(), SLOW);
     expect(within(li).getByText('Not executed: the plan was not confirmed.')).toBeInTheDocument();
@@ -232,7 +235,7 @@ describe('Runbook actions panel (real service through the Grafana proxy double)'
       input: { agent: 'generation-agent', replicas: 3 },
       requestedBy: 'gina',
     });
-    expect(executed.run.idempotencyKey).toMatch(/^grafana-panel-[0-9a-f]{24}$/);
+    expect(executed.run.idempotencyKey).toMatch(/^grafana-panel-[0-9a-f]{32}$/);
     const outcome = within(li).getByRole('status');
     await waitFor(() => expect(within(outcome).getByText('succeeded')).toBeInTheDocument(), SLOW);
     expect(within(outcome).getByRole('link', { name: new RegExp(executed.run.id) })).toBeInTheDocument();
@@ -247,6 +250,75 @@ describe('Runbook actions panel (real service through the Grafana proxy double)'
       SLOW,
     );
     expect(screen.queryByRole('dialog')).not.toBeInTheDocument();
+  });
+
+  it('execute after a lost answer: trying the same plan again gets the same run back, never a second run', async () => {
+    const user = userEvent.setup();
+    const scale: ActionConfig = { ...SCALE, label: 'Scale requirements' };
+    render(<RunbookActionsPanel {...panelProps([scale], { agent: 'requirements-agent', replicas: '5' })} />);
+    const { button, li } = await item('Scale requirements');
+    const executions = async () =>
+      (await h.runs()).filter(
+        (r) => r.mode === 'execute' && (r.input as { agent?: string }).agent === 'requirements-agent',
+      );
+    expect(await executions()).toHaveLength(0);
+
+    // The service queues the run, but Grafana's proxy answers 504: the user sees a failure.
+    const restore = loseAnswers(h.backendSrv, { match: isExecute });
+    try {
+      await user.click(button);
+      const dialog = await screen.findByRole('dialog', {}, SLOW);
+      await user.click(within(dialog).getByRole('button', { name: 'Execute' }));
+      expect(await within(li).findByText('UNREACHABLE (504)', {}, SLOW)).toBeInTheDocument();
+    } finally {
+      restore();
+    }
+    const queued = await executions();
+    expect(queued).toHaveLength(1);
+
+    // Trying again confirms the same plan and sends the same key: the service answers with its run.
+    await user.click(within(li).getByRole('button', { name: 'Try again…' }));
+    const again = await screen.findByRole('dialog', {}, SLOW);
+    expect(within(again).getByText('scale requirements-agent from 2 to 5 replicas')).toBeInTheDocument();
+    await user.click(within(again).getByRole('button', { name: 'Execute' }));
+    const outcome = within(li).getByRole('status');
+    expect(await within(outcome).findByText('Already started:', {}, SLOW)).toBeInTheDocument();
+    expect(within(outcome).getByRole('link', { name: new RegExp(queued[0]?.id ?? '-') })).toBeInTheDocument();
+    expect(await executions()).toHaveLength(1);
+    await h.waitForRun(queued[0]?.id ?? '-');
+    expect(h.world().agents['requirements-agent']).toEqual({ replicas: 5, debug: false });
+  });
+
+  it('execute: a failed status read keeps the started run and its link, and says the status is unknown', async () => {
+    const user = userEvent.setup();
+    const scale: ActionConfig = { ...SCALE, label: 'Scale requirements' };
+    render(<RunbookActionsPanel {...panelProps([scale], { agent: 'requirements-agent', replicas: '6' })} />);
+    const { button, li } = await item('Scale requirements');
+    await user.click(button);
+    const dialog = await screen.findByRole('dialog', {}, SLOW);
+    // The execution is started; reading it back fails (Grafana's proxy times out on the status read).
+    const restore = loseAnswers(h.backendSrv, { match: isRunRead, status: 502 });
+    try {
+      await user.click(within(dialog).getByRole('button', { name: 'Execute' }));
+      const outcome = within(li).getByRole('status');
+      expect(await within(outcome).findByText(/Could not refresh status/, {}, SLOW)).toBeInTheDocument();
+      expect(within(outcome).getByText('Execution started:')).toBeInTheDocument();
+      const execution = (await h.runs()).find(
+        (r) =>
+          r.mode === 'execute' &&
+          (r.input as { agent?: string }).agent === 'requirements-agent' &&
+          r.input &&
+          (r.input as { replicas?: number }).replicas === 6,
+      );
+      expect(execution).toBeDefined();
+      expect(
+        within(outcome).getByRole('link', { name: new RegExp(execution?.id ?? '-') }),
+      ).toBeInTheDocument();
+      expect(within(outcome).queryByRole('alert')).not.toBeInTheDocument();
+      await h.waitForRun(execution?.id ?? '-');
+    } finally {
+      restore();
+    }
   });
 
   it('execute of a high-risk runbook: after confirmation the run waits for approval and applies nothing', async () => {
@@ -341,7 +413,9 @@ describe('Runbook actions panel (real service through the Grafana proxy double)'
         })}
       />,
     );
-    expect(await editor.findByText('Scale an agent', {}, SLOW)).toBeInTheDocument();
+    // The runbook chooser shows the chosen runbook's title.
+    expect(await editor.findByDisplayValue('Scale an agent', {}, SLOW)).toBeInTheDocument();
+    expect(editor.getByLabelText('Runbook')).toHaveValue('Scale an agent');
     expect(editor.getByLabelText(/^Input: agent/)).toHaveValue('$agent');
     // biome-ignore lint/suspicious/noTemplateCurlyInString: Grafana's ${name} variable syntax, not a JS template
     expect(editor.getByLabelText(/^Input: replicas/)).toHaveValue('${replicas}');

@@ -5,6 +5,7 @@ import React, { useEffect, useRef, useState } from 'react';
 import { api, type RunContextInput, ServiceError } from '../../../api/client';
 import type { RunbookView, RunDetailView, RunStatus, RunView } from '../../../api/types';
 import { RunLink, RunStatusBadge, RunSummary } from '../../../components/catalog-results';
+import { newIdempotencyKey } from '../../../components/idempotency';
 import { PlanDiff } from '../../../components/PlanDiff';
 import { FINAL_STATUSES } from '../../../components/run-format';
 import type { ActionConfig } from '../options';
@@ -15,12 +16,34 @@ type Phase =
   | { kind: 'idle' }
   | { kind: 'busy'; text: string }
   | { kind: 'invalid'; problems: string[] }
-  | { kind: 'error'; error: ServiceError }
+  | {
+      kind: 'error';
+      error: ServiceError;
+      /** A failed execute: its plan, to try again with the same idempotency key (never a second run). */
+      retry?: ConfirmPhase;
+    }
   | { kind: 'result'; detail: RunDetailView }
-  | { kind: 'confirm'; detail: RunDetailView; input: Record<string, unknown>; context: RunContextInput }
+  | ConfirmPhase
   | { kind: 'not-executable'; detail: RunDetailView; reason: string }
   | { kind: 'dismissed'; detail: RunDetailView }
-  | { kind: 'executed'; runId: string; status: RunStatus | null; replayed: boolean };
+  | {
+      kind: 'executed';
+      runId: string;
+      status: RunStatus | null;
+      replayed: boolean;
+      /** Reading the run's status failed: it was started all the same. */
+      refreshError?: ServiceError;
+    };
+
+/** A plan waiting for the user's confirmation. */
+interface ConfirmPhase {
+  kind: 'confirm';
+  detail: RunDetailView;
+  input: Record<string, unknown>;
+  context: RunContextInput;
+  /** Sent with every attempt to execute this plan: a retry after a lost answer gets the same run back. */
+  key: string;
+}
 
 const ICON = { diagnose: 'search', plan: 'list-ul', execute: 'play' } as const;
 /** How long the panel follows an execution it started before leaving it to the run's page. */
@@ -30,13 +53,6 @@ const asServiceError = (e: unknown): ServiceError =>
   e instanceof ServiceError
     ? e
     : new ServiceError(0, 'CLIENT_ERROR', e instanceof Error ? e.message : String(e));
-
-/** A key for the service's idempotency: `getRandomValues` works outside secure contexts (plain-http Grafana). */
-function idempotencyKey(): string {
-  const bytes = new Uint8Array(12);
-  crypto.getRandomValues(bytes);
-  return `grafana-panel-${Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join('')}`;
-}
 
 /** The plans of a plan run that would change something. */
 const changingPlans = (detail: RunDetailView) => detail.plans.filter((p) => p.changes.length > 0);
@@ -123,7 +139,13 @@ export function ActionItem({
           reason: 'The plan changes nothing: there is nothing to execute.',
         });
       }
-      set({ kind: 'confirm', detail, input: resolved.input, context: runContext });
+      set({
+        kind: 'confirm',
+        detail,
+        input: resolved.input,
+        context: runContext,
+        key: newIdempotencyKey('grafana-panel'),
+      });
     } catch (e) {
       set({ kind: 'error', error: asServiceError(e) });
     } finally {
@@ -133,34 +155,47 @@ export function ActionItem({
 
   const execute = async () => {
     if (phase.kind !== 'confirm') return;
-    const { input, context: runContext } = phase;
+    const confirmed = phase;
+    const { input, context: runContext, key } = confirmed;
     set({ kind: 'busy', text: `Executing ${action.runbookId}…` });
+    let started: Awaited<ReturnType<typeof api.startRun>>;
     try {
-      const started = await api.startRun({
+      started = await api.startRun({
         runbookId: action.runbookId,
         input,
         mode: 'execute',
         context: runContext,
-        idempotencyKey: idempotencyKey(),
+        idempotencyKey: key,
       });
-      const runId = 'runId' in started ? started.runId : started.run.id;
-      const replayed = 'replayed' in started ? started.replayed : false;
-      set({ kind: 'executed', runId, status: null, replayed });
-      onRunStarted();
-      await follow(runId, replayed);
     } catch (e) {
-      set({ kind: 'error', error: asServiceError(e) });
+      // The service may have queued the run all the same (a proxy timing out): trying again sends the same key.
+      set({ kind: 'error', error: asServiceError(e), retry: confirmed });
+      return;
     }
+    const runId = 'runId' in started ? started.runId : started.run.id;
+    const replayed = 'replayed' in started ? started.replayed : false;
+    set({ kind: 'executed', runId, status: null, replayed });
+    onRunStarted();
+    await follow(runId, replayed);
   };
 
-  /** Polls the queued execution until it ends or waits for approval (or {@link FOLLOW_MS} passes). */
+  /**
+   * Polls the queued execution until it ends or waits for approval (or {@link FOLLOW_MS} passes). A failed
+   * read stops following but keeps the executed outcome: the run was started, only its status is unknown.
+   */
   const follow = async (runId: string, replayed: boolean) => {
     const deadline = Date.now() + FOLLOW_MS;
-    while (mounted.current && Date.now() < deadline) {
-      const detail = await api.getRun(runId);
-      set({ kind: 'executed', runId, status: detail.run.status, replayed });
-      if (FINAL_STATUSES.includes(detail.run.status) || detail.run.status === 'waiting_approval') break;
-      await new Promise((r) => setTimeout(r, 500));
+    let status: RunStatus | null = null;
+    try {
+      while (mounted.current && Date.now() < deadline) {
+        const detail = await api.getRun(runId);
+        status = detail.run.status;
+        set({ kind: 'executed', runId, status, replayed });
+        if (FINAL_STATUSES.includes(status) || status === 'waiting_approval') break;
+        await new Promise((r) => setTimeout(r, 500));
+      }
+    } catch (e) {
+      set({ kind: 'executed', runId, status, replayed, refreshError: asServiceError(e) });
     }
     onRunStarted();
   };
@@ -190,7 +225,7 @@ export function ActionItem({
         aria-label={`Outcome of ${action.label}`}
         className={styles.outcome}
       >
-        <Outcome phase={phase} />
+        <Outcome phase={phase} onRetry={(retry) => set(retry)} />
       </div>
       <ConfirmModal
         isOpen={confirming !== null}
@@ -210,7 +245,7 @@ export function ActionItem({
           )
         }
         confirmText="Execute"
-        confirmVariant={destructive ? 'destructive' : 'primary'}
+        confirmButtonVariant={destructive ? 'destructive' : 'primary'}
         onConfirm={execute}
         onDismiss={() => {
           if (phase.kind === 'confirm') set({ kind: 'dismissed', detail: phase.detail });
@@ -232,7 +267,7 @@ function LastRun({ lastRun }: { lastRun: RunView | null | undefined }) {
   );
 }
 
-function Outcome({ phase }: { phase: Phase }) {
+function Outcome({ phase, onRetry }: { phase: Phase; onRetry: (confirm: ConfirmPhase) => void }) {
   switch (phase.kind) {
     case 'idle':
     case 'confirm':
@@ -249,12 +284,29 @@ function Outcome({ phase }: { phase: Phase }) {
           </ul>
         </Alert>
       );
-    case 'error':
+    case 'error': {
+      const { retry } = phase;
       return (
         <Alert severity="error" title={`${phase.error.code} (${phase.error.status || 'no answer'})`}>
-          {phase.error.message}
+          <Stack direction="column" gap={1}>
+            <Text>{phase.error.message}</Text>
+            {retry && (
+              <>
+                <Text>
+                  The execution may have started all the same: trying again with this plan never starts a
+                  second run.
+                </Text>
+                <div>
+                  <Button size="sm" variant="secondary" icon="sync" onClick={() => onRetry(retry)}>
+                    Try again…
+                  </Button>
+                </div>
+              </>
+            )}
+          </Stack>
         </Alert>
       );
+    }
     case 'result':
       return phase.detail.run.mode === 'plan' ? (
         <Stack direction="column" gap={1}>
@@ -290,6 +342,12 @@ function Outcome({ phase }: { phase: Phase }) {
           <Text>{phase.replayed ? 'Already started:' : 'Execution started:'}</Text>
           {phase.status ? <RunStatusBadge status={phase.status} /> : <Text color="secondary">queued</Text>}
           <RunLink runId={phase.runId} />
+          {phase.refreshError && (
+            <Text color="warning">
+              Could not refresh status: {phase.refreshError.code} ({phase.refreshError.status || 'no answer'}){' '}
+              {phase.refreshError.message}
+            </Text>
+          )}
         </Stack>
       );
   }

@@ -3,11 +3,11 @@ import type { GrafanaTheme2, SelectableValue, StandardEditorProps } from '@grafa
 import {
   Alert,
   Button,
+  Combobox,
   Field,
   IconButton,
   Input,
   RadioButtonGroup,
-  Select,
   Stack,
   Text,
   useStyles2,
@@ -92,13 +92,13 @@ export function ActionsEditor({ value, onChange, id }: StandardEditorProps<Actio
                 onChange={(e) => update(index, { label: e.currentTarget.value })}
               />
             </Field>
-            <Field label="Runbook">
+            <Field label="Runbook" htmlFor={`${prefix}-runbook`}>
               {catalog.state === 'ok' ? (
-                <Select
-                  inputId={`${prefix}-runbook`}
+                <Combobox
+                  id={`${prefix}-runbook`}
                   options={catalog.runbooks.map((r) => ({ label: r.title, value: r.id, description: r.id }))}
                   value={action.runbookId || null}
-                  onChange={(v) => update(index, { runbookId: v?.value ?? '', inputs: [] })}
+                  onChange={(v) => update(index, { runbookId: v.value, inputs: [] })}
                   placeholder="Choose a runbook"
                 />
               ) : (
