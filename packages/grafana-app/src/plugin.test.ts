@@ -1,6 +1,8 @@
 // The service route table is read from a real SDK server (embedded store in memory), under jsdom:
 // @grafana/runtime, which the client imports, needs `window`.
 import { existsSync, readFileSync } from 'node:fs';
+import { createServer as createHttpServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Engine, openStore } from '@aiwebtest/runbooks';
@@ -10,7 +12,13 @@ import { Observable } from 'rxjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { API_BASE, api, PLUGIN_ID } from './api/client';
-import { matchRoute } from './test/grafana-proxy';
+import {
+  interpolate,
+  matchRoute,
+  matchRoutePath,
+  proxyTarget,
+  startGrafanaProxy,
+} from './test/grafana-proxy';
 
 // Paths from strings: under jsdom, `URL` is jsdom's, which Node's fs does not take.
 const srcDir = dirname(fileURLToPath(import.meta.url));
@@ -68,22 +76,27 @@ const PluginJson = (id: string) =>
     routes: z
       .array(Route)
       .min(1)
-      // Grafana takes the first route whose method matches and whose path is a prefix: a later route of the
-      // same method under an earlier one's path would never be used.
-      .refine(
-        (routes) =>
-          !routes.some((later, j) =>
-            routes
-              .slice(0, j)
-              .some((earlier) => earlier.method === later.method && later.path.startsWith(earlier.path)),
-          ),
-        { message: 'a route under an earlier route of its method (same path or a longer one) never matches' },
-      ),
+      // Grafana takes the first route, in this order, whose method matches and whose path matches as its
+      // route tree does (pkg/web/tree.go): a later route of the same method whose every path an earlier one
+      // already matches (the same path, or one under an earlier `…/*`) would never be used.
+      .refine((routes) => !routes.some((later, j) => routes.slice(0, j).some((e) => shadows(e, later))), {
+        message: 'a route whose every path an earlier route of its method matches never matches',
+      }),
     dependencies: z.object({
       grafanaDependency: z.string().regex(/^>=\d+\.\d+\.\d+$/),
       plugins: z.array(z.unknown()),
     }),
   });
+
+/**
+ * Whether every path `later` matches is matched by `earlier` of the same method first: the same pattern, or
+ * a pattern under an earlier `x/*` (which takes `x/y` and `x/y/*`, but not `x` itself).
+ */
+function shadows(earlier: { method: string; path: string }, later: { method: string; path: string }) {
+  if (earlier.method !== later.method) return false;
+  if (earlier.path === later.path) return true;
+  return earlier.path.endsWith('/*') && later.path.startsWith(earlier.path.slice(0, -1));
+}
 
 /** Human-readable problems with a plugin.json, or an empty list. */
 function pluginJsonProblems(json: unknown, id = packageName): string[] {
@@ -229,14 +242,19 @@ function serviceRouteOf(
 
 const PROXY_PREFIX = `/api/plugin-proxy/${PLUGIN_ID}/`;
 
+/** What route URLs are templated with here: only the path of the target matters. */
+const SERVICE_SETTINGS = { jsonData: { serviceUrl: 'http://service.invalid' }, secureJsonData: {} };
+
 /**
- * What is wrong with a route table against the service: a client call the service does not serve or no
- * proxy route reaches, a proxy route that lets a lower role through than the service needs (the first
- * matching route decides, as in Grafana), a service route neither called nor listed in {@link NOT_CALLED},
- * or an Alertmanager-only route reachable through the proxy.
+ * What is wrong with a route table against the service, with routes matched as Grafana's plugin proxy
+ * matches them ({@link matchRoute}: the first route in order whose method equals and whose path matches
+ * as Grafana's route tree does): a client call the service does not serve, or that no proxy route reaches,
+ * or that its route sends elsewhere (the route's `url` joined with what `*` captured); a proxy route that
+ * lets a lower role through than the service needs; a service route neither called nor listed in
+ * {@link NOT_CALLED}; or an Alertmanager-only route reachable through the proxy.
  */
 function coverageProblems(
-  routes: readonly Pick<Route, 'path' | 'method' | 'reqRole'>[],
+  routes: readonly Pick<Route, 'path' | 'method' | 'reqRole' | 'url'>[],
   service: readonly ServiceRoute[],
   calls: readonly ClientCall[],
 ): string[] {
@@ -255,9 +273,17 @@ function coverageProblems(
       continue;
     }
     called.add(`${target.method} ${target.url}`);
-    const route = matchRoute(routes, call.method, proxyPath);
-    if (!route) {
+    const matched = matchRoute(routes, call.method, proxyPath);
+    if (!matched) {
       problems.push(`${call.name}: no proxy route for ${call.method} ${proxyPath}`);
+      continue;
+    }
+    const { route, rest } = matched;
+    const sentTo = proxyTarget(interpolate(route.url, SERVICE_SETTINGS), rest, '').pathname;
+    if (sentTo !== `/${proxyPath}`) {
+      problems.push(
+        `${call.name}: the proxy route ${route.method} ${route.path} sends ${call.method} /${proxyPath} to ${sentTo}`,
+      );
     } else if (ROLE_RANK[route.reqRole] < ROLE_RANK[target.role]) {
       problems.push(
         `${call.name}: ${target.method} ${target.url} needs ${target.role}, but the proxy route ${route.method} ${route.path} lets ${route.reqRole}s through`,
@@ -280,15 +306,21 @@ function coverageProblems(
   return problems;
 }
 
-/** The route table: one route per method and prefix, each with the service's role for what it reaches. */
+/**
+ * The route table: one route per method and path pattern, each with the service's role for what it
+ * reaches. A `*` segment is what lets a route reach the paths below it (it matches one or more segments,
+ * not none), and only what it captures is appended to the route's `url`, so the url repeats the path
+ * before the `*`.
+ */
 const EXPECTED_ROUTES = [
-  { method: 'GET', path: 'api/v1', reqRole: 'Viewer' },
-  { method: 'POST', path: 'api/v1/runbooks', reqRole: 'Viewer' }, // diagnose
-  { method: 'POST', path: 'api/v1/runs', reqRole: 'Editor' }, // plan, execute, cancel
-  { method: 'POST', path: 'api/v1/approvals', reqRole: 'Admin' }, // approve, reject
+  { method: 'GET', path: 'api/v1/*', reqRole: 'Viewer' }, // everything the app reads
+  { method: 'POST', path: 'api/v1/runbooks/*', reqRole: 'Viewer' }, // diagnose
+  { method: 'POST', path: 'api/v1/runs', reqRole: 'Editor' }, // plan, execute: `runs/*` does not match `runs`
+  { method: 'POST', path: 'api/v1/runs/*', reqRole: 'Editor' }, // cancel
+  { method: 'POST', path: 'api/v1/approvals/*', reqRole: 'Admin' }, // approve, reject
 ].map((r) => ({
   ...r,
-  url: `{{ .JsonData.serviceUrl }}/${r.path}`,
+  url: `{{ .JsonData.serviceUrl }}/${r.path.replace(/\/\*$/, '')}`,
   headers: [{ name: 'Authorization', content: 'Bearer {{ .SecureJsonData.serviceToken }}' }],
 }));
 
@@ -345,22 +377,52 @@ describe('src/plugin.json', () => {
 
   // The coverage rule is only worth something if it fails on a broken table, service or client.
   it.each<[string, (draft: Draft) => void, string]>([
-    ['approvals open to Editors', (d) => at(d, 3, { reqRole: 'Editor' }), 'approve: POST /api/v1/approvals'],
-    ['no route for approvals', (d) => d.routes.splice(3, 1), 'approve: no proxy route'],
+    ['approvals open to Editors', (d) => at(d, 4, { reqRole: 'Editor' }), 'approve: POST /api/v1/approvals'],
+    ['no route for approvals', (d) => d.routes.splice(4, 1), 'approve: no proxy route'],
     [
-      'runs open to Viewers',
-      (d) => at(d, 2, { reqRole: 'Viewer' }),
+      'cancel open to Viewers',
+      (d) => at(d, 3, { reqRole: 'Viewer' }),
       'cancel: POST /api/v1/runs/:id/cancel needs editor',
     ],
     [
       'an Editor catch-all for POST before the others (the first match wins)',
-      (d) => d.routes.unshift({ ...structuredClone(d.routes[2] ?? {}), path: 'api/v1', headers: [] }),
+      (d) =>
+        d.routes.unshift({
+          ...structuredClone(d.routes[3] ?? {}),
+          path: 'api/v1/*',
+          url: '{{ .JsonData.serviceUrl }}/api/v1',
+          headers: [],
+        }),
       'reject: POST /api/v1/approvals/:runId/reject needs admin',
     ],
     [
       "a route that reaches Alertmanager's webhook",
-      (d) => d.routes.push({ ...structuredClone(d.routes[2] ?? {}), path: 'api/v1/alerts', headers: [] }),
+      (d) => d.routes.push({ ...structuredClone(d.routes[3] ?? {}), path: 'api/v1/alerts/*', headers: [] }),
       'POST /api/v1/alerts/alertmanager takes only',
+    ],
+    // Grafana ≥ 9.1 matches a route's path segment by segment: without `*`, it matches only itself.
+    [
+      'a plain `api/v1` GET route (prefix style)',
+      (d) => at(d, 0, { path: 'api/v1' }),
+      'listRunbooks: no proxy route for GET api/v1/runbooks',
+    ],
+    [
+      'only `runs/*` for POST /runs',
+      (d) => d.routes.splice(2, 1),
+      'startRun: no proxy route for POST api/v1/runs',
+    ],
+    [
+      'a `*` route whose url drops the path before the `*`',
+      (d) => at(d, 3, { url: '{{ .JsonData.serviceUrl }}/api/v1' }),
+      'cancel: the proxy route POST api/v1/runs/* sends POST /api/v1/runs/run_1/cancel to /api/v1/run_1/cancel',
+    ],
+    [
+      'the prefix-style table of before',
+      (d) => {
+        d.routes = d.routes.filter((r) => r.path !== 'api/v1/runs/*');
+        for (const r of d.routes) Object.assign(r, { path: String(r.path).replace(/\/\*$/, '') });
+      },
+      'getRun: no proxy route for GET api/v1/runs/run_1',
     ],
   ])('the coverage rule rejects %s', (_name, change, problem) => {
     const draft = broken(change) as Draft;
@@ -410,13 +472,145 @@ describe('src/plugin.json', () => {
       'routes.0.headers.0.content',
     ],
     ['no token header', (d) => at(d, 0, { headers: [] }), 'routes.0.headers'],
-    ['two routes for one method and path', (d) => at(d, 1, { method: 'GET', path: 'api/v1' }), 'routes'],
-    ['a route shadowed by an earlier, shorter one', (d) => at(d, 1, { method: 'GET' }), 'routes'],
+    ['two routes for one method and path', (d) => at(d, 1, { method: 'GET', path: 'api/v1/*' }), 'routes'],
+    ['a route under an earlier `*` of its method', (d) => at(d, 1, { method: 'GET' }), 'routes'],
+    ['a `:param` segment', (d) => at(d, 3, { path: 'api/v1/runs/:id/cancel' }), 'routes.3.path'],
+    ['a `*` before the end', (d) => at(d, 3, { path: 'api/v1/*/cancel' }), 'routes.3.path'],
   ])('rejects %s', (_name, change, path) => {
     const problems = pluginJsonProblems(broken(change));
     expect(
       problems.some((p) => p.startsWith(`${path}:`)),
       problems.join('\n'),
     ).toBe(true);
+  });
+});
+
+// The double's matcher is what the coverage rule above trusts: these cases are Grafana's own rules
+// (pkg/web/tree.go, pkg/api/pluginproxy/pluginproxy.go), so a double drifting back to prefix matching fails.
+describe("the Grafana double's route matching", () => {
+  it.each<[string, string, string | undefined]>([
+    // [route path, proxied path (as sent, still URL-encoded), what is appended to the route url or no match]
+    ['api/v1', 'api/v1', ''],
+    ['api/v1', 'api/v1/', ''], // one trailing slash is trimmed
+    ['api/v1', 'api/v1/runbooks', undefined], // no prefix matching
+    ['api/v1', 'api', undefined],
+    ['api/v1/*', 'api/v1/runbooks', 'runbooks'],
+    ['api/v1/*', 'api/v1/runs/run_1/events', 'runs/run_1/events'],
+    ['api/v1/*', 'api/v1', undefined], // `*` needs a segment
+    ['api/v1/*', 'api/v2/runs', undefined],
+    ['api/v1/runs/*', 'api/v1/runs', undefined],
+    ['api/v1/runs/*', 'api/v1/runs/run_1/cancel', 'run_1/cancel'],
+    ['api/v1/runs', 'api/v1/runs', ''],
+    ['api/v1/runs', 'api/v1/runs/run_1/cancel', undefined],
+    ['api/v1/*', 'api/v1/runs/a%2Fb/events', 'runs/a/b/events'], // captured path URL-decoded
+    ['api/v1/*', 'api/v1/runs/a%20b', 'runs/a b'],
+    ['api/%761/*', 'api/v1/x', undefined], // the pattern is not decoded
+    ['api/v1/*', 'api/%761/runs', 'runs'], // the request's static segments are compared decoded
+    ['api/v1/*', 'api/v1/runs/%zz', undefined], // a bad escape matches nothing
+  ])('%s against %s → %j', (pattern, path, appended) => {
+    expect(matchRoutePath(pattern, path)).toBe(appended);
+  });
+
+  it('refuses route paths it cannot match like Grafana', () => {
+    expect(() => matchRoutePath('api/v1/runs/:id', 'api/v1/runs/x')).toThrow(/not supported/);
+    expect(() => matchRoutePath('api/*/runs', 'api/v1/runs')).toThrow(/not supported/);
+  });
+
+  it('takes the first route in order whose method and path match', () => {
+    const routes = [
+      { method: 'POST', path: 'api/v1/runs', name: 'start' },
+      { method: 'GET', path: 'api/v1/*', name: 'read' },
+      { method: 'POST', path: 'api/v1/*', name: 'catch-all' },
+      { method: 'POST', path: 'api/v1/runs/*', name: 'never' },
+    ];
+    expect(matchRoute(routes, 'POST', 'api/v1/runs')).toEqual({ route: routes[0], rest: '' });
+    expect(matchRoute(routes, 'POST', 'api/v1/runs/x/cancel')).toEqual({
+      route: routes[2],
+      rest: 'runs/x/cancel',
+    });
+    expect(matchRoute(routes, 'GET', 'api/v1/runs')).toEqual({ route: routes[1], rest: 'runs' });
+    expect(matchRoute(routes, 'DELETE', 'api/v1/runs')).toBeUndefined();
+    expect(matchRoute([{ path: 'api/v1/*' }], 'DELETE', 'api/v1/runs')?.rest).toBe('runs');
+  });
+
+  it('joins the route url with the capture (util.JoinURLFragments) and keeps only the request query', () => {
+    expect(proxyTarget('http://svc:8080/api/v1', 'runs/x/events', '?after=3&format=json').href).toBe(
+      'http://svc:8080/api/v1/runs/x/events?after=3&format=json',
+    );
+    expect(proxyTarget('http://svc:8080/api/v1/', 'runs', '').href).toBe('http://svc:8080/api/v1/runs');
+    expect(proxyTarget('http://svc:8080/api/v1/runs', '', '').href).toBe('http://svc:8080/api/v1/runs');
+    expect(proxyTarget('http://svc:8080/base?x=1', 'a', '?y=2').href).toBe('http://svc:8080/base/a?y=2');
+    // Decoded, then escaped again as Go sends a path: `%2F` has become a separator.
+    expect(proxyTarget('http://svc:8080/api/v1', 'runs/a/b c', '').pathname).toBe('/api/v1/runs/a/b%20c');
+  });
+
+  it('forwards GET api/v1/runs/x/events?after=3 over HTTP to the route url, the capture and the query', async () => {
+    const seen: string[] = [];
+    const upstream = createHttpServer((req, res) => {
+      seen.push(`${req.method} ${req.url}`);
+      res.writeHead(200, { 'content-type': 'application/json' }).end('{}');
+    });
+    await new Promise<void>((resolve) => upstream.listen(0, '127.0.0.1', resolve));
+    const serviceUrl = `http://127.0.0.1:${(upstream.address() as AddressInfo).port}`;
+    const grafana = await startGrafanaProxy({
+      user: { login: 'vic', role: 'Viewer' },
+      settings: { jsonData: { serviceUrl }, secureJsonData: { serviceToken: 't' } },
+    });
+    try {
+      const base = `${grafana.url}/api/plugin-proxy/${PLUGIN_ID}`;
+      const events = await fetch(`${base}/api/v1/runs/x/events?after=3&format=json`);
+      expect(events.status).toBe(200);
+      const start = await fetch(`${base}/api/v1/runs`, { method: 'POST', body: '{}' });
+      expect(start.status).toBe(403); // POST api/v1/runs is for Editors
+      const bare = await fetch(`${base}/api/v1`);
+      expect(bare.status).toBe(404);
+      expect(await bare.json()).toEqual({ message: 'plugin route match not found' });
+      grafana.setUser({ login: 'eve', role: 'Editor' });
+      const cancel = await fetch(`${base}/api/v1/runs/run%2Fa/cancel?why=1`, { method: 'POST', body: '{}' });
+      expect(cancel.status).toBe(200);
+      expect(seen).toEqual([
+        'GET /api/v1/runs/x/events?after=3&format=json',
+        'POST /api/v1/runs/run/a/cancel?why=1',
+      ]);
+    } finally {
+      await grafana.close();
+      await new Promise<void>((resolve) => upstream.close(() => resolve()));
+    }
+  });
+});
+
+describe("the Grafana double's plugin settings API", () => {
+  it('stores a POST as Grafana does: bools default to false, empty jsonData keeps the old, secrets merge', async () => {
+    const grafana = await startGrafanaProxy({
+      user: { login: 'ada', role: 'Admin' },
+      settings: { jsonData: { serviceUrl: 'http://a' }, secureJsonData: { serviceToken: 't' } },
+    });
+    const post = (body: unknown) =>
+      fetch(`${grafana.url}/api/plugins/${PLUGIN_ID}/settings`, {
+        method: 'POST',
+        body: JSON.stringify(body),
+      });
+    try {
+      expect((await post({ enabled: true })).status).toBe(200);
+      expect(grafana.settings()).toEqual({
+        enabled: true,
+        pinned: false,
+        jsonData: { serviceUrl: 'http://a' },
+        secureJsonData: { serviceToken: 't' },
+      });
+      await post({ enabled: true, pinned: true, jsonData: {}, secureJsonData: { other: 'o' } });
+      expect(grafana.settings()).toMatchObject({
+        pinned: true,
+        jsonData: { serviceUrl: 'http://a' },
+        secureJsonData: { serviceToken: 't', other: 'o' },
+      });
+      await post({ jsonData: { serviceUrl: 'http://b' } });
+      expect(grafana.settings()).toMatchObject({ enabled: false, jsonData: { serviceUrl: 'http://b' } });
+      const read = (await (await fetch(`${grafana.url}/api/plugins/${PLUGIN_ID}/settings`)).json()) as object;
+      expect(read).toMatchObject({ secureJsonFields: { serviceToken: true, other: true } });
+      expect(JSON.stringify(read)).not.toContain('"t"');
+    } finally {
+      await grafana.close();
+    }
   });
 });

@@ -149,6 +149,46 @@ describe('api, through the Grafana proxy double, against the real service', () =
       expect(own).toMatchObject({ status: 403, code: 'FOUR_EYES' });
     });
 
+    it('refuses an id that would not reach its route as one segment, and sends nothing', async () => {
+      const before = h.proxy.forwarded.length;
+      // Grafana URL-decodes what a `*` route captured: `%2F` would arrive as a separator, another route.
+      const slashed = await failure(api.getRun('run_1/../../audit'));
+      expect(slashed).toMatchObject({ status: 0, code: 'INVALID_ID' });
+      expect(slashed.message).toContain('"run_1/../../audit" is not a valid run id');
+      for (const [name, promise] of [
+        ['cancel', api.cancel('a/b')],
+        ['approve', api.approve('..')],
+        ['reject', api.reject('')],
+        ['runEvents', api.runEvents('x?after=1')],
+        ['getRunbook', api.getRunbook('scale agent')],
+        ['diagnose', api.diagnose('a%2Fb', {})],
+        ['getRun', api.getRun('r'.repeat(201))],
+      ] as const) {
+        expect(await failure(promise), name).toMatchObject({ code: 'INVALID_ID' });
+      }
+      expect((await failure(api.getRunbook('scale agent'))).message).toContain('runbook id');
+      expect(h.proxy.forwarded.length).toBe(before);
+      // What the service's ids look like passes, and an unknown one is the service's 404.
+      expect(await failure(api.getRun('run_mf3k2x9a.b:c-d'))).toMatchObject({
+        status: 404,
+        code: 'NOT_FOUND',
+      });
+    });
+
+    it('sends a cursor in the query string, encoded, and the service reads it back', async () => {
+      const page = await api.listRuns({ limit: 1 });
+      expect(page.nextCursor).toEqual(expect.any(String));
+      const next = await api.listRuns({ limit: 1, cursor: page.nextCursor ?? '' });
+      const forwarded = h.proxy.forwarded.at(-1)?.target ?? '';
+      expect(new URL(forwarded).searchParams.get('cursor')).toBe(page.nextCursor);
+      expect(next.runs[0]?.id).not.toBe(page.runs[0]?.id);
+      const bad = await failure(api.listRuns({ cursor: 'not/a?cursor&x=1' }));
+      expect(bad).toMatchObject({ status: 400 });
+      expect(new URL(h.proxy.forwarded.at(-1)?.target ?? '').searchParams.get('cursor')).toBe(
+        'not/a?cursor&x=1',
+      );
+    });
+
     it("reports Grafana's own refusal when the user's org role is below the route's", async () => {
       h.setUser({ login: 'eddie', role: 'Editor' });
       try {

@@ -44,11 +44,12 @@ export interface RunContextInput {
   variables?: Record<string, string | string[]>;
 }
 
-async function call<T>(method: 'GET' | 'POST', path: string, data?: unknown): Promise<T> {
+/** `path` may be a function, so that an invalid id rejects the returned promise instead of throwing. */
+async function call<T>(method: 'GET' | 'POST', path: string | (() => string), data?: unknown): Promise<T> {
   try {
     const response = await lastValueFrom(
       getBackendSrv().fetch<T>({
-        url: `${API_BASE}${path}`,
+        url: `${API_BASE}${typeof path === 'function' ? path() : path}`,
         method,
         ...(data === undefined ? {} : { data }),
         // The app shows the service's own message where the action was taken, not a global toast.
@@ -116,14 +117,32 @@ const query = (params: Record<string, string | number | undefined>): string => {
     ? ''
     : `?${new URLSearchParams(entries.map(([k, v]) => [k, String(v)])).toString()}`;
 };
-const id = (value: string): string => encodeURIComponent(value);
+/** What a run or runbook id may be: the service's ids (`scale-agent`, `run_mf3k2x9a…`) all are. */
+const ID = /^[A-Za-z0-9._:-]{1,200}$/;
+
+/**
+ * An id as a path segment, or a ServiceError `INVALID_ID` before anything is sent. Encoding is not
+ * enough: Grafana's proxy URL-decodes the path its `*` route captured before it forwards it, so an
+ * encoded `/` (`%2F`) would reach the service as a separator, i.e. another route; `.` and `..` would be
+ * resolved away by the browser. Cursors and other values travel in the query string (URLSearchParams).
+ */
+const id = (value: string, what: 'run' | 'runbook'): string => {
+  if (!ID.test(value) || /^\.+$/.test(value)) {
+    throw new ServiceError(
+      0,
+      'INVALID_ID',
+      `${JSON.stringify(value.length > 80 ? `${value.slice(0, 80)}…` : value)} is not a valid ${what} id: expected 1 to 200 letters, digits, ".", "_", ":" or "-" (not only dots).`,
+    );
+  }
+  return value;
+};
 
 /** The runbook service's API, through Grafana's plugin proxy. Every function throws a {@link ServiceError}. */
 export const api = {
   listRunbooks: () => call<{ runbooks: RunbookView[] }>('GET', '/runbooks').then((r) => r.runbooks),
-  getRunbook: (runbookId: string) => call<RunbookView>('GET', `/runbooks/${id(runbookId)}`),
+  getRunbook: (runbookId: string) => call<RunbookView>('GET', () => `/runbooks/${id(runbookId, 'runbook')}`),
   diagnose: (runbookId: string, input: Record<string, unknown>, context?: RunContextInput) =>
-    call<RunDetailView>('POST', `/runbooks/${id(runbookId)}/diagnose`, {
+    call<RunDetailView>('POST', () => `/runbooks/${id(runbookId, 'runbook')}/diagnose`, {
       input,
       ...(context ? { context } : {}),
     }),
@@ -137,16 +156,20 @@ export const api = {
   }) => call<StartedRun>('POST', '/runs', request),
   listRuns: (filter: { status?: RunStatus; runbookId?: string; limit?: number; cursor?: string } = {}) =>
     call<RunsPage>('GET', `/runs${query(filter)}`),
-  getRun: (runId: string) => call<RunDetailView>('GET', `/runs/${id(runId)}`),
+  getRun: (runId: string) => call<RunDetailView>('GET', () => `/runs/${id(runId, 'run')}`),
   /** A page of a run's events after `after` (JSON polling: Grafana's proxy does not promise streaming). */
   runEvents: (runId: string, after = 0) =>
-    call<RunEventsPage>('GET', `/runs/${id(runId)}/events${query({ after, format: 'json' })}`),
+    call<RunEventsPage>('GET', () => `/runs/${id(runId, 'run')}/events${query({ after, format: 'json' })}`),
   approve: (runId: string, body: { reason?: string; breakGlass?: boolean } = {}) =>
-    call<{ approval: ApprovalView }>('POST', `/approvals/${id(runId)}/approve`, body),
+    call<{ approval: ApprovalView }>('POST', () => `/approvals/${id(runId, 'run')}/approve`, body),
   reject: (runId: string, body: { reason?: string } = {}) =>
-    call<{ approval: ApprovalView }>('POST', `/approvals/${id(runId)}/reject`, body),
+    call<{ approval: ApprovalView }>('POST', () => `/approvals/${id(runId, 'run')}/reject`, body),
   cancel: (runId: string, body: { reason?: string } = {}) =>
-    call<{ runId: string; result: 'cancelled' | 'requested' }>('POST', `/runs/${id(runId)}/cancel`, body),
+    call<{ runId: string; result: 'cancelled' | 'requested' }>(
+      'POST',
+      () => `/runs/${id(runId, 'run')}/cancel`,
+      body,
+    ),
   listAudit: (filter: { after?: number; limit?: number; runId?: string } = {}) =>
     call<AuditPage>('GET', `/audit${query(filter)}`),
   verifyAudit: () => call<AuditVerification>('GET', '/audit/verify'),

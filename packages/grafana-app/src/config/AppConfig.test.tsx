@@ -103,6 +103,30 @@ describe('AppConfig', () => {
     expect(document.body.innerHTML).not.toContain(h.appToken);
   });
 
+  it('saves a new URL alone: the stored token stays, the pin is kept, and the connection works', async () => {
+    const token = h.proxy.settings().secureJsonData.serviceToken;
+    expect(token).toBe(h.appToken);
+    // The service moved (here: an address where nothing listens is stored), and the app is not pinned.
+    h.proxy.setSettings({ pinned: false, jsonData: { serviceUrl: 'http://127.0.0.1:9' } });
+    const user = userEvent.setup();
+    const view = renderPage();
+    expect(await screen.findByDisplayValue('configured', {}, FIRST_RENDER)).toBeInTheDocument();
+    const url = screen.getByLabelText(/Service URL/);
+    await user.clear(url);
+    await user.type(url, h.serviceUrl);
+    await user.click(screen.getByRole('button', { name: /Save settings/ }));
+    expect(await screen.findByText('Settings saved.')).toBeInTheDocument();
+    expect(h.proxy.settings()).toEqual({
+      enabled: true,
+      pinned: false,
+      jsonData: { serviceUrl: h.serviceUrl },
+      secureJsonData: { serviceToken: h.appToken },
+    });
+    await user.click(screen.getByRole('button', { name: /Test connection/ }));
+    expect(await screen.findByText('Connected: 3 runbooks', {}, { timeout: 10_000 })).toBeInTheDocument();
+    view.unmount();
+  });
+
   it("shows Grafana's refusal when a non-admin saves, and keeps the stored settings", async () => {
     const before = h.proxy.settings();
     h.setUser({ login: 'eddie', role: 'Editor' });

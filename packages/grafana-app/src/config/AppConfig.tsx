@@ -42,7 +42,6 @@ export function AppConfig({ plugin }: PluginConfigPageProps<AppPluginMeta<Runboo
   const [urlTouched, setUrlTouched] = useState(false);
   const [token, setToken] = useState('');
   const [tokenConfigured, setTokenConfigured] = useState(Boolean(meta.secureJsonFields?.serviceToken));
-  const [tokenReset, setTokenReset] = useState(false);
   const [saving, setSaving] = useState(false);
   const [testing, setTesting] = useState(false);
   const [saveOutcome, setSaveOutcome] = useState<Outcome>();
@@ -57,22 +56,21 @@ export function AppConfig({ plugin }: PluginConfigPageProps<AppPluginMeta<Runboo
     setSaveOutcome(undefined);
     setTestOutcome(undefined);
     try {
-      // Only a new or reset token is sent: Grafana keeps a stored secret whose key is not sent.
-      const secureJsonData =
-        token !== '' ? { serviceToken: token } : tokenReset ? { serviceToken: '' } : undefined;
+      // Only a new token is sent: Grafana merges secureJsonData key by key, so a stored secret whose key
+      // is not sent stays. (A reset token must be replaced before Save is allowed: nothing sends it empty.)
+      // enabled and pinned are plain bools in Grafana's command: one left out would be stored false.
       await getBackendSrv().post(
         `/api/plugins/${meta.id}/settings`,
         {
           enabled: true,
-          pinned: true,
+          pinned: meta.pinned ?? false,
           jsonData: { ...meta.jsonData, serviceUrl: serviceUrl.trim() },
-          ...(secureJsonData ? { secureJsonData } : {}),
+          ...(token !== '' ? { secureJsonData: { serviceToken: token } } : {}),
         },
         { showErrorAlert: false, showSuccessAlert: false },
       );
       if (token !== '') setTokenConfigured(true);
       setToken('');
-      setTokenReset(false);
       setSaveOutcome({ kind: 'ok', text: 'Settings saved.' });
     } catch (e) {
       setSaveOutcome({ kind: 'error', title: 'The settings were not saved', error: toServiceError(e) });
@@ -132,7 +130,6 @@ export function AppConfig({ plugin }: PluginConfigPageProps<AppPluginMeta<Runboo
             onChange={(e) => setToken(e.currentTarget.value)}
             onReset={() => {
               setTokenConfigured(false);
-              setTokenReset(true);
               setToken('');
             }}
             width={60}

@@ -3,17 +3,27 @@
  * plugin.json and the plugin settings API. It is a real HTTP server, so the app's requests travel as they
  * would in Grafana: browser → Grafana (`/api/plugin-proxy/<id>/<path>`) → the runbook service.
  *
- * What it reproduces of Grafana (pkg/api/pluginproxy, pkg/api/plugins.go):
- * - Route choice: the FIRST route whose `method` equals the request's and whose `path` is a prefix of the
- *   proxied path; none → 404 `plugin route match not found`.
+ * What it reproduces of Grafana (pkg/api/plugin_proxy.go, pkg/api/pluginproxy/pluginproxy.go
+ * `HandleRequest` and `director`, pkg/web/tree.go, pkg/api/plugins.go `UpdatePluginSetting`):
+ * - Route choice (Grafana ≥ 9.1): routes are tried in plugin.json order; the first whose `method` equals
+ *   the request's (empty or `*` = any) and whose `path` matches the proxied path as a one-route
+ *   `web.NewTree().Add(path)` / `Match(proxyPath)` wins. That is NOT prefix matching: static segments
+ *   must equal the request's (URL-decoded) segments one for one, so `api/v1` matches only `api/v1`; a
+ *   last `*` segment matches one or more further segments. None → 404 `plugin route match not found`.
  * - `reqRole`: Viewer ⊂ Editor ⊂ Admin, checked once the route is chosen → 403 `plugin proxy route access denied`.
  * - The target: the route's `url` templated from jsonData/secureJsonData (a missing key renders as Go's
- *   `<no value>`), plus what follows the route's path, plus the query string.
+ *   `<no value>`); its path joined (`util.JoinURLFragments`) with what `*` captured, URL-decoded, or with
+ *   nothing for a route without `*`; the request's own query string (the route url's query is dropped).
+ *   A trailing `/` of the request is dropped (Grafana keeps it only behind the
+ *   `pluginProxyPreserveTrailingSlash` feature toggle, which the double does not emulate).
  * - Headers: cookies removed, `X-Grafana-Context` set to the signed-in user's JSON (whatever the browser
  *   sent), the route's `headers` templated and set; `Set-Cookie` removed from the answer.
  * - An unreachable target → 502 with an empty body (Go's reverse proxy).
- * - `GET/POST /api/plugins/<id>/settings`: Admin only; POST replaces jsonData, merges secureJsonData key
- *   by key, and GET never returns secrets, only `secureJsonFields`.
+ * - `GET/POST /api/plugins/<id>/settings`: Admin only. POST as Grafana's settings service stores it
+ *   (pluginsettings/service/service.go through its xorm fork): `enabled` and `pinned` are plain bools, so
+ *   one left out is stored false; a non-empty `jsonData` replaces the stored one as a whole, while a
+ *   missing or empty one leaves it as it was (xorm skips empty maps in an UPDATE); `secureJsonData` is
+ *   merged key by key. GET never returns secrets, only `secureJsonFields`.
  */
 import { readFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
@@ -66,19 +76,108 @@ export function readPluginJson(): z.infer<typeof PluginJson> {
 }
 
 /**
- * Grafana's route choice: the FIRST route whose method equals the request's (an empty or `*` method
- * matches any) and whose path is a prefix of the proxied path (`api/v1/runs/x/cancel`).
+ * Go's `url.PathUnescape`: every `%` must start a two-digit hex escape (else undefined, which Grafana
+ * treats as no match); `+` stays `+`.
+ */
+function pathUnescape(value: string): string | undefined {
+  if (!/^(?:[^%]|%[0-9A-Fa-f]{2})*$/.test(value)) return undefined;
+  if (!value.includes('%')) return value;
+  const bytes: number[] = [];
+  for (let i = 0; i < value.length; ) {
+    if (value[i] === '%') {
+      bytes.push(Number.parseInt(value.slice(i + 1, i + 3), 16));
+      i += 3;
+    } else {
+      const char = String.fromCodePoint(value.codePointAt(i) ?? 0);
+      bytes.push(...Buffer.from(char, 'utf8'));
+      i += char.length;
+    }
+  }
+  return Buffer.from(bytes).toString('utf8');
+}
+
+/** Go's `url.URL.EscapedPath` of a decoded path: what Go sends after the director sets `req.URL.Path`. */
+function escapePath(path: string): string {
+  let out = '';
+  for (const byte of Buffer.from(path, 'utf8')) {
+    const char = String.fromCharCode(byte);
+    out += /[A-Za-z0-9\-_.~$&+,/:;=@]/.test(char)
+      ? char
+      : `%${byte.toString(16).toUpperCase().padStart(2, '0')}`;
+  }
+  return out;
+}
+
+/** A route path the double can match as Grafana's tree does: static segments, at most a `*` as the last one. */
+const SUPPORTED_PATH = /^\/?[^/:*?()]+(?:\/[^/:*?()]+)*(?:\/\*)?\/?$|^\/?\*\/?$/;
+
+/**
+ * Grafana's `web.MatchTest`-style match of one route path against the proxied path (the part after
+ * `/api/plugin-proxy/<id>/`, still URL-encoded): undefined when it does not match, else what the route
+ * appends to its `url`, i.e. the URL-decoded capture of a last `*` segment, or `''` without one.
+ *
+ * Reimplemented from pkg/web/tree.go for the patterns plugin.json uses here; `:param`, regexp and `*.*`
+ * segments are refused so that a route using them cannot pass the tests on a guess.
+ */
+export function matchRoutePath(pattern: string, proxyPath: string): string | undefined {
+  if (!SUPPORTED_PATH.test(pattern)) {
+    throw new Error(`grafana double: route path ${JSON.stringify(pattern)} is not supported`);
+  }
+  // Tree.Add trims one trailing `/`, each level one leading `/`; Tree.Match trims one of each.
+  const segments = pattern.replace(/\/$/, '').replace(/^\//, '').split('/');
+  let rest = proxyPath.replace(/^\//, '').replace(/\/$/, '');
+  for (let level = 0; ; level++) {
+    const segment = segments[level] ?? '';
+    const last = level === segments.length - 1;
+    const slash = rest.indexOf('/');
+    if (slash === -1) {
+      // matchLeaf: only the last level of a one-route tree has a leaf.
+      if (!last) return undefined;
+      const value = pathUnescape(rest);
+      if (value === undefined) return undefined;
+      if (segment === '*') return value;
+      return value === segment ? '' : undefined;
+    }
+    if (last) {
+      // matchSubtree at the leaf level: no subtree; a `*` leaf takes all that is left, decoded.
+      return segment === '*' ? pathUnescape(rest) : undefined;
+    }
+    // matchSubtree: the one static subtree of this level, compared with the decoded segment.
+    if (pathUnescape(rest.slice(0, slash)) !== segment) return undefined;
+    rest = rest.slice(slash + 1);
+  }
+}
+
+/**
+ * Grafana's route choice (`PluginProxy.HandleRequest`): the FIRST route, in plugin.json order, whose
+ * method equals the request's (an empty or `*` method matches any) and whose path matches
+ * ({@link matchRoutePath}); with what the route appends to its `url`.
  */
 export function matchRoute<R extends { path: string; method?: string | undefined }>(
   routes: readonly R[],
   method: string,
   proxyPath: string,
-): R | undefined {
-  return routes.find(
-    (r) =>
-      (r.method === undefined || r.method === '' || r.method === '*' || r.method === method) &&
-      proxyPath.startsWith(r.path),
-  );
+): { route: R; rest: string } | undefined {
+  for (const route of routes) {
+    if (route.method !== undefined && route.method !== '' && route.method !== '*' && route.method !== method)
+      continue;
+    const rest = matchRoutePath(route.path, proxyPath);
+    if (rest !== undefined) return { route, rest };
+  }
+  return undefined;
+}
+
+/**
+ * The URL Grafana's `director` sends a matched route to: the templated route `url`'s scheme, host and
+ * path, the path joined with `rest` (`util.JoinURLFragments`), and the request's query string as sent.
+ */
+export function proxyTarget(routeUrl: string, rest: string, requestSearch: string): URL {
+  const target = new URL(routeUrl);
+  const basePath = pathUnescape(target.pathname) ?? target.pathname;
+  target.pathname = escapePath(joinUrlFragments(basePath, rest));
+  target.search = requestSearch;
+  target.hash = '';
+  return target;
 }
 
 const RANK: Record<OrgRole, number> = { None: 0, Viewer: 1, Editor: 2, Admin: 3 };
@@ -237,31 +336,34 @@ export async function startGrafanaProxy(options: GrafanaProxyOptions): Promise<G
     } catch {
       return sendJson(res, 400, { message: 'bad request data' });
     }
+    const jsonData = body.jsonData ?? {};
     settings = {
-      enabled: body.enabled ?? settings.enabled,
-      pinned: body.pinned ?? settings.pinned,
-      // jsonData is replaced as a whole; secureJsonData is merged key by key (a key not sent keeps its secret).
-      jsonData: body.jsonData ?? settings.jsonData,
+      // Go bools: a field left out is false.
+      enabled: body.enabled ?? false,
+      pinned: body.pinned ?? false,
+      // Replaced as a whole when non-empty; xorm's UPDATE skips a nil or empty map, so the old one stays.
+      jsonData: Object.keys(jsonData).length > 0 ? jsonData : settings.jsonData,
+      // maps.Copy into the stored map: a key not sent keeps its secret.
       secureJsonData: { ...settings.secureJsonData, ...(body.secureJsonData ?? {}) },
     };
     return sendJson(res, 200, { message: 'Plugin settings updated' });
   }
 
   async function handleProxy(req: IncomingMessage, res: ServerResponse, requestUrl: URL): Promise<void> {
+    // Still URL-encoded, as Grafana takes it from `Req.URL.EscapedPath()`.
     const proxyPath = requestUrl.pathname.slice(proxyPrefix.length);
-    const route = matchRoute(plugin.routes, req.method ?? 'GET', proxyPath);
-    if (!route) return sendJson(res, 404, { message: 'plugin route match not found' });
+    const matched = matchRoute(plugin.routes, req.method ?? 'GET', proxyPath);
+    if (!matched) return sendJson(res, 404, { message: 'plugin route match not found' });
+    const { route, rest } = matched;
     if (route.reqRole && !hasRole(user, route.reqRole)) {
       return sendJson(res, 403, { message: 'plugin proxy route access denied' });
     }
     let target: URL;
     try {
-      target = new URL(interpolate(route.url, settings));
+      target = proxyTarget(interpolate(route.url, settings), rest, requestUrl.search);
     } catch {
       return sendJson(res, 500, { message: 'Could not parse url' });
     }
-    target.pathname = joinUrlFragments(target.pathname, proxyPath.slice(route.path.length));
-    target.search = requestUrl.search;
 
     const headers: Record<string, string | string[] | undefined> = { ...req.headers };
     delete headers.cookie;

@@ -216,7 +216,7 @@ export function runRoutes(app: FastifyInstance, { engine, access }: ServerContex
       {
         config: { role: 'admin' },
         schema: {
-          summary: `${summary} (the same as POST /runs/{id}/${decision}, under a prefix of its own for proxies that route by prefix)`,
+          summary: `${summary} (the same as POST /runs/{id}/${decision}, on a path of its own, so a proxy that gates by path can require admin)`,
           tags: ['runs'],
           params: ApprovalParams,
           body: DecisionBody,
