@@ -4,7 +4,7 @@ import { Alert, Button, ConfirmModal, Drawer, Stack, Text, useStyles2 } from '@g
 import React, { useEffect, useRef, useState } from 'react';
 import { api, type RunContextInput, ServiceError } from '../api/client';
 import type { RunbookView, RunDetailView } from '../api/types';
-import { PlanTable, RunLink, RunSummary } from './catalog-results';
+import { ExecutionQueued, PlanTable, RunLink, RunSummary } from './catalog-results';
 import { InputForm } from './InputForm';
 import { newIdempotencyKey } from './idempotency';
 
@@ -168,18 +168,7 @@ export function CatalogActionDrawer({ runbook, action, onClose }: CatalogActionD
             <h3 ref={heading} tabIndex={-1} className={styles.heading}>
               Execution
             </h3>
-            <Alert severity="success" title={executed.replayed ? 'Already started' : 'Execution queued'}>
-              <Stack direction="column" gap={1}>
-                <Text>
-                  {executed.replayed
-                    ? 'This plan was already sent for execution (the answer was lost on the way): no second run was started. Follow it on its page.'
-                    : 'The run is queued; follow it on its page.'}
-                </Text>
-                <div>
-                  <RunLink runId={executed.runId} />
-                </div>
-              </Stack>
-            </Alert>
+            <ExecutionQueued runId={executed.runId} replayed={executed.replayed} title="Execution queued" />
           </Stack>
         )}
       </Stack>

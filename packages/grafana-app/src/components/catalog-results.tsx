@@ -1,6 +1,6 @@
 import { css } from '@emotion/css';
 import type { GrafanaTheme2 } from '@grafana/data';
-import { Badge, type BadgeColor, LinkButton, Stack, Text, useStyles2 } from '@grafana/ui';
+import { Alert, Badge, type BadgeColor, LinkButton, Stack, Text, useStyles2 } from '@grafana/ui';
 import React from 'react';
 import type { RunbookView, RunDetailView, RunStatus } from '../api/types';
 import { APP_URL } from '../settings';
@@ -36,6 +36,35 @@ export function RunLink({ runId, label = 'Open run' }: { runId: string; label?: 
     <LinkButton href={runUrl(runId)} icon="arrow-right" variant="secondary" size="sm">
       {label} {runId}
     </LinkButton>
+  );
+}
+
+/**
+ * The answer to an execute request: queued, or found by the plan's idempotency key because an earlier
+ * attempt reached the service although its answer was lost (then no second run was started).
+ */
+export function ExecutionQueued({
+  runId,
+  replayed,
+  title,
+}: {
+  runId: string;
+  replayed: boolean;
+  title: string;
+}) {
+  return (
+    <Alert severity="success" title={replayed ? 'Already started' : title}>
+      <Stack direction="column" gap={1}>
+        <Text>
+          {replayed
+            ? 'This plan was already sent for execution (the answer was lost on the way): no second run was started. Follow it on its page.'
+            : 'The run is queued (it may wait for an approval); follow it on its page.'}
+        </Text>
+        <div>
+          <RunLink runId={runId} />
+        </div>
+      </Stack>
+    </Alert>
   );
 }
 

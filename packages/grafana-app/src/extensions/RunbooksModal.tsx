@@ -4,7 +4,7 @@ import { Alert, Button, ConfirmModal, LoadingPlaceholder, Stack, Text, useStyles
 import React, { useCallback, useEffect, useMemo, useRef, useState } from 'react';
 import { api, ServiceError } from '../api/client';
 import type { RunbookView, RunDetailView } from '../api/types';
-import { RunLink, SeverityBadge } from '../components/catalog-results';
+import { ExecutionQueued, RunLink, SeverityBadge } from '../components/catalog-results';
 import { FindingCard } from '../components/EvidenceView';
 import { InputForm } from '../components/InputForm';
 import { newIdempotencyKey } from '../components/idempotency';
@@ -351,18 +351,7 @@ function RunbookActions({ runbook, incident }: { runbook: RunbookView; incident:
               <h4 ref={executedHeading} tabIndex={-1} className={styles.heading}>
                 Run
               </h4>
-              <Alert severity="success" title={executed.replayed ? 'Already started' : 'Run queued'}>
-                <Stack direction="column" gap={1}>
-                  <Text>
-                    {executed.replayed
-                      ? 'This plan was already sent to run (the answer was lost on the way): no second run was started. Follow it on its page.'
-                      : 'The runbook runs with this plan (or waits for approval); follow it on its page.'}
-                  </Text>
-                  <div>
-                    <RunLink runId={executed.runId} />
-                  </div>
-                </Stack>
-              </Alert>
+              <ExecutionQueued runId={executed.runId} replayed={executed.replayed} title="Run queued" />
             </Stack>
           </section>
         ) : (
