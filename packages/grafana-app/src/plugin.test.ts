@@ -168,6 +168,7 @@ const CLIENT_CALLS: Record<keyof typeof api, () => Promise<unknown>> = {
   getRunbook: () => api.getRunbook('scale-agent'),
   diagnose: () => api.diagnose('scale-agent', { agent: 'generation-agent' }),
   startRun: () => api.startRun({ runbookId: 'scale-agent', input: {}, mode: 'execute' }),
+  execute: () => api.execute({ runbookId: 'scale-agent', input: {}, idempotencyKey: 'k-1' }),
   listRuns: () => api.listRuns({ status: 'queued', limit: 10 }),
   getRun: () => api.getRun('run_1'),
   runEvents: () => api.runEvents('run_1', 3),

@@ -154,6 +154,18 @@ export const api = {
     context?: RunContextInput;
     idempotencyKey?: string;
   }) => call<StartedRun>('POST', '/runs', request),
+  /**
+   * Queues an execute-mode run of a plan the user has seen. `idempotencyKey` belongs to that plan: sending it
+   * again after a lost answer finds the first run (`replayed: true`) instead of executing twice.
+   */
+  execute: (request: {
+    runbookId: string;
+    input: Record<string, unknown>;
+    context?: RunContextInput;
+    idempotencyKey: string;
+  }) =>
+    // An execute-mode run is always queued: the service answers 202 with its id.
+    call<{ runId: string; replayed: boolean }>('POST', '/runs', { ...request, mode: 'execute' }),
   listRuns: (filter: { status?: RunStatus; runbookId?: string; limit?: number; cursor?: string } = {}) =>
     call<RunsPage>('GET', `/runs${query(filter)}`),
   getRun: (runId: string) => call<RunDetailView>('GET', () => `/runs/${id(runId, 'run')}`),

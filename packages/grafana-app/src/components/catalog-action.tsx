@@ -80,17 +80,13 @@ export function CatalogActionDrawer({ runbook, action, onClose }: CatalogActionD
     if (!planned) return;
     setError(null);
     try {
-      const started = await api.startRun({
-        runbookId: runbook.id,
-        input: planned.input,
-        mode: 'execute',
-        context: CONTEXT,
-        idempotencyKey: planned.key,
-      });
       setExecuted(
-        'runId' in started
-          ? { runId: started.runId, replayed: started.replayed }
-          : { runId: started.run.id, replayed: false },
+        await api.execute({
+          runbookId: runbook.id,
+          input: planned.input,
+          context: CONTEXT,
+          idempotencyKey: planned.key,
+        }),
       );
     } catch (e) {
       setError(asServiceError(e));

@@ -266,18 +266,7 @@ function RunbookActions({ runbook, incident }: { runbook: RunbookView; incident:
     setBusy('execute');
     setError(null);
     try {
-      const started = await api.startRun({
-        runbookId: runbook.id,
-        input,
-        mode: 'execute',
-        context,
-        idempotencyKey: plan.key,
-      });
-      setExecuted(
-        'runId' in started
-          ? { runId: started.runId, replayed: started.replayed }
-          : { runId: started.run.id, replayed: false },
-      );
+      setExecuted(await api.execute({ runbookId: runbook.id, input, context, idempotencyKey: plan.key }));
     } catch (e) {
       setError(asServiceError(e));
     } finally {

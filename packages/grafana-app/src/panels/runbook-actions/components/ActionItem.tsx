@@ -158,12 +158,11 @@ export function ActionItem({
     const confirmed = phase;
     const { input, context: runContext, key } = confirmed;
     set({ kind: 'busy', text: `Executing ${action.runbookId}…` });
-    let started: Awaited<ReturnType<typeof api.startRun>>;
+    let started: Awaited<ReturnType<typeof api.execute>>;
     try {
-      started = await api.startRun({
+      started = await api.execute({
         runbookId: action.runbookId,
         input,
-        mode: 'execute',
         context: runContext,
         idempotencyKey: key,
       });
@@ -172,8 +171,7 @@ export function ActionItem({
       set({ kind: 'error', error: asServiceError(e), retry: confirmed });
       return;
     }
-    const runId = 'runId' in started ? started.runId : started.run.id;
-    const replayed = 'replayed' in started ? started.replayed : false;
+    const { runId, replayed } = started;
     set({ kind: 'executed', runId, status: null, replayed });
     onRunStarted();
     await follow(runId, replayed);
