@@ -4,7 +4,7 @@
  * Grafana's loader format (AMD) asking only for Grafana's shared externals, a source map that leads back to
  * src/, and the documents next to it.
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
@@ -101,6 +101,41 @@ function segmentsPerSource(mappings: string, sources: number): number[] {
   return counts;
 }
 
+/** The files of src/ a built script maps back to, checked: each is on disk as mapped, and code maps to it. */
+function ownSources(script: string): string[] {
+  const code = read(script);
+  // Chunks carry the stock config's cache-busting query (`?_cache=<contenthash>`), module.js none.
+  const mapUrl =
+    script === 'module.js'
+      ? /\/\/# sourceMappingURL=module\.js\.map$/
+      : /\/\/# sourceMappingURL=\d+\.js\.map\?_cache=[0-9a-f]+$/;
+  expect(code.trimEnd(), `${script} names its map`).toMatch(mapUrl);
+  const map = z
+    .object({
+      version: z.literal(3),
+      file: z.string().startsWith(script),
+      sources: z.array(z.string()),
+      sourcesContent: z.array(z.string().nullable()),
+      mappings: z.string().min(1),
+    })
+    .parse(JSON.parse(read(`${script}.map`)));
+  const prefix = `webpack://${pkg.name}/./`;
+  const own = map.sources
+    .map((source, index) => ({ source, index }))
+    .filter(({ source }) => source.startsWith(prefix) && !source.startsWith(`${prefix}node_modules/`));
+  const counts = segmentsPerSource(map.mappings, map.sources.length);
+  for (const { source, index } of own) {
+    const file = join(packageDir, 'src', source.slice(prefix.length));
+    expect(existsSync(file), `${source} is a file in src/`).toBe(true);
+    // The original TypeScript, as it is on disk, and code in the script maps to it.
+    expect(map.sourcesContent[index], `${source} content`).toBe(readFileSync(file, 'utf8'));
+    expect(counts[index] ?? 0, `mappings into ${source}`).toBeGreaterThan(0);
+  }
+  // Nothing of the SDK (a Node package: pg, fastify) is bundled; the app uses its types only.
+  expect(map.sources.filter((s) => /@aiwebtest|packages\/sdk|\/sdk\/(src|dist)\//.test(s))).toEqual([]);
+  return own.map(({ source }) => source.slice(prefix.length));
+}
+
 describe('dist/ as built', () => {
   it('is fresh: built after the last change to its inputs', () => {
     expect(distIsStale()).toBe(false);
@@ -138,37 +173,35 @@ describe('dist/ as built', () => {
     expect(dependencies).toContain('@grafana/data');
   });
 
-  it('module.js has a source map that leads back to the files in src/', () => {
-    const code = read('module.js');
-    expect(code.trimEnd().endsWith('//# sourceMappingURL=module.js.map')).toBe(true);
-    const map = z
-      .object({
-        version: z.literal(3),
-        file: z.literal('module.js'),
-        sources: z.array(z.string()),
-        sourcesContent: z.array(z.string().nullable()),
-        mappings: z.string().min(1),
-      })
-      .parse(JSON.parse(read('module.js.map')));
-    const prefix = `webpack://${pkg.name}/./`;
-    const own = map.sources
-      .map((source, index) => ({ source, index }))
-      .filter(({ source }) => source.startsWith(prefix) && !source.startsWith(`${prefix}node_modules/`));
-    const counts = segmentsPerSource(map.mappings, map.sources.length);
-    const relative = own.map(({ source }) => source.slice(prefix.length));
-    expect(relative).toContain('module.tsx');
-    expect(relative).toContain('components/App.tsx');
-    for (const { source, index } of own) {
-      const file = join(packageDir, 'src', source.slice(prefix.length));
-      expect(existsSync(file), `${source} is a file in src/`).toBe(true);
-      // The original TypeScript, as it is on disk, and code in module.js maps to it.
-      expect(map.sourcesContent[index], `${source} content`).toBe(readFileSync(file, 'utf8'));
-      expect(counts[index] ?? 0, `mappings into ${source}`).toBeGreaterThan(0);
+  it('module.js and its chunks have source maps that lead back to the files in src/', () => {
+    const scripts = readdirSync(dist).filter((f) => f.endsWith('.js'));
+    expect(scripts).toContain('module.js');
+    const ownByScript = new Map<string, string[]>();
+    for (const script of scripts) {
+      ownByScript.set(script, ownSources(script));
     }
-    // Nothing of the SDK (a Node package: pg, fastify) is bundled; the app uses its types only.
-    expect(map.sources.filter((s) => /@aiwebtest|packages\/sdk|\/sdk\/(src|dist)\//.test(s))).toEqual([]);
-    // react-router-dom v6 is in the bundle (Grafana provides only react-router).
-    expect(map.sources.some((s) => s.includes('/react-router-dom/'))).toBe(true);
+    // module.js holds the plugin object and the link configs Grafana needs at start-up; the pages, the
+    // config page and the Runbooks… modal are chunks fetched when first shown.
+    const main = ownByScript.get('module.js') ?? [];
+    expect(main).toContain('module.tsx');
+    expect(main).toContain('extensions/links.tsx');
+    expect(main.filter((s) => s.startsWith('pages/') || s === 'extensions/RunbooksModal.tsx')).toEqual([]);
+    const chunks = [...ownByScript.entries()]
+      .filter(([script]) => script !== 'module.js')
+      .flatMap(([, s]) => s);
+    for (const lazy of [
+      'components/App.tsx',
+      'pages/CatalogPage.tsx',
+      'config/AppConfig.tsx',
+      'extensions/RunbooksModal.tsx',
+    ]) {
+      expect(chunks, `${lazy} in a chunk`).toContain(lazy);
+    }
+    // react-router-dom v6 is bundled (Grafana provides only react-router).
+    const bundled = scripts.flatMap(
+      (script) => (JSON.parse(read(`${script}.map`)) as { sources: string[] }).sources,
+    );
+    expect(bundled.some((s) => s.includes('/react-router-dom/'))).toBe(true);
   });
 
   it('ships README, CHANGELOG and LICENSE next to module.js', () => {

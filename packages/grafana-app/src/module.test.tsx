@@ -3,7 +3,6 @@ import { render, screen } from '@testing-library/react';
 import React from 'react';
 import { MemoryRouter } from 'react-router-dom';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { AppConfig } from './config/AppConfig';
 import { plugin } from './module';
 import { type Harness, startHarness } from './test/harness';
 import { appPluginMeta } from './test/plugin-meta';
@@ -39,9 +38,18 @@ describe('module', () => {
   it('exports an AppPlugin with a root page and the configuration page', () => {
     expect(plugin).toBeInstanceOf(AppPlugin);
     expect(plugin.root).toBeTypeOf('function');
-    expect(plugin.configPages?.map((p) => ({ id: p.id, title: p.title, body: p.body }))).toEqual([
-      { id: 'configuration', title: 'Configuration', body: AppConfig },
+    expect(plugin.configPages?.map((p) => ({ id: p.id, title: p.title }))).toEqual([
+      { id: 'configuration', title: 'Configuration' },
     ]);
+  });
+
+  it('loads the configuration page when it is first shown', async () => {
+    const Body = plugin.configPages?.[0]?.body;
+    if (!Body) throw new Error('no configuration page');
+    render(<Body plugin={{ meta } as never} query={{}} />);
+    expect(
+      await screen.findByRole('button', { name: /test connection/i }, { timeout: 30_000 }),
+    ).toBeInTheDocument();
   });
 
   it('routes / to the catalog, which lists the service’s runbooks', async () => {

@@ -13,7 +13,8 @@ import {
   PluginExtensionPoints,
 } from '@grafana/data';
 import { getTemplateSrv } from '@grafana/runtime';
-import React from 'react';
+import { LoadingPlaceholder } from '@grafana/ui';
+import React, { Suspense } from 'react';
 import {
   alertIncident,
   hasUsableContext,
@@ -21,7 +22,10 @@ import {
   panelIncident,
   type VariableValue,
 } from './context-labels';
-import { RunbooksModal } from './RunbooksModal';
+
+// The modal (and the run views it brings) is a chunk of its own: module.js, which holds these links, is
+// loaded on every dashboard, the modal only when someone clicks "Runbooks…".
+const RunbooksModal = React.lazy(() => import('./RunbooksModal').then((m) => ({ default: m.RunbooksModal })));
 
 /** The links' title, as in plugin.json. */
 export const LINK_TITLE = 'Runbooks…';
@@ -85,7 +89,9 @@ function open(helpers: PluginExtensionEventHelpers<object>, incident: IncidentCo
     title,
     width: '80%',
     body: ({ onDismiss }: { onDismiss?: () => void }) => (
-      <RunbooksModal incident={incident} onDismiss={onDismiss} />
+      <Suspense fallback={<LoadingPlaceholder text="Loading runbooks…" />}>
+        <RunbooksModal incident={incident} onDismiss={onDismiss} />
+      </Suspense>
     ),
   });
 }
