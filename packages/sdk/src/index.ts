@@ -49,6 +49,7 @@ export {
 } from './core/finding';
 export { canonicalJson, type Json } from './core/json';
 export { RetryOptions, type RetryOptionsInput, StepOptions } from './core/options';
+export { parseOptions } from './core/parse-options';
 export { type Change, type Plan, type PlanDraft, type RiskLevel, sealPlan, shortHash } from './core/plan';
 export { createRedactor, REDACTED, REDACTED_NEW_VALUE, type Redactor } from './core/redact';
 export { type ResourceRef, ResourceRefSchema, resourceRef } from './core/resource';
