@@ -1,0 +1,28 @@
+/**
+ * The running pieces of the lab, as the lab's own behaviour (activity, metrics, health, chaos) sees them.
+ * `startLab` builds them; everything else takes them as they are.
+ */
+import type { KubernetesSimulator, OllamaDouble, OpenRouterDouble } from '@aiwebtest/runbooks/testing';
+import type { Redis } from 'ioredis';
+import type pg from 'pg';
+import type { Backend } from './backend';
+import type { LabPgBouncer } from './database/pgbouncer';
+import type { SeleniumGridDouble } from './platform/selenium-grid';
+
+export interface LabParts {
+  /** The platform's namespace in the simulator. */
+  namespace: string;
+  simulator: KubernetesSimulator;
+  /** The lab's own pool on the application database, straight to PostgreSQL (not through PgBouncer). */
+  pool: pg.Pool;
+  /** That database's URL, straight to PostgreSQL. */
+  databaseUrl: string;
+  pgbouncer: LabPgBouncer;
+  /** The lab's own Redis client, on the platform's Redis database. */
+  redis: Redis;
+  grid: SeleniumGridDouble;
+  openRouter: OpenRouterDouble;
+  ollama: OllamaDouble;
+  /** The backend (the only replica that runs for real; the Deployment's pods stand for it). */
+  backend: Backend;
+}

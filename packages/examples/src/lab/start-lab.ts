@@ -1,0 +1,202 @@
+/**
+ * The local AI-Web-Test: the platform on the Kubernetes simulator, the application database behind a real
+ * PgBouncer, real Redis, the OpenRouter and Ollama doubles, a Selenium Grid double and the sample backend,
+ * wired so that what a runbook does to the simulated cluster has its real effect.
+ */
+import { chmod, mkdir, rm, writeFile } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { parseOptions } from '@aiwebtest/runbooks';
+import {
+  type KubernetesSimulator,
+  type OllamaDouble,
+  type OpenRouterDouble,
+  startKubernetesSimulator,
+  startOllamaDouble,
+  startOpenRouterDouble,
+} from '@aiwebtest/runbooks/testing';
+import { Redis } from 'ioredis';
+import pg from 'pg';
+import { z } from 'zod';
+import type { AiWebTestEnvironment } from '../aiwebtest/environment';
+import { LAB_ENVIRONMENT_FILE } from '../aiwebtest/environment';
+import { type Backend, startBackend } from './backend';
+import { LabDatabaseName, PostgresUrl, prepareLabDatabase } from './database/lab-database';
+import { type LabPgBouncer, startLabPgBouncer } from './database/pgbouncer';
+import { type LabBridge, startBridge } from './lab-bridge';
+import type { LabParts } from './lab-parts';
+import { backendEnvDefaults, PLATFORM_NAMESPACE, platformManifests } from './platform/manifests';
+import { type SeleniumGridDouble, startSeleniumGridDouble } from './platform/selenium-grid';
+
+/** The kubeconfig context of the lab's cluster; the pack's runbooks refuse any other. */
+export const LAB_KUBE_CONTEXT = 'aiwebtest-lab';
+/** The OpenRouter key the lab's backend uses with the double (not a secret: the double accepts only it). */
+const LAB_OPENROUTER_KEY = 'sk-or-lab-key';
+
+/** How to start the lab. */
+export const LabOptions = z.strictObject({
+  /** Where the lab keeps its files (lab.json, kubeconfig.yaml, PgBouncer's ini and log). */
+  dir: z.string().min(1),
+  /** A PostgreSQL superuser connection, used to create the application database. */
+  adminUrl: PostgresUrl.default('postgres://postgres@127.0.0.1:5432/postgres'),
+  /** The application database. @default "aiwebtest_lab" */
+  database: LabDatabaseName.default('aiwebtest_lab'),
+  /** Drop and re-seed the application database first. @default false */
+  resetDatabase: z.boolean().default(false),
+  /**
+   * The platform's Redis: agent caches, the backend's queue and breaker control. The lab uses a database
+   * index of its own (`/3`) so that clearing the agent cache never touches anything else on the server.
+   * @default "redis://127.0.0.1:6379/3"
+   */
+  redisUrl: z
+    .string()
+    .regex(/^redis:\/\/[^/]+\/\d{1,2}$/, 'expected redis://host:port/<db index>')
+    .default('redis://127.0.0.1:6379/3'),
+  /** The simulator's API server port; 0 picks a free one. @default 0 */
+  kubernetesPort: z.number().int().min(0).max(65_535).default(0),
+  /** The backend's port; 0 picks a free one. @default 0 */
+  backendPort: z.number().int().min(0).max(65_535).default(0),
+  /** How quickly simulated pods start and become ready. @default 500ms each */
+  podStartDelay: z.string().default('500ms'),
+  podReadinessDelay: z.string().default('500ms'),
+});
+export type LabOptions = z.input<typeof LabOptions>;
+
+/** The lab, running. */
+export interface RunningLab extends LabParts {
+  dir: string;
+  /** What the pack's runbooks use (also written to `<dir>/lab.json`). */
+  env: AiWebTestEnvironment;
+  /** The kubeconfig file of the simulated cluster. */
+  kubeconfigPath: string;
+  /** What the lab's bridge did so far, newest last (restarts it carried out, env it applied, failures). */
+  bridgeLog(): readonly string[];
+  /** Stops everything the lab started, newest first; the database and Redis keys stay. */
+  close(): Promise<void>;
+}
+
+/**
+ * Starts the lab. On failure, whatever had started is stopped again before the error is thrown.
+ */
+export async function startLab(input: LabOptions): Promise<RunningLab> {
+  const o = parseOptions('the lab', LabOptions, input);
+  const dir = resolve(o.dir);
+  await mkdir(dir, { recursive: true });
+  // Traversable by others (not listable): PgBouncer runs as the `postgres` user under root and reads its
+  // files in <dir>/pgbouncer. The files that matter (lab.json, kubeconfig.yaml) are the owner's only.
+  await chmod(dir, 0o711);
+  const stack: (() => Promise<unknown> | unknown)[] = [];
+  const closeAll = async () => {
+    for (const stop of stack.reverse()) {
+      try {
+        await stop();
+      } catch {
+        // Stopping continues: one piece that will not stop must not keep the others running.
+      }
+    }
+    stack.length = 0;
+  };
+
+  try {
+    const openRouter: OpenRouterDouble = await startOpenRouterDouble({ keys: [LAB_OPENROUTER_KEY] });
+    stack.push(() => openRouter.close());
+    const ollama: OllamaDouble = await startOllamaDouble({});
+    stack.push(() => ollama.close());
+
+    const simulator: KubernetesSimulator = await startKubernetesSimulator({
+      port: o.kubernetesPort,
+      contextName: LAB_KUBE_CONTEXT,
+      namespace: PLATFORM_NAMESPACE,
+      cluster: { startDelay: o.podStartDelay, readinessDelay: o.podReadinessDelay },
+    });
+    stack.push(() => simulator.close());
+    const manifestOptions = { ollamaUrl: ollama.url };
+    simulator.apply(...platformManifests(manifestOptions));
+
+    const { url: databaseUrl } = await prepareLabDatabase({
+      adminUrl: o.adminUrl,
+      database: o.database,
+      reset: o.resetDatabase,
+    });
+    const admin = new URL(o.adminUrl);
+    const pgbouncer: LabPgBouncer = await startLabPgBouncer({
+      postgresHost: admin.hostname,
+      postgresPort: Number(admin.port || 5432),
+      database: o.database,
+      dir: join(dir, 'pgbouncer'),
+    });
+    stack.push(() => pgbouncer.stop());
+    const pool = new pg.Pool({ connectionString: databaseUrl, max: 4, application_name: 'aiwebtest-lab' });
+    pool.on('error', () => {}); // an idle client losing its server must not end the lab
+    stack.push(() => pool.end());
+
+    const redis = new Redis(o.redisUrl, { maxRetriesPerRequest: 2 });
+    redis.on('error', () => {}); // reconnects by itself; health reports the outage
+    stack.push(() => redis.quit().catch(() => redis.disconnect()));
+
+    const grid: SeleniumGridDouble = await startSeleniumGridDouble({
+      simulator,
+      namespace: PLATFORM_NAMESPACE,
+    });
+    stack.push(() => grid.close());
+
+    const redisPrefix = 'aiwebtest:lab:';
+    const backend: Backend = await startBackend({
+      port: o.backendPort,
+      databaseUrl: pgbouncer.url(o.database),
+      redisUrl: o.redisUrl,
+      redisPrefix,
+      openRouterUrl: openRouter.baseUrl,
+      apiKey: LAB_OPENROUTER_KEY,
+      ollamaUrl: ollama.url,
+      env: backendEnvDefaults(manifestOptions),
+    });
+    stack.push(() => backend.close());
+
+    const parts: LabParts = {
+      namespace: PLATFORM_NAMESPACE,
+      simulator,
+      pool,
+      databaseUrl,
+      pgbouncer,
+      redis,
+      grid,
+      openRouter,
+      ollama,
+      backend,
+    };
+    const bridge: LabBridge = startBridge(parts);
+    stack.push(() => bridge.close());
+    await simulator.settle({ timeoutMs: 30_000 });
+
+    const kubeconfigPath = join(dir, 'kubeconfig.yaml');
+    await writeFile(kubeconfigPath, simulator.kubeConfigYaml(), { mode: 0o600 });
+    const env: AiWebTestEnvironment = {
+      namespace: PLATFORM_NAMESPACE,
+      kubeconfig: kubeconfigPath,
+      kubeContext: LAB_KUBE_CONTEXT,
+      databaseUrl: pgbouncer.url(o.database),
+      pgbouncerAdminUrl: pgbouncer.adminUrl,
+      redisUrl: o.redisUrl,
+      backendUrl: backend.url,
+      seleniumUrl: grid.url,
+      breakerService: 'aiwebtest-backend',
+      breakerPrefix: `${redisPrefix}breaker`,
+    };
+    const labFile = join(dir, LAB_ENVIRONMENT_FILE);
+    await writeFile(labFile, `${JSON.stringify(env, null, 2)}\n`, { mode: 0o600 });
+    // A stale lab.json would send runbooks to ports nobody listens on once the lab is gone.
+    stack.push(() => rm(labFile, { force: true }));
+
+    return {
+      ...parts,
+      dir,
+      env,
+      kubeconfigPath,
+      bridgeLog: () => bridge.log(),
+      close: closeAll,
+    };
+  } catch (e) {
+    await closeAll();
+    throw e;
+  }
+}
