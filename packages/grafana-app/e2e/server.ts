@@ -54,7 +54,10 @@ async function serveFile(res: ServerResponse, root: string, relative: string): P
   }
 }
 
-function bootData(user: GrafanaUser) {
+/** The themes the page may ask for with `?theme=` (as Grafana's own `?theme=light` does); dark otherwise. */
+const THEMES = new Set(['dark', 'light']);
+
+function bootData(user: GrafanaUser, theme: string) {
   return {
     user: {
       id: user.userId ?? 1,
@@ -64,7 +67,8 @@ function bootData(user: GrafanaUser) {
       orgRole: user.role,
       isSignedIn: true,
       isGrafanaAdmin: false,
-      theme: 'dark',
+      // @grafana/runtime's config builds config.theme2 from this id when it is first evaluated.
+      theme,
       timezone: 'browser',
       locale: 'en-US',
       language: 'en-US',
@@ -116,7 +120,8 @@ export async function startHostServer(options: HostServerOptions) {
   }
 
   async function route(req: IncomingMessage, res: ServerResponse) {
-    const path = new URL(req.url ?? '/', 'http://host.invalid').pathname;
+    const url = new URL(req.url ?? '/', 'http://host.invalid');
+    const path = url.pathname;
     if (path.startsWith('/api/')) return forward(req, res);
     if (req.method === 'GET') {
       if (path === '/host/system.js' && (await serveFile(res, systemjsDir, 'dist/system.js'))) return;
@@ -124,9 +129,12 @@ export async function startHostServer(options: HostServerOptions) {
       if (path.startsWith('/host/') && (await serveFile(res, options.hostBuildDir, path.slice(6)))) return;
       if (path.startsWith(pluginPrefix) && (await serveFile(res, distDir, path.slice(pluginPrefix.length))))
         return;
-      if (path === '/' || path.startsWith('/a/')) {
+      // `/a/<id>/…` is the app; `/d/<uid>` a dashboard, where the host renders panels and panel menus.
+      if (path === '/' || path.startsWith('/a/') || path.startsWith('/d/')) {
+        const asked = url.searchParams.get('theme') ?? 'dark';
+        const theme = THEMES.has(asked) ? asked : 'dark';
         // `<` escaped so the JSON cannot close the script element.
-        const data = JSON.stringify(bootData(grafana.user())).replace(/</g, '\\u003c');
+        const data = JSON.stringify(bootData(grafana.user(), theme)).replace(/</g, '\\u003c');
         res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' });
         res.end(template.replace('__BOOT_DATA__', data));
         return;

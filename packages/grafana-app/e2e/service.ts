@@ -13,8 +13,10 @@ import { fileURLToPath } from 'node:url';
 const packageDir = join(dirname(fileURLToPath(import.meta.url)), '..');
 /** The built CLI; `pnpm --filter @aiwebtest/runbooks build` makes it. */
 export const CLI = join(packageDir, '..', 'sdk', 'dist', 'cli', 'main.js');
-/** The runbooks module the service loads. */
+/** The runbooks module the service loads by default: the component tests' three. */
 export const RUNBOOKS_MODULE = join(packageDir, 'src', 'test', 'runbooks.mjs');
+/** Those three and the browser tests' own (a destructive `purge-queue`). */
+export const BROWSER_RUNBOOKS_MODULE = join(packageDir, 'e2e', 'runbooks.mjs');
 
 /** A running service. */
 export interface RunbookService {
@@ -27,13 +29,15 @@ export interface RunbookService {
   worldFile: string;
   /** `GET /api/v1/<path>` with the admin token; throws on a non-2xx answer. */
   get<T>(path: string): Promise<T>;
+  /** `POST /api/v1/<path>` with the admin token and a JSON body; throws on a non-2xx answer. */
+  post<T>(path: string, body: unknown): Promise<T>;
   stop(): Promise<void>;
 }
 
 const sha256 = (token: string) => createHash('sha256').update(token).digest('hex');
 
-/** Starts `runbook serve`; fails with the child's output if it is not listening within 30 s. */
-export async function startService(): Promise<RunbookService> {
+/** Starts `runbook serve`; fails with the child's output if it is not listening within 90 s (the e2e files share 2 cores with other work: start-up alone can take a minute then). */
+export async function startService(options: { runbooksModule?: string } = {}): Promise<RunbookService> {
   if (!existsSync(CLI))
     throw new Error(`${CLI} is missing: build the SDK first (cd packages/sdk && pnpm build)`);
   const dir = mkdtempSync(join(tmpdir(), 'runbooks-app-e2e-'));
@@ -52,7 +56,16 @@ export async function startService(): Promise<RunbookService> {
   );
   const child: ChildProcess = spawn(
     process.execPath,
-    [CLI, 'serve', '--runbooks', RUNBOOKS_MODULE, '--data-dir', join(dir, 'store'), '--port', '0'],
+    [
+      CLI,
+      'serve',
+      '--runbooks',
+      options.runbooksModule ?? RUNBOOKS_MODULE,
+      '--data-dir',
+      join(dir, 'store'),
+      '--port',
+      '0',
+    ],
     {
       cwd: packageDir,
       env: {
@@ -80,7 +93,7 @@ export async function startService(): Promise<RunbookService> {
     rmSync(dir, { recursive: true, force: true });
   };
 
-  const deadline = Date.now() + 30_000;
+  const deadline = Date.now() + 90_000;
   for (;;) {
     const match = /runbook service listening on (http:\/\/\S+)/.exec(output);
     if (match?.[1]) {
@@ -92,7 +105,17 @@ export async function startService(): Promise<RunbookService> {
         if (!response.ok) throw new Error(`GET /api/v1/${path}: ${response.status} ${await response.text()}`);
         return (await response.json()) as T;
       };
-      return { url, grafanaToken, adminToken, worldFile, get, stop: cleanup };
+      const post = async <T>(path: string, body: unknown): Promise<T> => {
+        const response = await fetch(`${url}/api/v1/${path}`, {
+          method: 'POST',
+          headers: { authorization: `Bearer ${adminToken}`, 'content-type': 'application/json' },
+          body: JSON.stringify(body),
+        });
+        if (!response.ok)
+          throw new Error(`POST /api/v1/${path}: ${response.status} ${await response.text()}`);
+        return (await response.json()) as T;
+      };
+      return { url, grafanaToken, adminToken, worldFile, get, post, stop: cleanup };
     }
     if (gone || Date.now() > deadline) {
       await cleanup();

@@ -4,29 +4,17 @@
  * modules under their bare names (Grafana's shared dependencies), sets a BackendSrv whose `fetch` goes to
  * this page's origin (the server forwards `/api/plugin-proxy/...` like Grafana), imports the plugin's
  * built `module.js` from `/public/plugins/<id>/`, calls `init(meta)` and renders its root page inside the
- * theme and a router at `/a/<id>/*`, as Grafana's AppRootPage does.
+ * theme and a router at `/a/<id>/*`, as Grafana's AppRootPage does. At `/d/<uid>` it plays a dashboard
+ * instead (dashboard.tsx): the nested panel plugin and the app's panel-menu links, driven by the test.
  *
  * The outcome is published on `window.__host` for the browser test to read.
  */
 import * as emotionCss from '@emotion/css';
 import * as grafanaData from '@grafana/data';
-import {
-  type AppPlugin,
-  type AppPluginMeta,
-  PluginContextProvider,
-  PluginType,
-  ThemeContext,
-} from '@grafana/data';
+import { type AppPlugin, type AppPluginMeta, PluginContextProvider, PluginType } from '@grafana/data';
 import * as grafanaRuntime from '@grafana/runtime';
-import {
-  type BackendSrv,
-  type BackendSrvRequest,
-  config,
-  type FetchResponse,
-  setBackendSrv,
-} from '@grafana/runtime';
+import { type BackendSrv, type BackendSrvRequest, type FetchResponse, setBackendSrv } from '@grafana/runtime';
 import * as grafanaUi from '@grafana/ui';
-import { GlobalStyles } from '@grafana/ui';
 import * as React from 'react';
 import * as jsxRuntime from 'react/jsx-runtime';
 import * as reactDom from 'react-dom';
@@ -36,7 +24,9 @@ import { BrowserRouter, Route, Routes } from 'react-router-dom';
 import * as rxjs from 'rxjs';
 import { lastValueFrom, Observable } from 'rxjs';
 
+import { startDashboard } from './dashboard.tsx';
 import type { HostState } from './state.ts';
+import { Themed } from './themed.tsx';
 
 declare global {
   interface Window {
@@ -160,13 +150,13 @@ host.fetchJson = async (url) => {
   }
 };
 
-async function main() {
+/** What Grafana's /api/plugins/<id>/settings gives the frontend: never secureJsonData, only which keys are set. */
+async function appMeta(): Promise<AppPluginMeta> {
   const pluginJson = (await (await fetch(`/public/plugins/${PLUGIN_ID}/plugin.json`)).json()) as {
     name: string;
     info: AppPluginMeta['info'];
   };
-  // What Grafana's /api/plugins/<id>/settings gives the frontend: never secureJsonData, only which keys are set.
-  const meta = {
+  return {
     id: PLUGIN_ID,
     name: pluginJson.name,
     type: PluginType.app,
@@ -178,21 +168,52 @@ async function main() {
     jsonData: { serviceUrl: 'configured-on-the-server' },
     secureJsonFields: { serviceToken: true },
   } as unknown as AppPluginMeta;
+}
 
+/** Imports module.js and initialises the app as Grafana's importAppPlugin does (also when it preloads apps for extensions). */
+async function loadApp(meta: AppPluginMeta): Promise<AppPlugin> {
   host.importStartedAt = performance.now();
   const exports = await window.System.import(`/public/plugins/${PLUGIN_ID}/module.js`);
   const plugin = exports.plugin as AppPlugin | undefined;
   if (!plugin?.root) throw new Error('module.js exports no `plugin` with a root page');
   plugin.meta = meta;
   plugin.init?.(meta);
-  const Root = plugin.root;
+  return plugin;
+}
 
+// The themes' own colours, for the test to compare the page with (independent of the theme the page picked).
+host.themeColors = (mode) => {
+  const theme = grafanaData.createTheme({ colors: { mode } });
+  return {
+    canvas: theme.colors.background.canvas,
+    text: theme.colors.text.primary,
+    primary: theme.colors.primary.main,
+    error: theme.colors.error.main,
+    primaryShade: theme.colors.primary.shade,
+    errorShade: theme.colors.error.shade,
+  };
+};
+
+async function main() {
   const element = document.getElementById('reactRoot');
   if (!element) throw new Error('no #reactRoot');
+  const meta = await appMeta();
+  const plugin = await loadApp(meta);
+  // `/d/<uid>`: a dashboard. The test then renders panels and panel menus through `window.__host.dashboard`.
+  if (window.location.pathname.startsWith('/d/')) {
+    host.dashboard = startDashboard({
+      root: createRoot(element),
+      app: plugin,
+      appMeta: meta,
+      pluginId: PLUGIN_ID,
+    });
+    host.phase = 'ready';
+    return;
+  }
+  const Root = plugin.root;
+  if (!Root) throw new Error('module.js exports no `plugin` with a root page');
   createRoot(element).render(
-    <ThemeContext.Provider value={config.theme2}>
-      {/* Grafana's page-wide styles (body background, text colour), as its own root renders them. */}
-      <GlobalStyles />
+    <Themed>
       <PluginContextProvider meta={meta}>
         <BrowserRouter>
           <Routes>
@@ -211,7 +232,7 @@ async function main() {
           </Routes>
         </BrowserRouter>
       </PluginContextProvider>
-    </ThemeContext.Provider>,
+    </Themed>,
   );
   host.phase = 'rendered';
 }

@@ -11,6 +11,9 @@
  *   agent, applied without approval; triggered by the alert `AgentReplicasLow`.
  * - `failover-database` (high risk): its plan needs an admin other than the requester to approve it.
  * - `inspect-latency`: diagnose only; its finding carries a table, log lines, a time series, a text and a link.
+ *
+ * Not in `runbooks` (the component tests list exactly those three): `purge-queue` (high risk, destructive),
+ * in {@link browserTestRunbooks}, which the browser test's service loads besides them (e2e/runbooks.mjs).
  */
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { defineAction, defineCheck, defineRunbook, finding, resourceRef } from '@aiwebtest/runbooks';
@@ -205,3 +208,63 @@ export const inspectLatency = defineRunbook({
 });
 
 export const runbooks = [scaleAgent, failoverDatabase, inspectLatency];
+
+/** The work queues `purge-queue` knows and the depth each starts with (the world has no `queues` until a purge). */
+export const QUEUE_DEPTHS = { 'generation-jobs': 42, 'requirements-jobs': 7 };
+
+// Not exported by itself: the CLI loads every named export that is a runbook, and the component tests'
+// service must keep exactly `runbooks`. An array under another name than `runbooks` is not loaded.
+const purgeQueue = defineRunbook({
+  id: 'purge-queue',
+  title: 'Purge a work queue',
+  description: 'Drops every job waiting in a queue. Destructive and high risk: an admin approves the plan.',
+  severity: 'P2',
+  // Dashboards tagged `queues` offer it in their "Runbooks…" modal (a tag match, no trigger).
+  tags: ['queues'],
+  input: z.object({
+    queue: z.enum(Object.keys(QUEUE_DEPTHS)).describe('The queue to purge'),
+    reason: z.string().min(1).max(200).default('stuck jobs').describe('Why the jobs are dropped'),
+  }),
+  async run({ input, step }) {
+    const depthOf = () => readWorld().queues?.[input.queue]?.depth ?? QUEUE_DEPTHS[input.queue];
+    await step.check(
+      'depth',
+      defineCheck({
+        kind: 'test.queue-depth',
+        description: 'Reads how many jobs wait in the queue',
+        async run() {
+          const depth = depthOf();
+          return finding(depth > 0 ? 'warn' : 'ok', `${input.queue} holds ${depth} jobs`, { depth });
+        },
+      }),
+    );
+    const target = resourceRef('test', 'queues', input.queue);
+    await step.act(
+      'purge',
+      defineAction({
+        kind: 'test.purge',
+        target,
+        risk: 'high',
+        destructive: true,
+        async plan() {
+          const depth = depthOf();
+          return {
+            summary: `drop ${depth} jobs from ${input.queue} (${input.reason})`,
+            changes: [{ target, field: 'depth', before: depth, after: 0 }],
+            params: { queue: input.queue },
+          };
+        },
+        async apply(_ctx, plan) {
+          const world = readWorld();
+          world.queues = { ...(world.queues ?? {}), [plan.params.queue]: { depth: 0 } };
+          writeWorld(world);
+          return { purged: plan.params.queue };
+        },
+      }),
+    );
+    return step.done(`${input.queue} purged`);
+  },
+});
+
+/** Runbooks only the browser test's service loads, next to {@link runbooks} (see e2e/runbooks.mjs). */
+export const browserTestRunbooks = [purgeQueue];
