@@ -177,6 +177,10 @@ const getStyles = (theme: GrafanaTheme2) => ({
   heading: css({
     ...theme.typography.h5,
     margin: 0,
-    '&:focus-visible': { outline: `2px solid ${theme.colors.primary.main}`, outlineOffset: 2 },
+    // A box-shadow ring like Grafana's own focus styles: its global `[tabindex='-1']:focus { outline: none
+    // !important }` hides an outline on a heading that takes the focus after a result.
+    '&:focus-visible': {
+      boxShadow: `0 0 0 2px ${theme.colors.background.canvas}, 0 0 0 4px ${theme.colors.primary.main}`,
+    },
   }),
 });
