@@ -39,6 +39,8 @@ export const AiWebTestEnvironment = z.strictObject({
   backendUrl: HttpUrl,
   /** The Selenium Grid hub (`/status`). */
   seleniumUrl: HttpUrl,
+  /** The OpenRouter API the backend calls, up to `/api/v1` (runbook 6 probes its `/health`). */
+  openRouterUrl: HttpUrl.default('https://openrouter.ai/api/v1'),
   /** Prometheus, for the metric checks; without it those steps report `unknown`. */
   prometheusUrl: HttpUrl.optional(),
   /** The backend's service name in breaker control (Redis), as its replicas register. @default "aiwebtest-backend" */
@@ -59,6 +61,7 @@ export const ENVIRONMENT_VARIABLES = {
   redisUrl: 'AIWEBTEST_REDIS_URL',
   backendUrl: 'AIWEBTEST_BACKEND_URL',
   seleniumUrl: 'AIWEBTEST_SELENIUM_URL',
+  openRouterUrl: 'AIWEBTEST_OPENROUTER_URL',
   prometheusUrl: 'PROMETHEUS_URL',
   breakerService: 'AIWEBTEST_BREAKER_SERVICE',
   breakerPrefix: 'AIWEBTEST_BREAKER_PREFIX',
