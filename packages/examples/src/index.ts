@@ -1,53 +1,74 @@
 /**
  * @aiwebtest/runbook-examples — the AI-Web-Test runbook pack and the local lab it runs against.
  *
- * `runbooks` is what the `runbook` CLI loads (`--runbooks @aiwebtest/runbook-examples`).
+ * `runbooks` is what the `runbook` CLI and service load (`--runbooks @aiwebtest/runbook-examples`). Each
+ * runbook finds the platform when a run starts: from the variables of {@link ENVIRONMENT_VARIABLES}, or from
+ * the running lab's `lab.json` (`$AIWEBTEST_LAB_DIR`, else `.runbook/lab`). Each also has a factory taking
+ * `{ connect }`, for tests and for other platforms.
  */
 import type { Runbook } from '@aiwebtest/runbooks';
 import { agentFailure } from './aiwebtest/agent-failure';
+import { apiHighLatency } from './aiwebtest/api-high-latency';
+import { databasePerformance } from './aiwebtest/database-performance';
+import { executionAgentFailure } from './aiwebtest/execution-agent-failure';
+import { generationAgentFailure } from './aiwebtest/generation-agent-failure';
+import { openRouterOutage } from './aiwebtest/openrouter-outage';
+import { openRouterRateLimit } from './aiwebtest/openrouter-rate-limit';
+import { postgresConnectionLoss } from './aiwebtest/postgres-connection-loss';
+import { testExecutionHighLatency } from './aiwebtest/test-execution-high-latency';
 
+export { AgentFailureInput, agentFailure, createAgentFailureRunbook } from './aiwebtest/agent-failure';
+export { apiHighLatency, createApiHighLatencyRunbook } from './aiwebtest/api-high-latency';
+export { createDatabasePerformanceRunbook, databasePerformance } from './aiwebtest/database-performance';
 export {
-  AgentFailureInput,
-  type AgentFailureOptions,
-  agentFailure,
-  createAgentFailureRunbook,
-} from './aiwebtest/agent-failure';
-export { type CommandIo, runLabCommand } from './lab/command';
-export {
+  type AiWebTest,
+  AiWebTestEnvironment,
+  type AiWebTestEnvironmentInput,
+  type ConnectAiWebTest,
+  connectAiWebTest,
+  connectFromEnvironment,
   DEFAULT_LAB_DIR,
-  defaultLabDir,
-  isLabStateError,
-  LAB_DIR_ENV,
-  LAB_STATE_FILE,
-  type Lab,
-  LabStateError,
-  openLab,
-} from './lab/lab';
+  ENVIRONMENT_VARIABLES,
+  EnvironmentError,
+  LAB_DIR_VARIABLE,
+  LAB_ENVIRONMENT_FILE,
+  readEnvironment,
+} from './aiwebtest/environment';
 export {
-  AGENT_NAMES,
-  AgentName,
-  AgentState,
-  agentClass,
-  FAULTS,
-  Fault,
-  initialLabState,
-  LAB_NAMESPACE,
-  LabState,
-  TRANSIENT_FAULTS,
-} from './lab/state';
+  createExecutionAgentFailureRunbook,
+  executionAgentFailure,
+} from './aiwebtest/execution-agent-failure';
 export {
-  type AgentRef,
-  deploymentRef,
-  isReady,
-  type PodLogsData,
-  type PodStatusData,
-  podLogs,
-  podStatus,
-  RESTARTED_AT_FIELD,
-  type RolloutRestartParams,
-  type RolloutRestartResult,
-  rolloutRestart,
-} from './lab/steps';
+  createGenerationAgentFailureRunbook,
+  generationAgentFailure,
+} from './aiwebtest/generation-agent-failure';
+export { createOpenRouterOutageRunbook, openRouterOutage } from './aiwebtest/openrouter-outage';
+export { createOpenRouterRateLimitRunbook, openRouterRateLimit } from './aiwebtest/openrouter-rate-limit';
+export { backendHealth, sampleRequest, seleniumGridStatus } from './aiwebtest/platform-checks';
+export {
+  createPostgresConnectionLossRunbook,
+  postgresConnectionLoss,
+} from './aiwebtest/postgres-connection-loss';
+export { prometheusQuery } from './aiwebtest/prometheus-query';
+export {
+  createTestExecutionHighLatencyRunbook,
+  testExecutionHighLatency,
+} from './aiwebtest/test-execution-high-latency';
+export { type CommandIo, runLabCommand } from './lab/command';
+export { type DrillResult, IncidentDrill } from './lab/incident-drill';
+export { type LabUp, LabUpOptions, labUp } from './lab/lab-up';
+export { SCENARIO_CATALOG, SCENARIOS, type ScenarioName } from './lab/scenarios';
+export { LabOptions, type RunningLab, startLab } from './lab/start-lab';
 
-/** Every runbook of the pack. */
-export const runbooks: readonly Runbook[] = [agentFailure];
+/** Every runbook of the pack, in the manual's order (runbooks 1–9). */
+export const runbooks: readonly Runbook[] = [
+  agentFailure,
+  generationAgentFailure,
+  executionAgentFailure,
+  postgresConnectionLoss,
+  databasePerformance,
+  openRouterOutage,
+  openRouterRateLimit,
+  apiHighLatency,
+  testExecutionHighLatency,
+];

@@ -19,7 +19,7 @@ import pg from 'pg';
 import { z } from 'zod';
 import type { AiWebTestEnvironment } from '../aiwebtest/environment';
 import { LAB_ENVIRONMENT_FILE } from '../aiwebtest/environment';
-import { type Backend, startBackend } from './backend';
+import { type Backend, type BackendOptionsInput, startBackend } from './backend';
 import { LabDatabaseName, PostgresUrl, prepareLabDatabase } from './database/lab-database';
 import { type LabPgBouncer, startLabPgBouncer } from './database/pgbouncer';
 import { type LabBridge, startBridge } from './lab-bridge';
@@ -58,6 +58,17 @@ export const LabOptions = z.strictObject({
   /** How quickly simulated pods start and become ready. @default 500ms each */
   podStartDelay: z.string().default('500ms'),
   podReadinessDelay: z.string().default('500ms'),
+  /** The simulated kubelet's back-off between crashes of a crash-looping container. @default 200ms */
+  podCrashBackoff: z.string().default('200ms'),
+  /** How often simulated pod metrics (`kubectl top`) refresh. @default 1s */
+  metricsInterval: z.string().default('1s'),
+  /** The backend's breaker, retry and timeout settings (tests make its breaker quick to open and to probe). */
+  backend: z
+    .custom<Pick<BackendOptionsInput, 'breaker' | 'retry' | 'generateTimeoutMs'>>(
+      (v) => typeof v === 'object' && v !== null,
+      'expected an object of backend settings',
+    )
+    .optional(),
 });
 export type LabOptions = z.input<typeof LabOptions>;
 
@@ -72,6 +83,11 @@ export interface RunningLab extends LabParts {
   bridgeLog(): readonly string[];
   /** Stops everything the lab started, newest first; the database and Redis keys stay. */
   close(): Promise<void>;
+}
+
+/** Writes `<dir>/lab.json`, the environment the pack's runbooks read (user-only: it holds the URLs). */
+export async function writeLabEnvironment(dir: string, env: AiWebTestEnvironment): Promise<void> {
+  await writeFile(join(dir, LAB_ENVIRONMENT_FILE), `${JSON.stringify(env, null, 2)}\n`, { mode: 0o600 });
 }
 
 /**
@@ -106,7 +122,12 @@ export async function startLab(input: LabOptions): Promise<RunningLab> {
       port: o.kubernetesPort,
       contextName: LAB_KUBE_CONTEXT,
       namespace: PLATFORM_NAMESPACE,
-      cluster: { startDelay: o.podStartDelay, readinessDelay: o.podReadinessDelay },
+      cluster: {
+        startDelay: o.podStartDelay,
+        readinessDelay: o.podReadinessDelay,
+        crashBackoff: o.podCrashBackoff,
+        metricsInterval: o.metricsInterval,
+      },
     });
     stack.push(() => simulator.close());
     const manifestOptions = { ollamaUrl: ollama.url };
@@ -149,6 +170,7 @@ export async function startLab(input: LabOptions): Promise<RunningLab> {
       apiKey: LAB_OPENROUTER_KEY,
       ollamaUrl: ollama.url,
       env: backendEnvDefaults(manifestOptions),
+      ...o.backend,
     });
     stack.push(() => backend.close());
 
@@ -179,13 +201,13 @@ export async function startLab(input: LabOptions): Promise<RunningLab> {
       redisUrl: o.redisUrl,
       backendUrl: backend.url,
       seleniumUrl: grid.url,
+      openRouterUrl: openRouter.baseUrl,
       breakerService: 'aiwebtest-backend',
       breakerPrefix: `${redisPrefix}breaker`,
     };
-    const labFile = join(dir, LAB_ENVIRONMENT_FILE);
-    await writeFile(labFile, `${JSON.stringify(env, null, 2)}\n`, { mode: 0o600 });
+    await writeLabEnvironment(dir, env);
     // A stale lab.json would send runbooks to ports nobody listens on once the lab is gone.
-    stack.push(() => rm(labFile, { force: true }));
+    stack.push(() => rm(join(dir, LAB_ENVIRONMENT_FILE), { force: true }));
 
     return {
       ...parts,

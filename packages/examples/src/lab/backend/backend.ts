@@ -122,7 +122,8 @@ export async function startBackend(input: BackendOptionsInput): Promise<Backend>
     });
     const control = replicaBreakerSwitch(breakers);
     control.forceOpenHere('openrouter', env.OPENROUTER_FALLBACK);
-    const app = Fastify({ logger: o.logger });
+    // Closing must not wait for keep-alive connections of the load generator (or a stuck client) to time out.
+    const app = Fastify({ logger: o.logger, forceCloseConnections: true });
     const chainFor = (e: BackendEnv) => {
       const made = buildLlmChain({
         service: o.serviceName,

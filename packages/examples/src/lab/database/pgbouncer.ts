@@ -84,8 +84,10 @@ export async function startLabPgBouncer(options: LabPgBouncerOptions): Promise<L
     stats_period: '5',
     logfile: files.log,
     pidfile: files.pid,
-    // pg clients send it; pgbouncer would refuse the login otherwise.
-    ignore_startup_parameters: 'extra_float_digits',
+    // Startup parameters pgbouncer cannot track in transaction pooling; it refuses the login unless told to
+    // ignore them. pg sends extra_float_digits; the SDK's checks send statement_timeout, which a server
+    // connection shared between clients could not honour anyway (its steps stay bounded by their signals).
+    ignore_startup_parameters: 'extra_float_digits,statement_timeout',
   };
   const ini = [
     '[databases]',
