@@ -21,6 +21,11 @@ export const PostgresOptions = z.object({
   connectTimeout: Duration.default('5s'),
   /** Server-side bound on every statement of checks and planning (`statement_timeout`). @default "30s" */
   statementTimeout: Duration.default('30s'),
+  /**
+   * Bound on waiting for a lock in checks and planning (`lock_timeout`): a table the incident holds locked
+   * fails the statement quickly, with an error that says so, instead of stalling the diagnosis. @default "5s"
+   */
+  lockTimeout: Duration.default('5s'),
   /** Pooled connections for checks and ordinary statements. @default 4 */
   poolSize: z.number().int().min(1).max(100).default(4),
   /** `application_name` of our sessions; actions never touch sessions with it. @default "aiwebtest-runbooks" */
@@ -77,9 +82,22 @@ export class PostgresDatabase {
     const client = await this.#connect(this.#pool.connect(), options.signal);
     let broken: Error | undefined;
     try {
-      return await this.#run(client, sql, params, options);
+      // The bounds are set per transaction (SET LOCAL), not per session or at connect: behind PgBouncer in
+      // transaction pooling a session setting would leak to other clients' statements, and PgBouncer
+      // refuses startup parameters it cannot track. A transaction keeps one server connection throughout.
+      await client.query('BEGIN');
+      await this.#bound(client);
+      const result = await this.#run<R>(client, sql, params, options, 'transaction');
+      await client.query('COMMIT');
+      return result;
     } catch (e) {
       if (isRunbookError(e) && e.code === 'PG_CONNECTION') broken = e;
+      // After an abort the socket may be gone: the connection is discarded below, not rolled back.
+      if (!broken && !options.signal?.aborted) {
+        await client.query('ROLLBACK').catch((rollbackError: Error) => {
+          broken = rollbackError;
+        });
+      }
       throw e;
     } finally {
       // After an abort the backend is not reused: a late cancel could hit the next query on it.
@@ -104,7 +122,9 @@ export class PostgresDatabase {
       options.signal,
     );
     try {
-      return await work(this.#session(client));
+      // No session setting here: through PgBouncer in transaction pooling it would stay on a server
+      // connection other clients share. Maintenance statements set what they need and reset it.
+      return await work(this.#session(client, 'session'));
     } finally {
       await client.end().catch(() => {});
     }
@@ -117,10 +137,11 @@ export class PostgresDatabase {
   ): Promise<T> {
     options.signal?.throwIfAborted();
     const client = await this.#connect(this.#pool.connect(), options.signal);
-    const session = this.#session(client);
+    const session = this.#session(client, 'transaction');
     let broken: Error | undefined;
     try {
       await session.query('BEGIN', [], options);
+      await this.#bound(client);
       const result = await work(session);
       await session.query('COMMIT', [], options);
       return result;
@@ -148,15 +169,24 @@ export class PostgresDatabase {
     return {
       connectionString: this.options.url,
       connectionTimeoutMillis: toMillis(this.options.connectTimeout),
-      statement_timeout: toMillis(this.options.statementTimeout),
       application_name: this.options.applicationName,
     };
   }
 
-  #session(client: pg.ClientBase): Session {
+  /** Sets the statement and lock bounds for the rest of the current transaction. */
+  async #bound(client: pg.ClientBase): Promise<void> {
+    await client.query(
+      `SET LOCAL statement_timeout = ${Math.max(0, Math.floor(toMillis(this.options.statementTimeout)))}`,
+    );
+    await client.query(
+      `SET LOCAL lock_timeout = ${Math.max(0, Math.floor(toMillis(this.options.lockTimeout)))}`,
+    );
+  }
+
+  #session(client: pg.ClientBase, scope: 'transaction' | 'session'): Session {
     return {
       query: <R extends Row = Row>(sql: string, params: unknown[] = [], options: QueryOptions = {}) =>
-        this.#run<R>(client, sql, params, options),
+        this.#run<R>(client, sql, params, options, scope),
       pid: (client as unknown as { processID?: number }).processID ?? null,
     };
   }
@@ -196,8 +226,14 @@ export class PostgresDatabase {
     sql: string,
     params: unknown[],
     options: QueryOptions,
+    scope: 'transaction' | 'session',
   ): Promise<pg.QueryResult<R>> {
     const signal = options.signal;
+    // In a transaction an override is a SET LOCAL and ends with it; on a dedicated session it is reset after.
+    const override =
+      options.statementTimeoutMs === undefined
+        ? undefined
+        : Math.max(0, Math.floor(options.statementTimeoutMs));
     let stop = () => {};
     // pg has no AbortSignal support: an abort asks the server to cancel the running statement, and when
     // that cannot reach it (no free connection slot, a dead network) the socket is closed after a grace
@@ -221,8 +257,8 @@ export class PostgresDatabase {
     });
     aborted.catch(() => {}); // settled by the race below, or never observed
     try {
-      if (options.statementTimeoutMs !== undefined) {
-        await client.query(`SET statement_timeout = ${Math.max(0, Math.floor(options.statementTimeoutMs))}`);
+      if (override !== undefined) {
+        await client.query(`SET ${scope === 'transaction' ? 'LOCAL ' : ''}statement_timeout = ${override}`);
       }
       return await Promise.race([client.query<R>(sql, params), aborted]);
     } catch (e) {
@@ -230,8 +266,10 @@ export class PostgresDatabase {
       throw toPostgresError(e, firstWords(sql));
     } finally {
       stop();
-      if (options.statementTimeoutMs !== undefined && !signal?.aborted) {
-        await client.query('RESET statement_timeout').catch(() => {});
+      if (override !== undefined && scope === 'session' && !signal?.aborted) {
+        await client
+          .query(`SET statement_timeout = ${toMillis(this.options.statementTimeout)}`)
+          .catch(() => {});
       }
     }
   }

@@ -7,7 +7,7 @@ import { parseOptions } from '../../core/parse-options';
 import { type Check, defineCheck } from '../../core/step';
 import { isPostgresError, type PostgresDatabase } from '../database';
 import { firstKeyword, statementProblem } from './sql-statement';
-import { clip, errorText, hiddenNote, MAX_ROWS, plural } from './wording';
+import { clip, errorText, hiddenNote, isLockWait, lockWaitSummary, MAX_ROWS, plural } from './wording';
 
 const Scalar = z.union([z.string(), z.number(), z.boolean(), z.null()]);
 
@@ -136,6 +136,17 @@ export function sqlCheck(db: PostgresDatabase, options: SqlCheckOptionsInput): C
           { signal: ctx.signal },
         );
       } catch (e) {
+        if (isLockWait(e)) {
+          return finding('unknown', lockWaitSummary(p.name, e), {
+            name: p.name,
+            measure: p.measure === 'auto' ? 'rows' : p.measure,
+            value: null,
+            rowCount: 0,
+            columns: [],
+            rows: [],
+            thresholds: { warn: warn ?? null, fail: fail ?? null, direction },
+          });
+        }
         if (isPostgresError(e) && e.sqlstate === '25006') {
           throw new NonRetriableError(
             `sqlCheck "${p.name}" tried to change data, and PostgreSQL refused it: ${errorText(e)}. ` +

@@ -4,7 +4,16 @@ import { parseOptions } from '../../core/parse-options';
 import { type Check, defineCheck } from '../../core/step';
 import type { PostgresDatabase } from '../database';
 import { Ratio } from './options';
-import { formatBytes, isoOf, listSome, MAX_ROWS, percent, plural } from './wording';
+import {
+  formatBytes,
+  isLockWait,
+  isoOf,
+  listSome,
+  lockWaitSummary,
+  MAX_ROWS,
+  percent,
+  plural,
+} from './wording';
 
 /** Options of {@link tableSizes}. */
 export const TableSizesOptions = z
@@ -82,23 +91,25 @@ export function tableSizes(
     kind: KIND,
     description: `Largest tables and dead-row share (vacuum need) on ${db.display}`,
     async run(ctx) {
-      const { rows } = await db.query<{
-        schema: string;
-        table: string;
-        total: number;
-        heap: number;
-        indexes: number;
-        live: number;
-        dead: number;
-        last_vacuum: Date | null;
-        last_autovacuum: Date | null;
-        last_analyze: Date | null;
-        last_autoanalyze: Date | null;
-        by_size: number;
-        by_dead: number;
-        ratio: number;
-      }>(
-        `WITH t AS (
+      let rows;
+      try {
+        ({ rows } = await db.query<{
+          schema: string;
+          table: string;
+          total: number;
+          heap: number;
+          indexes: number;
+          live: number;
+          dead: number;
+          last_vacuum: Date | null;
+          last_autovacuum: Date | null;
+          last_analyze: Date | null;
+          last_autoanalyze: Date | null;
+          by_size: number;
+          by_dead: number;
+          ratio: number;
+        }>(
+          `WITH t AS (
            SELECT s.schemaname AS schema, s.relname AS table,
                   pg_total_relation_size(s.relid)::float8 AS total, pg_relation_size(s.relid)::float8 AS heap,
                   pg_indexes_size(s.relid)::float8 AS indexes,
@@ -114,9 +125,13 @@ export function tableSizes(
              FROM t
          )
          SELECT * FROM ranked WHERE by_size <= $2 OR by_dead <= ${MAX_ROWS} ORDER BY by_size`,
-        [p.schemas ?? null, p.limit, p.minDeadRows, p.warnDeadRatio],
-        { signal: ctx.signal },
-      );
+          [p.schemas ?? null, p.limit, p.minDeadRows, p.warnDeadRatio],
+          { signal: ctx.signal },
+        ));
+      } catch (e) {
+        if (!isLockWait(e)) throw e;
+        return finding('unknown', lockWaitSummary('Table sizes', e), { largest: [], bloated: [] });
+      }
       const view = (r: (typeof rows)[number]): TableSize => ({
         schema: r.schema,
         table: r.table,

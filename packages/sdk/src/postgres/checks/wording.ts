@@ -131,3 +131,16 @@ export function errorText(e: unknown): string {
   const message = e instanceof Error ? e.message : String(e);
   return message.replace(/^PostgreSQL .*? failed: /, '');
 }
+
+/**
+ * True for a statement that gave up waiting for a lock (`lock_timeout`, SQLSTATE 55P03): a table the
+ * incident holds locked. Checks report that as `unknown`, naming the lock, rather than failing the run.
+ */
+export function isLockWait(e: unknown): boolean {
+  return (e as { sqlstate?: unknown } | null)?.sqlstate === '55P03';
+}
+
+/** The summary of a check that could not read because of a lock. */
+export function lockWaitSummary(what: string, e: unknown): string {
+  return `${what}: not read, a lock was held longer than the lock timeout (${errorText(e)}); another session holds a lock on what it reads — see the active queries`;
+}
