@@ -20,6 +20,12 @@ export const ActiveQueriesOptions = z
     failAfter: Duration.default('5m'),
     /** Also list sessions that are not `active` (idle, idle in transaction) for at least `minDuration`. @default false */
     includeIdle: z.boolean().default(false),
+    /**
+     * Also list the sessions of the server's other databases. Off, only the database this check connects to
+     * is looked at: on a shared server another application's long query is not this incident's cause (and
+     * cannot hold locks on this database's tables). @default false
+     */
+    allDatabases: z.boolean().default(false),
   })
   .refine((p) => toMillis(p.minDuration) <= toMillis(p.failAfter), {
     message: 'minDuration must not exceed failAfter',
@@ -107,7 +113,7 @@ export function activeQueries(
         `WITH s AS (
            SELECT a.*, pg_blocking_pids(a.pid) AS blocked_by
              FROM pg_stat_activity a
-            WHERE a.pid <> pg_backend_pid()
+            WHERE a.pid <> pg_backend_pid() AND ($3 OR a.datname = current_database())
          ), blockers AS (SELECT DISTINCT unnest(blocked_by) AS pid FROM s)
          SELECT ${sessionColumns(version)}, a.blocked_by
            FROM s a
@@ -118,7 +124,7 @@ export function activeQueries(
              OR ($2 AND a.backend_type = 'client backend' AND a.state <> 'active'
                  AND a.state_change <= now() - $1::float8 * interval '1 millisecond')
           ORDER BY a.query_start NULLS LAST, a.pid`,
-        [minMs, p.includeIdle],
+        [minMs, p.includeIdle, p.allDatabases],
         q,
       );
       const sessions = rows.map(viewSession);
