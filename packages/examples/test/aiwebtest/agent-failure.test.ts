@@ -1,72 +1,27 @@
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import {
-  Engine,
-  type Finding,
-  InputValidationError,
-  openStore,
-  type Plan,
-  type RunStore,
-  type StepRecord,
-} from '@aiwebtest/runbooks';
-import { postgres } from '@aiwebtest/runbooks/postgres';
+import { type Engine, InputValidationError, type Plan } from '@aiwebtest/runbooks';
 import { DEPLOYMENTS, PODS, REPLICASETS } from '@aiwebtest/runbooks/testing';
-import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createAgentFailureRunbook } from '../../src/aiwebtest/agent-failure';
-import { type AiWebTest, connectAiWebTest } from '../../src/aiwebtest/environment';
+import type { AiWebTest } from '../../src/aiwebtest/environment';
 import { runbooks } from '../../src/index';
-import { dropLabDatabase } from '../../src/lab/database/lab-database';
-import { type RunningLab, startLab } from '../../src/lab/start-lab';
+import { generateThrough, readBackendHealth } from '../support/lab-backend';
+import { findingOf, stepsOf as stepsIn } from '../support/run-steps';
+import { type RunbookLab, startRunbookLab } from '../support/runbook-lab';
+import type { TestLab } from '../support/test-lab';
+import { until } from '../support/until';
 
 // One lab for the file; each test breaks a different agent, since restart budgets (3 an hour per
 // Deployment) live in the one store.
-const database = `aiwebtest_lab_t_${Math.random().toString(16).slice(2, 10)}`;
-const adminUrl = 'postgres://postgres@127.0.0.1:5432/postgres';
-const redisUrl = 'redis://127.0.0.1:6379/9';
-let dir: string;
-let lab: RunningLab;
+let harness: RunbookLab;
+let lab: TestLab;
 let platform: AiWebTest;
-let store: RunStore;
 let engine: Engine;
 
 beforeAll(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'aiwebtest-agent-failure-'));
-  lab = await startLab({ dir, database, resetDatabase: true, redisUrl });
-  const base = connectAiWebTest(lab.env);
-  // The lab's PgBouncer refuses the `statement_timeout` startup parameter the SDK's postgres() sends
-  // (ignore_startup_parameters lists only extra_float_digits): until the lab ignores it, the runbook's SQL
-  // goes to the lab database directly.
-  const db = postgres({ url: lab.databaseUrl, name: 'aiwebtest' });
-  platform = {
-    ...base,
-    db,
-    async close() {
-      await Promise.allSettled([base.close(), db.db.close()]);
-    },
-  };
-  store = await openStore({ dataDir: ':memory:' });
-  engine = new Engine({ store, runbooks: [createAgentFailureRunbook({ connect: () => platform })] });
+  harness = await startRunbookLab(createAgentFailureRunbook);
+  ({ lab, platform, engine } = harness);
 }, 90_000);
-afterAll(async () => {
-  await platform?.close();
-  await store?.close();
-  await lab?.close();
-  await dropLabDatabase({ adminUrl, database });
-  const redis = new Redis(redisUrl);
-  await redis.flushdb();
-  await redis.quit();
-  await rm(dir, { recursive: true, force: true });
-});
-
-async function until(what: string, probe: () => boolean | Promise<boolean>, timeoutMs = 20_000) {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await probe())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
+afterAll(() => harness?.close());
 
 interface Obj {
   metadata: {
@@ -125,12 +80,7 @@ async function crashLoop(agent: string, selector: string) {
   return fault;
 }
 
-async function stepsOf(runId: string): Promise<Map<string, StepRecord>> {
-  const { steps } = await engine.getRun(runId);
-  return new Map(steps.map((s) => [s.name, s]));
-}
-const findingOf = (steps: Map<string, StepRecord>, name: string) =>
-  steps.get(name)?.result as unknown as Finding<Record<string, unknown>>;
+const stepsOf = (runId: string) => stepsIn(engine, runId);
 
 describe('agent-failure on the lab', () => {
   it('is exported in the pack with its alert and severity', () => {
@@ -395,14 +345,8 @@ describe('agent-failure on the lab', () => {
       await until(
         'the backend’s openrouter breaker to open',
         async () => {
-          await fetch(`${lab.env.backendUrl}/api/v1/generate`, {
-            method: 'POST',
-            headers: { 'content-type': 'application/json' },
-            body: JSON.stringify({ prompt: 'Test user login', agent: 'observation_agent' }),
-          }).catch(() => {});
-          const h = (await (await fetch(`${lab.env.backendUrl}/api/v1/health`)).json()) as {
-            circuit_breakers: Record<string, { state: string }>;
-          };
+          await generateThrough(lab.env.backendUrl, 'Test user login', 'observation_agent').catch(() => {});
+          const h = await readBackendHealth(lab.env.backendUrl);
           return h.circuit_breakers.openrouter?.state === 'open';
         },
         15_000,

@@ -1,90 +1,37 @@
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import {
-  Engine,
-  type Finding,
-  InputValidationError,
-  type Outcome,
-  openStore,
-  type Plan,
-  type RunStore,
-} from '@aiwebtest/runbooks';
+import { type Engine, type Finding, InputValidationError, type Plan } from '@aiwebtest/runbooks';
 import { DEPLOYMENTS } from '@aiwebtest/runbooks/testing';
-import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createApiHighLatencyRunbook } from '../../src/aiwebtest/api-high-latency';
-import { type AiWebTest, connectAiWebTest } from '../../src/aiwebtest/environment';
-import type { BackendHealthBody } from '../../src/aiwebtest/platform-checks';
-import { dropLabDatabase } from '../../src/lab/database/lab-database';
-import { type RunningLab, startLab } from '../../src/lab/start-lab';
+import { generateThrough, readBackendHealth } from '../support/lab-backend';
+import { resultOf, said, stepsOf } from '../support/run-steps';
+import { type RunbookLab, startRunbookLab } from '../support/runbook-lab';
+import type { TestLab } from '../support/test-lab';
 
 // Runbook 8 against the real lab: a slow OpenRouter double (seconds, not the manual's 10 s: the threshold is an
 // input), traffic through the real backend, slow agent decisions in the real database, and the lab's bridge
 // that applies `kubectl set env` to the running backend.
-const database = `aiwebtest_lab_t_${Math.random().toString(16).slice(2, 10)}`;
-const adminUrl = 'postgres://postgres@127.0.0.1:5432/postgres';
-const redisUrl = 'redis://127.0.0.1:6379/12';
-let dir: string;
-let lab: RunningLab;
-let platform: AiWebTest;
-let store: RunStore;
+
+let harness: RunbookLab;
+let lab: TestLab;
 let engine: Engine;
 
 /** Thresholds scaled down so a 1.5 s OpenRouter makes the incident within a test's time. */
 const FAST = { p95AboveMs: 1000, openRouterSlowAfter: '1s', monitorAfter: '100ms' };
 
 beforeAll(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'aiwebtest-rb8-'));
-  [lab, store] = await Promise.all([
-    startLab({ dir, database, resetDatabase: true, redisUrl }),
-    openStore({ dataDir: ':memory:' }),
-  ]);
-  platform = connectAiWebTest(lab.env);
-  engine = new Engine({ store, runbooks: [createApiHighLatencyRunbook({ connect: () => platform })] });
+  harness = await startRunbookLab(createApiHighLatencyRunbook);
+  ({ lab, engine } = harness);
 }, 90_000);
-afterAll(async () => {
-  await platform?.close();
-  await store?.close();
-  await lab?.close();
-  await dropLabDatabase({ adminUrl, database });
-  const redis = new Redis(redisUrl);
-  await redis.flushdb();
-  await redis.quit();
-  await rm(dir, { recursive: true, force: true });
-});
+afterAll(() => harness?.close());
 
-async function health(): Promise<BackendHealthBody> {
-  const response = await fetch(`${lab.env.backendUrl}/api/v1/health`);
-  return (await response.json()) as BackendHealthBody;
-}
+const health = () => readBackendHealth(lab.env.backendUrl);
 
 async function generate(prompt: string): Promise<{ status: number; cached: boolean | null }> {
-  const response = await fetch(`${lab.env.backendUrl}/api/v1/generate`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ prompt, agent: 'generation_agent' }),
-  });
-  const body = (await response.json()) as { cached?: boolean };
-  return { status: response.status, cached: body.cached ?? null };
+  const { status, cached } = await generateThrough(lab.env.backendUrl, prompt);
+  return { status, cached };
 }
 
-function said(result: { outcome: Outcome | null }): string {
-  const o = result.outcome;
-  return o === null ? '' : o.kind === 'done' ? o.summary : `escalated: ${o.reason}`;
-}
-
-async function steps(runId: string) {
-  const run = await engine.getRun(runId);
-  return new Map(run.steps.map((s) => [s.name, s]));
-}
-
-/** A step's stored result; throws (failing the test) when the run has no such step. */
-function resultOf<T = Finding>(s: Map<string, { result: unknown }>, name: string): T {
-  const record = s.get(name);
-  if (!record) throw new Error(`the run has no step ${name}`);
-  return record.result as T;
-}
+const steps = (runId: string) => stepsOf(engine, runId);
 
 function start(mode: 'diagnose' | 'plan' | 'execute', input: Record<string, unknown> = {}) {
   return engine.start('api-high-latency', input, { mode, actor: 'alice' });

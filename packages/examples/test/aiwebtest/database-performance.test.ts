@@ -1,74 +1,31 @@
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import {
-  Engine,
-  type Finding,
-  InputValidationError,
-  type Outcome,
-  openStore,
-  type RunStore,
-} from '@aiwebtest/runbooks';
+import { type Engine, InputValidationError } from '@aiwebtest/runbooks';
 import { PODS } from '@aiwebtest/runbooks/testing';
-import { Redis } from 'ioredis';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createDatabasePerformanceRunbook } from '../../src/aiwebtest/database-performance';
-import { type AiWebTest, connectAiWebTest } from '../../src/aiwebtest/environment';
 import { bloatTable, holdLocks, runSlowQueries } from '../../src/lab/database/chaos';
-import { dropLabDatabase } from '../../src/lab/database/lab-database';
-import { type RunningLab, startLab } from '../../src/lab/start-lab';
+import { findingsOf, said, stepsOf as stepsIn } from '../support/run-steps';
+import { type RunbookLab, startRunbookLab } from '../support/runbook-lab';
+import type { TestLab } from '../support/test-lab';
+import { until } from '../support/until';
 
 // Runbook 5 against the real lab database: a session holding a lock on test_executions, slow queries queued
 // behind it, and the runbook killing exactly those, building the manual's index, vacuuming and refreshing.
-const database = `aiwebtest_lab_t_${Math.random().toString(16).slice(2, 10)}`;
-const adminUrl = 'postgres://postgres@127.0.0.1:5432/postgres';
-const redisUrl = 'redis://127.0.0.1:6379/11';
 const INDEX = 'idx_test_executions_created_at';
-let dir: string;
-let lab: RunningLab;
-let platform: AiWebTest;
-let store: RunStore;
+
+let harness: RunbookLab;
+let lab: TestLab;
 let engine: Engine;
 
 beforeAll(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'aiwebtest-rb5-'));
-  [lab, store] = await Promise.all([
-    startLab({ dir, database, resetDatabase: true, redisUrl }),
-    openStore({ dataDir: ':memory:' }),
-  ]);
-  // The manual runs these statements with `psql -h postgres`, on PostgreSQL itself; the lab's PgBouncer
-  // (1.18) also refuses the SDK's `statement_timeout` startup parameter, so the runbook gets the direct URL.
-  platform = connectAiWebTest({ ...lab.env, databaseUrl: lab.databaseUrl });
-  engine = new Engine({ store, runbooks: [createDatabasePerformanceRunbook({ connect: () => platform })] });
+  harness = await startRunbookLab(createDatabasePerformanceRunbook);
+  ({ lab, engine } = harness);
 }, 90_000);
-afterAll(async () => {
-  await platform?.close();
-  await store?.close();
-  await lab?.close();
-  await dropLabDatabase({ adminUrl, database });
-  const redis = new Redis(redisUrl);
-  await redis.flushdb();
-  await redis.quit();
-  await rm(dir, { recursive: true, force: true });
-});
+afterAll(() => harness?.close());
 
-function said(result: { outcome: Outcome | null }): string {
-  const o = result.outcome;
-  return o === null ? '' : o.kind === 'done' ? o.summary : `escalated: ${o.reason}`;
-}
+const findings = (runId: string) => findingsOf(engine, runId);
 
-async function findings(runId: string): Promise<Map<string, Finding>> {
-  const { steps } = await engine.getRun(runId);
-  return new Map(
-    steps.filter((s) => s.kind === 'check').map((s) => [s.name, s.result as unknown as Finding]),
-  );
-}
-
-async function stepsOf(runId: string) {
-  const { steps } = await engine.getRun(runId);
-  return new Map(steps.map((s) => [s.name, s]));
-}
+const stepsOf = (runId: string) => stepsIn(engine, runId);
 
 async function chaosPids(): Promise<number[]> {
   const { rows } = await lab.pool.query<{ pid: number }>(
@@ -86,14 +43,6 @@ async function otherSessions(): Promise<number[]> {
       ORDER BY pid`,
   );
   return rows.map((r) => r.pid);
-}
-
-async function until(what: string, probe: () => Promise<boolean> | boolean, timeoutMs = 10_000) {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await probe())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
 }
 
 async function indexExists(): Promise<boolean> {
@@ -127,7 +76,7 @@ describe('database-performance', () => {
     expect(result.status).toBe('succeeded');
     expect(said(result)).toMatch(
       new RegExp(
-        `^database healthy: no query of ${database} running or blocking over 2s; .*no change needed$`,
+        `^database healthy: no query of ${lab.database} running or blocking over 2s; .*no change needed$`,
       ),
     );
     const steps = await stepsOf(result.runId);
@@ -254,8 +203,9 @@ describe('database-performance', () => {
     const pod = lab.simulator.store
       .list(PODS, lab.namespace)
       .items.find((p) => p.metadata.labels?.app === 'postgres' && !p.metadata.deletionTimestamp);
-    const container = (pod?.spec as { containers: { name: string }[] }).containers[0]?.name ?? 'postgres';
-    lab.simulator.setUsage(lab.namespace, pod?.metadata.name ?? 'postgres-0', container, {
+    if (!pod) throw new Error('no running PostgreSQL pod in the lab');
+    const container = (pod.spec as { containers: { name: string }[] }).containers[0]?.name ?? 'postgres';
+    lab.simulator.setUsage(lab.namespace, pod.metadata.name, container, {
       cpu: '50m',
       memory: '200Mi',
     });

@@ -1,84 +1,34 @@
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import {
-  Engine,
-  type Finding,
-  openStore,
-  type Plan,
-  type RunStore,
-  type StepRecord,
-} from '@aiwebtest/runbooks';
+import type { Engine, Finding, Plan } from '@aiwebtest/runbooks';
 import { DEPLOYMENTS, PODS } from '@aiwebtest/runbooks/testing';
-import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type AiWebTest, connectAiWebTest } from '../../src/aiwebtest/environment';
+import type { AiWebTest } from '../../src/aiwebtest/environment';
 import {
   createExecutionAgentFailureRunbook,
   EXECUTION_AGENT_ESCALATIONS,
 } from '../../src/aiwebtest/execution-agent-failure';
 import { startActivity } from '../../src/lab/activity';
 import { type Injection, insertStuckExecutions } from '../../src/lab/database/chaos';
-import { dropLabDatabase } from '../../src/lab/database/lab-database';
-import { type RunningLab, startLab } from '../../src/lab/start-lab';
+import { resultOf, stepsOf as stepsIn } from '../support/run-steps';
+import { type RunbookLab, startRunbookLab } from '../support/runbook-lab';
+import type { TestLab } from '../support/test-lab';
+import { until } from '../support/until';
 
 // Runbook 3 against the real lab: stuck rows in PostgreSQL, a crash-looping Selenium hub in the simulated
 // cluster behind the Grid double, and the execution agent's activity running tests on the Grid.
-const database = `aiwebtest_lab_t_${Math.random().toString(16).slice(2, 10)}`;
-const adminUrl = 'postgres://postgres@127.0.0.1:5432/postgres';
-const redisUrl = 'redis://127.0.0.1:6379/10';
 const RESTARTED_AT = 'kubectl.kubernetes.io/restartedAt';
-let dir: string;
-let lab: RunningLab;
+
+let harness: RunbookLab;
+let lab: TestLab;
 let platform: AiWebTest;
-let store: RunStore;
 let engine: Engine;
 
 beforeAll(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'aiwebtest-rb3-'));
-  [lab, store] = await Promise.all([
-    startLab({ dir, database, resetDatabase: true, redisUrl }),
-    openStore({ dataDir: ':memory:' }),
-  ]);
-  // The lab's PgBouncer refuses the SDK client's `statement_timeout` startup parameter (its
-  // ignore_startup_parameters lists only extra_float_digits), so the runbook's SQL goes straight to
-  // PostgreSQL here. The rows it reads and changes are the same.
-  platform = connectAiWebTest({ ...lab.env, databaseUrl: lab.databaseUrl });
-  engine = new Engine({
-    store,
-    runbooks: [createExecutionAgentFailureRunbook({ connect: () => platform })],
-  });
+  harness = await startRunbookLab(createExecutionAgentFailureRunbook);
+  ({ lab, platform, engine } = harness);
 }, 90_000);
-afterAll(async () => {
-  await platform?.close();
-  await store?.close();
-  await lab?.close();
-  await dropLabDatabase({ adminUrl, database });
-  const redis = new Redis(redisUrl);
-  await redis.flushdb();
-  await redis.quit();
-  await rm(dir, { recursive: true, force: true });
-});
+afterAll(() => harness?.close());
 
-async function until(what: string, probe: () => Promise<boolean> | boolean, timeoutMs = 20_000) {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await probe())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
-
-/** A step's stored result; throws (failing the test) when the run has no such step. */
-function resultOf(steps: Map<string, StepRecord>, name: string): unknown {
-  const step = steps.get(name);
-  if (!step) throw new Error(`the run has no step ${name}`);
-  return step.result;
-}
-
-async function stepsOf(runId: string): Promise<Map<string, StepRecord>> {
-  const { steps } = await engine.getRun(runId);
-  return new Map(steps.map((s) => [s.name, s]));
-}
+const stepsOf = (runId: string) => stepsIn(engine, runId);
 
 const pods = (app: string) =>
   lab.simulator.store

@@ -1,20 +1,8 @@
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import {
-  Engine,
-  type Finding,
-  InputValidationError,
-  openStore,
-  type Plan,
-  type RunStore,
-  type StepRecord,
-} from '@aiwebtest/runbooks';
-import { postgres } from '@aiwebtest/runbooks/postgres';
+import { type Engine, InputValidationError, type Plan } from '@aiwebtest/runbooks';
 import { DEPLOYMENTS, PODS } from '@aiwebtest/runbooks/testing';
 import { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { type AiWebTest, connectAiWebTest } from '../../src/aiwebtest/environment';
+import type { AiWebTest } from '../../src/aiwebtest/environment';
 import {
   createGenerationAgentFailureRunbook,
   GENERATION_CACHE_PREFIX,
@@ -22,51 +10,26 @@ import {
 } from '../../src/aiwebtest/generation-agent-failure';
 import { GENERATION_CACHE_PATTERN, STALE_FIELD as LAB_STALE_FIELD } from '../../src/lab/activity';
 import { type Injection, insertLowConfidenceDecisions } from '../../src/lab/database/chaos';
-import { dropLabDatabase } from '../../src/lab/database/lab-database';
 import { appendAgentLogs } from '../../src/lab/platform/agent-logs';
-import { type RunningLab, startLab } from '../../src/lab/start-lab';
+import { findingOf, stepsOf as stepsIn } from '../support/run-steps';
+import { type RunbookLab, startRunbookLab } from '../support/runbook-lab';
+import type { TestLab } from '../support/test-lab';
 
-const database = `aiwebtest_lab_t_${Math.random().toString(16).slice(2, 10)}`;
-const adminUrl = 'postgres://postgres@127.0.0.1:5432/postgres';
-const redisUrl = 'redis://127.0.0.1:6379/9';
 const AGENT = 'generation-agent';
-let dir: string;
-let lab: RunningLab;
+let harness: RunbookLab;
+let lab: TestLab;
 let platform: AiWebTest;
-let store: RunStore;
 let engine: Engine;
 let redis: Redis;
 
 beforeAll(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'aiwebtest-generation-'));
-  lab = await startLab({ dir, database, resetDatabase: true, redisUrl });
-  const base = connectAiWebTest(lab.env);
-  // The lab's PgBouncer refuses the `statement_timeout` startup parameter the SDK's postgres() sends
-  // (ignore_startup_parameters lists only extra_float_digits): until the lab ignores it, the runbook's SQL
-  // goes to the lab database directly.
-  const db = postgres({ url: lab.databaseUrl, name: 'aiwebtest' });
-  platform = {
-    ...base,
-    db,
-    async close() {
-      await Promise.allSettled([base.close(), db.db.close()]);
-    },
-  };
-  store = await openStore({ dataDir: ':memory:' });
-  engine = new Engine({
-    store,
-    runbooks: [createGenerationAgentFailureRunbook({ connect: () => platform })],
-  });
-  redis = new Redis(redisUrl);
+  harness = await startRunbookLab(createGenerationAgentFailureRunbook);
+  ({ lab, platform, engine } = harness);
+  redis = new Redis(lab.env.redisUrl);
 }, 90_000);
 afterAll(async () => {
-  await platform?.close();
-  await store?.close();
-  await lab?.close();
-  await dropLabDatabase({ adminUrl, database });
-  await redis?.flushdb();
   await redis?.quit();
-  await rm(dir, { recursive: true, force: true });
+  await harness?.close();
 });
 
 interface Obj {
@@ -143,12 +106,7 @@ async function injectIncident({ pinCpu }: { pinCpu: boolean }) {
       lab.simulator.setUsage(lab.namespace, pod.metadata.name, AGENT, { cpu: '1950m', memory: '1200Mi' });
 }
 
-async function stepsOf(runId: string): Promise<Map<string, StepRecord>> {
-  const { steps } = await engine.getRun(runId);
-  return new Map(steps.map((s) => [s.name, s]));
-}
-const findingOf = (steps: Map<string, StepRecord>, name: string) =>
-  steps.get(name)?.result as unknown as Finding<Record<string, unknown>>;
+const stepsOf = (runId: string) => stepsIn(engine, runId);
 
 describe('generation-agent-failure on the lab', () => {
   it('is triggered by GenerationAgentLowConfidence, P2', () => {

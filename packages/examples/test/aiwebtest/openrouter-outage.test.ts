@@ -1,51 +1,27 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
-import { tmpdir } from 'node:os';
+import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import {
-  Engine,
-  type Finding,
-  InputValidationError,
-  type Outcome,
-  openStore,
-  type Plan,
-  type RunStore,
-} from '@aiwebtest/runbooks';
-import { Redis } from 'ioredis';
+import { Engine, type Finding, InputValidationError, type Plan } from '@aiwebtest/runbooks';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type AiWebTest, connectAiWebTest } from '../../src/aiwebtest/environment';
+import { connectAiWebTest } from '../../src/aiwebtest/environment';
 import { createOpenRouterOutageRunbook, OUTAGE_STATUS_MESSAGE } from '../../src/aiwebtest/openrouter-outage';
-import type { BackendHealthBody } from '../../src/aiwebtest/platform-checks';
-import { dropLabDatabase } from '../../src/lab/database/lab-database';
-import { type RunningLab, startLab } from '../../src/lab/start-lab';
+import { freePort } from '../../src/lab/database/pgbouncer';
+import { generateThrough, readBackendHealth } from '../support/lab-backend';
+import { resultOf, said, stepsOf } from '../support/run-steps';
+import { type RunbookLab, startRunbookLab } from '../support/runbook-lab';
+import type { TestLab } from '../support/test-lab';
 
 // Runbook 6 against the real lab: the OpenRouter double taken down for real, traffic through the real backend
 // so its breaker opens by itself, and the lab's bridge that applies `kubectl set env` to the running backend.
-const database = `aiwebtest_lab_t_${Math.random().toString(16).slice(2, 10)}`;
-const adminUrl = 'postgres://postgres@127.0.0.1:5432/postgres';
-const redisUrl = 'redis://127.0.0.1:6379/12';
-let dir: string;
-let lab: RunningLab;
-let platform: AiWebTest;
-let store: RunStore;
+let harness: RunbookLab;
+let lab: TestLab;
 let engine: Engine;
 let probeUrl: string;
 let prometheus: ChildProcess | undefined;
 
-async function freePort(): Promise<number> {
-  return await new Promise((resolve) => {
-    const server = createServer().listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      const port = typeof address === 'object' && address ? address.port : 0;
-      server.close(() => resolve(port));
-    });
-  });
-}
-
 /** The real Prometheus (Debian package) scraping the lab's backend every second; resolves with its URL. */
 async function startPrometheus(backendUrl: string): Promise<string> {
-  const config = join(dir, 'prometheus.yml');
+  const config = join(lab.dir, 'prometheus.yml');
   const target = new URL(backendUrl).host;
   await writeFile(
     config,
@@ -56,7 +32,7 @@ async function startPrometheus(backendUrl: string): Promise<string> {
     '/usr/bin/prometheus',
     [
       `--config.file=${config}`,
-      `--storage.tsdb.path=${join(dir, 'prometheus-data')}`,
+      `--storage.tsdb.path=${join(lab.dir, 'prometheus-data')}`,
       `--web.listen-address=127.0.0.1:${port}`,
       '--log.level=warn',
     ],
@@ -75,64 +51,29 @@ async function startPrometheus(backendUrl: string): Promise<string> {
 }
 
 beforeAll(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'aiwebtest-rb6-'));
-  [lab, store] = await Promise.all([
-    startLab({ dir, database, resetDatabase: true, redisUrl }),
-    openStore({ dataDir: ':memory:' }),
-  ]);
-  platform = connectAiWebTest(lab.env);
-  engine = new Engine({ store, runbooks: [createOpenRouterOutageRunbook({ connect: () => platform })] });
+  harness = await startRunbookLab(createOpenRouterOutageRunbook);
+  ({ lab, engine } = harness);
   probeUrl = `${lab.openRouter.url}/api/v1/health`;
 }, 90_000);
 afterAll(async () => {
-  // Our Prometheus, by its own handle; its data directory goes with `dir` once it has exited.
+  // Our Prometheus, by its own handle; its data directory goes with the lab's once it has exited.
   const child = prometheus;
   if (child && child.exitCode === null && child.signalCode === null) {
     const exited = new Promise((r) => child.once('exit', r));
     child.kill('SIGTERM');
     await exited;
   }
-  await platform?.close();
-  await store?.close();
-  await lab?.close();
-  await dropLabDatabase({ adminUrl, database });
-  const redis = new Redis(redisUrl);
-  await redis.flushdb();
-  await redis.quit();
-  await rm(dir, { recursive: true, force: true });
+  await harness?.close();
 });
 
-async function health(): Promise<BackendHealthBody> {
-  const response = await fetch(`${lab.env.backendUrl}/api/v1/health`);
-  return (await response.json()) as BackendHealthBody;
-}
+const health = () => readBackendHealth(lab.env.backendUrl);
 
 async function generate(prompt: string): Promise<{ status: number; provider: string | null }> {
-  const response = await fetch(`${lab.env.backendUrl}/api/v1/generate`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ prompt, agent: 'generation_agent' }),
-  });
-  const body = (await response.json()) as { provider?: string };
-  return { status: response.status, provider: body.provider ?? null };
+  const { status, provider } = await generateThrough(lab.env.backendUrl, prompt);
+  return { status, provider };
 }
 
-function said(result: { outcome: Outcome | null }): string {
-  const o = result.outcome;
-  return o === null ? '' : o.kind === 'done' ? o.summary : `escalated: ${o.reason}`;
-}
-
-async function steps(runId: string) {
-  const run = await engine.getRun(runId);
-  return new Map(run.steps.map((s) => [s.name, s]));
-}
-
-/** A step's stored result; throws (failing the test) when the run has no such step. */
-function resultOf<T = Finding>(s: Map<string, { result: unknown }>, name: string): T {
-  const record = s.get(name);
-  if (!record) throw new Error(`the run has no step ${name}`);
-  return record.result as T;
-}
+const steps = (runId: string) => stepsOf(engine, runId);
 
 function start(mode: 'diagnose' | 'plan' | 'execute', input: Record<string, unknown> = {}) {
   return engine.start(
@@ -272,7 +213,7 @@ describe('openrouter-outage', () => {
     const prometheusUrl = await startPrometheus(lab.env.backendUrl);
     const withPrometheus = connectAiWebTest({ ...lab.env, prometheusUrl });
     const promEngine = new Engine({
-      store,
+      store: harness.store,
       runbooks: [createOpenRouterOutageRunbook({ connect: () => withPrometheus })],
     });
     try {

@@ -1,61 +1,29 @@
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import {
-  Engine,
-  type Finding,
-  InputValidationError,
-  type Outcome,
-  openStore,
-  type Plan,
-  type RunStore,
-} from '@aiwebtest/runbooks';
-import { Redis } from 'ioredis';
+import { type Engine, type Finding, InputValidationError, type Plan } from '@aiwebtest/runbooks';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type AiWebTest, connectAiWebTest } from '../../src/aiwebtest/environment';
 import {
   createOpenRouterRateLimitRunbook,
   RATE_LIMIT_STATUS_MESSAGE,
 } from '../../src/aiwebtest/openrouter-rate-limit';
-import { type BackendHealthBody, metricSum, parseMetrics } from '../../src/aiwebtest/platform-checks';
-import { dropLabDatabase } from '../../src/lab/database/lab-database';
-import { type RunningLab, startLab } from '../../src/lab/start-lab';
+import { metricSum, parseMetrics } from '../../src/aiwebtest/platform-checks';
+import { generateThrough, readBackendHealth } from '../support/lab-backend';
+import { resultOf, said, stepsOf } from '../support/run-steps';
+import { type RunbookLab, startRunbookLab } from '../support/runbook-lab';
+import type { TestLab } from '../support/test-lab';
 
 // Runbook 7 against the real lab: the OpenRouter double answering 429 for real, traffic through the real
 // backend, and the lab's bridge that applies `kubectl set env` to the running backend.
-const database = `aiwebtest_lab_t_${Math.random().toString(16).slice(2, 10)}`;
-const adminUrl = 'postgres://postgres@127.0.0.1:5432/postgres';
-const redisUrl = 'redis://127.0.0.1:6379/12';
-let dir: string;
-let lab: RunningLab;
-let platform: AiWebTest;
-let store: RunStore;
-let engine: Engine;
 
 beforeAll(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'aiwebtest-rb7-'));
-  [lab, store] = await Promise.all([
-    startLab({ dir, database, resetDatabase: true, redisUrl }),
-    openStore({ dataDir: ':memory:' }),
-  ]);
-  platform = connectAiWebTest(lab.env);
-  engine = new Engine({ store, runbooks: [createOpenRouterRateLimitRunbook({ connect: () => platform })] });
+  harness = await startRunbookLab(createOpenRouterRateLimitRunbook);
+  ({ lab, engine } = harness);
 }, 90_000);
-afterAll(async () => {
-  await platform?.close();
-  await store?.close();
-  await lab?.close();
-  await dropLabDatabase({ adminUrl, database });
-  const redis = new Redis(redisUrl);
-  await redis.flushdb();
-  await redis.quit();
-  await rm(dir, { recursive: true, force: true });
-});
+afterAll(() => harness?.close());
 
-async function health(): Promise<BackendHealthBody> {
-  const response = await fetch(`${lab.env.backendUrl}/api/v1/health`);
-  return (await response.json()) as BackendHealthBody;
-}
+let harness: RunbookLab;
+let lab: TestLab;
+let engine: Engine;
+
+const health = () => readBackendHealth(lab.env.backendUrl);
 
 async function rateLimitErrors(): Promise<number> {
   const response = await fetch(`${lab.env.backendUrl}/metrics`);
@@ -63,31 +31,10 @@ async function rateLimitErrors(): Promise<number> {
 }
 
 async function generate(prompt: string): Promise<number> {
-  const response = await fetch(`${lab.env.backendUrl}/api/v1/generate`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ prompt, agent: 'generation_agent' }),
-  });
-  await response.arrayBuffer();
-  return response.status;
+  return (await generateThrough(lab.env.backendUrl, prompt)).status;
 }
 
-function said(result: { outcome: Outcome | null }): string {
-  const o = result.outcome;
-  return o === null ? '' : o.kind === 'done' ? o.summary : `escalated: ${o.reason}`;
-}
-
-async function steps(runId: string) {
-  const run = await engine.getRun(runId);
-  return new Map(run.steps.map((s) => [s.name, s]));
-}
-
-/** A step's stored result; throws (failing the test) when the run has no such step. */
-function resultOf<T = Finding>(s: Map<string, { result: unknown }>, name: string): T {
-  const record = s.get(name);
-  if (!record) throw new Error(`the run has no step ${name}`);
-  return record.result as T;
-}
+const steps = (runId: string) => stepsOf(engine, runId);
 
 function start(mode: 'diagnose' | 'plan' | 'execute', input: Record<string, unknown> = {}) {
   return engine.start(

@@ -1,4 +1,3 @@
-import { createServer } from 'node:net';
 import type { Check } from '@aiwebtest/runbooks';
 import {
   type KubernetesSimulator,
@@ -8,7 +7,6 @@ import {
   startOllamaDouble,
   startOpenRouterDouble,
 } from '@aiwebtest/runbooks/testing';
-import { Redis } from 'ioredis';
 import { Histogram, Registry } from 'prom-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
@@ -22,15 +20,17 @@ import {
   seleniumGridStatus,
 } from '../../src/aiwebtest/platform-checks';
 import { type Backend, startBackend } from '../../src/lab/backend';
+import { freePort } from '../../src/lab/database/pgbouncer';
 import { platformManifests } from '../../src/lab/platform/manifests';
 import { type SeleniumGridDouble, startSeleniumGridDouble } from '../../src/lab/platform/selenium-grid';
 import { stepContext } from '../support/apply-action';
+import { leaseRedisDb, type RedisDbLease } from '../support/redis-db';
 
 // The checks against the real pieces they read: the sample backend (on the real PostgreSQL and Redis, with the
 // SDK's OpenRouter and Ollama doubles), the Selenium Grid double on the Kubernetes simulator, and prom-client's
 // own exposition for the metric parsing.
-const redisUrl = 'redis://127.0.0.1:6379/12';
-const redisPrefix = `platform-checks-${Math.random().toString(16).slice(2, 8)}:`;
+const redisPrefix = 'platform-checks:';
+let redis: RedisDbLease;
 let openRouter: OpenRouterDouble;
 let ollama: OllamaDouble;
 let backend: Backend;
@@ -38,14 +38,15 @@ let sim: KubernetesSimulator;
 let grid: SeleniumGridDouble;
 
 beforeAll(async () => {
-  [openRouter, ollama, sim] = await Promise.all([
+  [openRouter, ollama, sim, redis] = await Promise.all([
     startOpenRouterDouble({ keys: ['sk-or-test'] }),
     startOllamaDouble({}),
     startKubernetesSimulator({}),
+    leaseRedisDb(),
   ]);
   backend = await startBackend({
     databaseUrl: 'postgres://postgres@127.0.0.1:5432/postgres',
-    redisUrl,
+    redisUrl: redis.url,
     redisPrefix,
     openRouterUrl: openRouter.baseUrl,
     apiKey: 'sk-or-test',
@@ -59,25 +60,11 @@ afterAll(async () => {
   await grid?.close();
   await backend?.close();
   await Promise.allSettled([openRouter?.close(), ollama?.close(), sim?.close()]);
-  const redis = new Redis(redisUrl);
-  const keys = await redis.keys(`${redisPrefix}*`);
-  if (keys.length) await redis.del(...keys);
-  await redis.quit();
+  await redis?.release();
 });
 
 function run<T>(check: Check<T>) {
   return check.run(stepContext());
-}
-
-/** A port nobody listens on (taken and released a moment ago). */
-async function closedPort(): Promise<number> {
-  return await new Promise((resolve) => {
-    const server = createServer().listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      const port = typeof address === 'object' && address ? address.port : 0;
-      server.close(() => resolve(port));
-    });
-  });
 }
 
 describe('parseMetrics and histogramQuantile', () => {
@@ -172,7 +159,7 @@ describe('backend checks', () => {
   });
 
   it('an unreachable backend is a fail naming the reason, never a throw', async () => {
-    const url = `http://127.0.0.1:${await closedPort()}`;
+    const url = `http://127.0.0.1:${await freePort()}`;
     expect((await run(backendHealth(url))).summary).toBe('backend unreachable: ECONNREFUSED');
     expect((await run(backendMetrics(url, () => ({ status: 'ok', summary: '' })))).summary).toBe(
       'backend /metrics unreachable: ECONNREFUSED',
@@ -220,7 +207,7 @@ describe('seleniumGridStatus', () => {
     } finally {
       grid.release();
     }
-    const gone = await run(seleniumGridStatus(`http://127.0.0.1:${await closedPort()}`));
+    const gone = await run(seleniumGridStatus(`http://127.0.0.1:${await freePort()}`));
     expect(gone).toMatchObject({ status: 'fail', summary: 'Selenium hub unreachable: ECONNREFUSED' });
   });
 });

@@ -1,58 +1,28 @@
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import {
-  Engine,
-  type Finding,
-  InputValidationError,
-  type Outcome,
-  openStore,
-  type RunStore,
-} from '@aiwebtest/runbooks';
+import { type Engine, InputValidationError } from '@aiwebtest/runbooks';
 import { DEPLOYMENTS, PODS, STATEFULSETS } from '@aiwebtest/runbooks/testing';
-import { Redis } from 'ioredis';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type AiWebTest, connectAiWebTest } from '../../src/aiwebtest/environment';
 import { createPostgresConnectionLossRunbook } from '../../src/aiwebtest/postgres-connection-loss';
 import { exhaustConnections } from '../../src/lab/database/chaos';
-import { dropLabDatabase } from '../../src/lab/database/lab-database';
-import { type RunningLab, startLab } from '../../src/lab/start-lab';
+import { readBackendHealth } from '../support/lab-backend';
+import { findingsOf, said } from '../support/run-steps';
+import { type RunbookLab, startRunbookLab } from '../support/runbook-lab';
+import type { TestLab } from '../support/test-lab';
+import { until } from '../support/until';
 
 // Runbook 4 against the real lab: a real PgBouncer killed or exhausted, a crash-looping PostgreSQL pod in the
 // simulated cluster, and the bridge that turns the runbook's rollout restarts into real restarts.
-const database = `aiwebtest_lab_t_${Math.random().toString(16).slice(2, 10)}`;
-const adminUrl = 'postgres://postgres@127.0.0.1:5432/postgres';
-const redisUrl = 'redis://127.0.0.1:6379/11';
 const RESTARTED_AT = 'kubectl.kubernetes.io/restartedAt';
-let dir: string;
-let lab: RunningLab;
-let platform: AiWebTest;
-let store: RunStore;
+
+let harness: RunbookLab;
+let lab: TestLab;
 let engine: Engine;
 
 beforeAll(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'aiwebtest-rb4-'));
-  [lab, store] = await Promise.all([
-    startLab({ dir, database, resetDatabase: true, redisUrl }),
-    openStore({ dataDir: ':memory:' }),
-  ]);
-  platform = connectAiWebTest(lab.env);
-  engine = new Engine({
-    store,
-    runbooks: [createPostgresConnectionLossRunbook({ connect: () => platform })],
-  });
+  harness = await startRunbookLab(createPostgresConnectionLossRunbook);
+  ({ lab, engine } = harness);
 }, 90_000);
-afterAll(async () => {
-  await platform?.close();
-  await store?.close();
-  await lab?.close();
-  await dropLabDatabase({ adminUrl, database });
-  const redis = new Redis(redisUrl);
-  await redis.flushdb();
-  await redis.quit();
-  await rm(dir, { recursive: true, force: true });
-});
+afterAll(() => harness?.close());
 
 /** SELECT 1 through PgBouncer on a new connection, as the lab's pg_up does: true when it answers. */
 async function throughPgBouncer(timeoutMs = 1500): Promise<boolean> {
@@ -74,9 +44,7 @@ async function throughPgBouncer(timeoutMs = 1500): Promise<boolean> {
 }
 
 async function backendDatabaseUp(): Promise<boolean> {
-  const response = await fetch(`${lab.env.backendUrl}/api/v1/health`);
-  const body = (await response.json()) as { database: { up: boolean } };
-  return body.database.up;
+  return (await readBackendHealth(lab.env.backendUrl)).database.up;
 }
 
 function restartedAt(kind: 'Deployment' | 'StatefulSet', name: string): string | undefined {
@@ -105,26 +73,7 @@ function crashPostgres() {
   });
 }
 
-async function until(what: string, probe: () => Promise<boolean> | boolean, timeoutMs = 15_000) {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await probe())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
-
-/** What a run ended with: its done summary or escalation reason. */
-function said(result: { outcome: Outcome | null }): string {
-  const o = result.outcome;
-  return o === null ? '' : o.kind === 'done' ? o.summary : `escalated: ${o.reason}`;
-}
-
-async function findings(runId: string): Promise<Map<string, Finding>> {
-  const { steps } = await engine.getRun(runId);
-  return new Map(
-    steps.filter((s) => s.kind === 'check').map((s) => [s.name, s.result as unknown as Finding]),
-  );
-}
+const findings = (runId: string) => findingsOf(engine, runId);
 
 async function stepStatuses(runId: string): Promise<Record<string, string>> {
   const { steps } = await engine.getRun(runId);
@@ -259,7 +208,7 @@ describe('postgres-connection-loss', () => {
       expect(result.status).toBe('succeeded');
       expect(said(result)).toMatch(
         new RegExp(
-          `pool ${database}/postgres saturated: 20/20 server connections in use, \\d+ clients waiting`,
+          `pool ${lab.database}/postgres saturated: 20/20 server connections in use, \\d+ clients waiting`,
         ),
       );
       const f = await findings(result.runId);

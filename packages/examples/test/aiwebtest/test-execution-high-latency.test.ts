@@ -1,84 +1,40 @@
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import {
-  Engine,
-  type Finding,
-  openStore,
-  type Plan,
-  type RunStore,
-  type StepRecord,
-} from '@aiwebtest/runbooks';
+import type { Engine, Finding, Plan } from '@aiwebtest/runbooks';
 import { DEPLOYMENTS } from '@aiwebtest/runbooks/testing';
-import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type AiWebTest, connectAiWebTest } from '../../src/aiwebtest/environment';
+import type { AiWebTest } from '../../src/aiwebtest/environment';
 import {
   createTestExecutionHighLatencyRunbook,
   TEST_LATENCY_ESCALATIONS,
 } from '../../src/aiwebtest/test-execution-high-latency';
 import { startActivity } from '../../src/lab/activity';
 import { type Injection, insertSlowExecutions } from '../../src/lab/database/chaos';
-import { dropLabDatabase } from '../../src/lab/database/lab-database';
-import { type RunningLab, startLab } from '../../src/lab/start-lab';
+import { readBackendHealth } from '../support/lab-backend';
+import { resultOf, stepsOf as stepsIn } from '../support/run-steps';
+import { type RunbookLab, startRunbookLab } from '../support/runbook-lab';
+import type { TestLab } from '../support/test-lab';
 
 // Runbook 9 against the real lab: slow rows in PostgreSQL, a Grid whose slots are taken, and the backend the
 // lab's bridge reconfigures when the runbook sets env on deployment/backend.
-const database = `aiwebtest_lab_t_${Math.random().toString(16).slice(2, 10)}`;
-const adminUrl = 'postgres://postgres@127.0.0.1:5432/postgres';
-const redisUrl = 'redis://127.0.0.1:6379/10';
-let dir: string;
-let lab: RunningLab;
+
+let harness: RunbookLab;
+let lab: TestLab;
 let platform: AiWebTest;
-let store: RunStore;
 let engine: Engine;
 
 beforeAll(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'aiwebtest-rb9-'));
-  [lab, store] = await Promise.all([
-    startLab({ dir, database, resetDatabase: true, redisUrl }),
-    openStore({ dataDir: ':memory:' }),
-  ]);
-  // The lab's PgBouncer refuses the SDK client's `statement_timeout` startup parameter (its
-  // ignore_startup_parameters lists only extra_float_digits), so the runbook's SQL goes straight to
-  // PostgreSQL here. The rows it reads are the same.
-  platform = connectAiWebTest({ ...lab.env, databaseUrl: lab.databaseUrl });
-  engine = new Engine({
-    store,
-    runbooks: [createTestExecutionHighLatencyRunbook({ connect: () => platform })],
-  });
+  harness = await startRunbookLab(createTestExecutionHighLatencyRunbook);
+  ({ lab, platform, engine } = harness);
 }, 90_000);
-afterAll(async () => {
-  await platform?.close();
-  await store?.close();
-  await lab?.close();
-  await dropLabDatabase({ adminUrl, database });
-  const redis = new Redis(redisUrl);
-  await redis.flushdb();
-  await redis.quit();
-  await rm(dir, { recursive: true, force: true });
-});
+afterAll(() => harness?.close());
 
-/** A step's stored result; throws (failing the test) when the run has no such step. */
-function resultOf(steps: Map<string, StepRecord>, name: string): unknown {
-  const step = steps.get(name);
-  if (!step) throw new Error(`the run has no step ${name}`);
-  return step.result;
-}
-
-async function stepsOf(runId: string): Promise<Map<string, StepRecord>> {
-  const { steps } = await engine.getRun(runId);
-  return new Map(steps.map((s) => [s.name, s]));
-}
+const stepsOf = (runId: string) => stepsIn(engine, runId);
 
 const replicas = (name: string) => {
   const d = lab.simulator.store.list(DEPLOYMENTS, lab.namespace).items.find((x) => x.metadata.name === name);
   if (!d) throw new Error(`no deployment/${name}`);
   return (d.spec as { replicas: number }).replicas;
 };
-const backendConfig = async () =>
-  ((await (await fetch(`${lab.env.backendUrl}/api/v1/health`)).json()) as { config: Record<string, unknown> })
-    .config;
+const backendConfig = async () => (await readBackendHealth(lab.env.backendUrl)).config;
 
 describe('test-execution-high-latency', () => {
   it('is triggered by TestExecutionSlow with the manual’s severity', () => {

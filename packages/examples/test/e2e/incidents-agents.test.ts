@@ -22,7 +22,7 @@ describe('incidents: agents (runbooks 1–3)', () => {
     });
     expect(r.alertname).toBe('AgentDown');
     expect(r.run.run.status).toBe('succeeded');
-    expect(finding(r, 'pod-status')).toMatch(/requirements-agent.*0\/2.*crash/i);
+    expect(finding(r, 'pod-status')).toMatch(/^0\/2 pods ready .*app=requirements-agent.*CrashLoopBackOff/);
     expect(r.run.plans.find((p) => p.step === 'restart')?.summary).toContain('requirements-agent');
     expect(r.auditOk).toBe(true);
   }, 300_000);
