@@ -135,6 +135,65 @@ describe('terminateBackends / cancelBackends', () => {
     ]);
   });
 
+  it('a statement that waited for a lock while parsed, then went on, is still the planned one: it is terminated', async () => {
+    await sql('CREATE TABLE IF NOT EXISTS locked_reports (id int)');
+    await sql('GRANT SELECT ON locked_reports TO app');
+    const holder = new pg.Client({ connectionString: urlFor(), application_name: 'lock-holder' });
+    holder.on('error', () => {});
+    clients.push(holder);
+    await holder.connect();
+    await holder.query('BEGIN');
+    await holder.query('LOCK TABLE locked_reports IN ACCESS EXCLUSIVE MODE');
+    // With a parameter, pg uses the extended protocol: the lock is waited for while the statement is parsed,
+    // and PostgreSQL sets a new query_start when it goes on to execute it.
+    const report = new pg.Client({ connectionString: urlFor('app'), application_name: APP });
+    report.on('error', () => {});
+    clients.push(report);
+    await report.connect();
+    const reportPid = (await report.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]
+      ?.pid as number;
+    sleepers.push(reportPid);
+    const running = report
+      .query('SELECT count(*) FROM locked_reports CROSS JOIN pg_sleep($1::float8)', [60])
+      .catch((e) => e);
+    await vi.waitFor(
+      async () => {
+        const waiting = await sql(
+          `SELECT 1 FROM pg_stat_activity
+            WHERE pid = $1 AND wait_event_type = 'Lock' AND now() - query_start >= interval '300 ms'`,
+          [reportPid],
+        );
+        expect(waiting).toHaveLength(1);
+      },
+      { timeout: 5_000, interval: 20 },
+    );
+    const action = terminateBackends(db, { filter: { minDuration: '300ms', application: [APP] } });
+    const c = ctx();
+    const plan = sealAsEngine(action, await action.plan(c));
+    expect(plan.params.backends.map((b) => b.pid)).toEqual([reportPid]);
+    const before = (
+      await sql<{ q: Date }>('SELECT query_start AS q FROM pg_stat_activity WHERE pid = $1', [reportPid])
+    )[0]?.q;
+    await holder.query('ROLLBACK'); // the blocker ends (say, an approver killed it first); the report goes on
+    await new Promise((r) => setTimeout(r, 300));
+    const after = (
+      await sql<{ q: Date }>('SELECT query_start AS q FROM pg_stat_activity WHERE pid = $1', [reportPid])
+    )[0]?.q;
+    expect(after?.getTime()).toBeGreaterThan(before?.getTime() ?? 0);
+
+    const data = await action.apply(c, plan);
+    expect(data).toEqual({ signalled: [reportPid], skipped: [], failed: [] });
+    const verification = await action.verify?.(c, {
+      plan,
+      data,
+      appliedAt: new Date().toISOString(),
+      recovered: false,
+    });
+    expect(verification).toMatchObject({ status: 'ok' });
+    expect(await backend(reportPid)).toBeUndefined();
+    expect(await running).toMatchObject({ code: '57P01' });
+  });
+
   it('terminates exactly the matching backend: it is gone and its client got the termination error', async () => {
     const victim = await sleeper();
     const superuser = await sleeper({ user: 'postgres' });

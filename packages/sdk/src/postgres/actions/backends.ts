@@ -94,6 +94,12 @@ export type PlannedBackend = {
   backendStart: string;
   /** `query_start`, UTC with microseconds; `null` when it never ran a query. */
   queryStart: string | null;
+  /**
+   * `xact_start`, UTC with microseconds; `null` outside a transaction. A statement that waited for a lock while
+   * being parsed (the extended protocol most drivers use) gets a new `query_start` when it goes on, in the
+   * same transaction: the same statement, still the planned one.
+   */
+  xactStart?: string | null;
   /** `md5(query)`: the full text is not kept (it may be long, or hold literals nobody should store). */
   queryMd5: string | null;
   user: string | null;
@@ -142,7 +148,8 @@ export function terminateBackends(
  *   session's pid), replication connections and other non-client backends, superuser sessions (unless
  *   `includeSuperusers` / `includeReplication`). More than `max` matches refuse the plan.
  * - **apply** signals only planned backends, each only while it is still the same session (pid and
- *   `backend_start`) running the same query (`query_start`, `md5(query)`), checked in the very statement
+ *   `backend_start`) running the same query (`md5(query)`, and `query_start` or, for a statement that waited
+ *   for a lock while being parsed and went on, the same `xact_start`), checked in the very statement
  *   that signals it. Others are skipped and the log says why (ended, pid reused, another query now).
  * - **verify** waits (at most `verifyTimeout`) until none of the planned queries is still running.
  * - **revert**: none; a cancelled query cannot be un-cancelled.
@@ -164,10 +171,21 @@ type BackendRow = {
   state: string | null;
   backend_start: string;
   query_start: string | null;
+  xact_start: string | null;
   query_md5: string | null;
   query: string | null;
   duration_ms: string;
 };
+
+/**
+ * SQL: session `a` still runs the planned statement — the same text, started at the planned time or still
+ * in the planned transaction. `$md5`, `$queryStart`, `$xactStart` are the parameter references to use.
+ */
+function samePlannedStatement(md5: string, queryStart: string, xactStart: string): string {
+  return `md5(a.query) IS NOT DISTINCT FROM ${md5}
+          AND (${utcText('a.query_start')} IS NOT DISTINCT FROM ${queryStart}
+               OR (${xactStart} IS NOT NULL AND ${utcText('a.xact_start')} = ${xactStart}))`;
+}
 
 const QUERY_SHOWN = 200;
 /**
@@ -207,6 +225,7 @@ function signalBackends(
                 a.state,
                 ${utcText('a.backend_start')} AS backend_start,
                 ${utcText('a.query_start')} AS query_start,
+                ${utcText('a.xact_start')} AS xact_start,
                 md5(a.query) AS query_md5, left(a.query, ${QUERY_READ}) AS query,
                 d.ms::int8::text AS duration_ms
            FROM pg_catalog.pg_stat_activity a
@@ -253,6 +272,7 @@ function signalBackends(
         pid: r.pid,
         backendStart: r.backend_start,
         queryStart: r.query_start,
+        xactStart: r.xact_start,
         queryMd5: r.query_md5,
         user: r.user,
         application: r.application,
@@ -303,10 +323,9 @@ function signalBackends(
                FROM pg_catalog.pg_stat_activity a
               WHERE a.pid = $1 AND a.pid <> pg_backend_pid() AND a.application_name IS DISTINCT FROM $2
                 AND ${utcText('a.backend_start')} = $3
-                AND ${utcText('a.query_start')} IS NOT DISTINCT FROM $4
-                AND md5(a.query) IS NOT DISTINCT FROM $5
+                AND ${samePlannedStatement('$5', '$4::text', '$6::text')}
                 ${operation === 'cancel' ? "AND a.state = 'active'" : ''}`,
-            [b.pid, ours, b.backendStart, b.queryStart, b.queryMd5],
+            [b.pid, ours, b.backendStart, b.queryStart, b.queryMd5, b.xactStart ?? null],
             { signal: ctx.signal },
           );
           const row = rows[0];
@@ -347,21 +366,20 @@ async function whyNotSame(
 ): Promise<string> {
   const { rows } = await db.query<{
     backend_start: string;
-    query_start: string | null;
-    md5: string | null;
+    same_statement: boolean;
     state: string | null;
   }>(
-    `SELECT ${utcText('backend_start')} AS backend_start, ${utcText('query_start')} AS query_start,
-            md5(query) AS md5, state
-       FROM pg_catalog.pg_stat_activity WHERE pid = $1`,
-    [b.pid],
+    `SELECT ${utcText('a.backend_start')} AS backend_start,
+            (${samePlannedStatement('$2', '$3::text', '$4::text')}) AS same_statement, a.state
+       FROM pg_catalog.pg_stat_activity a WHERE a.pid = $1`,
+    [b.pid, b.queryMd5, b.queryStart, b.xactStart ?? null],
     { signal },
   );
   const now = rows[0];
   if (!now) return 'the backend has ended since the plan';
   if (now.backend_start !== b.backendStart)
     return 'the pid now belongs to another session (reused since the plan)';
-  if (now.query_start !== b.queryStart || now.md5 !== b.queryMd5) {
+  if (!now.same_statement) {
     return 'the session now runs another query than the planned one';
   }
   if (operation === 'cancel' && now.state !== 'active')
@@ -388,12 +406,11 @@ async function awaitSignalled(
     // the planned query must no longer be running.
     const { rows } = await db.query<{ pid: number }>(
       `SELECT p.pid
-         FROM unnest($1::int4[], $2::text[], $3::text[], $4::text[], $5::bool[])
-              AS p(pid, backend_start, query_start, query_md5, must_be_gone)
+         FROM unnest($1::int4[], $2::text[], $3::text[], $4::text[], $5::bool[], $6::text[])
+              AS p(pid, backend_start, query_start, query_md5, must_be_gone, xact_start)
          JOIN pg_catalog.pg_stat_activity a ON a.pid = p.pid AND ${utcText('a.backend_start')} = p.backend_start
         WHERE p.must_be_gone
-           OR (a.state = 'active' AND ${utcText('a.query_start')} IS NOT DISTINCT FROM p.query_start
-               AND md5(a.query) IS NOT DISTINCT FROM p.query_md5)
+           OR (a.state = 'active' AND ${samePlannedStatement('p.query_md5', 'p.query_start', 'p.xact_start')})
         ORDER BY p.pid`,
       [
         backends.map((b) => b.pid),
@@ -401,6 +418,7 @@ async function awaitSignalled(
         backends.map((b) => b.queryStart),
         backends.map((b) => b.queryMd5),
         backends.map((b) => p.operation === 'terminate' && signalled.has(b.pid)),
+        backends.map((b) => b.xactStart ?? null),
       ],
       { signal: ctx.signal },
     );
