@@ -1,66 +1,74 @@
 #!/usr/bin/env bash
-# The main job, end to end on a fresh machine: install, build, then take the agent-failure runbook of the
-# AI-Web-Test pack through diagnose → plan → run against the local lab, on the embedded store under .runbook/,
-# and finally serve the same runbooks and store over HTTP (`runbook serve`) until Ctrl-C.
-# RUNBOOK_DEMO_PORT picks its port (default 8080); RUNBOOK_DEMO_NO_SERVE=1 stops after the CLI part.
+# The main job, end to end on a fresh machine: install, build, then start the local AI-Web-Test lab with
+# the runbook service (the AI-Web-Test pack on an embedded store), Alertmanager and Prometheus, and walk
+# through one incident: the requirements agent crash-loops, Prometheus fires AgentDown, Alertmanager
+# delivers it, the service runs agent-failure, the agent is back. Then the lab keeps running until Ctrl-C.
+#
+# RUNBOOK_DEMO_NO_WAIT=1 stops after the walkthrough (for a scripted check). The service listens on
+# 127.0.0.1:8080, Prometheus on :9090, Alertmanager on :9093, the lab's control API on :9400.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 source "$here/toolchain.sh"
 cd "$repo_root"
+bash "$here/services.sh"
 pnpm install --frozen-lockfile
 pnpm build
 
-# A fresh store and lab each time, so the demo can be run again and again (a kept store would, rightly,
-# refuse a fourth restart of the same agent within the hour: that is the remediation budget at work).
-export RUNBOOK_DATA_DIR="$repo_root/.runbook/demo/store"
-export AIWEBTEST_LAB_DIR="$repo_root/.runbook/demo/lab"
-rm -rf "$repo_root/.runbook/demo"
-export RUNBOOK_MODULES="$repo_root/packages/examples/dist/index.js"
-runbook() { node "$repo_root/packages/sdk/dist/cli/main.js" "$@"; }
+lab_dir="$repo_root/.runbook/lab"
+export AIWEBTEST_LAB_DIR="$lab_dir"
 lab() { node "$repo_root/packages/examples/dist/lab/cli.js" "$@"; }
 say() { printf '\n\033[1m$ %s\033[0m\n' "$*"; }
 
-say "aiwebtest-lab break requirements-agent --fault crash-loop-after-oom"
-lab break requirements-agent --fault crash-loop-after-oom
-say "runbook list"
-runbook list
-say "runbook diagnose agent-failure --input agent=requirements-agent"
-runbook diagnose agent-failure --input agent=requirements-agent || true
-say "runbook plan agent-failure --input agent=requirements-agent"
-runbook plan agent-failure --input agent=requirements-agent
-say "runbook run agent-failure --input agent=requirements-agent --yes"
-runbook run agent-failure --input agent=requirements-agent --yes
-say "aiwebtest-lab status"
-lab status
-say "runbook runs"
-runbook runs
-say "runbook audit verify"
-runbook audit verify
-printf '\nThe demo store is in .runbook/demo/store; look around with e.g.\n  RUNBOOK_DATA_DIR=.runbook/demo/store pnpm runbook runs\n'
-[ "${RUNBOOK_DEMO_NO_SERVE:-}" = 1 ] && exit 0
+# A fresh lab each time (a kept store would, rightly, refuse a fourth restart of the same agent within the
+# hour: that is the remediation budget at work).
+rm -rf "$lab_dir"
+say "aiwebtest-lab up --reset"
+lab up --reset &
+lab_pid=$!
+trap 'kill -TERM $lab_pid 2>/dev/null; wait $lab_pid 2>/dev/null' EXIT
+for _ in $(seq 1 180); do
+  [ -f "$lab_dir/control.json" ] && break
+  kill -0 $lab_pid 2>/dev/null || { echo "the lab did not start; see the lines above" >&2; exit 1; }
+  sleep 1
+done
+[ -f "$lab_dir/control.json" ] || { echo "the lab did not start within 3 minutes" >&2; exit 1; }
 
-# The service. Its token is made here and kept in a file only the user can read; it is never printed, and
-# the service itself is given only the token's SHA-256.
-demo="$repo_root/.runbook/demo"
-port="${RUNBOOK_DEMO_PORT:-8080}"
-(umask 077 && node -e "process.stdout.write(require('node:crypto').randomBytes(24).toString('base64url'))" >"$demo/token")
-sha=$(sha256sum <"$demo/token" | cut -d' ' -f1)
-printf '{ "tokens": [{ "name": "demo-admin", "sha256": "%s", "role": "admin" }] }\n' "$sha" >"$demo/tokens.json"
-say "aiwebtest-lab break requirements-agent --fault crash-loop-after-oom"
-lab break requirements-agent --fault crash-loop-after-oom
+token=$(cat "$lab_dir/tokens/oncall")
+api=http://127.0.0.1:8080/api/v1
+say "aiwebtest-lab health"
+lab health
+say "aiwebtest-lab chaos requirements-agent-down"
+lab chaos requirements-agent-down
+printf '\nWaiting for AgentDown to fire (Prometheus, for: 30s) and the service to run agent-failure'
+run_id=""
+for _ in $(seq 1 120); do
+  run_id=$(curl -s -H "Authorization: Bearer $token" "$api/runs?runbookId=agent-failure&limit=1" |
+    node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>{const r=JSON.parse(s).runs[0];process.stdout.write(r&&["succeeded","failed","escalated"].includes(r.status)?r.id:"")})')
+  [ -n "$run_id" ] && break
+  printf '.'
+  sleep 2
+done
+echo
+[ -n "$run_id" ] || { echo "no agent-failure run finished within 4 minutes" >&2; exit 1; }
+say "curl -H 'Authorization: Bearer …' $api/runs/$run_id"
+curl -s -H "Authorization: Bearer $token" "$api/runs/$run_id" |
+  node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>{const d=JSON.parse(s);console.log(`run ${d.run.id}: ${d.run.status} (started by ${d.run.requestedBy} from alert ${d.run.context?.alert?.labels?.alertname ?? "?"})`);for(const f of d.findings)console.log(`  ${f.status.padEnd(7)} ${f.step}: ${f.summary}`);for(const p of d.plans)console.log(`  plan    ${p.step}: ${p.summary} [${p.status}]`);console.log(`outcome: ${d.run.outcome?.summary ?? ""}`)})'
+say "aiwebtest-lab health"
+lab health || true
+say "curl -H 'Authorization: Bearer …' $api/audit/verify"
+curl -s -H "Authorization: Bearer $token" "$api/audit/verify"
+echo
+[ "${RUNBOOK_DEMO_NO_WAIT:-}" = 1 ] && exit 0
+
 cat <<EOF
 
-The runbook service starts below on http://127.0.0.1:$port with the same runbooks and store; Ctrl-C stops it.
-In another terminal, from the repository root:
-  TOKEN=\$(cat .runbook/demo/token); API=http://127.0.0.1:$port/api/v1
-  curl -s -H "Authorization: Bearer \$TOKEN" \$API/runbooks
-  curl -s -H "Authorization: Bearer \$TOKEN" -H 'Content-Type: application/json' \\
-    -d '{"input":{"agent":"requirements-agent"}}' \$API/runbooks/agent-failure/diagnose
-  curl -s -H "Authorization: Bearer \$TOKEN" -H 'Content-Type: application/json' \\
-    -d '{"runbookId":"agent-failure","mode":"execute","input":{"agent":"requirements-agent"}}' \$API/runs
-  curl -s -H "Authorization: Bearer \$TOKEN" "\$API/runs?limit=5"
-  curl -s http://127.0.0.1:$port/metrics | grep ^runbook_
-The API is described at \$API/openapi.json and in packages/sdk/SERVICE.md.
+The lab keeps running; Ctrl-C stops it. In another terminal, from the repository root:
+  pnpm lab scenarios                          # the nine incidents you can cause, and their runbooks
+  pnpm lab chaos database-slow                # …then watch: pnpm lab health; the service's runs below
+  TOKEN=\$(cat .runbook/lab/tokens/oncall); curl -s -H "Authorization: Bearer \$TOKEN" "$api/runs?limit=5"
+  AIWEBTEST_LAB_DIR=.runbook/lab pnpm runbook diagnose openrouter-outage --runbooks ./packages/examples/dist/index.js
+Prometheus: http://127.0.0.1:9090/alerts   Alertmanager: http://127.0.0.1:9093   API: $api/openapi.json
+Runs that wait for approval: approve as the second person with the token in .runbook/lab/tokens/approver:
+  curl -s -X POST -H "Authorization: Bearer \$(cat .runbook/lab/tokens/approver)" -H 'Content-Type: application/json' -d '{}' $api/runs/<id>/approve
 EOF
-say "runbook serve --port $port --tokens-file .runbook/demo/tokens.json"
-exec node "$repo_root/packages/sdk/dist/cli/main.js" serve --port "$port" --tokens-file "$demo/tokens.json"
+wait $lab_pid

@@ -213,13 +213,13 @@ function summary(dir: string, up: LabUp): string {
       `  curl -s -H "Authorization: Bearer $(cat ${f.tokenFiles.oncall})" ${f.serviceUrl}/api/v1/runs?limit=5`,
       '  pnpm lab health                            # healthy again once agent-failure has run',
       // The service's embedded store is its own (PGlite is single-process): the CLI keeps a store of its own.
-      `  AIWEBTEST_LAB_DIR=${dir} pnpm runbook diagnose database-performance   # any runbook by hand`,
+      `  AIWEBTEST_LAB_DIR=${dir} pnpm runbook diagnose database-performance --runbooks ./packages/examples/dist/index.js`,
       '  pnpm lab scenarios                         # every incident you can cause',
     );
   } else {
     lines.push(
       '',
-      `Runbooks by hand: AIWEBTEST_LAB_DIR=${dir} pnpm runbook diagnose agent-failure --input agent=requirements-agent`,
+      `Runbooks by hand: AIWEBTEST_LAB_DIR=${dir} pnpm runbook diagnose agent-failure --input agent=requirements-agent --runbooks ./packages/examples/dist/index.js`,
     );
   }
   lines.push('Ctrl-C stops the lab.', '');

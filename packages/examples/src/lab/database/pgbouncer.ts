@@ -84,10 +84,9 @@ export async function startLabPgBouncer(options: LabPgBouncerOptions): Promise<L
     stats_period: '5',
     logfile: files.log,
     pidfile: files.pid,
-    // Startup parameters pgbouncer cannot track in transaction pooling; it refuses the login unless told to
-    // ignore them. pg sends extra_float_digits; the SDK's checks send statement_timeout, which a server
-    // connection shared between clients could not honour anyway (its steps stay bounded by their signals).
-    ignore_startup_parameters: 'extra_float_digits,statement_timeout',
+    // pg clients send it; pgbouncer would refuse the login otherwise. (The SDK sends no startup parameter of
+    // its own: it bounds its statements with SET LOCAL inside a transaction, which transaction pooling keeps.)
+    ignore_startup_parameters: 'extra_float_digits',
   };
   const ini = [
     '[databases]',
