@@ -65,8 +65,11 @@ try {
       results.push({ scenario, error: e instanceof Error ? e.message : String(e) });
     }
     // Provider-side incidents outlast the runbook (it mitigates; OpenRouter mends itself): end them before
-    // the next drill, so that each starts from a healthy lab.
+    // the next drill, so that each starts from a healthy lab; after the outage, switch back to OpenRouter
+    // with the same runbook, as on-call would.
     await up.control.healAll();
+    if (scenario === 'openrouter-outage')
+      await drill.execute('openrouter-outage', { phase: 'recover' }).catch(() => {});
     await new Promise((r) => setTimeout(r, 10_000));
   }
 } finally {

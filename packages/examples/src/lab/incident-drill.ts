@@ -107,6 +107,42 @@ export class IncidentDrill {
     return this.#service<RunDetail>('GET', `/runs/${encodeURIComponent(runId)}`);
   }
 
+  /**
+   * Follows a run to its end, approving as the second person whenever it waits (`reason` says why), and
+   * calling `observe` with every state seen.
+   */
+  async #follow(
+    runId: string,
+    timeoutMs: number,
+    observe: (detail: RunDetail) => void,
+    reason: string,
+  ): Promise<{ detail: RunDetail; approvals: number }> {
+    let approvals = 0;
+    const detail = await poll(`run ${runId} to end`, timeoutMs, async () => {
+      const detail = await this.run(runId);
+      observe(detail);
+      if (detail.run.status === 'waiting_approval') {
+        // The second person: another admin than the identity that started the run.
+        await this.#service('POST', `/runs/${encodeURIComponent(runId)}/approve`, this.#approver, {
+          reason: `incident drill: ${reason}`,
+        });
+        approvals += 1;
+      }
+      return FINAL.has(detail.run.status) ? detail : undefined;
+    });
+    return { detail, approvals };
+  }
+
+  /** Starts a run by hand as the on-call engineer (execute mode), approves it as the second person, and waits for its end. */
+  async execute(runbookId: string, input: Record<string, unknown>, timeoutMs = 180_000): Promise<RunDetail> {
+    const started = await this.#service<{ run: { id: string } }>('POST', '/runs', this.#oncall, {
+      runbookId,
+      mode: 'execute',
+      input,
+    });
+    return (await this.#follow(started.run.id, timeoutMs, () => {}, `${runbookId} by hand`)).detail;
+  }
+
   /** Injects `scenario` and follows it to a verified recovery. */
   async drill(
     scenario: ScenarioName,
@@ -139,20 +175,15 @@ export class IncidentDrill {
     });
 
     let diagnoseMs: number | undefined;
-    let approvals = 0;
-    const final = await poll(`run ${runId} to end`, timeoutMs, async () => {
-      const detail = await this.run(runId);
-      if (diagnoseMs === undefined && (detail.plans.length > 0 || FINAL.has(detail.run.status)))
-        diagnoseMs = elapsed();
-      if (detail.run.status === 'waiting_approval') {
-        // The second person: another admin than the service's alert identity that started the run.
-        await this.#service('POST', `/runs/${encodeURIComponent(runId)}/approve`, this.#approver, {
-          reason: `incident drill: ${scenario}`,
-        });
-        approvals += 1;
-      }
-      return FINAL.has(detail.run.status) ? detail : undefined;
-    });
+    const { detail: final, approvals } = await this.#follow(
+      runId,
+      timeoutMs,
+      (detail) => {
+        if (diagnoseMs === undefined && (detail.plans.length > 0 || FINAL.has(detail.run.status)))
+          diagnoseMs = elapsed();
+      },
+      scenario,
+    );
     const recoverMs = elapsed();
 
     await poll(`the lab checks ${options.healthChecks.join(', ')} to pass`, timeoutMs, async () => {

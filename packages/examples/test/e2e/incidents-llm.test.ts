@@ -37,8 +37,16 @@ describe('incidents: the LLM API (runbooks 6–8)', () => {
     };
     expect(health.provider_current).toBe('ollama');
     expect(r.auditOk).toBe(true);
+
+    // OpenRouter is back: the same runbook switches back (its breaker close needs a second person).
     await lab.up.control.healAll();
-  }, 300_000);
+    const back = await lab.drill.execute('openrouter-outage', { phase: 'recover' });
+    expect(back.run.status).toBe('succeeded');
+    const after = (await (await fetch(`${lab.up.lab.env.backendUrl}/api/v1/health`)).json()) as {
+      provider_current: string;
+    };
+    expect(after.provider_current).toBe('openrouter');
+  }, 420_000);
 
   it('openrouter-rate-limit → OpenRouterRateLimited → openrouter-rate-limit queues requests', async () => {
     const r = await lab.drill.drill('openrouter-rate-limit', {
