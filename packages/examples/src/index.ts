@@ -32,6 +32,7 @@ export {
   EnvironmentError,
   LAB_DIR_VARIABLE,
   LAB_ENVIRONMENT_FILE,
+  type PackRunbookOptions,
   readEnvironment,
 } from './aiwebtest/environment';
 export {

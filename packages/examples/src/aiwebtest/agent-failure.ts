@@ -20,7 +20,7 @@ import {
 } from '@aiwebtest/runbooks';
 import { z } from 'zod';
 import { AGENTS, agentMetricLabel } from '../lab/platform/manifests';
-import { type ConnectAiWebTest, connectFromEnvironment } from './environment';
+import { type AiWebTest, connectionOf, type PackRunbookOptions, PlatformNamespace } from './environment';
 import { type BackendHealthData, backendHealth, sampleRequest } from './platform-checks';
 import { prometheusQuery } from './prometheus-query';
 
@@ -29,10 +29,7 @@ export const AgentFailureInput = z.object({
   /** The agent's Deployment (its pods carry `app=<agent>`), as the AgentDown alert's `agent` label names it. */
   agent: z.enum(AGENTS, { message: `expected one of ${AGENTS.join(', ')}` }),
   /** The platform's namespace. @default "aiwebtest" */
-  namespace: z
-    .string()
-    .regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, 'expected a Kubernetes namespace name')
-    .default('aiwebtest'),
+  namespace: PlatformNamespace,
   /** How long the restarted pods may take to be ready (the manual's `kubectl wait --timeout=60s`). @default "60s" */
   readyTimeout: Duration.default('60s'),
   /** A sample request slower than this is a warning (the manual's slow-response threshold). @default "60s" */
@@ -49,12 +46,6 @@ export const AgentFailureInput = z.object({
 });
 /** Input of `agent-failure`. */
 export type AgentFailureInput = z.input<typeof AgentFailureInput>;
-
-/** Options of {@link createAgentFailureRunbook}. */
-export interface AgentFailureOptions {
-  /** Where the platform is. @default {@link connectFromEnvironment} (env vars or the running lab's lab.json) */
-  connect?: ConnectAiWebTest;
-}
 
 /** What {@link openRouterConnectivity} found. */
 export interface OpenRouterConnectivityData {
@@ -127,7 +118,7 @@ export interface SuccessRateData {
  * decisions in the window with a confidence at or above `minConfidence`.
  */
 function successRate(
-  platform: ReturnType<ConnectAiWebTest>,
+  platform: AiWebTest,
   o: { agentType: string; window: string; minConfidence: number; minRate: number },
 ): Check<SuccessRateData> {
   const query = platform.db.sqlCheck({
@@ -179,8 +170,8 @@ const RESTART_ATTEMPTS = 3;
  * - the restart did not cure it (the new pods fail too): roll back to the revision that ran before the
  *   restart's own, when there is one (risk high: a second person approves), else page on-call.
  */
-export function createAgentFailureRunbook(options: AgentFailureOptions = {}) {
-  const connect = options.connect ?? connectFromEnvironment;
+export function createAgentFailureRunbook(options: PackRunbookOptions = {}) {
+  const connect = connectionOf(options);
   return defineRunbook({
     id: 'agent-failure',
     title: 'Agent failure recovery',

@@ -27,7 +27,9 @@ import {
   toMillis,
 } from '@aiwebtest/runbooks';
 import { z } from 'zod';
-import { type ConnectAiWebTest, connectFromEnvironment } from './environment';
+// The agent list is a fact about the platform's schema, held once with it; schema.ts is constants only.
+import { AGENT_TYPES } from '../lab/database/schema';
+import { connectionOf, type PackRunbookOptions, PlatformNamespace } from './environment';
 import {
   backendHealth,
   backendMetrics,
@@ -39,25 +41,14 @@ import {
 } from './platform-checks';
 import { prometheusQuery } from './prometheus-query';
 
-const Namespace = z.string().regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, 'expected a Kubernetes namespace name');
-
 /** The manual's agent-processing query (diagnosis 3), unchanged. */
 export const AGENT_PROCESSING_SQL =
   "SELECT agent_type, AVG(execution_time_ms), MAX(execution_time_ms) FROM agent_decisions WHERE created_at > NOW() - INTERVAL '10 minutes' GROUP BY agent_type";
 
-const AGENT_TYPES = [
-  'requirements',
-  'generation',
-  'execution',
-  'observation',
-  'analysis',
-  'evolution',
-] as const;
-
 /** Input of `api-high-latency`. */
 export const ApiHighLatencyInput = z.object({
   /** The platform's namespace. @default "aiwebtest" */
-  namespace: Namespace.default('aiwebtest'),
+  namespace: PlatformNamespace,
   /** The alert's threshold on the API's p95, in milliseconds. @default 2000 */
   p95AboveMs: z.number().int().positive().default(2000),
   /** Step 6's goal: the p95 should drop below this, in milliseconds. @default 500 */
@@ -77,12 +68,6 @@ export const ApiHighLatencyInput = z.object({
 });
 /** Input of `api-high-latency`, as written. */
 export type ApiHighLatencyInput = z.input<typeof ApiHighLatencyInput>;
-
-/** Options of {@link createApiHighLatencyRunbook}. */
-export interface ApiHighLatencyOptions {
-  /** How a run reaches the platform. @default connectFromEnvironment */
-  connect?: ConnectAiWebTest;
-}
 
 const ms = (seconds: number) => Math.round(seconds * 1000);
 
@@ -148,8 +133,8 @@ function advice(kind: string, status: 'ok' | 'warn' | 'fail', summary: string) {
  * processing times, slow database queries and OpenRouter's latency; then act on the bottleneck (database:
  * Runbook 5; OpenRouter: enable the response cache; agents: scale up), check the network, and watch the p95.
  */
-export function createApiHighLatencyRunbook(options: ApiHighLatencyOptions = {}) {
-  const connect = options.connect ?? connectFromEnvironment;
+export function createApiHighLatencyRunbook(options: PackRunbookOptions = {}) {
+  const connect = connectionOf(options);
   return defineRunbook({
     id: 'api-high-latency',
     title: 'API high latency (p95 > 2s)',

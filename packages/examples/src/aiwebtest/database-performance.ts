@@ -23,16 +23,13 @@ import {
   type SessionView,
 } from '@aiwebtest/runbooks/postgres';
 import { z } from 'zod';
-import { type ConnectAiWebTest, connectFromEnvironment } from './environment';
+import { connectionOf, type PackRunbookOptions, PlatformNamespace } from './environment';
 import { prometheusQuery } from './prometheus-query';
 
 /** Input of `database-performance`. The defaults are the manual's values. */
 export const DatabasePerformanceInput = z.object({
   /** The platform's namespace (the PostgreSQL pods looked at before escalating). @default "aiwebtest" */
-  namespace: z
-    .string()
-    .regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, 'expected a Kubernetes namespace name')
-    .default('aiwebtest'),
+  namespace: PlatformNamespace,
   /**
    * Queries active this long are killed, with the sessions whose locks they have waited on this long (the
    * manual: `NOW() - query_start > INTERVAL '5 minutes'`). @default "5m"
@@ -152,8 +149,8 @@ function outcome(name: string, r: ActResult<unknown, unknown> | undefined, skipp
  * `query-latency` (measured). Escalations are the manual's: still slow → review EXPLAIN ANALYZE; undersized
  * → scale up PostgreSQL; slow disk I/O → faster storage.
  */
-export function createDatabasePerformanceRunbook(options: { connect?: ConnectAiWebTest } = {}) {
-  const connect = options.connect ?? connectFromEnvironment;
+export function createDatabasePerformanceRunbook(options: PackRunbookOptions = {}) {
+  const connect = connectionOf(options);
   return defineRunbook({
     id: 'database-performance',
     title: 'Database performance issues',

@@ -11,20 +11,24 @@ import { type Postgres, pgbouncer, postgres } from '@aiwebtest/runbooks/postgres
 import { type RedisRunbooks, redis } from '@aiwebtest/runbooks/redis';
 import { z } from 'zod';
 
-const HttpUrl = z.url({ protocol: /^https?$/, error: 'expected an http(s):// URL' });
+/** An http(s):// URL (an outside input the runbooks fetch). */
+export const HttpUrl = z.url({ protocol: /^https?$/, error: 'expected an http(s):// URL' });
 const PostgresUrl = z.string().regex(/^postgres(ql)?:\/\//, 'expected a postgres:// connection URL');
 const PgBouncerAdminUrl = z
   .string()
   .regex(/^postgres(ql)?:\/\/[^/]*\/pgbouncer(\?.*)?$/, 'expected postgres://user@host:port/pgbouncer');
 const RedisUrl = z.string().regex(/^rediss?:\/\/\S+$/, 'expected a redis:// URL');
 
+/** The platform's namespace (a Kubernetes namespace name), as the environment and every runbook input take it. */
+export const PlatformNamespace = z
+  .string()
+  .regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, 'expected a Kubernetes namespace name')
+  .default('aiwebtest');
+
 /** The AI-Web-Test platform the pack's runbooks work on. */
 export const AiWebTestEnvironment = z.strictObject({
   /** The platform's namespace; the only one the runbooks' Kubernetes actions may change. @default "aiwebtest" */
-  namespace: z
-    .string()
-    .regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, 'expected a Kubernetes namespace name')
-    .default('aiwebtest'),
+  namespace: PlatformNamespace,
   /** Path of the kubeconfig file. @default `$KUBECONFIG`, `~/.kube/config` or the in-cluster account */
   kubeconfig: z.string().min(1).optional(),
   /** The kubeconfig context the runbooks are meant for: every Kubernetes step refuses any other. */
@@ -175,3 +179,14 @@ export const connectFromEnvironment: ConnectAiWebTest = () => {
   }
   return shared.platform;
 };
+
+/** Options of every runbook factory of the pack (`createAgentFailureRunbook(options)` and the others). */
+export interface PackRunbookOptions {
+  /** Where the platform is. @default {@link connectFromEnvironment} (env vars or the running lab's lab.json) */
+  connect?: ConnectAiWebTest;
+}
+
+/** The factory's way to the platform: `options.connect`, else {@link connectFromEnvironment}. */
+export function connectionOf(options: PackRunbookOptions): ConnectAiWebTest {
+  return options.connect ?? connectFromEnvironment;
+}

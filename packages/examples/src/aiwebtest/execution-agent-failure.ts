@@ -14,14 +14,16 @@ import {
   toMillis,
 } from '@aiwebtest/runbooks';
 import { z } from 'zod';
-import { type ConnectAiWebTest, connectFromEnvironment } from './environment';
+import { SELENIUM_HUB, seleniumNodeDeployment } from '../lab/platform/manifests';
+import { type AiWebTest, connectionOf, type PackRunbookOptions } from './environment';
+import { pollExecutionsSince, reworded, type SqlQuery, sleep, sqlQueryOf } from './executions-since';
 import { seleniumGridStatus } from './platform-checks';
 
 /** The Grid's deployments, in the manual's restart order: the hub first, so the new nodes register with it. */
 export const SELENIUM_GRID_DEPLOYMENTS = [
-  'selenium-hub',
-  'selenium-node-chrome',
-  'selenium-node-firefox',
+  SELENIUM_HUB,
+  seleniumNodeDeployment('chrome'),
+  seleniumNodeDeployment('firefox'),
 ] as const;
 const EXECUTION_AGENT = 'execution-agent';
 const TIMEOUT_MESSAGE = 'Execution timeout';
@@ -50,11 +52,6 @@ export const ExecutionAgentFailureInput = z.object({
 /** Input of `execution-agent-failure`. */
 export type ExecutionAgentFailureInput = z.input<typeof ExecutionAgentFailureInput>;
 
-/** A check whose finding is re-worded (to name the cause) without changing what it reads. */
-function reworded<T>(check: Check<T>, rewrite: (f: Finding<T>) => Finding<T>): Check<T> {
-  return defineCheck<T>({ ...check, run: async (ctx) => rewrite(await check.run(ctx)) });
-}
-
 /** An action whose plan summary says more (e.g. that it cannot be reverted); apply and verify are its own. */
 function withPlanNote<P, A>(action: Action<P, A>, note: string): Action<P, A> {
   return {
@@ -65,19 +62,6 @@ function withPlanNote<P, A>(action: Action<P, A>, note: string): Action<P, A> {
     },
   };
 }
-
-const sleep = (ms: number, signal: AbortSignal) =>
-  new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(resolve, ms);
-    signal.addEventListener(
-      'abort',
-      () => {
-        clearTimeout(timer);
-        reject(signal.reason);
-      },
-      { once: true },
-    );
-  });
 
 /** What {@link sampleTestCompletes} found. */
 export interface SampleTestData {
@@ -97,33 +81,21 @@ export interface SampleTestData {
  * recovery runs to a result (passed or failed, not `error`) on the Grid. Waits at most `timeoutMs`.
  * Fails when none does: the agent or the Grid still cannot run tests.
  */
-export function sampleTestCompletes(
-  query: (
-    sql: string,
-    params: unknown[],
-    signal: AbortSignal,
-  ) => Promise<{ rows: Record<string, unknown>[] }>,
-  timeoutMs: number,
-): Check<SampleTestData> {
+export function sampleTestCompletes(query: SqlQuery, timeoutMs: number): Check<SampleTestData> {
   return defineCheck<SampleTestData>({
     kind: 'aiwebtest.sample-test',
     description: 'a test execution started now completes on the Selenium Grid',
-    async run(ctx) {
-      const started = Date.now();
-      const since = new Date(started).toISOString();
-      for (;;) {
-        // created_at is when the agent took the test; started_at may be back-dated by the agent.
-        const { rows } = await query(
-          `SELECT execution_id::text AS execution_id, result, browser, execution_time
+    run: (ctx) =>
+      // created_at is when the agent took the test; started_at may be back-dated by the agent.
+      pollExecutionsSince<SampleTestData>(query, ctx.signal, {
+        sql: `SELECT execution_id::text AS execution_id, result, browser, execution_time
              FROM test_executions
             WHERE created_at >= $1::timestamptz AND finished_at IS NOT NULL AND result IN ('passed', 'failed')
             ORDER BY finished_at LIMIT 1`,
-          [since],
-          ctx.signal,
-        );
-        const row = rows[0];
-        const waitedMs = Date.now() - started;
-        if (row) {
+        timeoutMs,
+        judge({ since, rows, waitedMs }) {
+          const row = rows[0];
+          if (!row) return undefined;
           const execution = {
             execution_id: String(row.execution_id),
             result: String(row.result),
@@ -145,24 +117,15 @@ export function sampleTestCompletes(
               },
             ],
           );
-        }
-        if (waitedMs >= timeoutMs) {
-          return finding(
+        },
+        timedOut: ({ since, waitedMs }) =>
+          finding(
             'fail',
             `no test execution completed on the Selenium Grid within ${Math.round(timeoutMs / 1000)} s: browser automation still fails`,
             { since, execution: null, waitedMs },
-          );
-        }
-        await sleep(Math.min(1000, timeoutMs - waitedMs), ctx.signal);
-      }
-    },
+          ),
+      }),
   });
-}
-
-/** Options of {@link createExecutionAgentFailureRunbook}. */
-export interface ExecutionAgentFailureOptions {
-  /** How a run reaches the platform. @default connectFromEnvironment */
-  connect?: ConnectAiWebTest;
 }
 
 /**
@@ -173,11 +136,11 @@ export interface ExecutionAgentFailureOptions {
  * execution agent, verifies the Grid is ready and that a new execution completes. Escalates with the
  * manual's words when the Grid stays down, browsers keep crashing, or tests still do not complete.
  */
-export function createExecutionAgentFailureRunbook(options: ExecutionAgentFailureOptions = {}) {
-  const connect = options.connect ?? connectFromEnvironment;
+export function createExecutionAgentFailureRunbook(options: PackRunbookOptions = {}) {
+  const connect = connectionOf(options);
   return defineRunbook({
     id: 'execution-agent-failure',
-    title: 'Execution Agent Failure',
+    title: 'Execution agent failure',
     description:
       'Cancels test executions stuck in "running", restarts the Selenium Grid and the execution agent, and verifies the Grid and a sample test.',
     severity: 'P1',
@@ -323,10 +286,7 @@ export function createExecutionAgentFailureRunbook(options: ExecutionAgentFailur
       // Recovery 5: run sample test.
       const sample = await step.check(
         'run-sample-test',
-        sampleTestCompletes(
-          (sql, params, signal) => platform.db.db.query(sql, params, { signal }),
-          toMillis(input.sampleTestTimeout),
-        ),
+        sampleTestCompletes(sqlQueryOf(platform), toMillis(input.sampleTestTimeout)),
       );
       if (sample.status !== 'ok') {
         return step.escalate(`${EXECUTION_AGENT_ESCALATIONS.persistent} (${sample.summary})`);
@@ -344,7 +304,7 @@ export interface GridDeploymentsData {
 
 /** Which of the Grid's deployments exist (the manual restarts those present). */
 function gridDeployments(
-  cluster: ReturnType<typeof connectFromEnvironment>['k8s']['cluster'],
+  cluster: AiWebTest['k8s']['cluster'],
   namespace: string,
 ): Check<GridDeploymentsData> {
   return defineCheck<GridDeploymentsData>({

@@ -17,7 +17,7 @@ import {
 } from '@aiwebtest/runbooks';
 import { z } from 'zod';
 import { openRouterConnectivity } from './agent-failure';
-import { type AiWebTest, type ConnectAiWebTest, connectFromEnvironment } from './environment';
+import { type AiWebTest, connectionOf, type PackRunbookOptions, PlatformNamespace } from './environment';
 import { prometheusQuery } from './prometheus-query';
 
 /** The generation agent's Deployment (and `app` label). */
@@ -33,10 +33,7 @@ export const STALE_FIELD = 'stale';
 /** Input of `generation-agent-failure`. */
 export const GenerationAgentFailureInput = z.object({
   /** The platform's namespace. @default "aiwebtest" */
-  namespace: z
-    .string()
-    .regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, 'expected a Kubernetes namespace name')
-    .default('aiwebtest'),
+  namespace: PlatformNamespace,
   /** Below this mean confidence the generated tests are of low quality (the alert's line). @default 0.7 */
   minConfidence: z.number().min(0).max(1).default(0.7),
   /** The confidence the agent's new decisions must reach after recovery (the manual's "should be >0.85"). @default 0.85 */
@@ -62,12 +59,6 @@ export const GenerationAgentFailureInput = z.object({
 });
 /** Input of `generation-agent-failure`. */
 export type GenerationAgentFailureInput = z.input<typeof GenerationAgentFailureInput>;
-
-/** Options of {@link createGenerationAgentFailureRunbook}. */
-export interface GenerationAgentFailureOptions {
-  /** Where the platform is. @default {@link connectFromEnvironment} (env vars or the running lab's lab.json) */
-  connect?: ConnectAiWebTest;
-}
 
 /** What the decision-log step found. */
 export interface DecisionLogData {
@@ -257,8 +248,8 @@ function skipped(reason: string): Check<{ skipped: true }> {
  * generation agent's entries (`agent:generation:cache:*`, with the SDK's clearCache: SCAN + UNLINK of that
  * prefix, hashes and strings, with or without a TTL), which is what "clear agent cache" means.
  */
-export function createGenerationAgentFailureRunbook(options: GenerationAgentFailureOptions = {}) {
-  const connect = options.connect ?? connectFromEnvironment;
+export function createGenerationAgentFailureRunbook(options: PackRunbookOptions = {}) {
+  const connect = connectionOf(options);
   return defineRunbook({
     id: 'generation-agent-failure',
     title: 'Generation agent failure recovery',

@@ -34,12 +34,9 @@ import {
 } from '@aiwebtest/runbooks/resilience';
 import type { Redis } from 'ioredis';
 import { z } from 'zod';
-import { type ConnectAiWebTest, connectFromEnvironment } from './environment';
+import { connectionOf, HttpUrl, type PackRunbookOptions, PlatformNamespace } from './environment';
 import { backendHealth, backendMetrics, httpProbe, metricSum, sampleRequest } from './platform-checks';
 import { prometheusQuery } from './prometheus-query';
-
-const Namespace = z.string().regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, 'expected a Kubernetes namespace name');
-const HttpUrl = z.url({ protocol: /^https?$/, error: 'expected an http(s):// URL' });
 
 /** The manual's status-page text (step 3). */
 export const OUTAGE_STATUS_MESSAGE =
@@ -51,7 +48,7 @@ export const RECOVERED_STATUS_MESSAGE =
 /** Input of `openrouter-outage`. */
 export const OpenRouterOutageInput = z.object({
   /** The platform's namespace. @default "aiwebtest" */
-  namespace: Namespace.default('aiwebtest'),
+  namespace: PlatformNamespace,
   /**
    * `auto`: fail over when OpenRouter is down and the platform is not on the fallback yet, switch back when it is
    * on the fallback and the probe says OpenRouter answers again. `failover` / `recover` force one path (recover
@@ -72,12 +69,6 @@ export const OpenRouterOutageInput = z.object({
 });
 /** Input of `openrouter-outage`, as written. */
 export type OpenRouterOutageInput = z.input<typeof OpenRouterOutageInput>;
-
-/** Options of {@link createOpenRouterOutageRunbook}. */
-export interface OpenRouterOutageOptions {
-  /** How a run reaches the platform. @default connectFromEnvironment */
-  connect?: ConnectAiWebTest;
-}
 
 /** Since when the backend's OpenRouter breaker has been forced open (breaker control in Redis), or null. */
 function forcedOpenSince(redis: Redis, service: string, prefix: string | undefined) {
@@ -132,8 +123,8 @@ function statusPage(url: string) {
  * answers; once OpenRouter answers again, switch back. Escalates when the fallback fails too, and when the
  * outage outlasts `outageEscalateAfter`.
  */
-export function createOpenRouterOutageRunbook(options: OpenRouterOutageOptions = {}) {
-  const connect = options.connect ?? connectFromEnvironment;
+export function createOpenRouterOutageRunbook(options: PackRunbookOptions = {}) {
+  const connect = connectionOf(options);
   return defineRunbook({
     id: 'openrouter-outage',
     title: 'OpenRouter API complete outage',
@@ -150,6 +141,14 @@ export function createOpenRouterOutageRunbook(options: OpenRouterOutageOptions =
         service: env.breakerService,
         ...(env.breakerPrefix ? { prefix: env.breakerPrefix } : {}),
       };
+      // The fallback (Ollama) answering a generation request: checked while the outage lasts and after failover.
+      const fallbackAnswers = () =>
+        sampleRequest({
+          backendUrl: env.backendUrl,
+          agent: 'generation_agent',
+          prompt: 'runbook 6: fallback check',
+          expectedProvider: 'ollama',
+        });
 
       // Diagnosis, in the manual's order.
       const probe = await step.check(
@@ -215,15 +214,7 @@ export function createOpenRouterOutageRunbook(options: OpenRouterOutageOptions =
             'outage-duration',
             forcedOpenSince(platform.redis.client, breaker.service, env.breakerPrefix),
           );
-          const fallback = await step.check(
-            'fallback-performance',
-            sampleRequest({
-              backendUrl: env.backendUrl,
-              agent: 'generation_agent',
-              prompt: 'runbook 6: fallback check',
-              expectedProvider: 'ollama',
-            }),
-          );
+          const fallback = await step.check('fallback-performance', fallbackAnswers());
           if (fallback.data.httpStatus !== 200)
             return step.escalate(`fallback also fails (${fallback.summary}): queue requests for retry later`);
           const elapsedMs = since.data.elapsedMs ?? 0;
@@ -317,15 +308,7 @@ export function createOpenRouterOutageRunbook(options: OpenRouterOutageOptions =
 
       // Step 4: monitor the fallback: the current provider should be ollama, and it should answer.
       const current = await step.check('fallback-provider', backendHealth(env.backendUrl));
-      const sample = await step.check(
-        'fallback-performance',
-        sampleRequest({
-          backendUrl: env.backendUrl,
-          agent: 'generation_agent',
-          prompt: 'runbook 6: fallback check',
-          expectedProvider: 'ollama',
-        }),
-      );
+      const sample = await step.check('fallback-performance', fallbackAnswers());
       if (sample.data.httpStatus !== 200 || current.data.health?.provider_current !== 'ollama')
         return step.escalate(
           `fallback also fails (${sample.summary}; ${current.summary}): queue requests for retry later`,

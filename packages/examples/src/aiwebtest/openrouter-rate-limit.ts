@@ -27,7 +27,7 @@ import {
   toMillis,
 } from '@aiwebtest/runbooks';
 import { z } from 'zod';
-import { type ConnectAiWebTest, connectFromEnvironment } from './environment';
+import { connectionOf, type PackRunbookOptions, PlatformNamespace } from './environment';
 import {
   type BackendHealthBody,
   backendHealth,
@@ -37,8 +37,6 @@ import {
 } from './platform-checks';
 import { prometheusQuery } from './prometheus-query';
 
-const Namespace = z.string().regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, 'expected a Kubernetes namespace name');
-
 /** The status-page text of step 5. */
 export const RATE_LIMIT_STATUS_MESSAGE =
   'OpenRouter API rate limits reached. AI requests are queued and processed at a reduced rate; response times may be slower.';
@@ -46,7 +44,7 @@ export const RATE_LIMIT_STATUS_MESSAGE =
 /** Input of `openrouter-rate-limit`. */
 export const OpenRouterRateLimitInput = z.object({
   /** The platform's namespace. @default "aiwebtest" */
-  namespace: Namespace.default('aiwebtest'),
+  namespace: PlatformNamespace,
   /** Rate limited above this many 429 answers in the last minute (the alert's threshold). @default 10 */
   rateLimitErrorsAbove: z.number().int().min(0).default(10),
   /** Step 1's `OPENROUTER_MAX_REQUESTS_PER_MINUTE`, and step 4's ceiling. @default 50 */
@@ -58,12 +56,6 @@ export const OpenRouterRateLimitInput = z.object({
 });
 /** Input of `openrouter-rate-limit`, as written. */
 export type OpenRouterRateLimitInput = z.input<typeof OpenRouterRateLimitInput>;
-
-/** Options of {@link createOpenRouterRateLimitRunbook}. */
-export interface OpenRouterRateLimitOptions {
-  /** How a run reaches the platform. @default connectFromEnvironment */
-  connect?: ConnectAiWebTest;
-}
 
 /** What {@link queueDrain} measured. */
 export interface QueueDrainData {
@@ -203,8 +195,8 @@ function throttle(backendUrl: string, maxPerMinute: number) {
  * watch the queue drain and the rate stay under the limit, and tell the users. Escalates when the queue exceeds
  * 1000 and when OpenRouter keeps refusing after throttling.
  */
-export function createOpenRouterRateLimitRunbook(options: OpenRouterRateLimitOptions = {}) {
-  const connect = options.connect ?? connectFromEnvironment;
+export function createOpenRouterRateLimitRunbook(options: PackRunbookOptions = {}) {
+  const connect = connectionOf(options);
   return defineRunbook({
     id: 'openrouter-rate-limit',
     title: 'OpenRouter API rate limit',

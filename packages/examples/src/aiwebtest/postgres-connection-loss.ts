@@ -24,15 +24,12 @@ import { isKubernetesApiError, type Kubernetes } from '@aiwebtest/runbooks/kuber
 import { isPgBouncerError, type PoolsData } from '@aiwebtest/runbooks/postgres';
 import pg from 'pg';
 import { z } from 'zod';
-import { type ConnectAiWebTest, connectFromEnvironment } from './environment';
+import { connectionOf, type PackRunbookOptions, PlatformNamespace } from './environment';
 
 /** Input of `postgres-connection-loss`. The defaults are the manual's values. */
 export const PostgresConnectionLossInput = z.object({
   /** The platform's namespace. @default "aiwebtest" */
-  namespace: z
-    .string()
-    .regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, 'expected a Kubernetes namespace name')
-    .default('aiwebtest'),
+  namespace: PlatformNamespace,
   /** How long PostgreSQL may take to be ready after its restart (`kubectl wait … --timeout=120s`). @default "120s" */
   readyTimeout: Duration.default('120s'),
   /** Bound on the connection probe through PgBouncer (the `pg_up` metric allows 2 s). @default "5s" */
@@ -292,8 +289,8 @@ function poolUtilization(inner: Check<PoolsData | null>, maxActive: number): Che
  * `pool-utilization`. Escalations are the manual's: PostgreSQL won't start → check disk space and corruption;
  * pool exhausted → increase the PgBouncer pool size; persistent → fail over to a replica or backup.
  */
-export function createPostgresConnectionLossRunbook(options: { connect?: ConnectAiWebTest } = {}) {
-  const connect = options.connect ?? connectFromEnvironment;
+export function createPostgresConnectionLossRunbook(options: PackRunbookOptions = {}) {
+  const connect = connectionOf(options);
   return defineRunbook({
     id: 'postgres-connection-loss',
     title: 'PostgreSQL connection loss',

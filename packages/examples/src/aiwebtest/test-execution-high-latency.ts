@@ -15,7 +15,15 @@ import {
 } from '@aiwebtest/runbooks';
 import type { ScaleParams } from '@aiwebtest/runbooks/kubernetes';
 import { z } from 'zod';
-import { type ConnectAiWebTest, connectFromEnvironment } from './environment';
+import { seleniumNodeDeployment } from '../lab/platform/manifests';
+import { connectionOf, type PackRunbookOptions } from './environment';
+import {
+  type ExecutionsLook,
+  pollExecutionsSince,
+  reworded,
+  type SqlQuery,
+  sqlQueryOf,
+} from './executions-since';
 import { seleniumGridStatus } from './platform-checks';
 import { prometheusQuery } from './prometheus-query';
 
@@ -64,23 +72,6 @@ export const TestExecutionHighLatencyInput = z.object({
 /** Input of `test-execution-high-latency`. */
 export type TestExecutionHighLatencyInput = z.input<typeof TestExecutionHighLatencyInput>;
 
-const sleep = (ms: number, signal: AbortSignal) =>
-  new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(resolve, ms);
-    signal.addEventListener(
-      'abort',
-      () => {
-        clearTimeout(timer);
-        reject(signal.reason);
-      },
-      { once: true },
-    );
-  });
-
-function reworded<T>(check: Check<T>, rewrite: (f: Finding<T>) => Finding<T>): Check<T> {
-  return defineCheck<T>({ ...check, run: async (ctx) => rewrite(await check.run(ctx)) });
-}
-
 /** `kubectl scale` up to `replicas`, never down: a Deployment already above the manual's count keeps its size. */
 function scaleUpOnly<A>(action: Action<ScaleParams, A>): Action<ScaleParams, A> {
   return {
@@ -97,12 +88,6 @@ function scaleUpOnly<A>(action: Action<ScaleParams, A>): Action<ScaleParams, A> 
   };
 }
 
-type Query = (
-  sql: string,
-  params: unknown[],
-  signal: AbortSignal,
-) => Promise<{ rows: Record<string, unknown>[] }>;
-
 /** What {@link newExecutionsP95} found. */
 export interface NewExecutionsData {
   since: string;
@@ -116,30 +101,29 @@ export interface NewExecutionsData {
  * executions taken after the recovery, once `minExecutions` of them finished (at most `timeoutMs`).
  */
 export function newExecutionsP95(
-  query: Query,
+  query: SqlQuery,
   options: { targetP95: number; minExecutions: number; timeoutMs: number },
 ): Check<NewExecutionsData> {
+  const counted = ({ since, rows, waitedMs }: ExecutionsLook) => {
+    const executions = Number(rows[0]?.executions ?? 0);
+    const p95 = rows[0]?.p95 === null || rows[0]?.p95 === undefined ? null : Number(rows[0].p95);
+    return { since, executions, p95, waitedMs };
+  };
   return defineCheck<NewExecutionsData>({
     kind: 'aiwebtest.new-executions-p95',
     description: `p95 execution time of new test executions (target < ${options.targetP95} s)`,
-    async run(ctx) {
-      const started = Date.now();
-      const since = new Date(started).toISOString();
-      for (;;) {
-        // created_at is when the agent took the test; started_at may be back-dated to the simulated start.
-        const { rows } = await query(
-          `SELECT count(*)::int AS executions,
+    run: (ctx) =>
+      // created_at is when the agent took the test; started_at may be back-dated to the simulated start.
+      pollExecutionsSince<NewExecutionsData>(query, ctx.signal, {
+        sql: `SELECT count(*)::int AS executions,
                   percentile_cont(0.95) WITHIN GROUP (ORDER BY execution_time) AS p95
              FROM test_executions
             WHERE created_at >= $1::timestamptz AND finished_at IS NOT NULL AND execution_time IS NOT NULL`,
-          [since],
-          ctx.signal,
-        );
-        const executions = Number(rows[0]?.executions ?? 0);
-        const p95 = rows[0]?.p95 === null || rows[0]?.p95 === undefined ? null : Number(rows[0].p95);
-        const waitedMs = Date.now() - started;
-        const data = { since, executions, p95, waitedMs };
-        if (executions >= options.minExecutions && p95 !== null) {
+        timeoutMs: options.timeoutMs,
+        judge(look) {
+          const data = counted(look);
+          const { executions, p95 } = data;
+          if (executions < options.minExecutions || p95 === null) return undefined;
           const rounded = Math.round(p95 * 10) / 10;
           return p95 < options.targetP95
             ? finding(
@@ -152,24 +136,17 @@ export function newExecutionsP95(
                 `p95 of ${executions} new executions is still ${rounded} s (target < ${options.targetP95} s)`,
                 data,
               );
-        }
-        if (waitedMs >= options.timeoutMs) {
+        },
+        timedOut(look) {
+          const data = counted(look);
           return finding(
             'fail',
-            `only ${executions} new execution(s) finished in ${Math.round(waitedMs / 1000)} s (need ${options.minExecutions} to judge the p95)`,
+            `only ${data.executions} new execution(s) finished in ${Math.round(data.waitedMs / 1000)} s (need ${options.minExecutions} to judge the p95)`,
             data,
           );
-        }
-        await sleep(Math.min(1000, options.timeoutMs - waitedMs), ctx.signal);
-      }
-    },
+        },
+      }),
   });
-}
-
-/** Options of {@link createTestExecutionHighLatencyRunbook}. */
-export interface TestExecutionHighLatencyOptions {
-  /** How a run reaches the platform. @default connectFromEnvironment */
-  connect?: ConnectAiWebTest;
 }
 
 /**
@@ -179,11 +156,11 @@ export interface TestExecutionHighLatencyOptions {
  * result caching on the backend, lists the slow tests to review, and watches the p95 of new executions drop
  * below the target. Escalates with the manual's words when it does not.
  */
-export function createTestExecutionHighLatencyRunbook(options: TestExecutionHighLatencyOptions = {}) {
-  const connect = options.connect ?? connectFromEnvironment;
+export function createTestExecutionHighLatencyRunbook(options: PackRunbookOptions = {}) {
+  const connect = connectionOf(options);
   return defineRunbook({
     id: 'test-execution-high-latency',
-    title: 'Test Execution High Latency',
+    title: 'Test execution high latency',
     description:
       'Finds why tests are slow (Grid capacity, browser nodes, test code); scales the Grid, enables parallel execution and result caching, and watches the p95 drop.',
     severity: 'P2',
@@ -193,7 +170,7 @@ export function createTestExecutionHighLatencyRunbook(options: TestExecutionHigh
     async run({ input, step, mode, log }) {
       const platform = connect();
       const { namespace } = input;
-      const query: Query = (sql, params, signal) => platform.db.db.query(sql, params, { signal });
+      const query = sqlQueryOf(platform);
 
       // 1. Check test execution times (the manual's query).
       const times = await step.check(
@@ -310,7 +287,7 @@ export function createTestExecutionHighLatencyRunbook(options: TestExecutionHigh
               scaleUpOnly(
                 platform.k8s.scale({
                   namespace,
-                  name: `selenium-node-${browser}`,
+                  name: seleniumNodeDeployment(browser),
                   replicas,
                   timeout: input.rolloutTimeout,
                 }),

@@ -7,9 +7,11 @@ import { chmod, mkdir, rm, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { parseOptions } from '@aiwebtest/runbooks';
 import {
+  DEPLOYMENTS,
   type KubernetesSimulator,
   type OllamaDouble,
   type OpenRouterDouble,
+  STATEFULSETS,
   startKubernetesSimulator,
   startOllamaDouble,
   startOpenRouterDouble,
@@ -83,6 +85,28 @@ export interface RunningLab extends LabParts {
   bridgeLog(): readonly string[];
   /** Stops everything the lab started, newest first; the database and Redis keys stay. */
   close(): Promise<void>;
+}
+
+/** Waits until every Deployment and StatefulSet reports all its replicas ready: a lab that is up is healthy. */
+async function untilPlatformReady(simulator: KubernetesSimulator, namespace: string, timeoutMs = 60_000) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const notReady = [DEPLOYMENTS, STATEFULSETS].flatMap((type) =>
+      simulator.store
+        .list(type, namespace)
+        .items.filter((w) => {
+          const desired = (w.spec as { replicas?: number } | undefined)?.replicas ?? 1;
+          return ((w.status as { readyReplicas?: number } | undefined)?.readyReplicas ?? 0) < desired;
+        })
+        .map((w) => w.metadata.name),
+    );
+    if (notReady.length === 0) return;
+    if (Date.now() > deadline)
+      throw new Error(
+        `the lab's workloads did not become ready within ${timeoutMs} ms: ${notReady.join(', ')}`,
+      );
+    await new Promise((r) => setTimeout(r, 100));
+  }
 }
 
 /** Writes `<dir>/lab.json`, the environment the pack's runbooks read (user-only: it holds the URLs). */
@@ -189,6 +213,7 @@ export async function startLab(input: LabOptions): Promise<RunningLab> {
     const bridge: LabBridge = startBridge(parts);
     stack.push(() => bridge.close());
     await simulator.settle({ timeoutMs: 30_000 });
+    await untilPlatformReady(simulator, PLATFORM_NAMESPACE);
 
     const kubeconfigPath = join(dir, 'kubeconfig.yaml');
     await writeFile(kubeconfigPath, simulator.kubeConfigYaml(), { mode: 0o600 });

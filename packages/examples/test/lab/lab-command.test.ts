@@ -81,7 +81,13 @@ describe('aiwebtest-lab', () => {
   });
 
   it('chaos breaks the lab for real, health says why, heal takes it back', async () => {
-    expect((await lab('health', '--dir', dir)).code).toBe(0);
+    // A lab just started is healthy once its agents have recorded their first decisions.
+    let first = await lab('health', '--dir', dir);
+    for (let i = 0; i < 100 && first.code !== 0; i++) {
+      await new Promise((r) => setTimeout(r, 200));
+      first = await lab('health', '--dir', dir);
+    }
+    expect(first.stdout).toMatch(/^healthy\n/);
 
     const chaos = await lab('chaos', 'requirements-agent-down', '--dir', dir);
     expect(chaos.code).toBe(0);

@@ -1,6 +1,6 @@
-import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type SeededLabDatabase, startSeededLabDatabase } from '../../../test/support/lab-database';
 import {
   bloatTable,
   dropIndex,
@@ -11,23 +11,18 @@ import {
   runSlowQueries,
 } from './chaos';
 import { agentConfidence, testExecutionDuration, testExecutionDurationP95 } from './database-metrics';
-import { dropLabDatabase, prepareLabDatabase } from './lab-database';
 
-const ADMIN_URL = process.env.AIWEBTEST_TEST_ADMIN_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
-const DATABASE = `aiwebtest_lab_t_${randomBytes(4).toString('hex')}`;
-
+let seeded: SeededLabDatabase;
 let url: string;
 let db: pg.Client;
 
 beforeAll(async () => {
-  ({ url } = await prepareLabDatabase({ adminUrl: ADMIN_URL, database: DATABASE }));
-  db = new pg.Client({ connectionString: url });
-  await db.connect();
+  seeded = await startSeededLabDatabase();
+  ({ url, db } = seeded);
 });
 
 afterAll(async () => {
-  await db?.end();
-  await dropLabDatabase({ adminUrl: ADMIN_URL, database: DATABASE });
+  await seeded?.close();
 });
 
 /** Runs `sql` on a fresh session with a short lock_timeout: rejects when the statement would wait on a lock. */

@@ -1,10 +1,11 @@
-import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { dropLabDatabase, prepareLabDatabase } from './lab-database';
-
-const ADMIN_URL = process.env.AIWEBTEST_TEST_ADMIN_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
-const DATABASE = `aiwebtest_lab_t_${randomBytes(4).toString('hex')}`;
+import {
+  ADMIN_URL,
+  type SeededLabDatabase,
+  startSeededLabDatabase,
+} from '../../../test/support/lab-database';
+import { prepareLabDatabase } from './lab-database';
 
 /**
  * The manual's SQL, verbatim (runbooks 2, 3, 5, 8, 9 against the app database; runbook 4's `SELECT 1;` and
@@ -70,18 +71,20 @@ const STATEMENTS_QUERIES = [
   'SELECT query, mean_exec_time, calls FROM pg_stat_statements WHERE mean_exec_time > 1000 ORDER BY mean_exec_time DESC LIMIT 5;',
 ];
 
+let seeded: SeededLabDatabase;
+let dbName: string;
 let url: string;
 let db: pg.Client;
 
 beforeAll(async () => {
-  ({ url } = await prepareLabDatabase({ adminUrl: ADMIN_URL, database: DATABASE }));
-  db = new pg.Client({ connectionString: url });
-  await db.connect();
+  seeded = await startSeededLabDatabase();
+  ({ url, db, database: dbName } = seeded);
 });
 
 afterAll(async () => {
+  // The reset test replaces the fixture's session with its own: end that one before the database is dropped.
   await db?.end();
-  await dropLabDatabase({ adminUrl: ADMIN_URL, database: DATABASE });
+  await seeded?.close();
 });
 
 async function count(table: string): Promise<number> {
@@ -137,8 +140,8 @@ describe('prepareLabDatabase', () => {
   it('is idempotent: a second run changes nothing, and concurrent runs do not seed twice', async () => {
     await db.query(`INSERT INTO users (username, email) VALUES ('marker', 'marker@example.test')`);
     await Promise.all([
-      prepareLabDatabase({ adminUrl: ADMIN_URL, database: DATABASE }),
-      prepareLabDatabase({ adminUrl: ADMIN_URL, database: DATABASE }),
+      prepareLabDatabase({ adminUrl: ADMIN_URL, database: dbName }),
+      prepareLabDatabase({ adminUrl: ADMIN_URL, database: dbName }),
     ]);
     expect(await count('users')).toBe(9);
     expect(await count('test_executions')).toBe(600);
@@ -165,7 +168,7 @@ describe('prepareLabDatabase', () => {
     await db.query(`INSERT INTO users (username, email) VALUES ('gone', 'gone@example.test')`);
     await db.end();
     const started = Date.now();
-    await prepareLabDatabase({ adminUrl: ADMIN_URL, database: DATABASE, reset: true });
+    await prepareLabDatabase({ adminUrl: ADMIN_URL, database: dbName, reset: true });
     expect(Date.now() - started).toBeLessThan(2000);
     db = new pg.Client({ connectionString: url });
     await db.connect();

@@ -1,16 +1,15 @@
-import { randomBytes } from 'node:crypto';
 import { chmod, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ADMIN_URL, labDatabaseName } from '../../../test/support/lab-database';
 import { exhaustConnections } from './chaos';
 import { pgbouncerPools, pgUp } from './database-metrics';
 import { dropLabDatabase, prepareLabDatabase } from './lab-database';
 import { type LabPgBouncer, startLabPgBouncer } from './pgbouncer';
 
-const ADMIN_URL = process.env.AIWEBTEST_TEST_ADMIN_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
-const DATABASE = `aiwebtest_lab_t_${randomBytes(4).toString('hex')}`;
+const DATABASE = labDatabaseName();
 const POOL_SIZE = 2;
 
 let dir: string;

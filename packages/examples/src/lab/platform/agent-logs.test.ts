@@ -1,21 +1,15 @@
-import { connectKubernetes, type KubernetesCluster } from '@aiwebtest/runbooks/kubernetes';
-import { type KubernetesSimulator, PODS, startKubernetesSimulator } from '@aiwebtest/runbooks/testing';
+import type { KubernetesCluster } from '@aiwebtest/runbooks/kubernetes';
+import { type KubernetesSimulator, PODS } from '@aiwebtest/runbooks/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { agentClassName, agentLogLines, appendAgentLogs } from './agent-logs';
-import { platformManifests } from './manifests';
+import { applyPlatform, startPlatformSimulator } from './platform-simulator.fixture';
 
 let sim: KubernetesSimulator;
 let cluster: KubernetesCluster;
 
 beforeAll(async () => {
-  sim = await startKubernetesSimulator({ cluster: { crashBackoff: '50ms', metricsInterval: '10s' } });
-  cluster = connectKubernetes({
-    kubeConfig: sim.kubeConfig(),
-    expectedContext: sim.contextName,
-    namespaces: ['aiwebtest'],
-  });
-  sim.apply(...platformManifests());
-  await sim.settle({ timeoutMs: 10_000 });
+  ({ sim, cluster } = await startPlatformSimulator());
+  await applyPlatform(sim);
 });
 afterAll(async () => {
   await sim?.close();

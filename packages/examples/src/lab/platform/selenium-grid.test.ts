@@ -1,7 +1,7 @@
-import { connectKubernetes, type KubernetesCluster } from '@aiwebtest/runbooks/kubernetes';
-import { type KubernetesSimulator, startKubernetesSimulator } from '@aiwebtest/runbooks/testing';
+import type { KubernetesCluster } from '@aiwebtest/runbooks/kubernetes';
+import type { KubernetesSimulator } from '@aiwebtest/runbooks/testing';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { platformManifests } from './manifests';
+import { applyPlatform, startPlatformSimulator } from './platform-simulator.fixture';
 import { type SeleniumGridDouble, startSeleniumGridDouble } from './selenium-grid';
 
 let sim: KubernetesSimulator;
@@ -9,12 +9,7 @@ let cluster: KubernetesCluster;
 let grid: SeleniumGridDouble;
 
 beforeAll(async () => {
-  sim = await startKubernetesSimulator({ cluster: { crashBackoff: '50ms', metricsInterval: '10s' } });
-  cluster = connectKubernetes({
-    kubeConfig: sim.kubeConfig(),
-    expectedContext: sim.contextName,
-    namespaces: ['aiwebtest'],
-  });
+  ({ sim, cluster } = await startPlatformSimulator());
 });
 afterAll(async () => {
   await sim?.close();
@@ -22,8 +17,7 @@ afterAll(async () => {
 beforeEach(async () => {
   // A fresh platform per test: re-applying the manifests resets every replica count.
   sim.faults.clearAll();
-  sim.apply(...platformManifests());
-  await sim.settle({ timeoutMs: 10_000 });
+  await applyPlatform(sim);
   grid = await startSeleniumGridDouble({ simulator: sim, namespace: 'aiwebtest' });
 });
 afterEach(async () => {

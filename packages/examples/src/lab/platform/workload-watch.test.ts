@@ -1,34 +1,23 @@
-import type { Action, Json, Plan, StepContext } from '@aiwebtest/runbooks';
-import { kubernetes, RESTARTED_AT_ANNOTATION } from '@aiwebtest/runbooks/kubernetes';
-import {
-  DEPLOYMENTS,
-  type KubernetesSimulator,
-  PODS,
-  startKubernetesSimulator,
-} from '@aiwebtest/runbooks/testing';
+import { type Kubernetes, RESTARTED_AT_ANNOTATION } from '@aiwebtest/runbooks/kubernetes';
+import { DEPLOYMENTS, type KubernetesSimulator, PODS } from '@aiwebtest/runbooks/testing';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { platformManifests } from './manifests';
+import { applyAction } from '../../../test/support/apply-action';
+import { applyPlatform, startPlatformSimulator } from './platform-simulator.fixture';
 import { type WorkloadEvent, type WorkloadWatch, watchWorkloads } from './workload-watch';
 
 let sim: KubernetesSimulator;
-let k8s: ReturnType<typeof kubernetes>;
+let k8s: Kubernetes;
 let events: WorkloadEvent[];
 let watch: WorkloadWatch;
 
 beforeAll(async () => {
-  sim = await startKubernetesSimulator({ cluster: { crashBackoff: '50ms', metricsInterval: '10s' } });
-  k8s = kubernetes({
-    kubeConfig: sim.kubeConfig(),
-    expectedContext: sim.contextName,
-    namespaces: ['aiwebtest'],
-  });
+  ({ sim, k8s } = await startPlatformSimulator());
 });
 afterAll(async () => {
   await sim?.close();
 });
 beforeEach(async () => {
-  sim.apply(...platformManifests());
-  await sim.settle({ timeoutMs: 10_000 });
+  await applyPlatform(sim);
   events = [];
   watch = watchWorkloads(sim.store, 'aiwebtest', (e) => {
     events.push(e);
@@ -37,30 +26,6 @@ beforeEach(async () => {
 afterEach(() => {
   watch?.close();
 });
-
-/** Runs one of the SDK's actions outside the engine: plan, then apply that plan, as a run would. */
-async function run<P, A>(action: Action<P, A>): Promise<A> {
-  const ctx: StepContext = {
-    runId: 'test-run',
-    runbookId: 'test',
-    step: 'act',
-    mode: 'execute',
-    attempt: 1,
-    actor: 'test',
-    signal: AbortSignal.timeout(10_000),
-    log: () => {},
-  };
-  const draft = await action.plan(ctx);
-  const plan: Plan<P> = {
-    ...draft,
-    action: action.kind,
-    target: action.target,
-    risk: action.risk,
-    destructive: action.destructive,
-    hash: 'unsealed',
-  };
-  return action.apply(ctx, plan);
-}
 
 /** Lets queued deliveries run. */
 const drained = () => new Promise((resolve) => setTimeout(resolve, 20));
@@ -72,12 +37,12 @@ describe('watchWorkloads', () => {
   });
 
   it('reports a set env on the backend once, with the env before and after', async () => {
-    await run(
+    await applyAction(
       k8s.setEnv({
         namespace: 'aiwebtest',
         name: 'backend',
         env: { OPENROUTER_FALLBACK: 'true', MAX_PARALLEL_TESTS: null },
-      }) as Action<Json, Json>,
+      }),
     );
     await sim.settle({ timeoutMs: 10_000 });
     await drained();
@@ -92,7 +57,7 @@ describe('watchWorkloads', () => {
   });
 
   it('reports a rollout restart once, after the new pods are ready', async () => {
-    await run(k8s.rolloutRestart({ namespace: 'aiwebtest', name: 'pgbouncer' }) as Action<Json, Json>);
+    await applyAction(k8s.rolloutRestart({ namespace: 'aiwebtest', name: 'pgbouncer' }));
     await sim.settle({ timeoutMs: 10_000 });
     await drained();
     const restarts = events.filter((e) => e.type === 'restarted');
@@ -116,12 +81,7 @@ describe('watchWorkloads', () => {
   });
 
   it('reports a StatefulSet restart too', async () => {
-    await run(
-      k8s.rolloutRestart({ namespace: 'aiwebtest', name: 'postgres', kind: 'StatefulSet' }) as Action<
-        Json,
-        Json
-      >,
-    );
+    await applyAction(k8s.rolloutRestart({ namespace: 'aiwebtest', name: 'postgres', kind: 'StatefulSet' }));
     await sim.settle({ timeoutMs: 10_000 });
     await drained();
     expect(events.filter((e) => e.type === 'restarted')).toEqual([
@@ -130,9 +90,7 @@ describe('watchWorkloads', () => {
   });
 
   it('reports scaling: desired first, then ready as the pods come up', async () => {
-    await run(
-      k8s.scale({ namespace: 'aiwebtest', name: 'selenium-node-chrome', replicas: 4 }) as Action<Json, Json>,
-    );
+    await applyAction(k8s.scale({ namespace: 'aiwebtest', name: 'selenium-node-chrome', replicas: 4 }));
     await sim.settle({ timeoutMs: 10_000 });
     await drained();
     const scaled = events.filter((e) => e.type === 'replicasChanged' && e.name === 'selenium-node-chrome');
@@ -151,7 +109,7 @@ describe('watchWorkloads', () => {
       { onError: (e) => errors.push(e) },
     );
     watch.close();
-    await run(k8s.scale({ namespace: 'aiwebtest', name: 'ollama', replicas: 2 }) as Action<Json, Json>);
+    await applyAction(k8s.scale({ namespace: 'aiwebtest', name: 'ollama', replicas: 2 }));
     await sim.settle({ timeoutMs: 10_000 });
     await drained();
     throwing.close();
