@@ -12,7 +12,13 @@ import { type RedisRunbooks, redis } from '@aiwebtest/runbooks/redis';
 import { z } from 'zod';
 
 /** An http(s):// URL (an outside input the runbooks fetch). */
-export const HttpUrl = z.url({ protocol: /^https?$/, error: 'expected an http(s):// URL' });
+export const HttpUrl = z
+  .url({ protocol: /^https?$/, error: 'expected an http(s):// URL' })
+  // fetch refuses such a URL and its error repeats it, password included, into findings and logs.
+  .refine(
+    (url) => !/^[a-z]+:\/\/[^/?#]*@/i.test(url),
+    'credentials in the URL are not accepted (user:password@)',
+  );
 const PostgresUrl = z.string().regex(/^postgres(ql)?:\/\//, 'expected a postgres:// connection URL');
 const PgBouncerAdminUrl = z
   .string()

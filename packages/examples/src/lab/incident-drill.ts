@@ -45,10 +45,18 @@ const FINAL = new Set(['succeeded', 'failed', 'escalated', 'cancelled']);
 
 async function poll<T>(what: string, timeoutMs: number, probe: () => Promise<T | undefined>): Promise<T> {
   const deadline = Date.now() + timeoutMs;
+  let lastError = '';
   for (;;) {
-    const value = await probe().catch(() => undefined);
+    const value = await probe().catch((e: unknown) => {
+      // Services restarting answer errors for a while; the last one explains a timeout.
+      lastError = e instanceof Error ? e.message : String(e);
+      return undefined;
+    });
     if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    if (Date.now() > deadline)
+      throw new Error(
+        `timed out after ${timeoutMs} ms waiting for ${what}${lastError ? ` (last error: ${lastError})` : ''}`,
+      );
     await new Promise((r) => setTimeout(r, 250));
   }
 }
@@ -135,12 +143,13 @@ export class IncidentDrill {
 
   /** Starts a run by hand as the on-call engineer (execute mode), approves it as the second person, and waits for its end. */
   async execute(runbookId: string, input: Record<string, unknown>, timeoutMs = 180_000): Promise<RunDetail> {
-    const started = await this.#service<{ run: { id: string } }>('POST', '/runs', this.#oncall, {
+    // An execute run is queued: the answer (202) carries its id only.
+    const { runId } = await this.#service<{ runId: string }>('POST', '/runs', this.#oncall, {
       runbookId,
       mode: 'execute',
       input,
     });
-    return (await this.#follow(started.run.id, timeoutMs, () => {}, `${runbookId} by hand`)).detail;
+    return (await this.#follow(runId, timeoutMs, () => {}, `${runbookId} by hand`)).detail;
   }
 
   /** Injects `scenario` and follows it to a verified recovery. */

@@ -65,6 +65,14 @@ export async function startLabControl(parts: LabParts, options: { port: number }
     });
 
   const app: FastifyInstance = Fastify({ logger: false });
+  // It breaks things on purpose: a web page open in the developer's browser must not reach it (a simple
+  // cross-origin POST needs no preflight). Browsers send Origin; the lab's own clients never do.
+  app.addHook('onRequest', async (request, reply) => {
+    if (request.headers.origin !== undefined)
+      return reply
+        .code(403)
+        .send({ error: { code: 'FORBIDDEN', message: 'the lab control API takes no browser requests' } });
+  });
   app.get('/metrics', async (_request, reply) =>
     reply.header('content-type', registry.contentType).send(await registry.metrics()),
   );

@@ -5,7 +5,7 @@
  * An incident injected with `aiwebtest-lab chaos` fires its alert, and the service runs its runbook.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { chmod, mkdir } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { dirname, join, resolve } from 'node:path';
 import { parseOptions } from '@aiwebtest/runbooks';
@@ -20,6 +20,7 @@ import {
   startLabAlertmanager,
   startLabPrometheus,
 } from './observability';
+import { writePrivateFile } from './private-file';
 import { LabOptions, type RunningLab, startLab, writeLabEnvironment } from './start-lab';
 
 /** Where `up` writes what its clients need: the control API's URL and the service's. */
@@ -63,6 +64,7 @@ const sha256 = (text: string) => createHash('sha256').update(text).digest('hex')
 async function writeTokens(dir: string) {
   const tokensDir = join(dir, 'tokens');
   await mkdir(tokensDir, { recursive: true, mode: 0o700 });
+  await chmod(tokensDir, 0o700); // an existing directory keeps its mode otherwise
   const tokens = {
     oncall: { role: 'admin' },
     approver: { role: 'admin' },
@@ -73,12 +75,12 @@ async function writeTokens(dir: string) {
   for (const [name, spec] of Object.entries(tokens)) {
     const token = randomBytes(24).toString('base64url');
     const file = join(tokensDir, name);
-    await writeFile(file, token, { mode: 0o600 });
+    await writePrivateFile(file, token);
     files[name] = file;
     entries.push({ name, sha256: sha256(token), ...spec });
   }
   const tokensFile = join(tokensDir, 'tokens.json');
-  await writeFile(tokensFile, `${JSON.stringify({ tokens: entries }, null, 2)}\n`, { mode: 0o600 });
+  await writePrivateFile(tokensFile, `${JSON.stringify({ tokens: entries }, null, 2)}\n`);
   return { tokensFile, files };
 }
 
@@ -170,7 +172,7 @@ export async function labUp(
         tokenFiles: { oncall: files.oncall as string, approver: files.approver as string },
       });
     }
-    await writeFile(join(dir, LAB_CONTROL_FILE), `${JSON.stringify(file, null, 2)}\n`, { mode: 0o600 });
+    await writePrivateFile(join(dir, LAB_CONTROL_FILE), `${JSON.stringify(file, null, 2)}\n`);
     return { lab, control, file, stop };
   } catch (e) {
     await stop();

@@ -3,7 +3,7 @@
  * PgBouncer, real Redis, the OpenRouter and Ollama doubles, a Selenium Grid double and the sample backend,
  * wired so that what a runbook does to the simulated cluster has its real effect.
  */
-import { chmod, mkdir, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, rm } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { parseOptions } from '@aiwebtest/runbooks';
 import {
@@ -28,6 +28,7 @@ import { type LabBridge, startBridge } from './lab-bridge';
 import type { LabParts } from './lab-parts';
 import { backendEnvDefaults, PLATFORM_NAMESPACE, platformManifests } from './platform/manifests';
 import { type SeleniumGridDouble, startSeleniumGridDouble } from './platform/selenium-grid';
+import { writePrivateFile } from './private-file';
 
 /** The kubeconfig context of the lab's cluster; the pack's runbooks refuse any other. */
 export const LAB_KUBE_CONTEXT = 'aiwebtest-lab';
@@ -111,7 +112,7 @@ async function untilPlatformReady(simulator: KubernetesSimulator, namespace: str
 
 /** Writes `<dir>/lab.json`, the environment the pack's runbooks read (user-only: it holds the URLs). */
 export async function writeLabEnvironment(dir: string, env: AiWebTestEnvironment): Promise<void> {
-  await writeFile(join(dir, LAB_ENVIRONMENT_FILE), `${JSON.stringify(env, null, 2)}\n`, { mode: 0o600 });
+  await writePrivateFile(join(dir, LAB_ENVIRONMENT_FILE), `${JSON.stringify(env, null, 2)}\n`);
 }
 
 /**
@@ -216,7 +217,7 @@ export async function startLab(input: LabOptions): Promise<RunningLab> {
     await untilPlatformReady(simulator, PLATFORM_NAMESPACE);
 
     const kubeconfigPath = join(dir, 'kubeconfig.yaml');
-    await writeFile(kubeconfigPath, simulator.kubeConfigYaml(), { mode: 0o600 });
+    await writePrivateFile(kubeconfigPath, simulator.kubeConfigYaml());
     const env: AiWebTestEnvironment = {
       namespace: PLATFORM_NAMESPACE,
       kubeconfig: kubeconfigPath,

@@ -69,6 +69,15 @@ describe('aiwebtest-lab', () => {
     expect(await lab('health', '--bogus')).toMatchObject({ code: 2 });
   });
 
+  it('refuses browser requests to the control API (a web page must not break the lab)', async () => {
+    const response = await fetch(`${up.control.url}/chaos/requirements-agent-down`, {
+      method: 'POST',
+      headers: { origin: 'http://evil.example' },
+    });
+    expect(response.status).toBe(403);
+    expect(up.control.active()).toEqual([]);
+  });
+
   it('says plainly when no lab is running', async () => {
     const empty = await mkdtemp(join(tmpdir(), 'aiwebtest-lab-none-'));
     try {

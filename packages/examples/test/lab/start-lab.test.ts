@@ -42,6 +42,13 @@ describe('startLab', () => {
     expect(readEnvironment({ AIWEBTEST_LAB_DIR: dir })).toEqual(lab.env);
     // A variable that is set wins over the file.
     expect(readEnvironment({ AIWEBTEST_LAB_DIR: dir, AIWEBTEST_NAMESPACE: 'other' }).namespace).toBe('other');
+    // A bad value is named with its variable, and a password in a URL is refused without being repeated.
+    expect(() =>
+      readEnvironment({ AIWEBTEST_LAB_DIR: dir, PROMETHEUS_URL: 'http://admin:s3cret@prometheus:9090' }),
+    ).toThrow(/prometheusUrl \(PROMETHEUS_URL\): credentials in the URL are not accepted/);
+    expect(() =>
+      readEnvironment({ AIWEBTEST_LAB_DIR: dir, PROMETHEUS_URL: 'http://admin:s3cret@prometheus:9090' }),
+    ).not.toThrow(/s3cret/);
   });
 
   it('runs the platform: every workload ready, the backend healthy through PgBouncer', async () => {

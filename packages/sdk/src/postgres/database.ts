@@ -234,6 +234,8 @@ export class PostgresDatabase {
       options.statementTimeoutMs === undefined
         ? undefined
         : Math.max(0, Math.floor(options.statementTimeoutMs));
+    // A step cancelled before this statement must not start it (the abort listener below never fires then).
+    signal?.throwIfAborted();
     let stop = () => {};
     // pg has no AbortSignal support: an abort asks the server to cancel the running statement, and when
     // that cannot reach it (no free connection slot, a dead network) the socket is closed after a grace
@@ -267,9 +269,7 @@ export class PostgresDatabase {
     } finally {
       stop();
       if (override !== undefined && scope === 'session' && !signal?.aborted) {
-        await client
-          .query(`SET statement_timeout = ${toMillis(this.options.statementTimeout)}`)
-          .catch(() => {});
+        await client.query('RESET statement_timeout').catch(() => {});
       }
     }
   }

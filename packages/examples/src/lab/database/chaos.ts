@@ -22,12 +22,15 @@ function connect(url: string, applicationName: string): pg.Client {
   return client;
 }
 
-/** `stop()` runs once; later calls wait for the first. */
+/** `stop()` runs once; later calls wait for the first. A stop that failed may be tried again. */
 function once(stop: () => Promise<void>): Injection {
   let done: Promise<void> | null = null;
   return {
     stop: () => {
-      done ??= stop();
+      done ??= stop().catch((e: unknown) => {
+        done = null;
+        throw e;
+      });
       return done;
     },
   };

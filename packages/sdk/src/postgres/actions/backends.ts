@@ -398,6 +398,7 @@ async function awaitSignalled(
   const skipped = applied.data?.skipped.map((s) => s.pid) ?? [];
   const failed = applied.data?.failed ?? [];
   const signalled = new Set(applied.data?.signalled ?? []);
+  const failedPids = new Set(failed.map((f) => f.pid));
   const verb = p.operation === 'cancel' ? 'cancelled' : 'terminated';
   const deadline = Date.now() + p.verifyTimeoutMs;
   let remaining: number[] = [];
@@ -417,7 +418,8 @@ async function awaitSignalled(
         backends.map((b) => b.backendStart),
         backends.map((b) => b.queryStart),
         backends.map((b) => b.queryMd5),
-        backends.map((b) => p.operation === 'terminate' && signalled.has(b.pid)),
+        // A terminate that could not be signalled must still show as connected, not as done.
+        backends.map((b) => p.operation === 'terminate' && (signalled.has(b.pid) || failedPids.has(b.pid))),
         backends.map((b) => b.xactStart ?? null),
       ],
       { signal: ctx.signal },
@@ -439,9 +441,11 @@ async function awaitSignalled(
         b.application,
         remaining.includes(b.pid)
           ? 'still there'
-          : skipped.includes(b.pid)
-            ? 'skipped (ended or changed before the apply)'
-            : verb,
+          : failedPids.has(b.pid)
+            ? `not signalled: ${failed.find((f) => f.pid === b.pid)?.reason ?? ''}`
+            : skipped.includes(b.pid)
+              ? 'skipped (ended or changed before the apply)'
+              : verb,
       ]),
     },
   ];
@@ -458,9 +462,19 @@ async function awaitSignalled(
       evidence,
     );
   }
+  const done = backends.length - skipped.length - failed.length;
+  if (failed.length > 0) {
+    // Not signalled, yet no longer running the planned statement (a cancel): it moved on by itself.
+    return finding(
+      'warn',
+      `${done} backend${done === 1 ? '' : 's'} ${verb}; not signalled: ${failed.map((f) => `pid ${f.pid}: ${f.reason}`).join('; ')}; none runs the planned query any more`,
+      data,
+      evidence,
+    );
+  }
   return finding(
     'ok',
-    `${backends.length - skipped.length} backend${backends.length - skipped.length === 1 ? '' : 's'} ${verb}${
+    `${done} backend${done === 1 ? '' : 's'} ${verb}${
       skipped.length ? `, ${skipped.length} skipped (ended or changed before the apply)` : ''
     }; none of the planned ${p.operation === 'cancel' ? 'queries is still running' : 'sessions remains'}`,
     data,
