@@ -1,8 +1,8 @@
 /**
  * `pnpm bench` in packages/examples: the MTTR table of the manual's incidents in the lab.
  *
- * One `aiwebtest-lab up` (lab, runbook service with the pack, Alertmanager, Prometheus); then, one at a
- * time, each scenario is injected for real and followed: the alert firing in Prometheus (detect), the
+ * For each scenario, a fresh `aiwebtest-lab up` (lab, runbook service with the pack, Alertmanager,
+ * Prometheus), the scenario injected for real and followed: the alert firing in Prometheus (detect), the
  * routed run's diagnosis (diagnose), the run ending (recover), the lab's checks for that incident passing
  * (verify); every time is from the injection. A second identity approves where the service asks.
  *
@@ -39,45 +39,43 @@ const VERIFY: Record<ScenarioName, string[]> = {
 const only = process.argv.slice(2).filter((a) => SCENARIOS.safeParse(a).success) as ScenarioName[];
 const scenarios = only.length > 0 ? only : SCENARIOS.options;
 
-const dir = await mkdtemp(join(tmpdir(), 'aiwebtest-bench-'));
-const database = `aiwebtest_lab_bench_${process.pid}`;
-const up = await labUp(
-  {
-    dir,
-    database,
-    resetDatabase: true,
-    redisUrl: 'redis://127.0.0.1:6379/3',
-    controlPort: 0,
-    servicePort: 0,
-    prometheusPort: 0,
-    alertmanagerPort: 0,
-  },
-  (line) => console.error(`… ${line}`),
-);
-const results: (DrillResult | { scenario: ScenarioName; error: string })[] = [];
-try {
-  const drill = await IncidentDrill.on(up);
-  for (const scenario of scenarios) {
-    console.error(`… ${scenario}`);
-    try {
-      results.push(await drill.drill(scenario, { healthChecks: VERIFY[scenario], timeoutMs: 300_000 }));
-    } catch (e) {
-      results.push({ scenario, error: e instanceof Error ? e.message : String(e) });
-    }
-    // Provider-side incidents outlast the runbook (it mitigates; OpenRouter mends itself): end them before
-    // the next drill, so that each starts from a healthy lab; after the outage, switch back to OpenRouter
-    // with the same runbook, as on-call would.
-    await up.control.healAll();
-    if (scenario === 'openrouter-outage')
-      await drill.execute('openrouter-outage', { phase: 'recover' }).catch(() => {});
-    await new Promise((r) => setTimeout(r, 10_000));
-  }
-} finally {
-  await up.stop();
-  await dropLabDatabase({ adminUrl: 'postgres://postgres@127.0.0.1:5432/postgres', database }).catch(
-    () => {},
+/** One scenario in a lab of its own: a runbook leaves the platform mitigated, which would hide the next. */
+async function drillOnce(scenario: ScenarioName): Promise<DrillResult> {
+  const dir = await mkdtemp(join(tmpdir(), 'aiwebtest-bench-'));
+  const database = `aiwebtest_lab_bench_${process.pid}`;
+  const up = await labUp(
+    {
+      dir,
+      database,
+      resetDatabase: true,
+      redisUrl: 'redis://127.0.0.1:6379/3',
+      controlPort: 0,
+      servicePort: 0,
+      prometheusPort: 0,
+      alertmanagerPort: 0,
+    },
+    (line) => console.error(`  … ${line}`),
   );
-  await rm(dir, { recursive: true, force: true });
+  try {
+    const drill = await IncidentDrill.on(up);
+    return await drill.drill(scenario, { healthChecks: VERIFY[scenario], timeoutMs: 300_000 });
+  } finally {
+    await up.stop();
+    await dropLabDatabase({ adminUrl: 'postgres://postgres@127.0.0.1:5432/postgres', database }).catch(
+      () => {},
+    );
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+const results: (DrillResult | { scenario: ScenarioName; error: string })[] = [];
+for (const scenario of scenarios) {
+  console.error(`… ${scenario}`);
+  try {
+    results.push(await drillOnce(scenario));
+  } catch (e) {
+    results.push({ scenario, error: e instanceof Error ? e.message : String(e) });
+  }
 }
 
 const s = (ms: number) => `${(ms / 1000).toFixed(1)} s`;
