@@ -258,12 +258,10 @@ const openRouterOutage: Scenario = {
 const openRouterRateLimit: Scenario = {
   name: 'openrouter-rate-limit',
   runbook: 'openrouter-rate-limit',
-  description:
-    'A burst of generation requests goes over the OpenRouter plan’s limit (60 a minute): OpenRouter answers 429 with Retry-After.',
+  description: 'OpenRouter answers 429 with Retry-After while a burst of generation requests arrives.',
   async inject(parts, options) {
     const o = parseInput('openrouter-rate-limit', ScenarioOptions, options ?? {});
-    // The lab's OpenRouter key has a real plan limit (start-lab.ts); 5 a second is far over it. Throttling the
-    // backend below the limit (the runbook's request queue) is what makes the 429s stop.
+    const fault = parts.openRouter.faults.inject({ kind: 'rateLimit', retryAfter: '2s' });
     const burst = startTraffic({
       backendUrl: parts.backend.url,
       ratePerSecond: 5,
@@ -276,9 +274,12 @@ const openRouterRateLimit: Scenario = {
       ],
       maxInFlight: 50,
     });
-    const end = recoverAfter(o.providerIncidentMs, () => void burst.stop());
+    const end = recoverAfter(o.providerIncidentMs, () => {
+      parts.openRouter.faults.clear(fault.id);
+      void burst.stop();
+    });
     return injected(
-      `5 generation requests a second for ${o.providerIncidentMs / 1000} s, over the OpenRouter key's limit of 60 a minute`,
+      `OpenRouter answers 429 (Retry-After: 2) and 5 generation requests a second arrive, for ${o.providerIncidentMs / 1000} s`,
       async () => {
         end();
         await burst.stop();
@@ -290,13 +291,15 @@ const openRouterRateLimit: Scenario = {
 const apiLatency: Scenario = {
   name: 'api-latency',
   runbook: 'api-high-latency',
-  description: 'OpenRouter takes 12 s per completion: the API p95 climbs above 2000 ms.',
+  description: 'OpenRouter takes 3.5 s per completion: the API p95 climbs above 2000 ms.',
   async inject(parts, options) {
     const o = parseInput('api-latency', ScenarioOptions, options ?? {});
-    const fault = parts.openRouter.faults.inject({ kind: 'latency', delay: '12s' });
+    // Slow enough for ApiHighLatency (p95 > 2000 ms), not for DatabaseSlow (> 5000 ms), which would inhibit it
+    // and send the incident to the database runbook (alertmanager-lab.yml).
+    const fault = parts.openRouter.faults.inject({ kind: 'latency', delay: '3500ms' });
     const end = recoverAfter(o.providerIncidentMs, () => parts.openRouter.faults.clear(fault.id));
     return injected(
-      `OpenRouter completions take 12 s for ${o.providerIncidentMs / 1000} s (the response cache, OPENROUTER_CACHE_ENABLED=true, takes them off the path)`,
+      `OpenRouter completions take 3.5 s for ${o.providerIncidentMs / 1000} s (the response cache, OPENROUTER_CACHE_ENABLED=true, takes them off the path)`,
       async () => end(),
     );
   },

@@ -34,8 +34,6 @@ import { writePrivateFile } from './private-file';
 export const LAB_KUBE_CONTEXT = 'aiwebtest-lab';
 /** The OpenRouter key the lab's backend uses with the double (not a secret: the double accepts only it). */
 const LAB_OPENROUTER_KEY = 'sk-or-lab-key';
-/** Requests a minute the lab's OpenRouter key may make (the backend's default throttle, 60, matches it). */
-export const LAB_OPENROUTER_RATE_LIMIT = 60;
 
 /** How to start the lab. */
 export const LabOptions = z.strictObject({
@@ -140,10 +138,7 @@ export async function startLab(input: LabOptions): Promise<RunningLab> {
   };
 
   try {
-    // The key has a plan limit, as a real OpenRouter key does: runbook 7's incident is going over it.
-    const openRouter: OpenRouterDouble = await startOpenRouterDouble({
-      keys: [{ key: LAB_OPENROUTER_KEY, rateLimit: { requests: LAB_OPENROUTER_RATE_LIMIT, interval: '1m' } }],
-    });
+    const openRouter: OpenRouterDouble = await startOpenRouterDouble({ keys: [LAB_OPENROUTER_KEY] });
     stack.push(() => openRouter.close());
     const ollama: OllamaDouble = await startOllamaDouble({});
     stack.push(() => ollama.close());
