@@ -1,23 +1,14 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type DrillLab, startDrillLab } from '../support/drill-lab';
+import { describe, expect, it } from 'vitest';
+import { drillLabForFile, findingSummary as finding } from '../support/drill-lab';
 
 // Runbooks 1–3 end to end: the incident injected for real, the manual's alert fired by a real Prometheus
 // scraping the lab, delivered by a real Alertmanager to the runbook service, which runs the routed runbook
 // (a second identity approves where policy asks); the lab healthy again; the audit chain intact.
-let lab: DrillLab;
-beforeAll(async () => {
-  lab = await startDrillLab();
-}, 180_000);
-afterAll(async () => {
-  await lab?.close();
-});
-
-const finding = (r: { run: { findings: { step: string; summary: string }[] } }, step: string) =>
-  r.run.findings.find((f) => f.step === step)?.summary ?? '';
+const lab = drillLabForFile();
 
 describe('incidents: agents (runbooks 1–3)', () => {
   it('requirements-agent-down → AgentDown → agent-failure restarts the agent', async () => {
-    const r = await lab.drill.drill('requirements-agent-down', {
+    const r = await lab().drill.drill('requirements-agent-down', {
       healthChecks: ['agent requirements-agent'],
     });
     expect(r.alertname).toBe('AgentDown');
@@ -28,7 +19,7 @@ describe('incidents: agents (runbooks 1–3)', () => {
   }, 300_000);
 
   it('generation-quality-drop → GenerationAgentLowConfidence → generation-agent-failure clears the stale cache', async () => {
-    const r = await lab.drill.drill('generation-quality-drop', { healthChecks: ['generation confidence'] });
+    const r = await lab().drill.drill('generation-quality-drop', { healthChecks: ['generation confidence'] });
     expect(r.alertname).toBe('GenerationAgentLowConfidence');
     expect(r.run.run.status).toBe('succeeded');
     expect(finding(r, 'decision-logs')).toMatch(/confidence/i);
@@ -37,7 +28,7 @@ describe('incidents: agents (runbooks 1–3)', () => {
   }, 300_000);
 
   it('execution-stuck → TestExecutionStuck → execution-agent-failure cancels them and restarts the Grid', async () => {
-    const r = await lab.drill.drill('execution-stuck', {
+    const r = await lab().drill.drill('execution-stuck', {
       healthChecks: ['stuck executions', 'selenium grid'],
     });
     expect(r.alertname).toBe('TestExecutionStuck');

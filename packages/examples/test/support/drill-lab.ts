@@ -1,8 +1,9 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { afterAll, beforeAll } from 'vitest';
 import { dropLabDatabase } from '../../src/lab/database/lab-database';
-import { IncidentDrill } from '../../src/lab/incident-drill';
+import { type DrillResult, IncidentDrill } from '../../src/lab/incident-drill';
 import { type LabUp, labUp } from '../../src/lab/lab-up';
 import { leaseRedisDb } from './redis-db';
 
@@ -11,6 +12,29 @@ export interface DrillLab {
   up: LabUp;
   drill: IncidentDrill;
   close(): Promise<void>;
+}
+
+/** The summary of a drill's finding for `step` ('' when the run has none). */
+export function findingSummary(r: DrillResult, step: string): string {
+  return r.run.findings.find((f) => f.step === step)?.summary ?? '';
+}
+
+/**
+ * One drill lab for the whole test file: started before its tests, stopped after them. Returns a getter,
+ * since the lab exists only once `beforeAll` has run.
+ */
+export function drillLabForFile(): () => DrillLab {
+  let lab: DrillLab | undefined;
+  beforeAll(async () => {
+    lab = await startDrillLab();
+  }, 180_000);
+  afterAll(async () => {
+    await lab?.close();
+  });
+  return () => {
+    if (!lab) throw new Error('the drill lab is not started (used outside a test?)');
+    return lab;
+  };
 }
 
 export async function startDrillLab(): Promise<DrillLab> {
