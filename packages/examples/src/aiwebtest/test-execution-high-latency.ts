@@ -8,7 +8,6 @@ import {
   Duration,
   defineCheck,
   defineRunbook,
-  type Finding,
   finding,
   onAlert,
   toMillis,

@@ -1,10 +1,10 @@
 import { spawnSync } from 'node:child_process';
 import { Registry } from 'prom-client';
-import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { localBreakerSwitch } from '../../src/resilience/breaker-switch';
 import { createProviderChain, type ProviderChain } from '../../src/resilience/provider-chain';
 import { ProviderHttpError } from '../../src/resilience/provider-errors';
-import { ask, chainOver, KEY_A, KEY_B, sample, startProviders, useChainFixture } from './llm-fixture';
+import { ask, KEY_A, KEY_B, sample, useChainFixture } from './llm-fixture';
 
 // The prom-client metrics of a chain after a scenario against the doubles: the manual's names for OpenRouter
 // (and the same for Ollama), breaker states, fallbacks; `promtool check metrics` accepts them; no API key

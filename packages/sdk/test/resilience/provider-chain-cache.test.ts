@@ -1,9 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import { createServer, type Server, type Socket } from 'node:net';
 import { Redis } from 'ioredis';
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import type { ProviderChain } from '../../src/resilience/provider-chain';
-import { ask, chainOver, KEY_A, KEY_B, sample, startProviders, useChainFixture } from './llm-fixture';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ask, KEY_A, KEY_B, sample, useChainFixture } from './llm-fixture';
 
 // The response cache against a real Redis (keys under a random prefix of this file, deleted afterwards), and
 // request coalescing against the doubles.

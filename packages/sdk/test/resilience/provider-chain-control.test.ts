@@ -1,4 +1,4 @@
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import {
   type BreakerState,
   type BreakerSwitch,
@@ -6,7 +6,7 @@ import {
   localBreakerSwitch,
 } from '../../src/resilience/breaker-switch';
 import type { ProviderChain } from '../../src/resilience/provider-chain';
-import { ask, chainOver, sample, startProviders, useChainFixture } from './llm-fixture';
+import { ask, sample, useChainFixture } from './llm-fixture';
 
 // Forced breaker states, as an operator sets them through a BreakerSwitch (here the in-process one; the Redis
 // breaker control implements the same interface across replicas).

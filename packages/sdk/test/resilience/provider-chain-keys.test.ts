@@ -1,8 +1,7 @@
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { apiKeyFingerprint } from '../../src/resilience/api-keys';
-import type { ProviderChain } from '../../src/resilience/provider-chain';
 import { isProvidersUnavailableError } from '../../src/resilience/provider-errors';
-import { ask, chainOver, KEY_A, KEY_B, sample, startProviders, useChainFixture } from './llm-fixture';
+import { ask, KEY_A, KEY_B, sample, useChainFixture } from './llm-fixture';
 
 // 429s, Retry-After and API keys, against the OpenRouter double: the order of keys and the waits are read
 // from the double's own request log.

@@ -1,11 +1,11 @@
-import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { isInputValidationError } from '../../src/core/errors';
 import { apiKeyFingerprint } from '../../src/resilience/api-keys';
 import type { BreakerState } from '../../src/resilience/breaker-switch';
 import { localBreakerSwitch } from '../../src/resilience/breaker-switch';
 import { ollamaProvider } from '../../src/resilience/ollama';
 import { openRouterProvider } from '../../src/resilience/openrouter';
-import { createProviderChain, type ProviderChain } from '../../src/resilience/provider-chain';
+import { createProviderChain, } from '../../src/resilience/provider-chain';
 import {
   isProviderHttpError,
   isProvidersUnavailableError,
@@ -13,12 +13,10 @@ import {
 } from '../../src/resilience/provider-errors';
 import {
   ask,
-  chainOver,
   KEY_A,
   KEY_B,
   OLLAMA_MODEL,
   OPENROUTER_MODEL,
-  startProviders,
   useChainFixture,
 } from './llm-fixture';
 

@@ -82,6 +82,24 @@ const KIND = 'pg.table-sizes';
  * - `warn` at `warnDeadRatio` (0.2, where autovacuum should already have stepped in).
  * - `ok` otherwise.
  */
+/** A row of the table-sizes query. */
+type TableRow = {
+  schema: string;
+  table: string;
+  total: number;
+  heap: number;
+  indexes: number;
+  live: number;
+  dead: number;
+  last_vacuum: Date | null;
+  last_autovacuum: Date | null;
+  last_analyze: Date | null;
+  last_autoanalyze: Date | null;
+  by_size: number;
+  by_dead: number;
+  ratio: number;
+};
+
 export function tableSizes(
   db: PostgresDatabase,
   options: TableSizesOptionsInput = {},
@@ -91,24 +109,9 @@ export function tableSizes(
     kind: KIND,
     description: `Largest tables and dead-row share (vacuum need) on ${db.display}`,
     async run(ctx) {
-      let rows;
+      let rows: TableRow[];
       try {
-        ({ rows } = await db.query<{
-          schema: string;
-          table: string;
-          total: number;
-          heap: number;
-          indexes: number;
-          live: number;
-          dead: number;
-          last_vacuum: Date | null;
-          last_autovacuum: Date | null;
-          last_analyze: Date | null;
-          last_autoanalyze: Date | null;
-          by_size: number;
-          by_dead: number;
-          ratio: number;
-        }>(
+        ({ rows } = await db.query<TableRow>(
           `WITH t AS (
            SELECT s.schemaname AS schema, s.relname AS table,
                   pg_total_relation_size(s.relid)::float8 AS total, pg_relation_size(s.relid)::float8 AS heap,
