@@ -5,20 +5,13 @@ import type { BreakerState } from '../../src/resilience/breaker-switch';
 import { localBreakerSwitch } from '../../src/resilience/breaker-switch';
 import { ollamaProvider } from '../../src/resilience/ollama';
 import { openRouterProvider } from '../../src/resilience/openrouter';
-import { createProviderChain, } from '../../src/resilience/provider-chain';
+import { createProviderChain } from '../../src/resilience/provider-chain';
 import {
   isProviderHttpError,
   isProvidersUnavailableError,
   ProviderHttpError,
 } from '../../src/resilience/provider-errors';
-import {
-  ask,
-  KEY_A,
-  KEY_B,
-  OLLAMA_MODEL,
-  OPENROUTER_MODEL,
-  useChainFixture,
-} from './llm-fixture';
+import { ask, KEY_A, KEY_B, OLLAMA_MODEL, OPENROUTER_MODEL, useChainFixture } from './llm-fixture';
 
 // The provider chain against real HTTP test doubles of OpenRouter and Ollama (the real APIs cannot run here):
 // answers, retries, fallback, the breaker opening and closing again, 4xx, timeouts, aborts, exhaustion.
