@@ -21,7 +21,7 @@ and Ollama doubles, a Selenium Grid double and the sample backend — plus Prome
 runbook service with the AI-Web-Test pack. Inject an incident, watch its alert fire and its runbook heal it.
 
 Commands:
-  up [--reset] [--no-serve]   start the lab (foreground; Ctrl-C stops it). --reset re-seeds the database;
+  up [--reset] [--no-serve]   start the lab (foreground; Ctrl-C stops it). --reset re-seeds the database and empties the lab's Redis database;
                               --no-serve starts the lab only (no Prometheus, Alertmanager, runbook service)
   chaos <scenario>            inject an incident for real (chaos --list shows the scenarios)
   heal [<scenario>]           take back injected incidents (all, or one) — for rehearsals; the runbooks

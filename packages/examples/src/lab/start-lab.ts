@@ -43,7 +43,7 @@ export const LabOptions = z.strictObject({
   adminUrl: PostgresUrl.default('postgres://postgres@127.0.0.1:5432/postgres'),
   /** The application database. @default "aiwebtest_lab" */
   database: LabDatabaseName.default('aiwebtest_lab'),
-  /** Drop and re-seed the application database first. @default false */
+  /** Drop and re-seed the application database, and empty the lab's Redis database, first. @default false */
   resetDatabase: z.boolean().default(false),
   /**
    * The platform's Redis: agent caches, the backend's queue and breaker control. The lab uses a database
@@ -178,6 +178,9 @@ export async function startLab(input: LabOptions): Promise<RunningLab> {
     const redis = new Redis(o.redisUrl, { maxRetriesPerRequest: 2 });
     redis.on('error', () => {}); // reconnects by itself; health reports the outage
     stack.push(() => redis.quit().catch(() => redis.disconnect()));
+    // The Redis database is the lab's own: a reset empties it too, or a breaker an earlier session's runbook
+    // forced open (breaker control persists it, as it must in production) would greet the new lab.
+    if (o.resetDatabase) await redis.flushdb();
 
     const grid: SeleniumGridDouble = await startSeleniumGridDouble({
       simulator,
