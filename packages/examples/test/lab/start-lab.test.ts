@@ -88,9 +88,9 @@ describe('startLab', () => {
     } finally {
       await platform.close();
     }
-    expect(
+    await until('the bridge to record it', () =>
       lab.bridgeLog().some((line) => line.includes('backend: env applied (OPENROUTER_CACHE_ENABLED)')),
-    ).toBe(true);
+    );
   });
 
   it('a rollout restart of pgbouncer brings a crashed PgBouncer back', async () => {
@@ -103,6 +103,9 @@ describe('startLab', () => {
       await platform.close();
     }
     await until('PgBouncer to answer again', async () => (await pgUp(lab.env.databaseUrl, 1000)) === 1);
-    expect(lab.bridgeLog().some((line) => line.includes('pgbouncer: restarted'))).toBe(true);
+    // It answers a moment before the bridge's restart() resolves (it waits for the admin console too).
+    await until('the bridge to record the restart', () =>
+      lab.bridgeLog().some((line) => line.includes('pgbouncer: restarted')),
+    );
   });
 });
