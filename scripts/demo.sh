@@ -58,7 +58,12 @@ lab health || true
 say "curl -H 'Authorization: Bearer …' $api/audit/verify"
 curl -s -H "Authorization: Bearer $token" "$api/audit/verify"
 echo
-[ "${RUNBOOK_DEMO_NO_WAIT:-}" = 1 ] && exit 0
+if [ "${RUNBOOK_DEMO_NO_WAIT:-}" = 1 ]; then
+  trap - EXIT
+  kill -TERM $lab_pid
+  wait $lab_pid || true
+  exit 0
+fi
 
 cat <<EOF
 

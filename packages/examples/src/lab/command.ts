@@ -102,7 +102,10 @@ export async function runLabCommand(argv: string[], io: CommandIo): Promise<numb
         else {
           io.stdout(`${report.healthy ? 'healthy' : 'NOT healthy'}\n`);
           for (const c of report.checks) io.stdout(`  ${c.ok ? 'ok  ' : 'FAIL'}  ${c.name}: ${c.detail}\n`);
-          if (report.incidents.length) io.stdout(`injected incidents: ${report.incidents.join(', ')}\n`);
+          if (report.incidents.length)
+            io.stdout(
+              `chaos injected (not taken back with heal; a runbook may have mended it): ${report.incidents.join(', ')}\n`,
+            );
         }
         return report.healthy ? 0 : 1;
       }
