@@ -23,7 +23,8 @@ say() { printf '\n\033[1m$ %s\033[0m\n' "$*"; }
 # hour: that is the remediation budget at work).
 rm -rf "$lab_dir"
 say "aiwebtest-lab up --reset"
-lab up --reset &
+# Node itself in the background (not the shell function), so that $! is the lab and a signal reaches it.
+node "$repo_root/packages/examples/dist/lab/cli.js" up --reset &
 lab_pid=$!
 trap 'kill -TERM $lab_pid 2>/dev/null; wait $lab_pid 2>/dev/null' EXIT
 for _ in $(seq 1 180); do
