@@ -17,6 +17,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { launchChromium } from './browser.ts';
 import { HOST_BUILD_DIR } from './host/build.ts';
 import './host/state.ts';
+import { watch } from './fixture.ts';
 import { startHostServer } from './server.ts';
 import { type RunbookService, startService } from './service.ts';
 
@@ -46,27 +47,6 @@ afterAll(async () => {
   await host?.close();
   await service?.stop();
 });
-
-/** What went wrong on a page: uncaught errors, console errors, and failed requests to our own paths. */
-function watch(page: Page) {
-  const problems: string[] = [];
-  page.on('pageerror', (error) => problems.push(`page error: ${error.message}`));
-  page.on('console', (message) => {
-    if (message.type() !== 'error' && message.type() !== 'warning') return;
-    const text = message.text();
-    const location = message.location().url;
-    // Fonts and icons are served by Grafana itself, not by the npm packages: their 404s are expected here.
-    if (/^Failed to load resource/.test(text) && !location.includes(`/public/plugins/${PLUGIN_ID}/`)) return;
-    if (message.type() === 'warning' && !location.includes(`/public/plugins/${PLUGIN_ID}/`)) return;
-    problems.push(`console.${message.type()}: ${text} (${location})`);
-  });
-  page.on('response', (response) => {
-    const url = new URL(response.url());
-    const ours = url.pathname.startsWith(`/public/plugins/${PLUGIN_ID}/`) || url.pathname.startsWith('/api/');
-    if (ours && response.status() >= 400) problems.push(`HTTP ${response.status()} ${url.pathname}`);
-  });
-  return problems;
-}
 
 async function openApp(page: Page, path = '') {
   await page.goto(`${host.url}/a/${PLUGIN_ID}${path}`);
