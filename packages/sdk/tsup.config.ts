@@ -9,6 +9,9 @@ const entries = {
   'redis/index': 'src/redis/index.ts',
   'resilience/index': 'src/resilience/index.ts',
   'server/index': 'src/server/index.ts',
+  'ml/index': 'src/ml/index.ts',
+  'security/index': 'src/security/index.ts',
+  'notify/index': 'src/notify/index.ts',
 };
 
 export default defineConfig({

@@ -65,3 +65,7 @@ export {
   OpenRouterDoubleOptions,
   startOpenRouterDouble,
 } from './llm/openrouter-double';
+
+// Model registry and pipeline doubles (MLflow, Airflow): see ./ml
+// Security doubles (Vault): see ./security
+// Notification doubles (PagerDuty, Slack, status page): see ./notify

@@ -1,0 +1,2 @@
+/** @aiwebtest/runbooks/ml (being built). */
+export {};

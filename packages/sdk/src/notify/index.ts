@@ -1,0 +1,2 @@
+/** @aiwebtest/runbooks/notify (being built). */
+export {};

@@ -1,0 +1,2 @@
+/** @aiwebtest/runbooks/security (being built). */
+export {};
