@@ -1,2 +1,94 @@
-/** @aiwebtest/runbooks/security (being built). */
-export {};
+/**
+ * @aiwebtest/runbooks/security — runbook 12 (security incident response) as checks and actions: failed-login
+ * bursts and the investigation queries over `audit_logs`, account locks, an IP blocklist in Redis that services
+ * enforce, strict rate limiting, secret rotation through Vault KV v2 with check-and-set, and a scan for changed
+ * files in containers through the `pods/exec` API (removal is a destructive action). See SECURITY.md.
+ */
+
+export {
+  type BreachScopeData,
+  BreachScopeOptions,
+  type BreachScopeOptionsInput,
+  breachScope,
+  type DataAccessData,
+  DataAccessOptions,
+  type DataAccessOptionsInput,
+  dataAccess,
+  type FailedLoginBurstsData,
+  FailedLoginBurstsOptions,
+  type FailedLoginBurstsOptionsInput,
+  failedLoginBursts,
+  type LoginBurst,
+  type RecentAuditActivityData,
+  RecentAuditActivityOptions,
+  type RecentAuditActivityOptionsInput,
+  recentAuditActivity,
+} from './audit-checks';
+export { type AuditEntry, AuditTables } from './audit-tables';
+export {
+  BlockIpsOptions,
+  type BlockIpsOptionsInput,
+  type BlockIpsParams,
+  blockIps,
+  type PlannedBlock,
+} from './block-ips';
+export {
+  type ChangedFile,
+  type ChangedFilesData,
+  ChangedFilesScanOptions,
+  type ChangedFilesScanOptionsInput,
+  changedFilesScan,
+  RemoveFilesOptions,
+  type RemoveFilesOptionsInput,
+  type RemoveFilesParams,
+  removeFiles,
+} from './changed-files';
+export {
+  type BlocklistHookOptions,
+  blocklistHook,
+  DEFAULT_BLOCKLIST_KEY,
+  type IpBlocklist,
+  IpBlocklistOptions,
+  type IpBlocklistOptionsInput,
+  IpOrCidr,
+  ipBlocklist,
+  normalizeAddress,
+} from './ip-blocklist';
+export {
+  type AccountBefore,
+  LockAccountsOptions,
+  type LockAccountsOptionsInput,
+  type LockAccountsParams,
+  lockAccounts,
+} from './lock-accounts';
+export {
+  connectPodExec,
+  type ExecResult,
+  PodExec,
+  PodExecOptions,
+  type PodExecOptionsInput,
+} from './pod-exec';
+export {
+  type RotateSecretData,
+  RotateSecretOptions,
+  type RotateSecretOptionsInput,
+  type RotateSecretParams,
+  rotateSecret,
+  type SecretGenerator,
+} from './rotate-secret';
+export {
+  StrictRateLimitOptions,
+  type StrictRateLimitOptionsInput,
+  strictRateLimit,
+} from './strict-rate-limit';
+export {
+  connectVault,
+  isVaultError,
+  type SecretMetadata,
+  SecretPath,
+  type SecretVersion,
+  VaultError,
+  VaultKv,
+  VaultOptions,
+  type VaultOptionsInput,
+} from './vault';

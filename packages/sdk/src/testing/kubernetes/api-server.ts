@@ -24,6 +24,7 @@ import {
   sendText,
 } from './api-request';
 import { apiGroup, apiGroupList, apiResourceList, apiVersions } from './discovery';
+import type { UpgradeHandler } from './exec-server';
 import { matchesFields, parseFieldSelector } from './field-selector';
 import { matchesLabels, parseLabelSelector } from './label-selector';
 import { paginate, parseLimit } from './list-page';
@@ -54,6 +55,8 @@ export const ApiServerOptions = z.object({
    * one a minute; the simulator's time is compressed. @default "1s"
    */
   bookmarkInterval: Duration.default('1s'),
+  /** Serves WebSocket upgrades (`pods/exec`); without it every upgrade is refused. @default none */
+  upgrade: z.custom<UpgradeHandler>((v) => typeof v === 'function', 'upgrade must be a function').optional(),
 });
 export type ApiServerOptions = z.input<typeof ApiServerOptions>;
 
@@ -88,6 +91,10 @@ export async function startApiServer(input: ApiServerOptions): Promise<ApiServer
   // connection a client is just reusing: that race makes clients silently retry a request, and a test
   // counting requests (or an injected fault with `times`) would see one request twice.
   server.keepAliveTimeout = 65_000;
+  server.on('upgrade', (req, socket, head) => {
+    if (options.upgrade) options.upgrade(req, socket, head);
+    else socket.destroy();
+  });
 
   async function serve(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const method = (req.method ?? 'GET').toUpperCase();

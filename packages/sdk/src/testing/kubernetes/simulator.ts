@@ -8,6 +8,8 @@ import { ClusterControllers } from './controllers/cluster';
 import { ClusterOptions } from './controllers/controller';
 import type { Usage } from './controllers/metrics';
 import type { PodFault } from './controllers/pod-faults';
+import { type PodFiles, PodFilesystems } from './exec-filesystem';
+import { execUpgradeHandler } from './exec-server';
 import { type KubeObject, type KubeObjectInput, ObjectStore } from './object-store';
 import { apiVersionOf, NAMESPACES, RESOURCE_TYPES, type ResourceType, typeForKind } from './resources';
 import { applyDefaults, prepareForCreate, validate } from './strategy';
@@ -66,6 +68,11 @@ export interface KubernetesSimulator {
   appendLog(namespace: string, pod: string, container: string, text: string): void;
   /** Pins a container's CPU and memory usage as metrics-server reports it. */
   setUsage(namespace: string, pod: string, container: string, usage: Usage): void;
+  /**
+   * The files of a pod's containers (one tiny in-memory filesystem per pod) that `pods/exec` sees: seed them,
+   * then `find <dir> -type f -mmin -N` lists and `rm -f -- <paths>` removes them through the real client's `Exec`.
+   */
+  files(namespace: string, pod: string): PodFiles;
   /** Stops the API server (ending watches) and the controllers. */
   close(): Promise<void>;
 }
@@ -98,6 +105,7 @@ export async function startKubernetesSimulator(
   }
   const controllers = new ClusterControllers(store, options.cluster ?? {});
   const apiFaults = new ApiFaults();
+  const filesystems = new PodFilesystems();
   controllers.start();
   let server: Awaited<ReturnType<typeof startApiServer>>;
   try {
@@ -108,6 +116,7 @@ export async function startKubernetesSimulator(
       host: options.host,
       port: options.port,
       bookmarkInterval: options.bookmarkInterval,
+      upgrade: execUpgradeHandler(store, filesystems),
     });
   } catch (e) {
     await controllers.stop();
@@ -170,6 +179,7 @@ export async function startKubernetesSimulator(
     settle: (o) => controllers.settle(o),
     appendLog: (ns, pod, container, text) => controllers.appendLog(ns, pod, container, text),
     setUsage: (ns, pod, container, usage) => controllers.setUsage(ns, pod, container, usage),
+    files: (ns, pod) => filesystems.files(ns, pod),
     async close() {
       await server.close();
       await controllers.stop();
