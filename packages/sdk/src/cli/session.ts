@@ -4,6 +4,7 @@ import { resolve } from 'node:path';
 import { isRunbookError, NotFoundError } from '../core/errors';
 import type { Runbook } from '../core/runbook';
 import { Engine, type EngineSettings } from '../engine/engine';
+import type { Notifier } from '../engine/events';
 import type { ConfirmPlan } from '../engine/run-execution';
 import { openStore } from '../store/open-store';
 import type { RunStore } from '../store/run-store';
@@ -106,9 +107,11 @@ export function createEngine(
     confirm?: ConfirmPlan;
     /** Engine settings from the command's flags (`serve --lease-ttl`). @default the engine's defaults */
     settings?: Pick<EngineSettings, 'leaseTtl'>;
+    /** Delivers notifications and escalations (`serve` with a `notify:` config), and the secrets it read. */
+    notify?: { notifier: Notifier; secrets: readonly string[] };
   },
 ): Engine {
-  const secrets: string[] = [];
+  const secrets: string[] = [...(options.notify?.secrets ?? [])];
   const url = storeLocation(options.flags, options.io).url;
   if (url) {
     try {
@@ -124,5 +127,6 @@ export function createEngine(
     runbooks,
     secrets,
     ...(options.confirm ? { confirm: options.confirm } : {}),
+    ...(options.notify ? { notifier: options.notify.notifier } : {}),
   });
 }

@@ -14,6 +14,7 @@ import { alertRoutes } from './routes/alerts';
 import { auditRoutes } from './routes/audit';
 import { eventRoutes } from './routes/events';
 import { healthRoutes } from './routes/health';
+import { incidentRoutes } from './routes/incidents';
 import { metricsRoutes } from './routes/metrics';
 import { runbookRoutes } from './routes/runbooks';
 import { runRoutes } from './routes/runs';
@@ -133,4 +134,5 @@ async function apiRoutes(
   eventRoutes(app, context);
   auditRoutes(app, context);
   alertRoutes(app, context);
+  if (context.settings.escalator) incidentRoutes(app, context, context.settings.escalator);
 }

@@ -1,6 +1,7 @@
 import { Registry } from 'prom-client';
 import { z } from 'zod';
 import { Engine } from '../engine/engine';
+import type { Escalator } from '../notify/escalator';
 import { AlertRouting } from './alert-routing';
 
 /** What a caller may do: each role includes the ones before it. */
@@ -145,6 +146,18 @@ export const ServerOptions = z.object({
    * bad requests cannot flood the audit log. @default 20
    */
   refusalAuditPerMinute: z.number().int().min(1).max(10_000).default(20),
+  /**
+   * The on-call escalator of the notifier (`notify.escalation`): when given, `/incidents` lists its incidents and
+   * takes acknowledgements and resolutions. @default none (no `/incidents` routes)
+   */
+  escalator: z
+    // By shape, not instanceof: a runbook pack may bring its own copy of the SDK.
+    .custom<Escalator>(
+      (v) =>
+        typeof (v as Escalator)?.acknowledge === 'function' && typeof (v as Escalator)?.state === 'function',
+      'must be an Escalator (@aiwebtest/runbooks/notify)',
+    )
+    .optional(),
   /**
    * Run event streams (`GET /api/v1/runs/:id/events`). Each open stream polls the store, so their number is
    * bounded per identity and per replica; a stream beyond either gets 429 `TOO_MANY_STREAMS`.

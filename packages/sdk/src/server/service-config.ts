@@ -1,6 +1,7 @@
 import { parse } from 'yaml';
 import { z } from 'zod';
 import { InputValidationError } from '../core/errors';
+import { NotifyConfig } from '../notify/service-config';
 import { AlertRouting } from './alert-routing';
 import { readConfigText } from './config-file';
 import { ServerOptions } from './options';
@@ -14,6 +15,8 @@ export const ServiceConfig = z.strictObject({
   runbookRoles: ServerOptions.shape.runbookRoles.optional(),
   /** How Alertmanager alerts become runs. @default no routes */
   alerts: AlertRouting.optional(),
+  /** Paging, Slack, status page and on-call escalation for `step.notify` and escalations (NOTIFY.md). @default none */
+  notify: NotifyConfig.optional(),
 });
 /** A parsed service config, defaults applied; pass it as {@link createServer}'s options. */
 export type ServiceConfig = z.output<typeof ServiceConfig>;

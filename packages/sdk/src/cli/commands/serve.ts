@@ -2,6 +2,7 @@ import { resolve } from 'node:path';
 import { type Command, InvalidArgumentError, Option } from 'commander';
 import { Duration, formatMillis, toMillis } from '../../core/duration';
 import { EngineSettings } from '../../engine/engine';
+import { type NotifyWiring, notifierFromConfig } from '../../notify/service-config';
 import { checkRunbookRoles } from '../../server/access';
 import { checkRoutedRunbooks } from '../../server/alert-routing';
 import { DEFAULT_POLL_INTERVAL_MS, DEFAULT_SHUTDOWN_GRACE_MS, serve } from '../../server/serve';
@@ -133,6 +134,13 @@ async function runServe(flags: ServeFlags, ctx: CommandContext): Promise<void> {
     runbooks.map((r) => r.id),
   );
   checkRunbookRoles(config.runbookRoles, runbooks);
+  const { notify: notifyConfig, ...serverConfig } = config;
+  let notify: NotifyWiring | undefined;
+  try {
+    notify = notifyConfig ? notifierFromConfig(notifyConfig, io.env) : undefined;
+  } catch (e) {
+    throw new UsageError(e instanceof Error ? e.message : String(e));
+  }
   const where = describeLocation(storeLocation(flags, io));
   const shutdown = new AbortController();
   const handOverNow = new AbortController();
@@ -156,7 +164,14 @@ async function runServe(flags: ServeFlags, ctx: CommandContext): Promise<void> {
   io.signal?.addEventListener('abort', onAbort, { once: true });
   try {
     await withStore(flags, io, async (store) => {
-      const engine = createEngine(store, runbooks, { flags, io, settings: { leaseTtl: flags.leaseTtl } });
+      const engine = createEngine(store, runbooks, {
+        flags,
+        io,
+        settings: { leaseTtl: flags.leaseTtl },
+        ...(notify ? { notify } : {}),
+      });
+      // The on-call escalator pages the next levels of escalated runs while the service runs.
+      notify?.escalator?.start();
       await serve({
         engine,
         tokens,
@@ -167,7 +182,7 @@ async function runServe(flags: ServeFlags, ctx: CommandContext): Promise<void> {
         handOverNow: handOverNow.signal,
         pollIntervalMs: flags.pollInterval,
         shutdownGraceMs: flags.shutdownGrace,
-        server: config,
+        server: notify?.escalator ? { ...serverConfig, escalator: notify.escalator } : serverConfig,
         onListening: () => {
           if (!flags.json) {
             io.stderr.write(
@@ -178,6 +193,7 @@ async function runServe(flags: ServeFlags, ctx: CommandContext): Promise<void> {
       });
     });
   } finally {
+    notify?.escalator?.stop();
     io.signal?.removeEventListener('abort', onAbort);
     process.removeListener('SIGTERM', again);
     process.removeListener('SIGINT', again);
