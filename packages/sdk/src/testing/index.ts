@@ -14,6 +14,7 @@ export { ClusterOptions, type ClusterOptionsInput } from './kubernetes/controlle
 export type { LogLine } from './kubernetes/controllers/logs';
 export type { Usage } from './kubernetes/controllers/metrics';
 export type { PodFault } from './kubernetes/controllers/pod-faults';
+export type { ContainerFile, PodFiles } from './kubernetes/exec-filesystem';
 export {
   type KubeObject,
   type KubeObjectInput,
@@ -67,5 +68,51 @@ export {
 } from './llm/openrouter-double';
 
 // Model registry and pipeline doubles (MLflow, Airflow): see ./ml
-// Security doubles (Vault): see ./security
+export {
+  type AirflowDouble,
+  AirflowDoubleOptions,
+  type AirflowDoubleRun,
+  startAirflowDouble,
+} from './ml/airflow-double';
+export { MlDoubleFault, MlDoubleFaults, type MlLoggedRequest } from './ml/ml-double-server';
+export {
+  type MlflowDouble,
+  type MlflowDoubleModelVersion,
+  MlflowDoubleOptions,
+  MlflowDoubleVersion,
+  startMlflowDouble,
+} from './ml/mlflow-double';
+// Security doubles (Vault): at the end (export order), from ./vault.
 // Notification doubles (PagerDuty, Slack, status page): see ./notify
+export {
+  InjectedFailure,
+  type InjectedFailureInput,
+  type PagerDutyDouble,
+  type PagerDutyDoubleIncident,
+  PagerDutyDoubleOptions,
+  type PagerDutyDoubleOptionsInput,
+  type PagerDutyLoggedEvent,
+  type SlackDouble,
+  SlackDoubleOptions,
+  type SlackDoubleOptionsInput,
+  type SlackLoggedMessage,
+  type StatusPageDouble,
+  type StatusPageDoubleIncident,
+  StatusPageDoubleOptions,
+  type StatusPageDoubleOptionsInput,
+  type StatusPageDoubleUpdate,
+  type StatusPageLoggedRequest,
+  secretFingerprint,
+  startPagerDutyDouble,
+  startSlackDouble,
+  startStatusPageDouble,
+} from './notify';
+// Security doubles (Vault): a KV v2 secrets engine with check-and-set. Pod files for pods/exec: simulator.files().
+export {
+  startVaultDouble,
+  type VaultDouble,
+  VaultDoubleOptions,
+  type VaultDoubleOptionsInput,
+  type VaultLoggedRequest,
+  type VaultSecretVersion,
+} from './vault/vault-double';
