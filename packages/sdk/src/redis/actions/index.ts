@@ -22,3 +22,11 @@ export {
   type FlushDbParams,
   flushDb,
 } from './flush-db';
+export {
+  type RestartRedis,
+  type RestoreRdbApplied,
+  RestoreRdbOptions,
+  type RestoreRdbOptionsInput,
+  type RestoreRdbParams,
+  restoreRdb,
+} from './restore-rdb';
