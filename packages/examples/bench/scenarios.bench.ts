@@ -34,6 +34,10 @@ const VERIFY: Record<ScenarioName, string[]> = {
   'openrouter-rate-limit': ['database'],
   'api-latency': ['database'],
   'test-execution-slow': ['selenium grid'],
+  'total-failure': ['platform workloads', 'database', 'backend', 'redis'],
+  'login-attack': ['security incident'],
+  'model-accuracy-drop': ['model accuracy'],
+  'data-drift': ['data drift'],
 };
 
 const only = process.argv.slice(2).filter((a) => SCENARIOS.safeParse(a).success) as ScenarioName[];

@@ -9,16 +9,21 @@
 import type { Runbook } from '@aiwebtest/runbooks';
 import { agentFailure } from './aiwebtest/agent-failure';
 import { apiHighLatency } from './aiwebtest/api-high-latency';
+import { dataDriftRunbook } from './aiwebtest/data-drift';
 import { databasePerformance } from './aiwebtest/database-performance';
 import { executionAgentFailure } from './aiwebtest/execution-agent-failure';
 import { generationAgentFailure } from './aiwebtest/generation-agent-failure';
+import { modelAccuracyDrop } from './aiwebtest/model-accuracy-drop';
 import { openRouterOutage } from './aiwebtest/openrouter-outage';
 import { openRouterRateLimit } from './aiwebtest/openrouter-rate-limit';
 import { postgresConnectionLoss } from './aiwebtest/postgres-connection-loss';
+import { securityBreach } from './aiwebtest/security-breach';
+import { systemFailure } from './aiwebtest/system-failure';
 import { testExecutionHighLatency } from './aiwebtest/test-execution-high-latency';
 
 export { AgentFailureInput, agentFailure, createAgentFailureRunbook } from './aiwebtest/agent-failure';
 export { apiHighLatency, createApiHighLatencyRunbook } from './aiwebtest/api-high-latency';
+export { createDataDriftRunbook, DataDriftInput, dataDriftRunbook } from './aiwebtest/data-drift';
 export { createDatabasePerformanceRunbook, databasePerformance } from './aiwebtest/database-performance';
 export {
   type AiWebTest,
@@ -43,6 +48,18 @@ export {
   createGenerationAgentFailureRunbook,
   generationAgentFailure,
 } from './aiwebtest/generation-agent-failure';
+export {
+  createModelAccuracyDropRunbook,
+  ModelAccuracyDropInput,
+  modelAccuracyDrop,
+} from './aiwebtest/model-accuracy-drop';
+export {
+  AIWEBTEST_ON_CALL_POLICY,
+  AIWEBTEST_SEVERITIES,
+  compressedOnCallPolicy,
+  ON_CALL_CHANNELS,
+  ON_CALL_TEAMS,
+} from './aiwebtest/on-call';
 export { createOpenRouterOutageRunbook, openRouterOutage } from './aiwebtest/openrouter-outage';
 export { createOpenRouterRateLimitRunbook, openRouterRateLimit } from './aiwebtest/openrouter-rate-limit';
 export { backendHealth, sampleRequest, seleniumGridStatus } from './aiwebtest/platform-checks';
@@ -51,6 +68,20 @@ export {
   postgresConnectionLoss,
 } from './aiwebtest/postgres-connection-loss';
 export { prometheusQuery } from './aiwebtest/prometheus-query';
+export {
+  createSecurityBreachRunbook,
+  SECURITY_PAGER_CHANNEL,
+  SecurityBreachInput,
+  securityBreach,
+} from './aiwebtest/security-breach';
+export {
+  createSystemFailureRunbook,
+  pointPgBouncer,
+  preIncidentRecord,
+  SystemFailureInput,
+  systemFailure,
+  tableCounts,
+} from './aiwebtest/system-failure';
 export {
   createTestExecutionHighLatencyRunbook,
   testExecutionHighLatency,
@@ -61,7 +92,7 @@ export { type LabUp, LabUpOptions, labUp } from './lab/lab-up';
 export { SCENARIO_CATALOG, SCENARIOS, type ScenarioName } from './lab/scenarios';
 export { LabOptions, type RunningLab, startLab } from './lab/start-lab';
 
-/** Every runbook of the pack, in the manual's order (runbooks 1–9). */
+/** Every runbook of the pack, in the manual's order (runbooks 1–13). */
 export const runbooks: readonly Runbook[] = [
   agentFailure,
   generationAgentFailure,
@@ -72,4 +103,8 @@ export const runbooks: readonly Runbook[] = [
   openRouterRateLimit,
   apiHighLatency,
   testExecutionHighLatency,
+  modelAccuracyDrop,
+  dataDriftRunbook,
+  securityBreach,
+  systemFailure,
 ];

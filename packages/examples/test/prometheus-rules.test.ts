@@ -22,7 +22,7 @@ const AMTOOL = process.env.AMTOOL ?? 'amtool';
 const PROMETHEUS = process.env.PROMETHEUS ?? 'prometheus';
 const ALERTMANAGER = process.env.ALERTMANAGER ?? 'prometheus-alertmanager';
 
-/** The runbook ids of the manual's runbooks 1–9, each started by exactly one P1/P2 alert. */
+/** The runbook ids of the manual's runbooks 1–13, each started by exactly one P0–P2 alert. */
 const RUNBOOK_IDS = [
   'agent-failure',
   'generation-agent-failure',
@@ -33,7 +33,13 @@ const RUNBOOK_IDS = [
   'openrouter-rate-limit',
   'api-high-latency',
   'test-execution-high-latency',
+  'model-accuracy-drop',
+  'data-drift',
+  'security-breach',
+  'system-failure',
 ] as const;
+
+const INCIDENT_SEVERITIES = ['P0', 'P1', 'P2'];
 
 /** Runs a tool; a missing binary rejects (ENOENT), which fails the test instead of skipping it. */
 async function tool(program: string, args: string[], cwd = DIR): Promise<string> {
@@ -183,9 +189,9 @@ const WebhookBody = z.object({
 });
 
 describe('the AI-Web-Test alert rules (promtool)', () => {
-  it('pass promtool check rules: nine incident alerts and three warnings', async () => {
+  it('pass promtool check rules: thirteen incident alerts and three warnings', async () => {
     const out = await tool(PROMTOOL, ['check', 'rules', RULES]);
-    expect(out).toContain('SUCCESS: 12 rules found');
+    expect(out).toContain('SUCCESS: 16 rules found');
   });
 
   it('pass their unit tests (promtool test rules): fire past the threshold after `for`, not on it, resolve', async () => {
@@ -279,12 +285,12 @@ describe.concurrent('the lab Prometheus (prometheus-lab.yml, rendered) with the 
   it('passes promtool check config once rendered', async () => {
     const out = await tool(PROMTOOL, ['check', 'config', join(dir, 'prometheus.yml')]);
     expect(out).toContain('SUCCESS: 1 rule files found');
-    expect(out).toContain('SUCCESS: 12 rules found');
+    expect(out).toContain('SUCCESS: 16 rules found');
   });
 
-  it('puts each of the nine runbook ids on exactly one P1/P2 alert', () => {
-    const incidents = rules.filter((r) => r.labels.severity === 'P1' || r.labels.severity === 'P2');
-    expect(incidents).toHaveLength(9);
+  it('puts each of the thirteen runbook ids on exactly one P0–P2 alert', () => {
+    const incidents = rules.filter((r) => INCIDENT_SEVERITIES.includes(r.labels.severity ?? ''));
+    expect(incidents).toHaveLength(13);
     for (const id of RUNBOOK_IDS) {
       expect(
         incidents.filter((r) => r.labels.runbook === id).map((r) => r.name),
@@ -298,7 +304,7 @@ describe.concurrent('the lab Prometheus (prometheus-lab.yml, rendered) with the 
       'PgBouncerPoolSaturation',
       'SeleniumGridSaturation',
     ]);
-    expect(rules).toHaveLength(12);
+    expect(rules).toHaveLength(16);
   });
 
   it('keeps the manual’s expressions and gives every alert its labels and annotations', () => {
@@ -313,6 +319,10 @@ describe.concurrent('the lab Prometheus (prometheus-lab.yml, rendered) with the 
       OpenRouterRateLimited: 'openrouter_api_rate_limit_errors > 10',
       ApiHighLatency: 'http_request_duration_p95 > 2000',
       TestExecutionSlow: 'test_execution_duration_p95 > 300',
+      ModelAccuracyLow: 'model_accuracy < 0.85',
+      DataDriftDetected: 'model_data_drift_detected == 1',
+      SecurityIncidentDetected: 'security_incident_detected == 1',
+      SystemDown: 'system_health == 0',
     };
     for (const [name, expression] of Object.entries(manual)) {
       const rule = byName.get(name);
@@ -325,7 +335,8 @@ describe.concurrent('the lab Prometheus (prometheus-lab.yml, rendered) with the 
         `http://127.0.0.1:8080/api/v1/runbooks/${rule.labels.runbook}`,
       );
       expect(rule.annotations.summary, rule.name).toBeTruthy();
-      expect(rule.annotations.description, rule.name).toContain('$value');
+      // A threshold's description says how far past it the value is; a 0/1 flag's value says nothing more.
+      if (/[<>]/.test(rule.query)) expect(rule.annotations.description, rule.name).toContain('$value');
     }
     expect(byName.get('GenerationAgentLowConfidence')?.labels.agent).toBe('generation-agent');
     expect(byName.get('TestExecutionStuck')?.labels.agent).toBe('execution-agent');
@@ -378,13 +389,15 @@ describe.concurrent('the lab Prometheus (prometheus-lab.yml, rendered) with the 
     for (const route of routes) {
       const rule = incidents.find((r) => r.name === route.match.alertname);
       expect(route.runbook, route.name).toBe(rule?.labels.runbook);
-      // Every label an input uses is on the alert: static on the rule, or made by its expression.
+      // Every label an input uses is on the alert: static on the rule, made by its expression, or carried by
+      // the series (the rule's own annotations then name it, as `{{ $labels.model }}`).
       const used = [...JSON.stringify(route.input).matchAll(/\{\{\s*labels\.(\w+)\s*\}\}/g)].map(
         (m) => m[1] ?? '',
       );
       for (const label of used) {
         const made = rule?.query.includes(`label_replace(`) && rule.query.includes(`"${label}"`);
-        expect(label in (rule?.labels ?? {}) || made, `${route.name}: labels.${label}`).toBe(true);
+        const carried = JSON.stringify(rule?.annotations ?? {}).includes(`$labels.${label}`);
+        expect(label in (rule?.labels ?? {}) || made || carried, `${route.name}: labels.${label}`).toBe(true);
       }
     }
     // Destructive or disruptive recoveries wait for a person; reversible ones run.
@@ -398,6 +411,10 @@ describe.concurrent('the lab Prometheus (prometheus-lab.yml, rendered) with the 
       'openrouter-rate-limit': 'execute',
       'api-high-latency': 'execute',
       'test-execution-high-latency': 'execute',
+      'model-accuracy-drop': 'execute',
+      'data-drift': 'execute',
+      'security-breach': 'execute',
+      'system-failure': 'ask',
     });
   });
 });

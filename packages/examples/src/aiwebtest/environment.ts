@@ -57,6 +57,36 @@ export const AiWebTestEnvironment = z.strictObject({
   breakerService: z.string().min(1).default('aiwebtest-backend'),
   /** The Redis key prefix of the backend's breaker control. @default the SDK's */
   breakerPrefix: z.string().min(1).optional(),
+  /** Disaster recovery (runbook 13): the platform's manifests as files, applied in name order. */
+  manifestsDir: z.string().min(1).optional(),
+  /** Disaster recovery: the PostgreSQL base backup (a plain `pg_basebackup` directory). */
+  postgresBackupDir: z.string().min(1).optional(),
+  /** Disaster recovery: the directory WAL archive the server's `archive_command` fills. */
+  postgresWalArchiveDir: z.string().min(1).optional(),
+  /** Disaster recovery: where restored data directories are created (the `postgres` user must enter it). */
+  postgresRestoreDir: z.string().min(1).optional(),
+  /** Disaster recovery: PgBouncer's ini file (its `[databases]` entry is pointed at a restored server). */
+  pgbouncerConfig: z.string().min(1).optional(),
+  /** Disaster recovery: the latest Redis RDB snapshot kept off the server. */
+  redisSnapshot: z.string().min(1).optional(),
+  /** Vault (runbook 12 rotates secrets in its KV v2 mount `secret`); without it the rotation step is skipped. */
+  vaultUrl: HttpUrl.optional(),
+  /** The Vault token (`X-Vault-Token`); a secret: never shown. */
+  vaultToken: z.string().min(1).optional(),
+  /** PagerDuty Events API base URL (`/v2/enqueue`): where the service pages on-call. */
+  pagerDutyUrl: HttpUrl.optional(),
+  /** The Slack incoming webhook of #incidents; a secret (the URL is the credential). */
+  slackWebhookUrl: HttpUrl.optional(),
+  /** The status page API base URL (Atlassian Statuspage v1). */
+  statusPageUrl: HttpUrl.optional(),
+  /** MLflow's tracking server (runbooks 10–11: the model registry). */
+  mlflowUrl: HttpUrl.optional(),
+  /** Airflow's API server, Airflow 3 (`/api/v2`): the retraining DAG. */
+  airflowUrl: HttpUrl.optional(),
+  /** The Airflow user the runbooks trigger DAG runs as. */
+  airflowUser: z.string().min(1).optional(),
+  /** That user's password; a secret: never shown. */
+  airflowPassword: z.string().min(1).optional(),
 });
 export type AiWebTestEnvironment = z.output<typeof AiWebTestEnvironment>;
 export type AiWebTestEnvironmentInput = z.input<typeof AiWebTestEnvironment>;
@@ -75,6 +105,21 @@ export const ENVIRONMENT_VARIABLES = {
   prometheusUrl: 'PROMETHEUS_URL',
   breakerService: 'AIWEBTEST_BREAKER_SERVICE',
   breakerPrefix: 'AIWEBTEST_BREAKER_PREFIX',
+  manifestsDir: 'AIWEBTEST_MANIFESTS_DIR',
+  postgresBackupDir: 'AIWEBTEST_POSTGRES_BACKUP_DIR',
+  postgresWalArchiveDir: 'AIWEBTEST_POSTGRES_WAL_ARCHIVE_DIR',
+  postgresRestoreDir: 'AIWEBTEST_POSTGRES_RESTORE_DIR',
+  pgbouncerConfig: 'AIWEBTEST_PGBOUNCER_CONFIG',
+  redisSnapshot: 'AIWEBTEST_REDIS_SNAPSHOT',
+  vaultUrl: 'VAULT_ADDR',
+  vaultToken: 'VAULT_TOKEN',
+  pagerDutyUrl: 'PAGERDUTY_EVENTS_URL',
+  slackWebhookUrl: 'SLACK_WEBHOOK_URL',
+  statusPageUrl: 'STATUSPAGE_URL',
+  mlflowUrl: 'MLFLOW_URL',
+  airflowUrl: 'AIRFLOW_URL',
+  airflowUser: 'AIRFLOW_USERNAME',
+  airflowPassword: 'AIRFLOW_PASSWORD',
 } as const satisfies Record<keyof AiWebTestEnvironment, string>;
 
 /** The lab directory's variable; the running lab writes `lab.json` there. */

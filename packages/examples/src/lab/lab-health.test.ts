@@ -51,6 +51,9 @@ describe('labHealth', () => {
       'agent observation-agent',
       'agent analysis-agent',
       'agent evolution-agent',
+      'platform workloads',
+      'redis',
+      'security incident',
       'backend',
       'openrouter breaker',
       'database',
@@ -62,6 +65,8 @@ describe('labHealth', () => {
       'api latency',
       'openrouter',
       'database activity',
+      'model accuracy',
+      'data drift',
     ]);
   });
 

@@ -14,8 +14,11 @@ import {
   testExecutionDurationP95,
 } from './database/database-metrics';
 import { parseInput } from './database/lab-database';
+import { platformWorkloadsCheck, redisCheck } from './dr/platform-health';
 import type { LabParts } from './lab-parts';
+import { modelChecks } from './ml/ml-scenarios';
 import { agentHealth, workloadStatus } from './platform/platform-status';
+import { securityCheck } from './security/incident-metric';
 
 export interface HealthCheck {
   name: string;
@@ -97,6 +100,9 @@ export async function labHealth(parts: LabParts, options: LabHealthOptions = {})
   });
 
   const checks = await Promise.all([
+    Promise.resolve(platformWorkloadsCheck(parts)),
+    redisCheck(parts, o.timeoutMs),
+    securityCheck(parts, o.timeoutMs),
     check('backend', 'the backend health endpoint', async () => {
       const response = await fetch(`${parts.backend.url}/api/v1/health`, { signal: signal() });
       const body = BackendHealth.parse(await response.json());
@@ -264,6 +270,6 @@ export async function labHealth(parts: LabParts, options: LabHealthOptions = {})
     }),
   ]);
 
-  const all = [...agents, ...checks];
+  const all = [...agents, ...checks, ...(await modelChecks(parts, o.timeoutMs))];
   return { healthy: all.every((c) => c.ok), checks: all };
 }

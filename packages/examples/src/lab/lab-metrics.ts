@@ -16,10 +16,13 @@ import {
   testExecutionDurationP95,
 } from './database/database-metrics';
 import { parseInput } from './database/lab-database';
+import { registerDisasterRecoveryMetrics } from './dr/dr-metrics';
 import type { LabParts } from './lab-parts';
+import { registerModelMetrics } from './ml/ml-metrics';
 import { agentMetricLabel } from './platform/manifests';
 import { type AgentHealth, agentHealth } from './platform/platform-status';
 import type { GridCapacity } from './platform/selenium-grid';
+import { registerSecurityMetrics } from './security/incident-metric';
 
 export const LabMetricsOptions = z.strictObject({
   /** Window of `agent_confidence`. @default 5 */
@@ -183,6 +186,9 @@ export function createLabMetrics(parts: LabParts, options: LabMetricsOptions = {
   gauge('selenium_grid_slots', 'Session slots of the Grid nodes the hub knows.', (s) => s.grid?.slots);
   gauge('selenium_grid_sessions_active', 'Sessions running on the Grid.', (s) => s.grid?.active);
   gauge('selenium_grid_utilization', 'Running sessions per slot (0..1).', (s) => s.grid?.utilization);
+  registerDisasterRecoveryMetrics(registry, parts, db);
+  registerSecurityMetrics(registry, db, parts.redis);
+  registerModelMetrics(registry, db);
 
   return registry;
 }

@@ -14,6 +14,7 @@ import { type Activity, startActivity } from './activity';
 import { type ChildService, startChildService } from './child-service';
 import { freePort } from './database/pgbouncer';
 import { type LabControl, startLabControl } from './lab-control';
+import { labNotifyVariables } from './notify/lab-notify';
 import {
   type LabObservability,
   packageFile,
@@ -37,6 +38,11 @@ export const LabUpOptions = LabOptions.extend({
   alertmanagerPort: z.number().int().min(0).max(65_535).default(9093),
   /** Start Prometheus, Alertmanager and the runbook service, not only the lab. @default true */
   serve: z.boolean().default(true),
+  /**
+   * The lab's own PostgreSQL and Redis, restorable (see LabOptions): on in `up`, so that `aiwebtest-lab chaos
+   * total-failure` works there. @default true
+   */
+  disasterRecovery: z.boolean().default(true),
 });
 export type LabUpOptions = z.input<typeof LabUpOptions>;
 
@@ -139,7 +145,7 @@ export async function labUp(
           '--data-dir',
           join(dir, 'store'),
         ],
-        env: { ...process.env, AIWEBTEST_LAB_DIR: dir },
+        env: { ...process.env, AIWEBTEST_LAB_DIR: dir, ...labNotifyVariables(lab.env) },
         readyUrl: `${serviceUrl}/readyz`,
         logFile: join(dir, 'runbook-service.log'),
         readyTimeoutMs: 60_000,

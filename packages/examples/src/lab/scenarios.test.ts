@@ -17,7 +17,7 @@ afterAll(async () => {
 
 describe('scenario catalog', () => {
   it('has one scenario per runbook and refuses an unknown name', () => {
-    expect(new Set(Object.values(SCENARIO_CATALOG).map((s) => s.runbook)).size).toBe(9);
+    expect(new Set(Object.values(SCENARIO_CATALOG).map((s) => s.runbook)).size).toBe(13);
     expect(Object.keys(SCENARIO_CATALOG)).toEqual(SCENARIOS.options);
     expect(() => scenario('requirements-agent-dwon')).toThrow(/expected a scenario name/);
   });

@@ -10,11 +10,14 @@ import { GENERATION_CACHE_PATTERN, STALE_FIELD } from './activity';
 import { startTraffic } from './backend';
 import { insertStuckExecutions, runSlowQueries } from './database/chaos';
 import { parseInput } from './database/lab-database';
+import { injectTotalFailure, recreateWorkloads } from './dr/total-failure';
 import { gridSessions } from './grid-sessions';
 import type { LabParts } from './lab-parts';
+import { injectDataDrift, injectModelAccuracyDrop } from './ml/ml-scenarios';
 import { agentClassName } from './platform/agent-logs';
 import { SELENIUM_HUB } from './platform/manifests';
 import { podsMatching } from './platform/platform-status';
+import { injectLoginAttack } from './security/login-attack';
 
 export const SCENARIOS = z.enum(
   [
@@ -27,6 +30,10 @@ export const SCENARIOS = z.enum(
     'openrouter-rate-limit',
     'api-latency',
     'test-execution-slow',
+    'total-failure',
+    'login-attack',
+    'model-accuracy-drop',
+    'data-drift',
   ],
   { message: 'expected a scenario name; `aiwebtest-lab chaos --list` shows them' },
 );
@@ -327,6 +334,53 @@ const testExecutionSlow: Scenario = {
   },
 };
 
+const totalFailure: Scenario = {
+  name: 'total-failure',
+  runbook: 'system-failure',
+  description:
+    'Complete system failure: every platform workload gone, PostgreSQL crashed with its data directory lost, Redis emptied (needs disasterRecovery: true).',
+  async inject(parts) {
+    const r = await injectTotalFailure(parts);
+    return injected(
+      `recorded (scrape ${r.recordedAt ? new Date(r.recordedAt).toISOString() : 'none'}), then wrote ${r.afterRecord.users} user and ${r.afterRecord.test_executions} executions after the record; deleted ${r.workloadsDeleted.length} workloads, crashed PostgreSQL and removed its data directory, emptied Redis (PITR restore, RDB restore and a redeploy recover it)`,
+      async () => recreateWorkloads(parts),
+    );
+  },
+};
+
+const loginAttack: Scenario = {
+  name: 'login-attack',
+  runbook: 'security-breach',
+  description:
+    'Credential stuffing through the login from 3 addresses (600 failures/min), one account taken (reads, an export), a backdoor in a backend pod.',
+  async inject(parts) {
+    const attack = await injectLoginAttack(parts);
+    return injected(attack.description, attack.undo);
+  },
+};
+
+const modelAccuracyDrop: Scenario = {
+  name: 'model-accuracy-drop',
+  runbook: 'model-accuracy-drop',
+  description:
+    'A bad generation_model version (4, accuracy about 0.71) became champion and the backend is pinned to it (MLFLOW_MODEL_VERSION=4).',
+  async inject(parts) {
+    const drop = await injectModelAccuracyDrop(parts);
+    return injected(drop.description, drop.undo);
+  },
+};
+
+const dataDrift: Scenario = {
+  name: 'data-drift',
+  runbook: 'data-drift',
+  description:
+    "The model's inputs shift (bigger pages, more elements, another browser mix): the drift report finds 3 of 4 features drifted.",
+  async inject(parts) {
+    const drift = await injectDataDrift(parts);
+    return injected(drift.description, drift.undo);
+  },
+};
+
 /** Every scenario by name. */
 export const SCENARIO_CATALOG: Readonly<Record<ScenarioName, Scenario>> = {
   'requirements-agent-down': requirementsAgentDown,
@@ -338,6 +392,10 @@ export const SCENARIO_CATALOG: Readonly<Record<ScenarioName, Scenario>> = {
   'openrouter-rate-limit': openRouterRateLimit,
   'api-latency': apiLatency,
   'test-execution-slow': testExecutionSlow,
+  'total-failure': totalFailure,
+  'login-attack': loginAttack,
+  'model-accuracy-drop': modelAccuracyDrop,
+  'data-drift': dataDrift,
 };
 
 /** The scenario called `name`; a ZodError names the field when there is none. */

@@ -24,11 +24,20 @@ import { LAB_ENVIRONMENT_FILE } from '../aiwebtest/environment';
 import { type Backend, type BackendOptionsInput, startBackend } from './backend';
 import { LabDatabaseName, PostgresUrl, prepareLabDatabase } from './database/lab-database';
 import { type LabPgBouncer, startLabPgBouncer } from './database/pgbouncer';
+import {
+  type LabDisasterRecovery,
+  startLabDisasterRecovery,
+  writePlatformManifests,
+} from './dr/disaster-recovery';
+import { startPostgresService } from './dr/postgres-service';
 import { type LabBridge, startBridge } from './lab-bridge';
 import type { LabParts } from './lab-parts';
+import { LAB_AIRFLOW_USER, type LabMl, startLabMl } from './ml/lab-ml';
+import { startLabNotifications } from './notify/lab-notify';
 import { backendEnvDefaults, PLATFORM_NAMESPACE, platformManifests } from './platform/manifests';
 import { type SeleniumGridDouble, startSeleniumGridDouble } from './platform/selenium-grid';
 import { writePrivateFile } from './private-file';
+import { startLabVault } from './security/lab-vault';
 
 /** The kubeconfig context of the lab's cluster; the pack's runbooks refuse any other. */
 export const LAB_KUBE_CONTEXT = 'aiwebtest-lab';
@@ -72,6 +81,13 @@ export const LabOptions = z.strictObject({
       'expected an object of backend settings',
     )
     .optional(),
+  /**
+   * Run a PostgreSQL cluster (WAL archiving, a base backup once seeded) and a redis-server (RDB snapshots)
+   * of the lab's own instead of `adminUrl` and `redisUrl`, so that they can be lost and restored: the
+   * `total-failure` scenario and the `system-failure` runbook need it. Adds about 2 s to the start.
+   * @default false
+   */
+  disasterRecovery: z.boolean().default(false),
 });
 export type LabOptions = z.input<typeof LabOptions>;
 
@@ -138,10 +154,20 @@ export async function startLab(input: LabOptions): Promise<RunningLab> {
   };
 
   try {
+    // The lab's own PostgreSQL and Redis (initdb takes a while) start while the doubles and the cluster do.
+    const drStarting = o.disasterRecovery
+      ? startLabDisasterRecovery({ dir: join(dir, 'dr'), labDir: dir })
+      : undefined;
+    drStarting?.catch(() => {});
+    stack.push(async () => (await drStarting?.catch(() => undefined))?.close());
     const openRouter: OpenRouterDouble = await startOpenRouterDouble({ keys: [LAB_OPENROUTER_KEY] });
     stack.push(() => openRouter.close());
     const ollama: OllamaDouble = await startOllamaDouble({});
     stack.push(() => ollama.close());
+    const vault = await startLabVault(LAB_OPENROUTER_KEY);
+    stack.push(() => vault.close());
+    const notifications = await startLabNotifications();
+    stack.push(() => notifications.close());
 
     const simulator: KubernetesSimulator = await startKubernetesSimulator({
       port: o.kubernetesPort,
@@ -158,12 +184,18 @@ export async function startLab(input: LabOptions): Promise<RunningLab> {
     const manifestOptions = { ollamaUrl: ollama.url };
     simulator.apply(...platformManifests(manifestOptions));
 
-    const { url: databaseUrl } = await prepareLabDatabase({
-      adminUrl: o.adminUrl,
+    const dr: LabDisasterRecovery | undefined = await drStarting;
+    const adminUrl = dr?.postgres.adminUrl ?? o.adminUrl;
+    const redisUrl = dr?.redis.url ?? o.redisUrl;
+    const { url: directUrl } = await prepareLabDatabase({
+      adminUrl,
       database: o.database,
       reset: o.resetDatabase,
     });
-    const admin = new URL(o.adminUrl);
+    // The base backup of the seeded database, taken while the rest starts.
+    const backup = dr?.postgres.baseBackup();
+    backup?.catch(() => {});
+    const admin = new URL(adminUrl);
     const pgbouncer: LabPgBouncer = await startLabPgBouncer({
       postgresHost: admin.hostname,
       postgresPort: Number(admin.port || 5432),
@@ -171,11 +203,17 @@ export async function startLab(input: LabOptions): Promise<RunningLab> {
       dir: join(dir, 'pgbouncer'),
     });
     stack.push(() => pgbouncer.stop());
+    let databaseUrl = directUrl;
+    if (dr) {
+      // The lab's own clients reach the database where PgBouncer points (a restore moves it).
+      dr.service = await startPostgresService({ pgbouncerIni: dr.pgbouncerIni, database: o.database });
+      databaseUrl = dr.service.url(o.database);
+    }
     const pool = new pg.Pool({ connectionString: databaseUrl, max: 4, application_name: 'aiwebtest-lab' });
     pool.on('error', () => {}); // an idle client losing its server must not end the lab
     stack.push(() => pool.end());
 
-    const redis = new Redis(o.redisUrl, { maxRetriesPerRequest: 2 });
+    const redis = new Redis(redisUrl, { maxRetriesPerRequest: 2 });
     redis.on('error', () => {}); // reconnects by itself; health reports the outage
     stack.push(() => redis.quit().catch(() => redis.disconnect()));
     // The Redis database is the lab's own: a reset empties it too, or a breaker an earlier session's runbook
@@ -192,7 +230,7 @@ export async function startLab(input: LabOptions): Promise<RunningLab> {
     const backend: Backend = await startBackend({
       port: o.backendPort,
       databaseUrl: pgbouncer.url(o.database),
-      redisUrl: o.redisUrl,
+      redisUrl,
       redisPrefix,
       openRouterUrl: openRouter.baseUrl,
       apiKey: LAB_OPENROUTER_KEY,
@@ -202,6 +240,9 @@ export async function startLab(input: LabOptions): Promise<RunningLab> {
     });
     stack.push(() => backend.close());
 
+    // The model platform (runbooks 10–11): MLflow and Airflow doubles, predictions and the drift monitor.
+    const ml: LabMl = await startLabMl({ pool, simulator, namespace: PLATFORM_NAMESPACE });
+    stack.push(() => ml.close());
     const parts: LabParts = {
       namespace: PLATFORM_NAMESPACE,
       simulator,
@@ -213,6 +254,10 @@ export async function startLab(input: LabOptions): Promise<RunningLab> {
       openRouter,
       ollama,
       backend,
+      ...(dr ? { disasterRecovery: dr } : {}),
+      vault,
+      notifications,
+      ml,
     };
     const bridge: LabBridge = startBridge(parts);
     stack.push(() => bridge.close());
@@ -227,13 +272,35 @@ export async function startLab(input: LabOptions): Promise<RunningLab> {
       kubeContext: LAB_KUBE_CONTEXT,
       databaseUrl: pgbouncer.url(o.database),
       pgbouncerAdminUrl: pgbouncer.adminUrl,
-      redisUrl: o.redisUrl,
+      redisUrl,
       backendUrl: backend.url,
       seleniumUrl: grid.url,
       openRouterUrl: openRouter.baseUrl,
       breakerService: 'aiwebtest-backend',
       breakerPrefix: `${redisPrefix}breaker`,
+      vaultUrl: vault.url,
+      vaultToken: vault.token,
+      pagerDutyUrl: notifications.pagerDuty.url,
+      slackWebhookUrl: notifications.slack.webhookUrl('#incidents'),
+      statusPageUrl: notifications.statusPage.url,
+      mlflowUrl: ml.mlflow.url,
+      airflowUrl: ml.airflow.url,
+      airflowUser: LAB_AIRFLOW_USER,
+      airflowPassword: ml.airflowPassword,
     };
+    if (dr) {
+      await backup;
+      await dr.redis.snapshot();
+      await writePlatformManifests(dr.manifestsDir, manifestOptions);
+      Object.assign(env, {
+        manifestsDir: dr.manifestsDir,
+        postgresBackupDir: dr.postgres.backupDir,
+        postgresWalArchiveDir: dr.postgres.archiveDir,
+        postgresRestoreDir: dr.postgres.restoreDir,
+        pgbouncerConfig: dr.pgbouncerIni,
+        redisSnapshot: dr.redis.snapshotPath,
+      });
+    }
     await writeLabEnvironment(dir, env);
     // A stale lab.json would send runbooks to ports nobody listens on once the lab is gone.
     stack.push(() => rm(join(dir, LAB_ENVIRONMENT_FILE), { force: true }));

@@ -23,10 +23,10 @@ export function findingSummary(r: DrillResult, step: string): string {
  * One drill lab for the whole test file: started before its tests, stopped after them. Returns a getter,
  * since the lab exists only once `beforeAll` has run.
  */
-export function drillLabForFile(): () => DrillLab {
+export function drillLabForFile(options: DrillLabOptions = {}): () => DrillLab {
   let lab: DrillLab | undefined;
   beforeAll(async () => {
-    lab = await startDrillLab();
+    lab = await startDrillLab(options);
   }, 180_000);
   afterAll(async () => {
     await lab?.close();
@@ -37,7 +37,13 @@ export function drillLabForFile(): () => DrillLab {
   };
 }
 
-export async function startDrillLab(): Promise<DrillLab> {
+/** How a drill lab differs from the default. */
+export interface DrillLabOptions {
+  /** The lab's own restorable PostgreSQL and Redis (`total-failure`); off by default: it costs start time. */
+  disasterRecovery?: boolean;
+}
+
+export async function startDrillLab(options: DrillLabOptions = {}): Promise<DrillLab> {
   const dir = await mkdtemp(join(tmpdir(), 'aiwebtest-drill-'));
   const database = `aiwebtest_lab_t_${Math.random().toString(16).slice(2, 10)}`;
   const redis = await leaseRedisDb();
@@ -59,6 +65,7 @@ export async function startDrillLab(): Promise<DrillLab> {
       servicePort: 0,
       prometheusPort: 0,
       alertmanagerPort: 0,
+      disasterRecovery: options.disasterRecovery ?? false,
     });
   } catch (e) {
     await cleanUp();

@@ -13,6 +13,8 @@ describe('parseBackendEnv', () => {
       MAX_PARALLEL_TESTS: 2,
       TEST_RESULT_CACHE_ENABLED: false,
       TEST_RESULT_CACHE_TTL: 3600,
+      RATE_LIMIT_STRICT: false,
+      RATE_LIMIT_GLOBAL: 10,
     });
   });
 

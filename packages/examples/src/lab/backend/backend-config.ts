@@ -46,6 +46,9 @@ export const BackendEnv = z.strictObject({
   MAX_PARALLEL_TESTS: envInteger(1, 1000).default(2),
   TEST_RESULT_CACHE_ENABLED: EnvBoolean.default(false),
   TEST_RESULT_CACHE_TTL: envInteger(1, 30 * 24 * 3600).default(3600),
+  /** Runbook 12: strict rate limiting of the login endpoint, `RATE_LIMIT_GLOBAL` attempts per minute per client. */
+  RATE_LIMIT_STRICT: EnvBoolean.default(false),
+  RATE_LIMIT_GLOBAL: envInteger(1, 1_000_000).default(10),
 });
 /** The parsed environment. */
 export type BackendEnv = z.output<typeof BackendEnv>;
@@ -155,5 +158,7 @@ export function publicConfig(env: BackendEnv, ollamaUrl: string) {
     max_parallel_tests: env.MAX_PARALLEL_TESTS,
     test_result_cache_enabled: env.TEST_RESULT_CACHE_ENABLED,
     test_result_cache_ttl: env.TEST_RESULT_CACHE_TTL,
+    rate_limit_strict: env.RATE_LIMIT_STRICT,
+    rate_limit_global: env.RATE_LIMIT_GLOBAL,
   };
 }

@@ -13,6 +13,7 @@ import { Redis } from 'ioredis';
 import pg from 'pg';
 import { Gauge, Registry } from 'prom-client';
 import { z } from 'zod';
+import { guardBackend } from '../security/backend-guard';
 import {
   type BackendEnv,
   type BackendOptionsInput,
@@ -161,6 +162,8 @@ export async function startBackend(input: BackendOptionsInput): Promise<Backend>
     );
 
     instrumentHttp(app, registry);
+    // Runbook 12: the IP blocklist (403) and the login with strict rate limiting.
+    guardBackend(app, { redis, env: () => env, pool: () => pool });
     let lastQueueLength = 0;
     const activeQueue = queue;
     new Gauge({
