@@ -115,6 +115,33 @@ describe('a destructive plan needs a second person', () => {
     expect(readState(stateFile).cache).toEqual([]);
   });
 
+  it('report writes the incident report of an approved run: timeline, approval, action', async () => {
+    writeFixtureState(stateFile, { cache: ['k9'] });
+    const id = await requestPurge();
+    expect((await cli(['approve', id, '--as', 'bob', '--reason', 'poisoned', '--yes'])).code).toBe(
+      ExitCode.Ok,
+    );
+
+    const r = await cli(['report', id, '--title', 'Checkout cache poisoned', '--impact', 'Stale prices.']);
+    expect(r.code).toBe(ExitCode.Ok);
+    expect(r.stdout).toMatch(/^# Checkout cache poisoned\n/);
+    expect(r.stdout).toContain('Stale prices.');
+    expect(r.stdout).toContain('## Timeline');
+    expect(r.stdout).toMatch(/\| [^|]+ \| approval \| bob \|/);
+    expect(r.stdout).toMatch(/\| [^|]+ \| action \| [^|]+ \|.*purge/);
+
+    const json = (await cli(['report', id, '--json'])).json();
+    expect(json.runId).toBe(id);
+    expect(json.markdown).toMatch(/^# Incident: purge-cache\n/);
+    const kinds = json.timeline.map((e: { kind: string }) => e.kind);
+    expect(kinds[0]).toBe('run');
+    expect(kinds).toEqual(expect.arrayContaining(['check', 'approval', 'action', 'end']));
+
+    const missing = await cli(['report', 'run_nope']);
+    expect(missing.code).not.toBe(ExitCode.Ok);
+    expect(missing.stderr).toContain('run_nope');
+  });
+
   it('break-glass with a reason lets the requester approve, recorded as such', async () => {
     writeFixtureState(stateFile, { cache: ['k4'] });
     const id = await requestPurge();

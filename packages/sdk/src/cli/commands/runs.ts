@@ -1,6 +1,9 @@
 import { existsSync } from 'node:fs';
 import { type Command, Option } from 'commander';
+import { incidentReport } from '../../notify/incident-report';
+import { incidentTimeline } from '../../notify/timeline';
 import type { RunStatus } from '../../store/records';
+import type { RunStore } from '../../store/run-store';
 import { ExitCode } from '../exit-codes';
 import { writeJson, writeLines } from '../io';
 import {
@@ -71,4 +74,48 @@ export function registerRunCommands(program: Command, ctx: CommandContext): void
     else writeLines(ctx.io.stdout, renderRunDetail(detail));
     ctx.exit(ExitCode.Ok);
   });
+
+  const report = program
+    .command('report')
+    .description(
+      "write a run's incident report for the postmortem (Markdown: summary, severity, timeline, actions, approvals, follow-ups), from the run and its audit entries",
+    )
+    .argument('<runId>', 'run id (see `runbook runs`)')
+    .option('--title <text>', 'the report\'s title (default: "Incident: <runbook id>")')
+    .option('--impact <text>', 'who and what was affected, in a sentence');
+  addStoreOptions(addJsonOption(report)).action(
+    async (runId: string, flags: CommonFlags & { title?: string; impact?: string }) => {
+      const { run, audit } = await withStore(
+        flags,
+        ctx.io,
+        async (store) => {
+          const detail = await createEngine(store, [], { flags, io: ctx.io }).getRun(runId);
+          return { run: detail.run, audit: await readWholeRunAudit(store, runId) };
+        },
+        { existing: true },
+      );
+      const input = {
+        run,
+        audit,
+        ...(flags.title ? { title: flags.title } : {}),
+        ...(flags.impact ? { impact: flags.impact } : {}),
+      };
+      const markdown = incidentReport(input);
+      if (flags.json) writeJson(ctx.io.stdout, { runId, timeline: incidentTimeline(input), markdown });
+      else ctx.io.stdout.write(markdown.endsWith('\n') ? markdown : `${markdown}\n`);
+      ctx.exit(ExitCode.Ok);
+    },
+  );
+}
+
+/** Every audit entry of a run, in pages (a long incident has more than one page's worth). */
+async function readWholeRunAudit(store: RunStore, runId: string) {
+  const all = [];
+  for (let after = 0; ; ) {
+    const page = await store.readRunAudit(runId, after, 1_000);
+    all.push(...page);
+    const last = page.at(-1);
+    if (page.length < 1_000 || !last) return all;
+    after = last.seq;
+  }
 }
