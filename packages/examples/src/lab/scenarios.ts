@@ -1,5 +1,5 @@
 /**
- * The chaos catalog: one incident per runbook (1–9), injected for real into a running lab. Each incident is
+ * The chaos catalog: one incident per runbook (1–13), injected for real into a running lab. Each incident is
  * made so that the runbook's own steps heal it (a rollout restart replaces crash-looping pods, `FLUSHDB` clears
  * the stale cache, scaling the Grid adds slots, …); `undo()` exists for tests and `aiwebtest-lab heal`.
  */
@@ -30,10 +30,10 @@ export const SCENARIOS = z.enum(
     'openrouter-rate-limit',
     'api-latency',
     'test-execution-slow',
-    'total-failure',
-    'login-attack',
     'model-accuracy-drop',
     'data-drift',
+    'login-attack',
+    'total-failure',
   ],
   { message: 'expected a scenario name; `aiwebtest-lab chaos --list` shows them' },
 );
@@ -392,10 +392,10 @@ export const SCENARIO_CATALOG: Readonly<Record<ScenarioName, Scenario>> = {
   'openrouter-rate-limit': openRouterRateLimit,
   'api-latency': apiLatency,
   'test-execution-slow': testExecutionSlow,
-  'total-failure': totalFailure,
-  'login-attack': loginAttack,
   'model-accuracy-drop': modelAccuracyDrop,
   'data-drift': dataDrift,
+  'login-attack': loginAttack,
+  'total-failure': totalFailure,
 };
 
 /** The scenario called `name`; a ZodError names the field when there is none. */
