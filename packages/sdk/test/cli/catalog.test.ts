@@ -158,6 +158,7 @@ describe('help, usage and exit codes', () => {
       'run',
       'runs',
       'show',
+      'report',
       'approve',
       'reject',
       'resume',
