@@ -2,7 +2,8 @@
  * Runbook 12 of the operations manual, "Security Breach Detected" (alert `SecurityIncidentDetected`,
  * `security_incident_detected == 1`, "failed login attempts >100 per minute"). Diagnosis reads the metric, the
  * last hour of the audit log and the failed-login bursts; containment blocks the attackers' addresses for an
- * hour, locks the accounts they logged into, rotates the OpenRouter key in Vault and pages the security team;
+ * hour, locks the accounts they logged into and rotates the OpenRouter key in Vault, having paged the security
+ * team first (the rotation waits for an approval, and any step may fail: the page must not wait for them);
  * investigation reads what the accounts and addresses did, what data they read or exported, and which files
  * changed in the backend's pods; remediation removes the files found (destructive: a second person approves
  * the exact paths), then turns strict rate limiting on.
@@ -110,6 +111,14 @@ function unblockedFailedLogins(platform: AiWebTest) {
   });
 }
 
+/** The burst addresses `blockIps` takes, and the rest as recorded (not an address: "unknown", "a, b"). */
+function splitAddresses(recorded: string[]): { blockable: string[]; unblockable: string[] } {
+  const blockable: string[] = [];
+  const unblockable: string[] = [];
+  for (const ip of recorded) (IpOrCidr.safeParse(ip).success ? blockable : unblockable).push(ip);
+  return { blockable, unblockable };
+}
+
 /** Builds the `security-breach` runbook. */
 export function createSecurityBreachRunbook(options: PackRunbookOptions = {}) {
   const connect = connectionOf(options);
@@ -117,7 +126,7 @@ export function createSecurityBreachRunbook(options: PackRunbookOptions = {}) {
     id: 'security-breach',
     title: 'Security breach detected: contain, investigate, remediate',
     description:
-      'Runbook 12: failed-login bursts from the audit log; blocks the addresses (1 h), locks the accounts taken, rotates the OpenRouter key in Vault, pages security; reads the breach scope, data access and changed files; removes backdoors (approved), then strict rate limiting.',
+      'Runbook 12: failed-login bursts from the audit log; pages security, then blocks the addresses (1 h), locks the accounts taken, rotates the OpenRouter key in Vault; reads the breach scope, data access and changed files; removes backdoors (approved), then strict rate limiting.',
     severity: 'P0',
     input: SecurityBreachInput,
     triggers: [onAlert({ alertname: 'SecurityIncidentDetected' })],
@@ -147,15 +156,43 @@ export function createSecurityBreachRunbook(options: PackRunbookOptions = {}) {
         'failed-login-bursts',
         failedLoginBursts(db, { window: input.burstWindow, threshold: input.burstThreshold }),
       );
-      const ips = [...new Set([...bursts.data.ips, ...input.ips])];
+      // audit_logs.ip_address is whatever the application recorded ("unknown", an X-Forwarded-For list…): only
+      // what blockIps accepts is blocked; the rest is reported, for a person to trace, rather than failing the run.
+      const { blockable, unblockable } = splitAddresses(bursts.data.ips);
+      const ips = [...new Set([...blockable, ...input.ips])];
+      const notBlocked =
+        unblockable.length === 0
+          ? ''
+          : `; not blockable (no address or block as recorded): ${unblockable.map((ip) => JSON.stringify(ip)).join(', ')}`;
       const compromised = [
         ...new Set([...bursts.data.compromised.map((c) => c.username), ...input.usernames]),
       ];
       if (ips.length === 0 && compromised.length === 0) {
-        return step.done(`no failed-login burst (${bursts.summary}); nothing to contain`);
+        return unblockable.length === 0
+          ? step.done(`no failed-login burst (${bursts.summary}); nothing to contain`)
+          : step.escalate(`failed-login bursts, but nothing to block or lock${notBlocked}`, {
+              to: SECURITY_PAGER_CHANNEL,
+              severity: 'P0',
+            });
       }
 
-      // Containment 1-3 and 5 (4, strict rate limiting, comes last: see the module's comment).
+      // Containment 5 first: the security team hears of it now, before any step that may wait for an approval
+      // (the key rotation) or fail.
+      const vaultConfigured = Boolean(env.vaultUrl && env.vaultToken);
+      const next = [
+        ips.length > 0 ? `block ${ips.join(', ')} for ${input.blockFor}` : '',
+        compromised.length > 0 ? `lock ${compromised.join(', ')}` : '',
+        vaultConfigured
+          ? `rotate secret/${input.secretPath} (waits for a second person's approval)`
+          : 'no Vault configured: the OpenRouter key will not be rotated',
+      ].filter(Boolean);
+      await step.notify('page-security', {
+        channel: SECURITY_PAGER_CHANNEL,
+        severity: 'P0',
+        message: `Security incident in ${namespace}: ${bursts.summary}${notBlocked}. Containment follows: ${next.join('; ')}.`,
+      });
+
+      // Containment 1-3 (4, strict rate limiting, comes last: see the module's comment).
       if (ips.length > 0)
         await step.act('block-ips', blockIps(platform.redis.instance, { ips, duration: input.blockFor }));
       if (compromised.length > 0) {
@@ -176,11 +213,6 @@ export function createSecurityBreachRunbook(options: PackRunbookOptions = {}) {
             ? `rotated secret/${input.secretPath}`
             : `secret/${input.secretPath}: ${rotation.status}`;
       }
-      await step.notify('page-security', {
-        channel: SECURITY_PAGER_CHANNEL,
-        severity: 'P0',
-        message: `Security incident in ${namespace}: ${bursts.summary}. Blocked ${ips.join(', ') || 'no address'} for ${input.blockFor}; locked ${compromised.join(', ') || 'no account'}; ${rotated}.`,
-      });
 
       // Investigation 1-2 and 4.
       const addresses = ips.filter((ip) => !ip.includes('/'));
@@ -225,7 +257,7 @@ export function createSecurityBreachRunbook(options: PackRunbookOptions = {}) {
       );
 
       const after = await step.check('attack-contained', unblockedFailedLogins(platform));
-      const summary = `blocked ${ips.length} address(es) for ${input.blockFor}, locked ${compromised.length} account(s), ${rotated}, removed ${removed} changed file(s), strict rate limiting on; ${after.summary}`;
+      const summary = `blocked ${ips.length} address(es) for ${input.blockFor}, locked ${compromised.length} account(s), ${rotated}, removed ${removed} changed file(s), strict rate limiting on; ${after.summary}${notBlocked}`;
       if (after.status === 'fail') {
         return step.escalate(`the attack goes on after containment: ${summary}`, {
           to: SECURITY_PAGER_CHANNEL,

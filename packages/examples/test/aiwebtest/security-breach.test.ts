@@ -62,6 +62,14 @@ describe('security-breach', () => {
     expect(await securityCheck()).toMatchObject({ ok: false });
     expect(await incidentMetric()).toBe(1);
     const oldKey = lab.vault?.read(OPENROUTER_SECRET_PATH)?.api_key;
+    // Bursts whose address was recorded as text no blocklist can take: another service writing "unknown", or the
+    // whole X-Forwarded-For list. They are reported, and do not stop the containment.
+    await lab.pool.query(
+      `INSERT INTO audit_logs (username, action, resource, ip_address, success, created_at)
+       SELECT 'alice', 'login_failed', 'auth', ip, false, now() - interval '3 minutes'
+         FROM unnest($1::text[]) AS ip, generate_series(1, 12)`,
+      [['unknown', '203.0.113.80, 10.0.0.1']],
+    );
 
     const started = await engine.start(
       'security-breach',
@@ -70,6 +78,21 @@ describe('security-breach', () => {
     );
     // Blocked and locked at once; the key rotation (high risk) waits for a second person.
     expect(started.status).toBe('waiting_approval');
+    // Security was paged right after the diagnosis, before anything that can wait or fail.
+    const early = await stepsOf(engine, started.runId);
+    expect([...early.keys()].slice(0, 5)).toEqual([
+      'security-metric',
+      'recent-audit-activity',
+      'failed-login-bursts',
+      'page-security',
+      'block-ips',
+    ]);
+    const page = resultOf<{ channel: string; severity: string; message: string }>(early, 'page-security');
+    expect(page).toMatchObject({ channel: 'pager:security', severity: 'P0' });
+    expect(page.message).toMatch(/^Security incident in aiwebtest: \d+ failed logins in \d+ bursts over 10m/);
+    expect(page.message).toContain(
+      `; not blockable (no address or block as recorded): "203.0.113.80, 10.0.0.1", "unknown". Containment follows: block ${[...ATTACKER_IPS].sort().join(', ')} for 1h; lock ${COMPROMISED_USER}; rotate secret/api/openrouter (waits for a second person's approval).`,
+    );
     const blocked = await lab.redis.zrangebyscore(DEFAULT_BLOCKLIST_KEY, Date.now(), '+inf');
     expect(blocked.sort()).toEqual([...ATTACKER_IPS].sort());
     expect((await login(ATTACKER_IPS[0], COMPROMISED_USER, labPasswordOf(COMPROMISED_USER))).status).toBe(
@@ -97,7 +120,7 @@ describe('security-breach', () => {
     const done = await engine.resume(started.runId);
     expect(done.status, JSON.stringify(done.error)).toBe('succeeded');
     expect(said(done)).toMatch(
-      /^blocked 3 address\(es\) for 1h, locked 1 account\(s\), rotated secret\/api\/openrouter, removed 1 changed file\(s\), strict rate limiting on; \d+ failed logins in the last minute get through/,
+      /^blocked 3 address\(es\) for 1h, locked 1 account\(s\), rotated secret\/api\/openrouter, removed 1 changed file\(s\), strict rate limiting on; \d+ failed logins in the last minute get through \(≤ 100\); not blockable \(no address or block as recorded\): "203\.0\.113\.80, 10\.0\.0\.1", "unknown"$/,
     );
     expect(lab.simulator.files(lab.namespace, infected as string).has(BACKDOOR_PATH)).toBe(false);
     const deployment = await harness.platform.k8s.cluster.apps.readNamespacedDeployment({
@@ -116,10 +139,10 @@ describe('security-breach', () => {
       'security-metric',
       'recent-audit-activity',
       'failed-login-bursts',
+      'page-security',
       'block-ips',
       'lock-accounts',
       'rotate-openrouter-key',
-      'page-security',
       'breach-scope',
       'data-access',
       'changed-files',

@@ -6,11 +6,11 @@ import type { Change } from '../core/plan';
 import { type Action, defineAction } from '../core/step';
 import { listSome, plural } from '../core/wording';
 import type { RedisInstance } from '../redis/connection';
-import { DEFAULT_BLOCKLIST_KEY, IpOrCidr } from './ip-blocklist';
+import { DEFAULT_BLOCKLIST_KEY, IpOrCidr, isWideBlock } from './ip-blocklist';
 
 /** Options of {@link blockIps}. */
 export const BlockIpsOptions = z.object({
-  /** Addresses or CIDR blocks to block. */
+  /** Addresses or CIDR blocks to block; at most a /16 (IPv4) or /48 (IPv6) each. */
   ips: z
     .array(IpOrCidr)
     .min(1, 'give at least one address to block')
@@ -71,7 +71,9 @@ const KIND = 'security.block-ips';
  * - **revert** (run by the engine when `duration` passes, `expiresAfter`) removes only the entries it added,
  *   restores the earlier end of those it extended, and leaves entries someone changed since alone.
  *
- * Risk `medium` (a wrong range locks users out), not destructive.
+ * Risk `medium` (a wrong address locks a user out), `high` when a block is wider than a /24 (IPv4) or a /64
+ * (IPv6): a wrong range locks many out, so a second person approves it. Blocks wider than a /16 or /48 are
+ * refused. Not destructive.
  */
 export function blockIps(
   redis: RedisInstance,
@@ -84,7 +86,7 @@ export function blockIps(
   return defineAction<BlockIpsParams, { until: number }>({
     kind: KIND,
     target,
-    risk: 'medium',
+    risk: o.ips.some(isWideBlock) ? 'high' : 'medium',
     destructive: false,
     description: `Block ${what} for ${formatMillis(durationMs)}`,
     expiresAfter: durationMs,

@@ -12,6 +12,15 @@ import { NamespaceName, ObjectName } from '../kubernetes/options';
 import type { PodExec } from './pod-exec';
 
 /**
+ * True when a path holds a control character (a newline, an escape…): such a name is not passed on to `rm`, and
+ * is shown JSON-escaped, so that no one reading a plan, a log or a terminal can take it for something else (a
+ * `\n` in a name would read as two paths).
+ */
+function hasControlCharacter(path: string): boolean {
+  return [...path].some((c) => c.charCodeAt(0) < 0x20 || c.charCodeAt(0) === 0x7f);
+}
+
+/**
  * An absolute path passed as one argv element (never a shell line, so quotes and `$` mean nothing): starting with
  * `/` it can never be taken for an option; no `..` segment, no control characters, not `/` itself.
  */
@@ -20,10 +29,7 @@ const AbsolutePath = z
   .min(2)
   .max(4_096)
   .refine((p) => p.startsWith('/'), 'expected an absolute path such as "/app"')
-  .refine(
-    (p) => ![...p].some((c) => c.charCodeAt(0) < 0x20 || c.charCodeAt(0) === 0x7f),
-    'control characters are not allowed in a path',
-  )
+  .refine((p) => !hasControlCharacter(p), 'control characters are not allowed in a path')
   .refine((p) => !p.split('/').includes('..'), '".." is not allowed in a path')
   .transform((p) => posix.normalize(p));
 
@@ -62,7 +68,13 @@ export type ChangedFilesData = {
   dir: string;
   withinMs: number;
   pods: string[];
+  /** The changed files, each a path `removeFiles` takes. */
   files: ChangedFile[];
+  /**
+   * Changed files whose name holds a control character (a newline, an escape): suspicious in themselves, not
+   * passed to `removeFiles`, for a person to remove by hand. Shown JSON-escaped in the summary and evidence.
+   */
+  unrepresentable: ChangedFile[];
 };
 
 /**
@@ -84,7 +96,14 @@ export function changedFilesScan(
     description: `Files under ${o.dir} changed in the last ${within}`,
     async run(ctx) {
       const pods = await podsToScan(exec, o, ctx);
-      const data: ChangedFilesData = { namespace: o.namespace, dir: o.dir, withinMs, pods, files: [] };
+      const data: ChangedFilesData = {
+        namespace: o.namespace,
+        dir: o.dir,
+        withinMs,
+        pods,
+        files: [],
+        unrepresentable: [],
+      };
       if (pods.length === 0) {
         return finding(
           'unknown',
@@ -93,7 +112,7 @@ export function changedFilesScan(
         );
       }
       for (const pod of pods) {
-        const argv = ['find', o.dir, '-type', 'f', '-mmin', `-${minutes}`];
+        const argv = ['find', o.dir, '-type', 'f', '-mmin', `-${minutes}`, '-print0'];
         const result = await exec.run(o.namespace, pod, o.container, argv, { signal: ctx.signal });
         if (result.exitCode !== 0) {
           throw new RunbookError(
@@ -102,7 +121,10 @@ export function changedFilesScan(
             { retriable: false },
           );
         }
-        for (const path of parseListing(result.stdout)) if (!ignored(path)) data.files.push({ pod, path });
+        for (const path of parseListing(result.stdout)) {
+          if (ignored(path)) continue;
+          (hasControlCharacter(path) ? data.unrepresentable : data.files).push({ pod, path });
+        }
       }
       const evidence: Evidence[] = [
         {
@@ -112,7 +134,20 @@ export function changedFilesScan(
           rows: data.files.map((f) => [f.pod, f.path]),
         },
       ];
-      if (data.files.length === 0) {
+      const odd = data.unrepresentable.map((f) => `${f.pod}:${JSON.stringify(f.path)}`);
+      if (odd.length > 0) {
+        evidence.push({
+          kind: 'table',
+          title: 'Changed files whose name holds control characters (JSON-escaped; remove them by hand)',
+          columns: ['pod', 'path'],
+          rows: data.unrepresentable.map((f) => [f.pod, JSON.stringify(f.path)]),
+        });
+      }
+      const oddNote =
+        odd.length === 0
+          ? ''
+          : `; ${plural(odd.length, 'more file')} with control characters in the name, to remove by hand: ${listSome(odd)}`;
+      if (data.files.length + odd.length === 0) {
         return finding(
           'ok',
           `No file under ${o.dir} changed in the last ${within} (${plural(pods.length, 'pod')})`,
@@ -122,7 +157,7 @@ export function changedFilesScan(
       }
       return finding(
         'warn',
-        `${plural(data.files.length, 'file')} under ${o.dir} changed in the last ${within}: ${listSome(data.files.map((f) => f.path))}`,
+        `${plural(data.files.length, 'file')} under ${o.dir} changed in the last ${within}${data.files.length ? `: ${listSome(data.files.map((f) => f.path))}` : ''}${oddNote}`,
         data,
         evidence,
       );
@@ -137,11 +172,13 @@ export const RemoveFilesOptions = z.object({
   pod: ObjectName,
   /** @default the pod's first container */
   container: Container.optional(),
+  /** Exact absolute paths; no globs (they are argv elements, never expanded). */
+  paths: z.array(AbsolutePath).min(1, 'give at least one path').max(10_000),
   /**
-   * Exact absolute paths; no globs (they are argv elements, never expanded). At most 100: the command travels in
-   * the exec request's URL, which API servers bound.
+   * Paths per command (`find`, `rm`): the command travels in the exec request's URL, which API servers bound, so
+   * many paths take several commands. @default 100
    */
-  paths: z.array(AbsolutePath).min(1, 'give at least one path').max(100),
+  batchSize: z.number().int().min(1).max(100).default(100),
 });
 export type RemoveFilesOptionsInput = z.input<typeof RemoveFilesOptions>;
 
@@ -149,7 +186,8 @@ export type RemoveFilesOptionsInput = z.input<typeof RemoveFilesOptions>;
 export type RemoveFilesParams = { namespace: string; pod: string; container: string | null; paths: string[] };
 
 /**
- * Runbook 12's "remove backdoors": `kubectl exec <pod> -- rm -f -- <paths>`, as argv (never a shell line).
+ * Runbook 12's "remove backdoors": `kubectl exec <pod> -- rm -f -- <paths>`, as argv (never a shell line), one
+ * command per `batchSize` paths.
  *
  * - **plan** lists the exact paths that exist now (`find <paths> -type f`); paths already gone are left out.
  * - **verify** lists them again: none may remain.
@@ -164,20 +202,20 @@ export function removeFiles(
   const target = k8sRef(o.namespace, 'pod', o.pod);
   const where = `${o.namespace}/${o.pod}`;
   const existing = async (paths: string[], ctx: StepContext) => {
-    const result = await exec.run(o.namespace, o.pod, o.container, ['find', ...paths, '-type', 'f'], {
-      signal: ctx.signal,
-    });
-    // find exits 1 when a start path is missing, and still lists the rest.
-    if (result.exitCode !== 0 && result.exitCode !== 1) {
-      throw new RunbookError(
-        'SECURITY_SCAN_FAILED',
-        `find in ${where} exited ${result.exitCode}: ${result.stderr.trim().slice(0, 300)}`,
-        {
-          retriable: false,
-        },
-      );
+    const listed = new Set<string>();
+    for (const batch of batches(paths, o.batchSize)) {
+      const argv = ['find', ...batch, '-type', 'f', '-print0'];
+      const result = await exec.run(o.namespace, o.pod, o.container, argv, { signal: ctx.signal });
+      // find exits 1 when a start path is missing, and still lists the rest.
+      if (result.exitCode !== 0 && result.exitCode !== 1) {
+        throw new RunbookError(
+          'SECURITY_SCAN_FAILED',
+          `find in ${where} exited ${result.exitCode}: ${result.stderr.trim().slice(0, 300)}`,
+          { retriable: false },
+        );
+      }
+      for (const path of parseListing(result.stdout)) listed.add(path);
     }
-    const listed = new Set(parseListing(result.stdout));
     return paths.filter((p) => listed.has(p));
   };
   return defineAction<RemoveFilesParams, { removed: number }>({
@@ -204,23 +242,19 @@ export function removeFiles(
     async apply(ctx, plan) {
       const p = plan.params;
       exec.cluster.assertMayChange(p.namespace);
-      if (p.paths.length === 0) return { removed: 0 };
-      const result = await exec.run(
-        p.namespace,
-        p.pod,
-        p.container ?? undefined,
-        ['rm', '-f', '--', ...p.paths],
-        {
+      let removed = 0;
+      for (const batch of batches(p.paths, o.batchSize)) {
+        const argv = ['rm', '-f', '--', ...batch];
+        const result = await exec.run(p.namespace, p.pod, p.container ?? undefined, argv, {
           signal: ctx.signal,
-        },
-      );
-      if (result.exitCode !== 0) {
-        throw new NonRetriableError(
-          `rm in ${where} exited ${result.exitCode}: ${result.stderr.trim().slice(0, 300) || 'no message'}`,
-          {
-            code: 'SECURITY_REMOVE_FAILED',
-          },
-        );
+        });
+        if (result.exitCode !== 0) {
+          throw new NonRetriableError(
+            `rm in ${where} exited ${result.exitCode} (${removed} of ${p.paths.length} files removed before): ${result.stderr.trim().slice(0, 300) || 'no message'}`,
+            { code: 'SECURITY_REMOVE_FAILED' },
+          );
+        }
+        removed += batch.length;
       }
       ctx.log(`removed ${p.paths.length} file(s) from ${where}`);
       return { removed: p.paths.length };
@@ -272,10 +306,16 @@ async function podsToScan(
     .sort();
 }
 
-/** `find`'s output: one path per line. */
+/**
+ * `find -print0`'s output: paths ended by NUL, the one byte no file name holds (a newline may be in a name, and
+ * splitting on it would let a file named `"x\n/app/server.py"` put `/app/server.py` in a removal plan).
+ */
 function parseListing(stdout: string): string[] {
-  return stdout
-    .split('\n')
-    .map((l) => l.trimEnd())
-    .filter((l) => l.startsWith('/'));
+  return stdout.split('\0').filter((p) => p.startsWith('/'));
+}
+
+function batches<T>(items: T[], size: number): T[][] {
+  const out: T[][] = [];
+  for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
+  return out;
 }

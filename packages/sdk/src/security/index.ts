@@ -52,7 +52,10 @@ export {
   type IpBlocklistOptionsInput,
   IpOrCidr,
   ipBlocklist,
+  isWideBlock,
   normalizeAddress,
+  WIDE_PREFIX,
+  WIDEST_PREFIX,
 } from './ip-blocklist';
 export {
   type AccountBefore,

@@ -67,7 +67,8 @@ const KIND = 'vault.rotate-secret';
  *   wrote meanwhile, Vault refuses ("check-and-set parameter did not match the current version") and nothing changes.
  * - **verify** reads the current version back: it must be the one written, holding the new value (compared by
  *   digest, never by printing it).
- * - **revert** writes version N's data again as a new version (cas = the current one): Vault keeps N for that.
+ * - **revert** writes version N's data again as a new version, with cas = the version the rotation wrote: refused
+ *   (`STALE_REVERT`, nothing changed) when anyone wrote since, so a later rotation is never undone.
  *
  * Risk `high` (clients holding the old value stop working until they reload it), not destructive.
  */
@@ -168,10 +169,18 @@ export function rotateSecret(
           { code: 'VAULT_REVERT_IMPOSSIBLE' },
         );
       }
+      // Only the version this rotation wrote may be replaced: a write since (a person's second rotation, say)
+      // holds a newer value, and writing the old data over it would bring the compromised one back. A write with
+      // cas = previousVersion makes previousVersion + 1 (KV v2 counts up by one), known even after a crash.
+      const created = applied.data?.version ?? p.previousVersion + 1;
       const current = await vault.metadata(p.path, { signal: ctx.signal });
-      const version = await vault.write(p.path, previous.data, current?.currentVersion ?? 0, {
-        signal: ctx.signal,
-      });
+      if (current?.currentVersion !== created) {
+        throw new NonRetriableError(
+          `Cannot roll ${label} back: it is at version ${current?.currentVersion ?? 'none'}, not the ${created} this rotation wrote, so someone wrote it since. Nothing was changed; check who did, and restore version ${p.previousVersion} by hand only if that write must go too.`,
+          { code: 'STALE_REVERT' },
+        );
+      }
+      const version = await vault.write(p.path, previous.data, created, { signal: ctx.signal });
       ctx.log(`restored version ${p.previousVersion} of ${label} as version ${version}`);
     },
   });

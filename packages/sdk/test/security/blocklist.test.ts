@@ -1,4 +1,6 @@
+import { createServer, type Server, Socket } from 'node:net';
 import Fastify from 'fastify';
+import { Redis } from 'ioredis';
 import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import { z } from 'zod';
 import { defineRunbook } from '../../src/core/runbook';
@@ -67,7 +69,24 @@ describe('blockIps', () => {
     );
     expect(() => blockIps(redis, { key, ips: ['10.0.0.0/33'] })).toThrow(/ips\[0\]/);
     expect(() => blockIps(redis, { key, ips: [] })).toThrow(/give at least one address/);
-    expect(blockIps(redis, { key, ips: ['2001:db8::/32', '2001:db8::1'] }).expiresAfter).toBe(3_600_000);
+    expect(blockIps(redis, { key, ips: ['2001:db8::/48', '2001:db8::1'] }).expiresAfter).toBe(3_600_000);
+  });
+
+  it('refuses blocks wider than /16 (IPv4) or /48 (IPv6), and needs approval for those wider than /24 or /64', () => {
+    expect(() => blockIps(redis, { key, ips: ['203.0.113.9', '0.0.0.0/0'] })).toThrow(
+      /ips\[1\]: "0.0.0.0\/0" is too wide to block: IPv4 blocks may be at most \/16/,
+    );
+    expect(() => blockIps(redis, { key, ips: ['::/0'] })).toThrow(
+      /ips\[0\]: "::\/0" is too wide .* IPv6 blocks may be at most \/48/,
+    );
+    expect(() => blockIps(redis, { key, ips: ['10.0.0.0/15'] })).toThrow(/too wide/);
+    expect(() => blockIps(redis, { key, ips: ['2001:db8::/47'] })).toThrow(/too wide/);
+    expect(blockIps(redis, { key, ips: ['203.0.113.9', '198.51.100.0/24', '2001:db8:1:2::/64'] }).risk).toBe(
+      'medium',
+    );
+    expect(blockIps(redis, { key, ips: ['203.0.113.9', '10.1.0.0/16'] }).risk).toBe('high');
+    expect(blockIps(redis, { key, ips: ['198.51.100.0/23'] }).risk).toBe('high');
+    expect(blockIps(redis, { key, ips: ['2001:db8::/48'] }).risk).toBe('high');
   });
 });
 
@@ -104,6 +123,46 @@ describe('ipBlocklist (enforcement)', () => {
       '203.0.113.10',
       '203.0.113.9',
     ]);
+  });
+
+  it('answers within readTimeout while Redis stalls: from the cache without ended blocks, else by onError', async () => {
+    const now = Date.now();
+    await redis.client.zadd(key, now + 60_000, '203.0.113.9', now + 600_000, '198.51.100.0/24');
+    const proxy = await redisProxy();
+    const client = new Redis({ host: '127.0.0.1', port: proxy.port, db: 12, maxRetriesPerRequest: null });
+    const fresh = new Redis({ host: '127.0.0.1', port: proxy.port, db: 12, maxRetriesPerRequest: null });
+    vi.useFakeTimers({ toFake: ['Date'] });
+    try {
+      const list = ipBlocklist(client, { key, cacheTtl: '1s', readTimeout: '100ms' });
+      expect(await list.isBlocked('203.0.113.9')).toBe(true);
+
+      // Redis stops answering (the connection stays open, as in a network partition) and 2 minutes pass.
+      proxy.stall();
+      vi.setSystemTime(now + 120_000);
+      const started = performance.now();
+      expect(await list.isBlocked('203.0.113.9')).toBe(false); // its block ended during the outage
+      expect(await list.isBlocked('198.51.100.7')).toBe(true); // still on: 10 minutes
+      expect(performance.now() - started).toBeLessThan(1_000);
+
+      // Nothing cached: onError decides, also within the timeout.
+      const app = Fastify();
+      app.addHook('onRequest', blocklistHook(ipBlocklist(fresh, { key, readTimeout: 100, onError: 'deny' })));
+      app.get('/api/health', async () => ({ ok: true }));
+      try {
+        const t = performance.now();
+        const denied = await app.inject({ method: 'GET', url: '/api/health', remoteAddress: '192.0.2.1' });
+        expect(denied.statusCode).toBe(403);
+        expect(performance.now() - t).toBeLessThan(1_000);
+      } finally {
+        await app.close();
+      }
+      expect(await ipBlocklist(fresh, { key, readTimeout: 100 }).isBlocked('192.0.2.1')).toBe(false);
+    } finally {
+      vi.useRealTimers();
+      client.disconnect();
+      fresh.disconnect();
+      await proxy.close();
+    }
   });
 
   it('the Fastify hook answers 403 to a blocked client and lets others through', async () => {
@@ -168,3 +227,42 @@ describe('engine: an expired IP block is reverted', () => {
     expect((await store.listExpiring()).find((x) => x.runId === run.runId)?.status).toBe('reverted');
   });
 });
+
+/**
+ * A TCP proxy to the test Redis that can stall: after `stall()` it keeps every connection open and forwards
+ * nothing, as a partitioned or hung Redis looks to a client (ioredis then waits, it gets no error).
+ */
+async function redisProxy(): Promise<{ port: number; stall(): void; close(): Promise<void> }> {
+  const upstream = new URL(SHARED_REDIS_URL);
+  let stalled = false;
+  const sockets = new Set<Socket>();
+  const server: Server = createServer((client) => {
+    const up = new Socket();
+    up.connect(Number(upstream.port || 6379), upstream.hostname);
+    for (const s of [client, up]) {
+      sockets.add(s);
+      s.on('error', () => s.destroy());
+      s.on('close', () => sockets.delete(s));
+    }
+    client.on('data', (chunk) => {
+      if (!stalled) up.write(chunk);
+    });
+    up.on('data', (chunk) => {
+      if (!stalled) client.write(chunk);
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const address = server.address();
+  if (address === null || typeof address === 'string') throw new Error('proxy has no port');
+  return {
+    port: address.port,
+    stall() {
+      stalled = true;
+    },
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const s of sockets) s.destroy();
+        server.close(() => resolve());
+      }),
+  };
+}

@@ -170,6 +170,52 @@ describe('changedFilesScan and removeFiles', () => {
     ).toEqual(['/app/server.py']);
   });
 
+  it('reads find -print0: a newline in a name cannot add a path to the removal plan; such names are reported', async () => {
+    const [a] = pods as [string];
+    const files = sim.files(NS, a);
+    const sneaky = '/app/cache\n/app/server.py';
+    files.write('/app/server.py', { mtime: hoursAgo(72) }); // old: must never be planned for removal
+    files.write(sneaky, { mtime: hoursAgo(1) });
+    files.write('/app/dropper.py', { mtime: hoursAgo(1) });
+    try {
+      const scan = await changedFilesScan(exec, { namespace: NS, pod: a, ignore: ['/app/logs/'] }).run(
+        stepContext(),
+      );
+      expect(scan.status).toBe('warn');
+      expect(scan.data.files).toEqual([{ pod: a, path: '/app/dropper.py' }]);
+      expect(scan.data.unrepresentable).toEqual([{ pod: a, path: sneaky }]);
+      expect(scan.summary).toBe(
+        `1 file under /app changed in the last 24h: /app/dropper.py; 1 more file with control characters in the name, to remove by hand: ${a}:"/app/cache\\n/app/server.py"`,
+      );
+      expect(scan.evidence[1]).toMatchObject({ rows: [[a, '"/app/cache\\n/app/server.py"']] });
+      // Only the odd name changed: still a warning, not "nothing changed".
+      files.remove('/app/dropper.py');
+      const onlyOdd = await changedFilesScan(exec, { namespace: NS, pod: a, ignore: ['/app/logs/'] }).run(
+        stepContext(),
+      );
+      expect(onlyOdd).toMatchObject({ status: 'warn', data: { files: [] } });
+    } finally {
+      files.remove(sneaky);
+      files.remove('/app/server.py');
+    }
+  });
+
+  it('removes more paths than one command may carry, in batches, as one planned action', async () => {
+    const [, b] = pods as [string, string];
+    const files = sim.files(NS, b);
+    const paths = Array.from({ length: 150 }, (_, i) => `/app/drop/f${String(i).padStart(3, '0')}.py`);
+    for (const path of paths) files.write(path, { mtime: hoursAgo(1) });
+    const scan = await changedFilesScan(exec, { namespace: NS, pod: b, dir: '/app/drop' }).run(stepContext());
+    expect(scan.data.files).toHaveLength(150);
+    const run = await execute(
+      removeFiles(exec, { namespace: NS, pod: b, paths: scan.data.files.map((f) => f.path), batchSize: 40 }),
+    );
+    expect(run.plan.changes).toHaveLength(150);
+    expect(run.data).toEqual({ removed: 150 });
+    expect(run.verification?.status).toBe('ok');
+    expect(files.list().filter((f) => f.path.startsWith('/app/drop/'))).toEqual([]);
+  });
+
   it('refuses relative paths, "..", and namespaces actions may not change', async () => {
     expect(() => removeFiles(exec, { namespace: NS, pod: 'p', paths: ['app/x'] })).toThrow(
       /paths\[0\]: expected an absolute path/,

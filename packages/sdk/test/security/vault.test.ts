@@ -144,6 +144,20 @@ describe('rotateSecret', () => {
     expect(vault.versions('api/race')).toHaveLength(2);
   });
 
+  it('does not revert over a write made after the rotation (the compromised key stays out)', async () => {
+    vault.write('api/twice', { api_key: 'compromised-key' });
+    const first = await execute(rotateSecret(client(), { path: 'api/twice', value: 'first-rotation-key' }));
+    expect(first.data.version).toBe(2);
+    // A person rotates again by hand after the runbook's rotation.
+    vault.write('api/twice', { api_key: 'second-rotation-key' });
+    await expect(first.revert()).rejects.toMatchObject({
+      code: 'STALE_REVERT',
+      message: expect.stringMatching(/at version 3, not the 2 this rotation wrote.*Nothing was changed/),
+    });
+    expect(vault.read('api/twice')).toEqual({ api_key: 'second-rotation-key' });
+    expect(vault.versions('api/twice')).toHaveLength(3);
+  });
+
   it('refuses a missing secret or member, and bad options, by name', async () => {
     await expect(rotateSecret(client(), { path: 'api/none' }).plan(stepContext())).rejects.toMatchObject({
       code: 'VAULT_NO_SECRET',

@@ -70,8 +70,8 @@ export interface CommandResult {
 
 /**
  * Runs `argv` against a pod's files. Understood: `find <dir> -type f` with `-mmin -N` / `-mtime -N` (in any
- * order, like GNU find: modified less than N minutes / 24-hour periods ago), and `rm -f -- <paths…>` (also
- * without `--`). Anything else exits 126, as a container without the binary would report it.
+ * order, like GNU find: modified less than N minutes / 24-hour periods ago) and `-print0` (paths ended by NUL),
+ * and `rm -f -- <paths…>` (also without `--`). Anything else exits 126, as a container without the binary would report it.
  */
 export function runCommand(argv: readonly string[], files: PodFiles, now: Date): CommandResult {
   const [program, ...args] = argv;
@@ -87,7 +87,7 @@ export function runCommand(argv: readonly string[], files: PodFiles, now: Date):
 function find(args: string[], files: PodFiles, now: Date): CommandResult {
   const unsupported = (why: string): CommandResult => ({
     stdout: '',
-    stderr: `find: ${why} (the simulator understands: find <paths…> -type f [-mmin -N | -mtime -N])\n`,
+    stderr: `find: ${why} (the simulator understands: find <paths…> -type f [-mmin -N | -mtime -N] [-print0])\n`,
     exitCode: 126,
   });
   const firstFlag = args.findIndex((a) => a.startsWith('-'));
@@ -98,10 +98,14 @@ function find(args: string[], files: PodFiles, now: Date): CommandResult {
   }
   let maxAgeMs = Number.POSITIVE_INFINITY;
   let typeF = false;
+  let end = '\n';
   for (let i = 0; i < rest.length; i += 2) {
     const flag = rest[i];
     const value = rest[i + 1];
-    if (flag === '-type' && value === 'f') typeF = true;
+    if (flag === '-print0') {
+      end = '\0'; // GNU find: each path ended by NUL instead of a newline
+      i -= 1; // a flag without a value: the next one starts right after it
+    } else if (flag === '-type' && value === 'f') typeF = true;
     else if ((flag === '-mmin' || flag === '-mtime') && value && /^-\d+$/.test(value)) {
       maxAgeMs = Number(value.slice(1)) * (flag === '-mmin' ? 60_000 : 86_400_000);
     } else return unsupported(`unsupported argument ${JSON.stringify(flag)}`);
@@ -118,7 +122,7 @@ function find(args: string[], files: PodFiles, now: Date): CommandResult {
     for (const f of under) {
       if (now.getTime() - f.mtime.getTime() >= maxAgeMs || seen.has(f.path)) continue;
       seen.add(f.path);
-      stdout += `${f.path}\n`;
+      stdout += `${f.path}${end}`;
     }
   }
   return { stdout, stderr: '', exitCode: 0 };
