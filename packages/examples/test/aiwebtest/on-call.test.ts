@@ -1,5 +1,5 @@
 import { join } from 'node:path';
-import { notifierFromConfig } from '@aiwebtest/runbooks/notify';
+import { notifierFromConfig, runDedupKey } from '@aiwebtest/runbooks/notify';
 import { readServiceConfig } from '@aiwebtest/runbooks/server';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
@@ -102,7 +102,7 @@ describe('the on-call procedure of AI-Web-Test', () => {
       await wiring.escalator?.settled();
       expect(notifications.pagerDuty.events.map((e) => [e.routedTo, e.dedupKey, e.severity])).toEqual([
         ['primary', 'run-1:primary', 'critical'],
-        ['security', 'run:run-1', 'critical'],
+        ['security', runDedupKey('run-1', 'notify', 'login attack'), 'critical'],
       ]);
       expect(notifications.slack.posted('#incidents').map((m) => m.text)).toEqual([
         ':rotating_light: Incident opened: [P0 Critical] security-breach: login attack continues. Paging on-call.',

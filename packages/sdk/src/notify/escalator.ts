@@ -4,7 +4,8 @@ import { type Disposable, TypedEvent } from '../core/events';
 import { parseOptions } from '../core/parse-options';
 import type { Severity } from '../core/runbook';
 import type { IncidentUpdates } from './incident-updates';
-import type { PagerDutyClient } from './pagerduty';
+import { PAGERDUTY_SUMMARY_LIMIT, type PagerDutyClient, truncate } from './pagerduty';
+import { verifyPagerDutySignature } from './pagerduty-webhook';
 import { type EscalationLevel, EscalationPolicy, SeverityName } from './policy';
 
 /** An incident the escalator follows, as persisted (ISO timestamps, JSON only). */
@@ -23,6 +24,25 @@ export const EscalatedIncident = z.object({
   overdueAt: z.iso.datetime().optional(),
   /** Level name → when it was paged. A level is never paged twice for one incident. */
   paged: z.record(z.string(), z.iso.datetime()),
+  /**
+   * Level name → when a page was first sent, answered or not. A trigger that failed (a timeout, say) may still
+   * have reached PagerDuty, so acknowledge and resolve go to every level attempted, not only those paged.
+   * @default {}
+   */
+  attempted: z.record(z.string(), z.iso.datetime()).default({}),
+  /**
+   * PagerDuty acknowledge/resolve calls that failed, retried from `retryAt` on (on the retry timer) until
+   * PagerDuty takes them: a page left open would keep ringing someone. @default []
+   */
+  pendingCalls: z
+    .array(
+      z.object({
+        level: z.string(),
+        action: z.enum(['acknowledge', 'resolve']),
+        retryAt: z.iso.datetime(),
+      }),
+    )
+    .default([]),
   /** How many cadence status updates were sent. */
   statusUpdates: z.number().int().nonnegative(),
   /** The status page incident opened for it, if any. */
@@ -82,8 +102,13 @@ export const EscalatorOptions = z.object({
     .int()
     .nonnegative()
     .default(7 * 24 * 3_600_000),
-  /** When a page or update failed, how soon the timer tries again. @default 30000 */
+  /** When a page, an acknowledge or a resolve failed, how soon the timer tries again. @default 30000 */
   retryDelayMs: z.number().int().positive().default(30_000),
+  /**
+   * The signing secret of the PagerDuty v3 webhook subscription that reports acknowledgements and resolutions
+   * made in PagerDuty ({@link Escalator.verifyPagerDutySignature}). A secret: never logged. @default none
+   */
+  pagerDutyWebhookSecret: z.string().min(1).optional(),
 });
 export type EscalatorOptions = z.infer<typeof EscalatorOptions>;
 /** {@link EscalatorOptions} as written by users. */
@@ -176,6 +201,8 @@ export class Escalator {
         ...(incident.runbookId ? { runbookId: incident.runbookId } : {}),
         openedAt: new Date(now).toISOString(),
         paged: {},
+        attempted: {},
+        pendingCalls: [],
         statusUpdates: 0,
       };
       this.#incidents.set(incident.key, opened);
@@ -239,6 +266,41 @@ export class Escalator {
     return `${incidentKey}:${level}`;
   }
 
+  /** True when a PagerDuty webhook signing secret is configured (`pagerDutyWebhookSecret`). */
+  get acceptsPagerDutyWebhooks(): boolean {
+    return this.#options.pagerDutyWebhookSecret !== undefined;
+  }
+
+  /**
+   * True when `signature` (the `X-PagerDuty-Signature` header) holds a `v1=` HMAC-SHA256 of `rawBody` under the
+   * webhook secret. False without a secret, a header or a match.
+   */
+  verifyPagerDutySignature(rawBody: Buffer, signature: string | undefined): boolean {
+    const secret = this.#options.pagerDutyWebhookSecret;
+    return secret !== undefined && verifyPagerDutySignature(secret, rawBody, signature);
+  }
+
+  /**
+   * The incident and level a PagerDuty incident belongs to: by its `incident_key` (the dedup key
+   * `<incident>:<level>` of the page), else by its title, which ends with `key <incident>:<level>)` (PagerDuty
+   * titles an Events v2 incident with the trigger's summary). Only levels paged or attempted match.
+   */
+  pageOf(found: {
+    incidentKey?: string | null;
+    title?: string | null;
+  }): { key: string; level: string } | undefined {
+    for (const incident of this.#incidents.values()) {
+      for (const level of this.policy.levels) {
+        if (!incident.paged[level.name] && !incident.attempted[level.name]) continue;
+        const dedupKey = Escalator.dedupKey(incident.key, level.name);
+        if (found.incidentKey === dedupKey || found.title?.endsWith(`key ${dedupKey})`)) {
+          return { key: incident.key, level: level.name };
+        }
+      }
+    }
+    return undefined;
+  }
+
   #serial<T>(fn: () => Promise<T>): Promise<T> {
     const next = this.#queue.then(fn);
     this.#queue = next.then(
@@ -250,13 +312,7 @@ export class Escalator {
 
   async #afterChange(): Promise<void> {
     this.#schedule();
-    if (this.#options.onChange) {
-      try {
-        await this.#options.onChange(this.state());
-      } catch {
-        // Persisting is best effort: the in-memory state is still right, and the next change tries again.
-      }
-    }
+    await this.#persist();
   }
 
   #require(key: string): EscalatedIncident {
@@ -285,6 +341,7 @@ export class Escalator {
   async #work(now: number): Promise<void> {
     this.#retryAt = undefined;
     for (const incident of [...this.#incidents.values()]) {
+      await this.#retryCalls(incident, now);
       if (incident.resolvedAt) {
         // Forgotten after a while, so a long-running service's state does not grow without bound.
         if (now - Date.parse(incident.resolvedAt) > this.#options.keepResolvedMs)
@@ -305,11 +362,16 @@ export class Escalator {
       }
       for (const [index, level] of this.policy.levels.entries()) {
         if (!this.#pending(level, incident) || now < opened + toMillis(level.after)) continue;
+        if (!incident.attempted[level.name]) {
+          incident.attempted[level.name] = new Date(now).toISOString();
+          // Saved before the call: after a crash mid-call, resolve still reaches a page PagerDuty may have taken.
+          await this.#persist();
+        }
         try {
           await this.#options.pagerDuty.trigger({
             team: level.team,
             dedupKey: Escalator.dedupKey(incident.key, level.name),
-            summary: `[${incident.severity}] ${incident.summary} (escalation level ${index + 1}: ${level.title ?? level.name})`,
+            summary: pageSummary(incident, index, level),
             severity: incident.severity,
             ...(incident.runbookId ? { component: incident.runbookId } : {}),
             customDetails: {
@@ -367,21 +429,59 @@ export class Escalator {
     now: number,
   ): Promise<void> {
     for (const level of this.policy.levels) {
-      if (!incident.paged[level.name]) continue;
-      try {
-        await this.#options.pagerDuty[action]({
-          team: level.team,
-          dedupKey: Escalator.dedupKey(incident.key, level.name),
-        });
-      } catch (error) {
-        this.#emit({
-          type: 'error',
-          key: incident.key,
-          during: `${action} ${level.name}`,
-          error,
-          at: new Date(now),
-        });
-      }
+      if (!incident.paged[level.name] && !incident.attempted[level.name]) continue;
+      // A newer call for the level replaces one still waiting (a resolve supersedes an acknowledge).
+      incident.pendingCalls = incident.pendingCalls.filter((c) => c.level !== level.name);
+      await this.#call(incident, level, action, now);
+    }
+  }
+
+  /** Sends one acknowledge/resolve; a failure is queued for the retry timer. */
+  async #call(
+    incident: EscalatedIncident,
+    level: EscalationLevel,
+    action: 'acknowledge' | 'resolve',
+    now: number,
+  ): Promise<void> {
+    try {
+      await this.#options.pagerDuty[action]({
+        team: level.team,
+        dedupKey: Escalator.dedupKey(incident.key, level.name),
+      });
+    } catch (error) {
+      this.#emit({
+        type: 'error',
+        key: incident.key,
+        during: `${action} ${level.name}`,
+        error,
+        at: new Date(now),
+      });
+      incident.pendingCalls.push({
+        level: level.name,
+        action,
+        retryAt: new Date(now + this.#options.retryDelayMs).toISOString(),
+      });
+    }
+  }
+
+  /** Retries the acknowledge/resolve calls of an incident whose time came. */
+  async #retryCalls(incident: EscalatedIncident, now: number): Promise<void> {
+    const due = incident.pendingCalls.filter((c) => Date.parse(c.retryAt) <= now);
+    if (!due.length) return;
+    incident.pendingCalls = incident.pendingCalls.filter((c) => Date.parse(c.retryAt) > now);
+    for (const call of due) {
+      const level = this.policy.levels.find((l) => l.name === call.level);
+      // A level the policy no longer has (changed across a restart) has no team to call.
+      if (level) await this.#call(incident, level, call.action, now);
+    }
+  }
+
+  async #persist(): Promise<void> {
+    if (!this.#options.onChange) return;
+    try {
+      await this.#options.onChange(this.state());
+    } catch {
+      // Persisting is best effort: the in-memory state is still right, and the next change tries again.
     }
   }
 
@@ -392,6 +492,7 @@ export class Escalator {
       if (next === undefined || at < next) next = at;
     };
     for (const incident of this.#incidents.values()) {
+      for (const call of incident.pendingCalls) consider(Date.parse(call.retryAt));
       if (incident.resolvedAt) continue;
       const opened = Date.parse(incident.openedAt);
       if (!incident.acknowledgedAt && !incident.overdueAt)
@@ -428,4 +529,14 @@ export class Escalator {
   #emit(event: EscalationEvent): void {
     this.#events.emit(event);
   }
+}
+
+/**
+ * A level's page: the incident's summary, the level, and the page's dedup key last (cut from the summary, never
+ * from the key, to fit PagerDuty's limit), so a PagerDuty webhook without `incident_key` still names the page by
+ * its title.
+ */
+function pageSummary(incident: EscalatedIncident, index: number, level: EscalationLevel): string {
+  const tail = ` (escalation level ${index + 1}: ${level.title ?? level.name}, key ${Escalator.dedupKey(incident.key, level.name)})`;
+  return `${truncate(`[${incident.severity}] ${incident.summary}`, Math.max(1, PAGERDUTY_SUMMARY_LIMIT - tail.length))}${tail}`;
 }

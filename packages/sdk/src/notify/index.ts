@@ -26,7 +26,13 @@ export {
 } from './escalator';
 export { type IncidentReportInput, incidentReport } from './incident-report';
 export { type IncidentUpdates, incidentUpdates } from './incident-updates';
-export { createNotifier, type EngineNotification, type NotifierSinks, runDedupKey } from './notifier';
+export {
+  createNotifier,
+  type EngineNotification,
+  type NotifierSinks,
+  type RunEnded,
+  runDedupKey,
+} from './notifier';
 export {
   PAGERDUTY_SUMMARY_LIMIT,
   type PagerDutyAccepted,
@@ -36,6 +42,12 @@ export {
   type PagerDutyTrigger,
   pagerDuty,
 } from './pagerduty';
+export {
+  PagerDutyWebhookEvent,
+  pagerDutySignature,
+  verifyPagerDutySignature,
+  webhookDecision,
+} from './pagerduty-webhook';
 export {
   EscalationLevel,
   type EscalationLevelInput,

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import type { Severity } from '../core/runbook';
 import type { Notifier } from '../engine/events';
 import { UnknownChannelError } from './errors';
@@ -29,16 +30,28 @@ export interface NotifierSinks {
 /** The notification as the engine hands it over. */
 export type EngineNotification = Parameters<Notifier['notify']>[0];
 
-/** The PagerDuty dedup key of a run's direct pages: repeats for one run update one PagerDuty incident. */
-export function runDedupKey(runId: string): string {
-  return `run:${runId}`;
+/**
+ * The PagerDuty dedup key of a run's direct page: `run:<runId>:<kind>:<8 hex of the message's SHA-256>`. The
+ * same notification sent again (a retried or resumed step) updates its PagerDuty incident instead of paging twice;
+ * another page of the run (an escalation after a notification to the same team, a new message) opens its own
+ * incident and pages again, where one key per run would have been folded into an acknowledged incident.
+ */
+export function runDedupKey(runId: string, kind: 'notify' | 'escalate', message: string): string {
+  return `run:${runId}:${kind}:${createHash('sha256').update(message).digest('hex').slice(0, 8)}`;
+}
+
+/** How a run ended, as the engine's `onRunEnd` reports it. */
+export interface RunEnded {
+  runId: string;
+  status: string;
 }
 
 /**
  * The engine's {@link Notifier} over PagerDuty, Slack and a status page. Channels:
  *
- * - `pager`, `pager:<team>`: a PagerDuty trigger with the team's routing key, dedup key `run:<runId>`
- *   (an `escalate` to an escalator channel opens an escalator incident keyed by the run id instead);
+ * - `pager`, `pager:<team>`: a PagerDuty trigger with the team's routing key, dedup key {@link runDedupKey}
+ *   (an `escalate` to an escalator channel opens an escalator incident keyed by the run id instead); when the run
+ *   then succeeds ({@link runEnded}), its direct pages are resolved;
  * - `slack:#<channel>`: a post to that channel's webhook;
  * - `statuspage`, `statuspage:<status>`: the run's status page incident, opened by the first notification
  *   (investigating) and updated by later ones (`identified`, or the status the channel names).
@@ -50,10 +63,19 @@ export function runDedupKey(runId: string): string {
 export function createNotifier(sinks: NotifierSinks): Notifier & {
   /** The channels this notifier serves (team and Slack channel names spelled out). */
   readonly channels: readonly string[];
+  /**
+   * Tell it a run ended (wire it to the engine's `onRunEnd`): a run that `succeeded` gets a PagerDuty `resolve`
+   * for each of its direct pages; any final status forgets them. Rejects with the failures (the client already
+   * retried them), after trying every page.
+   */
+  runEnded(run: RunEnded): Promise<void>;
 } {
   const escalatorChannels = new Set(sinks.escalatorChannels ?? ['pager']);
   // Run id → status page incident id. In memory: after a restart a run's next notification opens a new one.
   const statusPageIncidents = new Map<string, string>();
+  // Run id → its direct pages (dedup key → team), to resolve them when the run succeeds. In memory, like the
+  // status page incidents: pages of a run that succeeds after a restart (or on another replica) stay open.
+  const directPages = new Map<string, Map<string, string>>();
   const channels = [
     ...(sinks.pagerDuty ? sinks.pagerDuty.teams.map((t) => (t === 'default' ? 'pager' : `pager:${t}`)) : []),
     ...(sinks.escalator ? [...escalatorChannels] : []),
@@ -86,9 +108,14 @@ export function createNotifier(sinks: NotifierSinks): Notifier & {
       }
       const team = channel === 'pager' ? 'default' : channel.slice('pager:'.length);
       if (!sinks.pagerDuty?.teams.includes(team)) throw new UnknownChannelError(channel, known);
+      const dedupKey = runDedupKey(n.runId, n.kind, n.message);
+      const pages = directPages.get(n.runId) ?? new Map<string, string>();
+      // Remembered before the call: a trigger that timed out may still have reached PagerDuty.
+      pages.set(dedupKey, team);
+      directPages.set(n.runId, pages);
       await sinks.pagerDuty.trigger({
         team,
-        dedupKey: runDedupKey(n.runId),
+        dedupKey,
         summary: text,
         severity,
         ...(n.runbookId ? { component: n.runbookId } : {}),
@@ -134,8 +161,28 @@ export function createNotifier(sinks: NotifierSinks): Notifier & {
     throw new UnknownChannelError(channel, known);
   };
 
-  return { channels: known, notify };
+  const runEnded = async ({ runId, status }: RunEnded): Promise<void> => {
+    if (!FINAL_STATUSES.has(status)) return;
+    const pages = directPages.get(runId);
+    directPages.delete(runId);
+    if (!pages || status !== 'succeeded' || !sinks.pagerDuty) return;
+    const failures: unknown[] = [];
+    for (const [dedupKey, team] of pages) {
+      await sinks.pagerDuty.resolve({ team, dedupKey }).catch((error: unknown) => failures.push(error));
+    }
+    if (failures.length) {
+      throw new AggregateError(
+        failures,
+        `Could not resolve ${failures.length} PagerDuty page(s) of run ${runId}.`,
+      );
+    }
+  };
+
+  return { channels: known, notify, runEnded };
 }
+
+/** The run statuses after which a run never changes again. */
+const FINAL_STATUSES = new Set(['succeeded', 'failed', 'escalated', 'cancelled']);
 
 /** True for the channel forms the notifier knows: `pager[:team]`, `slack:#…`, `statuspage[:status]`, `default`. */
 function isChannelName(channel: string): boolean {

@@ -1,6 +1,5 @@
 import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { z } from 'zod';
-import type { Notifier } from '../engine/events';
 import { Escalator, EscalatorState } from './escalator';
 import { incidentUpdates } from './incident-updates';
 import { createNotifier } from './notifier';
@@ -19,7 +18,7 @@ export const SecretRef = z.union([
 ]);
 export type SecretRef = z.infer<typeof SecretRef>;
 
-/** A URL written in the config, or read from the environment like a secret (a Slack webhook URL is one). */
+/** A URL written in the config, or read from the environment like a secret (where it differs per environment). */
 const UrlOrRef = z.union([z.url(), SecretRef]);
 
 /** The `notify:` section of the service config (service.yaml). */
@@ -31,12 +30,21 @@ export const NotifyConfig = z.strictObject({
       url: UrlOrRef.optional(),
       /** Routing key per team (`default` serves the `pager` channel). */
       routingKeys: z.record(z.string().min(1), SecretRef),
+      /**
+       * The signing secret of a PagerDuty v3 webhook subscription (incident.acknowledged, incident.resolved) that
+       * posts to `POST /api/v1/incidents/pagerduty`: acknowledgements and resolutions made in PagerDuty then reach
+       * the escalator. @default none: the route does not exist
+       */
+      webhookSecret: SecretRef.optional(),
     })
     .optional(),
-  /** Slack incoming webhooks by channel (`"#incidents"`). @default none */
+  /**
+   * Slack incoming webhooks by channel (`"#incidents"`). The URL is the webhook's only credential, so it is a
+   * secret like a routing key: `{ env }` or `{ file }`, never written inline. @default none
+   */
   slack: z
     .strictObject({
-      webhooks: z.record(z.string().regex(/^#/, 'expected a channel such as "#incidents"'), UrlOrRef),
+      webhooks: z.record(z.string().regex(/^#/, 'expected a channel such as "#incidents"'), SecretRef),
     })
     .optional(),
   /** An Atlassian Statuspage. @default none */
@@ -69,7 +77,8 @@ export type NotifyConfigInput = z.input<typeof NotifyConfig>;
 
 /** What {@link notifierFromConfig} builds. */
 export interface NotifyWiring {
-  notifier: Notifier & { readonly channels: readonly string[] };
+  /** The engine's notifier; wire `notifier.runEnded` to the engine's `onRunEnd` (resolves a succeeded run's pages). */
+  notifier: ReturnType<typeof createNotifier>;
   /** Present when `escalation` is configured; the caller starts and stops it. */
   escalator?: Escalator;
   /** Every secret read, for the engine's redactor. */
@@ -121,7 +130,7 @@ export function notifierFromConfig(
     : undefined;
   const slack: Record<string, SlackWebhook> = {};
   for (const [channel, ref] of Object.entries(config.slack?.webhooks ?? {})) {
-    slack[channel] = slackWebhook({ url: url(ref, `slack.webhooks.${channel}`) ?? '', channel });
+    slack[channel] = slackWebhook({ url: read(ref, `slack.webhooks.${channel}`), channel });
   }
   const page = config.statuspage
     ? statusPage({
@@ -133,6 +142,11 @@ export function notifierFromConfig(
     : undefined;
 
   let escalator: Escalator | undefined;
+  if (config.pagerduty?.webhookSecret && config.escalation === undefined) {
+    throw new TypeError(
+      'notify.pagerduty.webhookSecret: PagerDuty webhooks report to the escalator, so it needs notify.escalation.',
+    );
+  }
   if (config.escalation !== undefined) {
     if (!pd) throw new TypeError('notify.escalation: needs notify.pagerduty (the levels are paged there).');
     const policy = config.escalation === true ? ON_CALL_POLICY : config.escalation;
@@ -144,9 +158,11 @@ export function notifierFromConfig(
     }
     const updatesChannel = config.updatesChannel ?? (slack['#incidents'] ? '#incidents' : undefined);
     const stateFile = config.escalationStateFile;
+    const webhookSecret = config.pagerduty?.webhookSecret;
     escalator = new Escalator({
       policy,
       pagerDuty: pd,
+      ...(webhookSecret ? { pagerDutyWebhookSecret: read(webhookSecret, 'pagerduty.webhookSecret') } : {}),
       ...(stateFile
         ? { state: readEscalatorState(stateFile), onChange: (state) => writeEscalatorState(stateFile, state) }
         : {}),

@@ -14,7 +14,7 @@ import { alertRoutes } from './routes/alerts';
 import { auditRoutes } from './routes/audit';
 import { eventRoutes } from './routes/events';
 import { healthRoutes } from './routes/health';
-import { incidentRoutes } from './routes/incidents';
+import { incidentRoutes, pagerDutyWebhookRoutes } from './routes/incidents';
 import { metricsRoutes } from './routes/metrics';
 import { runbookRoutes } from './routes/runbooks';
 import { runRoutes } from './routes/runs';
@@ -99,6 +99,11 @@ export function createServer(options: ServerOptions): FastifyInstance {
     settings,
   };
   app.register(async (scope) => apiRoutes(scope, context, tokens), { prefix: API_PREFIX });
+  // PagerDuty's webhooks carry a signature, not a bearer token: a scope of their own, outside the token hook.
+  const escalator = settings.escalator;
+  if (escalator?.acceptsPagerDutyWebhooks) {
+    app.register(async (scope) => pagerDutyWebhookRoutes(scope, context, escalator), { prefix: API_PREFIX });
+  }
   return app;
 }
 

@@ -245,6 +245,75 @@ describe('Escalator (fake time, real HTTP to the doubles)', () => {
     expect(pd.incident('run-8:primary')?.triggers).toBe(1);
   });
 
+  it('a failed acknowledge and a failed resolve are retried on the retry timer until PagerDuty takes them', async () => {
+    escalator = new Escalator({
+      policy: ON_CALL_POLICY,
+      pagerDuty: pagerDuty({ url: pd.url, routingKeys: KEYS, retry: { maxAttempts: 1 } }),
+      retryDelayMs: 30_000,
+    });
+    const e = escalator;
+    e.start();
+    await e.open({ key: 'run-9', severity: 'P1', summary: 'agent down' });
+    pd.fail({ status: 503 });
+    await e.acknowledge('run-9', 'alice');
+    expect(pd.incident('run-9:primary')?.status).toBe('triggered');
+    expect(e.incident('run-9')?.pendingCalls).toEqual([
+      { level: 'primary', action: 'acknowledge', retryAt: '2026-03-01T03:00:30.000Z' },
+    ]);
+    await advance(e, 20_000, 10_000);
+    expect(pd.incident('run-9:primary')?.status).toBe('triggered');
+    await advance(e, 10_000, 10_000);
+    expect(pd.incident('run-9:primary')?.status).toBe('acknowledged');
+    expect(e.incident('run-9')?.pendingCalls).toEqual([]);
+
+    // The resolve fails twice: tried again 30 s later, and again, until it is taken.
+    pd.fail({ status: 500, times: 2 });
+    await e.resolve('run-9', 'alice');
+    await advance(e, 30_000, 10_000);
+    expect(pd.incident('run-9:primary')?.status).toBe('acknowledged');
+    await advance(e, 30_000, 10_000);
+    expect(pd.incident('run-9:primary')?.status).toBe('resolved');
+    const calls = pd.events.filter((x) => x.dedupKey === 'run-9:primary' || x.status >= 500);
+    expect(
+      calls.map((x) => [x.action ?? 'failed', (x.at - Date.parse('2026-03-01T03:00:00Z')) / 1000]),
+    ).toEqual([
+      ['trigger', 0],
+      ['failed', 0],
+      ['acknowledge', 30],
+      ['failed', 30],
+      ['failed', 60],
+      ['resolve', 90],
+    ]);
+  });
+
+  it('a page that timed out after PagerDuty took it is still resolved', async () => {
+    escalator = new Escalator({
+      policy: ON_CALL_POLICY,
+      pagerDuty: pagerDuty({ url: pd.url, routingKeys: KEYS, retry: { maxAttempts: 1, timeout: 100 } }),
+    });
+    const e = escalator;
+    pd.answerLate({ ms: 600 });
+    const errors: string[] = [];
+    e.onEvent((x) => x.type === 'error' && errors.push(x.during));
+    await e.open({ key: 'run-10', severity: 'P1', summary: 'agent down' });
+    expect(errors).toEqual(['page primary']);
+    expect(e.incident('run-10')?.paged).toEqual({});
+    expect(pd.incident('run-10:primary')?.status).toBe('triggered');
+    await e.resolve('run-10', 'bob');
+    expect(pd.incident('run-10:primary')?.status).toBe('resolved');
+  });
+
+  it('the page names its dedup key last, and a long summary is cut before it, not the key', async () => {
+    const e = build();
+    await e.open({ key: 'run-11', severity: 'P2', summary: 'x'.repeat(2_000) });
+    const summary = triggers()[0]?.summary ?? '';
+    expect(summary).toHaveLength(1024);
+    expect(summary.endsWith('(escalation level 1: Primary on-call engineer, key run-11:primary)')).toBe(true);
+    expect(e.pageOf({ title: summary })).toEqual({ key: 'run-11', level: 'primary' });
+    expect(e.pageOf({ incidentKey: 'run-11:primary' })).toEqual({ key: 'run-11', level: 'primary' });
+    expect(e.pageOf({ incidentKey: 'run-11:backup' })).toBeUndefined();
+  });
+
   it('validates a policy, naming the field', () => {
     const result = EscalationPolicy.safeParse({
       levels: [

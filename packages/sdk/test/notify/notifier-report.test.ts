@@ -9,6 +9,7 @@ import {
   isUnknownChannelError,
   ON_CALL_POLICY,
   pagerDuty,
+  runDedupKey,
   slackWebhook,
   statusPage,
 } from '../../src/notify';
@@ -59,24 +60,46 @@ const sinks = () => ({
 describe('createNotifier: channel routing', () => {
   const base = { runId: 'r1', runbookId: 'agent-failure', kind: 'notify' as const };
 
-  it('pages a team with a dedup key per run, so repeats update one PagerDuty incident', async () => {
+  it('a repeated page updates its PagerDuty incident; an escalation after it pages the team again', async () => {
+    const notifier = createNotifier(sinks());
+    const page = { ...base, channel: 'pager:security', message: 'login attack', severity: 'P0' as const };
+    await notifier.notify(page);
+    // The same step retried (its first answer was lost): deduplicated into the same incident.
+    await notifier.notify(page);
+    // Someone acknowledges it; then the runbook escalates to the same team: that must page again.
+    await pagerDuty({ url: pd.url, routingKeys: KEYS }).acknowledge({
+      team: 'security',
+      dedupKey: runDedupKey('r1', 'notify', 'login attack'),
+    });
+    await notifier.notify({ ...page, kind: 'escalate', message: 'the attack goes on after containment' });
+    expect(pd.incidents().map((i) => [i.routedTo, i.dedupKey, i.status, i.triggers])).toEqual([
+      ['security', runDedupKey('r1', 'notify', 'login attack'), 'acknowledged', 2],
+      ['security', runDedupKey('r1', 'escalate', 'the attack goes on after containment'), 'triggered', 1],
+    ]);
+    expect(runDedupKey('r1', 'notify', 'login attack')).toMatch(/^run:r1:notify:[0-9a-f]{8}$/);
+    expect(pd.incidents()[0]?.summary).toBe('[P0] agent-failure: login attack');
+
+    // The run failed: its pages stay open for the people working on it.
+    await notifier.runEnded({ runId: 'r1', status: 'waiting_approval' });
+    await notifier.runEnded({ runId: 'r1', status: 'failed' });
+    expect(pd.incidents().map((i) => i.status)).toEqual(['acknowledged', 'triggered']);
+  });
+
+  it('resolves every direct page of a run that succeeds, and only that run', async () => {
     const notifier = createNotifier(sinks());
     await notifier.notify({ ...base, channel: 'pager:security', message: 'login attack', severity: 'P0' });
-    await notifier.notify({
-      ...base,
-      channel: 'pager:security',
-      message: 'login attack (again)',
-      severity: 'P0',
-    });
-    expect(pd.incidents()).toEqual([
-      expect.objectContaining({
-        routedTo: 'security',
-        dedupKey: 'run:r1',
-        triggers: 2,
-        severity: 'critical',
-      }),
+    await notifier.notify({ ...base, channel: 'pager', message: 'agent down', severity: 'P1' });
+    await notifier.notify({ ...base, runId: 'r2', channel: 'pager', message: 'agent down', severity: 'P1' });
+    await notifier.runEnded({ runId: 'r1', status: 'succeeded' });
+    expect(pd.incidents().map((i) => [i.routedTo, i.dedupKey.split(':')[1], i.status])).toEqual([
+      ['security', 'r1', 'resolved'],
+      ['default', 'r1', 'resolved'],
+      ['default', 'r2', 'triggered'],
     ]);
-    expect(pd.incidents()[0]?.summary).toBe('[P0] agent-failure: login attack');
+    // Told twice (a replayed event): nothing more is sent.
+    const sent = pd.events.length;
+    await notifier.runEnded({ runId: 'r1', status: 'succeeded' });
+    expect(pd.events).toHaveLength(sent);
   });
 
   it('posts to the Slack channel and keeps one status page incident per run', async () => {
@@ -115,7 +138,7 @@ describe('createNotifier: channel routing', () => {
     expect(pd.incidents()).toEqual([
       expect.objectContaining({
         routedTo: 'default',
-        dedupKey: 'run:r1',
+        dedupKey: runDedupKey('r1', 'escalate', 'switch to the fallback (escalated to openrouter-outage)'),
         summary: '[P1] agent-failure: switch to the fallback (escalated to openrouter-outage)',
       }),
     ]);
@@ -258,6 +281,38 @@ describe('an escalated run through the engine (embedded store): pages, timeline 
     // The token in the check's summary was scrubbed by the engine and stays scrubbed in the report.
     expect(report).not.toContain('ghp_abcdefghijklmnopqrstuvwxyz0123');
     expect(report).toContain('[REDACTED]');
+  });
+
+  it("a run that pages security and then recovers resolves its page through the engine's onRunEnd", async () => {
+    const world = new World();
+    world.values.set('attack', 'on');
+    const runbook = defineRunbook({
+      id: 'login-attack',
+      title: 'Login attack',
+      severity: 'P0',
+      input: z.object({}),
+      async run({ step }) {
+        await step.notify('page-security', {
+          channel: 'pager:security',
+          message: 'login attack',
+          severity: 'P0',
+        });
+        await step.act('block', setValue(world, 'attack', 'off', { verify: () => 'ok' }));
+        return step.done('blocked');
+      },
+    });
+    const notifier = createNotifier(sinks());
+    const engine = fx.engine([runbook], { notifier });
+    const ended: Promise<void>[] = [];
+    engine.onRunEnd((run) => ended.push(notifier.runEnded(run)));
+    const run = await engine.start('login-attack', {}, { mode: 'execute', actor: 'alertmanager' });
+    expect(run.status).toBe('succeeded');
+    await Promise.all(ended);
+    expect(pd.events.map((e) => [e.action, e.routedTo, e.dedupKey])).toEqual([
+      ['trigger', 'security', runDedupKey(run.runId, 'notify', 'login attack')],
+      ['resolve', 'security', runDedupKey(run.runId, 'notify', 'login attack')],
+    ]);
+    expect(pd.incidents()[0]?.status).toBe('resolved');
   });
 
   it('a notify step to an unknown channel fails the run with UNKNOWN_CHANNEL, without retrying', async () => {

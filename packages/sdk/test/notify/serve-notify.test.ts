@@ -21,6 +21,7 @@ const main = join(sdk, 'src', 'cli', 'main.ts');
 const FIXTURE = fileURLToPath(new URL('./fixtures/escalating.ts', import.meta.url));
 const TOKEN = 'serve-notify-admin-token';
 const KEYS = { primary: 'P'.repeat(32), backup: 'B'.repeat(32), senior: 'S'.repeat(32) };
+const WEBHOOK_SECRET = 'pagerduty-webhook-signing-secret';
 
 const dir = tempDir('serve-notify');
 let pd: PagerDutyDouble;
@@ -68,6 +69,7 @@ describe('runbook serve with notify:', () => {
         '      primary: { env: PD_PRIMARY }',
         '      backup: { env: PD_BACKUP }',
         '      senior: { env: PD_SENIOR }',
+        '    webhookSecret: { env: PD_WEBHOOK_SECRET }',
         '  slack:',
         '    webhooks:',
         '      "#incidents": { env: SLACK_WEBHOOK_URL }',
@@ -101,6 +103,7 @@ describe('runbook serve with notify:', () => {
           PD_PRIMARY: KEYS.primary,
           PD_BACKUP: KEYS.backup,
           PD_SENIOR: KEYS.senior,
+          PD_WEBHOOK_SECRET: WEBHOOK_SECRET,
           SLACK_WEBHOOK_URL: slack.webhookUrl('#incidents'),
         },
         stdio: ['pipe', 'pipe', 'pipe'],
@@ -130,15 +133,23 @@ describe('runbook serve with notify:', () => {
       ':rotating_light: Incident opened: [P1 High] page-on-call: checkout does not recover: page on-call. Paging on-call.',
     ]);
 
-    // The on-call engineer acknowledges through the service: the senior engineer (at 5 s) is never paged.
+    // The on-call engineer acknowledges the backup's page in PagerDuty, whose webhook reaches the service: the
+    // senior engineer (at 5 s) is never paged.
     const api = (method: string, path: string) =>
       fetch(`${base}/api/v1${path}`, { method, headers: { authorization: `Bearer ${TOKEN}` } });
-    const acked = await api('POST', `/incidents/${runId}/acknowledge`);
-    expect(acked.status).toBe(200);
-    expect(await acked.json()).toMatchObject({ key: runId, acknowledgedBy: 'ci', severity: 'P1' });
+    pd.subscribe({ url: `${base}/api/v1/incidents/pagerduty`, secret: WEBHOOK_SECRET });
+    const acked = await pd.act(`${runId}:backup`, 'acknowledge', { by: 'Dana' });
+    expect(acked).toEqual([
+      { status: 200, body: { status: 'acknowledged', incident: runId, level: 'backup' } },
+    ]);
+    expect(await (await api('POST', `/incidents/${runId}/acknowledge`)).json()).toMatchObject({
+      key: runId,
+      acknowledgedBy: 'pagerduty:Dana',
+      severity: 'P1',
+    });
     await new Promise((r) => setTimeout(r, 4_000));
     expect(triggers().map((e) => e.routedTo)).toEqual(['primary', 'backup']);
-    expect(pd.incident(`${runId}:backup`, 'backup')?.status).toBe('acknowledged');
+    expect(pd.incident(`${runId}:primary`, 'primary')?.status).toBe('acknowledged');
     expect((await api('POST', `/incidents/${runId}/resolve`)).status).toBe(200);
     expect(pd.incident(`${runId}:primary`, 'primary')?.status).toBe('resolved');
     expect((await api('POST', '/incidents/no-such-run/acknowledge')).status).toBe(404);
@@ -155,6 +166,7 @@ describe('runbook serve with notify:', () => {
     );
 
     expect(output).not.toContain(KEYS.primary);
+    expect(output).not.toContain(WEBHOOK_SECRET);
     expect(output).not.toContain(new URL(slack.webhookUrl('#incidents')).pathname);
   }, 120_000);
 });

@@ -2,7 +2,7 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { NotifyConfig, notifierFromConfig } from '../../src/notify';
+import { NotifyConfig, notifierFromConfig, runDedupKey } from '../../src/notify';
 import { readServiceConfig } from '../../src/server/service-config';
 import {
   type PagerDutyDouble,
@@ -88,7 +88,7 @@ notify:
     });
     expect(pd.events.map((e) => [e.routedTo, e.dedupKey])).toEqual([
       ['primary', 'r9:primary'],
-      ['security', 'run:r9'],
+      ['security', runDedupKey('r9', 'notify', 'login attack')],
     ]);
     expect(wiring.escalator?.incident('r9')?.paged).toHaveProperty('primary');
     // The escalation's status updates go to #incidents (P1 opens with a line there).
@@ -129,6 +129,46 @@ notify:
       return '';
     })();
     expect(inline).not.toContain(KEYS.primary);
+  });
+
+  it('refuses a Slack webhook URL written inline, and reads the PagerDuty webhook secret as a secret', () => {
+    const url = 'https://hooks.slack.com/services/T000/B000/XXXXXXXXXXXXXXXXXXXXXXXX';
+    const inline = (() => {
+      try {
+        readServiceConfig(write(`notify: { slack: { webhooks: { "#incidents": "${url}" } } }`));
+      } catch (e) {
+        return (e as Error).message;
+      }
+      return '';
+    })();
+    expect(inline).toContain('notify.slack.webhooks.#incidents');
+    expect(inline).not.toContain('XXXXXXXXXXXXXXXXXXXXXXXX');
+
+    const config = readServiceConfig(
+      write(`
+notify:
+  pagerduty:
+    routingKeys: { primary: { env: PD_PRIMARY } }
+    webhookSecret: { env: PD_WEBHOOK_SECRET }
+  escalation:
+    levels: [{ name: primary, team: primary }]
+`),
+    );
+    const wiring = notifierFromConfig(config.notify ?? {}, {
+      PD_PRIMARY: KEYS.primary,
+      PD_WEBHOOK_SECRET: 'webhook-signing-secret',
+    });
+    expect(wiring.secrets).toContain('webhook-signing-secret');
+    expect(wiring.escalator?.acceptsPagerDutyWebhooks).toBe(true);
+    expect(() => notifierFromConfig(config.notify ?? {}, { PD_PRIMARY: KEYS.primary })).toThrow(
+      'notify.pagerduty.webhookSecret: environment variable PD_WEBHOOK_SECRET is empty or not set.',
+    );
+    expect(() =>
+      notifierFromConfig(
+        { pagerduty: { routingKeys: { primary: { env: 'PD_PRIMARY' } }, webhookSecret: { env: 'S' } } },
+        { PD_PRIMARY: KEYS.primary, S: 'x' },
+      ),
+    ).toThrow('notify.pagerduty.webhookSecret: PagerDuty webhooks report to the escalator');
   });
 
   it('keeps escalations in a state file: a restarted service pages on and never pages a level twice', async () => {

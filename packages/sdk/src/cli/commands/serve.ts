@@ -172,6 +172,15 @@ async function runServe(flags: ServeFlags, ctx: CommandContext): Promise<void> {
       });
       // The on-call escalator pages the next levels of escalated runs while the service runs.
       notify?.escalator?.start();
+      // A run that succeeds resolves its direct pages (they would ring on, or stay open, otherwise).
+      const notifier = notify?.notifier;
+      if (notifier) {
+        engine.onRunEnd((run) => {
+          notifier.runEnded(run).catch((e: unknown) => {
+            io.stderr.write(`${e instanceof Error ? e.message : String(e)}\n`);
+          });
+        });
+      }
       await serve({
         engine,
         tokens,

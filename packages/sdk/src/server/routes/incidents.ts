@@ -3,6 +3,7 @@ import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import type { Json } from '../../core/json';
 import type { EscalatedIncident, Escalator } from '../../notify/escalator';
+import { PagerDutyWebhookEvent, webhookDecision } from '../../notify/pagerduty-webhook';
 import type { ServerContext } from '../context';
 import { HttpError } from '../errors';
 import { identityOf } from '../request-context';
@@ -89,4 +90,103 @@ export function incidentRoutes(app: FastifyInstance, { engine }: ServerContext, 
       },
     );
   }
+}
+
+const WebhookAnswer = z.object({
+  status: z.enum(['acknowledged', 'resolved', 'ignored']),
+  incident: z.string().optional().describe('The escalator incident it applied to'),
+  level: z.string().optional().describe('The escalation level whose page PagerDuty reported on'),
+  reason: z.string().optional().describe('Why an event was ignored'),
+});
+
+/**
+ * `POST /api/v1/incidents/pagerduty`: PagerDuty v3 webhooks (a webhook subscription with `incident.acknowledged`
+ * and `incident.resolved`), so that an acknowledgement made in PagerDuty stops the escalation like one made here.
+ * Authenticated by the `X-PagerDuty-Signature` HMAC of the raw body (no bearer token: PagerDuty has none to
+ * send), so it lives in its own scope, outside the token hook; an unsigned or wrongly signed delivery gets 401.
+ * Events of other types, or about incidents the escalator does not know, are answered 202 and ignored. The page
+ * is found by the incident's `incident_key` (the dedup key `<incident>:<level>`), else by its title.
+ */
+export function pagerDutyWebhookRoutes(
+  app: FastifyInstance,
+  { engine }: ServerContext,
+  escalator: Escalator,
+): void {
+  // The signature covers the exact bytes sent: the body is kept raw and parsed only once it is verified.
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser('*', { parseAs: 'buffer' }, (_request, body, done) => done(null, body));
+  const api = app.withTypeProvider<ZodTypeProvider>();
+  api.post(
+    '/incidents/pagerduty',
+    {
+      schema: {
+        summary:
+          'PagerDuty v3 webhook: incident.acknowledged / incident.resolved acknowledge or resolve the escalation',
+        tags: ['incidents'],
+        security: [],
+        response: { 200: WebhookAnswer, 202: WebhookAnswer, ...errorResponses },
+      },
+    },
+    async (request, reply) => {
+      const raw = Buffer.isBuffer(request.body) ? request.body : Buffer.alloc(0);
+      const signature = request.headers['x-pagerduty-signature'];
+      if (!escalator.verifyPagerDutySignature(raw, typeof signature === 'string' ? signature : undefined)) {
+        throw new HttpError(
+          401,
+          'UNAUTHENTICATED',
+          signature
+            ? "The X-PagerDuty-Signature does not match the body: check notify.pagerduty.webhookSecret against the webhook subscription's secret. Nothing was changed."
+            : 'PagerDuty webhooks must be signed (X-PagerDuty-Signature: v1=<HMAC-SHA256>). Nothing was changed.',
+        );
+      }
+      let json: unknown;
+      try {
+        json = JSON.parse(raw.toString('utf8'));
+      } catch {
+        throw new HttpError(400, 'INVALID_INPUT', 'The webhook body is not JSON.');
+      }
+      const parsed = PagerDutyWebhookEvent.safeParse(json);
+      if (!parsed.success) {
+        throw new HttpError(
+          400,
+          'INVALID_INPUT',
+          `Not a PagerDuty v3 webhook: ${parsed.error.issues
+            .map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`)
+            .join('; ')}.`,
+        );
+      }
+      const { event } = parsed.data;
+      const ignored = (reason: string) => reply.code(202).send({ status: 'ignored' as const, reason });
+      const decision = webhookDecision(event.event_type);
+      if (!decision) return ignored(`event type ${event.event_type} does not change an escalation`);
+      const page = escalator.pageOf({ incidentKey: event.data.incident_key, title: event.data.title });
+      if (!page) return ignored('no on-call incident of this service paged this PagerDuty incident');
+      const known = escalator.incident(page.key);
+      if (decision === 'acknowledge' && (known?.acknowledgedAt || known?.resolvedAt)) {
+        return ignored(`incident ${page.key} is already ${known.resolvedAt ? 'resolved' : 'acknowledged'}`);
+      }
+      if (decision === 'resolve' && known?.resolvedAt)
+        return ignored(`incident ${page.key} is already resolved`);
+      const actor = `pagerduty:${event.agent?.summary ?? 'unknown'}`;
+      const incident = await escalator[decision](page.key, actor);
+      await engine.store.appendAudit({
+        ts: new Date().toISOString(),
+        actor,
+        kind: `escalation.${decision === 'acknowledge' ? 'acknowledged' : 'resolved'}`,
+        runId: page.key,
+        data: {
+          summary: incident.summary,
+          paged: incident.paged,
+          via: 'pagerduty-webhook',
+          level: page.level,
+          ...(event.id ? { webhookEvent: event.id } : {}),
+        } as unknown as Json,
+      });
+      return reply.code(200).send({
+        status: decision === 'acknowledge' ? ('acknowledged' as const) : ('resolved' as const),
+        incident: page.key,
+        level: page.level,
+      });
+    },
+  );
 }

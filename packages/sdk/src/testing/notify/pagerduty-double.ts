@@ -1,4 +1,5 @@
-import { randomBytes } from 'node:crypto';
+import { createHmac, randomBytes } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { z } from 'zod';
 import {
   DoubleListenOptions,
@@ -61,6 +62,26 @@ export interface PagerDutyDouble {
   incident(dedupKey: string, routedTo?: string): PagerDutyDoubleIncident | undefined;
   /** The next requests fail with a 429 or 5xx (before validation). */
   fail(failure: InjectedFailureInput): void;
+  /**
+   * The next `times` valid events are taken at once (the incident changes) but answered `ms` later, in real time
+   * even under fake timers: a client whose timeout is shorter sees a failure PagerDuty in fact accepted.
+   */
+  answerLate(late: { ms: number; times?: number }): void;
+  /** Sends v3 webhooks (signed with `secret`, like a webhook subscription) to `url` on {@link act}. */
+  subscribe(subscription: { url: string; secret: string }): void;
+  /**
+   * Someone acknowledges or resolves the incident in PagerDuty: its status changes and every subscription gets an
+   * `incident.acknowledged`/`incident.resolved` v3 webhook with `data.incident_key` (the dedup key) and
+   * `data.title` (the trigger's summary); `withoutIncidentKey` leaves the key out, as some payloads do. Resolves
+   * with each subscription's answer. Throws for an unknown incident.
+   */
+  act(
+    dedupKey: string,
+    action: 'acknowledge' | 'resolve',
+    options?: { by?: string; routedTo?: string; withoutIncidentKey?: boolean },
+  ): Promise<{ status: number; body: unknown }[]>;
+  /** The webhooks delivered, oldest first. */
+  readonly webhooks: readonly { eventType: string; dedupKey: string; status: number }[];
   clear(): void;
   close(): Promise<void>;
 }
@@ -81,6 +102,9 @@ export async function startPagerDutyDouble(
   const names = new Map(Object.entries(config.routingKeys).map(([name, key]) => [key, name]));
   const events: PagerDutyLoggedEvent[] = [];
   const incidents = new Map<string, PagerDutyDoubleIncident>();
+  const late: { ms: number; times: number }[] = [];
+  const subscriptions: { url: string; secret: string }[] = [];
+  const webhooks: { eventType: string; dedupKey: string; status: number }[] = [];
   const nameOf = (key: unknown) =>
     typeof key === 'string' && key !== '' ? (names.get(key) ?? `key:${secretFingerprint(key)}`) : undefined;
 
@@ -179,7 +203,16 @@ export async function startPagerDutyDouble(
         incident.actions.push(String(action));
       }
       entry.status = 202;
-      sendJson(res, 202, { status: 'success', message: 'Event processed', dedup_key: dedupKey });
+      const answer = { status: 'success', message: 'Event processed', dedup_key: dedupKey };
+      const lateness = late[0];
+      if (lateness) {
+        if (--lateness.times <= 0) late.shift();
+        void sleep(lateness.ms).then(() => {
+          if (!res.destroyed) sendJson(res, 202, answer);
+        });
+        return;
+      }
+      sendJson(res, 202, answer);
     },
     (_exchange, status) => {
       events.push({ at: Date.now(), status });
@@ -197,9 +230,81 @@ export async function startPagerDutyDouble(
       return found ? structuredClone(found) : undefined;
     },
     fail: http.fail,
+    answerLate({ ms, times = 1 }) {
+      late.push({ ms, times });
+    },
+    subscribe(subscription) {
+      subscriptions.push(subscription);
+    },
+    webhooks,
+    async act(dedupKey, action, options = {}) {
+      const incident = [...incidents.values()].find(
+        (i) => i.dedupKey === dedupKey && (options.routedTo === undefined || i.routedTo === options.routedTo),
+      );
+      if (!incident) throw new Error(`The PagerDuty double has no incident with dedup key ${dedupKey}.`);
+      if (action === 'acknowledge' && incident.status === 'triggered') incident.status = 'acknowledged';
+      if (action === 'resolve') incident.status = 'resolved';
+      incident.actions.push(`${action} (web)`);
+      const eventType = action === 'acknowledge' ? 'incident.acknowledged' : 'incident.resolved';
+      const id = `Q${randomBytes(6).toString('hex').toUpperCase()}`;
+      const body = JSON.stringify({
+        event: {
+          id: randomBytes(16).toString('hex'),
+          event_type: eventType,
+          resource_type: 'incident',
+          occurred_at: new Date().toISOString(),
+          agent: {
+            id: 'PUSER01',
+            type: 'user_reference',
+            summary: options.by ?? 'On-call Engineer',
+            self: 'https://api.pagerduty.com/users/PUSER01',
+            html_url: 'https://example.pagerduty.com/users/PUSER01',
+          },
+          client: null,
+          data: {
+            id,
+            type: 'incident',
+            self: `https://api.pagerduty.com/incidents/${id}`,
+            html_url: `https://example.pagerduty.com/incidents/${id}`,
+            number: incidents.size,
+            status: incident.status,
+            ...(options.withoutIncidentKey ? {} : { incident_key: incident.dedupKey }),
+            created_at: new Date().toISOString(),
+            title: incident.summary,
+            service: { id: 'PSERVICE', type: 'service_reference', summary: incident.routedTo },
+            urgency: 'high',
+          },
+        },
+      });
+      const answers: { status: number; body: unknown }[] = [];
+      for (const { url, secret } of subscriptions) {
+        const response = await fetch(url, {
+          method: 'POST',
+          headers: {
+            'content-type': 'application/json',
+            'user-agent': 'PagerDuty-Webhook/V3.0',
+            'x-webhook-id': randomBytes(8).toString('hex'),
+            'x-pagerduty-signature': `v1=${createHmac('sha256', secret).update(body).digest('hex')}`,
+          },
+          body,
+        });
+        const text = await response.text();
+        let parsed: unknown = text;
+        try {
+          parsed = JSON.parse(text);
+        } catch {
+          // Kept as text.
+        }
+        webhooks.push({ eventType, dedupKey, status: response.status });
+        answers.push({ status: response.status, body: parsed });
+      }
+      return answers;
+    },
     clear() {
       events.length = 0;
       incidents.clear();
+      late.length = 0;
+      webhooks.length = 0;
     },
     close: http.close,
   };
