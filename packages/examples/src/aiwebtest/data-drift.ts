@@ -3,8 +3,8 @@
  * `model_data_drift_detected == 1`). Diagnosis: the latest drift report, its drifted features, and the drift
  * recomputed live (PSI per feature against the serving version's training data). Recovery: retrain on new data
  * (the `model_retraining` DAG, `conf.training_data_path`), wait for the run, take the version it registered as
- * `challenger`, send it a share of the traffic (the A/B split, revertable), and — after a second person looks
- * at the A/B results — promote it to `champion` and pin the backend to it.
+ * `challenger`, send it a share of the traffic (the A/B split, turned off again when the test is over), and —
+ * after a second person looks at the A/B results — promote that version to `champion` and pin the backend to it.
  *
  * The manual's "collect new training data from production / upload to S3" (steps 1–2) is the retraining DAG's
  * first task here: the runbook names the path, the DAG exports the labelled predictions to it.
@@ -54,7 +54,7 @@ export const DataDriftInput = z.object({
   namespace: PlatformNamespace,
   /** The live window compared with the training data (the manual's drift checks are weekly). @default "7d" */
   currentWindow: Duration.default('7d'),
-  /** Where the retraining data goes. @default `s3://aiwebtest-ml-data/training/drift_recovery_<YYYYMMDD>.csv` */
+  /** Where the retraining data goes. @default `s3://aiwebtest-ml-data/training/drift_recovery_<run id>.csv` */
   trainingDataPath: z
     .string()
     .regex(/^[a-z0-9]+:\/\/\S+$/, 'expected a URI such as s3://bucket/path.csv')
@@ -83,10 +83,9 @@ export function createDataDriftRunbook(options: PackRunbookOptions = {}) {
     input: DataDriftInput,
     triggers: [onAlert({ alertname: 'DataDriftDetected' })],
     tags: ['component: models', 'runbook: 11'],
-    async run({ input, step, mode }) {
+    async run({ input, step, mode, runId, signal }) {
       const { db, env, k8s } = connect();
       const models = modelPlatformOf(env);
-
       // 1. The latest report, 3. its drifted features.
       const report = await step.check(
         'latest-data-drift-report',
@@ -142,10 +141,9 @@ export function createDataDriftRunbook(options: PackRunbookOptions = {}) {
         modelChampion(models.registry, { model: input.model }),
       );
 
-      // Recovery steps 1–4: retrain on new data and wait for it.
-      const path =
-        input.trainingDataPath ??
-        `s3://aiwebtest-ml-data/training/drift_recovery_${new Date().toISOString().slice(0, 10).replace(/-/g, '')}.csv`;
+      // Recovery steps 1–4: retrain on new data and wait for it. The default path is named after the run, not
+      // the clock: a run resumed after the A/B wait (or another day) must name the same file.
+      const path = input.trainingDataPath ?? `s3://aiwebtest-ml-data/training/drift_recovery_${runId}.csv`;
       const retrain = await step.act(
         'trigger-retraining',
         airflowTrigger(models.airflow, {
@@ -183,7 +181,9 @@ export function createDataDriftRunbook(options: PackRunbookOptions = {}) {
           `the retraining registered no new challenger (${challenger.summary}): keep the current model and investigate`,
         );
       }
-      // Steps 6–7: the A/B test.
+      // Steps 6–7: the A/B test. The split goes off as soon as the test is over, before the promotion is asked
+      // for: a declined promotion ends the run without running any more of it, so nothing after the approval
+      // could turn it off.
       await step.act(
         'ab-test',
         abTrafficSplit(k8s.cluster, {
@@ -192,34 +192,47 @@ export function createDataDriftRunbook(options: PackRunbookOptions = {}) {
           extra: { AB_TEST_CHALLENGER_VERSION: version },
         }),
       );
-      await step.sleep('ab-test-duration', input.abDuration);
-      const ab = await step.check(
-        'ab-test-results',
-        db.sqlCheck({
-          name: `A/B test: accuracy per version of ${input.model} in the last hour`,
-          sql: `SELECT model_version, round(avg(((prediction->>'label') = (ground_truth->>'label'))::int)::numeric, 3) AS accuracy,
-                       round(avg(confidence)::numeric, 3) AS avg_confidence, count(*) AS predictions
-                  FROM predictions WHERE model_name = $1 AND ground_truth IS NOT NULL AND created_at > now() - interval '1 hour'
-                 GROUP BY model_version ORDER BY model_version`,
-          params: [input.model],
-        }),
-      );
-      // Step 8: promotion is a person's decision.
+      const abOff = () =>
+        step.act(
+          'ab-test-off',
+          abTrafficSplit(k8s.cluster, { namespace: input.namespace, split: input.abSplit, enabled: false }),
+        );
+      const ab = await (async () => {
+        await step.sleep('ab-test-duration', input.abDuration);
+        return step.check(
+          'ab-test-results',
+          db.sqlCheck({
+            name: `A/B test: accuracy per version of ${input.model} in the last hour`,
+            sql: `SELECT model_version, round(avg(((prediction->>'label') = (ground_truth->>'label'))::int)::numeric, 3) AS accuracy,
+                         round(avg(confidence)::numeric, 3) AS avg_confidence, count(*) AS predictions
+                    FROM predictions WHERE model_name = $1 AND ground_truth IS NOT NULL AND created_at > now() - interval '1 hour'
+                   GROUP BY model_version ORDER BY model_version`,
+            params: [input.model],
+          }),
+        );
+      })().catch(async (e: unknown) => {
+        // Cancelled or handed over (the signal is aborted): the engine stops the run, no step may run now.
+        if (!signal.aborted) await abOff();
+        throw e;
+      });
+      await abOff();
+      // Step 8: promotion is a person's decision, and what is promoted is the version they approved.
       await step.approve('approve-promotion', {
         summary: `Promote ${input.model} version ${version} (retrained on ${path}) from challenger to champion, replacing ${champion.data.version}?`,
         details: { abResults: ab.data.rows, drift: live.data.driftedFeatures },
       });
       await step.act(
         'promote-challenger',
-        modelPromote(models.registry, { model: input.model, from: 'challenger', to: 'champion' }),
+        modelPromote(models.registry, { model: input.model, from: 'challenger', to: 'champion', version }),
+        {
+          onGiveUp: step.escalate(
+            `version ${version} was approved, but it could not be promoted (the challenger moved since its A/B test?): champion stays ${champion.data.version}; look at the registry's aliases`,
+          ),
+        },
       );
       await step.act(
         'serve-champion',
-        k8s.setEnv({
-          namespace: input.namespace,
-          name: 'backend',
-          env: { MLFLOW_MODEL_VERSION: version, AB_TEST_ENABLED: 'false' },
-        }),
+        k8s.setEnv({ namespace: input.namespace, name: 'backend', env: { MLFLOW_MODEL_VERSION: version } }),
       );
       const trainedOn = challenger.data.tags.training_data ?? path;
       const after = await step.check(

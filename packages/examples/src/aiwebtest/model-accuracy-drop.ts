@@ -25,6 +25,7 @@ import {
   type MlflowRegistry,
   modelChampion,
   modelRollback,
+  modelVersionTag,
 } from '@aiwebtest/runbooks/ml';
 import type { Postgres } from '@aiwebtest/runbooks/postgres';
 import { z } from 'zod';
@@ -40,6 +41,8 @@ import { prometheusQuery } from './prometheus-query';
 export const GENERATION_MODEL = 'generation_model';
 /** The manual's retraining DAG. */
 export const RETRAINING_DAG = 'model_retraining';
+/** The model version tag a rollback leaves on the version it rolled back from; no rollback goes back to it. */
+export const ROLLED_BACK_TAG = 'rolled_back';
 
 /** A registered model name as the runbooks take it. */
 export const ModelNameInput = z
@@ -152,7 +155,8 @@ export function accuracyRecovers(
 
 /**
  * Runbook 10. Diagnosis runs in every mode; the rollback and the backend pin need approval by the engine's
- * policy (medium risk). Escalates when the registry has no `previous` version to roll back to, and — as the
+ * policy (medium risk). Escalates when the registry has no `previous` version to roll back to or that version
+ * was itself rolled back from (tag `rolled_back`: a second run after a rollback), and — as the
  * manual says — when the rollback does not bring the accuracy back (investigate the training data quality).
  */
 export function createModelAccuracyDropRunbook(options: PackRunbookOptions = {}) {
@@ -253,8 +257,32 @@ export function createModelAccuracyDropRunbook(options: PackRunbookOptions = {})
           `${input.model} accuracy is low (${accuracy.summary}) and the registry has no previous version to roll back to (aliases: ${JSON.stringify(champion.data.aliases)}): investigate the training data quality`,
         );
       }
+      // A rollback keeps the version it left as "previous": after one, "previous" is the bad version. A second
+      // run (the accuracy still low) must not roll "back" to it, so each rollback tags the version it left.
+      const target = await step.check(
+        'rollback-target',
+        modelChampion(models.registry, { model: input.model, alias: 'previous' }),
+      );
+      const rolledBack = target.data.tags[ROLLED_BACK_TAG];
+      if (rolledBack !== undefined) {
+        return step.escalate(
+          `${input.model} accuracy is low (${accuracy.summary}) but the previous version ${previous} was itself rolled back from (${ROLLED_BACK_TAG}: ${rolledBack}): not rolling back to it; investigate the training data quality and pick a good version by hand`,
+        );
+      }
 
-      // Step 1: roll back to the previous version (the champion alias; the old one is kept as "previous").
+      // Step 1: roll back to the previous version (the champion alias; the old one is kept as "previous"),
+      // marking the version left first, so that no later run rolls back to it.
+      if (current) {
+        await step.act(
+          'mark-rolled-back',
+          modelVersionTag(models.registry, {
+            model: input.model,
+            version: current,
+            key: ROLLED_BACK_TAG,
+            value: `rolled back to version ${previous} by runbook model-accuracy-drop`,
+          }),
+        );
+      }
       await step.act(
         'rollback-model',
         modelRollback(models.registry, { model: input.model, version: previous }),

@@ -20,6 +20,7 @@ import {
   type Evidence,
   finding,
   formatMillis,
+  NonRetriableError,
   onAlert,
   resourceRef,
   toMillis,
@@ -138,8 +139,9 @@ export type PointPgBouncerParams = {
  * Points PgBouncer's `[databases]` entry of `database` at another server: the ini is rewritten (atomically,
  * owner and mode kept, only `host=`/`port=` of that entry changed), then the admin console's `RELOAD` makes
  * PgBouncer read it and `RECONNECT "<db>"` replaces the server connections still open to the old server.
- * Verify reads `SHOW DATABASES`; revert writes the old address back the same way. Risk `high`: every
- * client of the database follows.
+ * Apply refuses (`STALE_PLAN`) when the entry no longer reads the plan's `before`; verify reads `SHOW DATABASES`;
+ * revert writes the old address back the same way, refusing (`STALE_REVERT`) when the entry no longer reads
+ * the plan's `after`. Risk `high`: every client of the database follows.
  */
 export function pointPgBouncer(options: {
   ini: string;
@@ -152,8 +154,28 @@ export function pointPgBouncer(options: {
     port: z.number().int().min(1).max(65_535).parse(options.to.port),
   };
   const target = resourceRef('pgbouncer', options.database, 'server');
-  const rewrite = async (ini: string, address: DatabaseAddress, signal: AbortSignal) => {
+  const shown = (a: DatabaseAddress | null) => (a ? `${a.host}:${a.port}` : '(no entry)');
+  const sameAddress = (a: DatabaseAddress | null, b: DatabaseAddress) =>
+    a?.host === b.host && a?.port === b.port;
+  /**
+   * Rewrites the entry to `address` only while it still reads `expected` (or already `address`, after a crash
+   * between the write and its record): an entry someone else changed since is theirs, not ours to overwrite.
+   */
+  const rewrite = async (
+    ini: string,
+    expected: DatabaseAddress,
+    address: DatabaseAddress,
+    signal: AbortSignal,
+    stale: { code: 'STALE_PLAN' | 'STALE_REVERT'; what: string },
+  ) => {
     const text = await readFile(ini, 'utf8');
+    const now = pgbouncerDatabaseAddress(text, options.database);
+    if (!sameAddress(now, expected) && !sameAddress(now, address)) {
+      throw new NonRetriableError(
+        `${ini} sends ${options.database} to ${shown(now)} now, not ${shown(expected)} as ${stale.what}: someone else changed it. Look at PgBouncer's [databases] before changing it again.`,
+        { code: stale.code },
+      );
+    }
     const info = await stat(ini);
     const temporary = `${ini}.${randomBytes(4).toString('hex')}.tmp`;
     await writeFile(temporary, withDatabaseAddress(text, options.database, address), {
@@ -190,7 +212,10 @@ export function pointPgBouncer(options: {
       };
     },
     async apply(ctx, plan) {
-      await rewrite(plan.params.ini, plan.params.after, ctx.signal);
+      await rewrite(plan.params.ini, plan.params.before, plan.params.after, ctx.signal, {
+        code: 'STALE_PLAN',
+        what: 'planned',
+      });
       ctx.log(
         `PgBouncer reloaded: ${plan.params.database} → ${plan.params.after.host}:${plan.params.after.port}`,
       );
@@ -209,7 +234,8 @@ export function pointPgBouncer(options: {
       );
     },
     async revert(ctx, applied) {
-      await rewrite(applied.plan.params.ini, applied.plan.params.before, ctx.signal);
+      const { ini, before, after } = applied.plan.params;
+      await rewrite(ini, after, before, ctx.signal, { code: 'STALE_REVERT', what: 'the apply left it' });
     },
   });
 }

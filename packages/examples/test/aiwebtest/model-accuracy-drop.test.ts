@@ -77,6 +77,8 @@ describe('model-accuracy-drop on the lab', () => {
         'concept-drift',
         'prediction-stats',
         'registry-champion',
+        'rollback-target',
+        'mark-rolled-back',
         'rollback-model',
         'pin-backend-model-version',
         'restart-backend',
@@ -85,6 +87,10 @@ describe('model-accuracy-drop on the lab', () => {
       ]);
       // The effects: the registry, the backend, Airflow, and the lab's own judgement.
       expect(lab.ml?.mlflow.aliases('generation_model')).toEqual({ champion: '3', previous: '4' });
+      expect(lab.ml?.mlflow.version('generation_model', '4')?.tags).toContainEqual({
+        key: 'rolled_back',
+        value: 'rolled back to version 3 by runbook model-accuracy-drop',
+      });
       expect(backendEnv().MLFLOW_MODEL_VERSION).toBe('3');
       const runs = lab.ml?.airflow.runs('model_retraining') ?? [];
       expect(runs.map((r) => [r.dag_run_id, r.conf])).toEqual([
@@ -94,6 +100,18 @@ describe('model-accuracy-drop on the lab', () => {
         ],
       ]);
       expect(lab.ml?.servingVersion()).toBe('3');
+
+      // A second run while the window still holds the bad version's predictions: "previous" is now the bad
+      // version 4, which was rolled back from; the run must not roll back to it.
+      const again = await engine.start(
+        'model-accuracy-drop',
+        { namespace: lab.namespace, driftWindow: '30s', recoveryTimeout: '60s' },
+        { mode: 'execute', actor: 'alice' },
+      );
+      expect(again.status, said(again)).toBe('escalated');
+      expect(said(again)).toMatch(/the previous version 4 was itself rolled back from \(rolled_back: /);
+      expect(lab.ml?.mlflow.aliases('generation_model')).toEqual({ champion: '3', previous: '4' });
+      expect(backendEnv().MLFLOW_MODEL_VERSION).toBe('3');
       // The 30 s window of model_accuracy still holds the bad version's predictions: outweigh them.
       await lab.ml?.predict(2000);
       expect(await healthOf('model accuracy')).toMatchObject({

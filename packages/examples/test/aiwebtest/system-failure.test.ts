@@ -1,5 +1,7 @@
-import { readFile } from 'node:fs/promises';
-import { Engine, type Notifier, openStore, type RunStore } from '@aiwebtest/runbooks';
+import { readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { Engine, type Notifier, openStore, type RunStore, sealPlan } from '@aiwebtest/runbooks';
+import { connectPgBouncer } from '@aiwebtest/runbooks/postgres';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type AiWebTest, connectAiWebTest } from '../../src/aiwebtest/environment';
@@ -7,6 +9,7 @@ import {
   createSystemFailureRunbook,
   microsToIso,
   pgbouncerDatabaseAddress,
+  pointPgBouncer,
   withDatabaseAddress,
 } from '../../src/aiwebtest/system-failure';
 import { freePort } from '../../src/lab/database/pgbouncer';
@@ -15,6 +18,7 @@ import type { TableRows } from '../../src/lab/dr/table-rows';
 import { AFTER_RECORD_MARKER } from '../../src/lab/dr/total-failure';
 import { type LabControl, startLabControl } from '../../src/lab/lab-control';
 import { type LabObservability, startLabPrometheus } from '../../src/lab/observability';
+import { stepContext } from '../support/apply-action';
 import { findingsOf, resultOf, said, stepsOf } from '../support/run-steps';
 import { startTestLab, type TestLab } from '../support/test-lab';
 import { until } from '../support/until';
@@ -207,6 +211,35 @@ describe('system-failure (runbook 13) on a disaster-recovery lab', () => {
     expect(pgbouncerDatabaseAddress(moved, 'app')).toEqual({ host: '127.0.0.1', port: 6543 });
     expect(pgbouncerDatabaseAddress(moved, 'listen_port')).toBeNull();
     expect(() => withDatabaseAddress(ini, 'missing', { host: 'h', port: 1 })).toThrow(/no entry for missing/);
+  });
+
+  it('refuses to point PgBouncer over an ini someone changed since the plan, and to revert over a later change', async () => {
+    const ini = join(lab.dir, 'stale-check.ini');
+    const text = (address: string) =>
+      `[databases]\napp = host=${address} port=5432 dbname=app\n\n[pgbouncer]\nlisten_port = 6432\n`;
+    await writeFile(ini, text('10.0.0.1'));
+    // The console is never reached: each refusal comes before any write, RELOAD or RECONNECT.
+    const console = connectPgBouncer({ url: `postgres://admin@127.0.0.1:${await freePort()}/pgbouncer` });
+    const action = pointPgBouncer({ ini, database: 'app', to: { host: '10.0.0.2', port: 5432 }, console });
+    const plan = sealPlan(action, await action.plan(stepContext()));
+    expect(plan.params.before).toEqual({ host: '10.0.0.1', port: 5432 });
+
+    await writeFile(ini, text('10.0.0.9'));
+    await expect(action.apply(stepContext(), plan)).rejects.toMatchObject({
+      code: 'STALE_PLAN',
+      retriable: false,
+      message: expect.stringContaining('sends app to 10.0.0.9:5432 now, not 10.0.0.1:5432 as planned'),
+    });
+    expect(await readFile(ini, 'utf8')).toBe(text('10.0.0.9'));
+
+    const applied = { plan, data: { at: '' }, appliedAt: new Date().toISOString(), recovered: false };
+    await expect(action.revert?.(stepContext(), applied)).rejects.toMatchObject({
+      code: 'STALE_REVERT',
+      message: expect.stringContaining(
+        'sends app to 10.0.0.9:5432 now, not 10.0.0.2:5432 as the apply left it',
+      ),
+    });
+    expect(await readFile(ini, 'utf8')).toBe(text('10.0.0.9'));
   });
 
   it('names the field of a bad restoreTo', async () => {

@@ -95,3 +95,9 @@ export {
   modelStageTransition,
   type StageTransitionParams,
 } from './mlflow/stage-transition';
+export {
+  ModelVersionTagOptions,
+  type ModelVersionTagOptionsInput,
+  type ModelVersionTagParams,
+  modelVersionTag,
+} from './mlflow/version-tag';

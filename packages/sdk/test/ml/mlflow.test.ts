@@ -5,6 +5,7 @@ import { modelPromote, modelRollback } from '../../src/ml/mlflow/alias-move';
 import { modelChampion } from '../../src/ml/mlflow/model-champion';
 import { connectMlflow, type MlflowRegistry } from '../../src/ml/mlflow/registry';
 import { modelStageTransition } from '../../src/ml/mlflow/stage-transition';
+import { modelVersionTag } from '../../src/ml/mlflow/version-tag';
 import { type MlflowDouble, startMlflowDouble } from '../../src/testing/ml/mlflow-double';
 import { engineFixture } from '../support/engine-fixture';
 import { sealAsEngine, stepContext } from '../support/kubernetes';
@@ -217,12 +218,55 @@ describe('modelRollback and modelPromote', () => {
     expect(mlflow.aliases('generation_model')).toMatchObject({ champion: '1', previous: '3' });
   });
 
+  it('refuses to apply when someone else moved "previous" after the plan, keeping their version', async () => {
+    const action = modelRollback(registry, { model: 'generation_model', version: '3' });
+    const plan = sealAsEngine(action, await action.plan(stepContext()));
+    await registry.setAlias('generation_model', 'previous', '1');
+    await expect(action.apply(stepContext(), plan)).rejects.toMatchObject({
+      code: 'STALE_PLAN',
+      message: expect.stringContaining('"previous" is version 1 now, not 3 as planned'),
+    });
+    expect(mlflow.aliases('generation_model')).toEqual({ champion: '4', previous: '1', challenger: '2' });
+  });
+
+  it('does not revert over a move made after the apply, and says what changed', async () => {
+    const action = modelRollback(registry, { model: 'generation_model', version: '3' });
+    const plan = sealAsEngine(action, await action.plan(stepContext()));
+    const data = await action.apply(stepContext(), plan);
+    const applied = { plan, data, appliedAt: new Date().toISOString(), recovered: false };
+    // Someone promotes version 2 afterwards (champion 3 → 2, previous 4 → 3).
+    await registry.setAlias('generation_model', 'previous', '3');
+    await registry.setAlias('generation_model', 'champion', '2');
+    await expect(action.revert?.(stepContext(), applied)).rejects.toMatchObject({
+      code: 'STALE_REVERT',
+      retriable: false,
+      message: expect.stringContaining('"champion" is 2, not 3; "previous" is 3, not 4'),
+    });
+    expect(mlflow.aliases('generation_model')).toEqual({ champion: '2', previous: '3', challenger: '2' });
+    // Only "previous" moved: still refused, nothing written.
+    await registry.setAlias('generation_model', 'champion', '3');
+    await expect(action.revert?.(stepContext(), applied)).rejects.toMatchObject({
+      code: 'STALE_REVERT',
+      message: expect.stringContaining('"previous" is 3, not 4'),
+    });
+    expect(mlflow.aliases('generation_model')).toEqual({ champion: '3', previous: '3', challenger: '2' });
+  });
+
   it('promotes the challenger to champion, keeping the old champion as previous', async () => {
     const action = modelPromote(registry, { model: 'generation_model' });
     const plan = sealAsEngine(action, await action.plan(stepContext()));
     expect(plan.summary).toBe('Model generation_model "champion": version 4 → 2, keeping 4 as "previous"');
     await action.apply(stepContext(), plan);
     expect(mlflow.aliases('generation_model')).toEqual({ champion: '2', previous: '4', challenger: '2' });
+    await registry.setAlias('generation_model', 'challenger', '1');
+    await expect(
+      modelPromote(registry, { model: 'generation_model', version: 2 }).plan(stepContext()),
+    ).rejects.toMatchObject({
+      code: 'MLFLOW_ALIAS_MOVED',
+      retriable: false,
+      message: expect.stringContaining('"challenger" is version 1 now, not 2 as expected'),
+    });
+    expect(mlflow.aliases('generation_model')).toEqual({ champion: '2', previous: '4', challenger: '1' });
     await registry.deleteAlias('generation_model', 'challenger');
     await expect(
       modelPromote(registry, { model: 'generation_model' }).plan(stepContext()),
@@ -242,6 +286,7 @@ describe('modelStageTransition (legacy stages)', () => {
       stage: 'Production',
     });
     const plan = sealAsEngine(action, await action.plan(stepContext()));
+    mlflow.clearRequests();
     expect(plan.changes).toEqual([
       {
         target: 'mlflow:127.0.0.1/model/generation_model',
@@ -261,12 +306,10 @@ describe('modelStageTransition (legacy stages)', () => {
       mlflow.version('generation_model', '3')?.current_stage,
       mlflow.version('generation_model', '4')?.current_stage,
     ]).toEqual(['Production', 'Archived']);
-    expect(mlflow.requests.at(-1)?.body).toEqual({
-      name: 'generation_model',
-      version: '3',
-      stage: 'Production',
-      archive_existing_versions: true,
-    });
+    expect(mlflow.requests.filter((r) => r.method === 'POST').map((r) => r.body)).toEqual([
+      { name: 'generation_model', version: '3', stage: 'Production', archive_existing_versions: false },
+      { name: 'generation_model', version: '4', stage: 'Archived', archive_existing_versions: false },
+    ]);
     const applied = { plan, data, appliedAt: new Date().toISOString(), recovered: false };
     expect((await action.verify?.(stepContext(), applied))?.status).toBe('ok');
     await action.revert?.(stepContext(), applied);
@@ -274,6 +317,103 @@ describe('modelStageTransition (legacy stages)', () => {
       mlflow.version('generation_model', '3')?.current_stage,
       mlflow.version('generation_model', '4')?.current_stage,
     ]).toEqual(['Archived', 'Production']);
+  });
+});
+
+describe('modelStageTransition with several versions in the stage', () => {
+  it('plans every version in Production (not only the latest), archives exactly those, and reverts them all', async () => {
+    // Versions 1 and 3 both in Production: latest_versions shows only 3.
+    await registry.transitionStage('generation_model', '1', 'Production', false);
+    expect(
+      (await registry.getRegisteredModel('generation_model'))?.latestVersions
+        .filter((v) => v.stage === 'Production')
+        .map((v) => v.version),
+    ).toEqual(['3']);
+    const action = modelStageTransition(registry, {
+      model: 'generation_model',
+      version: 2,
+      stage: 'Production',
+    });
+    const plan = sealAsEngine(action, await action.plan(stepContext()));
+    expect(plan.changes.map((c) => [c.field, c.before, c.after])).toEqual([
+      ['versions[2].stage', 'Archived', 'Production'],
+      ['versions[1].stage', 'Production', 'Archived'],
+      ['versions[3].stage', 'Production', 'Archived'],
+    ]);
+    // Version 4 enters Production after the plan: the apply must not archive what the plan did not show.
+    await registry.transitionStage('generation_model', '4', 'Production', false);
+    const data = await action.apply(stepContext(), plan);
+    const stages = () =>
+      ['1', '2', '3', '4'].map((v) => mlflow.version('generation_model', v)?.current_stage);
+    expect(stages()).toEqual(['Archived', 'Production', 'Archived', 'Production']);
+    const applied = { plan, data, appliedAt: new Date().toISOString(), recovered: false };
+    await action.revert?.(stepContext(), applied);
+    expect(stages()).toEqual(['Production', 'Archived', 'Production', 'Production']);
+  });
+
+  it('searches versions with MLflow’s filter and answers an empty search as no versions', async () => {
+    mlflow.registerVersion('other_model');
+    expect((await registry.searchModelVersions('generation_model')).map((v) => v.version)).toEqual([
+      '1',
+      '2',
+      '3',
+      '4',
+      '5',
+    ]);
+    expect(mlflow.requests.at(-1)).toMatchObject({
+      method: 'GET',
+      path: '/api/2.0/mlflow/model-versions/search',
+      query: { filter: "name='generation_model'" },
+      status: 200,
+    });
+    expect(await registry.searchModelVersions('no_such_model')).toEqual([]);
+  });
+});
+
+describe('modelVersionTag', () => {
+  it('plans, sets, verifies and reverts a version tag with MLflow’s set-tag and delete-tag bodies', async () => {
+    const action = modelVersionTag(registry, {
+      model: 'generation_model',
+      version: 4,
+      key: 'rolled_back',
+      value: 'rolled back to 3',
+    });
+    const plan = sealAsEngine(action, await action.plan(stepContext()));
+    expect(plan.changes).toEqual([
+      {
+        target: 'mlflow:127.0.0.1/model/generation_model',
+        field: 'versions[4].tags.rolled_back',
+        before: null,
+        after: 'rolled back to 3',
+      },
+    ]);
+    mlflow.clearRequests();
+    const data = await action.apply(stepContext(), plan);
+    expect(mlflow.requests[0]).toMatchObject({
+      method: 'POST',
+      path: '/api/2.0/mlflow/model-versions/set-tag',
+      body: { name: 'generation_model', version: '4', key: 'rolled_back', value: 'rolled back to 3' },
+      status: 200,
+    });
+    expect(mlflow.version('generation_model', '4')?.tags).toEqual([
+      { key: 'accuracy', value: '0.71' },
+      { key: 'rolled_back', value: 'rolled back to 3' },
+    ]);
+    const applied = { plan, data, appliedAt: new Date().toISOString(), recovered: false };
+    expect((await action.verify?.(stepContext(), applied))?.status).toBe('ok');
+    expect((await action.plan(stepContext())).changes).toEqual([]);
+    await action.revert?.(stepContext(), applied);
+    expect(mlflow.version('generation_model', '4')?.tags).toEqual([{ key: 'accuracy', value: '0.71' }]);
+    expect(mlflow.requests.at(-1)).toMatchObject({
+      method: 'DELETE',
+      path: '/api/2.0/mlflow/model-versions/delete-tag',
+      status: 200,
+    });
+    await expect(
+      modelVersionTag(registry, { model: 'generation_model', version: 9, key: 'k', value: 'v' }).plan(
+        stepContext(),
+      ),
+    ).rejects.toMatchObject({ code: 'MLFLOW_NO_SUCH_VERSION' });
   });
 });
 

@@ -58,6 +58,12 @@ export async function injectModelAccuracyDrop(
     async undo() {
       await setAlias(ml, 'champion', '3');
       await setAlias(ml, 'previous', '2');
+      // The mark runbook 10 leaves on the version it rolled back from: the lab is as before the incident.
+      await fetch(`${ml.mlflow.url}/api/2.0/mlflow/model-versions/delete-tag`, {
+        method: 'DELETE',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ name: LAB_MODEL, version: '4', key: 'rolled_back' }),
+      });
       setBackendEnv(parts, { MLFLOW_MODEL_VERSION: null });
       await parts.simulator.settle({ timeoutMs: 10_000 }).catch(() => {});
     },

@@ -50,6 +50,12 @@ export const ModelPromoteOptions = z.object({
   to: AliasName.default('champion'),
   /** The alias that keeps the version `to` pointed at before; `null` for none. @default "previous" */
   previousAlias: AliasName.nullable().default('previous'),
+  /**
+   * The version `from` must point at: the one that was tested and approved. The plan refuses
+   * (`MLFLOW_ALIAS_MOVED`) when `from` points elsewhere, so an untested version is never promoted.
+   * @default whatever `from` points at
+   */
+  version: VersionNumber.optional(),
 });
 export type ModelPromoteOptions = z.output<typeof ModelPromoteOptions>;
 export type ModelPromoteOptionsInput = z.input<typeof ModelPromoteOptions>;
@@ -60,10 +66,11 @@ export type ModelPromoteOptionsInput = z.input<typeof ModelPromoteOptions>;
  *
  * - **plan**: `aliases.champion: "4" → "3"`, `aliases.previous: "2" → "4"`; refuses (non-retriable) a version
  *   that does not exist or is not `READY`. No changes when the alias already points at `version`.
- * - **apply**: refuses when the alias moved since the plan (someone else acted), sets `previous` first
- *   (so a crash in between loses nothing), then the alias, then reads it back.
+ * - **apply**: refuses (`STALE_PLAN`) when the alias or `previous` moved since the plan (someone else acted),
+ *   sets `previous` first (so a crash in between loses nothing), then the alias, then reads it back.
  * - **verify**: reads the alias back: `ok` when it points at `version` and that version is `READY`.
- * - **revert**: points the alias at the old version again (or removes it, if it was unset) and restores `previous`.
+ * - **revert**: points the alias at the old version again (or removes it, if it was unset) and restores `previous`;
+ *   refuses (`STALE_REVERT`) when either alias no longer points where the apply set it (a later move is kept).
  *
  * Risk `medium`, not destructive. Tell the serving side too (the backend's `MLFLOW_MODEL_VERSION`).
  */
@@ -85,7 +92,8 @@ export function modelRollback(
 /**
  * Promotes a version from one alias to another (`challenger` → `champion`), keeping the old `champion` as
  * `previous`: the same plan, apply, verify and revert as {@link modelRollback}, with the version read from
- * the `from` alias at plan time. Refuses when `from` is not set or its version is not `READY`.
+ * the `from` alias at plan time. Refuses when `from` is not set or its version is not `READY`, and — with
+ * `version` — when `from` no longer points at that version (it moved after the version was tested).
  */
 export function modelPromote(
   registry: MlflowRegistry,
@@ -112,6 +120,12 @@ export function modelPromote(
         throw new NonRetriableError(
           `Model ${o.model} has no "${o.from}" alias in MLflow at ${registry.display}: there is nothing to promote. Register the new version and set the alias first.`,
           { code: 'MLFLOW_NO_SUCH_ALIAS' },
+        );
+      }
+      if (o.version !== undefined && source.version !== o.version) {
+        throw new NonRetriableError(
+          `Model ${o.model} "${o.from}" is version ${source.version} now, not ${o.version} as expected: it moved after version ${o.version} was tested. Not promoting an untested version; test version ${source.version} or point "${o.from}" back.`,
+          { code: 'MLFLOW_ALIAS_MOVED' },
         );
       }
       return source.version;
@@ -195,6 +209,17 @@ function aliasMove(
           { code: 'STALE_PLAN' },
         );
       }
+      if (p.previousAlias && p.from !== null) {
+        // Overwriting a "previous" someone else set since the plan would lose the version they kept there.
+        // After a crash between our two writes it already holds `from`, which is ours.
+        const previousNow = (await registry.getAlias(p.model, p.previousAlias, call(ctx)))?.version ?? null;
+        if (previousNow !== p.previousBefore && previousNow !== p.from) {
+          throw new NonRetriableError(
+            `Model ${p.model} "${p.previousAlias}" is version ${previousNow ?? '(none)'} now, not ${p.previousBefore ?? '(none)'} as planned: someone else moved it. Plan again.`,
+            { code: 'STALE_PLAN' },
+          );
+        }
+      }
       // `previous` first: after a crash between the two calls the old version is still findable.
       if (p.previousAlias && p.from !== null)
         await registry.setAlias(p.model, p.previousAlias, p.from, call(ctx));
@@ -227,6 +252,22 @@ function aliasMove(
 
     async revert(ctx, applied) {
       const p = applied.plan.params;
+      if (p.from === p.to) return; // nothing was moved
+      // Restore only what is still ours: a promotion or rollback made since must not be undone.
+      const now = (await registry.getAlias(p.model, p.alias, call(ctx)))?.version ?? null;
+      const changed: string[] = [];
+      if (now !== p.to) changed.push(`"${p.alias}" is ${now ?? '(none)'}, not ${p.to}`);
+      if (p.previousAlias && p.from !== null) {
+        const previousNow = (await registry.getAlias(p.model, p.previousAlias, call(ctx)))?.version ?? null;
+        if (previousNow !== p.from)
+          changed.push(`"${p.previousAlias}" is ${previousNow ?? '(none)'}, not ${p.from}`);
+      }
+      if (changed.length) {
+        throw new NonRetriableError(
+          `Model ${p.model} changed since this move: ${changed.join('; ')}. Someone else moved the aliases; not reverting over their change — look at the registry and restore by hand.`,
+          { code: 'STALE_REVERT' },
+        );
+      }
       if (p.from === null) await registry.deleteAlias(p.model, p.alias, call(ctx));
       else await registry.setAlias(p.model, p.alias, p.from, call(ctx));
       if (p.previousAlias && p.from !== null) {

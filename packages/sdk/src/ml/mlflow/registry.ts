@@ -196,6 +196,83 @@ export class MlflowRegistry {
     };
   }
 
+  /** Sets a tag on a model version (`model-versions/set-tag`), replacing its value if the key exists. */
+  async setModelVersionTag(
+    model: string,
+    version: string,
+    key: string,
+    value: string,
+    options: RegistryCallOptions = {},
+  ): Promise<void> {
+    const answer = await this.#call(
+      'POST',
+      '/model-versions/set-tag',
+      { name: model, version, key, value },
+      options,
+    );
+    this.#expect(answer, `set tag "${key}" on version ${version} of model ${model}`, z.unknown());
+  }
+
+  /** Removes a tag from a model version (`model-versions/delete-tag`); removing an absent tag is not an error. */
+  async deleteModelVersionTag(
+    model: string,
+    version: string,
+    key: string,
+    options: RegistryCallOptions = {},
+  ): Promise<void> {
+    const answer = await this.#call(
+      'DELETE',
+      '/model-versions/delete-tag',
+      { name: model, version, key },
+      options,
+    );
+    if (isAbsent(answer)) return;
+    this.#expect(answer, `delete tag "${key}" of version ${version} of model ${model}`, z.unknown());
+  }
+
+  /**
+   * Every version of a model (`model-versions/search` with `filter=name='<model>'`, all pages): unlike a
+   * registered model's `latest_versions`, which holds only the newest version per stage. Empty when the
+   * model has none.
+   */
+  async searchModelVersions(model: string, options: RegistryCallOptions = {}): Promise<ModelVersion[]> {
+    // MLflow's filter takes a quoted string literal; a name holding both quote kinds cannot be spelled in it.
+    const quote = model.includes("'") ? '"' : "'";
+    if (model.includes(quote)) {
+      throw new MlServiceError(
+        'mlflow',
+        400,
+        'INVALID_PARAMETER_VALUE',
+        `model name ${JSON.stringify(model)} holds both ' and ", which an MLflow search filter cannot quote: rename the model.`,
+      );
+    }
+    const versions: ModelVersion[] = [];
+    let pageToken: string | undefined;
+    do {
+      const answer = await this.#call(
+        'GET',
+        '/model-versions/search',
+        {
+          filter: `name=${quote}${model}${quote}`,
+          max_results: 1000,
+          ...(pageToken ? { page_token: pageToken } : {}),
+        },
+        options,
+      );
+      const page = this.#expect(
+        answer,
+        `search the versions of model ${model}`,
+        z.object({
+          model_versions: z.array(ModelVersionWire).optional().default([]),
+          next_page_token: z.string().optional(),
+        }),
+      );
+      versions.push(...page.model_versions.map(versionOf));
+      pageToken = page.next_page_token || undefined;
+    } while (pageToken);
+    return versions;
+  }
+
   /**
    * The legacy stage transition (deprecated since MLflow 2.9, still what older servers have):
    * `archiveExisting` moves the stage's other versions to `Archived`.

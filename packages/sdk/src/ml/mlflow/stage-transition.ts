@@ -29,7 +29,7 @@ export type StageTransitionParams = {
   /** The version's stage before. */
   before: string;
   archiveExisting: boolean;
-  /** The other versions in `stage` when planned (archived by the apply), for revert. */
+  /** Every other version in `stage` when planned (archived by the apply, one by one), for revert. */
   archived: string[];
 };
 
@@ -41,6 +41,8 @@ const KIND = 'mlflow.stage-transition';
  *
  * - **plan**: `versions[3].stage: "Archived" → "Production"` plus, with `archiveExisting`, each other version
  *   now in that stage `→ "Archived"`. Refuses a version that does not exist or is not `READY`.
+ * - **apply** moves the version, then archives exactly the planned versions (`archive_existing_versions: false`:
+ *   what the plan shows is what changes).
  * - **verify** reads the version back; **revert** moves it back to its old stage and the archived versions
  *   back to `stage`.
  *
@@ -73,12 +75,14 @@ export function modelStageTransition(
           { code: 'MLFLOW_VERSION_NOT_READY' },
         );
       }
-      const model = await registry.getRegisteredModel(o.model, { signal: ctx.signal });
+      // Every version in the stage, not `latest_versions` (only the newest per stage): the plan must name
+      // each version the apply archives, so that revert can bring them all back.
       const archived =
         o.archiveExisting && o.stage !== 'Archived' && o.stage !== 'None'
-          ? (model?.latestVersions ?? [])
+          ? (await registry.searchModelVersions(o.model, { signal: ctx.signal }))
               .filter((v) => v.stage === o.stage && v.version !== o.version)
               .map((v) => v.version)
+              .sort((a, b) => Number(a) - Number(b))
           : [];
       const params: StageTransitionParams = {
         model: o.model,
@@ -115,9 +119,14 @@ export function modelStageTransition(
 
     async apply(ctx, plan) {
       const p = plan.params;
-      const moved = await registry.transitionStage(p.model, p.version, p.stage, p.archiveExisting, {
+      // `archive_existing_versions: false`, and the planned versions archived one by one: the server's own
+      // archiving would also take versions that entered the stage after the plan, which revert knows nothing of.
+      // The new version first: for a moment two versions are in the stage rather than none.
+      const moved = await registry.transitionStage(p.model, p.version, p.stage, false, {
         signal: ctx.signal,
       });
+      for (const v of p.archived)
+        await registry.transitionStage(p.model, v, 'Archived', false, { signal: ctx.signal });
       return { stage: moved.stage };
     },
 

@@ -108,7 +108,7 @@ const ALIAS = /^[A-Za-z0-9_-]{1,255}$/;
 /**
  * Starts an MLflow tracking server double on 127.0.0.1 speaking the model registry's REST API
  * (`/api/2.0/mlflow`): registered models and versions (`get`, `create`), aliases (`GET`/`POST`/`DELETE
- * registered-models/alias`), the legacy `model-versions/transition-stage`. Errors have MLflow's shape
+ * registered-models/alias`), `model-versions/search` by name, version tags (`set-tag`, `delete-tag`), the legacy `model-versions/transition-stage`. Errors have MLflow's shape
  * `{error_code, message}` with its statuses (404 `RESOURCE_DOES_NOT_EXIST`, 400 `INVALID_PARAMETER_VALUE`);
  * field types are checked as MLflow's protobuf parser does (a version is a string). `GET /health` answers `OK`.
  */
@@ -212,6 +212,12 @@ export async function startMlflowDouble(options: MlflowDoubleOptions = {}): Prom
         return deleteAlias(x, params);
       case 'GET /model-versions/get':
         return getVersion(x, params);
+      case 'GET /model-versions/search':
+        return searchVersions(x, params);
+      case 'POST /model-versions/set-tag':
+        return setVersionTag(x, params);
+      case 'DELETE /model-versions/delete-tag':
+        return deleteVersionTag(x, params);
       case 'POST /model-versions/create':
         return createVersion(x, params);
       case 'POST /model-versions/transition-stage':
@@ -347,6 +353,70 @@ export async function startMlflowDouble(options: MlflowDoubleOptions = {}): Prom
     const v = model && versionOr404(x, model, version);
     if (!model || !v) return;
     x.send(200, { model_version: versionView(model, v) });
+  }
+
+  function setVersionTag(x: MlExchange, params: Record<string, unknown>): undefined {
+    const name = field(x, params, 'name');
+    const version = name === undefined ? undefined : field(x, params, 'version');
+    const key = version === undefined ? undefined : field(x, params, 'key');
+    if (name === undefined || version === undefined || key === undefined) return;
+    const value = params.value ?? '';
+    if (typeof value !== 'string') {
+      return fail(
+        x,
+        400,
+        'INVALID_PARAMETER_VALUE',
+        `Invalid value ${JSON.stringify(value)} for parameter 'value' supplied: expected a string.`,
+      );
+    }
+    const model = modelOr404(x, name);
+    const v = model && versionOr404(x, model, version);
+    if (!model || !v) return;
+    v.tags = [...v.tags.filter((t) => t.key !== key), { key, value }];
+    v.last_updated_timestamp = tick();
+    x.send(200, {});
+  }
+
+  function deleteVersionTag(x: MlExchange, params: Record<string, unknown>): undefined {
+    const name = field(x, params, 'name');
+    const version = name === undefined ? undefined : field(x, params, 'version');
+    const key = version === undefined ? undefined : field(x, params, 'key');
+    if (name === undefined || version === undefined || key === undefined) return;
+    const model = modelOr404(x, name);
+    const v = model && versionOr404(x, model, version);
+    if (!model || !v) return;
+    if (!v.tags.some((t) => t.key === key)) {
+      return fail(
+        x,
+        404,
+        'RESOURCE_DOES_NOT_EXIST',
+        `No tag with name: ${key} in model version ${name} ${version}.`,
+      );
+    }
+    v.tags = v.tags.filter((t) => t.key !== key);
+    x.send(200, {});
+  }
+
+  /**
+   * `model-versions/search`: the double understands the filter the client sends, `name='<model>'` (or
+   * `"<model>"`), and answers every matching version in one page (MLflow omits `model_versions` when empty).
+   */
+  function searchVersions(x: MlExchange, params: Record<string, unknown>): undefined {
+    const filter = typeof params.filter === 'string' ? params.filter : '';
+    const match = /^\s*name\s*=\s*(?:'([^']*)'|"([^"]*)")\s*$/.exec(filter);
+    if (filter !== '' && !match) {
+      return fail(
+        x,
+        400,
+        'INVALID_PARAMETER_VALUE',
+        `Invalid filter '${filter}'. The double supports name='<model>'.`,
+      );
+    }
+    const name = match ? (match[1] ?? match[2]) : undefined;
+    const found = [...models.values()]
+      .filter((m) => name === undefined || m.name === name)
+      .flatMap((m) => [...m.versions.values()].map((v) => versionView(m, v)));
+    x.send(200, found.length ? { model_versions: found } : {});
   }
 
   function createVersion(x: MlExchange, params: Record<string, unknown>): undefined {
