@@ -111,14 +111,6 @@ function unblockedFailedLogins(platform: AiWebTest) {
   });
 }
 
-/** The burst addresses `blockIps` takes, and the rest as recorded (not an address: "unknown", "a, b"). */
-function splitAddresses(recorded: string[]): { blockable: string[]; unblockable: string[] } {
-  const blockable: string[] = [];
-  const unblockable: string[] = [];
-  for (const ip of recorded) (IpOrCidr.safeParse(ip).success ? blockable : unblockable).push(ip);
-  return { blockable, unblockable };
-}
-
 /** Builds the `security-breach` runbook. */
 export function createSecurityBreachRunbook(options: PackRunbookOptions = {}) {
   const connect = connectionOf(options);
@@ -158,7 +150,7 @@ export function createSecurityBreachRunbook(options: PackRunbookOptions = {}) {
       );
       // audit_logs.ip_address is whatever the application recorded ("unknown", an X-Forwarded-For list…): only
       // what blockIps accepts is blocked; the rest is reported, for a person to trace, rather than failing the run.
-      const { blockable, unblockable } = splitAddresses(bursts.data.ips);
+      const { ips: blockable, otherAddresses: unblockable } = bursts.data;
       const ips = [...new Set([...blockable, ...input.ips])];
       const notBlocked =
         unblockable.length === 0

@@ -15,6 +15,7 @@ import {
   intervalParam,
   quotedTables,
 } from './audit-tables';
+import { IpOrCidr } from './ip-blocklist';
 
 const Username = z.string().min(1).max(256);
 const IpText = z.string().min(1).max(64);
@@ -47,8 +48,13 @@ export type FailedLoginBurstsData = {
   windowMs: number;
   threshold: number;
   bursts: LoginBurst[];
-  /** The distinct source addresses of the bursts: what to block. */
+  /** The distinct source addresses of the bursts that are IP addresses: what to block. */
   ips: string[];
+  /**
+   * Source values of bursts that are not a single IP address (`unknown`, an `X-Forwarded-For` list as recorded):
+   * they cannot be blocked as they are, and are reported for a person to look at.
+   */
+  otherAddresses: string[];
   /** The distinct usernames attacked. */
   usernames: string[];
   /** Successful logins from a burst's address in the window: accounts to treat as compromised. */
@@ -91,12 +97,16 @@ export function failedLoginBursts(
         firstAt: (r.first_at as Date).toISOString(),
         lastAt: (r.last_at as Date).toISOString(),
       }));
-      const ips = [...new Set(list.map((b) => b.ipAddress).filter((ip): ip is string => ip !== null))].sort();
+      const recorded = [
+        ...new Set(list.map((b) => b.ipAddress).filter((ip): ip is string => ip !== null)),
+      ].sort();
+      const ips = recorded.filter((ip) => IpOrCidr.safeParse(ip).success);
+      const otherAddresses = recorded.filter((ip) => !ips.includes(ip));
       const usernames = [
         ...new Set(list.map((b) => b.username).filter((u): u is string => u !== null)),
       ].sort();
       const compromised =
-        ips.length === 0
+        recorded.length === 0
           ? []
           : (
               await db.query(
@@ -106,7 +116,7 @@ export function failedLoginBursts(
                     AND ip_address = ANY($1::text[]) AND created_at > now() - $2::interval
                   GROUP BY username, ip_address
                   ORDER BY username, ip_address`,
-                [ips, intervalParam(windowMs)],
+                [recorded, intervalParam(windowMs)],
                 { signal: ctx.signal },
               )
             ).rows.map((r) => ({
@@ -119,6 +129,7 @@ export function failedLoginBursts(
         threshold: o.threshold,
         bursts: list,
         ips,
+        otherAddresses,
         usernames,
         compromised,
       };
@@ -153,7 +164,7 @@ export function failedLoginBursts(
           : '';
       return finding(
         'fail',
-        `${plural(total, 'failed login')} in ${plural(list.length, 'burst')} over ${within} from ${listSome(ips)} against ${listSome(usernames)}${taken}`,
+        `${plural(total, 'failed login')} in ${plural(list.length, 'burst')} over ${within} from ${listSome(recorded)} against ${listSome(usernames)}${taken}`,
         data,
         evidence,
       );

@@ -99,6 +99,22 @@ describe('audit checks', () => {
     expect(none).toMatchObject({ status: 'ok', data: { bursts: [], compromised: [] } });
   });
 
+  it('failedLoginBursts: a source recorded as no single address is reported, never offered to block', async () => {
+    await db.query(
+      `INSERT INTO ${tables.auditLogs} (username, action, resource, ip_address, success, created_at)
+       SELECT 'erin', 'login_failed', 'auth', ip, false, now() - make_interval(secs => i)
+         FROM (VALUES ('unknown'), ('203.0.113.80, 10.0.0.1')) AS a(ip), generate_series(1, 11) AS i`,
+    );
+    try {
+      const f = await failedLoginBursts(db, { tables }).run(ctx());
+      expect(f.data.bursts.filter((b) => b.username === 'erin')).toHaveLength(2);
+      expect(f.data.ips).toEqual(['198.51.100.4', '203.0.113.9']);
+      expect(f.data.otherAddresses).toEqual(['203.0.113.80, 10.0.0.1', 'unknown']);
+    } finally {
+      await db.query(`DELETE FROM ${tables.auditLogs} WHERE username = 'erin'`);
+    }
+  });
+
   it('recentAuditActivity: newest entries of the hour and counts per action', async () => {
     const f = await recentAuditActivity(db, { tables, limit: 5 }).run(ctx());
     expect(f.status).toBe('warn');
