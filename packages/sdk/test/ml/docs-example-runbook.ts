@@ -47,6 +47,8 @@ export function modelAccuracyDrop(registry: MlflowRegistry, airflow: AirflowClie
       if (concept.status !== 'fail') return step.done(concept.summary);
       const previous = champion.data.aliases.previous;
       if (!previous) return step.escalate('no previous model version to roll back to');
+      // A second run would roll back to the version this one replaced: the pack's model-accuracy-drop also tags the
+      // replaced version (modelVersionTag) and escalates instead of rolling back to a tagged one.
       await step.act('rollback-model', modelRollback(registry, { model: input.model, version: previous }));
       const retrain = await step.act(
         'trigger-retraining',
