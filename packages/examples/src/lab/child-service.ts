@@ -5,6 +5,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { createWriteStream } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 
 export interface ChildServiceOptions {
   /** For messages: `prometheus`. */
@@ -13,6 +14,12 @@ export interface ChildServiceOptions {
   args: string[];
   /** Answers 200 once the program serves. */
   readyUrl: string;
+  /**
+   * Whether a 200 from `readyUrl` comes from this program. A port picked free a moment ago can meanwhile be
+   * taken by another process (whose own readiness path may answer too: a Kubernetes API server has `/readyz`).
+   * @default any 200
+   */
+  isOurs?: (response: Response) => Promise<boolean>;
   /** Where its stdout and stderr go. */
   logFile: string;
   env?: NodeJS.ProcessEnv;
@@ -25,6 +32,17 @@ export interface ChildService {
   pid: number | undefined;
   /** SIGTERM, then SIGKILL after 5 s; resolves when it has exited. */
   stop(): Promise<void>;
+}
+
+/** The program could not listen: its port was taken (by another process's port 0) after it was picked. */
+export class PortInUseError extends Error {
+  override readonly name = 'PortInUseError';
+}
+
+/** Whether the program's log says its address was taken (Node's EADDRINUSE, Go's "address already in use"). */
+async function failedToListen(logFile: string): Promise<boolean> {
+  const text = await readFile(logFile, 'utf8').catch(() => '');
+  return /EADDRINUSE|address already in use/i.test(text.slice(-8_192));
 }
 
 export async function startChildService(options: ChildServiceOptions): Promise<ChildService> {
@@ -63,13 +81,12 @@ export async function startChildService(options: ChildServiceOptions): Promise<C
   for (;;) {
     if (exited || child.exitCode !== null) {
       await stop();
-      throw new Error(
-        `${options.name} exited (${exited?.code ?? exited?.signal ?? 'failed to start'}) before it was ready; see ${options.logFile}`,
-      );
+      const message = `${options.name} exited (${exited?.code ?? exited?.signal ?? 'failed to start'}) before it was ready; see ${options.logFile}`;
+      throw (await failedToListen(options.logFile)) ? new PortInUseError(message) : new Error(message);
     }
     try {
       const response = await fetch(options.readyUrl, { signal: AbortSignal.timeout(1_000) });
-      if (response.ok) break;
+      if (response.ok && (await (options.isOurs?.(response) ?? true))) break;
     } catch {
       // Not listening yet.
     }

@@ -11,12 +11,11 @@ import { dirname, join, resolve } from 'node:path';
 import { parseOptions } from '@aiwebtest/runbooks';
 import { z } from 'zod';
 import { type Activity, startActivity } from './activity';
-import { type ChildService, startChildService } from './child-service';
+import { PortInUseError, startChildService } from './child-service';
 import { freePort } from './database/pgbouncer';
 import { type LabControl, startLabControl } from './lab-control';
 import { labNotifyVariables } from './notify/lab-notify';
 import {
-  type LabObservability,
   packageFile,
   startLabAlertmanager,
   startLabPrometheus,
@@ -111,11 +110,6 @@ export async function labUp(
     progress('starting the lab: Kubernetes simulator, database behind PgBouncer, Redis, doubles, backend');
     const { controlPort, serve, ...rest } = o;
     const { servicePort: sp, prometheusPort: pp, alertmanagerPort: ap, ...labOptions } = rest;
-    // Port 0: a free port, chosen here because the programs' addresses go into each other's configs.
-    const portOf = (port: number) => (port === 0 ? freePort() : Promise.resolve(port));
-    const servicePort = await portOf(sp);
-    const prometheusPort = await portOf(pp);
-    const alertmanagerPort = await portOf(ap);
     const lab = await startLab({ ...labOptions, dir });
     stack.push(() => lab.close());
     const activity: Activity = startActivity(lab);
@@ -126,47 +120,49 @@ export async function labUp(
 
     if (serve) {
       const { tokensFile, files } = await writeTokens(dir);
-      const serviceUrl = `http://127.0.0.1:${servicePort}`;
-      progress(`starting the runbook service on ${serviceUrl}`);
-      const service: ChildService = await startChildService({
-        name: 'runbook service',
-        command: process.execPath,
-        args: [
-          runbookCli(),
-          'serve',
-          '--port',
-          String(servicePort),
-          '--runbooks',
-          packageFile('dist/index.js'),
-          '--config',
-          packageFile('prometheus/service-lab.yaml'),
-          '--tokens-file',
-          tokensFile,
-          '--data-dir',
-          join(dir, 'store'),
-        ],
-        env: { ...process.env, AIWEBTEST_LAB_DIR: dir, ...labNotifyVariables(lab.env) },
-        readyUrl: `${serviceUrl}/readyz`,
-        logFile: join(dir, 'runbook-service.log'),
-        readyTimeoutMs: 60_000,
+      const { port: servicePort, value: service } = await onPort(sp, (port) => {
+        progress(`starting the runbook service on http://127.0.0.1:${port}`);
+        return startChildService({
+          name: 'runbook service',
+          command: process.execPath,
+          args: [
+            runbookCli(),
+            'serve',
+            '--port',
+            String(port),
+            '--runbooks',
+            packageFile('dist/index.js'),
+            '--config',
+            packageFile('prometheus/service-lab.yaml'),
+            '--tokens-file',
+            tokensFile,
+            '--data-dir',
+            join(dir, 'store'),
+          ],
+          env: { ...process.env, AIWEBTEST_LAB_DIR: dir, ...labNotifyVariables(lab.env) },
+          readyUrl: `http://127.0.0.1:${port}/readyz`,
+          isOurs: async (response) =>
+            ((await response.json().catch(() => null)) as { status?: unknown } | null)?.status === 'ok',
+          logFile: join(dir, 'runbook-service.log'),
+          readyTimeoutMs: 60_000,
+        });
       });
       stack.push(() => service.stop());
-      progress(
-        `starting Alertmanager on 127.0.0.1:${alertmanagerPort} and Prometheus on 127.0.0.1:${prometheusPort}`,
-      );
-      const alertmanager: LabObservability = await startLabAlertmanager({
-        dir,
-        port: alertmanagerPort,
-        serviceUrl,
-        tokenFile: files.alertmanager as string,
+      const serviceUrl = `http://127.0.0.1:${servicePort}`;
+      const { value: alertmanager } = await onPort(ap, (port) => {
+        progress(`starting Alertmanager on 127.0.0.1:${port}`);
+        return startLabAlertmanager({ dir, port, serviceUrl, tokenFile: files.alertmanager as string });
       });
       stack.push(() => alertmanager.stop());
-      const prometheus = await startLabPrometheus({
-        dir,
-        port: prometheusPort,
-        exporterUrl: control.url,
-        backendUrl: lab.env.backendUrl,
-        alertmanagerUrl: alertmanager.url,
+      const { value: prometheus } = await onPort(pp, (port) => {
+        progress(`starting Prometheus on 127.0.0.1:${port}`);
+        return startLabPrometheus({
+          dir,
+          port,
+          exporterUrl: control.url,
+          backendUrl: lab.env.backendUrl,
+          alertmanagerUrl: alertmanager.url,
+        });
       });
       stack.push(() => prometheus.stop());
       lab.env.prometheusUrl = prometheus.url;
@@ -183,5 +179,24 @@ export async function labUp(
   } catch (e) {
     await stop();
     throw e;
+  }
+}
+
+/**
+ * Starts a program on `requested`, or (0) on a port picked free just before: the programs' addresses go into
+ * each other's configs, so the lab picks them rather than the programs. Another process binding port 0 can be
+ * given the same port in between; the program then cannot listen, and a new port is picked (three tries).
+ */
+async function onPort<T>(
+  requested: number,
+  start: (port: number) => Promise<T>,
+): Promise<{ port: number; value: T }> {
+  for (let attempt = 1; ; attempt++) {
+    const port = requested === 0 ? await freePort() : requested;
+    try {
+      return { port, value: await start(port) };
+    } catch (e) {
+      if (requested !== 0 || attempt === 3 || !(e instanceof PortInUseError)) throw e;
+    }
   }
 }
