@@ -15,11 +15,7 @@ import { PortInUseError, startChildService } from './child-service';
 import { freePort } from './database/pgbouncer';
 import { type LabControl, startLabControl } from './lab-control';
 import { labNotifyVariables } from './notify/lab-notify';
-import {
-  packageFile,
-  startLabAlertmanager,
-  startLabPrometheus,
-} from './observability';
+import { packageFile, startLabAlertmanager, startLabPrometheus } from './observability';
 import { writePrivateFile } from './private-file';
 import { LabOptions, type RunningLab, startLab, writeLabEnvironment } from './start-lab';
 
