@@ -21,7 +21,7 @@ import {
 } from '@aiwebtest/runbooks/ml';
 import { z } from 'zod';
 import { connectionOf, type PackRunbookOptions, PlatformNamespace } from './environment';
-import { ModelNameInput, modelPlatformOf, RETRAINING_DAG } from './model-accuracy-drop';
+import { latestDriftReport, ModelNameInput, modelPlatformOf, RETRAINING_DAG } from './model-accuracy-drop';
 
 /** The features of `generation_model` the drift is judged on (PSI, drift at ≥ 0.2, as the drift job does). */
 export const GENERATION_MODEL_FEATURES: DriftFeature[] = [
@@ -87,15 +87,7 @@ export function createDataDriftRunbook(options: PackRunbookOptions = {}) {
       const { db, env, k8s } = connect();
       const models = modelPlatformOf(env);
       // 1. The latest report, 3. its drifted features.
-      const report = await step.check(
-        'latest-data-drift-report',
-        db.sqlCheck({
-          name: `Latest data drift report of ${input.model}`,
-          sql: `SELECT id, model_version, reference_dataset, drift_detected, drift_share, number_of_drifted_features, created_at
-                  FROM data_drift_reports WHERE model_name = $1 ORDER BY created_at DESC LIMIT 1`,
-          params: [input.model],
-        }),
-      );
+      const report = await step.check('latest-data-drift-report', latestDriftReport(db, input.model));
       await step.check(
         'drifted-features',
         db.sqlCheck({

@@ -89,6 +89,16 @@ export function modelPlatformOf(env: AiWebTestEnvironment): ModelPlatform | unde
   };
 }
 
+/** The manual's "latest data drift report" query (runbooks 10 and 11, diagnosis step 1 or 2). */
+export function latestDriftReport(db: Postgres, model: string) {
+  return db.sqlCheck({
+    name: `Latest data drift report of ${model}`,
+    sql: `SELECT id, model_version, reference_dataset, drift_detected, drift_share, number_of_drifted_features, created_at
+            FROM data_drift_reports WHERE model_name = $1 ORDER BY created_at DESC LIMIT 1`,
+    params: [model],
+  });
+}
+
 /** Accuracy of labelled predictions: `$1` window start, `$2` end, `$3` the model (conceptDrift's form). */
 export const ACCURACY_SQL = `SELECT avg(((prediction->>'label') = (ground_truth->>'label'))::int)::float8 AS accuracy, count(*)::int AS samples
   FROM predictions WHERE model_name = $3 AND ground_truth IS NOT NULL AND created_at >= $1 AND created_at < $2`;
@@ -193,15 +203,7 @@ export function createModelAccuracyDropRunbook(options: PackRunbookOptions = {})
         }),
       );
       // 2. The latest data drift report.
-      const drift = await step.check(
-        'latest-data-drift-report',
-        db.sqlCheck({
-          name: `Latest data drift report of ${input.model}`,
-          sql: `SELECT id, model_version, reference_dataset, drift_detected, drift_share, number_of_drifted_features, created_at
-                  FROM data_drift_reports WHERE model_name = $1 ORDER BY created_at DESC LIMIT 1`,
-          params: [input.model],
-        }),
-      );
+      const drift = await step.check('latest-data-drift-report', latestDriftReport(db, input.model));
       // 3. Concept drift: the recorded checks, and the live comparison.
       await step.check(
         'concept-drift-checks',
