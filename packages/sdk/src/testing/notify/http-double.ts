@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { z } from 'zod';
+import { sendJson } from '../llm/double-server';
 
 /** A failure a notification double answers instead of handling requests. */
 export const InjectedFailure = z.object({
@@ -104,22 +105,6 @@ export async function startHttpDouble(
   };
 }
 
-/** Sends `body` as JSON. */
-export function sendJson(
-  res: ServerResponse,
-  status: number,
-  body: unknown,
-  headers: Record<string, string> = {},
-): void {
-  const text = JSON.stringify(body);
-  res.writeHead(status, {
-    'content-type': 'application/json',
-    'content-length': Buffer.byteLength(text),
-    ...headers,
-  });
-  res.end(text);
-}
-
 /** Sends `text` as plain text (Slack's answers). */
 export function sendText(res: ServerResponse, status: number, text: string): void {
   res.writeHead(status, {
@@ -136,3 +121,5 @@ export const DoubleListenOptions = {
   /** 0 picks a free port. @default 0 */
   port: z.number().int().min(0).max(65535).default(0),
 };
+
+export { sendJson };

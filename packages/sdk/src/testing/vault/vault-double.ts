@@ -3,6 +3,7 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import type { AddressInfo } from 'node:net';
 import { z } from 'zod';
 import { parseOptions } from '../../core/parse-options';
+import { readBody, sendJson } from '../llm/double-server';
 
 const SecretData = z.record(z.string(), z.unknown());
 
@@ -171,7 +172,10 @@ export async function startVaultDouble(input: VaultDoubleOptionsInput = {}): Pro
     if (method === 'POST' || method === 'PUT') {
       let body: { data?: unknown; options?: { cas?: unknown } };
       try {
-        body = JSON.parse((await readBody(req)) || '{}');
+        // Over readBody's limit (1 MiB) reads as undefined: refused like unparsable input.
+        const text = await readBody(req);
+        if (text === undefined) throw new Error('request body too large');
+        body = JSON.parse(text || '{}');
       } catch {
         return send(400, { errors: ['failed to parse JSON input'] });
       }
@@ -245,16 +249,4 @@ function envelope(data: unknown) {
     warnings: null,
     auth: null,
   };
-}
-
-function sendJson(res: ServerResponse, status: number, body: unknown): void {
-  const text = JSON.stringify(body);
-  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
-  res.end(text);
-}
-
-async function readBody(req: IncomingMessage): Promise<string> {
-  const chunks: Buffer[] = [];
-  for await (const chunk of req) chunks.push(chunk as Buffer);
-  return Buffer.concat(chunks).toString('utf8');
 }
