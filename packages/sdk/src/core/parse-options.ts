@@ -16,7 +16,8 @@ export function parseOptions<S extends z.ZodType>(kind: string, schema: S, input
   return parsed.data;
 }
 
-function issuePath(path: readonly PropertyKey[]): string {
+/** A zod issue path as people write it: `steps[2].kind`. */
+export function issuePath(path: readonly PropertyKey[]): string {
   return path
     .map((p, i) => (typeof p === 'number' ? `[${p}]` : `${i === 0 ? '' : '.'}${String(p)}`))
     .join('');

@@ -31,6 +31,24 @@ export interface Check<T = Json> {
   /** One line for people: what it looks at. */
   description?: string;
   run(ctx: StepContext): Promise<Finding<T>>;
+  /**
+   * Replayable checks only (see {@link ReplayableCheck}): reads the world and returns what it saw, without
+   * judging it. The engine stores the observation with the finding, so a replay can judge it again.
+   */
+  read?(ctx: StepContext): Promise<unknown>;
+  /** Replayable checks only: judges an observation of `read`. Pure: no I/O, no clock, no randomness. */
+  judge?(observation: never): Finding<T>;
+}
+
+/**
+ * A check split in two: `read` collects an observation (JSON), `judge` turns it into a finding. The engine
+ * runs `judge(read())` and stores the observation with the finding; a replay of the run (`replayRun`,
+ * `runbook replay`) judges the recorded observation with the check as it is now, so a changed threshold
+ * shows up as a changed decision. Make a check replayable whenever its verdict depends on a threshold.
+ */
+export interface ReplayableCheck<T = Json, O = Json> extends Check<T> {
+  read(ctx: StepContext): Promise<O>;
+  judge(observation: O): Finding<T>;
 }
 
 /** What an action's apply produced, as the engine keeps it for verify and revert. */
@@ -79,11 +97,66 @@ export interface Action<P = Json, A = Json> {
   revert?(ctx: StepContext, applied: Applied<P, A>): Promise<void>;
 }
 
-/** Options of a `defineCheck` call. */
-export type CheckDefinition<T> = Check<T>;
-/** Declares a check; the identity function, for inference and a single place to document. */
-export function defineCheck<T>(check: CheckDefinition<T>): Check<T> {
-  return check;
+/** What `defineCheck` takes for a check that reads and judges in one go. */
+export interface CheckDefinition<T> {
+  /** What kind of check this is, e.g. `k8s.pod-status`. */
+  kind: string;
+  /** One line for people: what it looks at. */
+  description?: string;
+  run(ctx: StepContext): Promise<Finding<T>>;
+}
+
+/** What `defineCheck` takes for a {@link ReplayableCheck}: `read` and `judge` instead of `run`. */
+export interface ReplayableCheckDefinition<T, O> {
+  /** What kind of check this is, e.g. `disk.usage`. */
+  kind: string;
+  /** One line for people: what it looks at. */
+  description?: string;
+  /** Reads the world; returns plain JSON data (it is stored, and given to `judge` as stored). */
+  read(ctx: StepContext): Promise<O>;
+  /** Judges an observation. Pure, so that judging a recorded observation again gives today's verdict. */
+  judge(observation: O): Finding<T>;
+}
+
+/**
+ * Declares a check. With `run`, the identity function (for inference and a single place to document).
+ * With `read` and `judge`, a {@link ReplayableCheck} whose `run` is `judge(read())`, the observation passed
+ * through JSON first so that a live run and a replay judge exactly the same data.
+ */
+export function defineCheck<T, O>(check: ReplayableCheckDefinition<T, O>): ReplayableCheck<T, O>;
+export function defineCheck<T>(check: CheckDefinition<T>): Check<T>;
+export function defineCheck<T, O>(
+  check: CheckDefinition<T> | ReplayableCheckDefinition<T, O>,
+): Check<T> | ReplayableCheck<T, O> {
+  if (!('read' in check)) return check;
+  if ('run' in check) {
+    throw new TypeError(`Check ${check.kind}: give either run() or read() and judge(), not both.`);
+  }
+  const { read, judge } = check;
+  return {
+    ...check,
+    read,
+    judge,
+    run: async (ctx) => judge(asObservation(check.kind, await read(ctx))),
+  };
+}
+
+/** True for a check made with `read` and `judge` (its observations can be recorded and judged again). */
+export function isReplayableCheck<T>(check: Check<T>): check is ReplayableCheck<T, Json> {
+  return typeof check.read === 'function' && typeof check.judge === 'function';
+}
+
+/**
+ * An observation as it will be stored: passed through JSON (dates become strings, `undefined` fields go).
+ * Throws a TypeError naming the check when it cannot be (a cycle, a BigInt).
+ */
+export function asObservation<O>(kind: string, observation: O): O {
+  try {
+    const text = JSON.stringify(observation);
+    return (text === undefined ? null : JSON.parse(text)) as O;
+  } catch (e) {
+    throw new TypeError(`Check ${kind}: read() must return JSON data: ${(e as Error).message}`);
+  }
 }
 /** Declares an action; validates that an expiring action can be reverted. */
 export function defineAction<P, A>(action: Action<P, A>): Action<P, A> {

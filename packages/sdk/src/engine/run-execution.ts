@@ -30,7 +30,14 @@ import type {
   StepTools,
 } from '../core/runbook';
 import { sleep } from '../core/sleep';
-import type { Action, Applied, Check, StepContext } from '../core/step';
+import {
+  type Action,
+  type Applied,
+  asObservation,
+  type Check,
+  isReplayableCheck,
+  type StepContext,
+} from '../core/step';
 import type {
   AuditEntry,
   Fence,
@@ -626,18 +633,22 @@ export class RunExecution {
 
   async #check<T>(name: string, check: Check<T>, options?: StepOptions): Promise<Finding<T>> {
     const recorded = this.#enter(name);
-    if (recorded && FINAL_STEP.has(recorded.status)) return this.#replay(recorded);
+    if (recorded && FINAL_STEP.has(recorded.status)) return withoutObservation(this.#replay(recorded));
     const started = Date.now();
     try {
+      const judged = await this.#attempts(name, 'check', options, (ctx) => observeAndJudge(check, ctx));
       // The runbook gets the finding exactly as stored, so a replay sees the same values.
-      const result = this.#env.redactor.redact(
-        assertFinding(name, await this.#attempts(name, 'check', options, (ctx) => check.run(ctx))),
-      );
+      const result = this.#env.redactor.redact(assertFinding(name, judged.finding));
+      // A replayable check's observation is stored beside its finding, redacted like it, for `replayRun`.
+      const stored =
+        judged.observation === undefined
+          ? result
+          : { ...result, observation: this.#env.redactor.redact(judged.observation as Json) };
       await this.#complete(
         'check',
         name,
         started,
-        { status: 'succeeded', result: result as unknown as Json, error: null, attempts: 1 },
+        { status: 'succeeded', result: stored as unknown as Json, error: null, attempts: 1 },
         this.#audit('step.check', name, {
           check: check.kind,
           status: result.status,
@@ -1279,4 +1290,21 @@ export class RunExecution {
       this.#audit('step.sleep', name, { ms, wakeAt }),
     );
   }
+}
+
+/** Runs a check; a replayable one in its two halves, so that its observation can be kept. */
+async function observeAndJudge<T>(
+  check: Check<T>,
+  ctx: StepContext,
+): Promise<{ finding: Finding<T>; observation?: unknown }> {
+  if (!isReplayableCheck(check)) return { finding: await check.run(ctx) };
+  const observation = asObservation(check.kind, await check.read(ctx));
+  return { finding: check.judge(observation), observation };
+}
+
+/** A stored check result as the runbook saw it: the finding, without the observation kept for replays. */
+function withoutObservation<T>(result: Finding<T>): Finding<T> {
+  if (!result || typeof result !== 'object' || !('observation' in result)) return result;
+  const { observation: _kept, ...rest } = result as Finding<T> & { observation: unknown };
+  return rest;
 }
