@@ -13,7 +13,7 @@ import type { RunStatus } from '../store/records';
 export const ExitCode = {
   /** The run succeeded, or the command did what it was asked. */
   Ok: 0,
-  /** The run failed; `audit verify` found problems; an unexpected error. */
+  /** The run failed; `audit verify` found problems; `replay` found different decisions; an unexpected error. */
   Failed: 1,
   /** Bad usage, options or input; nothing was run. */
   Usage: 2,
@@ -31,7 +31,10 @@ export type ExitCode = (typeof ExitCode)[keyof typeof ExitCode];
 /** One line per code, for `--help` and the docs. */
 export const EXIT_CODE_TABLE: readonly { code: ExitCode; meaning: string }[] = [
   { code: ExitCode.Ok, meaning: 'succeeded' },
-  { code: ExitCode.Failed, meaning: 'run failed, audit verify found problems, or an unexpected error' },
+  {
+    code: ExitCode.Failed,
+    meaning: 'run failed, audit verify found problems, replay found other decisions, or an unexpected error',
+  },
   { code: ExitCode.Usage, meaning: 'bad usage, options or input (nothing was run)' },
   { code: ExitCode.WaitingApproval, meaning: 'waiting for approval by another person' },
   { code: ExitCode.Escalated, meaning: 'run escalated to a human' },

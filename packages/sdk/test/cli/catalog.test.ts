@@ -159,6 +159,8 @@ describe('help, usage and exit codes', () => {
       'runs',
       'show',
       'report',
+      'record',
+      'replay',
       'approve',
       'reject',
       'resume',
