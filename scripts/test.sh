@@ -9,6 +9,7 @@ cd "$repo_root"
 pnpm install --frozen-lockfile
 pnpm lint
 pnpm typecheck
+pnpm --filter @aiwebtest/runbooks docs:api
 
 # Every package's vitest run, then one closing line with the totals.
 log="$(mktemp)"

@@ -1,9 +1,11 @@
 /**
- * @aiwebtest/runbooks — typed diagnose/recover primitives and a durable runbook engine.
+ * `@aiwebtest/runbooks` — typed diagnose/recover primitives and a durable runbook engine.
  *
  * Core model: {@link defineRunbook}, {@link Check}, {@link Action}, {@link Finding}, {@link Plan}.
  * Engine: {@link Engine} (approvals, lease locks, budgets, verify/revert, audit log).
  * Store: {@link openStore} (PostgreSQL or embedded PGlite).
+ *
+ * @module \@aiwebtest/runbooks
  */
 
 export { Duration, formatMillis, toMillis } from './core/duration';
@@ -13,6 +15,7 @@ export {
   CancelledError,
   DuplicateStepError,
   type ErrorInfo,
+  IdempotencyKeyReusedError,
   InputValidationError,
   InvalidStateError,
   isApprovalError,
@@ -76,8 +79,12 @@ export {
   type Applied,
   type Budget,
   type Check,
+  type CheckDefinition,
   defineAction,
   defineCheck,
+  isReplayableCheck,
+  type ReplayableCheck,
+  type ReplayableCheckDefinition,
   type RunMode,
   type StepContext,
 } from './core/step';
@@ -110,13 +117,33 @@ export type {
 } from './engine/events';
 export { backoffDelay } from './engine/retry';
 export type { ConfirmPlan, RunResult } from './engine/run-execution';
+// Record and replay: backtest a runbook change against recorded runs (past incidents).
+export {
+  FIXTURE_FORMAT,
+  type FixtureStep,
+  fixtureFromRun,
+  parseFixture,
+  type RecordOptions,
+  type RunFixture,
+  RunFixtureSchema,
+  recordRun,
+} from './replay/fixture';
+export {
+  type ReplayedStep,
+  type ReplayOptions,
+  type ReplayOutcome,
+  type ReplayReport,
+  replayRun,
+} from './replay/replay';
 export type { Queryable, SqlDriver } from './store/driver';
 export { openStore, StoreOptions } from './store/open-store';
 export type {
   ApprovalRecord,
   AuditEntry,
   AuditRow,
+  BeginActionResult,
   ExpiringActionRecord,
+  Fence,
   LockRecord,
   RunApproval,
   RunRecord,
@@ -124,5 +151,6 @@ export type {
   StepKind,
   StepRecord,
   StepStatus,
+  StepWrite,
 } from './store/records';
-export { type RunCursor, type RunFilter, RunStore } from './store/run-store';
+export { type NewRun, type RunCursor, type RunFilter, RunStore } from './store/run-store';

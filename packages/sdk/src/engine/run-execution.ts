@@ -109,8 +109,8 @@ export interface RunResult {
   /** Set when the run was not started but found by its idempotency key (see `StartOptions`). */
   replayed?: boolean;
   /**
-   * Set when this engine stopped executing the run without ending it ({@link RunExecution.abort} with a
-   * {@link HandOverSignal}): the run is `queued` again for any engine to resume.
+   * Set when this engine stopped executing the run without ending it ({@link Engine.handOver}): the run is
+   * `queued` again for any engine to resume.
    */
   handedOver?: boolean;
 }

@@ -1,5 +1,5 @@
 /**
- * @aiwebtest/runbooks/kubernetes — checks and actions over `@kubernetes/client-node`, with kubectl's
+ * `@aiwebtest/runbooks/kubernetes` — checks and actions over `@kubernetes/client-node`, with kubectl's
  * semantics (rollout restart, undo, status, set env, scale) and guard rails: an expected context and a
  * namespace allowlist that every action passes before any request.
  *
@@ -8,6 +8,8 @@
  * await step.check('pods', k8s.podStatus({ namespace: 'aiwebtest', selector: 'app=requirements-agent' }));
  * await step.act('restart', k8s.rolloutRestart({ namespace: 'aiwebtest', name: 'requirements-agent' }));
  * ```
+ *
+ * @module \@aiwebtest/runbooks/kubernetes
  */
 
 import { type ApplyManifestsOptionsInput, applyManifests } from './actions/apply-manifests';
@@ -66,6 +68,7 @@ export function kubernetes(options: KubernetesOptionsInput | KubernetesCluster) 
 export type Kubernetes = ReturnType<typeof kubernetes>;
 
 export {
+  type ApplyManifestsApplied,
   ApplyManifestsOptions,
   type ApplyManifestsOptionsInput,
   type ApplyManifestsParams,
@@ -74,6 +77,7 @@ export {
 } from './actions/apply-manifests';
 export {
   RESTARTED_AT_ANNOTATION,
+  type RolloutRestartApplied,
   RolloutRestartOptions,
   type RolloutRestartOptionsInput,
   type RolloutRestartParams,
@@ -85,8 +89,15 @@ export {
   type RolloutUndoParams,
   rolloutUndo,
 } from './actions/rollout-undo';
-export { ScaleOptions, type ScaleOptionsInput, type ScaleParams, scale } from './actions/scale';
 export {
+  type ScaleApplied,
+  ScaleOptions,
+  type ScaleOptionsInput,
+  type ScaleParams,
+  scale,
+} from './actions/scale';
+export {
+  type ContainerList,
   type EnvEdit,
   SetEnvOptions,
   type SetEnvOptionsInput,
@@ -99,6 +110,7 @@ export {
   type WaitForRolloutParams,
   waitForRollout,
 } from './actions/wait-for-rollout';
+export type { FailingContainer, RolloutWaitData } from './actions/workload';
 export * from './checks';
 export {
   connectKubernetes,

@@ -1,7 +1,9 @@
 /**
- * @aiwebtest/runbooks/ml — the model side of the operations manual (Runbooks 10 and 11): the MLflow model
+ * `@aiwebtest/runbooks/ml` — the model side of the operations manual (Runbooks 10 and 11): the MLflow model
  * registry (read the champion, roll back, promote, legacy stages), Airflow DAG runs (retraining), data drift
  * (PSI, Kolmogorov–Smirnov, chi-square) and concept drift over samples read with SQL, and the A/B traffic split.
+ *
+ * @module \@aiwebtest/runbooks/ml
  */
 
 export {

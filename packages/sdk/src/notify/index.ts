@@ -1,11 +1,13 @@
 /**
- * @aiwebtest/runbooks/notify — paging, chat and status page, and the on-call procedure as code.
+ * `@aiwebtest/runbooks/notify` — paging, chat and status page, and the on-call procedure as code.
  *
  * Clients over `fetch` for PagerDuty Events v2 ({@link pagerDuty}), Slack incoming webhooks ({@link slackWebhook})
  * and an Atlassian Statuspage ({@link statusPage}); {@link createNotifier}, the engine's `Notifier` routing
  * `pager[:team]`, `slack:#channel` and `statuspage[:status]`; the manual's severities ({@link SEVERITY_LEVELS})
  * and escalation path ({@link ON_CALL_POLICY}) as data; the {@link Escalator} that pages levels over time; the
  * incident timeline and report.
+ *
+ * @module \@aiwebtest/runbooks/notify
  */
 
 export { DeliveryRetryOptions, type DeliveryRetryOptionsInput } from './delivery';

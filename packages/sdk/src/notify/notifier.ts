@@ -51,7 +51,7 @@ export interface RunEnded {
  *
  * - `pager`, `pager:<team>`: a PagerDuty trigger with the team's routing key, dedup key {@link runDedupKey}
  *   (an `escalate` to an escalator channel opens an escalator incident keyed by the run id instead); when the run
- *   then succeeds ({@link runEnded}), its direct pages are resolved;
+ *   then succeeds (`runEnded` below), its direct pages are resolved;
  * - `slack:#<channel>`: a post to that channel's webhook;
  * - `statuspage`, `statuspage:<status>`: the run's status page incident, opened by the first notification
  *   (investigating) and updated by later ones (`identified`, or the status the channel names).

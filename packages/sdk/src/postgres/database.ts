@@ -1,7 +1,7 @@
 import pg from 'pg';
 import { z } from 'zod';
 import { Duration, toMillis } from '../core/duration';
-import { isRunbookError, RunbookError } from '../core/errors';
+import { type InputValidationError, isRunbookError, RunbookError } from '../core/errors';
 import { parseOptions } from '../core/parse-options';
 import { type ResourceRef, resourceRef } from '../core/resource';
 

@@ -1,5 +1,5 @@
 /**
- * @aiwebtest/runbooks/postgres — checks and actions over `pg` for the manual's database runbooks
+ * `@aiwebtest/runbooks/postgres` — checks and actions over `pg` for the manual's database runbooks
  * (connection loss, slow queries, disaster recovery), PgBouncer's admin console, and point-in-time restore.
  *
  * ```ts
@@ -7,6 +7,8 @@
  * const blocked = await step.check('blocking', pg.activeQueries({ failAfter: '5m' }));
  * await step.act('terminate', pg.terminateBackends({ filter: { minDuration: '5m' } }));
  * ```
+ *
+ * @module \@aiwebtest/runbooks/postgres
  */
 
 import {

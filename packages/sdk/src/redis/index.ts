@@ -1,5 +1,5 @@
 /**
- * @aiwebtest/runbooks/redis — checks and actions over ioredis for the manual's Redis steps: reachability,
+ * `@aiwebtest/runbooks/redis` — checks and actions over ioredis for the manual's Redis steps: reachability,
  * memory and eviction, the request queue (`LLEN agent:requests:queue`), keys by prefix, snapshots; a scoped
  * cache clear instead of `FLUSHDB`, `FLUSHDB` itself as an approved destructive action, `BGSAVE`, and whether
  * an RDB file can be restored.
@@ -9,6 +9,8 @@
  * const queue = await step.check('queue', cache.queueLength({ key: 'agent:requests:queue' }));
  * await step.act('clear-agent-cache', cache.clearCache({ prefix: 'agent:cache:' }));
  * ```
+ *
+ * @module \@aiwebtest/runbooks/redis
  */
 
 import {
@@ -80,6 +82,7 @@ export {
 } from './connection';
 export { escapeGlob, maskedKey, prefixPattern } from './keys';
 export { Bytes, toBytes } from './options';
+export type { CheckRdbResult } from './rdb/check-rdb';
 export { Crc64, crc64 } from './rdb/crc64';
 export { inspectRdbFile, type RdbAux, type RdbFileInfo } from './rdb/rdb-file';
 export { maxRdbVersion, RDB_VERSIONS, type RdbSupport } from './rdb/versions';

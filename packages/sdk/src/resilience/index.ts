@@ -1,6 +1,6 @@
 /**
- * @aiwebtest/runbooks/resilience — what a service imports to prevent incidents, and the runbook actions that
- * steer it during one.
+ * `@aiwebtest/runbooks/resilience` — what a service imports to prevent incidents, and the runbook actions
+ * that steer it during one.
  *
  * - {@link createProviderChain}: LLM calls through ordered providers (OpenRouter, then Ollama), each behind an
  *   opossum circuit breaker, with retries that honour `Retry-After`, API keys used in turn, a Redis response
@@ -10,6 +10,8 @@
  *   {@link switchToFallback} (BREAKER-CONTROL.md).
  * - {@link createRateLimiter} (GCRA or sliding window, atomic in Redis), {@link createRequestQueue} (bounded,
  *   drained at a global rate), strict mode and its actions (RATE-LIMITS.md).
+ *
+ * @module \@aiwebtest/runbooks/resilience
  */
 
 // Provider chain
@@ -48,7 +50,7 @@ export {
   type LocalBreakerSwitch,
   localBreakerSwitch,
 } from './breaker-switch';
-export { LLM_DURATION_BUCKETS, type Outcome } from './llm-metrics';
+export { LLM_DURATION_BUCKETS, OUTCOMES, type Outcome } from './llm-metrics';
 export { ProviderName, redisRef, ServiceName } from './names';
 export { OllamaProviderOptions, ollamaProvider } from './ollama';
 export { OpenRouterProviderOptions, openRouterProvider } from './openrouter';

@@ -73,8 +73,8 @@ export interface ChatProvider {
 }
 
 /**
- * The messages as a provider sends them: role and content only, exactly what {@link canonicalRequest} (the cache
- * and coalescing key) covers. A request is not parsed on every call, so a message may carry more members
+ * The messages as a provider sends them: role and content only, exactly what the chain's cache and coalescing
+ * key covers. A request is not parsed on every call, so a message may carry more members
  * (`name`, `tool_calls`…); sending those would let two requests that differ upstream share one cached answer.
  */
 export function wireMessages(request: ChatRequest): ChatMessage[] {

@@ -1,8 +1,11 @@
 /**
- * @aiwebtest/runbooks/security — runbook 12 (security incident response) as checks and actions: failed-login
- * bursts and the investigation queries over `audit_logs`, account locks, an IP blocklist in Redis that services
- * enforce, strict rate limiting, secret rotation through Vault KV v2 with check-and-set, and a scan for changed
- * files in containers through the `pods/exec` API (removal is a destructive action). See SECURITY.md.
+ * `@aiwebtest/runbooks/security` — runbook 12 (security incident response) as checks and actions:
+ * failed-login bursts and the investigation queries over `audit_logs`, account locks, an IP blocklist in
+ * Redis that services enforce, strict rate limiting, secret rotation through Vault KV v2 with check-and-set,
+ * and a scan for changed files in containers through the `pods/exec` API (removal is a destructive action).
+ * See SECURITY.md.
+ *
+ * @module \@aiwebtest/runbooks/security
  */
 
 export {

@@ -26,7 +26,7 @@ export interface Identity {
   role: Role;
   /**
    * `token`: a personal bearer token; `grafana`: a Grafana user, through the Grafana app's token;
-   * `alertmanager`: Alertmanager's webhook token, valid on the webhook only ({@link requireTokenKind}).
+   * `alertmanager`: Alertmanager's webhook token, valid on the webhook only (elsewhere: 403 `FORBIDDEN`).
    */
   via: 'token' | 'grafana' | 'alertmanager';
   /** For `via: 'grafana'`: the Grafana user as Grafana's plugin proxy described it, for the audit. */

@@ -1,6 +1,8 @@
 /**
- * @aiwebtest/runbooks/server — the runbook service: {@link createServer} builds the HTTP API over an engine,
- * {@link serve} runs it with a worker loop and a graceful shutdown (what `runbook serve` does).
+ * `@aiwebtest/runbooks/server` — the runbook service: {@link createServer} builds the HTTP API over an
+ * engine, {@link serve} runs it with a worker loop and a graceful shutdown (what `runbook serve` does).
+ *
+ * @module \@aiwebtest/runbooks/server
  */
 
 export type { AlertOccurrence, AlertRecord } from '../store/alert-log';

@@ -57,7 +57,8 @@ export const SetEnvOptions = z.object({
 export type SetEnvOptions = z.output<typeof SetEnvOptions>;
 export type SetEnvOptionsInput = z.input<typeof SetEnvOptions>;
 
-type ContainerList = 'containers' | 'initContainers';
+/** The pod template's list a container is in: `spec.containers` or `spec.initContainers`. */
+export type ContainerList = 'containers' | 'initContainers';
 
 /**
  * One variable of one container, before and after. No member name may look like a secret to the engine's

@@ -9,6 +9,7 @@ export {
   ActiveQueriesOptions,
   type ActiveQueriesOptionsInput,
   activeQueries,
+  type PreparedTransaction,
   type RootBlocker,
 } from './active-queries';
 export {

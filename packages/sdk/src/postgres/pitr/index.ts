@@ -30,6 +30,7 @@ export { type Queryable, type TableFingerprint, tableFingerprint, tableRowCount 
 export { Lsn, lsnValue, normalizeLsn } from './lsn';
 export { type ProgramRunner, SafePath } from './programs';
 export {
+  type DataDirKind,
   type PitrRestoreApplied,
   PitrRestoreOptions,
   type PitrRestoreOptionsInput,
@@ -53,6 +54,7 @@ export {
   describeTarget,
   RecoveryTarget,
   type ResolvedTarget,
+  type RestoreSettingsInput,
   restoreSettings,
   TargetTime,
   TargetTimeline,

@@ -168,7 +168,7 @@ export type PitrRestoreParams = {
   target: ResolvedTarget;
   dataDir: string;
   /** The data directory as plan found it; apply refuses to go on when it is no longer so. */
-  found: DataDirState['kind'];
+  found: DataDirKind;
   port: number;
   socketDir: string;
   logFile: string;
@@ -211,6 +211,12 @@ interface RestoreMarker {
   trafficSwitched: boolean;
   updatedAt: string;
 }
+
+/**
+ * What a restore's data directory held: nothing (`absent`), an `empty` directory, or this restore's files,
+ * with the server promoted and running (`done`) or not (`interrupted`). Plan refuses anything else.
+ */
+export type DataDirKind = 'absent' | 'empty' | 'interrupted' | 'done';
 
 type DataDirState =
   | { kind: 'absent' }

@@ -11,10 +11,10 @@ import { LuaScript } from '../lua-script';
 import { type SdkKeyNamespace, sdkNamespaceMatcher, sdkNamespacesUnder } from '../sdk-key-namespaces';
 import { listSome, magnitude, plural } from '../wording';
 
-/** The key types a cache may be stored as (`TYPE`'s names). */
-const KEY_TYPES = ['string', 'hash', 'list', 'set', 'zset', 'stream'] as const;
+/** The key types a cache may be stored as (`TYPE`'s names), which {@link ClearCacheOptions} `types` takes. */
+export const REDIS_KEY_TYPES = ['string', 'hash', 'list', 'set', 'zset', 'stream'] as const;
 /** A Redis key type, as `TYPE` names it. */
-export type RedisKeyType = (typeof KEY_TYPES)[number];
+export type RedisKeyType = (typeof REDIS_KEY_TYPES)[number];
 
 /** Options of {@link clearCache}. */
 export const ClearCacheOptions = z.object({
@@ -33,7 +33,7 @@ export const ClearCacheOptions = z.object({
    * The key types deleted; keys of other types under the prefix are left (a request queue is a list, its
    * in-flight items a sorted set). @default ["string"] (a cached value)
    */
-  types: z.array(z.enum(KEY_TYPES)).min(1).default(['string']),
+  types: z.array(z.enum(REDIS_KEY_TYPES)).min(1).default(['string']),
   /**
    * Delete keys without a TTL too. Off, they are left: a cache entry expires, a queue or a record does not.
    * @default false

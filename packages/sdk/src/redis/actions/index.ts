@@ -13,6 +13,7 @@ export {
   type ClearCacheOptionsInput,
   type ClearCacheParams,
   clearCache,
+  REDIS_KEY_TYPES,
   type RedisKeyType,
 } from './clear-cache';
 export {

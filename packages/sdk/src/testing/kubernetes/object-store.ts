@@ -19,6 +19,7 @@ export interface ObjectMeta {
   [field: string]: unknown;
 }
 
+/** An entry of `metadata.ownerReferences`: the object that owns this one (a Pod's ReplicaSet, …). */
 export interface OwnerReference {
   apiVersion: string;
   kind: string;

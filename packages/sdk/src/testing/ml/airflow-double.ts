@@ -26,8 +26,6 @@ export interface AirflowDoubleRun {
   api: 'v1' | 'v2';
 }
 
-type RunHook = (run: Readonly<AirflowDoubleRun>) => void | Promise<void>;
-
 /** Options of {@link startAirflowDouble}. */
 export const AirflowDoubleOptions = z.strictObject({
   /** The DAGs it has; others are 404. @default ["model_retraining"] */
@@ -50,7 +48,10 @@ export const AirflowDoubleOptions = z.strictObject({
    * Errors are ignored. @default none
    */
   onRunSuccess: z
-    .custom<RunHook>((v) => typeof v === 'function', 'onRunSuccess must be a function')
+    .custom<(run: Readonly<AirflowDoubleRun>) => void | Promise<void>>(
+      (v) => typeof v === 'function',
+      'onRunSuccess must be a function',
+    )
     .optional(),
   /** @default "127.0.0.1" */
   host: z.string().min(1).default('127.0.0.1'),
