@@ -1,26 +1,39 @@
 /**
- * @aiwebtest/runbooks/testing — test doubles for what the runbooks talk to.
+ * `@aiwebtest/runbooks/testing` — test doubles for what the runbooks talk to.
  *
  * {@link startKubernetesSimulator} runs a simulated Kubernetes cluster in-process: an HTTP API server
  * that the unmodified `@kubernetes/client-node` (and kubectl) can use, backed by an in-memory store and
  * controllers that roll out deployments, run and crash pods, and report metrics. Faults (crash loops,
  * OOM kills, API errors and latency) can be injected to rehearse incidents.
+ *
+ * @module \@aiwebtest/runbooks/testing
  */
 
-export { ApiFault, ApiFaults, type InjectedApiFault } from './kubernetes/api-faults';
+export { ApiFault, ApiFaults, type FaultEffect, type InjectedApiFault } from './kubernetes/api-faults';
 export { type ApiServer, ApiServerOptions, startApiServer } from './kubernetes/api-server';
 export { ClusterControllers } from './kubernetes/controllers/cluster';
 export { ClusterOptions, type ClusterOptionsInput } from './kubernetes/controllers/controller';
 export type { LogLine } from './kubernetes/controllers/logs';
 export type { Usage } from './kubernetes/controllers/metrics';
-export type { PodFault } from './kubernetes/controllers/pod-faults';
+export {
+  type ActivePodFault,
+  type InjectedFault,
+  type PodFault,
+  type PodFaultKind,
+  PodFaults,
+} from './kubernetes/controllers/pod-faults';
 export type { ContainerFile, PodFiles } from './kubernetes/exec-filesystem';
+export type { UpgradeHandler } from './kubernetes/exec-server';
 export {
   type KubeObject,
   type KubeObjectInput,
+  type ObjectMeta,
   ObjectStore,
+  type OwnerReference,
+  type UpdateOptions,
   type WatchEvent,
   type WatchEventType,
+  type WriteOptions,
 } from './kubernetes/object-store';
 export type { PodLogLine, PodLogSource } from './kubernetes/pod-log';
 export {
@@ -55,6 +68,7 @@ export {
   type InjectedLlmFault,
   LatencyFault,
   LlmFault,
+  type LlmFaultEffect,
   LlmFaults,
   OutageFault,
   RateLimitFault,
@@ -107,6 +121,20 @@ export {
   startSlackDouble,
   startStatusPageDouble,
 } from './notify';
+// A runbook run in a test (in-memory store, approvals answered), with assertions on findings, plans,
+// approvals, actions applied and the audit trail.
+export {
+  ApprovalAnswer,
+  type RunRunbookOptions,
+  runRunbook,
+  TEST_APPROVER,
+} from './runbook-test';
+export {
+  type RunbookTestApproval,
+  type RunbookTestNotification,
+  type RunbookTestRecord,
+  RunbookTestRun,
+} from './runbook-test/test-run';
 // Security doubles (Vault): a KV v2 secrets engine with check-and-set. Pod files for pods/exec: simulator.files().
 export {
   startVaultDouble,

@@ -236,6 +236,7 @@ describe('the docs show exactly the code tested here', () => {
   const cases = [
     { doc: '../../KUBERNETES.md', file: './docs-example-runbook.ts', name: 'agent-failure.ts' },
     { doc: '../../TESTING.md', file: './docs-examples.test.ts', name: 'agent-failure.test.ts' },
+    { doc: '../../TESTING.md', file: '../testing/runbook-test.test.ts', name: 'agent-failure.kit.test.ts' },
   ];
   for (const { doc, file, name } of cases) {
     it(`${doc.slice(6)} shows ${name} as tested`, () => {
