@@ -64,6 +64,7 @@ export {
   defineRunbook,
   type Escalation,
   isRunbook,
+  isRunbookId,
   type Notification,
   type Outcome,
   onAlert,

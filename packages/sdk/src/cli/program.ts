@@ -3,6 +3,8 @@ import packageJson from '../../package.json' with { type: 'json' };
 import { registerAuditCommands } from './commands/audit';
 import { registerCatalogCommands } from './commands/catalog';
 import { registerDecisionCommands } from './commands/decisions';
+import { registerInitCommand } from './commands/init';
+import { registerReplayCommands } from './commands/replay';
 import { registerRunCommands } from './commands/runs';
 import { registerServeCommand } from './commands/serve';
 import { registerStartCommands } from './commands/start';
@@ -33,11 +35,13 @@ export function buildProgram(ctx: CommandContext): Command {
     .showHelpAfterError('(add --help for usage)')
     .allowExcessArguments(false);
 
+  registerInitCommand(program, ctx);
   registerCatalogCommands(program, ctx);
   registerStartCommands(program, ctx);
   registerRunCommands(program, ctx);
   registerDecisionCommands(program, ctx);
   registerAuditCommands(program, ctx);
+  registerReplayCommands(program, ctx);
   registerServeCommand(program, ctx);
 
   program.addHelpText('after', `\n${ENVIRONMENT_HELP}\n\n${exitCodeHelp()}`);

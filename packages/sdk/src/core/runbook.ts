@@ -113,9 +113,14 @@ export interface Runbook<S extends z.ZodType = z.ZodType> extends RunbookDefinit
 
 const ID_PATTERN = /^[a-z0-9]+(?:-[a-z0-9]+)*$/;
 
+/** True when `id` is a valid runbook id: lowercase words (a-z, 0-9) joined by dashes, e.g. `agent-failure`. */
+export function isRunbookId(id: string): boolean {
+  return ID_PATTERN.test(id);
+}
+
 /** Declares a runbook. Validates the id and severity at definition time so mistakes fail at load, not at 3 a.m. */
 export function defineRunbook<S extends z.ZodType>(definition: RunbookDefinition<S>): Runbook<S> {
-  if (!ID_PATTERN.test(definition.id)) {
+  if (!isRunbookId(definition.id)) {
     throw new TypeError(
       `Invalid runbook id "${definition.id}": use lowercase words joined by dashes, e.g. "agent-failure".`,
     );

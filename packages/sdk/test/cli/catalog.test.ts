@@ -151,6 +151,7 @@ describe('help, usage and exit codes', () => {
 
   it('every command has --help with the exit codes', async () => {
     const commands = [
+      'init',
       'list',
       'describe',
       'diagnose',
