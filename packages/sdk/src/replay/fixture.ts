@@ -5,7 +5,14 @@ import type { Json } from '../core/json';
 import { issuePath } from '../core/parse-options';
 import { createRedactor } from '../core/redact';
 import type { RunMode } from '../core/step';
-import type { RunRecord, RunStatus, StepKind, StepRecord, StepStatus } from '../store/records';
+import {
+  RUN_STATUSES,
+  type RunRecord,
+  type RunStatus,
+  type StepKind,
+  type StepRecord,
+  type StepStatus,
+} from '../store/records';
 import type { RunStore } from '../store/run-store';
 
 /** The format tag of a {@link RunFixture} file; a file with another tag is refused. */
@@ -126,15 +133,7 @@ export const RunFixtureSchema = z.object({
     id: z.string().min(1),
     mode: z.enum(['diagnose', 'plan', 'execute']),
     input: JsonValue,
-    status: z.enum([
-      'queued',
-      'running',
-      'waiting_approval',
-      'succeeded',
-      'failed',
-      'escalated',
-      'cancelled',
-    ]),
+    status: z.enum(RUN_STATUSES),
     outcome: JsonValue.nullable(),
     error: ErrorInfoSchema.nullable(),
     startedAt: z.string().nullable(),

@@ -12,6 +12,17 @@ export type RunStatus =
   | 'escalated'
   | 'cancelled';
 
+/** Every run status, in a run's life order. */
+export const RUN_STATUSES = [
+  'queued',
+  'running',
+  'waiting_approval',
+  'succeeded',
+  'failed',
+  'escalated',
+  'cancelled',
+] as const satisfies readonly RunStatus[];
+
 /** Statuses after which a run never changes again. */
 export const FINAL_RUN_STATUSES: readonly RunStatus[] = ['succeeded', 'failed', 'escalated', 'cancelled'];
 

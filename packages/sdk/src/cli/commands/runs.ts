@@ -2,7 +2,7 @@ import { existsSync } from 'node:fs';
 import { type Command, Option } from 'commander';
 import { incidentReport } from '../../notify/incident-report';
 import { incidentTimeline } from '../../notify/timeline';
-import type { RunStatus } from '../../store/records';
+import { RUN_STATUSES, type RunStatus } from '../../store/records';
 import type { RunStore } from '../../store/run-store';
 import { ExitCode } from '../exit-codes';
 import { writeJson, writeLines } from '../io';
@@ -16,16 +16,6 @@ import {
 import { renderRunDetail, renderRunList } from '../render';
 import { createEngine, storeLocation, withStore } from '../session';
 
-const STATUSES: RunStatus[] = [
-  'queued',
-  'running',
-  'waiting_approval',
-  'succeeded',
-  'failed',
-  'escalated',
-  'cancelled',
-];
-
 interface RunsFlags extends CommonFlags {
   status?: RunStatus;
   runbook?: string;
@@ -36,7 +26,7 @@ export function registerRunCommands(program: Command, ctx: CommandContext): void
   const runs = program
     .command('runs')
     .description('list recent runs, newest first')
-    .addOption(new Option('--status <status>', 'only runs in this status').choices(STATUSES))
+    .addOption(new Option('--status <status>', 'only runs in this status').choices(RUN_STATUSES))
     .option('--runbook <id>', 'only runs of this runbook')
     .option('--limit <n>', 'at most this many runs', positiveInt, 20);
   addStoreOptions(addJsonOption(runs)).action(async (flags: RunsFlags) => {
