@@ -86,6 +86,7 @@ export {
   isReplayableCheck,
   type ReplayableCheck,
   type ReplayableCheckDefinition,
+  RUN_MODES,
   type RunMode,
   type StepContext,
 } from './core/step';
@@ -138,20 +139,24 @@ export {
 } from './replay/replay';
 export type { Queryable, SqlDriver } from './store/driver';
 export { openStore, StoreOptions } from './store/open-store';
-export type {
-  ApprovalRecord,
-  AuditEntry,
-  AuditRow,
-  BeginActionResult,
-  ExpiringActionRecord,
-  Fence,
-  LockRecord,
-  RunApproval,
-  RunRecord,
-  RunStatus,
-  StepKind,
-  StepRecord,
-  StepStatus,
-  StepWrite,
+export {
+  type ApprovalRecord,
+  type AuditEntry,
+  type AuditRow,
+  type BeginActionResult,
+  type ExpiringActionRecord,
+  type Fence,
+  FINAL_RUN_STATUSES,
+  type LockRecord,
+  RUN_STATUSES,
+  type RunApproval,
+  type RunRecord,
+  type RunStatus,
+  STEP_KINDS,
+  STEP_STATUSES,
+  type StepKind,
+  type StepRecord,
+  type StepStatus,
+  type StepWrite,
 } from './store/records';
 export { type NewRun, type RunCursor, type RunFilter, RunStore } from './store/run-store';

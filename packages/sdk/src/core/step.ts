@@ -4,8 +4,10 @@ import type { Json } from './json';
 import type { Plan, PlanDraft, RiskLevel } from './plan';
 import type { ResourceRef } from './resource';
 
+/** Every run mode, from reading only to changing things. */
+export const RUN_MODES = ['diagnose', 'plan', 'execute'] as const;
 /** What a runbook run is allowed to do. */
-export type RunMode = 'diagnose' | 'plan' | 'execute';
+export type RunMode = (typeof RUN_MODES)[number];
 
 /** Passed to every check and action call: who, where, and a signal to stop. */
 export interface StepContext {
@@ -121,7 +123,8 @@ export interface ReplayableCheckDefinition<T, O> {
 /**
  * Declares a check. With `run`, the identity function (for inference and a single place to document).
  * With `read` and `judge`, a {@link ReplayableCheck} whose `run` is `judge(read())`, the observation passed
- * through JSON first so that a live run and a replay judge exactly the same data.
+ * through JSON first. The engine also redacts it before `judge` sees it and stores it as judged (up to
+ * 256 KiB), so a live run and a replay judge exactly the same data.
  */
 export function defineCheck<T, O>(check: ReplayableCheckDefinition<T, O>): ReplayableCheck<T, O>;
 export function defineCheck<T>(check: CheckDefinition<T>): Check<T>;

@@ -636,19 +636,20 @@ export class RunExecution {
     if (recorded && FINAL_STEP.has(recorded.status)) return withoutObservation(this.#replay(recorded));
     const started = Date.now();
     try {
-      const judged = await this.#attempts(name, 'check', options, (ctx) => observeAndJudge(check, ctx));
+      const redactor = this.#env.redactor;
+      const judged = await this.#attempts(name, 'check', options, (ctx) =>
+        observeAndJudge(check, ctx, redactor),
+      );
       // The runbook gets the finding exactly as stored, so a replay sees the same values.
-      const result = this.#env.redactor.redact(assertFinding(name, judged.finding));
-      // A replayable check's observation is stored beside its finding, redacted like it, for `replayRun`.
-      const stored =
-        judged.observation === undefined
-          ? result
-          : { ...result, observation: this.#env.redactor.redact(judged.observation as Json) };
+      const result = redactor.redact(assertFinding(name, judged.finding));
+      const stored = withObservation(result, check.kind, judged.observation, (message) =>
+        this.#log(name, message),
+      );
       await this.#complete(
         'check',
         name,
         started,
-        { status: 'succeeded', result: stored as unknown as Json, error: null, attempts: 1 },
+        { status: 'succeeded', result: stored, error: null, attempts: 1 },
         this.#audit('step.check', name, {
           check: check.kind,
           status: result.status,
@@ -1292,19 +1293,51 @@ export class RunExecution {
   }
 }
 
-/** Runs a check; a replayable one in its two halves, so that its observation can be kept. */
+/**
+ * Runs a check; a replayable one in its two halves. Its observation is redacted before `judge` sees it, so a
+ * live run and a replay (which judges the stored, redacted observation) judge the same data.
+ */
 async function observeAndJudge<T>(
   check: Check<T>,
   ctx: StepContext,
-): Promise<{ finding: Finding<T>; observation?: unknown }> {
+  redactor: Redactor,
+): Promise<{ finding: Finding<T>; observation?: Json }> {
   if (!isReplayableCheck(check)) return { finding: await check.run(ctx) };
-  const observation = asObservation(check.kind, await check.read(ctx));
+  const observation = redactor.redact(asObservation(check.kind, await check.read(ctx)));
   return { finding: check.judge(observation), observation };
 }
 
-/** A stored check result as the runbook saw it: the finding, without the observation kept for replays. */
+/** Observations larger than this are not kept (the finding is): every run, fixture and API answer carries them. */
+const MAX_OBSERVATION_BYTES = 256 * 1024;
+
+/** A check's stored result: the finding, and for a replayable check its kind and observation (when small enough). */
+function withObservation<T>(
+  finding: Finding<T>,
+  kind: string,
+  observation: Json | undefined,
+  log: (message: string) => void,
+): Json {
+  if (observation === undefined) return finding as unknown as Json;
+  const bytes = Buffer.byteLength(JSON.stringify(observation), 'utf8');
+  if (bytes > MAX_OBSERVATION_BYTES) {
+    log(
+      `observation of ${bytes} bytes not kept (limit ${MAX_OBSERVATION_BYTES}): a replay gets the recorded finding`,
+    );
+    return finding as unknown as Json;
+  }
+  return { ...(finding as unknown as Record<string, Json>), check: kind, observation };
+}
+
+/** A stored check result as the runbook saw it: the finding, without what is kept for replays. */
 function withoutObservation<T>(result: Finding<T>): Finding<T> {
   if (!result || typeof result !== 'object' || !('observation' in result)) return result;
-  const { observation: _kept, ...rest } = result as Finding<T> & { observation: unknown };
+  const {
+    observation: _observation,
+    check: _check,
+    ...rest
+  } = result as Finding<T> & {
+    observation: unknown;
+    check?: unknown;
+  };
   return rest;
 }

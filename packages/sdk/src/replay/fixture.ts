@@ -4,11 +4,13 @@ import { InputValidationError, NotFoundError } from '../core/errors';
 import type { Json } from '../core/json';
 import { issuePath } from '../core/parse-options';
 import { createRedactor } from '../core/redact';
-import type { RunMode } from '../core/step';
+import { RUN_MODES, type RunMode } from '../core/step';
 import {
   RUN_STATUSES,
   type RunRecord,
   type RunStatus,
+  STEP_KINDS,
+  STEP_STATUSES,
   type StepKind,
   type StepRecord,
   type StepStatus,
@@ -131,7 +133,7 @@ export const RunFixtureSchema = z.object({
   recordedAt: z.string(),
   run: z.object({
     id: z.string().min(1),
-    mode: z.enum(['diagnose', 'plan', 'execute']),
+    mode: z.enum(RUN_MODES),
     input: JsonValue,
     status: z.enum(RUN_STATUSES),
     outcome: JsonValue.nullable(),
@@ -139,16 +141,34 @@ export const RunFixtureSchema = z.object({
     startedAt: z.string().nullable(),
     endedAt: z.string().nullable(),
   }),
-  steps: z.array(
-    z.object({
-      seq: z.number().int().min(1),
-      name: z.string().min(1),
-      kind: z.enum(['check', 'act', 'approve', 'notify', 'sleep']),
-      status: z.enum(['succeeded', 'failed', 'skipped', 'applying', 'waiting_approval', 'sleeping']),
-      result: JsonValue.nullable(),
-      error: ErrorInfoSchema.nullable(),
+  steps: z
+    .array(
+      z.object({
+        seq: z.number().int().min(1),
+        name: z.string().min(1),
+        kind: z.enum(STEP_KINDS),
+        status: z.enum(STEP_STATUSES),
+        result: JsonValue.nullable(),
+        error: ErrorInfoSchema.nullable(),
+      }),
+    )
+    // A replay finds steps by name: two steps with one name (or one position) would make it guess.
+    .superRefine((steps, ctx) => {
+      const names = new Set<string>();
+      const seqs = new Set<number>();
+      for (const [i, step] of steps.entries()) {
+        if (names.has(step.name))
+          ctx.addIssue({
+            code: 'custom',
+            path: [i, 'name'],
+            message: `step name "${step.name}" appears twice`,
+          });
+        if (seqs.has(step.seq))
+          ctx.addIssue({ code: 'custom', path: [i, 'seq'], message: `seq ${step.seq} appears twice` });
+        names.add(step.name);
+        seqs.add(step.seq);
+      }
     }),
-  ),
 });
 
 /**

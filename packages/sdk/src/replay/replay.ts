@@ -1,20 +1,27 @@
 import type { z } from 'zod';
 import { type Duration, toMillis } from '../core/duration';
-import { fromErrorInfo, InputValidationError, isCancelledError, TimeoutError } from '../core/errors';
-import { type Finding, finding } from '../core/finding';
-import type { Json } from '../core/json';
+import {
+  DuplicateStepError,
+  fromErrorInfo,
+  InputValidationError,
+  isCancelledError,
+  TimeoutError,
+} from '../core/errors';
+import type { Finding } from '../core/finding';
+import { canonicalJson, type Json } from '../core/json';
 import { issuePath } from '../core/parse-options';
-import type { ActResult, ApproveResult, Outcome, Runbook, StepTools } from '../core/runbook';
+import { createRedactor } from '../core/redact';
+import type { ActResult, ApproveResult, Outcome, Runbook, Severity, StepTools } from '../core/runbook';
 import { type Check, isReplayableCheck } from '../core/step';
 import { EscalateSignal, giveUp } from '../engine/signals';
-import type { RunStatus, StepKind } from '../store/records';
+import { FINAL_RUN_STATUSES, type RunStatus, type StepKind } from '../store/records';
 import type { FixtureStep, RunFixture } from './fixture';
 
 /** Options of {@link replayRun}. */
 export interface ReplayOptions {
   /**
-   * Input fields to change for the replay, merged over the recorded input and validated by the runbook's
-   * schema: backtest a new threshold against a past incident without editing the runbook.
+   * Input fields to change for the replay, merged (deeply, for nested objects) over the recorded input and
+   * validated by the runbook's schema: backtest a new threshold against a past incident without editing it.
    */
   input?: Record<string, unknown>;
   /** Time limit for the runbook's function (it should do no I/O of its own in a replay). @default "30s" */
@@ -31,7 +38,7 @@ export interface ReplayedStep {
   replayedSeq: number | null;
   /** The recorded decision: a check's status (`ok`, `fail` …), an action's `applied`/`planned`/…, `approved`. */
   recorded: string | null;
-  /** The decision of the runbook as it is now, answered from the recording. */
+  /** The decision of the runbook as it is now; `new` for a step the recording does not have. */
   replayed: string | null;
   same: boolean;
   /** How the step was replayed, or why it differs. */
@@ -40,10 +47,16 @@ export interface ReplayedStep {
   finding?: Finding<Json>;
 }
 
-/** How a run ended, in a replay report. */
+/**
+ * How a run ended, in a replay report. `incomplete`: the replay stopped at a step it cannot answer from the
+ * recording (a new check or action, a new approval in execute mode, another action than recorded).
+ */
 export interface ReplayOutcome {
-  status: RunStatus;
+  status: RunStatus | 'incomplete';
   summary: string;
+  /** Where an escalation goes (`step.escalate(reason, { to })`). */
+  to?: string;
+  severity?: Severity;
 }
 
 /** What {@link replayRun} found: the steps lined up, the outcomes, and where they first differ. */
@@ -56,29 +69,49 @@ export interface ReplayReport {
   input: Json;
   /** In the replay's order; recorded steps it never reached come after, in recorded order. */
   steps: ReplayedStep[];
-  outcome: { recorded: ReplayOutcome; replayed: ReplayOutcome; same: boolean };
+  /**
+   * `same` compares the status and, for an escalation, where it goes (`to`) and its severity; a changed
+   * summary alone is shown (`summaryChanged`) but is not a different decision.
+   */
+  outcome: { recorded: ReplayOutcome; replayed: ReplayOutcome; same: boolean; summaryChanged: boolean };
   /** The first step (in the replay's order) whose decision differs; `undefined` when none does. */
   firstDifference: ReplayedStep | undefined;
   /** True when every step and the outcome are decided as recorded. */
   same: boolean;
-  /** The runbook's log lines during the replay. */
+  /**
+   * Check steps answered with their recorded finding instead of being judged again (the check is not
+   * replayable, or the recording has no observation of it): a replay cannot tell whether they would differ.
+   */
+  notRejudged: string[];
+  /** The runbook's log lines during the replay, redacted. */
   logs: string[];
 }
 
-/** Stops the runbook where the recorded run stopped (waiting for an approval, mid-apply, asleep). */
-class StopAtRecordingEnd extends Error {
-  constructor(readonly status: RunStatus) {
-    super('the recorded run stopped here');
+/** Ends the replay where the recording cannot answer, or where the recorded run ended. */
+class StopReplay extends Error {
+  constructor(
+    readonly status: ReplayOutcome['status'],
+    reason: string,
+  ) {
+    super(reason);
   }
 }
 
+/** A stored check result: the finding, plus what a replayable check recorded for replays. */
+type StoredCheck = Finding<Json> & { observation?: Json; check?: string };
+
+/** Failed runs whose recording ends because the run was stopped from outside, not by its own code. */
+const STOPPED_FROM_OUTSIDE = new Set(['TIMEOUT', 'LEASE_LOST', 'CANCELLED']);
+
 /**
  * Runs `runbook` against a recorded run, deterministically: every step is answered from the recording,
- * nothing is read or changed. A replayable check ({@link ReplayableCheck}) judges its recorded observation
- * again, with the check as the runbook builds it now (so a new threshold gives a new verdict); any other
- * check gets its recorded finding. Actions, approvals, notifications and sleeps get their recorded results.
- * A step the recording does not have is reported as new (a check gets an `unknown` finding, an action is
- * skipped) and the runbook goes on; recorded steps it no longer reaches are reported too.
+ * nothing is read or changed by the steps. A replayable check ({@link ReplayableCheck}) judges its recorded
+ * observation again with the check as the runbook builds it now (so a new threshold gives a new verdict);
+ * any other check gets its recorded finding (and is listed in `notRejudged`). Actions, approvals,
+ * notifications and sleeps get their recorded results. At a step the recording cannot answer (a new
+ * check or action, a new approval in execute mode, another action than recorded) the replay stops,
+ * `incomplete`, rather than guess; a new notification or sleep is reported and the runbook goes on.
+ * Recorded steps the runbook no longer reaches are reported too.
  */
 export async function replayRun<S extends z.ZodType>(
   runbook: Runbook<S>,
@@ -91,44 +124,84 @@ export async function replayRun<S extends z.ZodType>(
     ]);
   }
   const input = replayInput(runbook, fixture, options.input);
+  const redactor = createRedactor();
+  const mode = fixture.run.mode;
   const recorded = new Map(fixture.steps.map((s) => [s.name, s]));
   const lined: ReplayedStep[] = [];
+  const notRejudged: string[] = [];
   const logs: string[] = [];
-  const take = (name: string, kind: StepKind): FixtureStep | undefined => {
-    if (lined.some((s) => s.name === name)) {
-      throw new TypeError(`Step "${name}" is used twice in one run; step names must be unique.`);
+  const seen = new Set<string>();
+  // Like a suspension in the engine: a stop the runbook catches still ends the run at its next step.
+  let raised: Error | undefined;
+  // Once a finding differs, recorded actions after it are answered as recorded but were not re-planned.
+  let findingChanged = false;
+
+  const line = (entry: Omit<ReplayedStep, 'replayedSeq'>): void => {
+    lined.push({ ...entry, replayedSeq: lined.length + 1 });
+  };
+  const raise = (e: Error): Error => {
+    raised = e;
+    return e;
+  };
+  const stop = (status: ReplayOutcome['status'], reason: string): never => {
+    throw raise(new StopReplay(status, reason));
+  };
+  /** Claims a step name and returns its record; stops where the recording cannot go on. */
+  const enter = (name: string, kind: StepKind): FixtureStep | undefined => {
+    if (raised) throw raised;
+    if (seen.has(name)) throw new DuplicateStepError(runbook.id, name);
+    seen.add(name);
+    const rec = recorded.get(name);
+    if (rec && rec.kind !== kind) {
+      line({
+        name,
+        kind,
+        recordedSeq: rec.seq,
+        recorded: `${rec.kind} step`,
+        replayed: `${kind} step`,
+        same: false,
+        note: `recorded as a ${rec.kind} step, now a ${kind} step`,
+      });
+      stop('incomplete', `step "${name}" is a ${kind} step now, a ${rec.kind} step in the recording`);
     }
-    const step = recorded.get(name);
-    return step && step.kind === kind ? step : undefined;
+    if (!rec && recordingEnded()) stop(fixture.run.status, 'the recording ends here');
+    if (rec && isInFlight(rec)) {
+      line({
+        name,
+        kind,
+        recordedSeq: rec.seq,
+        recorded: rec.status,
+        replayed: rec.status,
+        same: true,
+        note: 'the recorded run stopped here',
+      });
+      stop(endOfRecording(fixture, rec), 'the recorded run stopped at this step');
+    }
+    return rec;
   };
-  const line = (entry: Omit<ReplayedStep, 'replayedSeq' | 'same'> & { same?: boolean }): void => {
-    const same = entry.same ?? entry.recorded === entry.replayed;
-    lined.push({ ...entry, replayedSeq: lined.length + 1, same });
+  /** All recorded steps were reached, and the recorded run did not end by its own code: nothing follows. */
+  const recordingEnded = (): boolean => {
+    const reached = lined.filter((s) => s.recordedSeq !== null).length;
+    if (reached < fixture.steps.length) return false;
+    const { status, error } = fixture.run;
+    if (status === 'succeeded' || status === 'escalated') return false;
+    return status !== 'failed' || STOPPED_FROM_OUTSIDE.has(error?.code ?? '');
   };
-  const missing = (name: string, kind: StepKind, replayed: string): string => {
-    const other = recorded.get(name);
-    return other
-      ? `recorded as a ${other.kind} step, now a ${kind} step`
-      : `new step: not in the recording (${replayed})`;
-  };
+  const newStep = (name: string, kind: StepKind, replayed: string, what: string): void =>
+    line({ name, kind, recordedSeq: null, recorded: null, replayed, same: false, note: `new step: ${what}` });
 
   const step: StepTools = {
     async check<T>(name: string, check: Check<T>): Promise<Finding<T>> {
-      const rec = take(name, 'check');
+      const rec = enter(name, 'check');
       if (!rec) {
-        const unknown = finding('unknown', 'not in the recording', null) as Finding<Json>;
-        line({
+        newStep(
           name,
-          kind: 'check',
-          recordedSeq: null,
-          recorded: null,
-          replayed: 'unknown',
-          note: missing(name, 'check', 'unknown'),
-          finding: unknown,
-        });
-        return unknown as Finding<T>;
+          'check',
+          'new',
+          `would run check ${check.kind}; not in the recording, so the replay stops here`,
+        );
+        return stop('incomplete', `check step "${name}" is not in the recording`);
       }
-      stopIfInFlight(rec);
       if (rec.status === 'failed') {
         line({
           name,
@@ -136,31 +209,69 @@ export async function replayRun<S extends z.ZodType>(
           recordedSeq: rec.seq,
           recorded: errorDecision(rec),
           replayed: errorDecision(rec),
+          same: true,
           note: 'recorded error',
         });
         throw recordedError(rec);
       }
-      const stored = rec.result as (Finding<Json> & { observation?: Json }) | null;
-      const was = stored?.status ?? null;
-      let now: Finding<Json>;
+      const stored = (rec.result ?? {
+        status: 'unknown',
+        summary: 'no result recorded',
+        evidence: [],
+        data: null,
+      }) as unknown as StoredCheck;
+      const { observation, check: recordedKind, ...recordedFinding } = stored;
+      let now: Finding<Json> = recordedFinding;
       let note: string;
-      if (stored && stored.observation !== undefined && isReplayableCheck(check)) {
-        now = check.judge(stored.observation) as Finding<Json>;
-        note = 're-judged from the recorded observation';
-      } else {
-        const { observation: _o, ...found } = stored ?? { ...finding('unknown', 'no result recorded', null) };
-        now = found as Finding<Json>;
+      let rejudged = false;
+      let kindChanged = false;
+      if (observation === undefined || !isReplayableCheck(check)) {
+        notRejudged.push(name);
         note = isReplayableCheck(check)
           ? 'recorded finding (the recording has no observation)'
           : 'recorded finding (the check is not replayable)';
+      } else if (recordedKind !== undefined && recordedKind !== check.kind) {
+        notRejudged.push(name);
+        kindChanged = true;
+        note = `recorded check ${recordedKind}, now ${check.kind}: recorded finding, not re-judged`;
+      } else {
+        try {
+          now = redactor.redact(check.judge(observation) as Finding<Json>);
+        } catch (e) {
+          const message = redactor.redactText((e as Error)?.message ?? String(e));
+          line({
+            name,
+            kind: 'check',
+            recordedSeq: rec.seq,
+            recorded: recordedFinding.status,
+            replayed: 'error',
+            same: false,
+            note: `judge threw: ${message}`,
+          });
+          throw raise(e as Error);
+        }
+        rejudged = true;
+        note = 're-judged from the recorded observation';
       }
-      if (was !== now.status) note = `${was} → ${now.status}: ${now.summary}`;
+      let same = !kindChanged && now.status === recordedFinding.status;
+      if (now.status !== recordedFinding.status) {
+        note = `${recordedFinding.status} → ${now.status}: ${now.summary}`;
+      } else if (
+        rejudged &&
+        (now.summary !== recordedFinding.summary ||
+          canonicalJson(now.data) !== canonicalJson(recordedFinding.data))
+      ) {
+        same = false;
+        note = `still ${now.status}, but the finding changed: ${now.summary}`;
+      }
+      if (!same) findingChanged = true;
       line({
         name,
         kind: 'check',
         recordedSeq: rec.seq,
-        recorded: was,
+        recorded: recordedFinding.status,
         replayed: now.status,
+        same,
         note,
         finding: now,
       });
@@ -168,20 +279,16 @@ export async function replayRun<S extends z.ZodType>(
     },
 
     async act(name, action, actOptions = {}) {
-      const rec = take(name, 'act');
+      const rec = enter(name, 'act');
       const identity = `${action.kind} on ${action.target}`;
       if (!rec) {
-        line({
-          name,
-          kind: 'act',
-          recordedSeq: null,
-          recorded: null,
-          replayed: 'skipped',
-          note: missing(name, 'act', `would plan ${identity}`),
-        });
-        return { status: 'skipped' } as never;
+        if (mode === 'diagnose') {
+          newStep(name, 'act', 'skipped', `${identity} (skipped in diagnose mode)`);
+          return { status: 'skipped' };
+        }
+        newStep(name, 'act', 'new', `would plan ${identity}; a replay cannot plan, so it stops here`);
+        return stop('incomplete', `act step "${name}" is not in the recording`);
       }
-      stopIfInFlight(rec);
       const result = rec.result as (ActResult<Json, Json> & { action?: string; target?: string }) | null;
       const plan = result && 'plan' in result ? result.plan : undefined;
       const recordedIdentity = plan
@@ -190,35 +297,52 @@ export async function replayRun<S extends z.ZodType>(
           ? `${result.action} on ${result.target}`
           : identity;
       const decision = rec.status === 'failed' ? errorDecision(rec) : (result?.status ?? 'none');
-      const sameAction = recordedIdentity === identity;
+      if (recordedIdentity !== identity) {
+        line({
+          name,
+          kind: 'act',
+          recordedSeq: rec.seq,
+          recorded: decision,
+          replayed: 'new',
+          same: false,
+          note: `recorded ${recordedIdentity}, now ${identity}: a replay cannot plan it, so it stops here`,
+        });
+        return stop('incomplete', `act step "${name}" changes something else than recorded`);
+      }
       line({
         name,
         kind: 'act',
         recordedSeq: rec.seq,
-        recorded: `${decision}`,
-        replayed: sameAction ? decision : `${decision} (other action)`,
-        note: sameAction ? `recorded result: ${identity}` : `recorded ${recordedIdentity}, now ${identity}`,
+        recorded: decision,
+        replayed: decision,
+        same: true,
+        note: findingChanged
+          ? `recorded result of ${identity} (not re-planned, though an earlier finding changed)`
+          : `recorded result: ${identity}`,
       });
       if (rec.status === 'failed') {
-        throw giveUp(recordedError(rec), actOptions.onGiveUp);
+        const error = recordedError(rec);
+        // As in the engine: a declined plan cancels the run; other failures give up (escalate when asked to).
+        throw isCancelledError(error) ? error : giveUp(error, actOptions.onGiveUp);
       }
       return result as never;
     },
 
     async approve(name) {
-      const rec = take(name, 'approve');
+      const rec = enter(name, 'approve');
       if (!rec) {
-        line({
-          name,
-          kind: 'approve',
-          recordedSeq: null,
-          recorded: null,
-          replayed: 'skipped',
-          note: missing(name, 'approve', 'would ask for approval'),
-        });
+        if (mode === 'execute') {
+          newStep(
+            name,
+            'approve',
+            'new',
+            'would wait for a second person’s approval, so the replay stops here',
+          );
+          return stop('incomplete', `approval step "${name}" is not in the recording`);
+        }
+        newStep(name, 'approve', 'skipped', `an approval (skipped in ${mode} mode)`);
         return { status: 'skipped' };
       }
-      stopIfInFlight(rec);
       const result = rec.result as ApproveResult | null;
       const decision = rec.status === 'failed' ? errorDecision(rec) : (result?.status ?? 'none');
       line({
@@ -227,6 +351,7 @@ export async function replayRun<S extends z.ZodType>(
         recordedSeq: rec.seq,
         recorded: decision,
         replayed: decision,
+        same: true,
         note: 'recorded decision',
       });
       if (rec.status === 'failed') throw recordedError(rec);
@@ -234,53 +359,48 @@ export async function replayRun<S extends z.ZodType>(
     },
 
     async notify(name, notification) {
-      const rec = take(name, 'notify');
-      const replayed = fixture.run.mode === 'execute' ? 'sent' : 'skipped';
+      const rec = enter(name, 'notify');
       if (!rec) {
-        line({
+        newStep(
           name,
-          kind: 'notify',
-          recordedSeq: null,
-          recorded: null,
-          replayed,
-          note: missing(name, 'notify', `would notify ${notification.channel ?? 'default'}`),
-        });
+          'notify',
+          mode === 'execute' ? 'sent' : 'skipped',
+          `would notify ${notification.channel ?? 'default'}`,
+        );
         return;
       }
-      const decision =
-        rec.status === 'succeeded' ? 'sent' : rec.status === 'failed' ? errorDecision(rec) : rec.status;
+      const decision = decisionOf(rec);
       line({
         name,
         kind: 'notify',
         recordedSeq: rec.seq,
         recorded: decision,
         replayed: decision,
+        same: true,
         note: 'recorded result',
       });
       if (rec.status === 'failed') throw recordedError(rec);
     },
 
     async sleep(name) {
-      const rec = take(name, 'sleep');
+      const rec = enter(name, 'sleep');
       if (!rec) {
-        line({
+        newStep(
           name,
-          kind: 'sleep',
-          recordedSeq: null,
-          recorded: null,
-          replayed: 'slept',
-          note: missing(name, 'sleep', 'would wait'),
-        });
+          'sleep',
+          mode === 'execute' ? 'slept' : 'skipped',
+          'would wait (not waited in a replay)',
+        );
         return;
       }
-      stopIfInFlight(rec);
-      const decision = rec.status === 'succeeded' ? 'slept' : rec.status;
+      const decision = decisionOf(rec);
       line({
         name,
         kind: 'sleep',
         recordedSeq: rec.seq,
         recorded: decision,
         replayed: decision,
+        same: true,
         note: 'not waited in a replay',
       });
     },
@@ -289,18 +409,23 @@ export async function replayRun<S extends z.ZodType>(
     done: (summary) => ({ kind: 'done', summary }),
   };
 
-  const replayed = await runToOutcome(runbook, {
-    input,
-    step,
-    mode: fixture.run.mode,
-    runId: `replay-of-${fixture.run.id}`,
-    actor: 'replay',
-    log: (message: string) => logs.push(message),
-    timeoutMs: toMillis(options.timeout ?? '30s'),
-  });
+  const replayed = await runToOutcome(
+    runbook,
+    {
+      input,
+      step,
+      mode,
+      runId: `replay-of-${fixture.run.id}`,
+      actor: 'replay',
+      log: (message: string) => logs.push(redactor.redactText(message)),
+      timeoutMs: toMillis(options.timeout ?? '30s'),
+    },
+    () => raised,
+  );
+  replayed.summary = redactor.redactText(replayed.summary);
 
   for (const rec of fixture.steps) {
-    if (!lined.some((s) => s.name === rec.name)) {
+    if (!seen.has(rec.name)) {
       lined.push({
         name: rec.name,
         kind: rec.kind,
@@ -314,17 +439,26 @@ export async function replayRun<S extends z.ZodType>(
     }
   }
   const recordedOutcome = outcomeOfFixture(fixture);
-  const outcomeSame = recordedOutcome.status === replayed.status;
+  const outcomeSame =
+    recordedOutcome.status === replayed.status &&
+    recordedOutcome.to === replayed.to &&
+    recordedOutcome.severity === replayed.severity;
   const firstDifference = lined.find((s) => !s.same);
   return {
     runbook: runbook.id,
     recordedRunId: fixture.run.id,
-    mode: fixture.run.mode,
+    mode,
     input: input as Json,
     steps: lined,
-    outcome: { recorded: recordedOutcome, replayed, same: outcomeSame },
+    outcome: {
+      recorded: recordedOutcome,
+      replayed,
+      same: outcomeSame,
+      summaryChanged: recordedOutcome.summary !== replayed.summary,
+    },
     firstDifference,
     same: firstDifference === undefined && outcomeSame,
+    notRejudged,
     logs,
   };
 }
@@ -336,9 +470,7 @@ function replayInput(
   changes: Record<string, unknown> | undefined,
 ): unknown {
   const recordedInput = fixture.run.input;
-  const base =
-    recordedInput && typeof recordedInput === 'object' && !Array.isArray(recordedInput) ? recordedInput : {};
-  const parsed = runbook.input.safeParse(changes ? { ...base, ...changes } : recordedInput);
+  const parsed = runbook.input.safeParse(changes ? mergeDeep(recordedInput, changes) : recordedInput);
   if (!parsed.success) {
     throw new InputValidationError(
       `input of runbook ${runbook.id}`,
@@ -348,10 +480,28 @@ function replayInput(
   return parsed.data;
 }
 
-/** A recorded step that never finished: the recorded run stopped there, and so does the replay. */
-function stopIfInFlight(rec: FixtureStep): void {
-  if (rec.status === 'waiting_approval') throw new StopAtRecordingEnd('waiting_approval');
-  if (rec.status === 'applying' || rec.status === 'sleeping') throw new StopAtRecordingEnd('running');
+function isPlainObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+/** `changes` over `base`, object by object: `--input limits.max=10` keeps the other recorded limits. */
+function mergeDeep(base: unknown, changes: Record<string, unknown>): Record<string, unknown> {
+  const merged: Record<string, unknown> = isPlainObject(base) ? { ...base } : {};
+  for (const [key, value] of Object.entries(changes)) {
+    merged[key] = isPlainObject(value) && isPlainObject(merged[key]) ? mergeDeep(merged[key], value) : value;
+  }
+  return merged;
+}
+
+/** A recorded step that never finished: the recorded run stopped there. */
+function isInFlight(rec: FixtureStep): boolean {
+  return rec.status === 'waiting_approval' || rec.status === 'applying' || rec.status === 'sleeping';
+}
+
+/** How the recorded run stood when it stopped at an unfinished step (a rejected approval: `cancelled`). */
+function endOfRecording(fixture: RunFixture, rec: FixtureStep): RunStatus {
+  if (FINAL_RUN_STATUSES.includes(fixture.run.status)) return fixture.run.status;
+  return rec.status === 'waiting_approval' ? 'waiting_approval' : 'running';
 }
 
 /** The error a failed step recorded, to throw again. */
@@ -372,13 +522,18 @@ function decisionOf(rec: FixtureStep): string {
 
 function outcomeOfFixture(fixture: RunFixture): ReplayOutcome {
   const outcome = fixture.run.outcome as Outcome | null;
-  const summary =
-    outcome?.kind === 'done'
-      ? outcome.summary
-      : outcome?.kind === 'escalate'
-        ? outcome.reason
-        : (fixture.run.error?.message ?? '');
-  return { status: fixture.run.status, summary };
+  if (outcome?.kind === 'escalate') return escalated(outcome);
+  if (outcome?.kind === 'done') return { status: fixture.run.status, summary: outcome.summary };
+  return { status: fixture.run.status, summary: fixture.run.error?.message ?? '' };
+}
+
+function escalated(outcome: Extract<Outcome, { kind: 'escalate' }>): ReplayOutcome {
+  return {
+    status: 'escalated',
+    summary: outcome.reason,
+    ...(outcome.to !== undefined ? { to: outcome.to } : {}),
+    ...(outcome.severity !== undefined ? { severity: outcome.severity } : {}),
+  };
 }
 
 /** Runs the runbook's function to its outcome, mapping returns and throws to run statuses as the engine does. */
@@ -393,6 +548,7 @@ async function runToOutcome(
     log: (message: string) => void;
     timeoutMs: number;
   },
+  raised: () => Error | undefined,
 ): Promise<ReplayOutcome> {
   const controller = new AbortController();
   let timer: NodeJS.Timeout | undefined;
@@ -403,21 +559,28 @@ async function runToOutcome(
       reject(error);
     }, context.timeoutMs);
   });
+  let ending: unknown;
   try {
     const returned = await Promise.race([
       runbook.run({ ...context, input: context.input as never, signal: controller.signal }),
       deadline,
     ]);
-    const outcome: Outcome = returned ?? { kind: 'done', summary: 'completed' };
-    return outcome.kind === 'escalate'
-      ? { status: 'escalated', summary: outcome.reason }
-      : { status: 'succeeded', summary: outcome.summary };
+    // A stop the runbook caught and swallowed still ends the run, as a suspension does in the engine.
+    const swallowed = raised();
+    if (!swallowed) {
+      const outcome: Outcome = returned ?? { kind: 'done', summary: 'completed' };
+      return outcome.kind === 'escalate'
+        ? escalated(outcome)
+        : { status: 'succeeded', summary: outcome.summary };
+    }
+    ending = swallowed;
   } catch (e) {
-    if (e instanceof StopAtRecordingEnd) return { status: e.status, summary: e.message };
-    if (e instanceof EscalateSignal) return { status: 'escalated', summary: e.escalation.reason };
-    if (isCancelledError(e)) return { status: 'cancelled', summary: e.message };
-    return { status: 'failed', summary: (e as Error)?.message ?? String(e) };
+    ending = raised() ?? e;
   } finally {
     clearTimeout(timer);
   }
+  if (ending instanceof StopReplay) return { status: ending.status, summary: ending.message };
+  if (ending instanceof EscalateSignal) return escalated(ending.escalation);
+  if (isCancelledError(ending)) return { status: 'cancelled', summary: ending.message };
+  return { status: 'failed', summary: (ending as Error)?.message ?? String(ending) };
 }

@@ -59,11 +59,22 @@ export interface RunRecord {
 /** Whether a run's plans need approval by policy or always. */
 export type RunApproval = 'policy' | 'always';
 
+/** Every kind of step. */
+export const STEP_KINDS = ['check', 'act', 'approve', 'notify', 'sleep'] as const;
 /** What kind of step a record is. */
-export type StepKind = 'check' | 'act' | 'approve' | 'notify' | 'sleep';
+export type StepKind = (typeof STEP_KINDS)[number];
 
 /** Step statuses. `applying`, `waiting_approval` and `sleeping` are in-flight markers a resumed run acts on. */
-export type StepStatus = 'succeeded' | 'failed' | 'skipped' | 'applying' | 'waiting_approval' | 'sleeping';
+export type StepStatus = (typeof STEP_STATUSES)[number];
+/** Every step status. */
+export const STEP_STATUSES = [
+  'succeeded',
+  'failed',
+  'skipped',
+  'applying',
+  'waiting_approval',
+  'sleeping',
+] as const;
 
 /** A step as stored: its result is what a resumed run replays. */
 export interface StepRecord {

@@ -49,7 +49,7 @@ describe('worker-backlog', () => {
     const run = await runRunbook(runbook, { input: { queue } });
     run.expectStatus('succeeded');
     run.expectFinding('queue-depth', 'ok');
-    run.expectNotApplied('scale-out', 'pause-intake');
+    run.expectNotReached('scale-out', 'pause-intake');
   });
 
   it('scales the workers out on a backlog', async () => {
@@ -81,7 +81,7 @@ describe('worker-backlog', () => {
     await sim.apply(deployment('worker', 8));
     const run = await runRunbook(runbook, { input: { queue }, approvals: 'reject' });
     run.expectStatus('cancelled');
-    run.expectNotApplied('pause-intake');
+    run.expectNotReached('pause-intake');
     expect(await redis.get(`queue:${queue}:paused`)).toBeNull();
   });
 
@@ -144,8 +144,8 @@ describe('worker-backlog, backtested', () => {
     const report = await replayRun(workerBacklog(connect), fixture, { input: { maxDepth: 500 } });
     expect(report.firstDifference).toMatchObject({ name: 'queue-depth', recorded: 'ok', replayed: 'fail' });
     // The recorded run never looked at the workers: the replay says so and stops there, guessing nothing.
-    expect(report.steps[1]).toMatchObject({ name: 'workers', recorded: null, replayed: 'unknown' });
-    expect(report.outcome.replayed.status).toBe('escalated');
+    expect(report.steps[1]).toMatchObject({ name: 'workers', recorded: null, replayed: 'new' });
+    expect(report.outcome.replayed.status).toBe('incomplete');
   });
 });
 // docs:end backtest.test.ts

@@ -1,4 +1,4 @@
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -7,6 +7,7 @@ import { cli, tempDir } from './harness';
 
 const V1 = fileURLToPath(new URL('./fixtures/queue-v1.ts', import.meta.url));
 const V2 = fileURLToPath(new URL('./fixtures/queue-v2.ts', import.meta.url));
+const CLI_MD = new URL('../../CLI.md', import.meta.url);
 
 describe('runbook record and runbook replay', () => {
   const dir = tempDir('replay');
@@ -53,6 +54,15 @@ describe('runbook record and runbook replay', () => {
       /≠ outcome {2}recorded: succeeded \(queue fine\)\n {11}now: {6}escalated \(queue backlog: 40 jobs waiting, more than 30\)/,
     );
     expect(changed.stdout).toContain('Decisions differ: first at step "depth" (ok → fail).');
+    // CLI.md shows this very output, with its own run id and time.
+    const shown = /### `replay <fixture>`[\s\S]*?```text\n([\s\S]*?)```/.exec(
+      readFileSync(CLI_MD, 'utf8'),
+    )?.[1];
+    expect(
+      changed.stdout
+        .replaceAll(runId, 'run_mx0nkae644b6nbtx')
+        .replace(fixture.recordedAt, '2026-11-28T16:56:45.320Z'),
+    ).toBe(shown);
 
     const json = await cli(['replay', fixtureFile, '--runbooks', V1, '--input', 'maxDepth=10', '--json']);
     expect(json.code).toBe(ExitCode.Failed);
@@ -66,6 +76,16 @@ describe('runbook record and runbook replay', () => {
   });
 
   it('refuses what it cannot use, naming the problem', async () => {
+    const existing = join(dir.path, 'incident.json');
+    const kept = readFileSync(existing, 'utf8');
+    const runId = JSON.parse(kept).run.id as string;
+    const refused = await cli(['record', runId, '-o', existing, ...store]);
+    expect(refused.code).toBe(ExitCode.Refused);
+    expect(refused.stderr).toContain('exists; pass --force to replace it');
+    expect(readFileSync(existing, 'utf8')).toBe(kept);
+    expect((await cli(['record', runId, '-o', existing, '--force', ...store])).code).toBe(ExitCode.Ok);
+    expect(statSync(existing).mode & 0o777).toBe(0o600);
+
     const unknown = await cli(['record', 'no-such-run', ...store]);
     expect(unknown.code).toBe(ExitCode.Refused);
     expect(unknown.stderr).toContain('Run "no-such-run" not found');

@@ -2,7 +2,7 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { finding } from '../../src/core/finding';
-import { defineRunbook } from '../../src/core/runbook';
+import { defineRunbook, type Runbook } from '../../src/core/runbook';
 import { defineAction, defineCheck } from '../../src/core/step';
 import { Engine } from '../../src/engine/engine';
 import { fixtureFromRun, parseFixture, recordRun } from '../../src/replay/fixture';
@@ -166,7 +166,9 @@ describe('replay', () => {
       recorded: { status: 'succeeded', summary: 'queue fine' },
       replayed: { status: 'succeeded', summary: 'queue fine' },
       same: true,
+      summaryChanged: false,
     });
+    expect(report.notRejudged).toEqual([]);
   });
 
   it('a lower threshold in the code turns the recorded "ok" into "fail" at the depth step, and the new path shows', async () => {
@@ -188,10 +190,14 @@ describe('replay', () => {
         kind: 'act',
         recordedSeq: null,
         recorded: null,
-        replayed: 'skipped',
-        note: 'new step: not in the recording (would plan test.pause-intake on queue:jobs)',
+        replayed: 'new',
+        note: 'new step: would plan test.pause-intake on queue:jobs; a replay cannot plan, so it stops here',
       });
-      expect(report.outcome.replayed).toEqual({ status: 'succeeded', summary: 'intake paused' });
+      // It cannot know what the plan would have said: it stops instead of guessing.
+      expect(report.outcome.replayed).toEqual({
+        status: 'incomplete',
+        summary: 'act step "pause-intake" is not in the recording',
+      });
       expect(applies).toBe(0); // nothing was applied by the replay
     } finally {
       await db.query(`DELETE FROM ${table} WHERE id > 40`);
@@ -270,5 +276,236 @@ describe('replay', () => {
       async run() {},
     });
     await expect(replayRun(other, fixture)).rejects.toThrow(/records runbook "queue-backlog", not "other"/);
+  });
+});
+
+// The review's cases: where a replay could say "same" for a changed decision, or "different" for none.
+describe('replay, where it could mislead', () => {
+  /** A one-off runbook; `run` gets the step tools. */
+  const book = (run: Parameters<typeof defineRunbook>[0]['run'], input = z.object({}).passthrough()) =>
+    defineRunbook({ id: 'edge', title: 'Edge cases', severity: 'P3', input, run });
+  const startAndRecord = async (
+    runbook: Runbook,
+    options: {
+      input?: Record<string, unknown>;
+      engine?: Partial<ConstructorParameters<typeof Engine>[0]>;
+    } = {},
+  ) => {
+    const engine = new Engine({ store, runbooks: [runbook], ...options.engine });
+    const result = await engine.start(runbook.id, options.input ?? {}, { mode: 'execute', actor: 'alice' });
+    return { engine, result, fixture: async () => recordRun(store, result.runId) };
+  };
+  const secretCheck = defineCheck({
+    kind: 'test.secret-line',
+    read: async () => ({ line: 'connect postgres://app:hunter22@db/app' }),
+    judge: ({ line }) =>
+      line.includes('hunter22') ? finding('fail', 'saw it', null) : finding('ok', 'redacted', null),
+  });
+
+  it('judges the redacted observation live too, so an unchanged runbook replays the same', async () => {
+    const runbook = book(async ({ step }) => step.done((await step.check('line', secretCheck)).summary));
+    const { fixture } = await startAndRecord(runbook);
+    const recorded = await fixture();
+    expect(JSON.stringify(recorded)).not.toContain('hunter22');
+    expect(recorded.steps[0]?.result).toMatchObject({ status: 'ok', check: 'test.secret-line' });
+    expect((await replayRun(runbook, recorded)).same).toBe(true);
+  });
+
+  it('a run waiting for approval, or cancelled by a rejection, replays the same when nothing changed', async () => {
+    const risky = defineAction({
+      ...pauseIntake,
+      kind: 'test.risky',
+      risk: 'high',
+      plan: async () => ({
+        summary: 'risky',
+        changes: [{ target: 'queue:jobs', field: 'x', before: 1, after: 2 }],
+        params: null,
+      }),
+      apply: async () => null,
+    });
+    const runbook = book(async ({ step }) => {
+      await step.act('risky', risky);
+      return step.done('done');
+    });
+    const { engine, result, fixture } = await startAndRecord(runbook);
+    expect(result.status).toBe('waiting_approval');
+    const waiting = await replayRun(runbook, await fixture());
+    expect(waiting).toMatchObject({ same: true, outcome: { replayed: { status: 'waiting_approval' } } });
+    expect(waiting.steps[0]).toMatchObject({
+      name: 'risky',
+      same: true,
+      note: 'the recorded run stopped here',
+    });
+
+    await engine.reject(result.runId, { actor: 'bob', reason: 'not now' });
+    const rejected = await replayRun(runbook, await fixture());
+    expect(rejected.outcome).toMatchObject({
+      recorded: { status: 'cancelled' },
+      replayed: { status: 'cancelled' },
+    });
+    expect(rejected.same).toBe(true);
+  });
+
+  it('ends where a run stopped from outside ended, instead of inventing the steps after', async () => {
+    const slow = defineCheck({
+      kind: 'test.slow',
+      run: (ctx) =>
+        new Promise<never>((_, reject) =>
+          ctx.signal.addEventListener('abort', () => reject(ctx.signal.reason)),
+        ),
+    });
+    const runbook = defineRunbook({
+      id: 'edge',
+      title: 'Edge cases',
+      severity: 'P3',
+      timeout: '300ms',
+      input: z.object({}),
+      async run({ step }) {
+        await step.check('quick', secretCheck);
+        await step.check('slow', slow);
+        return step.done('never');
+      },
+    });
+    const { result, fixture } = await startAndRecord(runbook);
+    expect(result.status).toBe('failed');
+    const report = await replayRun(runbook, await fixture());
+    expect(report.outcome).toMatchObject({
+      recorded: { status: 'failed' },
+      replayed: { status: 'failed', summary: 'the recording ends here' },
+    });
+    expect(report.steps.map((s) => s.name)).toEqual(['quick']);
+    expect(report.same).toBe(true);
+  });
+
+  it('compares where an escalation goes', async () => {
+    const to = (team: string) => book(async ({ step }) => step.escalate('page someone', { to: team }));
+    const { fixture } = await startAndRecord(to('team-a'));
+    const report = await replayRun(to('team-b'), await fixture());
+    expect(report.outcome).toMatchObject({
+      recorded: { to: 'team-a' },
+      replayed: { to: 'team-b' },
+      same: false,
+    });
+    expect(report.same).toBe(false);
+  });
+
+  it('marks a re-judged finding that changed while its status did not', async () => {
+    const fixture = await record(queueRunbook(10), {}); // 40 > 10: fail, and the intake is paused
+    intakeOpen = true;
+    const report = await replayRun(queueRunbook(20), fixture);
+    expect(report.steps[0]).toMatchObject({
+      name: 'depth',
+      recorded: 'fail',
+      replayed: 'fail',
+      same: false,
+      note: 'still fail, but the finding changed: 40 jobs waiting, more than 20',
+    });
+    expect(report.steps[1]?.note).toBe(
+      'recorded result of test.pause-intake on queue:jobs (not re-planned, though an earlier finding changed)',
+    );
+  });
+
+  it('does not feed an observation to another kind of check, and reports a judge that throws', async () => {
+    const fixture = await record(queueRunbook(50), {});
+    const other = defineCheck({
+      kind: 'test.other',
+      read: async () => 1,
+      judge: () => finding('fail', 'other', null),
+    });
+    const swapped = defineRunbook({
+      ...queueRunbook(50),
+      async run({ step }) {
+        await step.check('depth', other);
+        return step.done('queue fine');
+      },
+    });
+    const report = await replayRun(swapped, fixture);
+    expect(report.steps[0]).toMatchObject({ recorded: 'ok', replayed: 'ok', same: false });
+    expect(report.steps[0]?.note).toBe(
+      'recorded check test.queue-depth, now test.other: recorded finding, not re-judged',
+    );
+    expect(report.notRejudged).toEqual(['depth']);
+
+    const broken = defineCheck({
+      kind: 'test.queue-depth',
+      read: async () => ({ depth: 0 }),
+      judge: (): never => {
+        throw new Error('judge bug');
+      },
+    });
+    const throwing = defineRunbook({
+      ...queueRunbook(50),
+      async run({ step }) {
+        await step.check('depth', broken);
+        return step.done('queue fine');
+      },
+    });
+    const failed = await replayRun(throwing, fixture);
+    expect(failed.steps[0]).toMatchObject({ replayed: 'error', same: false, note: 'judge threw: judge bug' });
+    expect(failed.outcome.replayed).toMatchObject({ status: 'failed', summary: 'judge bug' });
+  });
+
+  it('lets a runbook swallow an escalation of onGiveUp, as the engine does', async () => {
+    const failing = defineAction({
+      ...pauseIntake,
+      kind: 'test.failing',
+      apply: async () => {
+        throw new Error('apply failed');
+      },
+    });
+    const runbook = book(async ({ step }) => {
+      try {
+        await step.act('fail', failing, { onGiveUp: step.escalate('gave up', { to: 'ops' }) });
+      } catch {
+        // swallowed
+      }
+      return step.done('fine');
+    });
+    const { result, fixture } = await startAndRecord(runbook);
+    expect(result.status).toBe('succeeded');
+    const report = await replayRun(runbook, await fixture());
+    expect(report.steps[0]).toMatchObject({ name: 'fail', recorded: 'error ERROR', same: true });
+    expect(report.outcome.replayed).toEqual({ status: 'succeeded', summary: 'fine' });
+    expect(report.same).toBe(true);
+  });
+
+  it('redacts its logs, and merges nested input changes', async () => {
+    const nested = defineRunbook({
+      id: 'edge',
+      title: 'Edge cases',
+      severity: 'P3',
+      input: z.object({ limits: z.object({ max: z.number(), min: z.number() }) }),
+      async run({ input, step, log }) {
+        log('connecting to postgres://app:hunter22@db/app');
+        return step.done(`max ${input.limits.max}, min ${input.limits.min}`);
+      },
+    });
+    const { fixture } = await startAndRecord(nested, { input: { limits: { max: 5, min: 1 } } });
+    const report = await replayRun(nested, await fixture(), { input: { limits: { max: 9 } } });
+    expect(report.logs.join()).not.toContain('hunter22');
+    expect(report.outcome.replayed.summary).toBe('max 9, min 1');
+  });
+
+  it('refuses a fixture with a step name twice', () => {
+    const step = { seq: 1, name: 'a', kind: 'check', status: 'succeeded', result: null, error: null };
+    const run = {
+      id: 'r',
+      mode: 'execute',
+      input: {},
+      status: 'succeeded',
+      outcome: null,
+      error: null,
+      startedAt: null,
+      endedAt: null,
+    };
+    expect(() =>
+      parseFixture({
+        format: 'runbook-fixture/v1',
+        runbook: 'x',
+        recordedAt: 'now',
+        run,
+        steps: [step, { ...step, seq: 2 }],
+      }),
+    ).toThrow(/steps\[1\]\.name: step name "a" appears twice/);
   });
 });

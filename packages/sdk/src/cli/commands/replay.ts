@@ -1,7 +1,9 @@
-import { readFile, writeFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
-import { parseFixture, recordRun } from '../../replay/fixture';
+import { InvalidStateError } from '../../core/errors';
+import { parseFixture, type RunFixture, recordRun } from '../../replay/fixture';
 import { type ReplayReport, replayRun } from '../../replay/replay';
 import { ExitCode, UsageError } from '../exit-codes';
 import { inputJsonSchema, readRunInput } from '../inputs';
@@ -20,6 +22,7 @@ import { findRunbook, loadCatalog } from './catalog';
 
 interface RecordFlags extends CommonFlags {
   out?: string;
+  force?: boolean;
 }
 
 interface ReplayFlags extends CommonFlags {
@@ -34,24 +37,26 @@ export function registerReplayCommands(program: Command, ctx: CommandContext): v
       "write a run's fixture for replays: its input, every step's result (with the observations of replayable checks) and its outcome, redacted",
     )
     .argument('<runId>', 'run id (see `runbook runs`)')
-    .option('-o, --out <file>', 'write the fixture to this file (default: stdout)');
+    .option('-o, --out <file>', 'write the fixture to this file, readable by you only (default: stdout)')
+    .option('--force', 'replace the --out file when it exists');
   addStoreOptions(addJsonOption(record)).action(async (runId: string, flags: RecordFlags) => {
     const fixture = await withStore(flags, ctx.io, (store) => recordRun(store, runId), { existing: true });
     if (flags.out) {
       const path = resolve(ctx.io.cwd, flags.out);
-      await writeFile(path, `${JSON.stringify(fixture, null, 2)}\n`, { mode: 0o600 });
-      if (flags.json)
+      await writeFixture(path, fixture, flags.out, flags.force === true);
+      if (flags.json) {
         writeJson(ctx.io.stdout, {
           runId,
           runbook: fixture.runbook,
           file: path,
           steps: fixture.steps.length,
         });
-      else
+      } else {
         writeLines(
           ctx.io.stdout,
           `Recorded run ${runId} of ${fixture.runbook} (${fixture.steps.length} steps) to ${flags.out}.`,
         );
+      }
     } else {
       writeJson(ctx.io.stdout, fixture);
     }
@@ -61,7 +66,7 @@ export function registerReplayCommands(program: Command, ctx: CommandContext): v
   const replay = program
     .command('replay')
     .description(
-      'replay a recorded run against the runbook as it is now, reading and changing nothing, and show where its decisions differ (exit 1 when they do)',
+      'replay a recorded run against the runbook as it is now (every step answered from the recording: no step reads or changes anything) and show where its decisions differ (exit 1 when they do)',
     )
     .argument('<fixture>', 'a fixture file written by `runbook record`');
   addInputOptions(addRunbooksOption(addJsonOption(replay))).action(
@@ -83,6 +88,24 @@ export function registerReplayCommands(program: Command, ctx: CommandContext): v
       ctx.exit(report.same ? ExitCode.Ok : ExitCode.Failed);
     },
   );
+}
+
+/**
+ * Writes the fixture whole or not at all, mode 600 (it holds a real incident's data): to a temporary file
+ * beside it, renamed into place. An existing file (a committed fixture) is kept unless `force`.
+ */
+async function writeFixture(path: string, fixture: RunFixture, given: string, force: boolean): Promise<void> {
+  if (!force && existsSync(path)) {
+    throw new InvalidStateError(`${given} exists; pass --force to replace it, or choose another --out file.`);
+  }
+  const temporary = `${path}.${process.pid}.tmp`;
+  try {
+    await writeFile(temporary, `${JSON.stringify(fixture, null, 2)}\n`, { mode: 0o600, flag: 'wx' });
+    await rename(temporary, path);
+  } catch (e) {
+    await rm(temporary, { force: true });
+    throw e;
+  }
 }
 
 async function readJsonFile(path: string, given: string): Promise<unknown> {
@@ -112,18 +135,28 @@ export function renderReplay(report: ReplayReport, recordedAt: string): string[]
   ]);
   const { recorded, replayed } = report.outcome;
   const first = report.firstDifference;
+  const unjudged = report.notRejudged;
+  const caveat =
+    unjudged.length === 0
+      ? ''
+      : ` (${unjudged.length === 1 ? '1 check was' : `${unjudged.length} checks were`} not re-judged, their findings are the recorded ones: ${unjudged.join(', ')})`;
   return [
     `Replay of run ${report.recordedRunId} of ${report.runbook} (${report.mode}, recorded ${recordedAt}) with the runbook as loaded now.`,
     '',
     ...columns([[' ', '#', 'STEP', 'KIND', 'RECORDED', 'NOW', 'NOTE'], ...rows]),
     '',
-    `${report.outcome.same ? ' ' : '≠'} outcome  recorded: ${recorded.status} (${recorded.summary})`,
-    `           now:      ${replayed.status} (${replayed.summary})`,
+    `${report.outcome.same ? ' ' : '≠'} outcome  recorded: ${outcomeText(recorded)}`,
+    `           now:      ${outcomeText(replayed)}`,
     '',
     report.same
-      ? 'Same decisions at every step and the same outcome.'
+      ? `Same decisions at every step and the same outcome${caveat}.`
       : first
-        ? `Decisions differ: first at step "${first.name}" (${first.recorded ?? 'not recorded'} → ${first.replayed ?? 'not reached'}).`
-        : `The outcome differs: ${recorded.status} → ${replayed.status}.`,
+        ? `Decisions differ: first at step "${first.name}" (${first.recorded ?? 'not recorded'} → ${first.replayed ?? 'not reached'})${caveat}.`
+        : `The outcome differs: ${outcomeText(recorded)} → ${outcomeText(replayed)}${caveat}.`,
   ];
+}
+
+function outcomeText(outcome: ReplayReport['outcome']['recorded']): string {
+  const where = [outcome.to ? `to ${outcome.to}` : '', outcome.severity ?? ''].filter(Boolean).join(', ');
+  return `${outcome.status}${where ? ` ${where}` : ''} (${outcome.summary})`;
 }
