@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { Duration, formatMillis, toMillis } from '../core/duration';
-import { InputValidationError, RunbookError } from '../core/errors';
+import { RunbookError } from '../core/errors';
+import { parseOptions } from '../core/parse-options';
 import type { Runbook } from '../core/runbook';
 import type { RunMode } from '../core/step';
 import { Engine, type EngineOptions } from '../engine/engine';
@@ -8,7 +9,7 @@ import type { LogEvent } from '../engine/events';
 import type { RunResult } from '../engine/run-execution';
 import type { AuditRow } from '../store/records';
 import type { RunStore } from '../store/run-store';
-import { describeRun } from './runbook-test/describe-run';
+import { describeRun, listNames } from './runbook-test/describe-run';
 import { openMemoryStore } from './runbook-test/memory-store';
 import { RunbookTestRun } from './runbook-test/test-run';
 
@@ -34,6 +35,8 @@ export interface RunRunbookOptions<S extends z.ZodType = z.ZodType> {
   /**
    * How the approvals the run asks for are answered, by {@link TEST_APPROVER}: one answer for all, or one per
    * step name (steps not named are approved). A request asked again (the plan changed) is answered again.
+   * Every step named must have asked for approval by the end of the run, else `runRunbook` rejects with an
+   * `UNKNOWN_APPROVAL_STEP` error listing the steps that did: a misspelt name must not approve by default.
    * @default "approve"
    */
   approvals?: ApprovalAnswer | Record<string, ApprovalAnswer>;
@@ -78,26 +81,20 @@ const AUDIT_PAGE = 1_000;
  * run.expectApplied('restart');
  * ```
  *
- * Rejects with an `InputValidationError` naming the field for a bad input or option (nothing is run), and
- * with a `TIMEOUT` error listing the steps so far when the run outlives `timeout` (it is cancelled).
+ * Rejects with an `InputValidationError` naming the field for a bad input or option (nothing is run), with a
+ * `TIMEOUT` error listing the steps so far when the run outlives `timeout` (it is cancelled), and with an
+ * `UNKNOWN_APPROVAL_STEP` error when per-step `approvals` name a step that never asked for approval.
  */
 export async function runRunbook<S extends z.ZodType>(
   runbook: Runbook<S>,
   options: RunRunbookOptions<S> = {},
 ): Promise<RunbookTestRun> {
-  const parsed = RunRunbookSettings.safeParse({
+  const settings = parseOptions('runRunbook', RunRunbookSettings, {
     mode: options.mode,
     actor: options.actor,
     approvals: options.approvals,
     timeout: options.timeout,
   });
-  if (!parsed.success) {
-    throw new InputValidationError(
-      'options of runRunbook',
-      parsed.error.issues.map((i) => ({ path: i.path.join('.'), message: i.message })),
-    );
-  }
-  const settings = parsed.data;
   const timeoutMs = toMillis(settings.timeout);
   const store = options.store ?? (await openMemoryStore());
   try {
@@ -116,7 +113,9 @@ export async function runRunbook<S extends z.ZodType>(
           { retriable: false },
         );
       }
-      return await snapshot(engine, result.runId, logs);
+      const run = await snapshot(engine, result.runId, logs);
+      checkApprovalSteps(runbook.id, settings.approvals, run);
+      return run;
     } finally {
       clearTimeout(timer);
       listening.dispose();
@@ -167,6 +166,22 @@ async function drive(
     result = await engine.resume(result.runId, { signal });
   }
   return result;
+}
+
+/**
+ * Fails a run whose per-step `approvals` name a step that never asked: a misspelt name would otherwise let
+ * the step it meant be approved by default, and the test pass for the wrong reason.
+ */
+function checkApprovalSteps(runbookId: string, approvals: Settings['approvals'], run: RunbookTestRun): void {
+  if (typeof approvals === 'string') return;
+  const asked = [...new Set(run.approvals.map((a) => a.step))];
+  const unknown = Object.keys(approvals).filter((step) => !asked.includes(step));
+  if (unknown.length === 0) return;
+  throw new RunbookError(
+    'UNKNOWN_APPROVAL_STEP',
+    `runRunbook: \`approvals\` answers ${listNames(unknown)}, but no such step of the run of "${runbookId}" asked for approval. The steps that asked: ${listNames(asked)}. Fix a misspelt name; a step the run did not reach, or that the approval policy let through without asking, needs no answer.\n${run.toString()}`,
+    { retriable: false },
+  );
 }
 
 function answerFor(approvals: Settings['approvals'], step: string): ApprovalAnswer {

@@ -198,7 +198,11 @@ describe('runRunbook against the Kubernetes simulator', () => {
     const run = await runRunbook(agentRecovery(k8s), { input: { agent: 'healthy-agent' } });
     run.expectStatus('succeeded');
     run.expectFinding('pods', 'ok');
-    run.expectNotApplied('restart'); // never reached
+    run.expectNotReached('restart');
+    // Not reached is not "not applied": that assertion names what to use instead.
+    expect(() => run.expectNotApplied('restart')).toThrow(
+      `expectNotApplied: step "restart" never ran; if that is what you expect, use expectNotReached('restart'). The run's act steps: none.`,
+    );
     expect(run.steps.map((s) => s.name)).toEqual(['pods']);
     // A store of its own: its audit chain starts here, whatever ran before in this file.
     expect(run.audit[0]).toMatchObject({ seq: 1, entry: expect.stringContaining('"kind":"run.created"') });
@@ -293,7 +297,8 @@ describe('approvals: a destructive change waits for a second person', () => {
     run.expectStatus('cancelled');
     expect(run.error).toMatchObject({ code: 'CANCELLED', message: expect.stringContaining('rejected') });
     run.expectApprovalAsked('reset-config', 'rejected');
-    run.expectNotApplied('reset-config', 'restart');
+    run.expectNotApplied('reset-config');
+    run.expectNotReached('restart');
     run.expectAudit('approval.rejected', 'reset-config');
     expect(configOf('analysis-agent')).toEqual({ LOG_LEVEL: 'debug' });
   });
@@ -335,6 +340,25 @@ describe('approvals: a destructive change waits for a second person', () => {
     expect(configOf('review-agent')).toEqual(settings);
     expect(annotationsOf('review-agent')[RESTARTED_AT_ANNOTATION]).toBe(restartsBefore);
   });
+
+  it('per step, refuses an answer for a step that never asked: a misspelt name must not approve by default', async () => {
+    await deployAgent('audit-agent');
+    const misspelt = runRunbook(configReset(k8s), {
+      input: { agent: 'audit-agent', settings },
+      engine: { approvals: { minRisk: 'medium' } },
+      approvals: { restrat: 'reject', 'reset-config': 'approve' },
+    });
+    await expect(misspelt).rejects.toMatchObject({ code: 'UNKNOWN_APPROVAL_STEP' });
+    await expect(misspelt).rejects.toThrow(
+      /^runRunbook: `approvals` answers "restrat", but no such step of the run of "config-reset" asked for approval\. The steps that asked: "reset-config", "restart"\. .+\nRun run_\S+ of runbook "config-reset" \(execute, by test\): succeeded/,
+    );
+
+    // A step the run did not reach asked for nothing either.
+    await deployAgent('quiet-agent');
+    await expect(
+      runRunbook(agentRecovery(k8s), { input: { agent: 'quiet-agent' }, approvals: { restart: 'approve' } }),
+    ).rejects.toThrow(/`approvals` answers "restart", but .+ The steps that asked: none\./);
+  });
 });
 
 describe('assertions fail with what was expected and what happened', () => {
@@ -350,7 +374,7 @@ describe('assertions fail with what was expected and what happened', () => {
 
   it('expectStatus names both statuses and lists the steps', () => {
     expect(() => diagnosed.expectStatus('failed')).toThrow(
-      /Expected the run to be failed, but it is succeeded\.\nRun run_\S+ of runbook "agent-recovery" \(diagnose, by test\): succeeded \(done: restart skipped\)\n {2}1\. pods \(check\): finding fail — .+\n {2}2\. restart \(act\): skipped$/,
+      /Expected the run to be failed, but it is succeeded\.\nRun run_\S+ of runbook "agent-recovery" \(diagnose, by test\): succeeded \(restart skipped\)\n {2}1\. ✖ pods \(check\): fail: 0\/2 pods ready .+\n {2}2\. – restart \(act\): skipped in diagnose mode: k8s\.rollout-restart on k8s:aiwebtest\/deployment\/failing-agent$/,
     );
   });
 
@@ -368,7 +392,7 @@ describe('assertions fail with what was expected and what happened', () => {
     expect(() => diagnosed.finding('pod')).toThrow('"pod": the run has no step of that name');
     expect(() => diagnosed.plan('constructor')).toThrow('"constructor": the run has no step of that name');
     expect(() => diagnosed.plan('restart')).toThrow(
-      'No plan for step "restart": it recorded no plan: restart (act): skipped. The run\'s act steps: "restart".',
+      'No plan for step "restart": it recorded no plan: restart (act): skipped in diagnose mode: k8s.rollout-restart on k8s:aiwebtest/deployment/failing-agent. The run\'s act steps: "restart".',
     );
   });
 
@@ -385,6 +409,22 @@ describe('assertions fail with what was expected and what happened', () => {
       `Expected "restart" not to be applied, but "restart" (${summary}) was applied.`,
     );
     expect(() => executed.expectNotApplied('tell')).toThrow('"tell" is a notify step, not an act step');
+  });
+
+  it('expectNotApplied refuses a step the run never reached (a typo must not pass), pointing at expectNotReached', () => {
+    diagnosed.expectNotApplied('restart'); // reached, and skipped in diagnose mode
+    expect(() => diagnosed.expectNotApplied('restrat', 'rollback', 'pods')).toThrow(
+      `expectNotApplied: steps "restrat", "rollback" never ran; if that is what you expect, use expectNotReached('restrat', 'rollback'); "pods" is a check step, not an act step. The run's act steps: "restart".`,
+    );
+    expect(() => diagnosed.expectNotApplied()).toThrow('expectNotApplied: name at least one act step.');
+  });
+
+  it('expectNotReached names the steps the run did reach, of any kind', () => {
+    executed.expectNotReached('rollback', 'page-on-call');
+    expect(() => executed.expectNotReached('rollback', 'restart', 'tell')).toThrow(
+      `Expected "rollback", "restart", "tell" never to be reached, but the run reached restart (act): applied: ${executed.plan('restart').summary}; tell (notify): succeeded: slack:#incidents: restarted failing-agent.`,
+    );
+    expect(() => executed.expectNotReached()).toThrow('expectNotReached: name at least one step.');
   });
 
   it('expectApprovalAsked lists the approvals asked', () => {

@@ -1,3 +1,4 @@
+import { planOf } from '../../cli/render';
 import type { ErrorInfo } from '../../core/errors';
 import type { Finding, FindingStatus } from '../../core/finding';
 import type { Json } from '../../core/json';
@@ -60,15 +61,6 @@ function resultObject(step: StepRecord): ResultObject | undefined {
   return typeof r === 'object' && r !== null && !Array.isArray(r) ? (r as ResultObject) : undefined;
 }
 
-function isPlan(value: unknown): value is Plan<Json> {
-  return (
-    typeof value === 'object' &&
-    value !== null &&
-    typeof (value as Plan).hash === 'string' &&
-    Array.isArray((value as Plan).changes)
-  );
-}
-
 /** The finding in a check step's result, without what the engine stores beside it (an observation). */
 function findingOf(step: StepRecord): Finding<Json> | undefined {
   const r = resultObject(step);
@@ -93,9 +85,8 @@ function stepOf(entry: AuditEntry): string | undefined {
 /** `a check step`, `an approve step`. */
 const kindOf = (step: StepRecord): string => `${/^[aeiou]/.test(step.kind) ? 'an' : 'a'} ${step.kind} step`;
 
-function planOf(step: StepRecord): Plan<Json> | undefined {
-  const plan = step.kind === 'act' ? resultObject(step)?.plan : undefined;
-  return isPlan(plan) ? plan : undefined;
+function actPlanOf(step: StepRecord): Plan<Json> | undefined {
+  return step.kind === 'act' ? planOf(step) : undefined;
 }
 
 /**
@@ -157,7 +148,7 @@ export class RunbookTestRun {
     for (const step of record.steps) {
       const f = findingOf(step);
       if (f) findings[step.name] = f;
-      const p = planOf(step);
+      const p = actPlanOf(step);
       if (p) plans[step.name] = p;
       if (step.kind === 'act' && step.status === 'succeeded' && actState(step) === 'applied') {
         applied.push(step.name);
@@ -264,24 +255,48 @@ export class RunbookTestRun {
   }
 
   /**
-   * Asserts that none of the act steps named was applied: each was skipped, only planned, a noop, failed,
-   * is waiting for approval, or was never reached. A name that is a step of another kind is an error (a
-   * typo must not pass).
+   * Asserts that each of the act steps named ran but was not applied: it was skipped (diagnose mode), only
+   * planned (plan mode), a noop, failed, reverted, rejected, or is waiting for approval.
+   *
+   * A name that no step of the run has fails, as does a step of another kind: a misspelt name must not
+   * pass. For a step the run is expected never to reach, say so with {@link RunbookTestRun.expectNotReached}.
    */
   expectNotApplied(...steps: string[]): void {
     if (steps.length === 0) throw new TypeError('expectNotApplied: name at least one act step.');
+    const unreached = steps.filter((name) => !this.#step(name));
     const wrongKind = steps
       .map((name) => this.#step(name))
       .filter((s): s is StepRecord => s !== undefined && s.kind !== 'act');
-    if (wrongKind.length > 0) {
-      throw this.#fail(
-        `expectNotApplied: ${wrongKind.map((s) => `"${s.name}" is ${kindOf(s)}, not an act step`).join('; ')}.`,
-      );
+    if (unreached.length > 0 || wrongKind.length > 0) {
+      const problems = wrongKind.map((s) => `"${s.name}" is ${kindOf(s)}, not an act step`);
+      if (unreached.length > 0) {
+        const names = unreached.map((n) => `'${n}'`).join(', ');
+        problems.unshift(
+          `${unreached.length === 1 ? 'step' : 'steps'} ${listNames(unreached)} never ran; if that is what you expect, use expectNotReached(${names})`,
+        );
+      }
+      const acts = this.steps.filter((s) => s.kind === 'act').map((s) => s.name);
+      throw this.#fail(`expectNotApplied: ${problems.join('; ')}. The run's act steps: ${listNames(acts)}.`);
     }
     const applied = steps.filter((s) => this.applied.includes(s));
     if (applied.length === 0) return;
     const what = applied.map((name) => `"${name}" (${oneLine(this.plans[name]?.summary ?? '')})`);
     throw this.#fail(`Expected ${listNames(steps)} not to be applied, but ${what.join(', ')} was applied.`);
+  }
+
+  /**
+   * Asserts that the run never reached any of the steps named (of any kind): it ended, or stopped to wait
+   * for an approval, before them. Whether the runbook has such a step cannot be known from its run, so a
+   * misspelt name passes too: pair this with an assertion on where the run stopped (`expectStatus`,
+   * `expectFinding`, `outcome`).
+   */
+  expectNotReached(...steps: string[]): void {
+    if (steps.length === 0) throw new TypeError('expectNotReached: name at least one step.');
+    const reached = steps.map((name) => this.#step(name)).filter((s): s is StepRecord => s !== undefined);
+    if (reached.length === 0) return;
+    throw this.#fail(
+      `Expected ${listNames(steps)} never to be reached, but the run reached ${reached.map((s) => describeStep(s)).join('; ')}.`,
+    );
   }
 
   /**
