@@ -57,28 +57,36 @@ export const PgName = z
 // The check
 // ---------------------------------------------------------------------------------------------------------
 
+/** Seconds idle inside a transaction after which a session is stuck, when `maxSeconds` is not given. */
+export const DEFAULT_MAX_SECONDS = 300;
+/** Stuck sessions tolerated, when `maxSessions` is not given. */
+export const DEFAULT_MAX_SESSIONS = 0;
+
 /** Options of {@link idleTransactions}: the thresholds `judge` applies. */
 export const IdleTransactionsOptions = z.object({
   /** Only this role's sessions. @default every role */
   role: PgName.optional(),
-  /** A session idle in its transaction at least this many seconds is stuck. @default 300 */
-  maxSeconds: z.number({ error: 'expected a number of seconds' }).positive().default(300),
+  /** A session idle in its transaction at least this many seconds is stuck. @default 300 ({@link DEFAULT_MAX_SECONDS}) */
+  maxSeconds: z.number({ error: 'expected a number of seconds' }).positive().default(DEFAULT_MAX_SECONDS),
   /**
    * How many stuck sessions are tolerated (a `warn`); more is a `fail`. A stuck session that blocks others is
-   * a `fail` whatever this says. @default 0
+   * a `fail` whatever this says. @default 0 ({@link DEFAULT_MAX_SESSIONS})
    */
-  maxSessions: z.number({ error: 'expected a whole number' }).int().min(0).default(0),
+  maxSessions: z.number({ error: 'expected a whole number' }).int().min(0).default(DEFAULT_MAX_SESSIONS),
 });
 /** What {@link idleTransactions} takes. */
 export type IdleTransactionsOptionsInput = z.input<typeof IdleTransactionsOptions>;
 
-/** A session idle inside a transaction, as `read` saw it. */
+/**
+ * A session idle inside a transaction, as `read` saw it: what the verdict, the termination (by pid) and the
+ * on-caller need. Observations are stored and fixtures committed, so neither its last statement (whose
+ * literals, numbers included, are application data) nor its client address is kept.
+ */
 export interface IdleSession {
   pid: number;
+  /** Its role: which application's pool leaks (a role name, as the runbook's input gives it). */
   user: string | null;
   application: string;
-  /** Client address, `null` for a local socket. */
-  client: string | null;
   /** `idle in transaction` or `idle in transaction (aborted)`. */
   state: string;
   /** Seconds since it went idle (its last state change), to 0.1 s. */
@@ -87,8 +95,6 @@ export interface IdleSession {
   transactionSeconds: number | null;
   /** Sessions waiting for a lock it holds. */
   blocking: number;
-  /** Its last statement, cut to 300 characters, with string literals blanked (observations are stored). */
-  query: string;
 }
 
 /** What `read` returns and the engine stores with the finding: everything `judge` needs, nothing more. */
@@ -167,24 +173,20 @@ async function readIdleTransactions(
     pid: number;
     user: string | null;
     application: string;
-    client: string | null;
     state: string;
     idle_seconds: number;
     transaction_seconds: number | null;
     blocking: number;
-    query: string | null;
   }>(
     `WITH waiting AS (
        SELECT unnest(pg_catalog.pg_blocking_pids(w.pid)) AS blocker
          FROM pg_catalog.pg_stat_activity w
         WHERE w.wait_event_type = 'Lock'
      )
-     SELECT a.pid, a.usename AS "user", a.application_name AS application, host(a.client_addr) AS client,
-            a.state,
+     SELECT a.pid, a.usename AS "user", a.application_name AS application, a.state,
             extract(epoch FROM clock_timestamp() - a.state_change)::float8 AS idle_seconds,
             extract(epoch FROM clock_timestamp() - a.xact_start)::float8 AS transaction_seconds,
-            (SELECT count(*) FROM waiting WHERE waiting.blocker = a.pid)::int AS blocking,
-            left(a.query, 300) AS query
+            (SELECT count(*) FROM waiting WHERE waiting.blocker = a.pid)::int AS blocking
        FROM pg_catalog.pg_stat_activity a
       WHERE a.state IN ('idle in transaction', 'idle in transaction (aborted)')
         AND a.datname = current_database()
@@ -204,19 +206,12 @@ async function readIdleTransactions(
       pid: r.pid,
       user: r.user,
       application: r.application,
-      client: r.client,
       state: r.state,
       idleSeconds: tenth(r.idle_seconds),
       transactionSeconds: r.transaction_seconds === null ? null : tenth(r.transaction_seconds),
       blocking: r.blocking,
-      query: blankLiterals(r.query ?? ''),
     })),
   };
-}
-
-/** `'…'` for every string literal, also one the 300-character cut left open: values, not structure, are private. */
-function blankLiterals(sql: string): string {
-  return sql.replace(/'(?:[^']|'')*(?:'|$)/g, "'…'");
 }
 
 const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? '' : 's'}`;
@@ -246,29 +241,16 @@ function judgeIdleTransactions(
         {
           kind: 'table',
           title: `Sessions${whose} idle in transaction in ${database}`,
-          columns: [
-            'PID',
-            'USER',
-            'APPLICATION',
-            'CLIENT',
-            'STATE',
-            'IDLE',
-            'XACT AGE',
-            'BLOCKING',
-            'STUCK',
-            'LAST QUERY',
-          ],
+          columns: ['PID', 'USER', 'APPLICATION', 'STATE', 'IDLE', 'XACT AGE', 'BLOCKING', 'STUCK'],
           rows: sessions.map((s) => [
             s.pid,
             s.user,
             s.application,
-            s.client,
             s.state,
             seconds(s.idleSeconds),
             s.transactionSeconds === null ? null : seconds(s.transactionSeconds),
             s.blocking,
             s.idleSeconds >= maxSeconds,
-            s.query,
           ]),
         },
       ]
@@ -500,18 +482,23 @@ export function settingMillis(text: string): number {
 // The runbook
 // ---------------------------------------------------------------------------------------------------------
 
-/** Input of the `idle-transactions` runbook. Thresholds are input, so a replay can try others. */
+/**
+ * Input of the `idle-transactions` runbook. Thresholds are input, so a replay can try others
+ * (`--input maxSeconds=30`). Their defaults live in the code, not in the schema: the engine records the
+ * validated input, so a schema default would be recorded as if given, and a replay after the default changed
+ * in code would still judge with the old one.
+ */
 export const IdleTransactionsInput = z.object({
   /** The application role whose sessions leak transactions (and whose timeout is set). */
   role: PgName,
-  /** Idle this many seconds inside a transaction, and a session is stuck. @default 300 */
-  maxSeconds: z.number({ error: 'expected a number of seconds' }).positive().default(300),
-  /** Stuck sessions tolerated before the runbook acts. @default 0 */
-  maxSessions: z.number({ error: 'expected a whole number' }).int().min(0).default(0),
+  /** Idle this many seconds inside a transaction, and a session is stuck. @default 300 ({@link DEFAULT_MAX_SECONDS}) */
+  maxSeconds: z.number({ error: 'expected a number of seconds' }).positive().optional(),
+  /** Stuck sessions tolerated before the runbook acts. @default 0 ({@link DEFAULT_MAX_SESSIONS}) */
+  maxSessions: z.number({ error: 'expected a whole number' }).int().min(0).optional(),
   /** The `idle_in_transaction_session_timeout` to give the role. @default `maxSeconds` */
   timeout: Duration.optional(),
   /** Also terminate the sessions stuck now (destructive: their transactions roll back; needs approval). @default true */
-  terminate: z.boolean().default(true),
+  terminate: z.boolean().optional(),
 });
 /** What the `idle-transactions` runbook takes. */
 export type IdleTransactionsInput = z.input<typeof IdleTransactionsInput>;
@@ -559,7 +546,9 @@ export function idleTransactionsRunbook(connect: () => PostgresDatabase = connec
     tags: ['component: database', 'example'],
     async run({ input, step, mode }) {
       const db = connect();
-      const { role, maxSeconds, maxSessions } = input;
+      const { role } = input;
+      const maxSeconds = input.maxSeconds ?? DEFAULT_MAX_SECONDS;
+      const maxSessions = input.maxSessions ?? DEFAULT_MAX_SESSIONS;
       const idle = await step.check(
         'idle-transactions',
         idleTransactions(db, { role, maxSeconds, maxSessions }),
@@ -574,7 +563,7 @@ export function idleTransactionsRunbook(connect: () => PostgresDatabase = connec
         { onGiveUp: step.escalate(`could not set ${SETTING} of ${role}: page the DBA`) },
       );
       const done = [didWhat('set-timeout', prevent, mode)];
-      if (input.terminate) {
+      if (input.terminate ?? true) {
         const pids = idle.data.stuck.map((s) => s.pid);
         const ended = await step.act(
           'terminate-stuck',

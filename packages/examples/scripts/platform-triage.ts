@@ -33,45 +33,93 @@ import {
   defineRunbook,
   type Finding,
   finding,
+  isReplayableCheck,
+  type Json,
   type Severity,
+  type StepContext,
+  toMillis,
 } from '@aiwebtest/runbooks';
 import { z } from 'zod';
 
 /** The six agents, in the manual's order: whatever `agent-failure` accepts. */
 export const AGENTS = AgentFailureInput.shape.agent.options;
 
-/** Input of `platform-triage`. */
+/** A database query running this long points at `database-performance`, when `longQuery` is not given. */
+export const DEFAULT_LONG_QUERY = '5m';
+
+/** Queries running this long are listed (and a lock wait this long is a failure); shorter with `longQuery`. */
+const LIST_QUERIES_AFTER_MS = 60_000;
+
+/**
+ * Input of `platform-triage`. `longQuery` is a threshold: its default is in the code, not the schema, since
+ * the engine records the validated input and a recorded default would hide a change of it from replays.
+ */
 export const PlatformTriageInput = z.object({
   /** The platform's namespace. @default "aiwebtest" */
   namespace: z
     .string()
     .regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, 'expected a Kubernetes namespace name')
     .default('aiwebtest'),
-  /** A database query running this long points at `database-performance`. @default "5m" (the manual's) */
-  longQuery: Duration.default('5m'),
+  /**
+   * A database query running this long, or a lock waited on this long (at most 1 minute), points at
+   * `database-performance`. @default "5m" ({@link DEFAULT_LONG_QUERY}, the manual's)
+   */
+  longQuery: Duration.optional(),
 });
 /** What `platform-triage` takes. */
 export type PlatformTriageInput = z.input<typeof PlatformTriageInput>;
 
 /**
+ * What a replayable {@link readable} check stores: the inner check's observation, or why it could not be
+ * read (the first line of the error).
+ */
+export type ReadableObservation = { observed: Json } | { unreadable: string };
+
+/**
  * A check that reports instead of throwing, so the triage always reaches its verdict: a part that cannot be
  * read is a finding naming why, `unreadable` says which. A service that does not answer (PgBouncer, Redis)
  * is a `fail`; a view we may not have (the cluster refusing our credentials) is `unknown`.
+ *
+ * A replayable inner check stays replayable: `read` is wrapped as the run is, storing the inner observation
+ * or the failure, and `judge` is the inner one's (or the unreadable finding), so a replay judges the recorded
+ * observation again with the thresholds of now.
  */
-function readable<T>(inner: Check<T>, unreadable: 'fail' | 'unknown'): Check<T | null> {
+export function readable<T>(inner: Check<T>, unreadable: 'fail' | 'unknown'): Check<T | null> {
+  const kind = inner.kind;
+  const description = inner.description ?? inner.kind;
+  const cannotRead = (reason: string) => finding(unreadable, `could not be read: ${reason}`, null);
+  if (isReplayableCheck(inner)) {
+    return defineCheck<T | null, ReadableObservation>({
+      kind,
+      description,
+      async read(ctx) {
+        try {
+          return { observed: await inner.read(ctx) };
+        } catch (e) {
+          return { unreadable: reasonOf(e, ctx) };
+        }
+      },
+      judge: (observation) =>
+        'unreadable' in observation ? cannotRead(observation.unreadable) : inner.judge(observation.observed),
+    });
+  }
   return defineCheck<T | null>({
-    kind: inner.kind,
-    description: inner.description ?? inner.kind,
+    kind,
+    description,
     async run(ctx) {
       try {
         return await inner.run(ctx);
       } catch (e) {
-        ctx.signal.throwIfAborted();
-        const reason = (e instanceof Error ? e.message : String(e)).split('\n')[0];
-        return finding(unreadable, `could not be read: ${reason}`, null);
+        return cannotRead(reasonOf(e, ctx));
       }
     },
   });
+}
+
+/** The first line of why a read failed; a cancelled run is not "unreadable", so that throws on. */
+function reasonOf(e: unknown, ctx: StepContext): string {
+  ctx.signal.throwIfAborted();
+  return (e instanceof Error ? e.message : String(e)).split('\n')[0] ?? '';
 }
 
 /** Something wrong, and where it points. Lower `rank` is more fundamental: fix it first. */
@@ -117,7 +165,8 @@ const sentence = (text: string) => (text.endsWith('.') ? text : `${text}.`);
  * 3. Redis does not answer → a person (no pack runbook repairs a live Redis);
  * 4. an agent's pods → `agent-failure` with `agent=<the first, in the manual's order>`;
  * 5. the backend's OpenRouter breaker is open → `openrouter-rate-limit` after 429s, else `openrouter-outage`;
- * 6. a query has run longer than `longQuery`, or waits for a lock → `database-performance`;
+ * 6. a query has run longer than `longQuery`, or has waited for a lock for a minute (or `longQuery`, when
+ *    shorter) → `database-performance`;
  * 7. the Selenium Grid → `execution-agent-failure`;
  * 8. the backend, for any other reason, or a part that could not be read → a person.
  *
@@ -136,6 +185,7 @@ export function createPlatformTriageRunbook(options: PackRunbookOptions = {}) {
     async run({ input, step, log }) {
       const platform = connect();
       const { namespace } = input;
+      const longQuery = input.longQuery ?? DEFAULT_LONG_QUERY;
       const problems: Problem[] = [];
       const warnings: string[] = [];
       const judge = (name: string, f: Finding<unknown>, problem: Omit<Problem, 'summary'>) => {
@@ -172,9 +222,12 @@ export function createPlatformTriageRunbook(options: PackRunbookOptions = {}) {
       );
       judge('database', database, { rank: 10, next: { runbook: 'postgres-connection-loss' } });
       if (database.data.reachable) {
+        // Listing starts at a minute, or at `longQuery` when that is shorter (the check refuses a listing
+        // threshold above the failing one).
+        const minDuration = Math.min(LIST_QUERIES_AFTER_MS, Math.round(toMillis(longQuery)));
         const queries = await step.check(
           'database-queries',
-          readable(platform.db.activeQueries({ failAfter: input.longQuery, minDuration: '1m' }), 'unknown'),
+          readable(platform.db.activeQueries({ failAfter: longQuery, minDuration }), 'unknown'),
         );
         judge('database-queries', queries, { rank: 50, next: { runbook: 'database-performance' } });
       }

@@ -19,6 +19,8 @@ import { runRunbook, TEST_APPROVER } from '@aiwebtest/runbooks/testing';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
+  DEFAULT_MAX_SECONDS,
+  DEFAULT_MAX_SESSIONS,
   type IdleTransactionsData,
   type IdleTransactionsObservation,
   idleTransactions,
@@ -130,23 +132,19 @@ describe('idleTransactions: judge', () => {
         pid: 11,
         user: 'app',
         application: 'api',
-        client: '10.0.0.7',
         state: 'idle in transaction',
         idleSeconds: 95.2,
         transactionSeconds: 96,
         blocking: 0,
-        query: "UPDATE t SET v = '…'",
       },
       {
         pid: 12,
         user: 'app',
         application: 'worker',
-        client: null,
         state: 'idle in transaction',
         idleSeconds: 40,
         transactionSeconds: 41,
         blocking: 0,
-        query: 'SELECT 1',
       },
     ],
   };
@@ -217,9 +215,22 @@ describe('idle-transactions on PostgreSQL', () => {
       /^2 sessions of Idle Tx "\w+" idle in transaction for 1s or more in test \(0 tolerated\): pid \d+ \(idle-tx-app\) idle [\d.]+s, pid \d+ \(idle-tx-app\) idle [\d.]+s; role Idle Tx "\w+" has no idle_in_transaction_session_timeout$/,
     );
     expect(idle.data.stuck.map((s) => s.pid).sort()).toEqual([...sessions.pids].sort());
-    // The stored observation is committed with fixtures: literals are blanked.
-    expect(idle.data.stuck[0]?.query).toBe("SELECT '…' AS secret_literal");
-    expect(JSON.stringify(run.steps)).not.toContain('4242');
+    // The stored observation is committed with fixtures: it keeps what the verdict, the termination and the
+    // on-caller need, and neither the sessions' last statement nor where they connect from.
+    const stored = run.steps.find((s) => s.name === 'idle-transactions')?.result as unknown as {
+      observation: IdleTransactionsObservation;
+    };
+    expect(stored.observation.sessions).toHaveLength(2);
+    for (const session of stored.observation.sessions) {
+      expect(Object.keys(session).sort()).toEqual(
+        ['application', 'blocking', 'idleSeconds', 'pid', 'state', 'transactionSeconds', 'user'].sort(),
+      );
+      expect(session).toMatchObject({ user: ROLE, application: 'idle-tx-app', state: 'idle in transaction' });
+    }
+    for (const secret of ['4242', 'secret_literal', '127.0.0.1']) {
+      expect(JSON.stringify(stored)).not.toContain(secret);
+      expect(JSON.stringify(idle)).not.toContain(secret);
+    }
     expect(run.applied).toEqual([]);
     expect(await roleSetting()).toBeNull();
     expect(await alive(sessions.pids)).toEqual([...sessions.pids].sort((a, b) => a - b));
@@ -347,6 +358,37 @@ describe('record and replay', () => {
     dir = await mkdtemp(join(tmpdir(), 'idle-tx-replay-'));
   });
   afterAll(() => rm(dir, { recursive: true, force: true }));
+
+  it('records only the thresholds given: a replay judges the others with the defaults in the code now', async () => {
+    await setRoleSetting(null);
+    const session = await idleSessions(1);
+    let fixture: ReturnType<typeof fixtureFromRun>;
+    try {
+      await wait(300); // idle long enough to show at the 0.1 s the observation keeps
+      const run = await runRunbook(runbook, { input: { role: ROLE }, mode: 'diagnose', store });
+      run.expectFinding('idle-transactions', 'ok');
+      fixture = fixtureFromRun(run.run, run.steps);
+    } finally {
+      await session.close();
+    }
+    // A default recorded with the input would win over the code's in every replay, changed or not.
+    expect(fixture.run.input).toEqual({ role: ROLE });
+
+    const replayed = await replayRun(runbook, fixture);
+    expect(replayed.same).toBe(true);
+    expect(replayed.steps[0]?.finding?.data).toMatchObject({
+      maxSeconds: DEFAULT_MAX_SECONDS,
+      maxSessions: DEFAULT_MAX_SESSIONS,
+    });
+    // Given, a threshold is recorded and replayed as given.
+    const given = await replayRun(runbook, fixture, { input: { maxSeconds: 0.1 } });
+    expect(given.input).toEqual({ role: ROLE, maxSeconds: 0.1 });
+    expect(given.firstDifference).toMatchObject({
+      name: 'idle-transactions',
+      recorded: 'ok',
+      replayed: 'fail',
+    });
+  });
 
   it('a lower threshold turns the recorded "ok" into "fail" at the check, in code and through the CLI', async () => {
     await setRoleSetting(null);

@@ -2,13 +2,20 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type AiWebTest, connectAiWebTest } from '@aiwebtest/runbook-examples';
-import { openStore, type RunStore } from '@aiwebtest/runbooks';
+import {
+  type Check,
+  fixtureFromRun,
+  isReplayableCheck,
+  openStore,
+  type RunStore,
+  replayRun,
+} from '@aiwebtest/runbooks';
 import { DEPLOYMENTS, runRunbook, STATEFULSETS } from '@aiwebtest/runbooks/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SCENARIO_CATALOG, type ScenarioName } from '../../src/lab/scenarios';
 import { startTestLab, type TestLab } from '../../test/support/test-lab';
 import { until } from '../../test/support/until';
-import { AGENTS, createPlatformTriageRunbook } from '../platform-triage';
+import { AGENTS, createPlatformTriageRunbook, type ReadableObservation } from '../platform-triage';
 
 // One lab for the file. Each incident is one of the lab's own chaos scenarios, whose catalog names the
 // runbook that handles it: the triage must name the same one.
@@ -43,6 +50,14 @@ function notReady(): string[] {
 
 const triage = () => runRunbook(runbook, { mode: 'diagnose', store });
 
+/** Sessions of the lab's database waiting for a lock now. */
+async function lockWaiters(): Promise<number> {
+  const { rows } = await platform.db.db.query<{ n: number }>(
+    "SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'",
+  );
+  return rows[0]?.n ?? 0;
+}
+
 describe('platform-triage on the lab', () => {
   it('a healthy lab: every part read, done, no runbook to run next', async () => {
     const run = await triage();
@@ -66,6 +81,43 @@ describe('platform-triage on the lab', () => {
       ),
     });
     expect(run.applied).toEqual([]);
+  });
+
+  it('replay: the database queries, wrapped to report instead of throw, are judged again with a new longQuery', async () => {
+    await until('the lab to be healthy', () => notReady().length === 0);
+    // A report holding a lock with queries queued behind it, seconds old: under the default 5m (listing
+    // from 1m) the triage sees it and lets it be.
+    const incident = await SCENARIO_CATALOG['database-slow'].inject(lab);
+    let run: Awaited<ReturnType<typeof triage>>;
+    try {
+      await until('queries to wait on the lock', () => lockWaiters().then((n) => n > 0));
+      run = await triage();
+    } finally {
+      await incident.undo();
+    }
+    const recorded = run.finding('database-queries');
+    expect(recorded.status).toBe('ok');
+    const stored = run.steps.find((s) => s.name === 'database-queries')?.result as {
+      observation: ReadableObservation;
+    };
+    expect(stored.observation).toMatchObject({ observed: { sessions: expect.any(Array) } });
+    const fixture = fixtureFromRun(run.run, run.steps);
+
+    const same = await replayRun(runbook, fixture);
+    expect(same.same).toBe(true);
+    expect(same.steps.find((s) => s.name === 'database-queries')?.note).toBe(
+      're-judged from the recorded observation',
+    );
+
+    // Would a 10ms threshold have sent the on-caller to database-performance? The recorded sessions say so.
+    const stricter = await replayRun(runbook, fixture, { input: { longQuery: '10ms' } });
+    expect(stricter.firstDifference).toMatchObject({
+      name: 'database-queries',
+      recorded: 'ok',
+      replayed: 'fail',
+    });
+    expect(stricter.steps.filter((s) => !s.same).map((s) => s.name)).toEqual(['database-queries']);
+    expect(stricter.outcome.replayed.summary).toMatch(/database-queries: .*blocks/);
   });
 
   const incidents: [ScenarioName, RegExp, () => boolean][] = [
@@ -160,6 +212,37 @@ describe('platform-triage when nothing answers', () => {
       expect([...order].sort((a, b) => a - b)).toEqual(order);
       expect(reason).not.toMatch(/pods-\w/); // the six agents' one cause, once
       run.expectFinding('pods-requirements-agent', 'unknown');
+
+      // What could not be read is recorded as such, and a replay judges it again to the same verdict.
+      const replay = await replayRun(
+        createPlatformTriageRunbook({ connect: () => nowhere }),
+        fixtureFromRun(run.run, run.steps),
+      );
+      expect(replay.same).toBe(true);
+      // The cluster and PgBouncer's console throw (the wrapper records why); Redis reports itself unreachable.
+      const wrapped: [string, Check<unknown>, object][] = [
+        [
+          'pods-requirements-agent',
+          nowhere.k8s.podStatus({ namespace: 'aiwebtest', selector: 'app=x' }),
+          { unreadable: expect.stringContaining('Kubernetes list pods') },
+        ],
+        [
+          'pgbouncer-pools',
+          nowhere.pgbouncer.pools(),
+          { unreadable: expect.stringContaining('PgBouncer admin console') },
+        ],
+        ['redis', nowhere.redis.ping(), { observed: expect.objectContaining({ reachable: false }) }],
+      ];
+      for (const [name, inner, observation] of wrapped) {
+        const note = replay.steps.find((s) => s.name === name)?.note;
+        if (!isReplayableCheck(inner)) {
+          expect(note, name).toBe('recorded finding (the check is not replayable)');
+          continue;
+        }
+        expect(note, name).toBe('re-judged from the recorded observation');
+        const stored = run.steps.find((s) => s.name === name)?.result as { observation: ReadableObservation };
+        expect(stored.observation, name).toEqual(observation);
+      }
     } finally {
       await nowhere.close();
       await rm(dir, { recursive: true, force: true });

@@ -1,5 +1,16 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+  rmdirSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import ts from 'typescript';
@@ -7,6 +18,8 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { z } from 'zod';
 import { ExitCode } from '../../src/cli/run-cli';
 import { scaffoldNames } from '../../src/cli/scaffold/names';
+import { writeAllOrNothing } from '../../src/cli/scaffold/write-files';
+import { InvalidStateError } from '../../src/core/errors';
 import { defineRunbook, isRunbook } from '../../src/index';
 import { cli, tempDir } from './harness';
 
@@ -210,6 +223,101 @@ describe('runbook init', () => {
       expect(r.stdout).toContain(option);
     }
     expect((await cli(['--help'])).stdout).toMatch(/\n {2}init \[options\] <id> +scaffold a runbook module/);
+  });
+});
+
+describe('writing the two files: all or nothing', () => {
+  // `init` looks before it writes (refuseConflicts); these are the failures that come after the look, e.g. a
+  // directory or a file that appeared at a target meanwhile, given to the writer directly.
+  const dir = tempDir('init-write');
+  afterAll(() => dir.dispose());
+  let n = 0;
+  const fresh = () => {
+    const path = join(dir.path, `case-${++n}`);
+    mkdirSync(path);
+    return path;
+  };
+  const file = (at: string, name: string, source: string) => ({ path: join(at, name), shown: name, source });
+
+  it('--force: when the second cannot be placed, the first file it overwrote is back as it was', () => {
+    const here = fresh();
+    writeFileSync(join(here, 'disk-full.ts'), 'my module');
+    mkdirSync(join(here, 'disk-full.test.ts')); // the second target is a directory now
+
+    expect(() =>
+      writeAllOrNothing(
+        [file(here, 'disk-full.ts', 'generated module'), file(here, 'disk-full.test.ts', 'generated test')],
+        { force: true },
+      ),
+    ).toThrow(expect.objectContaining({ code: 'EISDIR' }));
+    expect(readFileSync(join(here, 'disk-full.ts'), 'utf8')).toBe('my module');
+    // No temporary file or copy is left behind.
+    expect(readdirSync(here).sort()).toEqual(['disk-full.test.ts', 'disk-full.ts']);
+    expect(readdirSync(join(here, 'disk-full.test.ts'))).toEqual([]);
+  });
+
+  it('--force: a first target that is a symbolic link is put back as the link', () => {
+    const here = fresh();
+    writeFileSync(join(here, 'shared.ts'), 'shared module');
+    symlinkSync('shared.ts', join(here, 'disk-full.ts'));
+    mkdirSync(join(here, 'disk-full.test.ts'));
+
+    expect(() =>
+      writeAllOrNothing(
+        [file(here, 'disk-full.ts', 'generated module'), file(here, 'disk-full.test.ts', 'generated test')],
+        { force: true },
+      ),
+    ).toThrow(expect.objectContaining({ code: 'EISDIR' }));
+    expect(readlinkSync(join(here, 'disk-full.ts'))).toBe('shared.ts');
+    expect(readFileSync(join(here, 'shared.ts'), 'utf8')).toBe('shared module');
+    expect(readdirSync(here).sort()).toEqual(['disk-full.test.ts', 'disk-full.ts', 'shared.ts']);
+  });
+
+  it('--force: a first file that did not exist is removed again', () => {
+    const here = fresh();
+    mkdirSync(join(here, 'disk-full.test.ts'));
+
+    expect(() =>
+      writeAllOrNothing(
+        [file(here, 'disk-full.ts', 'generated module'), file(here, 'disk-full.test.ts', 'generated test')],
+        { force: true },
+      ),
+    ).toThrow(expect.objectContaining({ code: 'EISDIR' }));
+    expect(readdirSync(here)).toEqual(['disk-full.test.ts']);
+  });
+
+  it('--force: both placed, the files they replaced gone, nothing else left', () => {
+    const here = fresh();
+    writeFileSync(join(here, 'disk-full.ts'), 'my module');
+
+    writeAllOrNothing(
+      [file(here, 'disk-full.ts', 'generated module'), file(here, 'disk-full.test.ts', 'generated test')],
+      { force: true },
+    );
+    expect(readFileSync(join(here, 'disk-full.ts'), 'utf8')).toBe('generated module');
+    expect(readFileSync(join(here, 'disk-full.test.ts'), 'utf8')).toBe('generated test');
+    expect(readdirSync(here).sort()).toEqual(['disk-full.test.ts', 'disk-full.ts']);
+  });
+
+  it('without --force: a second file that appeared is left alone, and the first is not written', () => {
+    const here = fresh();
+    writeFileSync(join(here, 'disk-full.test.ts'), 'theirs');
+
+    let error: unknown;
+    try {
+      writeAllOrNothing(
+        [file(here, 'disk-full.ts', 'generated module'), file(here, 'disk-full.test.ts', 'generated test')],
+        { force: false },
+      );
+    } catch (e) {
+      error = e;
+    }
+    expect(error).toBeInstanceOf(InvalidStateError);
+    expect((error as Error).message).toBe(
+      'disk-full.test.ts appeared while init was writing. Nothing was written.',
+    );
+    expect(readFileSync(join(here, 'disk-full.test.ts'), 'utf8')).toBe('theirs');
+    expect(readdirSync(here)).toEqual(['disk-full.test.ts']);
   });
 });
 

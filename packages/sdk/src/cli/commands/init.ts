@@ -1,4 +1,4 @@
-import { lstatSync, mkdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { lstatSync, mkdirSync, statSync } from 'node:fs';
 import { isAbsolute, join, relative, resolve, sep } from 'node:path';
 import type { Command } from 'commander';
 import { InvalidStateError } from '../../core/errors';
@@ -10,6 +10,7 @@ import { scaffoldNames } from '../scaffold/names';
 import { commandLines, type NextStep, nextSteps } from '../scaffold/next-steps';
 import { runbookModuleSource } from '../scaffold/runbook-module';
 import { runbookTestSource } from '../scaffold/runbook-test';
+import { writeAllOrNothing } from '../scaffold/write-files';
 
 interface InitFlags {
   dir: string;
@@ -58,7 +59,7 @@ export function registerInitCommand(program: Command, ctx: CommandContext): void
 
     const existing = refuseConflicts(files, dir, flags);
     mkdirSync(dir, { recursive: true });
-    writeAll(files, flags.force === true);
+    writeAllOrNothing(files, { force: flags.force === true });
 
     const missing = missingPackages(dir);
     const [module, test] = files as [ScaffoldFile, ScaffoldFile];
@@ -117,24 +118,6 @@ function kindOf(path: string): 'none' | 'file' | 'directory' | 'other' {
     return stat.isFile() ? 'file' : stat.isDirectory() ? 'directory' : 'other';
   } catch {
     return 'other'; // e.g. ENOTDIR: a file where a directory of the path should be
-  }
-}
-
-/** Writes every file, or none: without `force`, a file that appeared meanwhile is not overwritten either. */
-function writeAll(files: readonly ScaffoldFile[], force: boolean): void {
-  const created: string[] = [];
-  for (const file of files) {
-    const existed = kindOf(file.path) !== 'none';
-    try {
-      writeFileSync(file.path, file.source, { flag: force ? 'w' : 'wx' });
-    } catch (e) {
-      for (const path of created) rmSync(path, { force: true });
-      if ((e as { code?: string }).code === 'EEXIST') {
-        throw new InvalidStateError(`${file.shown} appeared while init was writing. Nothing was written.`);
-      }
-      throw e;
-    }
-    if (!existed) created.push(file.path);
   }
 }
 
