@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify, stripVTControlCharacters } from 'node:util';
@@ -18,6 +18,16 @@ import { until } from '../support/until';
 const run = promisify(execFile);
 const GUIDE = fileURLToPath(new URL('../../../sdk/AUTHORING.md', import.meta.url));
 const HERE = fileURLToPath(new URL('../..', import.meta.url));
+
+/** The code of the guide's `ts` block that starts with `// <name>`, without that line. */
+function tsBlock(name: string): string {
+  const guide = readFileSync(GUIDE, 'utf8');
+  const block = [...guide.matchAll(/```ts\n([\s\S]*?)```/g)]
+    .map((m) => m[1] ?? '')
+    .find((b) => b.startsWith(`// ${name}\n`));
+  if (!block) throw new Error(`AUTHORING.md has no ts block "// ${name}"`);
+  return block.slice(`// ${name}\n`.length).trimEnd();
+}
 
 /** The lines of the guide's `sh` block that starts with `# <name>`, comments and continuation joined. */
 function shellBlock(name: string): string[] {
@@ -63,15 +73,29 @@ describe('a newcomer following AUTHORING.md', () => {
     }
   }
 
-  it('scaffolds a runbook and passes its test', async () => {
-    const [init, test, ...rest] = shellBlock('five-minutes');
-    expect(rest).toEqual([]);
+  it('scaffolds a runbook, makes it its own and passes its test', async () => {
+    const [init, ...more] = shellBlock('five-minutes');
+    expect(more).toEqual([]);
     expect(init).toBe('npx runbook init checkout-api');
     const scaffolded = await shell(init ?? '');
     expect(scaffolded, scaffolded.stdout).toMatchObject({ code: 0 });
-    expect(existsSync(join(dir, 'runbooks/checkout-api.ts'))).toBe(true);
     expect(scaffolded.stdout).not.toContain('Install the packages'); // nothing missing here
 
+    // "Add these lines … just before `const restart = await step.act(`": the guide's snippet, as shown.
+    const module = join(dir, 'runbooks/checkout-api.ts');
+    const source = readFileSync(module, 'utf8');
+    const anchor = source.indexOf('const restart = await step.act(');
+    expect(anchor).toBeGreaterThan(0);
+    const lineStart = source.lastIndexOf('\n', anchor) + 1;
+    const indent = source.slice(lineStart, anchor);
+    const snippet = tsBlock('make-it-yours.ts')
+      .split('\n')
+      .map((line) => (line === '' ? line : `${indent}${line}`))
+      .join('\n');
+    writeFileSync(module, `${source.slice(0, lineStart)}${snippet}\n${source.slice(lineStart)}`);
+
+    const [test, ...rest] = shellBlock('test-it');
+    expect(rest).toEqual([]);
     const tested = await shell(test ?? '');
     expect(tested, tested.stdout).toMatchObject({ code: 0 });
     expect(stripVTControlCharacters(tested.stdout)).toMatch(/Tests\s+3 passed \(3\)/);
@@ -115,10 +139,20 @@ describe('a newcomer following AUTHORING.md', () => {
       RUNBOOK_KUBE_NAMESPACES: 'aiwebtest',
     });
     expect(outputs).toHaveLength(2);
-    // diagnose: the lab is healthy and nothing changed; run: the crash-looping agent was restarted.
-    expect(outputs[0]).toMatch(/succeeded/);
+    // diagnose: the lab is healthy, so the runbook ends before its evidence and restart steps; run: the
+    // crash-looping agent's logs and events were read (the newcomer's steps), then it was restarted.
+    const step = (name: string, kind: string) => new RegExp(`^\\s+\\S\\s+${name}\\s+${kind}\\b`, 'm');
+    expect(outputs[0]).toMatch(/checkout-api \(diagnose\): succeeded/);
+    expect(outputs[0]).not.toMatch(step('events', 'check'));
+    expect(outputs[1]).toMatch(/checkout-api \(execute\): succeeded/);
+    for (const [name, kind] of [
+      ['logs', 'check'],
+      ['events', 'check'],
+      ['restart', 'act'],
+    ]) {
+      expect(outputs[1], outputs[1]).toMatch(step(name ?? '', kind ?? ''));
+    }
     expect(restartedAt()).toBeDefined();
     expect(restartedAt()).not.toBe(before);
-    expect(outputs[1]).toMatch(/restart[\s\S]*applied/);
   }, 120_000);
 });

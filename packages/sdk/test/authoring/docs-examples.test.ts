@@ -14,6 +14,7 @@ import { workerBacklog } from './worker-backlog';
 const GUIDE = new URL('../../AUTHORING.md', import.meta.url);
 const guide = readFileSync(GUIDE, 'utf8');
 const SAMPLES: Record<string, string> = {
+  'make-it-yours.ts': './make-it-yours.ts',
   'queue-depth.ts': './queue-primitives.ts',
   'pause-intake.ts': './queue-primitives.ts',
   'worker-backlog.ts': './worker-backlog.ts',
