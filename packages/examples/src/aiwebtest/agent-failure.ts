@@ -16,8 +16,10 @@ import {
   isRunbookError,
   isVerificationFailedError,
   onAlert,
+  type ReplayableCheck,
   toMillis,
 } from '@aiwebtest/runbooks';
+import type { SqlCheckObservation } from '@aiwebtest/runbooks/postgres';
 import { z } from 'zod';
 import { AGENTS, agentMetricLabel } from '../lab/platform/manifests';
 import { type AiWebTest, connectionOf, type PackRunbookOptions, PlatformNamespace } from './environment';
@@ -115,12 +117,13 @@ export interface SuccessRateData {
 
 /**
  * The Grafana panel "Agents Dashboard > <Agent> > Success Rate" as a finding: the share of the agent's
- * decisions in the window with a confidence at or above `minConfidence`.
+ * decisions in the window with a confidence at or above `minConfidence`. Replayable: its observation is the
+ * SQL result, judged against `minRate` again (`minConfidence` is in the query).
  */
-function successRate(
+export function successRate(
   platform: AiWebTest,
   o: { agentType: string; window: string; minConfidence: number; minRate: number },
-): Check<SuccessRateData> {
+): ReplayableCheck<SuccessRateData, SqlCheckObservation> {
   const query = platform.db.sqlCheck({
     name: `Success rate of ${o.agentType} decisions in the last ${o.window}`,
     sql: `SELECT count(*)::int AS decisions,
@@ -132,11 +135,12 @@ function successRate(
     measure: 'value',
     thresholds: { warn: o.minRate, direction: 'below' },
   });
-  return defineCheck<SuccessRateData>({
+  return defineCheck({
     kind: 'aiwebtest.agent-success-rate',
     description: query.description ?? '',
-    async run(ctx) {
-      const f = await query.run(ctx);
+    read: (ctx) => query.read(ctx),
+    judge(seen) {
+      const f = query.judge(seen);
       const row = f.data.rows[0] as { decisions?: number; successful?: number } | undefined;
       const data = {
         decisions: Number(row?.decisions ?? 0),

@@ -7,13 +7,13 @@
  */
 import {
   type ActResult,
-  type Check,
   Duration,
   defineCheck,
   defineRunbook,
   finding,
   formatMillis,
   onAlert,
+  type ReplayableCheck,
   toMillis,
 } from '@aiwebtest/runbooks';
 import {
@@ -73,13 +73,17 @@ export interface QueryLatencyData {
 /**
  * The manual's step 5 ("Query Performance > p95 Latency should drop to <100ms") measured instead of read from
  * Grafana: the dashboard's kind of query (executions of the last day, newest first) run five times, p95 of
- * the wall times. `fail` at or above the target.
+ * the wall times. `fail` at or above the target. Replayable: its observation is the five wall times, judged
+ * against `targetMs` again.
  */
-function queryLatency(pg: Postgres, targetMs: number): Check<QueryLatencyData> {
-  return defineCheck<QueryLatencyData>({
+export function queryLatency(
+  pg: Postgres,
+  targetMs: number,
+): ReplayableCheck<QueryLatencyData, { samples: number[] }> {
+  return defineCheck({
     kind: 'aiwebtest.query-latency',
     description: `p95 of a test_executions query by created_at (target < ${formatMillis(targetMs)})`,
-    async run(ctx) {
+    async read(ctx) {
       const samples: number[] = [];
       for (let i = 0; i < 5; i++) {
         const started = performance.now();
@@ -91,6 +95,9 @@ function queryLatency(pg: Postgres, targetMs: number): Check<QueryLatencyData> {
         );
         samples.push(Math.round(performance.now() - started));
       }
+      return { samples };
+    },
+    judge({ samples }) {
       const sorted = [...samples].sort((a, b) => a - b);
       const p95Ms = sorted[Math.min(sorted.length - 1, Math.ceil(0.95 * sorted.length) - 1)] ?? 0;
       const ok = p95Ms < targetMs;

@@ -10,6 +10,7 @@ import {
   defineRunbook,
   finding,
   onAlert,
+  type ReplayableCheck,
   toMillis,
 } from '@aiwebtest/runbooks';
 import { z } from 'zod';
@@ -330,18 +331,28 @@ function gridDeployments(
   });
 }
 
-/** Asks the Grid again until it says ready (or `timeoutMs` passes), and reports the last answer. */
-function untilGridReady<T extends { ready: boolean }>(check: Check<T>, timeoutMs: number): Check<T> {
-  return defineCheck<T>({
-    ...check,
-    async run(ctx) {
+/**
+ * Asks the Grid again until it says ready (or `timeoutMs` passes), and reports the last answer. Replayable
+ * like the check it repeats: its observation is the last answer's.
+ */
+export function untilGridReady<T extends { ready: boolean }, O>(
+  check: ReplayableCheck<T, O>,
+  timeoutMs: number,
+): ReplayableCheck<T, O> {
+  const { kind, description } = check;
+  return defineCheck({
+    kind,
+    ...(description === undefined ? {} : { description }),
+    async read(ctx): Promise<O> {
       const deadline = Date.now() + timeoutMs;
       for (;;) {
-        const f = await check.run(ctx);
-        if (f.data.ready || Date.now() >= deadline) return f;
+        const seen = await check.read(ctx);
+        // Whether it is ready is the answer's, not a threshold's: the same whatever a replay judges it by.
+        if (check.judge(seen).data.ready || Date.now() >= deadline) return seen;
         await sleep(500, ctx.signal);
       }
     },
+    judge: (seen) => check.judge(seen),
   });
 }
 

@@ -3,7 +3,14 @@
  * the test executions taken after the recovery answer the question or the wait is over, and checks whose
  * findings are re-worded to name the cause.
  */
-import { type Check, defineCheck, type Finding } from '@aiwebtest/runbooks';
+import {
+  type Check,
+  defineCheck,
+  type Finding,
+  isReplayableCheck,
+  type Json,
+  type ReplayableCheck,
+} from '@aiwebtest/runbooks';
 import type { AiWebTest } from './environment';
 
 /** A parameterized SQL query on the application database (rows as the driver returns them). */
@@ -18,9 +25,26 @@ export function sqlQueryOf(platform: AiWebTest): SqlQuery {
   return (sql, params, signal) => platform.db.db.query(sql, params, { signal });
 }
 
-/** A check whose finding is re-worded (to name the cause) without changing what it reads. */
+/**
+ * A check whose finding is re-worded (to name the cause) without changing what it reads. A replayable check
+ * stays replayable: its observation is the same, judged and then re-worded.
+ */
+export function reworded<T, O>(
+  check: ReplayableCheck<T, O>,
+  rewrite: (f: Finding<T>) => Finding<T>,
+): ReplayableCheck<T, O>;
+export function reworded<T>(check: Check<T>, rewrite: (f: Finding<T>) => Finding<T>): Check<T>;
 export function reworded<T>(check: Check<T>, rewrite: (f: Finding<T>) => Finding<T>): Check<T> {
-  return defineCheck<T>({ ...check, run: async (ctx) => rewrite(await check.run(ctx)) });
+  const { kind, description } = check;
+  const about = description === undefined ? { kind } : { kind, description };
+  if (isReplayableCheck(check)) {
+    return defineCheck({
+      ...about,
+      read: (ctx) => check.read(ctx),
+      judge: (seen: Json) => rewrite(check.judge(seen)),
+    });
+  }
+  return defineCheck<T>({ ...about, run: async (ctx) => rewrite(await check.run(ctx)) });
 }
 
 /** Waits `ms`; the step's signal ends the wait with its reason. */
@@ -45,6 +69,25 @@ export interface ExecutionsLook {
 }
 
 /**
+ * Runs `sql` with `[since]` (the moment the check starts, as an ISO time) once a second until `done` holds for
+ * a look, or `timeoutMs` has passed; returns the last look. The step's signal stops the wait.
+ */
+export async function lookUntil(
+  query: SqlQuery,
+  signal: AbortSignal,
+  options: { sql: string; timeoutMs: number; done(look: ExecutionsLook): boolean },
+): Promise<ExecutionsLook> {
+  const started = Date.now();
+  const since = new Date(started).toISOString();
+  for (;;) {
+    const { rows } = await query(options.sql, [since], signal);
+    const look = { since, rows, waitedMs: Date.now() - started };
+    if (options.done(look) || look.waitedMs >= options.timeoutMs) return look;
+    await sleep(Math.min(1000, options.timeoutMs - look.waitedMs), signal);
+  }
+}
+
+/**
  * Runs `sql` with `[since]` (the moment the check starts, as an ISO time) once a second until `judge` returns
  * a finding, or `timeoutMs` has passed: then the finding of `timedOut` on the last look. The step's signal
  * stops the wait.
@@ -59,14 +102,14 @@ export async function pollExecutionsSince<T>(
     timedOut(look: ExecutionsLook): Finding<T>;
   },
 ): Promise<Finding<T>> {
-  const started = Date.now();
-  const since = new Date(started).toISOString();
-  for (;;) {
-    const { rows } = await query(options.sql, [since], signal);
-    const look = { since, rows, waitedMs: Date.now() - started };
-    const judged = options.judge(look);
-    if (judged) return judged;
-    if (look.waitedMs >= options.timeoutMs) return options.timedOut(look);
-    await sleep(Math.min(1000, options.timeoutMs - look.waitedMs), signal);
-  }
+  let judged: Finding<T> | undefined;
+  const look = await lookUntil(query, signal, {
+    sql: options.sql,
+    timeoutMs: options.timeoutMs,
+    done: (l) => {
+      judged = options.judge(l);
+      return judged !== undefined;
+    },
+  });
+  return judged ?? options.timedOut(look);
 }

@@ -13,8 +13,10 @@ import {
   defineRunbook,
   finding,
   onAlert,
+  type ReplayableCheck,
   toMillis,
 } from '@aiwebtest/runbooks';
+import type { SqlCheckObservation } from '@aiwebtest/runbooks/postgres';
 import { z } from 'zod';
 import { openRouterConnectivity } from './agent-failure';
 import { type AiWebTest, connectionOf, type PackRunbookOptions, PlatformNamespace } from './environment';
@@ -69,11 +71,15 @@ export interface DecisionLogData {
   slow: number;
 }
 
-/** The manual's `SELECT * FROM agent_decisions WHERE agent_id LIKE 'generation%' …`, judged by its mean confidence. */
-function decisionLog(
+/**
+ * The manual's `SELECT * FROM agent_decisions WHERE agent_id LIKE 'generation%' …`, judged by its mean
+ * confidence. Replayable: its observation is the SQL result, judged against `minConfidence` and
+ * `slowAfterMs` again.
+ */
+export function decisionLog(
   platform: AiWebTest,
   o: { limit: number; minConfidence: number; slowAfterMs: number },
-): Check<DecisionLogData> {
+): ReplayableCheck<DecisionLogData, SqlCheckObservation> {
   const query = platform.db.sqlCheck({
     name: `Last ${o.limit} generation agent decisions`,
     sql: `SELECT id, agent_id, confidence, execution_time_ms, decision, created_at
@@ -84,11 +90,12 @@ function decisionLog(
     params: ['generation%', o.limit],
     measure: 'rows',
   });
-  return defineCheck<DecisionLogData>({
+  return defineCheck({
     kind: 'aiwebtest.generation-decisions',
     description: query.description ?? '',
-    async run(ctx) {
-      const f = await query.run(ctx);
+    read: (ctx) => query.read(ctx),
+    judge(seen) {
+      const f = query.judge(seen);
       const rows = f.data.rows as { confidence: number; execution_time_ms: number }[];
       const mean = rows.length ? rows.reduce((s, r) => s + Number(r.confidence), 0) / rows.length : null;
       const slow = rows.filter((r) => Number(r.execution_time_ms) > o.slowAfterMs).length;
@@ -180,16 +187,17 @@ export interface QualityData {
 /**
  * The manual's "run test generation request and check confidence score": the decisions the agent makes
  * after the restart (created after `since`), waited for until `count` arrive or `timeoutMs` passes,
- * `ok` when their mean confidence is at least `target`.
+ * `ok` when their mean confidence is at least `target`. Replayable: its observation is the last count and
+ * mean, judged against `target` again.
  */
-function generationQuality(
+export function generationQuality(
   platform: AiWebTest,
   o: { since: string; count: number; target: number; timeoutMs: number },
-): Check<QualityData> {
-  return defineCheck<QualityData>({
+): ReplayableCheck<QualityData, QualityData> {
+  return defineCheck({
     kind: 'aiwebtest.generation-quality',
     description: `Confidence of generation decisions made since ${o.since}`,
-    async run(ctx) {
+    async read(ctx): Promise<QualityData> {
       const deadline = Date.now() + o.timeoutMs;
       let decisions = 0;
       let mean: number | null = null;
@@ -207,7 +215,10 @@ function generationQuality(
         await new Promise((r) => setTimeout(r, 250));
         ctx.signal.throwIfAborted();
       }
-      const data = { decisions, meanConfidence: mean, since: o.since };
+      return { decisions, meanConfidence: mean, since: o.since };
+    },
+    judge(data) {
+      const { decisions, meanConfidence: mean } = data;
       if (mean === null)
         return finding(
           'unknown',

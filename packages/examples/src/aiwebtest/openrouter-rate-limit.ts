@@ -22,8 +22,10 @@ import {
   Duration,
   defineCheck,
   defineRunbook,
+  type Finding,
   finding,
   onAlert,
+  type ReplayableCheck,
   toMillis,
 } from '@aiwebtest/runbooks';
 import { z } from 'zod';
@@ -84,15 +86,37 @@ async function snapshot(backendUrl: string, signal: AbortSignal) {
   };
 }
 
+/** One sample of the backend for {@link queueDrain}: its queue and its OpenRouter counters. */
+export interface BackendSnapshot {
+  queue: number | null;
+  requests: number;
+  rateLimited: number;
+  /** `performance.now()` when it was taken: only the difference between two means anything. */
+  at: number;
+}
+
+/**
+ * What {@link queueDrain} read: the two samples, or why the backend could not be sampled. A replay judges
+ * them with the check's `maxPerMinute` as it is now.
+ */
+export type QueueDrainObservation =
+  | { before: BackendSnapshot; after: BackendSnapshot; error: null }
+  | { before: null; after: null; error: string };
+
 /**
  * Steps 3 and 4 measured: the backend's queue length and its OpenRouter call and 429 counters, twice,
- * `intervalMs` apart. `ok` when the queue is not growing and the rate is within `maxPerMinute`.
+ * `intervalMs` apart. `ok` when the queue is not growing and the rate is within `maxPerMinute`. Replayable
+ * ({@link QueueDrainObservation}).
  */
-function queueDrain(backendUrl: string, intervalMs: number, maxPerMinute: number): Check<QueueDrainData> {
-  return defineCheck<QueueDrainData>({
+export function queueDrain(
+  backendUrl: string,
+  intervalMs: number,
+  maxPerMinute: number,
+): ReplayableCheck<QueueDrainData, QueueDrainObservation> {
+  return defineCheck({
     kind: 'aiwebtest.queue-drain',
     description: `the backend's request queue and OpenRouter call rate over ${intervalMs} ms`,
-    async run(ctx) {
+    async read(ctx): Promise<QueueDrainObservation> {
       try {
         const before = await snapshot(backendUrl, ctx.signal);
         await new Promise<void>((resolve, reject) => {
@@ -103,34 +127,15 @@ function queueDrain(backendUrl: string, intervalMs: number, maxPerMinute: number
           });
         });
         const after = await snapshot(backendUrl, ctx.signal);
-        const minutes = (after.at - before.at) / 60_000;
-        const rate = Math.round(((after.requests - before.requests) / minutes) * 10) / 10;
-        const data: QueueDrainData = {
-          queueBefore: before.queue,
-          queueAfter: after.queue,
-          requestsPerMinute: rate,
-          newRateLimitErrors: after.rateLimited - before.rateLimited,
-          intervalMs,
-        };
-        const queue = `queue ${before.queue ?? '?'} → ${after.queue ?? '?'}`;
-        const growing = before.queue !== null && after.queue !== null && after.queue > before.queue;
-        const summary = `${queue} in ${Math.round(intervalMs / 1000)} s, ${rate} OpenRouter calls/min (limit ${maxPerMinute}), ${data.newRateLimitErrors} new 429 answers`;
-        const status = growing || rate > maxPerMinute ? 'warn' : 'ok';
-        return finding(status, summary, data, [
-          {
-            kind: 'table',
-            title: 'request processing',
-            columns: ['measure', 'before', 'after'],
-            rows: [
-              ['queue length', before.queue, after.queue],
-              ['openrouter_api_requests_total', before.requests, after.requests],
-              ['429 answers (total)', before.rateLimited, after.rateLimited],
-            ],
-          },
-        ]);
+        return { before, after, error: null };
       } catch (e) {
         ctx.signal.throwIfAborted();
-        return finding('unknown', `the backend could not be sampled: ${(e as Error).message}`, {
+        return { before: null, after: null, error: (e as Error).message };
+      }
+    },
+    judge(seen) {
+      if (seen.error !== null) {
+        return finding('unknown', `the backend could not be sampled: ${seen.error}`, {
           queueBefore: null,
           queueAfter: null,
           requestsPerMinute: null,
@@ -138,17 +143,49 @@ function queueDrain(backendUrl: string, intervalMs: number, maxPerMinute: number
           intervalMs,
         });
       }
+      const { before, after } = seen;
+      const minutes = (after.at - before.at) / 60_000;
+      const rate = Math.round(((after.requests - before.requests) / minutes) * 10) / 10;
+      const data: QueueDrainData = {
+        queueBefore: before.queue,
+        queueAfter: after.queue,
+        requestsPerMinute: rate,
+        newRateLimitErrors: after.rateLimited - before.rateLimited,
+        intervalMs,
+      };
+      const queue = `queue ${before.queue ?? '?'} → ${after.queue ?? '?'}`;
+      const growing = before.queue !== null && after.queue !== null && after.queue > before.queue;
+      const summary = `${queue} in ${Math.round(intervalMs / 1000)} s, ${rate} OpenRouter calls/min (limit ${maxPerMinute}), ${data.newRateLimitErrors} new 429 answers`;
+      const status = growing || rate > maxPerMinute ? 'warn' : 'ok';
+      return finding(status, summary, data, [
+        {
+          kind: 'table',
+          title: 'request processing',
+          columns: ['measure', 'before', 'after'],
+          rows: [
+            ['queue length', before.queue, after.queue],
+            ['openrouter_api_requests_total', before.requests, after.requests],
+            ['429 answers (total)', before.rateLimited, after.rateLimited],
+          ],
+        },
+      ]);
     },
   });
 }
 
-/** Step 4, judged from step 3's measurement: the rate sent to OpenRouter should stay under the limit. */
-function requestRate(drain: QueueDrainData, maxPerMinute: number) {
-  return defineCheck<{ requestsPerMinute: number | null }>({
+/**
+ * Step 4, judged from step 3's measurement: the rate sent to OpenRouter should stay under the limit.
+ * Replayable: its observation is the measured rate.
+ */
+export function requestRate(
+  drain: QueueDrainData,
+  maxPerMinute: number,
+): ReplayableCheck<{ requestsPerMinute: number | null }, { requestsPerMinute: number | null }> {
+  return defineCheck({
     kind: 'aiwebtest.request-rate',
     description: `OpenRouter calls per minute (limit ${maxPerMinute})`,
-    async run() {
-      const rate = drain.requestsPerMinute;
+    read: async () => ({ requestsPerMinute: drain.requestsPerMinute }),
+    judge({ requestsPerMinute: rate }): Finding<{ requestsPerMinute: number | null }> {
       if (rate === null) return finding('unknown', 'no request rate measured', { requestsPerMinute: null });
       return finding(
         rate < maxPerMinute ? 'ok' : 'warn',
@@ -159,21 +196,46 @@ function requestRate(drain: QueueDrainData, maxPerMinute: number) {
   });
 }
 
-/** Step 2: whether the backend now throttles what it sends to OpenRouter (queue on, the rate configured). */
-function throttle(backendUrl: string, maxPerMinute: number) {
-  return defineCheck<{ throttled: boolean; ratePerMinute: number | null; cap: number | null }>({
+/** What {@link throttle} read of the backend's health: its queue and the rate it sends to OpenRouter. */
+export interface ThrottleObservation {
+  /** The backend answered with a health document. */
+  reported: boolean;
+  queueEnabled: boolean;
+  /** `openrouter_max_requests_per_minute` of its config, when a number. */
+  ratePerMinute: number | null;
+  /** The queue's bound. */
+  cap: number | null;
+}
+
+/**
+ * Step 2: whether the backend now throttles what it sends to OpenRouter (queue on, the rate configured).
+ * Replayable ({@link ThrottleObservation}), judged against `maxPerMinute`.
+ */
+export function throttle(
+  backendUrl: string,
+  maxPerMinute: number,
+): ReplayableCheck<
+  { throttled: boolean; ratePerMinute: number | null; cap: number | null },
+  ThrottleObservation
+> {
+  return defineCheck({
     kind: 'aiwebtest.backend-throttle',
     description: 'the backend’s request queue as the throttle of incoming LLM requests',
-    async run(ctx) {
+    async read(ctx): Promise<ThrottleObservation> {
       const answer = await backendHealth(backendUrl).run(ctx);
       const health = answer.data.health;
       const rate = health?.config.openrouter_max_requests_per_minute;
-      const ratePerMinute = typeof rate === 'number' ? rate : null;
-      const enabled = health?.queue.enabled === true;
-      const cap = health?.queue.max ?? null;
+      return {
+        reported: health !== null,
+        queueEnabled: health?.queue.enabled === true,
+        ratePerMinute: typeof rate === 'number' ? rate : null,
+        cap: health?.queue.max ?? null,
+      };
+    },
+    judge({ reported, queueEnabled: enabled, ratePerMinute, cap }) {
       const throttled = enabled && ratePerMinute !== null && ratePerMinute <= maxPerMinute;
       const data = { throttled, ratePerMinute, cap };
-      if (!health) return finding('unknown', 'the backend did not report its queue', data);
+      if (!reported) return finding('unknown', 'the backend did not report its queue', data);
       if (throttled)
         return finding(
           'ok',

@@ -4,7 +4,14 @@
  * to an agent through the backend, and the Selenium Grid's `/status`. None of them throws for a service
  * that is down: saying so is their job.
  */
-import { type Check, defineCheck, type Evidence, finding } from '@aiwebtest/runbooks';
+import {
+  type Check,
+  defineCheck,
+  type Evidence,
+  type Finding,
+  finding,
+  type ReplayableCheck,
+} from '@aiwebtest/runbooks';
 import { z } from 'zod';
 
 const TIMEOUT_MS = 10_000;
@@ -131,9 +138,16 @@ export interface SampleRequestData {
 }
 
 /**
+ * What {@link sampleRequest} saw: as its data, where `error` is the failure's words (no answer, or the
+ * answer's error for a status other than 200). A replay judges it with the check's `slowAfterMs` and
+ * `expectedProvider` as they are now.
+ */
+export type SampleRequestObservation = SampleRequestData;
+
+/**
  * The manual's "test agent with sample request": `POST /api/v1/generate` through the backend on behalf of an
  * agent. `ok` when it answers in time, `warn` when it answers slower than `slowAfterMs` or from a fallback
- * provider, `fail` otherwise.
+ * provider, `fail` otherwise. Replayable ({@link SampleRequestObservation}).
  */
 export function sampleRequest(options: {
   backendUrl: string;
@@ -142,13 +156,13 @@ export function sampleRequest(options: {
   slowAfterMs?: number;
   /** The provider a healthy platform answers from. @default "openrouter" */
   expectedProvider?: string;
-}): Check<SampleRequestData> {
+}): ReplayableCheck<SampleRequestData, SampleRequestObservation> {
   const slowAfterMs = options.slowAfterMs ?? 60_000;
   const expected = options.expectedProvider ?? 'openrouter';
-  return defineCheck<SampleRequestData>({
+  return defineCheck({
     kind: 'aiwebtest.sample-request',
     description: `POST /api/v1/generate as ${options.agent}`,
-    async run(ctx) {
+    async read(ctx): Promise<SampleRequestObservation> {
       const started = performance.now();
       try {
         const { status, body } = await fetchJson(
@@ -161,26 +175,30 @@ export function sampleRequest(options: {
         );
         const latencyMs = Math.round(performance.now() - started);
         const provider = (body as { provider?: string } | null)?.provider ?? null;
-        const data = { httpStatus: status, provider, latencyMs, error: null };
-        if (status !== 200) {
-          const message =
-            (body as { error?: { message?: string } } | null)?.error?.message ?? `HTTP ${status}`;
-          return finding('fail', `sample request failed: ${message}`, { ...data, error: message });
-        }
-        if (latencyMs > slowAfterMs)
-          return finding('warn', `sample request answered by ${provider} but took ${latencyMs} ms`, data);
-        if (provider !== expected)
-          return finding('warn', `sample request answered by ${provider} (fallback), ${latencyMs} ms`, data);
-        return finding('ok', `sample request answered by ${provider} in ${latencyMs} ms`, data);
+        const error =
+          status === 200
+            ? null
+            : ((body as { error?: { message?: string } } | null)?.error?.message ?? `HTTP ${status}`);
+        return { httpStatus: status, provider, latencyMs, error };
       } catch (e) {
         ctx.signal.throwIfAborted();
-        return finding('fail', `sample request got no answer: ${reason(e)}`, {
+        return {
           httpStatus: null,
           provider: null,
           latencyMs: Math.round(performance.now() - started),
           error: reason(e),
-        });
+        };
       }
+    },
+    judge(data) {
+      const { httpStatus, provider, latencyMs } = data;
+      if (httpStatus === null) return finding('fail', `sample request got no answer: ${data.error}`, data);
+      if (httpStatus !== 200) return finding('fail', `sample request failed: ${data.error}`, data);
+      if (latencyMs > slowAfterMs)
+        return finding('warn', `sample request answered by ${provider} but took ${latencyMs} ms`, data);
+      if (provider !== expected)
+        return finding('warn', `sample request answered by ${provider} (fallback), ${latencyMs} ms`, data);
+      return finding('ok', `sample request answered by ${provider} in ${latencyMs} ms`, data);
     },
   });
 }
@@ -219,25 +237,41 @@ export interface GridStatusData {
 }
 
 /**
- * `GET <hub>/status` (Selenium Grid 4): `fail` when unreachable or not ready, `warn` above `maxUtilization`
- * (the manual alerts at 80%), else `ok`; the nodes and their slots as a table.
+ * What {@link seleniumGridStatus} read: the grid's figures as in its data, and how the hub answered. A replay
+ * judges them with the check's `maxUtilization` as it is now.
  */
-export function seleniumGridStatus(hubUrl: string, maxUtilization = 0.8): Check<GridStatusData> {
-  return defineCheck<GridStatusData>({
+export interface GridStatusObservation {
+  /** `null` when the hub did not answer. */
+  httpStatus: number | null;
+  /** The answer was a Grid 4 status document. */
+  statusDocument: boolean;
+  grid: GridStatusData;
+}
+
+/**
+ * `GET <hub>/status` (Selenium Grid 4): `fail` when unreachable or not ready, `warn` above `maxUtilization`
+ * (the manual alerts at 80%), else `ok`; the nodes and their slots as a table. Replayable
+ * ({@link GridStatusObservation}).
+ */
+export function seleniumGridStatus(
+  hubUrl: string,
+  maxUtilization = 0.8,
+): ReplayableCheck<GridStatusData, GridStatusObservation> {
+  return defineCheck({
     kind: 'aiwebtest.selenium-grid-status',
     description: 'GET /status of the Selenium Grid hub',
-    async run(ctx) {
+    async read(ctx): Promise<GridStatusObservation> {
       const empty = { nodes: 0, slots: 0, sessions: 0, utilization: 0, byBrowser: {} };
       try {
         const { status, body } = await fetchJson(new URL('/status', hubUrl), ctx.signal);
         const parsed = GridStatus.safeParse(body);
-        if (!parsed.success)
-          return finding('fail', `the Selenium hub answered ${status} without a status document`, {
-            reachable: true,
-            ready: false,
-            message: null,
-            ...empty,
-          });
+        if (!parsed.success) {
+          return {
+            httpStatus: status,
+            statusDocument: false,
+            grid: { reachable: true, ready: false, message: null, ...empty },
+          };
+        }
         const { ready, message, nodes } = parsed.data.value;
         const byBrowser: GridStatusData['byBrowser'] = {};
         let slots = 0;
@@ -255,40 +289,49 @@ export function seleniumGridStatus(hubUrl: string, maxUtilization = 0.8): Check<
           sessions += used;
         }
         const utilization = slots === 0 ? 0 : sessions / slots;
-        const data = {
-          reachable: true,
-          ready,
-          message,
-          nodes: nodes.length,
-          slots,
-          sessions,
-          utilization,
-          byBrowser,
-        };
-        const evidence: Evidence[] = [
-          {
-            kind: 'table',
-            title: 'Selenium Grid nodes',
-            columns: ['browser', 'nodes', 'slots', 'sessions'],
-            rows: Object.entries(byBrowser).map(([b, e]) => [b, e.nodes, e.slots, e.sessions]),
+        return {
+          httpStatus: status,
+          statusDocument: true,
+          grid: {
+            reachable: true,
+            ready,
+            message,
+            nodes: nodes.length,
+            slots,
+            sessions,
+            utilization,
+            byBrowser,
           },
-        ];
-        const usage = `${sessions}/${slots} slots busy (${Math.round(utilization * 100)}%) on ${nodes.length} nodes`;
-        // A Grid with every slot taken reports ready:false too; that is saturation, not an outage.
-        if (!ready && !(slots > 0 && sessions >= slots))
-          return finding('fail', `Selenium Grid not ready: ${message}`, data, evidence);
-        if (utilization > maxUtilization)
-          return finding('warn', `Selenium Grid saturated: ${usage}`, data, evidence);
-        return finding('ok', `Selenium Grid ready: ${usage}`, data, evidence);
+        };
       } catch (e) {
         ctx.signal.throwIfAborted();
-        return finding('fail', `Selenium hub unreachable: ${reason(e)}`, {
-          reachable: false,
-          ready: false,
-          message: reason(e),
-          ...empty,
-        });
+        return {
+          httpStatus: null,
+          statusDocument: false,
+          grid: { reachable: false, ready: false, message: reason(e), ...empty },
+        };
       }
+    },
+    judge({ httpStatus, statusDocument, grid: data }) {
+      if (!data.reachable) return finding('fail', `Selenium hub unreachable: ${data.message}`, data);
+      if (!statusDocument)
+        return finding('fail', `the Selenium hub answered ${httpStatus} without a status document`, data);
+      const { ready, message, nodes, slots, sessions, utilization, byBrowser } = data;
+      const evidence: Evidence[] = [
+        {
+          kind: 'table',
+          title: 'Selenium Grid nodes',
+          columns: ['browser', 'nodes', 'slots', 'sessions'],
+          rows: Object.entries(byBrowser).map(([b, e]) => [b, e.nodes, e.slots, e.sessions]),
+        },
+      ];
+      const usage = `${sessions}/${slots} slots busy (${Math.round(utilization * 100)}%) on ${nodes} nodes`;
+      // A Grid with every slot taken reports ready:false too; that is saturation, not an outage.
+      if (!ready && !(slots > 0 && sessions >= slots))
+        return finding('fail', `Selenium Grid not ready: ${message}`, data, evidence);
+      if (utilization > maxUtilization)
+        return finding('warn', `Selenium Grid saturated: ${usage}`, data, evidence);
+      return finding('ok', `Selenium Grid ready: ${usage}`, data, evidence);
     },
   });
 }
@@ -404,57 +447,103 @@ export interface BackendMetricsData {
 }
 
 /**
+ * What {@link backendMetrics} read: the `/metrics` samples (an infinite value written `"+Inf"`, which JSON
+ * cannot hold), or why they could not be read. A replay gives the samples to the runbook's `judge` as it is
+ * now.
+ */
+export interface BackendMetricsObservation {
+  reachable: boolean;
+  /** The HTTP status of `/metrics`; `null` without an answer. */
+  httpStatus: number | null;
+  samples: { name: string; labels: Record<string, string>; value: number | '+Inf' }[];
+  error: string | null;
+}
+
+/**
  * `GET /metrics` of the backend (its prom-client registry): what a runbook decides from when no Prometheus is
  * configured. The samples are the data; `judge` turns them into the status and summary (the runbook's threshold).
+ * Replayable ({@link BackendMetricsObservation}).
  */
 export function backendMetrics(
   backendUrl: string,
   judge: (samples: MetricSample[]) => { status: 'ok' | 'warn' | 'fail' | 'unknown'; summary: string },
   show: readonly string[] = [],
-): Check<BackendMetricsData> {
-  return defineCheck<BackendMetricsData>({
+): ReplayableCheck<BackendMetricsData, BackendMetricsObservation> {
+  const decide = judge;
+  return defineCheck({
     kind: 'aiwebtest.backend-metrics',
     description: 'GET /metrics of the backend',
-    async run(ctx) {
+    async read(ctx): Promise<BackendMetricsObservation> {
       try {
         const response = await fetch(new URL('/metrics', backendUrl), {
           signal: AbortSignal.any([ctx.signal, AbortSignal.timeout(TIMEOUT_MS)]),
         });
         const text = await response.text();
         if (!response.ok)
-          return finding('fail', `the backend's /metrics answered ${response.status}`, {
+          return {
             reachable: true,
+            httpStatus: response.status,
             samples: [],
             error: `HTTP ${response.status}`,
-          });
-        const samples = parseMetrics(text);
-        const shown = samples.filter((s) => show.some((prefix) => s.name.startsWith(prefix)));
-        const evidence: Evidence[] = shown.length
-          ? [
-              {
-                kind: 'table',
-                title: 'backend /metrics',
-                columns: ['metric', 'labels', 'value'],
-                rows: shown.map((s) => [
-                  s.name,
-                  Object.entries(s.labels)
-                    .map(([k, v]) => `${k}="${v}"`)
-                    .join(', '),
-                  s.value,
-                ]),
-              },
-            ]
-          : [];
-        const { status, summary } = judge(samples);
-        return finding(status, summary, { reachable: true, samples, error: null }, evidence);
+          };
+        const samples = parseMetrics(text).map((s) => ({
+          ...s,
+          value: s.value === Number.POSITIVE_INFINITY ? ('+Inf' as const) : s.value,
+        }));
+        return { reachable: true, httpStatus: response.status, samples, error: null };
       } catch (e) {
         ctx.signal.throwIfAborted();
+        return { reachable: false, httpStatus: null, samples: [], error: reason(e) };
+      }
+    },
+    judge(seen): Finding<BackendMetricsData> {
+      if (!seen.reachable) {
+        return finding('fail', `backend /metrics unreachable: ${seen.error}`, {
+          reachable: false,
+          samples: [],
+          error: seen.error,
+        });
+      }
+      if (seen.error !== null) {
+        return finding('fail', `the backend's /metrics answered ${seen.httpStatus}`, {
+          reachable: true,
+          samples: [],
+          error: seen.error,
+        });
+      }
+      const samples: MetricSample[] = seen.samples.map((s) => ({
+        ...s,
+        value: s.value === '+Inf' ? Number.POSITIVE_INFINITY : s.value,
+      }));
+      const shown = samples.filter((s) => show.some((prefix) => s.name.startsWith(prefix)));
+      const evidence: Evidence[] = shown.length
+        ? [
+            {
+              kind: 'table',
+              title: 'backend /metrics',
+              columns: ['metric', 'labels', 'value'],
+              rows: shown.map((s) => [
+                s.name,
+                Object.entries(s.labels)
+                  .map(([k, v]) => `${k}="${v}"`)
+                  .join(', '),
+                s.value,
+              ]),
+            },
+          ]
+        : [];
+      let judged: { status: 'ok' | 'warn' | 'fail' | 'unknown'; summary: string };
+      try {
+        judged = decide(samples);
+      } catch (e) {
+        // As before the split: a judge that throws is reported like a /metrics that could not be read.
         return finding('fail', `backend /metrics unreachable: ${reason(e)}`, {
           reachable: false,
           samples: [],
           error: reason(e),
         });
       }
+      return finding(judged.status, judged.summary, { reachable: true, samples, error: null }, evidence);
     },
   });
 }

@@ -12,11 +12,14 @@ import {
   defineAction,
   defineCheck,
   defineRunbook,
+  type Finding,
   finding,
   formatMillis,
+  isReplayableCheck,
   type Json,
   onAlert,
   type Plan,
+  type ReplayableCheck,
   resourceRef,
   toMillis,
 } from '@aiwebtest/runbooks';
@@ -61,26 +64,56 @@ function reasonOf(e: unknown): string {
   return err?.code && !/^\d/.test(err.code) ? err.code : (err?.message ?? String(e));
 }
 
+/** What {@link pgbouncerCheck} read: the inner check's observation, or how the console failed to answer. */
+export type PgBouncerCheckObservation<O> =
+  | { seen: O; down: null }
+  | { seen: null; down: { code: string; message: string } };
+
 /**
  * A PgBouncer console check that reports a PgBouncer which does not answer as the finding (`fail`, data
  * `null`) instead of throwing: "PgBouncer is down" is this runbook's diagnosis, not an error of the run.
+ * A replayable check stays replayable: the console's failure, or the inner observation, is what it records.
  */
-function pgbouncerCheck<T>(inner: Check<T>, what: string): Check<T | null> {
+export function pgbouncerCheck<T, O>(
+  inner: ReplayableCheck<T, O>,
+  what: string,
+): ReplayableCheck<T | null, PgBouncerCheckObservation<O>>;
+export function pgbouncerCheck<T>(inner: Check<T>, what: string): Check<T | null>;
+export function pgbouncerCheck<T>(inner: Check<T>, what: string): Check<T | null> {
+  const about = { kind: inner.kind, description: inner.description ?? what };
+  const downOf = (e: unknown, signal: AbortSignal): { code: string; message: string } => {
+    signal.throwIfAborted();
+    if (!isPgBouncerError(e) || !['PGBOUNCER_CONNECTION', 'PGBOUNCER_TIMEOUT'].includes(e.code)) throw e;
+    return { code: e.code, message: e.message };
+  };
+  const isDown = (down: { code: string; message: string }) =>
+    finding<T | null>(
+      'fail',
+      `PgBouncer is down: ${what} got no answer from its admin console (${down.code})`,
+      null,
+      [{ kind: 'text', title: 'Console error', text: down.message }],
+    );
+  if (isReplayableCheck(inner)) {
+    return defineCheck({
+      ...about,
+      async read(ctx): Promise<PgBouncerCheckObservation<Json>> {
+        try {
+          return { seen: await inner.read(ctx), down: null };
+        } catch (e) {
+          return { seen: null, down: downOf(e, ctx.signal) };
+        }
+      },
+      judge: (o: PgBouncerCheckObservation<Json>): Finding<T | null> =>
+        o.down === null ? inner.judge(o.seen) : isDown(o.down),
+    });
+  }
   return defineCheck<T | null>({
-    kind: inner.kind,
-    description: inner.description ?? what,
+    ...about,
     async run(ctx) {
       try {
         return await inner.run(ctx);
       } catch (e) {
-        ctx.signal.throwIfAborted();
-        if (!isPgBouncerError(e) || !['PGBOUNCER_CONNECTION', 'PGBOUNCER_TIMEOUT'].includes(e.code)) throw e;
-        return finding(
-          'fail',
-          `PgBouncer is down: ${what} got no answer from its admin console (${e.code})`,
-          null,
-          [{ kind: 'text', title: 'Console error', text: e.message }],
-        );
+        return isDown(downOf(e, ctx.signal));
       }
     },
   });
@@ -260,14 +293,19 @@ function saturatedPools(data: PoolsData | null): string[] {
 
 /**
  * The manual's step 6 ("Active Connections should be 10-20", alert at >80%): SHOW POOLS after the recovery,
- * judged by the pools check (clients waiting: exhausted) and by the active client connections.
+ * judged by the pools check (clients waiting: exhausted) and by the active client connections. Replayable
+ * like the pools check it reads: its observation is that check's, judged against `maxActive` too.
  */
-function poolUtilization(inner: Check<PoolsData | null>, maxActive: number): Check<PoolsData | null> {
-  return defineCheck<PoolsData | null>({
+export function poolUtilization<O>(
+  inner: ReplayableCheck<PoolsData | null, O>,
+  maxActive: number,
+): ReplayableCheck<PoolsData | null, O> {
+  return defineCheck({
     kind: 'aiwebtest.pool-utilization',
     description: `PgBouncer pool utilization (active client connections normally 10-${maxActive})`,
-    async run(ctx) {
-      const pools = await inner.run(ctx);
+    read: (ctx) => inner.read(ctx),
+    judge(seen) {
+      const pools = inner.judge(seen);
       if (!pools.data) return pools;
       const active = pools.data.pools.reduce((n, p) => n + p.clActive, 0);
       const waiting = pools.data.pools.reduce((n, p) => n + p.clWaiting, 0);

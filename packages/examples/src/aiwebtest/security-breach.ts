@@ -13,7 +13,14 @@
  * keeps the attackers out meanwhile.
  */
 import { readFileSync } from 'node:fs';
-import { Duration, defineCheck, defineRunbook, finding, onAlert } from '@aiwebtest/runbooks';
+import {
+  Duration,
+  defineCheck,
+  defineRunbook,
+  finding,
+  onAlert,
+  type ReplayableCheck,
+} from '@aiwebtest/runbooks';
 import {
   blockIps,
   breachScope,
@@ -66,12 +73,22 @@ export type SecurityBreachInput = z.input<typeof SecurityBreachInput>;
 /** Failed logins a minute from addresses not blocked, above which the attack is still on (the manual: >100). */
 const ATTACK_RATE = 100;
 
-/** The manual's "Failed login attempts >100 per minute", counting only addresses the blocklist lets through. */
-function unblockedFailedLogins(platform: AiWebTest) {
-  return defineCheck<{ failedLastMinute: number; byAddress: Record<string, number> }>({
+/**
+ * The manual's "Failed login attempts >100 per minute", counting only addresses the blocklist lets through:
+ * `fail` above `attackRate` a minute. Replayable: its observation is the failed logins per address not
+ * blocked, judged against the rate again.
+ */
+export function unblockedFailedLogins(
+  platform: AiWebTest,
+  attackRate = ATTACK_RATE,
+): ReplayableCheck<
+  { failedLastMinute: number; byAddress: Record<string, number> },
+  { byAddress: Record<string, number> }
+> {
+  return defineCheck({
     kind: 'aiwebtest.unblocked-failed-logins',
     description: 'Failed logins of the last minute from addresses that are not blocked',
-    async run(ctx) {
+    async read(ctx) {
       const { rows } = await platform.db.db.query<{ ip_address: string | null; n: number }>(
         `SELECT ip_address, count(*)::int AS n FROM audit_logs
           WHERE action = 'login_failed' AND created_at > now() - interval '1 minute' GROUP BY ip_address`,
@@ -84,6 +101,9 @@ function unblockedFailedLogins(platform: AiWebTest) {
         if (r.ip_address !== null && (await blocklist.isBlocked(r.ip_address))) continue;
         byAddress[r.ip_address ?? 'unknown'] = r.n;
       }
+      return { byAddress };
+    },
+    judge({ byAddress }) {
       const failedLastMinute = Object.values(byAddress).reduce((a, b) => a + b, 0);
       const data = { failedLastMinute, byAddress };
       const evidence = [
@@ -94,16 +114,16 @@ function unblockedFailedLogins(platform: AiWebTest) {
           rows: Object.entries(byAddress),
         },
       ];
-      return failedLastMinute > ATTACK_RATE
+      return failedLastMinute > attackRate
         ? finding(
             'fail',
-            `${failedLastMinute} failed logins in the last minute get through (> ${ATTACK_RATE})`,
+            `${failedLastMinute} failed logins in the last minute get through (> ${attackRate})`,
             data,
             evidence,
           )
         : finding(
             'ok',
-            `${failedLastMinute} failed logins in the last minute get through (≤ ${ATTACK_RATE})`,
+            `${failedLastMinute} failed logins in the last minute get through (≤ ${attackRate})`,
             data,
             evidence,
           );

@@ -18,10 +18,14 @@ import {
   defineCheck,
   defineRunbook,
   type Evidence,
+  type Finding,
   finding,
   formatMillis,
+  isReplayableCheck,
+  type Json,
   NonRetriableError,
   onAlert,
+  type ReplayableCheck,
   resourceRef,
   toMillis,
 } from '@aiwebtest/runbooks';
@@ -367,21 +371,28 @@ export interface TableCountsData {
   error: string | null;
 }
 
+/** What {@link tableCounts} read: the row counts, or why counting failed (with the counts made until then). */
+export interface TableCountsObservation {
+  counts: Record<string, number | null>;
+  error: string | null;
+}
+
 /**
  * `SELECT COUNT(*)` of each integrity table on a new connection to `url`, compared with the recorded counts:
  * `exact` (a restore to the record's time must have exactly them) or `at-least` (after recovery, no table may
- * have fewer rows than before the incident: rows since are new work).
+ * have fewer rows than before the incident: rows since are new work). Replayable
+ * ({@link TableCountsObservation}): a replay compares the counts with `expected` and `compare` as they are now.
  */
 export function tableCounts(options: {
   url: string;
   where: string;
   expected: Record<string, number>;
   compare: 'exact' | 'at-least';
-}): Check<TableCountsData> {
-  return defineCheck<TableCountsData>({
+}): ReplayableCheck<TableCountsData, TableCountsObservation> {
+  return defineCheck({
     kind: 'aiwebtest.table-counts',
     description: `SELECT COUNT(*) FROM ${INTEGRITY_TABLES.join(', ')} on ${options.where}`,
-    async run(ctx) {
+    async read(ctx): Promise<TableCountsObservation> {
       const client = new pg.Client({
         connectionString: options.url,
         connectionTimeoutMillis: 5_000,
@@ -399,14 +410,19 @@ export function tableCounts(options: {
         }
       } catch (e) {
         ctx.signal.throwIfAborted();
-        const error = (e as Error).message;
+        return { counts, error: (e as Error).message };
+      } finally {
+        await client.end().catch(() => {});
+      }
+      return { counts, error: null };
+    },
+    judge({ counts, error }): Finding<TableCountsData> {
+      if (error !== null) {
         return finding('fail', `counting on ${options.where} failed: ${error}`, {
           counts,
           expected: options.expected,
           error,
         });
-      } finally {
-        await client.end().catch(() => {});
       }
       const rows = INTEGRITY_TABLES.map((t) => {
         const actual = counts[t] ?? null;
@@ -496,17 +512,43 @@ function eventually<T>(inner: Check<T>, withinMs: number, pollMs = 500): Check<T
   });
 }
 
-/** A diagnosis check whose error (a workload that no longer exists: 404) is its finding, not the run's end. */
-function tolerant<T>(inner: Check<T>): Check<T | null> {
+/** What {@link tolerant} read: the inner check's observation, or the error it threw. */
+export type TolerantObservation<O> = { seen: O; error: null } | { seen: null; error: string };
+
+/**
+ * A diagnosis check whose error (a workload that no longer exists: 404) is its finding, not the run's end.
+ * A replayable check stays replayable: the error, or the inner observation, is what it records.
+ */
+export function tolerant<T, O>(
+  inner: ReplayableCheck<T, O>,
+): ReplayableCheck<T | null, TolerantObservation<O>>;
+export function tolerant<T>(inner: Check<T>): Check<T | null>;
+export function tolerant<T>(inner: Check<T>): Check<T | null> {
+  const about = { kind: inner.kind, description: inner.description ?? inner.kind };
+  const failed = (e: unknown) => `could not be read: ${(e as Error).message.split('\n')[0]}`;
+  if (isReplayableCheck(inner)) {
+    return defineCheck({
+      ...about,
+      async read(ctx): Promise<TolerantObservation<Json>> {
+        try {
+          return { seen: await inner.read(ctx), error: null };
+        } catch (e) {
+          ctx.signal.throwIfAborted();
+          return { seen: null, error: failed(e) };
+        }
+      },
+      judge: (o: TolerantObservation<Json>): Finding<T | null> =>
+        o.error === null ? inner.judge(o.seen) : finding('fail', o.error, null),
+    });
+  }
   return defineCheck<T | null>({
-    kind: inner.kind,
-    description: inner.description ?? inner.kind,
+    ...about,
     async run(ctx) {
       try {
         return await inner.run(ctx);
       } catch (e) {
         ctx.signal.throwIfAborted();
-        return finding('fail', `could not be read: ${(e as Error).message.split('\n')[0]}`, null);
+        return finding('fail', failed(e), null);
       }
     },
   });

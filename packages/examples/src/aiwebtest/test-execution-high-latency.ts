@@ -10,19 +10,14 @@ import {
   defineRunbook,
   finding,
   onAlert,
+  type ReplayableCheck,
   toMillis,
 } from '@aiwebtest/runbooks';
 import type { ScaleParams } from '@aiwebtest/runbooks/kubernetes';
 import { z } from 'zod';
 import { seleniumNodeDeployment } from '../lab/platform/manifests';
 import { connectionOf, type PackRunbookOptions } from './environment';
-import {
-  type ExecutionsLook,
-  pollExecutionsSince,
-  reworded,
-  type SqlQuery,
-  sqlQueryOf,
-} from './executions-since';
+import { type ExecutionsLook, lookUntil, reworded, type SqlQuery, sqlQueryOf } from './executions-since';
 import { seleniumGridStatus } from './platform-checks';
 import { prometheusQuery } from './prometheus-query';
 
@@ -96,55 +91,64 @@ export interface NewExecutionsData {
 }
 
 /**
+ * What {@link newExecutionsP95} read: its last look at the new executions (how many finished, their p95),
+ * once `minExecutions` had finished or the wait was over. A replay judges it with the check's `targetP95`
+ * as it is now.
+ */
+export type NewExecutionsObservation = NewExecutionsData;
+
+/**
  * The manual's "monitor execution times (p95 should drop to < 120 s)": the p95 `execution_time` of the
  * executions taken after the recovery, once `minExecutions` of them finished (at most `timeoutMs`).
+ * Replayable ({@link NewExecutionsObservation}).
  */
 export function newExecutionsP95(
   query: SqlQuery,
   options: { targetP95: number; minExecutions: number; timeoutMs: number },
-): Check<NewExecutionsData> {
-  const counted = ({ since, rows, waitedMs }: ExecutionsLook) => {
+): ReplayableCheck<NewExecutionsData, NewExecutionsObservation> {
+  const counted = ({ since, rows, waitedMs }: ExecutionsLook): NewExecutionsData => {
     const executions = Number(rows[0]?.executions ?? 0);
     const p95 = rows[0]?.p95 === null || rows[0]?.p95 === undefined ? null : Number(rows[0].p95);
     return { since, executions, p95, waitedMs };
   };
-  return defineCheck<NewExecutionsData>({
+  const enough = (d: NewExecutionsData) => d.executions >= options.minExecutions && d.p95 !== null;
+  return defineCheck({
     kind: 'aiwebtest.new-executions-p95',
     description: `p95 execution time of new test executions (target < ${options.targetP95} s)`,
-    run: (ctx) =>
+    read: async (ctx): Promise<NewExecutionsObservation> =>
       // created_at is when the agent took the test; started_at may be back-dated to the simulated start.
-      pollExecutionsSince<NewExecutionsData>(query, ctx.signal, {
-        sql: `SELECT count(*)::int AS executions,
+      counted(
+        await lookUntil(query, ctx.signal, {
+          sql: `SELECT count(*)::int AS executions,
                   percentile_cont(0.95) WITHIN GROUP (ORDER BY execution_time) AS p95
              FROM test_executions
             WHERE created_at >= $1::timestamptz AND finished_at IS NOT NULL AND execution_time IS NOT NULL`,
-        timeoutMs: options.timeoutMs,
-        judge(look) {
-          const data = counted(look);
-          const { executions, p95 } = data;
-          if (executions < options.minExecutions || p95 === null) return undefined;
-          const rounded = Math.round(p95 * 10) / 10;
-          return p95 < options.targetP95
-            ? finding(
-                'ok',
-                `p95 of ${executions} new executions is ${rounded} s (< ${options.targetP95} s)`,
-                data,
-              )
-            : finding(
-                'fail',
-                `p95 of ${executions} new executions is still ${rounded} s (target < ${options.targetP95} s)`,
-                data,
-              );
-        },
-        timedOut(look) {
-          const data = counted(look);
-          return finding(
+          timeoutMs: options.timeoutMs,
+          done: (look) => enough(counted(look)),
+        }),
+      ),
+    judge(data) {
+      const { executions, p95 } = data;
+      if (!enough(data) || p95 === null) {
+        return finding(
+          'fail',
+          `only ${data.executions} new execution(s) finished in ${Math.round(data.waitedMs / 1000)} s (need ${options.minExecutions} to judge the p95)`,
+          data,
+        );
+      }
+      const rounded = Math.round(p95 * 10) / 10;
+      return p95 < options.targetP95
+        ? finding(
+            'ok',
+            `p95 of ${executions} new executions is ${rounded} s (< ${options.targetP95} s)`,
+            data,
+          )
+        : finding(
             'fail',
-            `only ${data.executions} new execution(s) finished in ${Math.round(data.waitedMs / 1000)} s (need ${options.minExecutions} to judge the p95)`,
+            `p95 of ${executions} new executions is still ${rounded} s (target < ${options.targetP95} s)`,
             data,
           );
-        },
-      }),
+    },
   });
 }
 

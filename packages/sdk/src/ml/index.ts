@@ -37,12 +37,15 @@ export {
 } from './airflow/wait-for-dag-run';
 export {
   type ConceptDriftData,
+  type ConceptDriftObservation,
   ConceptDriftOptions,
   type ConceptDriftOptionsInput,
   conceptDrift,
+  type WindowAccuracy,
 } from './drift/concept-drift';
 export {
   type DataDriftData,
+  type DataDriftObservation,
   DataDriftOptions,
   type DataDriftOptionsInput,
   DEFAULT_DRIFT_THRESHOLDS,
@@ -50,6 +53,7 @@ export {
   DriftMethod,
   dataDrift,
   type FeatureDrift,
+  type FeatureMeasure,
 } from './drift/data-drift';
 export { chiSquareSurvival, kolmogorovSurvival } from './drift/distributions';
 export { type SampleSource, SqlQuery } from './drift/sample-source';
@@ -75,6 +79,7 @@ export {
 } from './mlflow/alias-move';
 export {
   type ModelChampionData,
+  type ModelChampionObservation,
   ModelChampionOptions,
   type ModelChampionOptionsInput,
   modelChampion,

@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { Duration, formatMillis, toMillis } from '../core/duration';
 import { type Evidence, type FindingStatus, finding } from '../core/finding';
 import { parseOptions } from '../core/parse-options';
-import { type Check, defineCheck } from '../core/step';
+import { type Check, defineCheck, type ReplayableCheck } from '../core/step';
 import { listSome, plural } from '../core/wording';
 import type { PostgresDatabase } from '../postgres/database';
 import {
@@ -62,23 +62,38 @@ export type FailedLoginBurstsData = {
 };
 
 /**
+ * What {@link failedLoginBursts} read: the bursts over the `threshold` it read with (busiest first, at most
+ * `limit`), and the successful logins from their addresses. Replaying it with a higher `threshold` (or a
+ * lower `limit`) judges them again; a lower one cannot see the pairs the recorded run did not read.
+ */
+export type FailedLoginBurstsObservation = {
+  bursts: LoginBurst[];
+  compromised: { username: string; ipAddress: string; at: string }[];
+};
+
+/**
  * Runbook 12's failed-login query, parameterized: `SELECT username, ip_address, COUNT(*) FROM audit_logs WHERE
  * action = 'login_failed' AND created_at > NOW() - <window> GROUP BY username, ip_address HAVING COUNT(*) >
  * <threshold>`, plus the successful logins from those addresses in the same window (a guessed password).
  * `fail` when there is a burst, `ok` otherwise.
+ *
+ * Replayable: `read` queries the audit log ({@link FailedLoginBurstsObservation}), `judge` applies
+ * `threshold` and `limit`.
  */
 export function failedLoginBursts(
   db: PostgresDatabase,
   options: FailedLoginBurstsOptionsInput = {},
-): Check<FailedLoginBurstsData> {
+): ReplayableCheck<FailedLoginBurstsData, FailedLoginBurstsObservation> {
   const o = parseOptions('security.failed-login-bursts', FailedLoginBurstsOptions, options);
   const t = quotedTables(o.tables);
   const windowMs = toMillis(o.window);
   const within = formatMillis(windowMs);
+  const addressesOf = (list: LoginBurst[]) =>
+    [...new Set(list.map((b) => b.ipAddress).filter((ip): ip is string => ip !== null))].sort();
   return defineCheck({
     kind: 'security.failed-login-bursts',
     description: `Failed logins per user and address over ${within} (more than ${o.threshold} is a burst)`,
-    async run(ctx) {
+    async read(ctx): Promise<FailedLoginBurstsObservation> {
       const bursts = await db.query(
         `SELECT username, ip_address, COUNT(*)::int AS attempts, min(created_at) AS first_at, max(created_at) AS last_at
            FROM ${t.auditLogs}
@@ -97,14 +112,7 @@ export function failedLoginBursts(
         firstAt: (r.first_at as Date).toISOString(),
         lastAt: (r.last_at as Date).toISOString(),
       }));
-      const recorded = [
-        ...new Set(list.map((b) => b.ipAddress).filter((ip): ip is string => ip !== null)),
-      ].sort();
-      const ips = recorded.filter((ip) => IpOrCidr.safeParse(ip).success);
-      const otherAddresses = recorded.filter((ip) => !ips.includes(ip));
-      const usernames = [
-        ...new Set(list.map((b) => b.username).filter((u): u is string => u !== null)),
-      ].sort();
+      const recorded = addressesOf(list);
       const compromised =
         recorded.length === 0
           ? []
@@ -124,6 +132,18 @@ export function failedLoginBursts(
               ipAddress: String(r.ip_address),
               at: (r.at as Date).toISOString(),
             }));
+      return { bursts: list, compromised };
+    },
+    judge(seen) {
+      // The read kept the pairs over its own threshold: judged again by this one (the same, or higher).
+      const list = seen.bursts.filter((b) => b.attempts > o.threshold).slice(0, o.limit);
+      const recorded = addressesOf(list);
+      const ips = recorded.filter((ip) => IpOrCidr.safeParse(ip).success);
+      const otherAddresses = recorded.filter((ip) => !ips.includes(ip));
+      const usernames = [
+        ...new Set(list.map((b) => b.username).filter((u): u is string => u !== null)),
+      ].sort();
+      const compromised = seen.compromised.filter((c) => recorded.includes(c.ipAddress));
       const data: FailedLoginBurstsData = {
         windowMs,
         threshold: o.threshold,
@@ -196,11 +216,25 @@ export type RecentAuditActivityData = {
   entries: AuditEntry[];
 };
 
-/** Runbook 12's "check audit logs for suspicious activity": the newest entries, and counts per action. */
+/**
+ * What {@link recentAuditActivity} read: the entries of the window per action, and the newest entries.
+ * Replaying it with another `failedLoginsWarn` judges the same counts again.
+ */
+export type RecentAuditActivityObservation = {
+  byAction: Record<string, number>;
+  entries: AuditEntry[];
+};
+
+/**
+ * Runbook 12's "check audit logs for suspicious activity": the newest entries, and counts per action.
+ *
+ * Replayable: `read` queries the audit log ({@link RecentAuditActivityObservation}), `judge` applies
+ * `failedLoginsWarn`.
+ */
 export function recentAuditActivity(
   db: PostgresDatabase,
   options: RecentAuditActivityOptionsInput = {},
-): Check<RecentAuditActivityData> {
+): ReplayableCheck<RecentAuditActivityData, RecentAuditActivityObservation> {
   const o = parseOptions('security.recent-audit-activity', RecentAuditActivityOptions, options);
   const t = quotedTables(o.tables);
   const windowMs = toMillis(o.window);
@@ -208,7 +242,7 @@ export function recentAuditActivity(
   return defineCheck({
     kind: 'security.recent-audit-activity',
     description: `Audit log entries of the last ${within}`,
-    async run(ctx) {
+    async read(ctx): Promise<RecentAuditActivityObservation> {
       const counts = await db.query(
         `SELECT action, COUNT(*)::int AS n FROM ${t.auditLogs} WHERE created_at > now() - $1::interval GROUP BY action ORDER BY n DESC, action`,
         [intervalParam(windowMs)],
@@ -219,9 +253,13 @@ export function recentAuditActivity(
         [intervalParam(windowMs), o.limit],
         { signal: ctx.signal },
       );
-      const byAction = Object.fromEntries(counts.rows.map((r) => [String(r.action), Number(r.n)]));
+      return {
+        byAction: Object.fromEntries(counts.rows.map((r) => [String(r.action), Number(r.n)])),
+        entries: recent.rows.map(auditEntryOf),
+      };
+    },
+    judge({ byAction, entries }) {
       const failedLogins = byAction.login_failed ?? 0;
-      const entries = recent.rows.map(auditEntryOf);
       const total = Object.values(byAction).reduce((a, b) => a + b, 0);
       const data: RecentAuditActivityData = { windowMs, byAction, failedLogins, entries };
       const evidence: Evidence[] = [

@@ -5,7 +5,7 @@ import { Duration, formatMillis, toMillis } from '../core/duration';
 import { NonRetriableError, RunbookError } from '../core/errors';
 import { type Evidence, finding } from '../core/finding';
 import { parseOptions } from '../core/parse-options';
-import { type Action, type Check, defineAction, defineCheck, type StepContext } from '../core/step';
+import { type Action, defineAction, defineCheck, type ReplayableCheck, type StepContext } from '../core/step';
 import { listSome, plural } from '../core/wording';
 import { k8sRef } from '../kubernetes/cluster';
 import { NamespaceName, ObjectName } from '../kubernetes/options';
@@ -78,14 +78,22 @@ export type ChangedFilesData = {
 };
 
 /**
+ * What {@link changedFilesScan} read: the pods scanned and every file `find` listed in them, before
+ * `ignore`. Replaying it with another `ignore` judges the same listing again (`within` is `find`'s own).
+ */
+export type ChangedFilesObservation = { pods: string[]; files: ChangedFile[] };
+
+/**
  * Runbook 12's "check for backdoors or persistence": `kubectl exec <pod> -- find /app -type f -mmin -<N>` in each
  * pod, through the `pods/exec` API. Listing only: it changes nothing. `warn` when files changed (they are for a
  * person to judge, then `removeFiles`), `ok` when none, `unknown` when no running pod was found.
+ *
+ * Replayable: `read` lists the files ({@link ChangedFilesObservation}), `judge` applies `ignore`.
  */
 export function changedFilesScan(
   exec: PodExec,
   options: ChangedFilesScanOptionsInput,
-): Check<ChangedFilesData> {
+): ReplayableCheck<ChangedFilesData, ChangedFilesObservation> {
   const o = parseOptions('security.changed-files', ChangedFilesScanOptions, options);
   const withinMs = toMillis(o.within);
   const minutes = Math.max(1, Math.ceil(withinMs / 60_000));
@@ -94,8 +102,24 @@ export function changedFilesScan(
   return defineCheck({
     kind: 'security.changed-files',
     description: `Files under ${o.dir} changed in the last ${within}`,
-    async run(ctx) {
+    async read(ctx): Promise<ChangedFilesObservation> {
       const pods = await podsToScan(exec, o, ctx);
+      const files: ChangedFile[] = [];
+      for (const pod of pods) {
+        const argv = ['find', o.dir, '-type', 'f', '-mmin', `-${minutes}`, '-print0'];
+        const result = await exec.run(o.namespace, pod, o.container, argv, { signal: ctx.signal });
+        if (result.exitCode !== 0) {
+          throw new RunbookError(
+            'SECURITY_SCAN_FAILED',
+            `find in ${o.namespace}/${pod} exited ${result.exitCode}: ${result.stderr.trim().slice(0, 300) || 'no message'}`,
+            { retriable: false },
+          );
+        }
+        for (const path of parseListing(result.stdout)) files.push({ pod, path });
+      }
+      return { pods, files };
+    },
+    judge({ pods, files }) {
       const data: ChangedFilesData = {
         namespace: o.namespace,
         dir: o.dir,
@@ -111,20 +135,9 @@ export function changedFilesScan(
           data,
         );
       }
-      for (const pod of pods) {
-        const argv = ['find', o.dir, '-type', 'f', '-mmin', `-${minutes}`, '-print0'];
-        const result = await exec.run(o.namespace, pod, o.container, argv, { signal: ctx.signal });
-        if (result.exitCode !== 0) {
-          throw new RunbookError(
-            'SECURITY_SCAN_FAILED',
-            `find in ${o.namespace}/${pod} exited ${result.exitCode}: ${result.stderr.trim().slice(0, 300) || 'no message'}`,
-            { retriable: false },
-          );
-        }
-        for (const path of parseListing(result.stdout)) {
-          if (ignored(path)) continue;
-          (hasControlCharacter(path) ? data.unrepresentable : data.files).push({ pod, path });
-        }
+      for (const file of files) {
+        if (ignored(file.path)) continue;
+        (hasControlCharacter(file.path) ? data.unrepresentable : data.files).push(file);
       }
       const evidence: Evidence[] = [
         {

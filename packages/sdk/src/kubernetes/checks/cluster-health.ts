@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { Duration, formatMillis, toMillis } from '../../core/duration';
 import { type Cell, type FindingStatus, finding, worstStatus } from '../../core/finding';
 import { parseOptions } from '../../core/parse-options';
-import { type Check, defineCheck } from '../../core/step';
+import { defineCheck, type ReplayableCheck } from '../../core/step';
 import type { KubernetesCluster } from '../cluster';
 import { isKubernetesApiError } from '../errors';
 import { apiMessage, clip, listSome } from './wording';
@@ -34,6 +34,15 @@ export type ClusterHealthData = {
   nodesError: string | null;
 };
 
+/**
+ * What {@link clusterHealth} read: the probe's answers as in {@link ClusterHealthData}, and why the nodes
+ * could not be listed. Replaying it with another `slowAfter` judges the recorded latency again.
+ */
+export type ClusterHealthObservation = ClusterHealthData & {
+  /** The Kubernetes reason the node list failed with (`Forbidden`, …); `null` when it did not fail. */
+  nodesReason: string | null;
+};
+
 const KIND = 'k8s.cluster-health';
 
 /**
@@ -45,19 +54,21 @@ const KIND = 'k8s.cluster-health';
  * - `warn` when `/version` is slower than `slowAfter`, or some (not all) nodes are not ready.
  * - `unknown` when the API answered but the nodes could not be listed (no permission, say).
  * - `ok` otherwise.
+ *
+ * Replayable: `read` probes ({@link ClusterHealthObservation}), `judge` applies `slowAfter`.
  */
 export function clusterHealth(
   cluster: KubernetesCluster,
   params: ClusterHealthOptionsInput = {},
-): Check<ClusterHealthData> {
+): ReplayableCheck<ClusterHealthData, ClusterHealthObservation> {
   const p = parseOptions(KIND, ClusterHealthOptions, params);
   const slowMs = toMillis(p.slowAfter);
   return defineCheck({
     kind: KIND,
     description: `Kubernetes API of context "${cluster.context}" answers, and its nodes are ready`,
-    async run(ctx) {
+    async read(ctx): Promise<ClusterHealthObservation> {
       cluster.assertContext();
-      const data: ClusterHealthData = {
+      const seen: ClusterHealthObservation = {
         context: cluster.context,
         reachable: false,
         reason: null,
@@ -67,6 +78,7 @@ export function clusterHealth(
         version: null,
         nodes: null,
         nodesError: null,
+        nodesReason: null,
       };
       const started = performance.now();
       try {
@@ -77,31 +89,16 @@ export function clusterHealth(
             signal: ctx.signal,
           },
         );
-        data.latencyMs = Math.round(performance.now() - started);
-        data.reachable = true;
-        data.version = { gitVersion: version.gitVersion, platform: version.platform };
+        seen.latencyMs = Math.round(performance.now() - started);
+        seen.reachable = true;
+        seen.version = { gitVersion: version.gitVersion, platform: version.platform };
       } catch (e) {
         if (ctx.signal.aborted) throw e;
-        data.latencyMs = Math.round(performance.now() - started);
-        data.reason = isKubernetesApiError(e) ? e.reason : 'Error';
-        data.httpStatus = isKubernetesApiError(e) ? e.status : null;
-        data.error = clip(apiMessage(e), 300);
-        const how = data.httpStatus ? `${data.reason}, HTTP ${data.httpStatus}` : data.reason;
-        return finding(
-          'fail',
-          `Kubernetes API of context "${cluster.context}" is not healthy: GET /version failed (${how}): ${data.error}`,
-          data,
-          [table(data)],
-        );
-      }
-
-      const statuses: FindingStatus[] = [];
-      const parts: string[] = [
-        `Kubernetes API of context "${cluster.context}" answers (${data.version?.gitVersion ?? '?'}, ${formatMillis(data.latencyMs ?? 0)})`,
-      ];
-      if ((data.latencyMs ?? 0) > slowMs) {
-        statuses.push('warn');
-        parts[0] = `${parts[0]}, slower than ${formatMillis(slowMs)}`;
+        seen.latencyMs = Math.round(performance.now() - started);
+        seen.reason = isKubernetesApiError(e) ? e.reason : 'Error';
+        seen.httpStatus = isKubernetesApiError(e) ? e.status : null;
+        seen.error = clip(apiMessage(e), 300);
+        return seen;
       }
       try {
         const list = await cluster.call('list nodes', (options) => cluster.core.listNode({}, options), {
@@ -111,19 +108,42 @@ export function clusterHealth(
           .filter((n) => !n.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True'))
           .map((n) => n.metadata?.name ?? '');
         const total = list.items.length;
-        data.nodes = { total, ready: total - notReady.length, notReady };
+        seen.nodes = { total, ready: total - notReady.length, notReady };
+      } catch (e) {
+        if (ctx.signal.aborted) throw e;
+        seen.nodesError = clip(apiMessage(e), 300);
+        seen.nodesReason = isKubernetesApiError(e) ? e.reason : 'Error';
+      }
+      return seen;
+    },
+    judge({ nodesReason, ...data }) {
+      if (!data.reachable) {
+        const how = data.httpStatus ? `${data.reason}, HTTP ${data.httpStatus}` : data.reason;
+        return finding(
+          'fail',
+          `Kubernetes API of context "${data.context}" is not healthy: GET /version failed (${how}): ${data.error}`,
+          data,
+          [table(data)],
+        );
+      }
+      const statuses: FindingStatus[] = [];
+      const parts: string[] = [
+        `Kubernetes API of context "${data.context}" answers (${data.version?.gitVersion ?? '?'}, ${formatMillis(data.latencyMs ?? 0)})`,
+      ];
+      if ((data.latencyMs ?? 0) > slowMs) {
+        statuses.push('warn');
+        parts[0] = `${parts[0]}, slower than ${formatMillis(slowMs)}`;
+      }
+      if (data.nodes) {
+        const { total, notReady } = data.nodes;
         if (total === 0 || notReady.length === total) statuses.push('fail');
         else if (notReady.length) statuses.push('warn');
         parts.push(
           `${total - notReady.length}/${total} nodes ready${notReady.length ? ` (not ready: ${listSome(notReady)})` : ''}`,
         );
-      } catch (e) {
-        if (ctx.signal.aborted) throw e;
-        data.nodesError = clip(apiMessage(e), 300);
+      } else {
         statuses.push('unknown');
-        parts.push(
-          `nodes could not be listed (${isKubernetesApiError(e) ? e.reason : 'Error'}): ${data.nodesError}`,
-        );
+        parts.push(`nodes could not be listed (${nodesReason}): ${data.nodesError}`);
       }
       return finding(worstStatus(statuses), parts.join('; '), data, [table(data)]);
     },

@@ -3,7 +3,7 @@ import { z } from 'zod';
 import { Duration, formatMillis, toMillis } from '../../core/duration';
 import { type Evidence, finding } from '../../core/finding';
 import { parseOptions } from '../../core/parse-options';
-import { type Check, defineCheck } from '../../core/step';
+import { defineCheck, type ReplayableCheck } from '../../core/step';
 import type { KubernetesCluster } from '../cluster';
 import { formatAge, isoOf, timeOf } from './age';
 import { clip, listSome, MAX_ROWS, plural } from './wording';
@@ -72,6 +72,20 @@ export type EventsData = {
   events: EventView[];
 };
 
+/**
+ * What {@link events} read: the events of the object (or the selector's pods) seen within the window when
+ * it looked, oldest first, and that moment. Replaying it with a shorter `since` or fewer `types` judges
+ * them again; events older than the recorded window, or of a type the recorded run did not ask the server
+ * for (it asks for one type only when `types` has one), were never read.
+ */
+export type EventsObservation = {
+  /** Milliseconds since the epoch when the events were listed. */
+  now: number;
+  /** False when a `selector` matched no pod (no events were read). */
+  podsMatched: boolean;
+  events: EventView[];
+};
+
 const KIND = 'k8s.events';
 const MAX_EVENTS_IN_DATA = 100;
 const KINDS = [
@@ -99,8 +113,13 @@ const KINDS = [
  * - `warn` when a `Warning` event was seen in the window (BackOff, Unhealthy, FailedScheduling, …).
  * - `ok` otherwise (including no events at all).
  * - `unknown` when a `selector` matches no pod: there is nothing to attribute events to.
+ *
+ * Replayable: `read` lists the events ({@link EventsObservation}), `judge` applies `since` and `types`.
  */
-export function events(cluster: KubernetesCluster, params: EventsOptionsInput): Check<EventsData> {
+export function events(
+  cluster: KubernetesCluster,
+  params: EventsOptionsInput,
+): ReplayableCheck<EventsData, EventsObservation> {
   const p = parseOptions(KIND, EventsOptions, params);
   const kind =
     p.kind === undefined
@@ -113,10 +132,11 @@ export function events(cluster: KubernetesCluster, params: EventsOptionsInput): 
         ? `pods ${p.selector}`
         : 'namespace';
   const windowText = typeof p.since === 'number' ? formatMillis(p.since) : p.since;
+  const sinceMs = toMillis(p.since);
   return defineCheck({
     kind: KIND,
     description: `Events of ${target} in ${p.namespace} in the last ${windowText}`,
-    async run(ctx) {
+    async read(ctx): Promise<EventsObservation> {
       cluster.assertContext();
       const fields: string[] = [];
       if (kind !== undefined && p.name !== undefined) {
@@ -136,15 +156,7 @@ export function events(cluster: KubernetesCluster, params: EventsOptionsInput): 
         podNames = new Set(pods.items.map((pod) => pod.metadata?.name ?? ''));
         fields.push('involvedObject.kind=Pod');
       }
-      const base = { namespace: p.namespace, target, since: windowText };
-      if (podNames?.size === 0) {
-        return finding('unknown', `No pods match ${p.selector} in ${p.namespace}: no events to attribute`, {
-          ...base,
-          total: 0,
-          warnings: 0,
-          events: [],
-        });
-      }
+      if (podNames?.size === 0) return { now: Date.now(), podsMatched: false, events: [] };
 
       const list = await cluster.call(
         `list events of ${target} in ${p.namespace}`,
@@ -156,7 +168,7 @@ export function events(cluster: KubernetesCluster, params: EventsOptionsInput): 
         { signal: ctx.signal },
       );
       const now = Date.now();
-      const from = now - toMillis(p.since);
+      const from = now - sinceMs;
       // The field selector narrows what the server sends; the same filter here keeps the result exact
       // whatever the server supports.
       const inWindow = list.items
@@ -171,7 +183,23 @@ export function events(cluster: KubernetesCluster, params: EventsOptionsInput): 
         .map((e) => ({ event: e, at: lastSeen(e) }))
         .filter((e) => e.at === undefined || e.at >= from)
         .sort((a, b) => (a.at ?? 0) - (b.at ?? 0));
-      const views = inWindow.map(({ event }) => viewEvent(event));
+      return { now, podsMatched: true, events: inWindow.map(({ event }) => viewEvent(event)) };
+    },
+    judge(seen) {
+      const base = { namespace: p.namespace, target, since: windowText };
+      if (!seen.podsMatched) {
+        return finding('unknown', `No pods match ${p.selector} in ${p.namespace}: no events to attribute`, {
+          ...base,
+          total: 0,
+          warnings: 0,
+          events: [],
+        });
+      }
+      const from = seen.now - sinceMs;
+      // Already within the recorded window and of the recorded types: narrowed again for a replay.
+      const views = seen.events
+        .filter((v) => (p.types as string[]).includes(v.type))
+        .filter((v) => v.lastSeen === null || Date.parse(v.lastSeen) >= from);
       const warnings = views.filter((v) => v.type === 'Warning');
       const data: EventsData = {
         ...base,
@@ -179,7 +207,7 @@ export function events(cluster: KubernetesCluster, params: EventsOptionsInput): 
         warnings: warnings.length,
         events: views.slice(-MAX_EVENTS_IN_DATA),
       };
-      const evidence = evidenceOf(views, now);
+      const evidence = evidenceOf(views, seen.now);
       const where = `${target === 'namespace' ? '' : `for ${target} `}in ${p.namespace} in the last ${windowText}`;
 
       if (warnings.length) {

@@ -3,6 +3,7 @@
 export { formatCpu, formatMemory, parseQuantity } from '../quantity';
 export {
   type ClusterHealthData,
+  type ClusterHealthObservation,
   ClusterHealthOptions,
   type ClusterHealthOptionsInput,
   clusterHealth,
@@ -14,7 +15,14 @@ export {
   deploymentStatus,
   type WorkloadCondition,
 } from './deployment-status';
-export { type EventsData, EventsOptions, type EventsOptionsInput, type EventView, events } from './events';
+export {
+  type EventsData,
+  type EventsObservation,
+  EventsOptions,
+  type EventsOptionsInput,
+  type EventView,
+  events,
+} from './events';
 export {
   type NodeStatusData,
   NodeStatusOptions,
@@ -22,10 +30,19 @@ export {
   type NodeView,
   nodeStatus,
 } from './node-status';
-export { type PodLog, type PodLogsData, PodLogsOptions, type PodLogsOptionsInput, podLogs } from './pod-logs';
+export {
+  type PodLog,
+  type PodLogRead,
+  type PodLogsData,
+  type PodLogsObservation,
+  PodLogsOptions,
+  type PodLogsOptionsInput,
+  podLogs,
+} from './pod-logs';
 export {
   type PodProblem,
   type PodStatusData,
+  type PodStatusObservation,
   PodStatusOptions,
   type PodStatusOptionsInput,
   podStatus,
@@ -34,6 +51,7 @@ export type { ContainerView, PodView } from './pod-view';
 export {
   type ContainerUsage,
   type ResourceUsageData,
+  type ResourceUsageObservation,
   ResourceUsageOptions,
   type ResourceUsageOptionsInput,
   resourceUsage,

@@ -3,7 +3,7 @@ import { z } from 'zod';
 import { Duration, toMillis } from '../../core/duration';
 import { type Evidence, finding } from '../../core/finding';
 import { parseOptions } from '../../core/parse-options';
-import { type Check, defineCheck } from '../../core/step';
+import { defineCheck, type ReplayableCheck } from '../../core/step';
 import type { KubernetesCluster } from '../cluster';
 import { isKubernetesApiError } from '../errors';
 import { isPodReady } from './pod-view';
@@ -85,6 +85,30 @@ export type PodLogsData = {
   truncated: boolean;
 };
 
+/** The log of one container as {@link podLogs} read it, before `pattern` and `maxBytes` are applied. */
+export type PodLogRead = {
+  pod: string;
+  container: string | null;
+  /** Every line the API returned (`tailLines` at most), oldest first. */
+  lines: string[];
+  /** Why the log could not be read; `null` when it was. */
+  error: string | null;
+};
+
+/**
+ * What {@link podLogs} read: the log lines of each pod read, unfiltered. Replaying it with another
+ * `pattern` (or `maxBytes`) filters the same lines again; the lines are what `tailLines` and `since`
+ * fetched, so a replay cannot see further back than the recorded run.
+ */
+export type PodLogsObservation = {
+  /** `false` when the named pod does not exist or the selector matched no pod. */
+  found: boolean;
+  /** Pods the selector matched (1 for a named pod). */
+  podsMatched: number;
+  /** The pods read (at most `maxPods`), not-ready ones first. */
+  logs: PodLogRead[];
+};
+
 const KIND = 'k8s.pod-logs';
 
 /**
@@ -97,25 +121,23 @@ const KIND = 'k8s.pod-logs';
  * - `unknown` when no log could be read at all (containers not started yet, no previous run to show).
  *
  * Log lines are evidence as they are; the engine redacts secrets from findings before storing them.
+ *
+ * Replayable: `read` fetches the lines ({@link PodLogsObservation}), `judge` applies `pattern` and
+ * `maxBytes`. The observation holds every line read, so a large `tailLines` makes a large recording.
  */
-export function podLogs(cluster: KubernetesCluster, params: PodLogsOptionsInput): Check<PodLogsData> {
+export function podLogs(
+  cluster: KubernetesCluster,
+  params: PodLogsOptionsInput,
+): ReplayableCheck<PodLogsData, PodLogsObservation> {
   const p = parseOptions(KIND, PodLogsOptions, params);
   const pattern = p.pattern === undefined ? undefined : new RegExp(p.pattern, 'i');
   const patternText = p.pattern === undefined ? null : `/${p.pattern}/i`;
   return defineCheck({
     kind: KIND,
     description: `Logs of ${p.pod ? `pod ${p.pod}` : `pods ${p.selector}`} in ${p.namespace}${patternText ? ` matching ${patternText}` : ''}`,
-    async run(ctx) {
+    async read(ctx): Promise<PodLogsObservation> {
       cluster.assertContext();
-      const base = {
-        namespace: p.namespace,
-        pod: p.pod ?? null,
-        selector: p.selector ?? null,
-        pattern: p.pattern ?? null,
-        previous: p.previous,
-      };
-      const empty = { ...base, podsMatched: 0, logs: [], matched: null, truncated: false };
-
+      const none: PodLogsObservation = { found: false, podsMatched: 0, logs: [] };
       let pods: V1Pod[];
       if (p.pod !== undefined) {
         const name = p.pod;
@@ -128,7 +150,7 @@ export function podLogs(cluster: KubernetesCluster, params: PodLogsOptionsInput)
             ),
           ];
         } catch (e) {
-          if (isNotFound(e)) return finding('fail', `Pod ${name} not found in ${p.namespace}`, empty);
+          if (isNotFound(e)) return none;
           throw e;
         }
       } else {
@@ -139,9 +161,7 @@ export function podLogs(cluster: KubernetesCluster, params: PodLogsOptionsInput)
             cluster.core.listNamespacedPod({ namespace: p.namespace, labelSelector: selector }, options),
           { signal: ctx.signal },
         );
-        if (list.items.length === 0) {
-          return finding('fail', `No pods match ${selector} in ${p.namespace}`, empty);
-        }
+        if (list.items.length === 0) return none;
         // Not-ready pods first: at 3 a.m. the broken pod's log is the one wanted.
         pods = [...list.items].sort(
           (a, b) =>
@@ -149,24 +169,15 @@ export function podLogs(cluster: KubernetesCluster, params: PodLogsOptionsInput)
             (a.metadata?.name ?? '').localeCompare(b.metadata?.name ?? ''),
         );
       }
-      const podsMatched = pods.length;
       const chosen = pods.slice(0, p.maxPods);
-      const share = Math.floor(p.maxBytes / chosen.length);
       const sinceSeconds =
         p.since === undefined ? undefined : Math.max(1, Math.ceil(toMillis(p.since) / 1000));
 
       const logs = await Promise.all(
-        chosen.map(async (pod): Promise<PodLog> => {
+        chosen.map(async (pod): Promise<PodLogRead> => {
           const name = pod.metadata?.name ?? '';
           const container = containerOf(pod, p.container);
-          const entry = {
-            pod: name,
-            container: container.name,
-            lines: [],
-            read: 0,
-            matched: null,
-            truncated: false,
-          };
+          const entry = { pod: name, container: container.name, lines: [] };
           if (container.error) return { ...entry, error: container.error };
           let text: string;
           try {
@@ -193,19 +204,47 @@ export function podLogs(cluster: KubernetesCluster, params: PodLogsOptionsInput)
             }
             throw e;
           }
-          const all = splitLines(typeof text === 'string' ? text : String(text ?? ''));
-          const kept = pattern ? all.filter((line) => pattern.test(line)) : all;
-          const bounded = newestWithin(kept, share);
           return {
             ...entry,
-            lines: bounded.lines,
-            read: all.length,
-            matched: pattern ? kept.length : null,
-            truncated: bounded.truncated,
+            lines: splitLines(typeof text === 'string' ? text : String(text ?? '')),
             error: null,
           };
         }),
       );
+      return { found: true, podsMatched: pods.length, logs };
+    },
+    judge(seen) {
+      const base = {
+        namespace: p.namespace,
+        pod: p.pod ?? null,
+        selector: p.selector ?? null,
+        pattern: p.pattern ?? null,
+        previous: p.previous,
+      };
+      if (!seen.found) {
+        const empty = { ...base, podsMatched: 0, logs: [], matched: null, truncated: false };
+        return p.pod !== undefined
+          ? finding('fail', `Pod ${p.pod} not found in ${p.namespace}`, empty)
+          : finding('fail', `No pods match ${p.selector ?? ''} in ${p.namespace}`, empty);
+      }
+      const { podsMatched } = seen;
+      const share = Math.floor(p.maxBytes / seen.logs.length);
+      const logs = seen.logs.map((read): PodLog => {
+        const entry = { pod: read.pod, container: read.container };
+        if (read.error !== null) {
+          return { ...entry, lines: [], read: 0, matched: null, truncated: false, error: read.error };
+        }
+        const kept = pattern ? read.lines.filter((line) => pattern.test(line)) : read.lines;
+        const bounded = newestWithin(kept, share);
+        return {
+          ...entry,
+          lines: bounded.lines,
+          read: read.lines.length,
+          matched: pattern ? kept.length : null,
+          truncated: bounded.truncated,
+          error: null,
+        };
+      });
 
       const readable = logs.filter((l) => l.error === null);
       const matched = pattern ? readable.reduce((sum, l) => sum + (l.matched ?? 0), 0) : null;
@@ -213,7 +252,7 @@ export function podLogs(cluster: KubernetesCluster, params: PodLogsOptionsInput)
       const data: PodLogsData = { ...base, podsMatched, logs, matched, truncated };
       const which = p.pod
         ? `pod ${p.pod}`
-        : `${plural(readable.length, 'pod')}${chosen.length < podsMatched ? ` (of ${podsMatched} matching ${p.selector}; at most ${p.maxPods} are read)` : ` (${p.selector})`}`;
+        : `${plural(readable.length, 'pod')}${logs.length < podsMatched ? ` (of ${podsMatched} matching ${p.selector}; at most ${p.maxPods} are read)` : ` (${p.selector})`}`;
       const scope = `${p.previous ? 'previous ' : ''}logs of ${which} in ${p.namespace}, last ${p.tailLines} lines${p.since === undefined ? '' : ` within ${p.since}`}`;
       const notes: string[] = [];
       if (truncated) notes.push(`truncated to ${formatBytes(p.maxBytes)}, oldest lines dropped`);

@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { type Evidence, type FindingStatus, finding, worstStatus } from '../../core/finding';
 import { parseOptions } from '../../core/parse-options';
-import { type Check, defineCheck } from '../../core/step';
+import { defineCheck, type ReplayableCheck } from '../../core/step';
 import type { KubernetesCluster } from '../cluster';
 import { formatAge } from './age';
 import {
@@ -50,6 +50,17 @@ export type PodStatusData = {
   problems: PodProblem[];
 };
 
+/**
+ * What {@link podStatus} read, and all its judgement needs: every pod the selector matched, and when it
+ * looked (for the ages in the evidence). Replaying it with another `maxRestarts` judges the same pods again.
+ */
+export type PodStatusObservation = {
+  /** Milliseconds since the epoch when the pods were listed. */
+  now: number;
+  /** Every matched pod, sorted by name. */
+  pods: PodView[];
+};
+
 const KIND = 'k8s.pod-status';
 const MAX_PODS_IN_DATA = 100;
 
@@ -65,13 +76,18 @@ const MAX_PODS_IN_DATA = 100;
  *
  * Pods being deleted (a rollout's old pods) and finished pods (`Succeeded`, or `Failed` such as evicted
  * ones, which their controller has replaced) are listed but not counted.
+ *
+ * Replayable: `read` lists the pods ({@link PodStatusObservation}), `judge` applies `maxRestarts`.
  */
-export function podStatus(cluster: KubernetesCluster, params: PodStatusOptionsInput): Check<PodStatusData> {
+export function podStatus(
+  cluster: KubernetesCluster,
+  params: PodStatusOptionsInput,
+): ReplayableCheck<PodStatusData, PodStatusObservation> {
   const p = parseOptions(KIND, PodStatusOptions, params);
   return defineCheck({
     kind: KIND,
     description: `Pods ${p.selector} in ${p.namespace}: ready, restarts, crash loops, image pulls, OOM kills`,
-    async run(ctx) {
+    async read(ctx): Promise<PodStatusObservation> {
       cluster.assertContext();
       const list = await cluster.call(
         `list pods ${p.selector} in ${p.namespace}`,
@@ -80,7 +96,9 @@ export function podStatus(cluster: KubernetesCluster, params: PodStatusOptionsIn
         { signal: ctx.signal },
       );
       const now = Date.now();
-      const views = list.items.map(viewPod).sort((a, b) => a.name.localeCompare(b.name));
+      return { now, pods: list.items.map(viewPod).sort((a, b) => a.name.localeCompare(b.name)) };
+    },
+    judge({ now, pods: views }) {
       const where = `in ${p.namespace} (${p.selector})`;
       const base = {
         namespace: p.namespace,

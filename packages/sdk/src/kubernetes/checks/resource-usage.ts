@@ -2,7 +2,7 @@ import type { V1Pod } from '@kubernetes/client-node';
 import { z } from 'zod';
 import { type Evidence, finding } from '../../core/finding';
 import { parseOptions } from '../../core/parse-options';
-import { type Check, defineCheck } from '../../core/step';
+import { defineCheck, type ReplayableCheck } from '../../core/step';
 import type { KubernetesCluster } from '../cluster';
 import { isKubernetesApiError } from '../errors';
 import { formatCpu, formatMemory, quantityOrUndefined } from '../quantity';
@@ -73,6 +73,20 @@ type PodMetrics = {
   containers?: { name?: string; usage?: { cpu?: string; memory?: string } }[];
 };
 
+/**
+ * What {@link resourceUsage} read: each container's usage next to its requests and limits, in pod order.
+ * Replaying it with other `cpuWarn` / `memoryWarn` judges the same usage again.
+ */
+export type ResourceUsageObservation = {
+  /** The pods matched (not being deleted). */
+  pods: string[];
+  /** Why the metrics API could not be read (HTTP 404 or 503); `null` when it answered. */
+  metricsError: string | null;
+  podsWithoutMetrics: string[];
+  containers: ContainerUsage[];
+  sampledAt: string | null;
+};
+
 const KIND = 'k8s.resource-usage';
 const MAX_CONTAINERS_IN_DATA = 200;
 
@@ -85,17 +99,19 @@ const MAX_CONTAINERS_IN_DATA = 200;
  * - `fail` when no pod matches.
  * - `unknown` when the metrics API is not available (HTTP 404 or 503: metrics-server missing or down), or
  *   has no sample yet for any of the pods.
+ *
+ * Replayable: `read` samples ({@link ResourceUsageObservation}), `judge` applies `cpuWarn` and `memoryWarn`.
  */
 export function resourceUsage(
   cluster: KubernetesCluster,
   params: ResourceUsageOptionsInput,
-): Check<ResourceUsageData> {
+): ReplayableCheck<ResourceUsageData, ResourceUsageObservation> {
   const p = parseOptions(KIND, ResourceUsageOptions, params);
   const where = `in ${p.namespace}${p.selector ? ` (${p.selector})` : ''}`;
   return defineCheck({
     kind: KIND,
     description: `CPU and memory of pods ${where} against their limits`,
-    async run(ctx) {
+    async read(ctx): Promise<ResourceUsageObservation> {
       cluster.assertContext();
       const selector = p.selector === undefined ? {} : { labelSelector: p.selector };
       const podList = await cluster.call(
@@ -104,22 +120,14 @@ export function resourceUsage(
         { signal: ctx.signal },
       );
       const pods = podList.items.filter((pod) => pod.metadata?.deletionTimestamp == null);
-      const base = {
-        namespace: p.namespace,
-        selector: p.selector ?? null,
-        pods: pods.length,
+      const seen: ResourceUsageObservation = {
+        pods: pods.map(nameOf),
+        metricsError: null,
+        podsWithoutMetrics: [],
         containers: [],
-        totals: { cpu: 0, memory: 0 },
-        alarms: [],
         sampledAt: null,
       };
-      if (pods.length === 0) {
-        return finding('fail', `No pods ${p.selector ? `match ${p.selector} ` : ''}in ${p.namespace}`, {
-          ...base,
-          metricsAvailable: false,
-          podsWithoutMetrics: [],
-        });
-      }
+      if (pods.length === 0) return seen;
 
       let metrics: PodMetrics[];
       try {
@@ -141,28 +149,54 @@ export function resourceUsage(
         metrics = list.items ?? [];
       } catch (e) {
         if (isKubernetesApiError(e) && (e.status === 404 || e.status === 503)) {
-          return finding(
-            'unknown',
-            `Metrics API (metrics.k8s.io) not available ${where}: ${apiMessage(e)} (HTTP ${e.status}); is metrics-server running?`,
-            { ...base, metricsAvailable: false, podsWithoutMetrics: pods.map(nameOf) },
-          );
+          return {
+            ...seen,
+            metricsError: `${apiMessage(e)} (HTTP ${e.status})`,
+            podsWithoutMetrics: pods.map(nameOf),
+          };
         }
         throw e;
       }
 
       const byPod = new Map(metrics.map((m) => [m.metadata?.name ?? '', m]));
-      const containers: ContainerUsage[] = [];
-      const podsWithoutMetrics: string[] = [];
       for (const pod of pods) {
         const sample = byPod.get(nameOf(pod));
         if (!sample) {
-          podsWithoutMetrics.push(nameOf(pod));
+          seen.podsWithoutMetrics.push(nameOf(pod));
           continue;
         }
-        for (const c of sample.containers ?? []) containers.push(usageOf(pod, c));
+        for (const c of sample.containers ?? []) seen.containers.push(usageOf(pod, c));
       }
       const sampledTimes = metrics.map((m) => m.timestamp).filter((t): t is string => typeof t === 'string');
-      const sampledAt = sampledTimes.length ? isoOf(sampledTimes.sort().at(-1)) : null;
+      seen.sampledAt = sampledTimes.length ? isoOf(sampledTimes.sort().at(-1)) : null;
+      return seen;
+    },
+    judge(seen) {
+      const base = {
+        namespace: p.namespace,
+        selector: p.selector ?? null,
+        pods: seen.pods.length,
+        containers: [],
+        totals: { cpu: 0, memory: 0 },
+        alarms: [],
+        sampledAt: null,
+      };
+      if (seen.pods.length === 0) {
+        return finding('fail', `No pods ${p.selector ? `match ${p.selector} ` : ''}in ${p.namespace}`, {
+          ...base,
+          metricsAvailable: false,
+          podsWithoutMetrics: [],
+        });
+      }
+      if (seen.metricsError !== null) {
+        return finding(
+          'unknown',
+          `Metrics API (metrics.k8s.io) not available ${where}: ${seen.metricsError}; is metrics-server running?`,
+          { ...base, metricsAvailable: false, podsWithoutMetrics: seen.podsWithoutMetrics },
+        );
+      }
+      const { podsWithoutMetrics, sampledAt } = seen;
+      const containers = [...seen.containers];
       const totals = {
         cpu: containers.reduce((sum, c) => sum + c.cpu, 0),
         memory: containers.reduce((sum, c) => sum + c.memory, 0),
@@ -209,7 +243,7 @@ export function resourceUsage(
       if (containers.length === 0) {
         return finding(
           'unknown',
-          `No metrics yet for the ${plural(pods.length, 'pod')} ${where} (metrics-server samples every 15-60s)`,
+          `No metrics yet for the ${plural(seen.pods.length, 'pod')} ${where} (metrics-server samples every 15-60s)`,
           data,
           evidence,
         );
@@ -234,7 +268,7 @@ export function resourceUsage(
           : '; no limits set';
       return finding(
         'ok',
-        `${plural(pods.length - podsWithoutMetrics.length, 'pod')} ${where} use ${formatCpu(totals.cpu)} CPU and ${formatMemory(totals.memory)} memory${highest}${missing}`,
+        `${plural(seen.pods.length - podsWithoutMetrics.length, 'pod')} ${where} use ${formatCpu(totals.cpu)} CPU and ${formatMemory(totals.memory)} memory${highest}${missing}`,
         data,
         evidence,
       );

@@ -3,7 +3,7 @@ import { Duration, formatMillis, toMillis } from '../../core/duration';
 import { NonRetriableError } from '../../core/errors';
 import { type FindingStatus, finding } from '../../core/finding';
 import { parseOptions } from '../../core/parse-options';
-import { type Check, defineCheck } from '../../core/step';
+import { defineCheck, type ReplayableCheck } from '../../core/step';
 import { readRows, type SampleSource } from './sample-source';
 
 /** Options of {@link conceptDrift}. */
@@ -55,6 +55,22 @@ export type ConceptDriftData = {
   recentWindow: { from: string; to: string };
 };
 
+/** A window's accuracy as {@link conceptDrift} measured it. */
+export type WindowAccuracy = {
+  /** RFC 3339 bounds of the window. */
+  from: string;
+  to: string;
+  accuracy: number | null;
+  /** The labelled predictions counted, when the query says. */
+  samples: number | null;
+};
+
+/**
+ * What {@link conceptDrift} measured: the accuracy of the baseline and the recent window. Replaying it with
+ * other drop percents, `minAccuracy` or `minSamples` judges the same accuracies again.
+ */
+export type ConceptDriftObservation = { baseline: WindowAccuracy; recent: WindowAccuracy };
+
 const KIND = 'ml.concept-drift';
 
 /**
@@ -64,22 +80,24 @@ const KIND = 'ml.concept-drift';
  * - `fail` when the drop is ≥ `failDropPercent` or the recent accuracy is below `minAccuracy`;
  * - `warn` when the drop is ≥ `warnDropPercent`; `ok` otherwise;
  * - `unknown` when a window has no accuracy or too few samples.
+ *
+ * Replayable: `read` measures both windows ({@link ConceptDriftObservation}), `judge` applies the limits.
  */
 export function conceptDrift(
   source: SampleSource,
   options: ConceptDriftOptionsInput,
-): Check<ConceptDriftData> {
+): ReplayableCheck<ConceptDriftData, ConceptDriftObservation> {
   const o = parseOptions(KIND, ConceptDriftOptions, options);
   const recentMs = toMillis(o.recentWindow);
   const baselineMs = toMillis(o.baselineWindow);
   return defineCheck({
     kind: KIND,
     description: `Accuracy of ${o.model}: last ${formatMillis(recentMs)} against the ${formatMillis(baselineMs)} before`,
-    async run(ctx) {
+    async read(ctx): Promise<ConceptDriftObservation> {
       const now = Date.now();
       const recent = { from: new Date(now - recentMs), to: new Date(now) };
       const baseline = { from: new Date(now - recentMs - baselineMs), to: recent.from };
-      const measure = async (w: { from: Date; to: Date }) => {
+      const measure = async (w: { from: Date; to: Date }): Promise<WindowAccuracy> => {
         const rows = await readRows(source, o.sql, [w.from, w.to, ...o.params], ctx.signal);
         const row = rows[0];
         if (row && !('accuracy' in row)) {
@@ -90,10 +108,13 @@ export function conceptDrift(
         }
         const accuracy = numberOrNull(row?.accuracy);
         const samples = row && 'samples' in row ? numberOrNull(row.samples) : null;
-        return { accuracy, samples };
+        return { from: w.from.toISOString(), to: w.to.toISOString(), accuracy, samples };
       };
       const b = await measure(baseline);
       const r = await measure(recent);
+      return { baseline: b, recent: r };
+    },
+    judge({ baseline: b, recent: r }) {
       const drop =
         b.accuracy !== null && r.accuracy !== null && b.accuracy > 0
           ? ((b.accuracy - r.accuracy) / b.accuracy) * 100
@@ -105,8 +126,8 @@ export function conceptDrift(
         accuracyDropPercent: drop === null ? null : Math.round(drop * 100) / 100,
         baselineSamples: b.samples,
         recentSamples: r.samples,
-        baselineWindow: { from: baseline.from.toISOString(), to: baseline.to.toISOString() },
-        recentWindow: { from: recent.from.toISOString(), to: recent.to.toISOString() },
+        baselineWindow: { from: b.from, to: b.to },
+        recentWindow: { from: r.from, to: r.to },
       };
       const evidence = [
         {

@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { NonRetriableError } from '../../core/errors';
 import { type Cell, type Evidence, type FindingStatus, finding } from '../../core/finding';
 import { parseOptions } from '../../core/parse-options';
-import { type Check, defineCheck } from '../../core/step';
+import { defineCheck, type ReplayableCheck } from '../../core/step';
 import { readRows, type SampleSource, SqlQuery } from './sample-source';
 import { chiSquareTest, ksTest, psi } from './statistics';
 
@@ -98,6 +98,31 @@ export type DataDriftData = {
   report: string;
 };
 
+/** One feature as {@link dataDrift} measured it, before its threshold is applied. */
+export type FeatureMeasure = {
+  name: string;
+  kind: 'numeric' | 'categorical';
+  method: DriftMethod;
+  /** KS's D, chi-square's χ², or the PSI; `null` when either side had fewer than `minSamples` values. */
+  statistic: number | null;
+  /** The p-value of ks / chi-square; `null` for psi or when not measured. */
+  pValue: number | null;
+  referenceCount: number;
+  currentCount: number;
+};
+
+/**
+ * What {@link dataDrift} measured: each feature's statistic and sample sizes, and the row counts. Replaying
+ * it with other thresholds, `driftShare` or a higher `minSamples` judges the same statistics again; a
+ * changed `method` or `psiBins` is not recomputed (the recorded method's statistic is judged), and a feature
+ * the recorded run did not measure is not judged.
+ */
+export type DataDriftObservation = {
+  referenceRows: number;
+  currentRows: number;
+  features: FeatureMeasure[];
+};
+
 const KIND = 'ml.data-drift';
 
 /**
@@ -109,13 +134,18 @@ const KIND = 'ml.data-drift';
  * - `fail`: dataset drift; `warn`: some features drift, not enough for dataset drift; `ok`: none drifts;
  *   `unknown`: no feature had `minSamples` values on both sides.
  * - Evidence: one row per feature (method, score, threshold, drifted, sample sizes) and the Markdown report.
+ *
+ * Replayable: `read` samples and measures ({@link DataDriftObservation}), `judge` applies the thresholds.
  */
-export function dataDrift(source: SampleSource, options: DataDriftOptionsInput): Check<DataDriftData> {
+export function dataDrift(
+  source: SampleSource,
+  options: DataDriftOptionsInput,
+): ReplayableCheck<DataDriftData, DataDriftObservation> {
   const o = parseOptions(KIND, DataDriftOptions, options);
   return defineCheck({
     kind: KIND,
     description: `Data drift of ${o.features.length} feature(s) of ${o.model}`,
-    async run(ctx) {
+    async read(ctx): Promise<DataDriftObservation> {
       const reference = await readRows(source, o.reference.sql, o.reference.params, ctx.signal);
       const current = await readRows(source, o.current.sql, o.current.params, ctx.signal);
       for (const [side, rows] of [
@@ -130,7 +160,15 @@ export function dataDrift(source: SampleSource, options: DataDriftOptionsInput):
           );
         }
       }
-      const features = o.features.map((f) => judge(f, reference, current, o));
+      return {
+        referenceRows: reference.length,
+        currentRows: current.length,
+        features: o.features.map((f) => measure(f, reference, current, o)),
+      };
+    },
+    judge(seen) {
+      const measured = new Map(seen.features.map((m) => [m.name, m]));
+      const features = o.features.map((f) => judge(f, measured.get(f.name), o));
       const judged = features.filter((f) => f.drifted !== null);
       const drifted = judged.filter((f) => f.drifted);
       const share = judged.length === 0 ? 0 : drifted.length / judged.length;
@@ -143,8 +181,8 @@ export function dataDrift(source: SampleSource, options: DataDriftOptionsInput):
         numberOfFeatures: features.length,
         numberOfDriftedFeatures: drifted.length,
         driftedFeatures: drifted.map((f) => f.name),
-        referenceRows: reference.length,
-        currentRows: current.length,
+        referenceRows: seen.referenceRows,
+        currentRows: seen.currentRows,
         features,
         report: '',
       };
@@ -152,7 +190,7 @@ export function dataDrift(source: SampleSource, options: DataDriftOptionsInput):
         judged.length === 0 ? 'unknown' : datasetDrift ? 'fail' : drifted.length > 0 ? 'warn' : 'ok';
       const summary =
         judged.length === 0
-          ? `Data drift of ${o.model}: no feature had ${o.minSamples} values in both samples (reference ${reference.length} rows, current ${current.length})`
+          ? `Data drift of ${o.model}: no feature had ${o.minSamples} values in both samples (reference ${seen.referenceRows} rows, current ${seen.currentRows})`
           : `Data drift of ${o.model}: ${drifted.length} of ${judged.length} features drifted (${percent(share)}${datasetDrift ? ` > ${percent(o.driftShare)}: dataset drift` : `, limit ${percent(o.driftShare)}`})${drifted.length ? `: ${data.driftedFeatures.join(', ')}` : ''}`;
       data.report = markdownReport(data, summary);
       const evidence: Evidence[] = [
@@ -189,42 +227,70 @@ export function dataDrift(source: SampleSource, options: DataDriftOptionsInput):
   });
 }
 
-function judge(
+/** The method a feature is judged by. */
+function methodOf(f: z.output<typeof DriftFeature>): DriftMethod {
+  return f.method ?? (f.kind === 'numeric' ? 'ks' : 'chi-square');
+}
+
+/** A feature's statistic over both samples (none below `minSamples` values on a side). */
+function measure(
   f: z.output<typeof DriftFeature>,
   reference: Record<string, unknown>[],
   current: Record<string, unknown>[],
   o: DataDriftOptions,
-): FeatureDrift {
-  const method: DriftMethod = f.method ?? (f.kind === 'numeric' ? 'ks' : 'chi-square');
-  const threshold = f.threshold ?? DEFAULT_DRIFT_THRESHOLDS[method];
+): FeatureMeasure {
+  const method = methodOf(f);
   const ref = f.kind === 'numeric' ? numbers(reference, f.name, 'reference') : labels(reference, f.name);
   const cur = f.kind === 'numeric' ? numbers(current, f.name, 'current') : labels(current, f.name);
-  const base = {
-    name: f.name,
-    kind: f.kind,
-    method,
-    threshold,
-    referenceCount: ref.length,
-    currentCount: cur.length,
-  };
+  const base = { name: f.name, kind: f.kind, method, referenceCount: ref.length, currentCount: cur.length };
   if (ref.length < o.minSamples || cur.length < o.minSamples) {
-    return { ...base, statistic: null, pValue: null, score: null, drifted: null };
+    return { ...base, statistic: null, pValue: null };
   }
   if (method === 'psi') {
     const value = psi(ref as number[] | string[], cur as number[] | string[], { bins: o.psiBins }).value;
-    return { ...base, statistic: value, pValue: null, score: value, drifted: value >= threshold };
+    return { ...base, statistic: value, pValue: null };
   }
   const test =
     method === 'ks'
       ? ksTest(ref as number[], cur as number[])
       : chiSquareTest(ref as string[], cur as string[]);
-  return {
-    ...base,
-    statistic: test.statistic,
-    pValue: test.pValue,
-    score: test.pValue,
-    drifted: test.pValue < threshold,
+  return { ...base, statistic: test.statistic, pValue: test.pValue };
+}
+
+/** A feature's measure against its threshold; not judged when it was not measured or has too few values. */
+function judge(
+  f: z.output<typeof DriftFeature>,
+  m: FeatureMeasure | undefined,
+  o: DataDriftOptions,
+): FeatureDrift {
+  // A replay judges the statistic of the method it was measured with: the threshold must be that method's.
+  const method = m?.method ?? methodOf(f);
+  const threshold =
+    method === methodOf(f)
+      ? (f.threshold ?? DEFAULT_DRIFT_THRESHOLDS[method])
+      : DEFAULT_DRIFT_THRESHOLDS[method];
+  const base = {
+    name: f.name,
+    kind: f.kind,
+    method,
+    threshold,
+    referenceCount: m?.referenceCount ?? 0,
+    currentCount: m?.currentCount ?? 0,
   };
+  if (!m || m.statistic === null || m.referenceCount < o.minSamples || m.currentCount < o.minSamples) {
+    return { ...base, statistic: null, pValue: null, score: null, drifted: null };
+  }
+  if (method === 'psi') {
+    return {
+      ...base,
+      statistic: m.statistic,
+      pValue: null,
+      score: m.statistic,
+      drifted: m.statistic >= threshold,
+    };
+  }
+  const pValue = m.pValue ?? 1;
+  return { ...base, statistic: m.statistic, pValue, score: pValue, drifted: pValue < threshold };
 }
 
 function numbers(rows: Record<string, unknown>[], column: string, side: string): number[] {

@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { type Evidence, finding } from '../../core/finding';
 import { parseOptions } from '../../core/parse-options';
-import { type Check, defineCheck } from '../../core/step';
+import { defineCheck, type ReplayableCheck } from '../../core/step';
 import { AliasName, ModelName, VersionNumber } from './names';
 import type { MlflowRegistry, ModelVersion } from './registry';
 
@@ -32,6 +32,18 @@ export type ModelChampionData = {
   aliases: Record<string, string>;
 };
 
+/**
+ * What {@link modelChampion} read: whether the model is registered, its aliases, and the version the alias
+ * points at. Replaying it with another `expectedVersion` judges the same version again.
+ */
+export type ModelChampionObservation = {
+  registered: boolean;
+  /** alias → version. */
+  aliases: Record<string, string>;
+  /** The alias's version; `null` when the alias is not set. */
+  version: Pick<ModelVersion, 'version' | 'status' | 'stage' | 'source' | 'runId' | 'tags'> | null;
+};
+
 const KIND = 'mlflow.model-champion';
 
 /**
@@ -40,19 +52,34 @@ const KIND = 'mlflow.model-champion';
  * - `fail` when the alias is not set or its version is not `READY` (a failed or pending registration);
  * - `warn` when `expectedVersion` is given and the alias points elsewhere;
  * - `ok` otherwise. The data has the version, status, stage, source, run id, tags and all aliases.
+ *
+ * Replayable: `read` asks the registry ({@link ModelChampionObservation}), `judge` applies `expectedVersion`.
  */
 export function modelChampion(
   registry: MlflowRegistry,
   options: ModelChampionOptionsInput,
-): Check<ModelChampionData> {
+): ReplayableCheck<ModelChampionData, ModelChampionObservation> {
   const o = parseOptions(KIND, ModelChampionOptions, options);
   return defineCheck({
     kind: KIND,
     description: `The "${o.alias}" version of model ${o.model} in MLflow`,
-    async run(ctx) {
+    async read(ctx): Promise<ModelChampionObservation> {
       const version = await registry.getAlias(o.model, o.alias, { signal: ctx.signal });
       const model = await registry.getRegisteredModel(o.model, { signal: ctx.signal });
-      const aliases = model?.aliases ?? {};
+      return {
+        registered: model !== null,
+        aliases: model?.aliases ?? {},
+        version: version && {
+          version: version.version,
+          status: version.status,
+          stage: version.stage,
+          source: version.source,
+          runId: version.runId,
+          tags: version.tags,
+        },
+      };
+    },
+    judge({ registered, aliases, version }) {
       const data = dataOf(o, version, aliases);
       const evidence: Evidence[] = [
         {
@@ -62,7 +89,7 @@ export function modelChampion(
           rows: Object.entries(aliases).sort(([a], [b]) => a.localeCompare(b)),
         },
       ];
-      if (!model) {
+      if (!registered) {
         return finding(
           'fail',
           `Model ${o.model} is not registered in MLflow at ${registry.display}`,
@@ -107,7 +134,7 @@ export function modelChampion(
 
 function dataOf(
   o: ModelChampionOptions,
-  version: ModelVersion | null,
+  version: ModelChampionObservation['version'],
   aliases: Record<string, string>,
 ): ModelChampionData {
   return {

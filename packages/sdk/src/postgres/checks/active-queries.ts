@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { Duration, toMillis } from '../../core/duration';
 import { type Evidence, type FindingStatus, finding } from '../../core/finding';
 import { parseOptions } from '../../core/parse-options';
-import { type Check, defineCheck } from '../../core/step';
+import { defineCheck, type ReplayableCheck } from '../../core/step';
 import type { PostgresDatabase } from '../database';
 import { type BlockingChain, blockingChains } from './blocking';
 import { type SessionRow, type SessionView, sessionColumns, VERSION_SQL, viewSession } from './session-view';
@@ -79,6 +79,18 @@ export type ActiveQueriesData = {
   failAfterMs: number;
 };
 
+/**
+ * What {@link activeQueries} read: the sessions it lists (running at least `minDuration`, blocked, blocking,
+ * and with `includeIdle` the idle ones), and the prepared transactions they wait for. Replaying it with
+ * another `failAfter`, or a longer `minDuration`, judges them again; a shorter `minDuration` cannot list
+ * sessions the recorded run did not read.
+ */
+export type ActiveQueriesObservation = {
+  /** In the order of their query start. */
+  sessions: SessionView[];
+  prepared: PreparedTransaction[];
+};
+
 const KIND = 'pg.active-queries';
 const MAX_SESSIONS = 100;
 
@@ -95,18 +107,20 @@ const MAX_SESSIONS = 100;
  *
  * A role without `pg_read_all_stats` sees other users' query text as `<insufficient privilege>`. A prepared
  * transaction that blocks (pid 0 in `pg_blocking_pids()`) is named by its `pg_prepared_xacts` gid.
+ *
+ * Replayable: `read` lists the sessions ({@link ActiveQueriesObservation}), `judge` applies the durations.
  */
 export function activeQueries(
   db: PostgresDatabase,
   options: ActiveQueriesOptionsInput = {},
-): Check<ActiveQueriesData> {
+): ReplayableCheck<ActiveQueriesData, ActiveQueriesObservation> {
   const p = parseOptions(KIND, ActiveQueriesOptions, options);
   const minMs = toMillis(p.minDuration);
   const failMs = toMillis(p.failAfter);
   return defineCheck({
     kind: KIND,
     description: `Queries running over ${formatDuration(minMs)} and blocking chains on ${db.display}`,
-    async run(ctx) {
+    async read(ctx): Promise<ActiveQueriesObservation> {
       const q = { signal: ctx.signal };
       const version = (await db.query<{ version: number }>(VERSION_SQL, [], q)).rows[0]?.version ?? 0;
       const { rows } = await db.query<SessionRow>(
@@ -128,11 +142,14 @@ export function activeQueries(
         q,
       );
       const sessions = rows.map(viewSession);
-      const byPid = new Map(sessions.map((s) => [s.pid, s]));
-      const { chains, lines } = blockingChains(sessions);
       // pg_blocking_pids() reports a prepared transaction as pid 0: no session to name, so its gid instead.
       const waitingOnPrepared = sessions.filter((s) => s.blockedBy.includes(PREPARED_PID)).map((s) => s.pid);
       const prepared = waitingOnPrepared.length ? await preparedBlockers(db, waitingOnPrepared, q) : [];
+      return { sessions, prepared };
+    },
+    judge({ sessions, prepared }) {
+      const byPid = new Map(sessions.map((s) => [s.pid, s]));
+      const { chains, lines } = blockingChains(sessions);
       const rootBlockers: RootBlocker[] = chains.map((c) => {
         const s = byPid.get(c.root);
         const isPrepared = c.root === PREPARED_PID && !s;

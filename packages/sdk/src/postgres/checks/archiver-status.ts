@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { Duration, toMillis } from '../../core/duration';
 import { type Evidence, finding } from '../../core/finding';
 import { parseOptions } from '../../core/parse-options';
-import { type Check, defineCheck } from '../../core/step';
+import { defineCheck, type ReplayableCheck } from '../../core/step';
 import type { PostgresDatabase } from '../database';
 import { formatDuration, isoOf, plural } from './wording';
 
@@ -45,6 +45,15 @@ export type ArchiverStatusData = {
   failing: boolean;
 };
 
+/**
+ * What {@link archiverStatus} read: `pg_stat_archiver`, the settings, and the WAL backlog, with the ages on
+ * the server's clock. Replaying it with another `staleAfter` or `required` judges them again.
+ */
+export type ArchiverStatusObservation = Omit<ArchiverStatusData, 'failing'> & {
+  /** Milliseconds since the last failed archive on the server's clock, `null` when none. */
+  sinceLastFailMs: number | null;
+};
+
 const KIND = 'pg.archiver-status';
 
 /**
@@ -59,17 +68,20 @@ const KIND = 'pg.archiver-status';
  * - `unknown` when archiving is off (and not `required`), or on a standby with `archive_mode = on` (only
  *   the primary archives): the summary says so plainly.
  * - `ok` otherwise.
+ *
+ * Replayable: `read` asks the server ({@link ArchiverStatusObservation}), `judge` applies `staleAfter` and
+ * `required`.
  */
 export function archiverStatus(
   db: PostgresDatabase,
   options: ArchiverStatusOptionsInput = {},
-): Check<ArchiverStatusData> {
+): ReplayableCheck<ArchiverStatusData, ArchiverStatusObservation> {
   const p = parseOptions(KIND, ArchiverStatusOptions, options);
   const staleMs = toMillis(p.staleAfter);
   return defineCheck({
     kind: KIND,
     description: `WAL archiving (pg_stat_archiver, archive_mode) on ${db.display}`,
-    async run(ctx) {
+    async read(ctx): Promise<ArchiverStatusObservation> {
       const q = { signal: ctx.signal };
       const { rows } = await db.query<{
         archive_mode: string;
@@ -110,9 +122,7 @@ export function archiverStatus(
         .then((res) => res.rows[0]?.n ?? 0)
         .catch(() => null);
       ctx.signal.throwIfAborted();
-      const lastOk = r.last_archived_time?.getTime() ?? null;
-      const lastFail = r.last_failed_time?.getTime() ?? null;
-      const data: ArchiverStatusData = {
+      return {
         archiveMode: r.archive_mode,
         archiverConfigured: r.configured,
         walLevel: r.wal_level,
@@ -126,8 +136,17 @@ export function archiverStatus(
         statsReset: isoOf(r.stats_reset),
         sinceLastArchiveMs: r.since_ms === null ? null : Math.max(0, Math.round(r.since_ms)),
         pending,
+        sinceLastFailMs: r.since_fail_ms,
+      };
+    },
+    judge({ sinceLastFailMs, ...seen }) {
+      const lastOk = seen.lastArchivedTime === null ? null : Date.parse(seen.lastArchivedTime);
+      const lastFail = seen.lastFailedTime === null ? null : Date.parse(seen.lastFailedTime);
+      const data: ArchiverStatusData = {
+        ...seen,
         failing: lastFail !== null && (lastOk === null || lastFail > lastOk),
       };
+      const { pending } = data;
       const evidence = evidenceOf(data);
       const waiting = pending ? `, ${plural(pending, 'WAL segment')} waiting` : '';
 
@@ -159,7 +178,7 @@ export function archiverStatus(
         return finding(
           'fail',
           `WAL archiving failing: ${plural(data.failedCount, 'failure')}, last for ${data.lastFailedWal} ` +
-            `${ago(r.since_fail_ms)}; ${since}${waiting}. Check archive_command and the server log`,
+            `${ago(sinceLastFailMs)}; ${since}${waiting}. Check archive_command and the server log`,
           data,
           evidence,
         );

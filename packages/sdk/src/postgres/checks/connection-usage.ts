@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { type Evidence, type FindingStatus, finding } from '../../core/finding';
 import { parseOptions } from '../../core/parse-options';
-import { type Check, defineCheck } from '../../core/step';
+import { defineCheck, type ReplayableCheck } from '../../core/step';
 import type { PostgresDatabase } from '../database';
 import { Ratio } from './options';
 import { listSome, percent, plural } from './wording';
@@ -49,6 +49,29 @@ export type ConnectionUsageData = {
   byClient: ConnectionHolder[];
 };
 
+/** Client connections of one database, user, application and state, as {@link connectionUsage} counts them. */
+export type ConnectionGroup = {
+  database: string | null;
+  user: string | null;
+  application: string | null;
+  state: string | null;
+  connections: number;
+};
+
+/**
+ * What {@link connectionUsage} read: the connection limits and the client connections grouped by database,
+ * user, application and state. Replaying it with other `warnAt` / `failAt` / `top` judges them again.
+ */
+export type ConnectionUsageObservation = {
+  /** `max_connections`. */
+  maxConnections: number;
+  /** `superuser_reserved_connections`. */
+  superuserReserved: number;
+  /** `reserved_connections` (PostgreSQL 16+); `null` before. */
+  reservedConnections: number | null;
+  groups: ConnectionGroup[];
+};
+
 const KIND = 'pg.connection-usage';
 
 /**
@@ -61,16 +84,18 @@ const KIND = 'pg.connection-usage';
  *
  * The summary says who holds the connections (by state, and the largest user/application), because an
  * exhausted server is usually one pool that grew or leaked `idle` / `idle in transaction` sessions.
+ *
+ * Replayable: `read` counts ({@link ConnectionUsageObservation}), `judge` applies `warnAt`, `failAt` and `top`.
  */
 export function connectionUsage(
   db: PostgresDatabase,
   options: ConnectionUsageOptionsInput = {},
-): Check<ConnectionUsageData> {
+): ReplayableCheck<ConnectionUsageData, ConnectionUsageObservation> {
   const p = parseOptions(KIND, ConnectionUsageOptions, options);
   return defineCheck({
     kind: KIND,
     description: `Connections in use on ${db.display} against max_connections, by state, database and client`,
-    async run(ctx) {
+    async read(ctx): Promise<ConnectionUsageObservation> {
       const q = { signal: ctx.signal };
       const { rows: limits } = await db.query<{ max: number; superuser: number; reserved: number | null }>(
         `SELECT current_setting('max_connections')::int AS max,
@@ -79,13 +104,7 @@ export function connectionUsage(
         [],
         q,
       );
-      const { rows } = await db.query<{
-        database: string | null;
-        user: string | null;
-        application: string | null;
-        state: string | null;
-        connections: number;
-      }>(
+      const { rows } = await db.query<ConnectionGroup>(
         `SELECT datname AS database, usename AS "user", application_name AS application,
                 coalesce(state, 'unknown') AS state, count(*)::int AS connections
            FROM pg_stat_activity
@@ -95,13 +114,27 @@ export function connectionUsage(
         q,
       );
       const l = limits[0] ?? { max: 0, superuser: 0, reserved: 0 };
-      const reserved = l.superuser + (l.reserved ?? 0);
-      const available = Math.max(l.max - reserved, 1);
+      return {
+        maxConnections: l.max,
+        superuserReserved: l.superuser,
+        reservedConnections: l.reserved,
+        groups: rows.map((r) => ({
+          database: r.database,
+          user: r.user,
+          application: r.application,
+          state: r.state,
+          connections: r.connections,
+        })),
+      };
+    },
+    judge(seen) {
+      const reserved = seen.superuserReserved + (seen.reservedConnections ?? 0);
+      const available = Math.max(seen.maxConnections - reserved, 1);
       const byState: Record<string, number> = {};
       const dbs = new Map<string, ConnectionHolder>();
       const clients = new Map<string, ConnectionHolder>();
       let used = 0;
-      for (const r of rows) {
+      for (const r of seen.groups) {
         used += r.connections;
         byState[r.state ?? 'unknown'] = (byState[r.state ?? 'unknown'] ?? 0) + r.connections;
         add(dbs, JSON.stringify([r.database]), { database: r.database }, r);
@@ -114,7 +147,7 @@ export function connectionUsage(
       }
       const ratio = used / available;
       const data: ConnectionUsageData = {
-        maxConnections: l.max,
+        maxConnections: seen.maxConnections,
         reserved,
         available,
         used,
@@ -136,7 +169,7 @@ export function connectionUsage(
       const summary =
         `${used}/${available} connections in use, ${percent(ratio)}${limit}` +
         `${states.length ? `: ${listSome(states, 4)}` : ''}${holder}`;
-      return finding(status, summary, data, evidenceOf(data, l.max, reserved));
+      return finding(status, summary, data, evidenceOf(data, seen.maxConnections, reserved));
     },
   });
 }

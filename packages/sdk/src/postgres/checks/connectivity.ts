@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { Duration, toMillis } from '../../core/duration';
 import { type Evidence, finding } from '../../core/finding';
 import { parseOptions } from '../../core/parse-options';
-import { type Check, defineCheck } from '../../core/step';
+import { defineCheck, type ReplayableCheck } from '../../core/step';
 import { isPostgresError, type PostgresDatabase } from '../database';
 import { errorText, formatDuration } from './wording';
 
@@ -42,6 +42,12 @@ export type ConnectivityData = {
   sqlstate: string | null;
 };
 
+/**
+ * What {@link connectivity} measured: the probe as in {@link ConnectivityData}. Replaying it with another
+ * `slowAfter` or `expect` judges the recorded timings and role again.
+ */
+export type ConnectivityObservation = ConnectivityData;
+
 const KIND = 'pg.connectivity';
 
 /**
@@ -56,18 +62,20 @@ const KIND = 'pg.connectivity';
  *
  * It never throws for an unreachable server — reporting that is its job; it throws only when the step is
  * cancelled.
+ *
+ * Replayable: `read` probes ({@link ConnectivityObservation}), `judge` applies `slowAfter` and `expect`.
  */
 export function connectivity(
   db: PostgresDatabase,
   options: ConnectivityOptionsInput = {},
-): Check<ConnectivityData> {
+): ReplayableCheck<ConnectivityData, ConnectivityObservation> {
   const p = parseOptions(KIND, ConnectivityOptions, options);
   const timeoutMs = toMillis(p.timeout);
   const slowMs = toMillis(p.slowAfter);
   return defineCheck({
     kind: KIND,
     description: `Connect to ${db.display}, SELECT 1, server version and recovery state`,
-    async run(ctx) {
+    async read(ctx): Promise<ConnectivityObservation> {
       const data: ConnectivityData = {
         server: db.display,
         reachable: false,
@@ -125,12 +133,13 @@ export function connectivity(
       } finally {
         clearTimeout(timer);
       }
-      return judge(data, p.expect, slowMs);
+      return data;
     },
+    judge: (data) => judgeProbe(data, p.expect, slowMs),
   });
 }
 
-function judge(data: ConnectivityData, expect: ConnectivityOptions['expect'], slowMs: number) {
+function judgeProbe(data: ConnectivityData, expect: ConnectivityOptions['expect'], slowMs: number) {
   const evidence: Evidence[] = [
     {
       kind: 'table',

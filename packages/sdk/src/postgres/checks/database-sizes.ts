@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { type Evidence, type FindingStatus, finding } from '../../core/finding';
 import { parseOptions } from '../../core/parse-options';
-import { type Check, defineCheck } from '../../core/step';
+import { defineCheck, type ReplayableCheck } from '../../core/step';
 import type { PostgresDatabase } from '../database';
 import { Size, toBytes } from './options';
 import { formatBytes, listSome, plural } from './wording';
@@ -44,24 +44,32 @@ export type DatabaseSizesData = {
   totalBytes: number;
 };
 
+/**
+ * What {@link databaseSizes} read: every database with its size and connections, largest first. Replaying
+ * it with other `warnAbove` / `failAbove` judges the same sizes again.
+ */
+export type DatabaseSizesObservation = { databases: DatabaseSize[] };
+
 const KIND = 'pg.database-sizes';
 
 /**
  * The manual's "check database size" (Runbook 5): `pg_database_size()` of every database, largest first,
  * with its current connections. The manual gives no size limit, so sizes are only judged against
  * `warnAbove` / `failAbove` when given (`ok` otherwise); disk space itself is not visible from SQL.
+ *
+ * Replayable: `read` measures ({@link DatabaseSizesObservation}), `judge` applies `warnAbove` and `failAbove`.
  */
 export function databaseSizes(
   db: PostgresDatabase,
   options: DatabaseSizesOptionsInput = {},
-): Check<DatabaseSizesData> {
+): ReplayableCheck<DatabaseSizesData, DatabaseSizesObservation> {
   const p = parseOptions(KIND, DatabaseSizesOptions, options);
   const warnBytes = p.warnAbove === undefined ? Number.POSITIVE_INFINITY : toBytes(p.warnAbove);
   const failBytes = p.failAbove === undefined ? Number.POSITIVE_INFINITY : toBytes(p.failAbove);
   return defineCheck({
     kind: KIND,
     description: `Size of each database on ${db.display}`,
-    async run(ctx) {
+    async read(ctx): Promise<DatabaseSizesObservation> {
       const { rows } = await db.query<{
         name: string;
         bytes: number | null;
@@ -80,12 +88,16 @@ export function databaseSizes(
         [p.includeTemplates],
         { signal: ctx.signal },
       );
-      const databases: DatabaseSize[] = rows.map((r) => ({
-        name: r.name,
-        bytes: r.bytes,
-        connections: r.connections,
-        allowsConnections: r.allows,
-      }));
+      return {
+        databases: rows.map((r) => ({
+          name: r.name,
+          bytes: r.bytes,
+          connections: r.connections,
+          allowsConnections: r.allows,
+        })),
+      };
+    },
+    judge({ databases }) {
       const totalBytes = databases.reduce((sum, d) => sum + (d.bytes ?? 0), 0);
       const over = (limit: number) => databases.filter((d) => (d.bytes ?? 0) >= limit);
       const failing = over(failBytes);

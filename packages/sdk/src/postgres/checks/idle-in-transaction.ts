@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { Duration, toMillis } from '../../core/duration';
 import { type Evidence, finding } from '../../core/finding';
 import { parseOptions } from '../../core/parse-options';
-import { type Check, defineCheck } from '../../core/step';
+import { defineCheck, type ReplayableCheck } from '../../core/step';
 import type { PostgresDatabase } from '../database';
 import { type SessionRow, type SessionView, sessionColumns, viewSession } from './session-view';
 import { formatDuration, hiddenNote, listSome, MAX_ROWS, plural, whoIs } from './wording';
@@ -32,6 +32,16 @@ export type IdleInTransactionData = {
   serverTimeoutMs: number;
 };
 
+/**
+ * What {@link idleInTransaction} read: every session idle in a transaction (longest idle first, with whom
+ * it blocks) and the server's timeout. Replaying it with another `olderThan` judges them again.
+ */
+export type IdleInTransactionObservation = {
+  sessions: IdleTransaction[];
+  /** `idle_in_transaction_session_timeout` in ms; 0 when off. */
+  serverTimeoutMs: number;
+};
+
 const KIND = 'pg.idle-in-transaction';
 
 /**
@@ -44,17 +54,19 @@ const KIND = 'pg.idle-in-transaction';
  *
  * The summary names the server's `idle_in_transaction_session_timeout` when it is off, the setting that
  * would end such sessions by itself.
+ *
+ * Replayable: `read` lists the sessions ({@link IdleInTransactionObservation}), `judge` applies `olderThan`.
  */
 export function idleInTransaction(
   db: PostgresDatabase,
   options: IdleInTransactionOptionsInput = {},
-): Check<IdleInTransactionData> {
+): ReplayableCheck<IdleInTransactionData, IdleInTransactionObservation> {
   const p = parseOptions(KIND, IdleInTransactionOptions, options);
   const olderMs = toMillis(p.olderThan);
   return defineCheck({
     kind: KIND,
     description: `Sessions idle in transaction for ${formatDuration(olderMs)} or more on ${db.display}`,
-    async run(ctx) {
+    async read(ctx): Promise<IdleInTransactionObservation> {
       const q = { signal: ctx.signal };
       const { rows: settings } = await db.query<{ version: number; timeout: number }>(
         `SELECT current_setting('server_version_num')::int AS version,
@@ -78,7 +90,12 @@ export function idleInTransaction(
         [],
         q,
       );
-      const sessions: IdleTransaction[] = rows.map((r) => ({ ...viewSession(r), blocking: r.blocking }));
+      return {
+        sessions: rows.map((r) => ({ ...viewSession(r), blocking: r.blocking })),
+        serverTimeoutMs,
+      };
+    },
+    judge({ sessions, serverTimeoutMs }) {
       const old = sessions.filter((s) => (s.stateMs ?? 0) >= olderMs);
       const data: IdleInTransactionData = {
         sessions: sessions.slice(0, MAX_ROWS),

@@ -6,6 +6,7 @@
 
 export {
   type ActiveQueriesData,
+  type ActiveQueriesObservation,
   ActiveQueriesOptions,
   type ActiveQueriesOptionsInput,
   activeQueries,
@@ -14,20 +15,24 @@ export {
 } from './active-queries';
 export {
   type ArchiverStatusData,
+  type ArchiverStatusObservation,
   ArchiverStatusOptions,
   type ArchiverStatusOptionsInput,
   archiverStatus,
 } from './archiver-status';
 export type { BlockingChain } from './blocking';
 export {
+  type ConnectionGroup,
   type ConnectionHolder,
   type ConnectionUsageData,
+  type ConnectionUsageObservation,
   ConnectionUsageOptions,
   type ConnectionUsageOptionsInput,
   connectionUsage,
 } from './connection-usage';
 export {
   type ConnectivityData,
+  type ConnectivityObservation,
   ConnectivityOptions,
   type ConnectivityOptionsInput,
   connectivity,
@@ -35,12 +40,14 @@ export {
 export {
   type DatabaseSize,
   type DatabaseSizesData,
+  type DatabaseSizesObservation,
   DatabaseSizesOptions,
   type DatabaseSizesOptionsInput,
   databaseSizes,
 } from './database-sizes';
 export {
   type IdleInTransactionData,
+  type IdleInTransactionObservation,
   IdleInTransactionOptions,
   type IdleInTransactionOptionsInput,
   type IdleTransaction,
@@ -51,15 +58,25 @@ export { Size, toBytes } from './options';
 export type { SessionView } from './session-view';
 export {
   type SlowQueriesData,
+  type SlowQueriesObservation,
   SlowQueriesOptions,
   type SlowQueriesOptionsInput,
   type SlowStatement,
+  type SlowStatementRead,
   slowQueries,
 } from './slow-queries';
-export { type SqlCheckData, SqlCheckOptions, type SqlCheckOptionsInput, sqlCheck } from './sql-check';
 export {
+  type SqlCheckData,
+  type SqlCheckObservation,
+  SqlCheckOptions,
+  type SqlCheckOptionsInput,
+  sqlCheck,
+} from './sql-check';
+export {
+  type TableRead,
   type TableSize,
   type TableSizesData,
+  type TableSizesObservation,
   TableSizesOptions,
   type TableSizesOptionsInput,
   tableSizes,
@@ -67,6 +84,7 @@ export {
 export {
   type UnusedIndex,
   type UnusedIndexesData,
+  type UnusedIndexesObservation,
   UnusedIndexesOptions,
   type UnusedIndexesOptionsInput,
   unusedIndexes,

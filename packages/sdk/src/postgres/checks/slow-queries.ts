@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { Duration, toMillis } from '../../core/duration';
 import { type Evidence, type FindingStatus, finding } from '../../core/finding';
 import { parseOptions } from '../../core/parse-options';
-import { type Check, defineCheck } from '../../core/step';
+import { defineCheck, type ReplayableCheck } from '../../core/step';
 import { isPostgresError, type PostgresDatabase, quoteIdent } from '../database';
 import { clip, formatDuration, isoOf, plural, queryText } from './wording';
 
@@ -54,6 +54,41 @@ export type SlowQueriesData = {
   failMeanMs: number;
 };
 
+/** One statement of `pg_stat_statements` as {@link slowQueries} read it: times unrounded. */
+export type SlowStatementRead = {
+  queryId: string | null;
+  database: string | null;
+  user: string | null;
+  /** Normalized text, at most 500 characters. */
+  query: string;
+  calls: number;
+  meanMs: number;
+  totalMs: number;
+  maxMs: number | null;
+  rows: number;
+  /** Share of the execution time of all statements, 0–1; `null` when no time was recorded. */
+  share: number | null;
+};
+
+/**
+ * What {@link slowQueries} read: the `limit` statements with the slowest mean (whatever their mean), and
+ * how many statements had a mean at or above the `minMeanTime` it read with. Replaying it with another
+ * `failMeanTime` or `minMeanTime` judges the same statements again; the count of slow statements is exact
+ * when the statements read tell it, and "at least" otherwise.
+ */
+export type SlowQueriesObservation = {
+  /** `null` when `pg_stat_statements` is available; else what to do to make it so. */
+  reason: string | null;
+  /** Slowest mean first. */
+  statements: SlowStatementRead[];
+  /** True when fewer than `limit` statements came back: these are all of them. */
+  complete: boolean;
+  /** Statements with a mean at or above `slowAtMs`, over all statements. */
+  slow: number;
+  slowAtMs: number;
+  statsReset: string | null;
+};
+
 const KIND = 'pg.slow-queries';
 const NOT_INSTALLED =
   'pg_stat_statements is not installed in this database: CREATE EXTENSION pg_stat_statements; ' +
@@ -72,27 +107,29 @@ const NOT_LOADED =
  *
  * The figures are cumulative since the last reset (`pg_stat_statements_reset()`), so an old slow query keeps
  * showing until then; the data carries the reset time.
+ *
+ * Replayable: `read` fetches the slowest statements ({@link SlowQueriesObservation}), `judge` applies
+ * `minMeanTime` and `failMeanTime`.
  */
 export function slowQueries(
   db: PostgresDatabase,
   options: SlowQueriesOptionsInput = {},
-): Check<SlowQueriesData> {
+): ReplayableCheck<SlowQueriesData, SlowQueriesObservation> {
   const p = parseOptions(KIND, SlowQueriesOptions, options);
   const minMs = toMillis(p.minMeanTime);
   const failMs = toMillis(p.failMeanTime);
   return defineCheck({
     kind: KIND,
     description: `Statements with a mean over ${formatDuration(minMs)} in pg_stat_statements on ${db.display}`,
-    async run(ctx) {
+    async read(ctx): Promise<SlowQueriesObservation> {
       const q = { signal: ctx.signal };
-      const data: SlowQueriesData = {
-        available: false,
+      const seen: SlowQueriesObservation = {
         reason: null,
         statements: [],
+        complete: true,
         slow: 0,
+        slowAtMs: minMs,
         statsReset: null,
-        minMeanMs: minMs,
-        failMeanMs: failMs,
       };
       const { rows: ext } = await db.query<{ schema: string; version: number }>(
         `SELECT n.nspname AS schema, current_setting('server_version_num')::int AS version
@@ -102,10 +139,7 @@ export function slowQueries(
         q,
       );
       const found = ext[0];
-      if (!found) {
-        data.reason = NOT_INSTALLED;
-        return finding('unknown', NOT_INSTALLED, data);
-      }
+      if (!found) return { ...seen, reason: NOT_INSTALLED };
       const schema = quoteIdent(found.schema);
       // PostgreSQL 13 renamed mean_time/total_time/max_time to *_exec_time.
       const t = found.version >= 130000 ? '_exec_time' : '_time';
@@ -140,28 +174,23 @@ export function slowQueries(
         ));
       } catch (e) {
         // 55000: "pg_stat_statements must be loaded via shared_preload_libraries".
-        if (isPostgresError(e) && e.sqlstate === '55000') {
-          data.reason = NOT_LOADED;
-          return finding('unknown', NOT_LOADED, data);
-        }
+        if (isPostgresError(e) && e.sqlstate === '55000') return { ...seen, reason: NOT_LOADED };
         throw e;
       }
-      data.available = true;
-      data.slow = rows[0]?.slow ?? 0;
-      data.statements = rows
-        .filter((r) => r.mean_ms >= minMs)
-        .map((r) => ({
-          queryId: r.queryid,
-          database: r.database,
-          user: r.user,
-          query: queryText(r.query) ?? '',
-          calls: r.calls,
-          meanMs: round(r.mean_ms),
-          totalMs: round(r.total_ms),
-          maxMs: r.max_ms === null ? null : round(r.max_ms),
-          rows: r.rows,
-          shareOfTotal: Math.round((r.share ?? 0) * 1000) / 1000,
-        }));
+      seen.complete = rows.length < p.limit;
+      seen.slow = rows[0]?.slow ?? 0;
+      seen.statements = rows.map((r) => ({
+        queryId: r.queryid,
+        database: r.database,
+        user: r.user,
+        query: queryText(r.query) ?? '',
+        calls: r.calls,
+        meanMs: r.mean_ms,
+        totalMs: r.total_ms,
+        maxMs: r.max_ms,
+        rows: r.rows,
+        share: r.share,
+      }));
       if (found.version >= 140000) {
         const info = await db
           .query<{ reset: Date | null }>(
@@ -170,19 +199,70 @@ export function slowQueries(
             q,
           )
           .catch(() => ({ rows: [] as { reset: Date | null }[] }));
-        data.statsReset = isoOf(info.rows[0]?.reset ?? null);
+        seen.statsReset = isoOf(info.rows[0]?.reset ?? null);
       }
+      return seen;
+    },
+    judge(seen) {
+      const data: SlowQueriesData = {
+        available: false,
+        reason: null,
+        statements: [],
+        slow: 0,
+        statsReset: null,
+        minMeanMs: minMs,
+        failMeanMs: failMs,
+      };
+      if (seen.reason !== null) {
+        data.reason = seen.reason;
+        return finding('unknown', seen.reason, data);
+      }
+      const listed = seen.statements.filter((r) => r.meanMs >= minMs);
+      const count = slowCount(seen, listed.length, minMs);
+      data.available = true;
+      data.slow = count.slow;
+      data.statements = listed.map((r) => ({
+        queryId: r.queryId,
+        database: r.database,
+        user: r.user,
+        query: r.query,
+        calls: r.calls,
+        meanMs: round(r.meanMs),
+        totalMs: round(r.totalMs),
+        maxMs: r.maxMs === null ? null : round(r.maxMs),
+        rows: r.rows,
+        shareOfTotal: Math.round((r.share ?? 0) * 1000) / 1000,
+      }));
+      data.statsReset = seen.statsReset;
 
       const worst = data.statements[0];
       const status: FindingStatus = !worst ? 'ok' : worst.meanMs >= failMs ? 'fail' : 'warn';
       const since = data.statsReset ? ` since ${data.statsReset.slice(0, 16).replace('T', ' ')} UTC` : '';
       const summary = worst
-        ? `${plural(data.slow, 'statement')} with a mean at or above ${formatDuration(minMs)}${since}; slowest ` +
+        ? `${count.atLeast ? 'at least ' : ''}${plural(data.slow, 'statement')} with a mean at or above ${formatDuration(minMs)}${since}; slowest ` +
           `${formatDuration(worst.meanMs)} mean × ${plural(worst.calls, 'call')}: ${clip(worst.query, 80)}`
         : `No statement with a mean at or above ${formatDuration(minMs)}${since}`;
       return finding(status, summary, data, evidenceOf(data));
     },
   });
+}
+
+/**
+ * How many statements have a mean at or above `minMs`: the recorded count when the threshold is the one it
+ * was read with, else what the slowest statements read tell (exactly when one of them is below the
+ * threshold or they are all there are, else a lower bound).
+ */
+function slowCount(
+  seen: SlowQueriesObservation,
+  listed: number,
+  minMs: number,
+): { slow: number; atLeast: boolean } {
+  if (minMs === seen.slowAtMs) return { slow: seen.slow, atLeast: false };
+  if (listed < seen.statements.length || seen.complete) return { slow: listed, atLeast: false };
+  // Every statement read is at or above minMs, and there are more: at least those, and (for a lower
+  // threshold than the recorded one) at least the recorded count.
+  if (minMs > seen.slowAtMs) return { slow: listed, atLeast: seen.slow > listed };
+  return { slow: Math.max(listed, seen.slow), atLeast: true };
 }
 
 function evidenceOf(data: SlowQueriesData): Evidence[] {

@@ -4,10 +4,10 @@ import { NonRetriableError } from '../../core/errors';
 import { type Cell, type Evidence, type FindingStatus, finding } from '../../core/finding';
 import type { Json } from '../../core/json';
 import { parseOptions } from '../../core/parse-options';
-import { type Check, defineCheck } from '../../core/step';
+import { defineCheck, type ReplayableCheck } from '../../core/step';
 import { isPostgresError, type PostgresDatabase } from '../database';
 import { firstKeyword, statementProblem } from './sql-statement';
-import { clip, errorText, hiddenNote, isLockWait, lockWaitSummary, MAX_ROWS, plural } from './wording';
+import { clip, errorText, hiddenNote, isLockWait, lockWaitText, MAX_ROWS, plural } from './wording';
 
 const Scalar = z.union([z.string(), z.number(), z.boolean(), z.null()]);
 
@@ -88,6 +88,22 @@ export type SqlCheckData = {
   thresholds: { warn: number | null; fail: number | null; direction: 'above' | 'below' };
 };
 
+/**
+ * What {@link sqlCheck} read: the result's shape, its first row's `value` as a number, and (with
+ * `rowsAsEvidence`) its first 50 rows. Replaying it with other `thresholds` (or `measure`) judges the same
+ * result again.
+ */
+export type SqlCheckObservation = {
+  /** Set when the statement gave up waiting for a lock (`lock_timeout`): the error, in words. */
+  lockWait: string | null;
+  columns: string[];
+  rowCount: number;
+  /** The `value` column of the first row as a finite number; `null` when missing, null or not a number. */
+  firstValue: number | null;
+  /** The first 50 rows as JSON, when `rowsAsEvidence`; else empty. */
+  rows: Array<Record<string, Json>>;
+};
+
 const KIND = 'pg.sql-check';
 
 /**
@@ -114,15 +130,21 @@ const KIND = 'pg.sql-check';
  * - With `direction: 'above'` (default): `fail` when the measure is at or above `fail`, else `warn` at or
  *   above `warn`, else `ok`. With `below`, at or below. `unknown` when the measure is `value` and the query
  *   returned no number.
+ *
+ * Replayable: `read` runs the statement ({@link SqlCheckObservation}), `judge` applies `measure` and
+ * `thresholds`.
  */
-export function sqlCheck(db: PostgresDatabase, options: SqlCheckOptionsInput): Check<SqlCheckData> {
+export function sqlCheck(
+  db: PostgresDatabase,
+  options: SqlCheckOptionsInput,
+): ReplayableCheck<SqlCheckData, SqlCheckObservation> {
   const p = parseOptions(KIND, SqlCheckOptions, options);
   const timeoutMs = p.timeout === undefined ? undefined : toMillis(p.timeout);
   const { warn, fail, direction } = p.thresholds;
   return defineCheck({
     kind: KIND,
     description: p.name,
-    async run(ctx) {
+    async read(ctx): Promise<SqlCheckObservation> {
       let result: Awaited<ReturnType<PostgresDatabase['query']>>;
       try {
         result = await db.transaction(
@@ -137,15 +159,7 @@ export function sqlCheck(db: PostgresDatabase, options: SqlCheckOptionsInput): C
         );
       } catch (e) {
         if (isLockWait(e)) {
-          return finding('unknown', lockWaitSummary(p.name, e), {
-            name: p.name,
-            measure: p.measure === 'auto' ? 'rows' : p.measure,
-            value: null,
-            rowCount: 0,
-            columns: [],
-            rows: [],
-            thresholds: { warn: warn ?? null, fail: fail ?? null, direction },
-          });
+          return { lockWait: errorText(e), columns: [], rowCount: 0, firstValue: null, rows: [] };
         }
         if (isPostgresError(e) && e.sqlstate === '25006') {
           throw new NonRetriableError(
@@ -157,29 +171,36 @@ export function sqlCheck(db: PostgresDatabase, options: SqlCheckOptionsInput): C
         throw e;
       }
       const columns = result.fields.map((f) => f.name);
-      const rowCount = result.rows.length;
-      const measure = p.measure === 'auto' ? (columns.includes('value') ? 'value' : 'rows') : p.measure;
-      let value: number | null = rowCount;
-      if (measure === 'value') {
-        const raw = result.rows[0]?.value;
-        const n =
-          typeof raw === 'boolean'
-            ? Number(raw)
-            : raw === null || raw === undefined
-              ? Number.NaN
-              : Number(raw);
-        value = Number.isFinite(n) ? n : null;
-      }
+      const raw = result.rows[0]?.value;
+      const n =
+        typeof raw === 'boolean' ? Number(raw) : raw === null || raw === undefined ? Number.NaN : Number(raw);
       const shown = p.rowsAsEvidence ? result.rows.slice(0, MAX_ROWS) : [];
-      const data: SqlCheckData = {
-        name: p.name,
-        measure,
-        value,
-        rowCount,
+      return {
+        lockWait: null,
         columns,
+        rowCount: result.rows.length,
+        firstValue: Number.isFinite(n) ? n : null,
         rows: shown.map((r) => Object.fromEntries(columns.map((c) => [c, toJson(r[c])]))),
-        thresholds: { warn: warn ?? null, fail: fail ?? null, direction },
       };
+    },
+    judge(seen) {
+      const thresholds = { warn: warn ?? null, fail: fail ?? null, direction };
+      if (seen.lockWait !== null) {
+        return finding('unknown', lockWaitText(p.name, seen.lockWait), {
+          name: p.name,
+          measure: p.measure === 'auto' ? 'rows' : p.measure,
+          value: null,
+          rowCount: 0,
+          columns: [],
+          rows: [],
+          thresholds,
+        });
+      }
+      const { columns, rowCount } = seen;
+      const measure = p.measure === 'auto' ? (columns.includes('value') ? 'value' : 'rows') : p.measure;
+      const value: number | null = measure === 'value' ? seen.firstValue : rowCount;
+      const rows = p.rowsAsEvidence ? seen.rows : [];
+      const data: SqlCheckData = { name: p.name, measure, value, rowCount, columns, rows, thresholds };
       const evidence: Evidence[] = [];
       if (p.rowsAsEvidence) {
         evidence.push({
@@ -188,7 +209,7 @@ export function sqlCheck(db: PostgresDatabase, options: SqlCheckOptionsInput): C
           columns,
           rows: data.rows.map((r) => columns.map((c) => toCell(r[c] ?? null))),
         });
-        const hidden = hiddenNote(rowCount, shown.length);
+        const hidden = hiddenNote(rowCount, rows.length);
         if (hidden) evidence.push({ kind: 'text', title: 'Not shown', text: hidden });
       }
 

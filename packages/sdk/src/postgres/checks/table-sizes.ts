@@ -1,15 +1,16 @@
 import { z } from 'zod';
 import { type Evidence, type FindingStatus, finding } from '../../core/finding';
 import { parseOptions } from '../../core/parse-options';
-import { type Check, defineCheck } from '../../core/step';
+import { defineCheck, type ReplayableCheck } from '../../core/step';
 import type { PostgresDatabase } from '../database';
 import { Ratio } from './options';
 import {
+  errorText,
   formatBytes,
   isLockWait,
   isoOf,
   listSome,
-  lockWaitSummary,
+  lockWaitText,
   MAX_ROWS,
   percent,
   plural,
@@ -67,21 +68,29 @@ export type TableSizesData = {
   bloated: TableSize[];
 };
 
-const KIND = 'pg.table-sizes';
+/** One table as {@link tableSizes} read it: its sizes, dead-row share (unrounded) and ranks. */
+export type TableRead = Omit<TableSize, 'deadRatio'> & {
+  /** `n_dead_tup / (n_live_tup + n_dead_tup)`, unrounded. */
+  ratio: number;
+  /** Rank by total size, 1 the largest. */
+  bySize: number;
+  /** Rank by dead-row share among the tables over the read's `minDeadRows` and `warnDeadRatio`; else `null`. */
+  byDead: number | null;
+};
 
 /**
- * The manual's "check table bloat" (Runbook 5): the largest tables by `pg_total_relation_size`, and a bloat
- * estimate with the last (auto)vacuum and (auto)analyze times from `pg_stat_user_tables`.
- *
- * The bloat estimate is the share of dead row versions, `n_dead_tup / (n_live_tup + n_dead_tup)`: what the
- * manual's `VACUUM ANALYZE` would reclaim for reuse. It is cheap (statistics, no table scan) but does not
- * see free space a past VACUUM left inside the files (use the `pgstattuple` extension for that), and the
- * counters are estimates the statistics system updates with a short delay.
- *
- * - `fail` when a table with at least `minDeadRows` dead rows has a dead share of `failDeadRatio` (0.5).
- * - `warn` at `warnDeadRatio` (0.2, where autovacuum should already have stepped in).
- * - `ok` otherwise.
+ * What {@link tableSizes} read: the `limit` largest tables, and the 50 with the most dead rows over
+ * `minDeadRows` and `warnDeadRatio`. Replaying it with another `failDeadRatio`, or a higher
+ * `warnDeadRatio` / `minDeadRows` / lower `limit`, judges them again; tables the recorded run did not read
+ * (a lower `warnDeadRatio`, say) cannot be.
  */
+export type TableSizesObservation = {
+  /** Set when a lock held the statement past the lock timeout: the error, in words. */
+  lockWait: string | null;
+  /** In the order of their size rank. */
+  tables: TableRead[];
+};
+
 /** A row of the table-sizes query. */
 type TableRow = {
   schema: string;
@@ -100,15 +109,32 @@ type TableRow = {
   ratio: number;
 };
 
+const KIND = 'pg.table-sizes';
+
+/**
+ * The manual's "check table bloat" (Runbook 5): the largest tables by `pg_total_relation_size`, and a bloat
+ * estimate with the last (auto)vacuum and (auto)analyze times from `pg_stat_user_tables`.
+ *
+ * The bloat estimate is the share of dead row versions, `n_dead_tup / (n_live_tup + n_dead_tup)`: what the
+ * manual's `VACUUM ANALYZE` would reclaim for reuse. It is cheap (statistics, no table scan) but does not
+ * see free space a past VACUUM left inside the files (use the `pgstattuple` extension for that), and the
+ * counters are estimates the statistics system updates with a short delay.
+ *
+ * - `fail` when a table with at least `minDeadRows` dead rows has a dead share of `failDeadRatio` (0.5).
+ * - `warn` at `warnDeadRatio` (0.2, where autovacuum should already have stepped in).
+ * - `ok` otherwise.
+ *
+ * Replayable: `read` fetches the tables ({@link TableSizesObservation}), `judge` applies the ratios.
+ */
 export function tableSizes(
   db: PostgresDatabase,
   options: TableSizesOptionsInput = {},
-): Check<TableSizesData> {
+): ReplayableCheck<TableSizesData, TableSizesObservation> {
   const p = parseOptions(KIND, TableSizesOptions, options);
   return defineCheck({
     kind: KIND,
     description: `Largest tables and dead-row share (vacuum need) on ${db.display}`,
-    async run(ctx) {
+    async read(ctx): Promise<TableSizesObservation> {
       let rows: TableRow[];
       try {
         ({ rows } = await db.query<TableRow>(
@@ -133,26 +159,53 @@ export function tableSizes(
         ));
       } catch (e) {
         if (!isLockWait(e)) throw e;
-        return finding('unknown', lockWaitSummary('Table sizes', e), { largest: [], bloated: [] });
+        return { lockWait: errorText(e), tables: [] };
       }
-      const view = (r: (typeof rows)[number]): TableSize => ({
+      return {
+        lockWait: null,
+        tables: rows.map((r) => ({
+          schema: r.schema,
+          table: r.table,
+          totalBytes: r.total,
+          tableBytes: r.heap,
+          indexBytes: r.indexes,
+          liveRows: r.live,
+          deadRows: r.dead,
+          ratio: r.ratio,
+          lastVacuum: isoOf(r.last_vacuum),
+          lastAutovacuum: isoOf(r.last_autovacuum),
+          lastAnalyze: isoOf(r.last_analyze),
+          lastAutoanalyze: isoOf(r.last_autoanalyze),
+          bySize: r.by_size,
+          byDead: r.by_dead,
+        })),
+      };
+    },
+    judge(seen) {
+      if (seen.lockWait !== null) {
+        return finding('unknown', lockWaitText('Table sizes', seen.lockWait), { largest: [], bloated: [] });
+      }
+      const view = (r: TableRead): TableSize => ({
         schema: r.schema,
         table: r.table,
-        totalBytes: r.total,
-        tableBytes: r.heap,
-        indexBytes: r.indexes,
-        liveRows: r.live,
-        deadRows: r.dead,
+        totalBytes: r.totalBytes,
+        tableBytes: r.tableBytes,
+        indexBytes: r.indexBytes,
+        liveRows: r.liveRows,
+        deadRows: r.deadRows,
         deadRatio: Math.round(r.ratio * 1000) / 1000,
-        lastVacuum: isoOf(r.last_vacuum),
-        lastAutovacuum: isoOf(r.last_autovacuum),
-        lastAnalyze: isoOf(r.last_analyze),
-        lastAutoanalyze: isoOf(r.last_autoanalyze),
+        lastVacuum: r.lastVacuum,
+        lastAutovacuum: r.lastAutovacuum,
+        lastAnalyze: r.lastAnalyze,
+        lastAutoanalyze: r.lastAutoanalyze,
       });
-      const largest = rows.filter((r) => r.by_size <= p.limit).map(view);
-      const bloated = rows
-        .filter((r) => r.by_dead !== null)
-        .sort((a, b) => a.by_dead - b.by_dead)
+      // The read ranked by its own minDeadRows and warnDeadRatio: judged again by these (the same, or stricter).
+      const needsVacuum = (r: TableRead): r is TableRead & { byDead: number } =>
+        r.byDead !== null && r.deadRows >= p.minDeadRows && r.ratio >= p.warnDeadRatio;
+      const largest = seen.tables.filter((r) => r.bySize <= p.limit).map(view);
+      const bloated = seen.tables
+        .filter(needsVacuum)
+        .sort((a, b) => a.byDead - b.byDead)
         .map(view);
       const failing = bloated.filter((t) => t.deadRatio >= p.failDeadRatio);
       const status: FindingStatus = failing.length ? 'fail' : bloated.length ? 'warn' : 'ok';

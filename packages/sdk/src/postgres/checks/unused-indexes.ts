@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { type Evidence, finding } from '../../core/finding';
 import { parseOptions } from '../../core/parse-options';
-import { type Check, defineCheck } from '../../core/step';
+import { defineCheck, type ReplayableCheck } from '../../core/step';
 import type { PostgresDatabase } from '../database';
 import { Size, toBytes } from './options';
 import { formatBytes, hiddenNote, isoOf, listSome, MAX_ROWS, plural } from './wording';
@@ -38,6 +38,21 @@ export type UnusedIndexesData = {
   minSizeBytes: number;
 };
 
+/**
+ * What {@link unusedIndexes} read: the 50 largest unused indexes of at least the `minSize` it read with,
+ * how many there were and their total size, and the statistics reset time. Replaying it with a larger
+ * `minSize` judges them again; a smaller one cannot see indexes the recorded run did not read.
+ */
+export type UnusedIndexesObservation = {
+  /** Largest first. */
+  indexes: UnusedIndex[];
+  count: number;
+  totalBytes: number;
+  statsReset: string | null;
+  /** The `minSize` the indexes were read with, in bytes. */
+  minSizeBytes: number;
+};
+
 const KIND = 'pg.unused-indexes';
 
 /**
@@ -49,17 +64,19 @@ const KIND = 'pg.unused-indexes';
  * - `warn` when there is one: a candidate to drop, after checking that replicas (whose scans the primary
  *   does not count) and rare jobs (month-end reports) do not need it.
  * - `ok` otherwise.
+ *
+ * Replayable: `read` lists them ({@link UnusedIndexesObservation}), `judge` applies `minSize`.
  */
 export function unusedIndexes(
   db: PostgresDatabase,
   options: UnusedIndexesOptionsInput = {},
-): Check<UnusedIndexesData> {
+): ReplayableCheck<UnusedIndexesData, UnusedIndexesObservation> {
   const p = parseOptions(KIND, UnusedIndexesOptions, options);
   const minBytes = toBytes(p.minSize);
   return defineCheck({
     kind: KIND,
     description: `Indexes never scanned, ${formatBytes(minBytes)} or larger, on ${db.display}`,
-    async run(ctx) {
+    async read(ctx): Promise<UnusedIndexesObservation> {
       const q = { signal: ctx.signal };
       const { rows } = await db.query<{
         schema: string;
@@ -90,7 +107,7 @@ export function unusedIndexes(
         [],
         q,
       );
-      const data: UnusedIndexesData = {
+      return {
         indexes: rows.map((r) => ({
           schema: r.schema,
           table: r.table,
@@ -103,6 +120,16 @@ export function unusedIndexes(
         statsReset: isoOf(reset[0]?.reset ?? null),
         minSizeBytes: minBytes,
       };
+    },
+    judge(seen) {
+      const counted = countAtLeast(seen, minBytes);
+      const data: UnusedIndexesData = {
+        indexes: counted.indexes,
+        count: counted.count,
+        totalBytes: counted.totalBytes,
+        statsReset: seen.statsReset,
+        minSizeBytes: minBytes,
+      };
       const since = data.statsReset
         ? ` since ${data.statsReset.slice(0, 16).replace('T', ' ')} UTC`
         : ' since the statistics began';
@@ -110,7 +137,7 @@ export function unusedIndexes(
         return finding('ok', `No unused index of ${formatBytes(minBytes)} or more${since}`, data);
       }
       const summary =
-        `${plural(data.count, 'index', 'indexes')} never scanned${since} (${formatBytes(data.totalBytes)}): ` +
+        `${counted.atLeast ? 'at least ' : ''}${plural(data.count, 'index', 'indexes')} never scanned${since} (${formatBytes(data.totalBytes)}): ` +
         `${listSome(data.indexes.map((i) => `${i.schema}.${i.index} on ${i.table} ${formatBytes(i.bytes)}`))}; ` +
         'check replicas before dropping';
       const evidence: Evidence[] = [
@@ -126,4 +153,23 @@ export function unusedIndexes(
       return finding('warn', summary, data, evidence);
     },
   });
+}
+
+/**
+ * The unused indexes of at least `minBytes` among those read, their count and size: as recorded when the
+ * read's own `minSize` is not smaller (then "at least" when it is larger), else counted from the indexes
+ * read, exactly when they tell (one of them is smaller, or they are all there were).
+ */
+function countAtLeast(
+  seen: UnusedIndexesObservation,
+  minBytes: number,
+): { indexes: UnusedIndex[]; count: number; totalBytes: number; atLeast: boolean } {
+  if (minBytes <= seen.minSizeBytes) {
+    const { indexes, count, totalBytes } = seen;
+    return { indexes, count, totalBytes, atLeast: minBytes < seen.minSizeBytes };
+  }
+  const indexes = seen.indexes.filter((i) => i.bytes >= minBytes);
+  const totalBytes = indexes.reduce((sum, i) => sum + i.bytes, 0);
+  const all = indexes.length < seen.indexes.length || seen.indexes.length === seen.count;
+  return { indexes, count: indexes.length, totalBytes, atLeast: !all };
 }

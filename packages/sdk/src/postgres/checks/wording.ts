@@ -142,5 +142,10 @@ export function isLockWait(e: unknown): boolean {
 
 /** The summary of a check that could not read because of a lock. */
 export function lockWaitSummary(what: string, e: unknown): string {
-  return `${what}: not read, a lock was held longer than the lock timeout (${errorText(e)}); another session holds a lock on what it reads — see the active queries`;
+  return lockWaitText(what, errorText(e));
+}
+
+/** {@link lockWaitSummary} from the error's words, as a replayable check's observation keeps them. */
+export function lockWaitText(what: string, error: string): string {
+  return `${what}: not read, a lock was held longer than the lock timeout (${error}); another session holds a lock on what it reads — see the active queries`;
 }

@@ -3,7 +3,7 @@ import { Duration, formatMillis, toMillis } from '../../core/duration';
 import { type Cell, type FindingStatus, finding } from '../../core/finding';
 import { parseOptions } from '../../core/parse-options';
 import { createRedactor } from '../../core/redact';
-import { type Check, defineCheck } from '../../core/step';
+import { defineCheck, type ReplayableCheck } from '../../core/step';
 import {
   ADMIN_DB,
   type PgBouncerConsole,
@@ -63,6 +63,20 @@ export type ClientsData = {
   maxWaitMs: number;
 };
 
+/**
+ * What {@link clients} read: the counts by state, the waiting clients and the longest wait, and the first
+ * `limit` clients (waiting ones first). Replaying it with another `maxWait` judges the same wait again.
+ */
+export type ClientsObservation = {
+  /** `false` when `database` is not one of PgBouncer's. */
+  databaseFound: boolean;
+  total: number;
+  byState: Record<string, number>;
+  waiting: number;
+  longestWaitMs: number;
+  clients: ClientView[];
+};
+
 const KIND = 'pgbouncer.clients';
 const redactor = createRedactor();
 
@@ -74,20 +88,24 @@ const redactor = createRedactor();
  * - `fail` as well when `database` is not one of PgBouncer's (`SHOW DATABASES`): its clients are refused.
  * - `warn` when clients are waiting, for less than that.
  * - `ok` otherwise.
+ *
+ * Replayable: `read` asks the console ({@link ClientsObservation}), `judge` applies `maxWait`.
  */
-export function clients(bouncer: PgBouncerConsole, options: ClientsOptionsInput = {}): Check<ClientsData> {
+export function clients(
+  bouncer: PgBouncerConsole,
+  options: ClientsOptionsInput = {},
+): ReplayableCheck<ClientsData, ClientsObservation> {
   const o = parseOptions(KIND, ClientsOptions, options);
   const maxWaitMs = toMillis(o.maxWait);
   return defineCheck({
     kind: KIND,
     description: `PgBouncer ${bouncer.name} clients${o.database ? ` of ${o.database}` : ''}: state, address, connect time, wait`,
-    async run(ctx) {
+    async read(ctx): Promise<ClientsObservation> {
       const { rows, selfPort } = await bouncer.showMany(['CLIENTS', 'SERVERS', 'DATABASES'], {
         signal: ctx.signal,
       });
       if (o.database && !rows.DATABASES.some((d) => d.name === o.database)) {
-        const data = { total: 0, byState: {}, waiting: 0, longestWaitMs: 0, clients: [], maxWaitMs };
-        return unknownDatabase(bouncer, o.database, data);
+        return { databaseFound: false, total: 0, byState: {}, waiting: 0, longestWaitMs: 0, clients: [] };
       }
       const serverPids = new Map(
         rows.SERVERS.map(parseSocket)
@@ -111,51 +129,60 @@ export function clients(bouncer: PgBouncerConsole, options: ClientsOptionsInput 
         )
         .slice(0, o.limit)
         .map((c) => view(c, serverPids));
-
-      const status: FindingStatus = longestWaitMs > maxWaitMs ? 'fail' : waiting.length > 0 ? 'warn' : 'ok';
+      return {
+        databaseFound: true,
+        total: matched.length,
+        byState,
+        waiting: waiting.length,
+        longestWaitMs,
+        clients: views,
+      };
+    },
+    judge(seen) {
+      const { total, byState, waiting, longestWaitMs, clients: views } = seen;
+      if (!seen.databaseFound) {
+        const data = { total: 0, byState: {}, waiting: 0, longestWaitMs: 0, clients: [], maxWaitMs };
+        return unknownDatabase(bouncer, o.database ?? '', data);
+      }
+      const status: FindingStatus = longestWaitMs > maxWaitMs ? 'fail' : waiting > 0 ? 'warn' : 'ok';
       const where = `PgBouncer ${bouncer.name}${o.database ? ` database ${o.database}` : ''}`;
       const states = Object.entries(byState)
         .sort(([a], [b]) => a.localeCompare(b))
         .map(([state, n]) => `${n} ${state}`)
         .join(', ');
-      const head = `${plural(matched.length, 'client')} on ${where}${states ? ` (${states})` : ''}`;
+      const head = `${plural(total, 'client')} on ${where}${states ? ` (${states})` : ''}`;
       const summary =
-        waiting.length > 0
-          ? `${head}: ${plural(waiting.length, 'client')} waiting for a server, the longest ${formatMillis(longestWaitMs)}${status === 'fail' ? ` (limit ${formatMillis(maxWaitMs)})` : ''}`
+        waiting > 0
+          ? `${head}: ${plural(waiting, 'client')} waiting for a server, the longest ${formatMillis(longestWaitMs)}${status === 'fail' ? ` (limit ${formatMillis(maxWaitMs)})` : ''}`
           : head;
-      return finding(
-        status,
-        summary,
-        { total: matched.length, byState, waiting: waiting.length, longestWaitMs, clients: views, maxWaitMs },
-        [
-          {
-            kind: 'table',
-            title: `SHOW CLIENTS${matched.length > views.length ? ` (${views.length} of ${matched.length})` : ''}`,
-            columns: [
-              'user',
-              'database',
-              'state',
-              'addr',
-              'port',
-              'connect_time',
-              'wait',
-              'server pid',
-              'application_name',
-            ],
-            rows: views.map((c): Cell[] => [
-              c.user,
-              c.database,
-              c.state,
-              c.addr,
-              c.port,
-              c.connectTime,
-              formatMillis(c.waitMs),
-              c.serverPid,
-              c.applicationName,
-            ]),
-          },
-        ],
-      );
+      return finding(status, summary, { total, byState, waiting, longestWaitMs, clients: views, maxWaitMs }, [
+        {
+          kind: 'table',
+          title: `SHOW CLIENTS${total > views.length ? ` (${views.length} of ${total})` : ''}`,
+          columns: [
+            'user',
+            'database',
+            'state',
+            'addr',
+            'port',
+            'connect_time',
+            'wait',
+            'server pid',
+            'application_name',
+          ],
+          rows: views.map((c): Cell[] => [
+            c.user,
+            c.database,
+            c.state,
+            c.addr,
+            c.port,
+            c.connectTime,
+            formatMillis(c.waitMs),
+            c.serverPid,
+            c.applicationName,
+          ]),
+        },
+      ]);
     },
   });
 }

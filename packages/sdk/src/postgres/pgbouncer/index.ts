@@ -37,6 +37,7 @@ export function pgbouncer(options: PgBouncerOptionsInput | PgBouncerConsole) {
 
 export {
   type ClientsData,
+  type ClientsObservation,
   ClientsOptions,
   type ClientsOptionsInput,
   type ClientView,
@@ -72,8 +73,10 @@ export {
   resume,
 } from './pause';
 export {
+  type PoolDatabaseState,
   type PoolProblem,
   type PoolsData,
+  type PoolsObservation,
   PoolsOptions,
   type PoolsOptionsInput,
   type PoolView,
@@ -87,4 +90,11 @@ export {
   reconnect,
   type ServerConnection,
 } from './reconnect';
-export { type DatabaseStats, type StatsData, StatsOptions, type StatsOptionsInput, stats } from './stats';
+export {
+  type DatabaseStats,
+  type StatsData,
+  type StatsObservation,
+  StatsOptions,
+  type StatsOptionsInput,
+  stats,
+} from './stats';

@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { Duration, formatMillis, toMillis } from '../../core/duration';
 import { type Cell, type FindingStatus, finding, worstStatus } from '../../core/finding';
 import { parseOptions } from '../../core/parse-options';
-import { type Check, defineCheck } from '../../core/step';
+import { defineCheck, type ReplayableCheck } from '../../core/step';
 import {
   ADMIN_DB,
   configValue,
@@ -63,6 +63,25 @@ export type PoolsData = {
   problems: PoolProblem[];
 };
 
+/** A database of PgBouncer as {@link pools} judges it: whether its traffic is stopped. */
+export type PoolDatabaseState = { name: string; paused: boolean; disabled: boolean };
+
+/**
+ * What {@link pools} read: every pool with its size and use (the busiest first), the databases' paused and
+ * disabled states, and the client connections against `max_client_conn`. Replaying it with another
+ * `warnAt` or `maxWait` judges the same pools again.
+ */
+export type PoolsObservation = {
+  /** `false` when `database` is not one of PgBouncer's. */
+  databaseFound: boolean;
+  pools: PoolView[];
+  /** The databases the check looks at (the admin console's left out). */
+  databases: PoolDatabaseState[];
+  /** Client connections PgBouncer holds, this check's own left out. */
+  clients: number;
+  maxClientConn: number | null;
+};
+
 const KIND = 'pgbouncer.pools';
 
 /**
@@ -78,30 +97,26 @@ const KIND = 'pgbouncer.pools';
  *
  * In transaction pooling a server connection is in use (`sv_active`) only while a client's transaction
  * runs; `sv_idle` and `sv_used` connections are free to take.
+ *
+ * Replayable: `read` asks the console ({@link PoolsObservation}), `judge` applies `warnAt` and `maxWait`.
  */
-export function pools(bouncer: PgBouncerConsole, options: PoolsOptionsInput = {}): Check<PoolsData> {
+export function pools(
+  bouncer: PgBouncerConsole,
+  options: PoolsOptionsInput = {},
+): ReplayableCheck<PoolsData, PoolsObservation> {
   const o = parseOptions(KIND, PoolsOptions, options);
   const maxWaitMs = toMillis(o.maxWait);
   return defineCheck({
     kind: KIND,
     description: `PgBouncer ${bouncer.name} pools${o.database ? ` of ${o.database}` : ''}: server connections in use, clients waiting`,
-    async run(ctx) {
+    async read(ctx): Promise<PoolsObservation> {
       const { rows } = await bouncer.showMany(['POOLS', 'DATABASES', 'CONFIG', 'LISTS'], {
         signal: ctx.signal,
       });
       const defaultPoolSize = configValue(rows.CONFIG, 'default_pool_size') ?? 20;
       const maxClientConn = configValue(rows.CONFIG, 'max_client_conn');
       if (o.database && !rows.DATABASES.some((d) => d.name === o.database)) {
-        const data = {
-          pools: [],
-          poolCount: 0,
-          clients: 0,
-          maxClientConn,
-          warnAt: o.warnAt,
-          maxWaitMs,
-          problems: [],
-        };
-        return unknownDatabase(bouncer, o.database, data);
+        return { databaseFound: false, pools: [], databases: [], clients: 0, maxClientConn };
       }
       const databases = new Map(
         rows.DATABASES.map((r) => parseDatabase(r, defaultPoolSize)).map((d) => [d.name, d]),
@@ -129,8 +144,30 @@ export function pools(bouncer: PgBouncerConsole, options: PoolsOptionsInput = {}
         );
 
       const usedClients = rows.LISTS.find((r) => r.list === 'used_clients');
-      const clients = Math.max(0, Number(usedClients?.items ?? 0) - 1);
-
+      return {
+        databaseFound: true,
+        pools: views,
+        databases: [...databases.values()]
+          .filter((db) => db.name !== ADMIN_DB && !(o.database && db.name !== o.database))
+          .map((db) => ({ name: db.name, paused: db.paused, disabled: db.disabled })),
+        clients: Math.max(0, Number(usedClients?.items ?? 0) - 1),
+        maxClientConn,
+      };
+    },
+    judge(seen) {
+      const { pools: views, clients, maxClientConn } = seen;
+      if (!seen.databaseFound) {
+        const data = {
+          pools: [],
+          poolCount: 0,
+          clients: 0,
+          maxClientConn,
+          warnAt: o.warnAt,
+          maxWaitMs,
+          problems: [],
+        };
+        return unknownDatabase(bouncer, o.database ?? '', data);
+      }
       const problems: PoolProblem[] = [];
       for (const v of views) {
         const name = `${v.database}/${v.user}`;
@@ -152,8 +189,7 @@ export function pools(bouncer: PgBouncerConsole, options: PoolsOptionsInput = {}
           });
         }
       }
-      for (const db of databases.values()) {
-        if (db.name === ADMIN_DB || (o.database && db.name !== o.database)) continue;
+      for (const db of seen.databases) {
         if (db.paused || db.disabled) {
           const reason = db.paused ? 'paused' : 'disabled';
           problems.push({

@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { Duration, formatMillis, toMillis } from '../../core/duration';
 import { type Cell, finding, worstStatus } from '../../core/finding';
 import { parseOptions } from '../../core/parse-options';
-import { type Check, defineCheck } from '../../core/step';
+import { defineCheck, type ReplayableCheck } from '../../core/step';
 import {
   ADMIN_DB,
   configValue,
@@ -70,6 +70,17 @@ export type StatsData = {
   problems: string[];
 };
 
+/**
+ * What {@link stats} read: each database's `SHOW STATS` (in ms and per second, the longest average wait
+ * first) and `stats_period`. Replaying it with another `warnWait` judges the same averages again.
+ */
+export type StatsObservation = {
+  /** `false` when `database` is not one of PgBouncer's. */
+  databaseFound: boolean;
+  statsPeriodSeconds: number | null;
+  databases: DatabaseStats[];
+};
+
 const KIND = 'pgbouncer.stats';
 
 /**
@@ -81,31 +92,42 @@ const KIND = 'pgbouncer.stats';
  *   transaction, or waited while no transaction completed at all (a stalled pool).
  * - `fail` when `database` is not one of PgBouncer's (`SHOW DATABASES`): its clients are refused.
  * - `ok` otherwise. Pool exhaustion right now is {@link pools}' job; this check shows the recent trend.
+ *
+ * Replayable: `read` asks the console ({@link StatsObservation}), `judge` applies `warnWait`.
  */
-export function stats(bouncer: PgBouncerConsole, options: StatsOptionsInput = {}): Check<StatsData> {
+export function stats(
+  bouncer: PgBouncerConsole,
+  options: StatsOptionsInput = {},
+): ReplayableCheck<StatsData, StatsObservation> {
   const o = parseOptions(KIND, StatsOptions, options);
   const warnWaitMs = toMillis(o.warnWait);
   return defineCheck({
     kind: KIND,
     description: `PgBouncer ${bouncer.name} traffic${o.database ? ` of ${o.database}` : ''}: transactions, queries, durations, wait`,
-    async run(ctx) {
+    async read(ctx): Promise<StatsObservation> {
       const { rows } = await bouncer.showMany(['STATS', 'DATABASES', 'CONFIG'], { signal: ctx.signal });
       const statsPeriodSeconds = configValue(rows.CONFIG, 'stats_period');
       if (o.database && !rows.DATABASES.some((d) => d.name === o.database)) {
-        return unknownDatabase(bouncer, o.database, {
+        return { databaseFound: false, statsPeriodSeconds, databases: [] };
+      }
+      const parsed = rows.STATS.map(parseStats);
+      // PgBouncer lists a database only once it has had a pool: one without traffic yet has zero stats.
+      if (o.database && !parsed.some((s) => s.database === o.database)) parsed.push(zeroStats(o.database));
+      const databases = parsed
+        .filter((s) => s.database !== ADMIN_DB && (!o.database || s.database === o.database))
+        .map(view)
+        .sort((a, b) => (b.avgWaitMs ?? 0) - (a.avgWaitMs ?? 0) || a.database.localeCompare(b.database));
+      return { databaseFound: true, statsPeriodSeconds, databases };
+    },
+    judge({ databaseFound, statsPeriodSeconds, databases: all }) {
+      if (!databaseFound) {
+        return unknownDatabase(bouncer, o.database ?? '', {
           databases: [],
           statsPeriodSeconds,
           warnWaitMs,
           problems: [],
         });
       }
-      const parsed = rows.STATS.map(parseStats);
-      // PgBouncer lists a database only once it has had a pool: one without traffic yet has zero stats.
-      if (o.database && !parsed.some((s) => s.database === o.database)) parsed.push(zeroStats(o.database));
-      const all = parsed
-        .filter((s) => s.database !== ADMIN_DB && (!o.database || s.database === o.database))
-        .map(view)
-        .sort((a, b) => (b.avgWaitMs ?? 0) - (a.avgWaitMs ?? 0) || a.database.localeCompare(b.database));
       const problems: string[] = [];
       for (const s of all) {
         if (s.avgWaitMs !== null && s.avgWaitMs > warnWaitMs) {

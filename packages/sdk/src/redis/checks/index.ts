@@ -3,12 +3,25 @@
  * (reachability and latency, memory, the request queue, keys by prefix, snapshots, restore readiness).
  */
 
-export { type KeyCountData, KeyCountOptions, type KeyCountOptionsInput, keyCount } from './key-count';
-export { type MemoryData, MemoryOptions, type MemoryOptionsInput, memory } from './memory';
-export { type PingData, PingOptions, type PingOptionsInput, ping } from './ping';
+export {
+  type KeyCountData,
+  type KeyCountObservation,
+  KeyCountOptions,
+  type KeyCountOptionsInput,
+  keyCount,
+} from './key-count';
+export {
+  type MemoryData,
+  type MemoryObservation,
+  MemoryOptions,
+  type MemoryOptionsInput,
+  memory,
+} from './memory';
+export { type PingData, type PingObservation, PingOptions, type PingOptionsInput, ping } from './ping';
 export {
   type QueueInfo,
   type QueueLengthData,
+  type QueueLengthObservation,
   QueueLengthOptions,
   type QueueLengthOptionsInput,
   queueLength,
@@ -22,6 +35,7 @@ export {
 } from './rdb-restore-readiness';
 export {
   type SnapshotStatusData,
+  type SnapshotStatusObservation,
   SnapshotStatusOptions,
   type SnapshotStatusOptionsInput,
   snapshotStatus,

@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { type FindingStatus, finding } from '../../core/finding';
 import { parseOptions } from '../../core/parse-options';
-import { type Check, defineCheck } from '../../core/step';
+import { defineCheck, type ReplayableCheck } from '../../core/step';
 import type { RedisInstance } from '../connection';
 import { maskedKey, prefixPattern, scanBatches } from '../keys';
 import { plural } from '../wording';
@@ -51,6 +51,12 @@ export type KeyCountData = {
   sample: string[];
 };
 
+/**
+ * What {@link keyCount} read: the count, how complete the scan was, and the sample, as in
+ * {@link KeyCountData}. Replaying it with other `warnAt` / `failAt` judges the same count again.
+ */
+export type KeyCountObservation = KeyCountData;
+
 const KIND = 'redis.key-count';
 
 /**
@@ -62,14 +68,19 @@ const KIND = 'redis.key-count';
  * - `fail` / `warn` when the count (or the lower bound) is at or above `failAt` / `warnAt`.
  * - `unknown` when the scan stopped early below a threshold it has: the rest might cross it.
  * - `ok` otherwise (always, without thresholds).
+ *
+ * Replayable: `read` scans ({@link KeyCountObservation}), `judge` applies `warnAt` and `failAt`.
  */
-export function keyCount(redis: RedisInstance, options: KeyCountOptionsInput): Check<KeyCountData> {
+export function keyCount(
+  redis: RedisInstance,
+  options: KeyCountOptionsInput,
+): ReplayableCheck<KeyCountData, KeyCountObservation> {
   const p = parseOptions(KIND, KeyCountOptions, options);
   const pattern = prefixPattern(p.prefix);
   return defineCheck({
     kind: KIND,
     description: `Keys starting with ${JSON.stringify(p.prefix)} on ${redis.display}`,
-    async run(ctx) {
+    async read(ctx): Promise<KeyCountObservation> {
       const dbsize = await redis.run('DBSIZE', (c) => c.dbsize(), ctx.signal);
       const seen = new Set<string>();
       const sample: string[] = [];
@@ -96,17 +107,11 @@ export function keyCount(redis: RedisInstance, options: KeyCountOptionsInput): C
       if (complete) scanned = dbsize;
       const keys = seen.size;
       const estimate = complete ? null : Math.round((keys * dbsize) / Math.max(scanned, 1));
-      const data: KeyCountData = {
-        prefix: p.prefix,
-        pattern,
-        keys,
-        complete,
-        scanned,
-        dbsize,
-        estimate,
-        sample,
-      };
-      const status = judge(data, p);
+      return { prefix: p.prefix, pattern, keys, complete, scanned, dbsize, estimate, sample };
+    },
+    judge(data) {
+      const { keys, complete, scanned, dbsize, estimate, sample } = data;
+      const status = statusOf(data, p);
       const count = complete ? plural(keys, 'key') : `at least ${plural(keys, 'key')}`;
       const limit =
         status === 'fail'
@@ -137,7 +142,7 @@ export function keyCount(redis: RedisInstance, options: KeyCountOptionsInput): C
   });
 }
 
-function judge(data: KeyCountData, p: KeyCountOptions): FindingStatus {
+function statusOf(data: KeyCountData, p: KeyCountOptions): FindingStatus {
   if (p.failAt !== undefined && data.keys >= p.failAt) return 'fail';
   if (p.warnAt !== undefined && data.keys >= p.warnAt) return 'warn';
   if (!data.complete && (p.warnAt !== undefined || p.failAt !== undefined)) return 'unknown';

@@ -3,7 +3,7 @@ import { Duration, formatMillis, toMillis } from '../../core/duration';
 import { type Evidence, type FindingStatus, finding, worstStatus } from '../../core/finding';
 import { parseOptions } from '../../core/parse-options';
 import { sleep } from '../../core/sleep';
-import { type Check, defineCheck } from '../../core/step';
+import { defineCheck, type ReplayableCheck } from '../../core/step';
 import type { RedisInstance } from '../connection';
 import { type Info, num, readInfo } from '../info';
 import { Bytes, Ratio, toBytes } from '../options';
@@ -69,6 +69,12 @@ export type MemoryData = {
   reasons: string[];
 };
 
+/**
+ * What {@link memory} read: the figures of {@link MemoryData} without the reasons (the judgement's).
+ * Replaying it with other `warnAt` / `failAt` / fragmentation thresholds judges the same figures again.
+ */
+export type MemoryObservation = Omit<MemoryData, 'reasons'>;
+
 const KIND = 'redis.memory';
 
 /**
@@ -83,15 +89,20 @@ const KIND = 'redis.memory';
  *   working set); when `OOM` refusals were counted since the start (without a window); when fragmentation is
  *   at or above `fragmentationWarnAt`, or RSS is below used memory (swapping), from `fragmentationMinUsed` on.
  * - `ok` otherwise. Without `maxmemory` the usage is reported against the host's memory, not judged.
+ *
+ * Replayable: `read` samples the server ({@link MemoryObservation}), `judge` applies the thresholds.
  */
-export function memory(redis: RedisInstance, options: MemoryOptionsInput = {}): Check<MemoryData> {
+export function memory(
+  redis: RedisInstance,
+  options: MemoryOptionsInput = {},
+): ReplayableCheck<MemoryData, MemoryObservation> {
   const p = parseOptions(KIND, MemoryOptions, options);
   const windowMs = toMillis(p.sampleWindow);
   const fragmentationMin = toBytes(p.fragmentationMinUsed);
   return defineCheck({
     kind: KIND,
     description: `Memory, eviction policy, evictions and OOM refusals of ${redis.display}`,
-    async run(ctx) {
+    async read(ctx): Promise<MemoryObservation> {
       const read = async () => {
         const [mem, stats, errors, keyspace] = await Promise.all(
           ['memory', 'stats', 'errorstats', 'keyspace'].map((s) => readInfo(redis, [s], ctx.signal)),
@@ -107,7 +118,7 @@ export function memory(redis: RedisInstance, options: MemoryOptionsInput = {}): 
       const maxmemory = num(last, 'maxmemory') ?? 0;
       const used = num(last, 'used_memory') ?? 0;
       const [keys, keysWithTtl] = keyspaceTotals(last);
-      const data: MemoryData = {
+      return {
         usedBytes: used,
         maxmemoryBytes: maxmemory > 0 ? maxmemory : null,
         ratio: maxmemory > 0 ? round3(used / maxmemory) : null,
@@ -124,15 +135,17 @@ export function memory(redis: RedisInstance, options: MemoryOptionsInput = {}): 
         oomInWindow: windowMs > 0 ? oomCount(last) - oomCount(first) : null,
         keys,
         keysWithTtl,
-        reasons: [],
       };
-      const status = judge(data, p, fragmentationMin);
+    },
+    judge(seen) {
+      const data: MemoryData = { ...seen, reasons: [] };
+      const status = statusOf(data, p, fragmentationMin);
       return finding(status, summaryOf(data, status), data, evidenceOf(data));
     },
   });
 }
 
-function judge(data: MemoryData, p: MemoryOptions, fragmentationMin: number): FindingStatus {
+function statusOf(data: MemoryData, p: MemoryOptions, fragmentationMin: number): FindingStatus {
   const statuses: FindingStatus[] = [];
   const reason = (status: FindingStatus, text: string) => {
     statuses.push(status);

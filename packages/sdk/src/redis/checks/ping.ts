@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { Duration, toMillis } from '../../core/duration';
 import { type Evidence, type FindingStatus, finding } from '../../core/finding';
 import { parseOptions } from '../../core/parse-options';
-import { type Check, defineCheck } from '../../core/step';
+import { defineCheck, type ReplayableCheck } from '../../core/step';
 import { type RedisInstance, unlessAborted } from '../connection';
 import { parseInfo } from '../info';
 import { warnNotAfterFail } from '../options';
@@ -50,6 +50,16 @@ export type PingData = {
   error: string | null;
 };
 
+/**
+ * What {@link ping} measured: the probe as in {@link PingData}, and when each PING's reply came (for the
+ * evidence's series). Replaying it with another `judge`, `warnAfter` or `failAfter` judges the recorded
+ * round trips again.
+ */
+export type PingObservation = PingData & {
+  /** Milliseconds since the epoch when each PING's reply came, in order. */
+  repliedAt: number[];
+};
+
 const KIND = 'redis.ping';
 
 /**
@@ -65,8 +75,13 @@ const KIND = 'redis.ping';
  *
  * It never throws for an unreachable server — reporting that is its job; it throws only when the step is
  * cancelled.
+ *
+ * Replayable: `read` probes ({@link PingObservation}), `judge` applies `judge`, `warnAfter` and `failAfter`.
  */
-export function ping(redis: RedisInstance, options: PingOptionsInput = {}): Check<PingData> {
+export function ping(
+  redis: RedisInstance,
+  options: PingOptionsInput = {},
+): ReplayableCheck<PingData, PingObservation> {
   const p = parseOptions(KIND, PingOptions, options);
   const timeoutMs = toMillis(p.timeout);
   const warnMs = toMillis(p.warnAfter);
@@ -74,7 +89,7 @@ export function ping(redis: RedisInstance, options: PingOptionsInput = {}): Chec
   return defineCheck({
     kind: KIND,
     description: `Connect to ${redis.display}, ${p.count} PINGs, server version`,
-    async run(ctx) {
+    async read(ctx): Promise<PingObservation> {
       const data: PingData = {
         server: redis.display,
         reachable: false,
@@ -86,7 +101,7 @@ export function ping(redis: RedisInstance, options: PingOptionsInput = {}): Chec
         uptimeSeconds: null,
         error: null,
       };
-      const points: [number, number][] = [];
+      const repliedAt: number[] = [];
       const deadline = new AbortController();
       const timer = setTimeout(() => deadline.abort(new Error('deadline')), timeoutMs);
       const signal = AbortSignal.any([ctx.signal, deadline.signal]);
@@ -101,7 +116,7 @@ export function ping(redis: RedisInstance, options: PingOptionsInput = {}): Chec
           await unlessAborted(client.ping(), signal);
           const ms = performance.now() - t;
           data.latenciesMs.push(Math.round(ms * 100) / 100);
-          points.push([Date.now(), Math.round(ms * 100) / 100]);
+          repliedAt.push(Date.now());
           data.reachable = true;
         }
         const info = parseInfo(String(await unlessAborted(client.info('server'), signal)));
@@ -121,8 +136,16 @@ export function ping(redis: RedisInstance, options: PingOptionsInput = {}): Chec
         data.p50Ms = sorted[Math.floor((sorted.length - 1) / 2)] ?? null;
         data.maxMs = sorted[sorted.length - 1] ?? null;
       }
-      return judge(data, p.judge, warnMs, failMs, points);
+      return { ...data, repliedAt };
     },
+    judge: ({ repliedAt, ...data }) =>
+      judgeProbe(
+        data,
+        p.judge,
+        warnMs,
+        failMs,
+        repliedAt.map((at, i): [number, number] => [at, data.latenciesMs[i] ?? 0]),
+      ),
   });
 }
 
@@ -131,7 +154,7 @@ function explained(e: unknown, connectionError: Error | undefined): unknown {
   return (e as { name?: string })?.name === 'ReplyError' ? e : (connectionError ?? e);
 }
 
-function judge(
+function judgeProbe(
   data: PingData,
   by: PingOptions['judge'],
   warnMs: number,

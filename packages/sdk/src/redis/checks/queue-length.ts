@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { NonRetriableError } from '../../core/errors';
 import { type FindingStatus, finding, worstStatus } from '../../core/finding';
 import { parseOptions } from '../../core/parse-options';
-import { type Check, defineCheck } from '../../core/step';
+import { defineCheck, type ReplayableCheck } from '../../core/step';
 import type { RedisInstance } from '../connection';
 import { plural } from '../wording';
 
@@ -43,6 +43,14 @@ export type QueueInfo = {
 /** What {@link queueLength} found. */
 export type QueueLengthData = { queues: QueueInfo[]; warnAt: number; failAt: number };
 
+/**
+ * What {@link queueLength} read: each queue's type and counts, before judging. Replaying it with other
+ * `warnAt` / `failAt` judges the same lengths again.
+ */
+export type QueueLengthObservation = {
+  queues: Pick<QueueInfo, 'key' | 'type' | 'waiting' | 'processing'>[];
+};
+
 const KIND = 'redis.queue-length';
 
 /** The length command of each type a queue may have. */
@@ -73,23 +81,28 @@ function processingKey(key: string): string {
  *
  * Throws a `NonRetriableError` `REDIS_WRONG_TYPE` for a key of another type (a string, a hash): that is not a
  * queue, and the runbook names the wrong key.
+ *
+ * Replayable: `read` counts ({@link QueueLengthObservation}), `judge` applies `warnAt` and `failAt`.
  */
 export function queueLength(
   redis: RedisInstance,
   options: QueueLengthOptionsInput = {},
-): Check<QueueLengthData> {
+): ReplayableCheck<QueueLengthData, QueueLengthObservation> {
   const p = parseOptions(KIND, QueueLengthOptions, options);
   return defineCheck({
     kind: KIND,
     description: `Length of ${p.key.join(', ')} on ${redis.display} (warn at ${p.warnAt}, fail at ${p.failAt})`,
-    async run(ctx) {
-      const queues: QueueInfo[] = [];
-      for (const key of p.key) {
-        const { type, waiting, processing } = await lengthOf(redis, key, ctx.signal);
+    async read(ctx): Promise<QueueLengthObservation> {
+      const queues: QueueLengthObservation['queues'] = [];
+      for (const key of p.key) queues.push({ key, ...(await lengthOf(redis, key, ctx.signal)) });
+      return { queues };
+    },
+    judge(seen) {
+      const queues: QueueInfo[] = seen.queues.map(({ key, type, waiting, processing }) => {
         const length = waiting + (processing ?? 0);
         const status: FindingStatus = length >= p.failAt ? 'fail' : length >= p.warnAt ? 'warn' : 'ok';
-        queues.push({ key, type, waiting, processing, length, status });
-      }
+        return { key, type, waiting, processing, length, status };
+      });
       const status = worstStatus(queues.map((q) => q.status));
       const parts = queues.map((q) => {
         const limit =

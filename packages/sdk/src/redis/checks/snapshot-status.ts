@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { Duration, formatMillis, toMillis } from '../../core/duration';
 import { type FindingStatus, finding, worstStatus } from '../../core/finding';
 import { parseOptions } from '../../core/parse-options';
-import { type Check, defineCheck } from '../../core/step';
+import { defineCheck, type ReplayableCheck } from '../../core/step';
 import type { RedisInstance } from '../connection';
 import { configGet, num, readInfo, serverTimeMs } from '../info';
 import { warnNotAfterFail } from '../options';
@@ -56,6 +56,13 @@ export type SnapshotStatusData = {
   reasons: string[];
 };
 
+/**
+ * What {@link snapshotStatus} read: the figures of {@link SnapshotStatusData} without the reasons, the
+ * last save's age measured on the server's clock. Replaying it with other `warnAfter` / `failAfter` /
+ * `requirePersistence` judges the same figures again.
+ */
+export type SnapshotStatusObservation = Omit<SnapshotStatusData, 'reasons'>;
+
 const KIND = 'redis.snapshot-status';
 
 /**
@@ -69,18 +76,20 @@ const KIND = 'redis.snapshot-status';
  * - `warn` when it is `warnAfter` (1 h) old with changes since and AOF off, when the last AOF rewrite failed,
  *   when the server is still loading, or when nothing is persisted at all (`requirePersistence`).
  * - `ok` otherwise. With no changes since the last save, its age does not matter: there is nothing to lose.
+ *
+ * Replayable: `read` asks the server ({@link SnapshotStatusObservation}), `judge` applies the thresholds.
  */
 export function snapshotStatus(
   redis: RedisInstance,
   options: SnapshotStatusOptionsInput = {},
-): Check<SnapshotStatusData> {
+): ReplayableCheck<SnapshotStatusData, SnapshotStatusObservation> {
   const p = parseOptions(KIND, SnapshotStatusOptions, options);
   const warnMs = toMillis(p.warnAfter);
   const failMs = toMillis(p.failAfter);
   return defineCheck({
     kind: KIND,
     description: `RDB and AOF status of ${redis.display}`,
-    async run(ctx) {
+    async read(ctx): Promise<SnapshotStatusObservation> {
       const [info, now, savePoints] = await Promise.all([
         readInfo(redis, ['persistence'], ctx.signal),
         serverTimeMs(redis, ctx.signal),
@@ -89,7 +98,7 @@ export function snapshotStatus(
       const lastSave = num(info, 'rdb_last_save_time');
       const lastBgsaveSeconds = num(info, 'rdb_last_bgsave_time_sec');
       const currentBgsaveSeconds = num(info, 'rdb_current_bgsave_time_sec');
-      const data: SnapshotStatusData = {
+      return {
         lastSaveAt: lastSave === null ? null : new Date(lastSave * 1_000).toISOString(),
         lastSaveAgeMs: lastSave === null ? null : Math.max(0, now - lastSave * 1_000),
         changesSinceLastSave: num(info, 'rdb_changes_since_last_save') ?? 0,
@@ -105,9 +114,11 @@ export function snapshotStatus(
         aofLastRewriteStatus: info.aof_last_bgrewrite_status ?? null,
         aofLastWriteStatus: info.aof_last_write_status ?? null,
         loading: info.loading === '1',
-        reasons: [],
       };
-      const status = judge(data, p, warnMs, failMs);
+    },
+    judge(seen) {
+      const data: SnapshotStatusData = { ...seen, reasons: [] };
+      const status = statusOf(data, p, warnMs, failMs);
       const age = data.lastSaveAgeMs === null ? 'unknown' : `${formatMillis(data.lastSaveAgeMs)} ago`;
       const head =
         `Last RDB save ${age} (${data.lastBgsaveStatus ?? 'status unknown'}), ` +
@@ -154,7 +165,7 @@ export function snapshotStatus(
   });
 }
 
-function judge(
+function statusOf(
   data: SnapshotStatusData,
   p: SnapshotStatusOptions,
   warnMs: number,
