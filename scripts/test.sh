@@ -11,13 +11,26 @@ pnpm lint
 pnpm typecheck
 pnpm --filter @aiwebtest/runbooks docs:api
 
-# Every package's vitest run, then one closing line with the totals.
+# Every package's tests, then one closing line with the totals. Everything is built once first; then the
+# Grafana app's suites (jsdom and Chromium, CPU-bound, sharing nothing with the others) run beside the SDK's
+# and the examples' suites (one after the other: they share PostgreSQL and Redis, and mostly wait on them),
+# which keeps the whole command inside its 30 minutes on two cores.
+pnpm build
 log="$(mktemp)"
-trap 'rm -f "$log"' EXIT
+grafana_log="$(mktemp)"
+trap 'rm -f "$log" "$grafana_log"' EXIT
 set +e
-pnpm test 2>&1 | tee "$log"
+pnpm --filter aiwebtest-runbooks-app test > "$grafana_log" 2>&1 &
+grafana=$!
+{ pnpm --filter @aiwebtest/runbooks test && pnpm --filter @aiwebtest/runbook-examples test; } 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
+wait "$grafana"
+grafana_status=$?
 set -e
+echo "---- aiwebtest-runbooks-app (ran beside the others) ----"
+cat "$grafana_log"
+cat "$grafana_log" >> "$log"
+[ "$status" -eq 0 ] && status=$grafana_status
 sed 's/\x1b\[[0-9;]*m//g' "$log" | awk '
   / Tests +[0-9]/ { for (i = 1; i < NF; i++) { if ($(i + 1) == "passed") p += $i; if ($(i + 1) == "failed") f += $i } }
   END { printf "%d passed, %d failed\n", p, f }'
