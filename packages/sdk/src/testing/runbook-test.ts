@@ -3,7 +3,7 @@ import { Duration, formatMillis, toMillis } from '../core/duration';
 import { RunbookError } from '../core/errors';
 import { parseOptions } from '../core/parse-options';
 import type { Runbook } from '../core/runbook';
-import type { RunMode } from '../core/step';
+import { RUN_MODES, type RunMode } from '../core/step';
 import { Engine, type EngineOptions } from '../engine/engine';
 import type { LogEvent } from '../engine/events';
 import type { RunResult } from '../engine/run-execution';
@@ -50,7 +50,7 @@ export interface RunRunbookOptions<S extends z.ZodType = z.ZodType> {
 
 // The options that are data, validated so that a typo in a test is named rather than ignored.
 const RunRunbookSettings = z.object({
-  mode: z.enum(['diagnose', 'plan', 'execute']).default('execute'),
+  mode: z.enum(RUN_MODES).default('execute'),
   actor: z
     .string()
     .trim()

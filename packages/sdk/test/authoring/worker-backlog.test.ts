@@ -4,7 +4,6 @@
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { kubernetes } from '../../src/kubernetes';
-import { fixtureFromRun } from '../../src/replay/fixture';
 import { replayRun } from '../../src/replay/replay';
 import {
   DEPLOYMENTS,
@@ -138,7 +137,7 @@ describe('worker-backlog, backtested', () => {
     await redis.rpush(`queue:${queue}`, ...Array.from({ length: 600 }, (_, i) => `order-${i}`));
     const recorded = await runRunbook(workerBacklog(connect), { input: { queue }, mode: 'diagnose' });
     recorded.expectFinding('queue-depth', 'ok'); // 600 ≤ 1000
-    const fixture = fixtureFromRun(recorded.run, recorded.steps); // or `runbook record <runId>`
+    const fixture = recorded.fixture(); // a stored run: `runbook record <runId>`, or recordRun(store, runId)
 
     // The same runbook, asked with a threshold of 500: the recorded "ok" becomes a "fail" at queue-depth.
     const report = await replayRun(workerBacklog(connect), fixture, { input: { maxDepth: 500 } });

@@ -5,6 +5,7 @@ import type { Json } from '../../core/json';
 import type { Plan } from '../../core/plan';
 import type { Outcome, Severity } from '../../core/runbook';
 import type { LogEvent } from '../../engine/events';
+import { fixtureFromRun, type RecordOptions, type RunFixture } from '../../replay/fixture';
 import type {
   ApprovalRecord,
   AuditEntry,
@@ -331,6 +332,14 @@ export class RunbookTestRun {
     throw this.#fail(
       `Expected an audit entry "${kind}"${step === undefined ? '' : ` for step "${step}"`}, but there is none. The run's audit trail: ${trail.join(', ') || 'empty'}.`,
     );
+  }
+
+  /**
+   * The run as a replay fixture (what `runbook record` writes for a stored run), redacted: replay a changed
+   * runbook against it with `replayRun` to see where its decisions differ.
+   */
+  fixture(options: RecordOptions = {}): RunFixture {
+    return fixtureFromRun(this.run, this.steps, options);
   }
 
   /** The run and its steps, one line each: what the assertion messages end with. */
