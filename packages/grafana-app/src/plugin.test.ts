@@ -211,6 +211,8 @@ const NOT_CALLED: Record<string, string> = {
   'POST /api/v1/runs/:id/reject':
     'under /runs the proxy can only give it the Editor role of cancel: the app rejects through /approvals',
   'POST /api/v1/alerts/alertmanager': "Alertmanager's webhook: it takes only Alertmanager's token",
+  'GET /api/v1/runs/:id/fixture':
+    'a replay fixture is for `runbook replay` on a workstation or in CI; the Viewer GET route of /runs reaches it, as the service allows viewers',
 };
 
 const ROLE_RANK: Record<Role | ServiceRoute['role'], number> = {

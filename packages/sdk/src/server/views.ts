@@ -1,7 +1,17 @@
 import { z } from 'zod';
 import type { Runbook } from '../core/runbook';
+import { RUN_MODES } from '../core/step';
 import type { RunDetail } from '../engine/engine';
-import type { ApprovalRecord, AuditRow, RunRecord, StepRecord } from '../store/records';
+import { FIXTURE_FORMAT } from '../replay/fixture';
+import {
+  type ApprovalRecord,
+  type AuditRow,
+  RUN_STATUSES,
+  type RunRecord,
+  STEP_KINDS,
+  STEP_STATUSES,
+  type StepRecord,
+} from '../store/records';
 
 // Response shapes, as zod schemas so that the OpenAPI document describes them and responses are checked
 // against them. Dates are ISO strings; stored JSON (inputs, results, plans) is passed through as is.
@@ -95,9 +105,9 @@ export function runbookView(runbook: Runbook): RunbookView {
 export const RunView = z.object({
   id: z.string(),
   runbookId: z.string(),
-  mode: z.enum(['diagnose', 'plan', 'execute']),
+  mode: z.enum(RUN_MODES),
   input: z.unknown(),
-  status: z.enum(['queued', 'running', 'waiting_approval', 'succeeded', 'failed', 'escalated', 'cancelled']),
+  status: z.enum(RUN_STATUSES),
   requestedBy: z.string(),
   createdAt: isoDate,
   updatedAt: isoDate,
@@ -122,8 +132,8 @@ export type RunView = z.infer<typeof RunView>;
 export const StepView = z.object({
   name: z.string(),
   seq: z.number().int(),
-  kind: z.enum(['check', 'act', 'approve', 'notify', 'sleep']),
-  status: z.enum(['succeeded', 'failed', 'skipped', 'applying', 'waiting_approval', 'sleeping']),
+  kind: z.enum(STEP_KINDS),
+  status: z.enum(STEP_STATUSES),
   result: z.unknown(),
   error: ErrorInfoView.nullable(),
   attempts: z.number().int(),
@@ -185,6 +195,33 @@ export const RunDetailView = z.object({
   plans: z.array(PlanView),
 });
 export type RunDetailView = z.infer<typeof RunDetailView>;
+
+/** A run's replay fixture (`runbook-fixture/v1`, see `runbook record`); JSON values are not described further. */
+export const FixtureView = z.object({
+  format: z.literal(FIXTURE_FORMAT),
+  runbook: z.string(),
+  recordedAt: z.string(),
+  run: z.object({
+    id: z.string(),
+    mode: z.enum(RUN_MODES),
+    input: z.unknown(),
+    status: z.enum(RUN_STATUSES),
+    outcome: z.unknown(),
+    error: ErrorInfoView.nullable(),
+    startedAt: z.string().nullable(),
+    endedAt: z.string().nullable(),
+  }),
+  steps: z.array(
+    z.object({
+      seq: z.number().int(),
+      name: z.string(),
+      kind: z.enum(STEP_KINDS),
+      status: z.enum(STEP_STATUSES),
+      result: z.unknown(),
+      error: ErrorInfoView.nullable(),
+    }),
+  ),
+});
 
 /** The API view of a run. */
 export function runView(run: RunRecord): RunView {

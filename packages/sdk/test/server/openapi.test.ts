@@ -28,6 +28,7 @@ describe('OpenAPI document', () => {
         'GET /api/v1/runs',
         'GET /api/v1/runs/{id}',
         'GET /api/v1/runs/{id}/events',
+        'GET /api/v1/runs/{id}/fixture',
         'POST /api/v1/runs/{id}/approve',
         'POST /api/v1/runs/{id}/reject',
         'POST /api/v1/runs/{id}/cancel',

@@ -1,6 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
+import { recordRun } from '../../replay/fixture';
 import type { ServerContext } from '../context';
 import { type Identity, requireRole } from '../identity';
 import { identityOf } from '../request-context';
@@ -9,6 +10,7 @@ import {
   ApprovalView,
   approvalView,
   errorResponses,
+  FixtureView,
   RunDetailView,
   RunView,
   runDetailView,
@@ -181,6 +183,23 @@ export function runRoutes(app: FastifyInstance, { engine, access }: ServerContex
       },
     },
     async (request) => runDetailView(await engine.getRun(request.params.id)),
+  );
+
+  // What `runbook record` writes, from the service: with the embedded store the service holds its data
+  // directory, so this is the way to record one of its runs.
+  api.get(
+    '/runs/:id/fixture',
+    {
+      config: { role: 'viewer' },
+      schema: {
+        summary:
+          "A run's replay fixture (input, steps with observations, outcome), redacted: `runbook replay` it",
+        tags: ['runs'],
+        params: RunParams,
+        response: { 200: FixtureView, ...errorResponses },
+      },
+    },
+    async (request) => recordRun(engine.store, request.params.id),
   );
 
   for (const decision of ['approve', 'reject'] as const) {
