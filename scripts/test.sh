@@ -18,17 +18,32 @@ pnpm --filter @aiwebtest/runbooks docs:api
 pnpm build
 log="$(mktemp)"
 grafana_log="$(mktemp)"
-trap 'rm -f "$log" "$grafana_log"' EXIT
+grafana=""
+cleanup() {
+  [ -n "$grafana" ] && kill "$grafana" 2>/dev/null
+  rm -f "$log" "$grafana_log"
+}
+trap cleanup EXIT
 set +e
-pnpm --filter aiwebtest-runbooks-app test > "$grafana_log" 2>&1 &
+timeout --kill-after=30 1800 pnpm --filter aiwebtest-runbooks-app test > "$grafana_log" 2>&1 &
 grafana=$!
-{ pnpm --filter @aiwebtest/runbooks test && pnpm --filter @aiwebtest/runbook-examples test; } 2>&1 | tee "$log"
+# Both suites run even when the first fails, so the totals count every test.
+(
+  pnpm --filter @aiwebtest/runbooks test
+  sdk=$?
+  pnpm --filter @aiwebtest/runbook-examples test
+  examples=$?
+  [ "$sdk" -ne 0 ] && exit "$sdk"
+  exit "$examples"
+) 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
 wait "$grafana"
 grafana_status=$?
+grafana=""
 set -e
 echo "---- aiwebtest-runbooks-app (ran beside the others) ----"
 cat "$grafana_log"
+[ "$grafana_status" -eq 124 ] && echo "aiwebtest-runbooks-app: its tests did not finish within 30 minutes"
 cat "$grafana_log" >> "$log"
 [ "$status" -eq 0 ] && status=$grafana_status
 sed 's/\x1b\[[0-9;]*m//g' "$log" | awk '

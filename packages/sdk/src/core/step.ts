@@ -123,8 +123,8 @@ export interface ReplayableCheckDefinition<T, O> {
 /**
  * Declares a check. With `run`, the identity function (for inference and a single place to document).
  * With `read` and `judge`, a {@link ReplayableCheck} whose `run` is `judge(read())`, the observation passed
- * through JSON first. The engine also redacts it before `judge` sees it and stores it as judged (up to
- * 256 KiB), so a live run and a replay judge exactly the same data.
+ * through JSON first (and a copy given to `judge`). The engine stores the observation redacted, up to
+ * 256 KiB, when judging that redacted copy gives the same finding; a replay judges it again.
  */
 export function defineCheck<T, O>(check: ReplayableCheckDefinition<T, O>): ReplayableCheck<T, O>;
 export function defineCheck<T>(check: CheckDefinition<T>): Check<T>;

@@ -517,7 +517,7 @@ export class RunExecution {
       replayed: true,
       durationMs: 0,
       summary: summarize(record.result, record.error),
-      result: record.result,
+      result: kept(record.kind, record.result),
       error: record.error,
     });
     if (record.status === 'failed' && record.error) throw fromErrorInfo(record.error);
@@ -578,7 +578,7 @@ export class RunExecution {
       replayed: false,
       durationMs: Date.now() - started,
       summary: summarize(step.result, step.error),
-      result: step.result,
+      result: kept(kind, step.result),
       error: step.error,
     });
   }
@@ -637,14 +637,10 @@ export class RunExecution {
     const started = Date.now();
     try {
       const redactor = this.#env.redactor;
-      const judged = await this.#attempts(name, 'check', options, (ctx) =>
-        observeAndJudge(check, ctx, redactor),
-      );
-      // The runbook gets the finding exactly as stored, so a replay sees the same values.
+      const judged = await this.#attempts(name, 'check', options, (ctx) => observeAndJudge(check, ctx));
+      // The runbook gets the finding exactly as stored, so a resumed run sees the same values.
       const result = redactor.redact(assertFinding(name, judged.finding));
-      const stored = withObservation(result, check.kind, judged.observation, (message) =>
-        this.#log(name, message),
-      );
+      const stored = forReplays(check, result, judged.observation, redactor);
       await this.#complete(
         'check',
         name,
@@ -1293,51 +1289,65 @@ export class RunExecution {
   }
 }
 
-/**
- * Runs a check; a replayable one in its two halves. Its observation is redacted before `judge` sees it, so a
- * live run and a replay (which judges the stored, redacted observation) judge the same data.
- */
+/** Runs a check; a replayable one in its two halves, so that its observation can be kept for replays. */
 async function observeAndJudge<T>(
   check: Check<T>,
   ctx: StepContext,
-  redactor: Redactor,
 ): Promise<{ finding: Finding<T>; observation?: Json }> {
   if (!isReplayableCheck(check)) return { finding: await check.run(ctx) };
-  const observation = redactor.redact(asObservation(check.kind, await check.read(ctx)));
-  return { finding: check.judge(observation), observation };
+  const observation = asObservation(check.kind, await check.read(ctx)) as Json;
+  // A copy for judge: a judge that changes its argument must not change what is stored.
+  return { finding: check.judge(structuredClone(observation)), observation };
 }
 
 /** Observations larger than this are not kept (the finding is): every run, fixture and API answer carries them. */
 const MAX_OBSERVATION_BYTES = 256 * 1024;
 
-/** A check's stored result: the finding, and for a replayable check its kind and observation (when small enough). */
-function withObservation<T>(
+/**
+ * A check's stored result: the finding, and for a replayable check its kind and observation, redacted. The
+ * observation is kept only when a replay can use it: when judging the redacted copy gives the stored finding
+ * (redaction may have hidden what the verdict depended on) and it is not over {@link MAX_OBSERVATION_BYTES}.
+ * Otherwise `observationDropped` says why, and a replay gets the recorded finding.
+ */
+function forReplays<T>(
+  check: Check<T>,
   finding: Finding<T>,
-  kind: string,
   observation: Json | undefined,
-  log: (message: string) => void,
+  redactor: Redactor,
 ): Json {
-  if (observation === undefined) return finding as unknown as Json;
-  const bytes = Buffer.byteLength(JSON.stringify(observation), 'utf8');
+  if (observation === undefined || !isReplayableCheck(check)) return finding as unknown as Json;
+  const base = { ...(finding as unknown as Record<string, Json>), check: check.kind };
+  const redacted = redactor.redact(observation);
+  const bytes = Buffer.byteLength(JSON.stringify(redacted), 'utf8');
   if (bytes > MAX_OBSERVATION_BYTES) {
-    log(
-      `observation of ${bytes} bytes not kept (limit ${MAX_OBSERVATION_BYTES}): a replay gets the recorded finding`,
-    );
-    return finding as unknown as Json;
+    return { ...base, observationDropped: `${bytes} bytes, over the ${MAX_OBSERVATION_BYTES} kept` };
   }
-  return { ...(finding as unknown as Record<string, Json>), check: kind, observation };
+  let same = false;
+  try {
+    const again = redactor.redact(check.judge(structuredClone(redacted)));
+    same = canonicalJson(again) === canonicalJson(finding);
+  } catch {
+    // judging the redacted copy failed: a replay could not use it
+  }
+  if (!same) return { ...base, observationDropped: 'redacting it changes the verdict' };
+  return { ...base, observation: redacted };
+}
+
+/** A step result as events carry it: without what a check keeps for replays (it can be 256 KiB). */
+function kept(kind: StepKind, result: Json | null): Json | null {
+  return kind === 'check' && result !== null
+    ? (withoutObservation(result as unknown as Finding<Json>) as unknown as Json)
+    : result;
 }
 
 /** A stored check result as the runbook saw it: the finding, without what is kept for replays. */
 function withoutObservation<T>(result: Finding<T>): Finding<T> {
-  if (!result || typeof result !== 'object' || !('observation' in result)) return result;
+  if (!result || typeof result !== 'object' || !('check' in result)) return result;
   const {
     observation: _observation,
     check: _check,
+    observationDropped: _dropped,
     ...rest
-  } = result as Finding<T> & {
-    observation: unknown;
-    check?: unknown;
-  };
+  } = result as Finding<T> & { observation?: unknown; check?: unknown; observationDropped?: unknown };
   return rest;
 }

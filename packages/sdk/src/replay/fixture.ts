@@ -65,7 +65,8 @@ export interface RecordOptions {
 
 /**
  * Builds a fixture from a stored run and its steps. Everything passes the redactor again (secret-looking
- * keys, tokens and URL credentials, plus `secrets`), so a fixture can be committed next to the tests.
+ * keys, tokens and URL credentials, plus `secrets`). Observations hold what the checks read (log lines,
+ * query text): review a fixture before committing it.
  */
 export function fixtureFromRun(
   run: RunRecord,

@@ -14,7 +14,7 @@ import { createRedactor } from '../core/redact';
 import type { ActResult, ApproveResult, Outcome, Runbook, Severity, StepTools } from '../core/runbook';
 import { type Check, isReplayableCheck } from '../core/step';
 import { EscalateSignal, giveUp } from '../engine/signals';
-import { FINAL_RUN_STATUSES, type RunStatus, type StepKind } from '../store/records';
+import type { RunStatus, StepKind } from '../store/records';
 import type { FixtureStep, RunFixture } from './fixture';
 
 /** Options of {@link replayRun}. */
@@ -26,6 +26,11 @@ export interface ReplayOptions {
   input?: Record<string, unknown>;
   /** Time limit for the runbook's function (it should do no I/O of its own in a replay). @default "30s" */
   timeout?: Duration;
+  /**
+   * The exact secret values the recording engine redacted (its `secrets` option), so that names and
+   * summaries are compared as they were stored. @default []
+   */
+  secrets?: readonly string[];
 }
 
 /** One step of a replay, lined up with the recording: the decision then and the decision now. */
@@ -98,7 +103,7 @@ class StopReplay extends Error {
 }
 
 /** A stored check result: the finding, plus what a replayable check recorded for replays. */
-type StoredCheck = Finding<Json> & { observation?: Json; check?: string };
+type StoredCheck = Finding<Json> & { observation?: Json; check?: string; observationDropped?: string };
 
 /** Failed runs whose recording ends because the run was stopped from outside, not by its own code. */
 const STOPPED_FROM_OUTSIDE = new Set(['TIMEOUT', 'LEASE_LOST', 'CANCELLED']);
@@ -124,7 +129,8 @@ export async function replayRun<S extends z.ZodType>(
     ]);
   }
   const input = replayInput(runbook, fixture, options.input);
-  const redactor = createRedactor();
+  const redactor = createRedactor(options.secrets ?? []);
+  const inputChanged = options.input !== undefined;
   const mode = fixture.run.mode;
   const recorded = new Map(fixture.steps.map((s) => [s.name, s]));
   const lined: ReplayedStep[] = [];
@@ -175,7 +181,7 @@ export async function replayRun<S extends z.ZodType>(
         same: true,
         note: 'the recorded run stopped here',
       });
-      stop(endOfRecording(fixture, rec), 'the recorded run stopped at this step');
+      stop(fixture.run.status, 'the recorded run stopped at this step');
     }
     return rec;
   };
@@ -220,23 +226,27 @@ export async function replayRun<S extends z.ZodType>(
         evidence: [],
         data: null,
       }) as unknown as StoredCheck;
-      const { observation, check: recordedKind, ...recordedFinding } = stored;
+      const { observation, check: recordedKind, observationDropped, ...recordedFinding } = stored;
+      const kind = redactor.redactText(check.kind);
       let now: Finding<Json> = recordedFinding;
       let note: string;
       let rejudged = false;
       let kindChanged = false;
       if (observation === undefined || !isReplayableCheck(check)) {
         notRejudged.push(name);
-        note = isReplayableCheck(check)
-          ? 'recorded finding (the recording has no observation)'
-          : 'recorded finding (the check is not replayable)';
-      } else if (recordedKind !== undefined && recordedKind !== check.kind) {
+        note = !isReplayableCheck(check)
+          ? 'recorded finding (the check is not replayable)'
+          : observationDropped
+            ? `recorded finding (its observation was not kept: ${observationDropped})`
+            : 'recorded finding (the recording has no observation)';
+      } else if (recordedKind !== undefined && recordedKind !== kind) {
         notRejudged.push(name);
         kindChanged = true;
-        note = `recorded check ${recordedKind}, now ${check.kind}: recorded finding, not re-judged`;
+        note = `recorded check ${recordedKind}, now ${kind}: recorded finding, not re-judged`;
       } else {
         try {
-          now = redactor.redact(check.judge(observation) as Finding<Json>);
+          // A copy: a judge that changes its argument must not change the fixture for the next replay.
+          now = redactor.redact(check.judge(structuredClone(observation)) as Finding<Json>);
         } catch (e) {
           const message = redactor.redactText((e as Error)?.message ?? String(e));
           line({
@@ -248,7 +258,8 @@ export async function replayRun<S extends z.ZodType>(
             same: false,
             note: `judge threw: ${message}`,
           });
-          throw raise(e as Error);
+          // As a failed check in the engine: the runbook may catch it and go on.
+          throw e;
         }
         rejudged = true;
         note = 're-judged from the recorded observation';
@@ -280,7 +291,8 @@ export async function replayRun<S extends z.ZodType>(
 
     async act(name, action, actOptions = {}) {
       const rec = enter(name, 'act');
-      const identity = `${action.kind} on ${action.target}`;
+      // As stored: the engine redacted the plan it kept, so the comparison redacts this side too.
+      const identity = redactor.redactText(`${action.kind} on ${action.target}`);
       if (!rec) {
         if (mode === 'diagnose') {
           newStep(name, 'act', 'skipped', `${identity} (skipped in diagnose mode)`);
@@ -316,14 +328,18 @@ export async function replayRun<S extends z.ZodType>(
         recorded: decision,
         replayed: decision,
         same: true,
-        note: findingChanged
-          ? `recorded result of ${identity} (not re-planned, though an earlier finding changed)`
-          : `recorded result: ${identity}`,
+        note:
+          findingChanged || inputChanged
+            ? `recorded result of ${identity} (not re-planned, though ${findingChanged ? 'an earlier finding' : 'the input'} changed)`
+            : `recorded result: ${identity}`,
       });
       if (rec.status === 'failed') {
         const error = recordedError(rec);
-        // As in the engine: a declined plan cancels the run; other failures give up (escalate when asked to).
-        throw isCancelledError(error) ? error : giveUp(error, actOptions.onGiveUp);
+        // As in the engine: only an execute-mode failure of the step's own gives up (escalates when asked to);
+        // a declined plan, a plan-mode failure and a run stopped from outside end the run with the error.
+        const own =
+          mode === 'execute' && !isCancelledError(error) && !STOPPED_FROM_OUTSIDE.has(rec.error?.code ?? '');
+        throw own ? giveUp(error, actOptions.onGiveUp) : error;
       }
       return result as never;
     },
@@ -370,14 +386,22 @@ export async function replayRun<S extends z.ZodType>(
         return;
       }
       const decision = decisionOf(rec);
+      // Where it goes is a decision too: compare it with what was recorded (the message may vary).
+      const sent = (rec.result ?? {}) as { channel?: string; severity?: string };
+      const channel = notification.channel ?? 'default';
+      const sameRoute =
+        rec.status === 'failed' ||
+        (sent.channel === channel && (sent.severity ?? null) === (notification.severity ?? null));
       line({
         name,
         kind: 'notify',
         recordedSeq: rec.seq,
         recorded: decision,
         replayed: decision,
-        same: true,
-        note: 'recorded result',
+        same: sameRoute,
+        note: sameRoute
+          ? 'recorded result'
+          : `recorded to ${sent.channel ?? '?'}${sent.severity ? ` (${sent.severity})` : ''}, now to ${channel}${notification.severity ? ` (${notification.severity})` : ''}`,
       });
       if (rec.status === 'failed') throw recordedError(rec);
     },
@@ -409,7 +433,7 @@ export async function replayRun<S extends z.ZodType>(
     done: (summary) => ({ kind: 'done', summary }),
   };
 
-  const replayed = await runToOutcome(
+  let replayed = await runToOutcome(
     runbook,
     {
       input,
@@ -423,6 +447,10 @@ export async function replayRun<S extends z.ZodType>(
     () => raised,
   );
   replayed.summary = redactor.redactText(replayed.summary);
+  // The recorded run was stopped from outside after its last step, in its own code: the replay got further.
+  if ((replayed.status === 'succeeded' || replayed.status === 'escalated') && recordingEnded()) {
+    replayed = { status: fixture.run.status, summary: 'the recording ends here' };
+  }
 
   for (const rec of fixture.steps) {
     if (!seen.has(rec.name)) {
@@ -496,12 +524,6 @@ function mergeDeep(base: unknown, changes: Record<string, unknown>): Record<stri
 /** A recorded step that never finished: the recorded run stopped there. */
 function isInFlight(rec: FixtureStep): boolean {
   return rec.status === 'waiting_approval' || rec.status === 'applying' || rec.status === 'sleeping';
-}
-
-/** How the recorded run stood when it stopped at an unfinished step (a rejected approval: `cancelled`). */
-function endOfRecording(fixture: RunFixture, rec: FixtureStep): RunStatus {
-  if (FINAL_RUN_STATUSES.includes(fixture.run.status)) return fixture.run.status;
-  return rec.status === 'waiting_approval' ? 'waiting_approval' : 'running';
 }
 
 /** The error a failed step recorded, to throw again. */

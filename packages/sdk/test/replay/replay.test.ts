@@ -302,13 +302,92 @@ describe('replay, where it could mislead', () => {
       line.includes('hunter22') ? finding('fail', 'saw it', null) : finding('ok', 'redacted', null),
   });
 
-  it('judges the redacted observation live too, so an unchanged runbook replays the same', async () => {
+  it('keeps an observation only when its redacted copy gives the same verdict; a replay then takes the finding', async () => {
     const runbook = book(async ({ step }) => step.done((await step.check('line', secretCheck)).summary));
     const { fixture } = await startAndRecord(runbook);
     const recorded = await fixture();
     expect(JSON.stringify(recorded)).not.toContain('hunter22');
-    expect(recorded.steps[0]?.result).toMatchObject({ status: 'ok', check: 'test.secret-line' });
+    // Judged live on what was read (fail); the redacted copy would judge ok, so it is not kept.
+    expect(recorded.steps[0]?.result).toMatchObject({
+      status: 'fail',
+      check: 'test.secret-line',
+      observationDropped: 'redacting it changes the verdict',
+    });
+    const report = await replayRun(runbook, recorded);
+    expect(report).toMatchObject({ same: true, notRejudged: ['line'] });
+    expect(report.steps[0]?.note).toBe(
+      'recorded finding (its observation was not kept: redacting it changes the verdict)',
+    );
+  });
+
+  it('gives judge a copy, live and in a replay, so a judge that changes it changes nothing stored', async () => {
+    const shifty = defineCheck({
+      kind: 'test.shifty',
+      read: async () => ({ items: [1, 9] }),
+      judge: (o: { items: number[] }) => {
+        const first = o.items.shift();
+        return finding(first === 1 ? 'ok' : 'fail', `first ${first}`, null);
+      },
+    });
+    const runbook = book(async ({ step }) => step.done((await step.check('shift', shifty)).summary));
+    const { fixture } = await startAndRecord(runbook);
+    const recorded = await fixture();
+    expect(recorded.steps[0]?.result).toMatchObject({ status: 'ok', observation: { items: [1, 9] } });
     expect((await replayRun(runbook, recorded)).same).toBe(true);
+    expect((await replayRun(runbook, recorded)).same).toBe(true); // the fixture was not changed by the first
+  });
+
+  it('does not keep an observation over 256 KiB, and says so', async () => {
+    const big = defineCheck({
+      kind: 'test.big',
+      read: async () => ({ lines: Array.from({ length: 3000 }, (_, i) => `line ${i} ${'x'.repeat(100)}`) }),
+      judge: (o: { lines: string[] }) => finding('ok', `${o.lines.length} lines`, null),
+    });
+    const runbook = book(async ({ step }) => step.done((await step.check('big', big)).summary));
+    const { fixture } = await startAndRecord(runbook);
+    const recorded = await fixture();
+    expect(recorded.steps[0]?.result).toMatchObject({
+      status: 'ok',
+      observationDropped: expect.stringMatching(/bytes, over the 262144 kept$/),
+    });
+    expect(recorded.steps[0]?.result).not.toHaveProperty('observation');
+    expect((await replayRun(runbook, recorded)).notRejudged).toEqual(['big']);
+  });
+
+  it('replays a plan-mode action that failed as the engine ended it, not as a give-up', async () => {
+    const broken = defineAction({
+      ...pauseIntake,
+      kind: 'test.broken-plan',
+      plan: async () => {
+        throw new Error('cannot plan');
+      },
+    });
+    const runbook = book(async ({ step }) => {
+      await step.act('broken', broken, { onGiveUp: step.escalate('gave up', { to: 'ops' }) });
+      return step.done('planned');
+    });
+    const engine = new Engine({ store, runbooks: [runbook] });
+    const result = await engine.start(runbook.id, {}, { mode: 'plan', actor: 'alice' });
+    expect(result.status).toBe('failed');
+    const report = await replayRun(runbook, await recordRun(store, result.runId));
+    expect(report.outcome).toMatchObject({
+      recorded: { status: 'failed' },
+      replayed: { status: 'failed' },
+      same: true,
+    });
+  });
+
+  it('compares where a notification goes', async () => {
+    const notifying = (channel: string) =>
+      book(async ({ step }) => {
+        await step.notify('tell', { channel, message: 'hello' });
+        return step.done('told');
+      });
+    const { fixture } = await startAndRecord(notifying('slack:#ops'));
+    const recorded = await fixture();
+    expect((await replayRun(notifying('slack:#ops'), recorded)).same).toBe(true);
+    const moved = await replayRun(notifying('slack:#dev'), recorded);
+    expect(moved.steps[0]).toMatchObject({ same: false, note: 'recorded to slack:#ops, now to slack:#dev' });
   });
 
   it('a run waiting for approval, or cancelled by a rejection, replays the same when nothing changed', async () => {
@@ -336,6 +415,16 @@ describe('replay, where it could mislead', () => {
       same: true,
       note: 'the recorded run stopped here',
     });
+
+    // Approved but not resumed yet: the run is queued again, its step still waits; so does the replay.
+    const second = await engine.start(runbook.id, {}, { mode: 'execute', actor: 'alice' });
+    await engine.approve(second.runId, { actor: 'bob' });
+    const approved = await replayRun(runbook, await recordRun(store, second.runId));
+    expect(approved.outcome).toMatchObject({
+      recorded: { status: 'queued' },
+      replayed: { status: 'queued' },
+    });
+    expect(approved.same).toBe(true);
 
     await engine.reject(result.runId, { actor: 'bob', reason: 'not now' });
     const rejected = await replayRun(runbook, await fixture());
