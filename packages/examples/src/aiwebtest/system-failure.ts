@@ -537,8 +537,14 @@ export function tolerant<T>(inner: Check<T>): Check<T | null> {
           return { seen: null, error: failed(e) };
         }
       },
-      judge: (o: TolerantObservation<Json>): Finding<T | null> =>
-        o.error === null ? inner.judge(o.seen) : finding('fail', o.error, null),
+      judge(o: TolerantObservation<Json>): Finding<T | null> {
+        if (o.error !== null) return finding('fail', o.error, null);
+        try {
+          return inner.judge(o.seen);
+        } catch (e) {
+          return finding('fail', failed(e), null); // as a throwing run() was, before the split
+        }
+      },
     });
   }
   return defineCheck<T | null>({

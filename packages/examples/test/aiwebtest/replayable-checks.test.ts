@@ -2,7 +2,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { Finding, FindingStatus, ReplayableCheck } from '@aiwebtest/runbooks';
+import { defineCheck, type Finding, type FindingStatus, type ReplayableCheck } from '@aiwebtest/runbooks';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { successRate } from '../../src/aiwebtest/agent-failure';
@@ -303,6 +303,22 @@ describe('wrappers of SDK checks', () => {
     expect(live.finding.status).toBe('ok');
     expect(live.observation.error).toBeNull();
     rejudge(live, ping(30_000), ping(0), 'warn');
+  });
+
+  it('tolerant: a judge that throws is a fail finding, as a run() that threw was', async () => {
+    const broken = tolerant(
+      defineCheck({
+        kind: 'test.broken-judge',
+        read: async () => ({ n: 1 }),
+        judge: (): Finding<null> => {
+          throw new Error('bad judge\nsecond line');
+        },
+      }),
+    );
+    expect(await broken.run(stepContext())).toMatchObject({
+      status: 'fail',
+      summary: 'could not be read: bad judge',
+    });
   });
 
   it('pgbouncerCheck and poolUtilization: the recorded pools, against another maxActive', async () => {

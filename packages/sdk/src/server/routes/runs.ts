@@ -1,7 +1,9 @@
 import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
+import { RUN_MODES } from '../../core/step';
 import { recordRun } from '../../replay/fixture';
+import { RUN_STATUSES } from '../../store/records';
 import type { ServerContext } from '../context';
 import { type Identity, requireRole } from '../identity';
 import { identityOf } from '../request-context';
@@ -18,7 +20,7 @@ import {
 } from '../views';
 import { checkRunInput, IdempotencyKey, REPLAYED_HEADER, RunContext, startRun } from './run-input';
 
-const RunMode = z.enum(['diagnose', 'plan', 'execute']);
+const RunMode = z.enum(RUN_MODES);
 
 /** Body of `POST /runs`. */
 export const StartRunBody = z.strictObject({
@@ -36,9 +38,7 @@ export const StartRunBody = z.strictObject({
 
 /** Query of `GET /runs`. */
 export const ListRunsQuery = z.strictObject({
-  status: z
-    .enum(['queued', 'running', 'waiting_approval', 'succeeded', 'failed', 'escalated', 'cancelled'])
-    .optional(),
+  status: z.enum(RUN_STATUSES).optional(),
   runbookId: z.string().min(1).max(200).optional(),
   limit: z.coerce.number().int().min(1).max(200).default(50),
   cursor: z
