@@ -145,12 +145,9 @@ export async function replayRun<S extends z.ZodType>(
   const line = (entry: Omit<ReplayedStep, 'replayedSeq'>): void => {
     lined.push({ ...entry, replayedSeq: lined.length + 1 });
   };
-  const raise = (e: Error): Error => {
-    raised = e;
-    return e;
-  };
   const stop = (status: ReplayOutcome['status'], reason: string): never => {
-    throw raise(new StopReplay(status, reason));
+    raised = new StopReplay(status, reason);
+    throw raised;
   };
   /** Claims a step name and returns its record; stops where the recording cannot go on. */
   const enter = (name: string, kind: StepKind): FixtureStep | undefined => {

@@ -7,6 +7,7 @@ import { cli, tempDir } from './harness';
 
 const V1 = fileURLToPath(new URL('./fixtures/queue-v1.ts', import.meta.url));
 const V2 = fileURLToPath(new URL('./fixtures/queue-v2.ts', import.meta.url));
+const V3 = fileURLToPath(new URL('./fixtures/queue-v3.ts', import.meta.url));
 const CLI_MD = new URL('../../CLI.md', import.meta.url);
 
 describe('runbook record and runbook replay', () => {
@@ -63,6 +64,17 @@ describe('runbook record and runbook replay', () => {
         .replaceAll(runId, 'run_mx0nkae644b6nbtx')
         .replace(fixture.recordedAt, '2026-11-28T16:56:45.320Z'),
     ).toBe(shown);
+
+    // A check that could only be answered from the recording: the same decisions, but --strict refuses them.
+    const unjudged = await cli(['replay', fixtureFile, '--runbooks', V3]);
+    expect(unjudged.code).toBe(ExitCode.Ok);
+    expect(unjudged.stdout).toContain(
+      'Same decisions at every step and the same outcome (1 check was not re-judged, their findings are the recorded ones: depth).',
+    );
+    const strict = await cli(['replay', fixtureFile, '--runbooks', V3, '--strict']);
+    expect(strict.code).toBe(ExitCode.Failed);
+    expect(strict.stdout).toContain('--strict: 1 check(s) not re-judged, so exit 1.');
+    expect((await cli(['replay', fixtureFile, '--runbooks', V1, '--strict'])).code).toBe(ExitCode.Ok);
 
     const json = await cli(['replay', fixtureFile, '--runbooks', V1, '--input', 'maxDepth=10', '--json']);
     expect(json.code).toBe(ExitCode.Failed);

@@ -28,6 +28,7 @@ interface RecordFlags extends CommonFlags {
 interface ReplayFlags extends CommonFlags {
   input: string[];
   inputFile?: string;
+  strict?: boolean;
 }
 
 export function registerReplayCommands(program: Command, ctx: CommandContext): void {
@@ -68,7 +69,11 @@ export function registerReplayCommands(program: Command, ctx: CommandContext): v
     .description(
       'replay a recorded run against the runbook as it is now (every step answered from the recording: no step reads or changes anything) and show where its decisions differ (exit 1 when they do)',
     )
-    .argument('<fixture>', 'a fixture file written by `runbook record`');
+    .argument('<fixture>', 'a fixture file written by `runbook record`')
+    .option(
+      '--strict',
+      'also exit 1 when a check could not be judged again (not replayable, or its observation was not kept)',
+    );
   addInputOptions(addRunbooksOption(addJsonOption(replay))).action(
     async (file: string, flags: ReplayFlags) => {
       const fixture = parseFixture(await readJsonFile(resolve(ctx.io.cwd, file), file), file);
@@ -85,7 +90,15 @@ export function registerReplayCommands(program: Command, ctx: CommandContext): v
       const report = await replayRun(runbook, fixture, changes ? { input: changes } : {});
       if (flags.json) writeJson(ctx.io.stdout, report);
       else writeLines(ctx.io.stdout, renderReplay(report, fixture.recordedAt));
-      ctx.exit(report.same ? ExitCode.Ok : ExitCode.Failed);
+      // A backtest gate that must not pass on recorded findings alone asks for --strict.
+      const unproven = flags.strict === true && report.notRejudged.length > 0;
+      if (unproven && !flags.json) {
+        writeLines(
+          ctx.io.stdout,
+          `--strict: ${report.notRejudged.length} check(s) not re-judged, so exit 1.`,
+        );
+      }
+      ctx.exit(report.same && !unproven ? ExitCode.Ok : ExitCode.Failed);
     },
   );
 }
