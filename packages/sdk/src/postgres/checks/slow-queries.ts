@@ -55,17 +55,7 @@ export type SlowQueriesData = {
 };
 
 /** One statement of `pg_stat_statements` as {@link slowQueries} read it: times unrounded. */
-export type SlowStatementRead = {
-  queryId: string | null;
-  database: string | null;
-  user: string | null;
-  /** Normalized text, at most 500 characters. */
-  query: string;
-  calls: number;
-  meanMs: number;
-  totalMs: number;
-  maxMs: number | null;
-  rows: number;
+export type SlowStatementRead = Omit<SlowStatement, 'shareOfTotal'> & {
   /** Share of the execution time of all statements, 0–1; `null` when no time was recorded. */
   share: number | null;
 };
